@@ -1,0 +1,241 @@
+// Package caddymodule is the Caddy glue of cacgate: the "cacgate" app that
+// owns the account store, caches and keys; the http.handlers.cacgate
+// middleware; the admin API; the Caddyfile syntax; and the CLI. Domain
+// logic lives in packages that do not import Caddy (cacid, consent,
+// assertion, store, ui, enroll).
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults for the app's options.
+const (
+	DefaultCacheSize    = 10000
+	DefaultCacheTTL     = time.Minute
+	DefaultAssertionTTL = 5 * time.Minute
+)
+
+// Names of the secrets the app keeps in the account database, so that every
+// node of a cluster signs and verifies with the same keys.
+const (
+	secretConsentKey   = "consent_hmac_key_v1"
+	secretAssertionKey = "assertion_es256_pkcs8_v1"
+)
+
+// App is the "cacgate" Caddy app: the one owner, per running config, of the
+// account store, the card cache, the consent and assertion keys, and the
+// audit logger. Every cacgate handler and the admin API reach it through
+// the config's context, so all sites share one store and one cache.
+//
+// Configured with the global Caddyfile option:
+//
+//	{
+//		cacgate {
+//			store sqlite [<path>]
+//			cache_size    <entries>
+//			cache_ttl     <duration>
+//			assertion_ttl <duration>
+//			link_by_edipi on|off
+//		}
+//	}
+//
+// When no global option is given, the first cacgate handler loads the app
+// with these defaults.
+type App struct {
+	// StoreRaw selects the account database backend (module namespace
+	// cacgate.stores). Default: SQLite in Caddy's data directory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
+
+	// CacheSize bounds the number of cards whose account mapping is cached
+	// (default 10000).
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// CacheTTL bounds how long a card's account mapping is trusted without
+	// asking the database again (default 1m). A change made on another
+	// node (say, an account disabled there) takes effect here within it.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// AssertionTTL is the lifetime of the signed X-Cac-Assertion JWT
+	// (default 5m). Assertions are re-signed at three quarters of it.
+	AssertionTTL caddy.Duration `json:"assertion_ttl,omitempty"`
+
+	// LinkByEDIPI (default true) links a card automatically to the account
+	// that has the card's DoD ID when the card itself is not yet registered
+	// (an admin-provisioned account, a replacement card): the DoD CA vouches
+	// for the EDIPI. When false such a card goes to enrollment.
+	LinkByEDIPI *bool `json:"link_by_edipi,omitempty"`
+
+	store    store.Store
+	tokens   *consent.Tokens
+	consents *consent.Cache
+	signer   *assertion.Signer
+	cards    *expirable.LRU[string, *cardEntry]
+	lookups  singleflight.Group
+	// epoch is bumped by every local change to accounts or cards; cached
+	// entries from an older epoch are rebuilt, so a change made through
+	// this node's admin API takes effect at once.
+	epoch  atomic.Uint64
+	logger *zap.Logger
+	audit  *auditor
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "cacgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// StoreOpener is implemented by cacgate.stores.* modules.
+type StoreOpener interface {
+	OpenStore(ctx caddy.Context) (store.Store, error)
+}
+
+// Provision opens the store (running its migrations) and loads or creates
+// the shared keys.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.audit = newAuditor(a.logger.Named("audit"))
+	if a.CacheSize == 0 {
+		a.CacheSize = DefaultCacheSize
+	}
+	if a.CacheTTL == 0 {
+		a.CacheTTL = caddy.Duration(DefaultCacheTTL)
+	}
+	if a.AssertionTTL == 0 {
+		a.AssertionTTL = caddy.Duration(DefaultAssertionTTL)
+	}
+	if a.LinkByEDIPI == nil {
+		on := true
+		a.LinkByEDIPI = &on
+	}
+	if err := a.validate(); err != nil {
+		return err
+	}
+
+	if a.StoreRaw == nil {
+		a.StoreRaw = json.RawMessage(`{"backend":"sqlite"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading account store: %w", err)
+	}
+	opener, ok := mod.(StoreOpener)
+	if !ok {
+		return fmt.Errorf("store module %T cannot open a store", mod)
+	}
+	if a.store, err = opener.OpenStore(ctx); err != nil {
+		return fmt.Errorf("opening account store: %w", err)
+	}
+
+	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	consentKey, err := a.store.EnsureSecret(keyCtx, secretConsentKey, randomBytes(32))
+	if err != nil {
+		return fmt.Errorf("loading consent key: %w", err)
+	}
+	if a.tokens, err = consent.NewTokens(consentKey); err != nil {
+		return err
+	}
+	signingKey, err := a.store.EnsureSecret(keyCtx, secretAssertionKey, assertion.GenerateKey)
+	if err != nil {
+		return fmt.Errorf("loading assertion signing key: %w", err)
+	}
+	if a.signer, err = assertion.NewSigner(signingKey); err != nil {
+		return err
+	}
+
+	ttl := time.Duration(a.CacheTTL)
+	a.cards = expirable.NewLRU[string, *cardEntry](a.CacheSize, nil, ttl)
+	// A verified consent token is remembered for at most ten minutes, so a
+	// key rotation or restart costs at most one re-verification per card.
+	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error { return a.validate() }
+
+func (a *App) validate() error {
+	switch {
+	case a.CacheSize < 1 || a.CacheSize > 10_000_000:
+		return fmt.Errorf("cache_size must be between 1 and 10000000, got %d", a.CacheSize)
+	case a.CacheTTL < caddy.Duration(time.Second) || a.CacheTTL > caddy.Duration(24*time.Hour):
+		return fmt.Errorf("cache_ttl must be between 1s and 24h, got %s", time.Duration(a.CacheTTL))
+	case a.AssertionTTL < caddy.Duration(30*time.Second) || a.AssertionTTL > caddy.Duration(time.Hour):
+		return fmt.Errorf("assertion_ttl must be between 30s and 1h, got %s", time.Duration(a.AssertionTTL))
+	}
+	return nil
+}
+
+// Start implements caddy.App; the app serves through handlers and the admin API.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup closes the store. It is safe after a partial Provision.
+func (a *App) Cleanup() error {
+	if a.store != nil {
+		return a.store.Close()
+	}
+	return nil
+}
+
+// invalidate makes every cached card mapping stale, after a local change.
+func (a *App) invalidate() {
+	a.epoch.Add(1)
+	if a.cards != nil {
+		a.cards.Purge()
+	}
+}
+
+func randomBytes(n int) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		b := make([]byte, n)
+		_, err := rand.Read(b)
+		return b, err
+	}
+}
+
+// runningApp returns the cacgate app of the running config, for the admin
+// API, which is provisioned before apps load and outlives none of them.
+func runningApp() (*App, error) {
+	app, err := caddy.ActiveContext().AppIfConfigured("cacgate")
+	if err != nil {
+		if errors.Is(err, caddy.ErrNotConfigured) {
+			return nil, errors.New("cacgate is not configured in the running config")
+		}
+		return nil, err
+	}
+	return app.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,257 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("cacgate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("cacgate", parseHandlerDirective)
+	// Authentication runs early, like basic_auth: before anything that
+	// rewrites the request for the backend, responds, proxies or serves
+	// files, so no route can be reached without it.
+	httpcaddyfile.RegisterDirectiveOrder("cacgate", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseGlobalOption parses the global "cacgate" option into the app config.
+func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "cacgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
+//
+//	cacgate {
+//		store         <backend> [<args...>]
+//		cache_size    <entries>
+//		cache_ttl     <duration>
+//		assertion_ttl <duration>
+//		link_by_edipi on|off
+//	}
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s specified more than once", sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "store":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			backend := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "cacgate.stores."+backend)
+			if err != nil {
+				return err
+			}
+			a.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", backend, nil)
+		case "cache_size":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			a.CacheSize = n
+		case "cache_ttl":
+			if err := durationArg(d, &a.CacheTTL); err != nil {
+				return err
+			}
+		case "assertion_ttl":
+			if err := durationArg(d, &a.AssertionTTL); err != nil {
+				return err
+			}
+		case "link_by_edipi":
+			on, err := onOffArg(d)
+			if err != nil {
+				return err
+			}
+			a.LinkByEDIPI = &on
+		default:
+			return d.Errf("unrecognized cacgate option %q", sub)
+		}
+	}
+	return nil
+}
+
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	cacgate {
+//		banner            <file>
+//		contact           <text>
+//		consent_ttl       <duration>
+//		allowed_issuers   <dn|sha256>...
+//		required_policies [all|any] <oid>...
+//		exempt            <path>...
+//		audience          <aud>
+//		header            <field> <name|off>
+//		trust_pool        <module> [...]
+//	}
+//
+// allowed_issuers, exempt and header may be repeated; the rest may not.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		switch sub {
+		case "allowed_issuers", "exempt", "header":
+		default:
+			if seen[sub] {
+				return d.Errf("%s specified more than once", sub)
+			}
+		}
+		seen[sub] = true
+		switch sub {
+		case "banner":
+			if err := stringArg(d, &h.Banner); err != nil {
+				return err
+			}
+		case "contact":
+			if err := stringArg(d, &h.Contact); err != nil {
+				return err
+			}
+		case "consent_ttl":
+			if err := durationArg(d, &h.ConsentTTL); err != nil {
+				return err
+			}
+		case "audience":
+			if err := stringArg(d, &h.Audience); err != nil {
+				return err
+			}
+		case "allowed_issuers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.AllowedIssuers = append(h.AllowedIssuers, args...)
+		case "exempt":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.Exempt = append(h.Exempt, args...)
+		case "required_policies":
+			args := d.RemainingArgs()
+			if len(args) > 0 && (args[0] == "all" || args[0] == "any") {
+				h.PolicyMatch, args = args[0], args[1:]
+			}
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.RequiredPolicies = args
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			if h.Headers == nil {
+				h.Headers = map[string]string{}
+			}
+			if _, dup := h.Headers[args[0]]; dup {
+				return d.Errf("header %s specified more than once", args[0])
+			}
+			name := args[1]
+			if name == "off" {
+				name = ""
+			}
+			h.Headers[args[0]] = name
+		case "trust_pool":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			modStem := d.Val()
+			modID := "tls.ca_pool.source." + modStem
+			unm, err := caddyfile.UnmarshalModule(d, modID)
+			if err != nil {
+				return err
+			}
+			if _, ok := unm.(caddytls.CA); !ok {
+				return d.Errf("module %s is not a CA pool", modID)
+			}
+			h.TrustPoolRaw = caddyconfig.JSONModuleObject(unm, "provider", modStem, nil)
+		default:
+			return d.Errf("unrecognized cacgate subdirective %q", sub)
+		}
+	}
+	return nil
+}
+
+func stringArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	var s string
+	if err := stringArg(d, &s); err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, d.Errf("%s: %q is not a whole number", d.Val(), s)
+	}
+	return n, nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := stringArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("bad duration %q: %v", s, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func onOffArg(d *caddyfile.Dispenser) (bool, error) {
+	var s string
+	if err := stringArg(d, &s); err != nil {
+		return false, err
+	}
+	switch s {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, d.Errf("expected on or off, got %q", s)
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,240 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/store"
+)
+
+// The identity facts handed to the backend, in a fixed order so a card's
+// values and a site's header names can be plain arrays.
+const (
+	fieldUser = iota
+	fieldEDIPI
+	fieldGivenName
+	fieldFamilyName
+	fieldEmail
+	fieldAffiliation
+	fieldCertSHA256
+	numFields
+)
+
+// fieldKeys are the Caddyfile/JSON names of the fields (used by the
+// "header" option) and the suffixes of the {http.auth.user.*} placeholders.
+var fieldKeys = [numFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256"}
+
+// placeholderKeys are the full placeholder names, built once.
+var placeholderKeys = func() (k [numFields]string) {
+	for i := range k {
+		k[i] = "http.auth.user." + fieldKeys[i]
+	}
+	k[fieldUser] = "http.auth.user.id" // caddyauth's name for the user ID
+	return k
+}()
+
+// cardEntry is what the gateway knows about one card: the account it maps
+// to and the identity values derived from both. Entries are immutable once
+// built; a refresh builds a new one.
+type cardEntry struct {
+	// account is the registered account for the card, nil if none.
+	account *store.Account
+	// byEDIPI is an account holding the card's DoD ID when the card itself
+	// is not registered and could not be linked (link_by_edipi off, or the
+	// account is disabled), nil otherwise.
+	byEDIPI *store.Account
+
+	epoch   uint64
+	expires time.Time
+
+	values [numFields]string
+	// boxed holds values already converted to interfaces, so setting the
+	// {http.auth.user.*} placeholders on the hot path does not allocate.
+	boxed  [numFields]any
+	claims assertion.Claims
+}
+
+func (e *cardEntry) stale(now time.Time, epoch uint64) bool {
+	return e.epoch != epoch || now.After(e.expires)
+}
+
+// card returns the current mapping for the card id, from the cache when it
+// is fresh, else from the database. Concurrent misses for one card share a
+// single database round trip.
+func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (*cardEntry, error) {
+	epoch := a.epoch.Load()
+	now := time.Now()
+	if e, ok := a.cards.Get(id.FingerprintHex); ok && !e.stale(now, epoch) {
+		return e, nil
+	}
+	v, err, _ := a.lookups.Do(id.FingerprintHex, func() (any, error) {
+		e, err := a.resolve(ctx, r, id, cert, epoch)
+		if err != nil {
+			return nil, err
+		}
+		a.cards.Add(id.FingerprintHex, e)
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*cardEntry), nil
+}
+
+// cardCert is what the store records about a card when it is linked.
+type cardCert struct {
+	subject, issuer, serial string
+	notAfter                time.Time
+}
+
+// lastUseResolution is how stale a card's "last used" time may get before a
+// cache refill writes it again; it bounds write load on the database.
+const lastUseResolution = 5 * time.Minute
+
+func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert, epoch uint64) (*cardEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL))}
+
+	acct, err := a.store.AccountByFingerprint(ctx, id.FingerprintHex)
+	switch {
+	case err == nil:
+		e.account = acct
+	case errors.Is(err, store.ErrNotFound):
+		if e.account, e.byEDIPI, err = a.linkByEDIPI(ctx, r, id, cert); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("looking up card: %w", err)
+	}
+
+	if e.account != nil {
+		if c := findCard(e.account, id.FingerprintHex); c != nil && now.Sub(c.LastUsedAt) > lastUseResolution {
+			if err := a.store.TouchCard(ctx, id.FingerprintHex, now); err != nil {
+				a.logger.Warn("recording card use", zap.Error(err))
+			}
+		}
+		e.fill(id)
+	}
+	return e, nil
+}
+
+// linkByEDIPI handles a card that is not registered: when an account holds
+// its DoD ID and link_by_edipi is on, the card is linked to it.
+func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (linked, byEDIPI *store.Account, err error) {
+	acct, err := a.store.AccountByEDIPI(ctx, id.EDIPI)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up DoD ID: %w", err)
+	}
+	if !*a.LinkByEDIPI || acct.Status == store.StatusDisabled {
+		return nil, acct, nil
+	}
+	err = a.store.LinkCard(ctx, acct.ID, store.Card{
+		Fingerprint: id.FingerprintHex,
+		Subject:     cert.subject,
+		Issuer:      cert.issuer,
+		Serial:      cert.serial,
+		NotAfter:    cert.notAfter,
+	})
+	switch {
+	case err == nil:
+		a.audit.request(r, "card.linked", outcomeSuccess, append(cardFields(id),
+			zap.String("username", acct.Username), zap.String("via", "link_by_edipi"))...)
+	case errors.Is(err, store.ErrCardTaken):
+		// another request or node linked it first; fall through to re-read
+	default:
+		return nil, nil, fmt.Errorf("linking card: %w", err)
+	}
+	acct, err = a.store.AccountByFingerprint(ctx, id.FingerprintHex)
+	if err != nil {
+		return nil, nil, fmt.Errorf("re-reading linked card: %w", err)
+	}
+	return acct, nil, nil
+}
+
+// fill derives the backend-facing identity values from the account (the
+// registered facts) and the card.
+func (e *cardEntry) fill(id *cacid.Identity) {
+	acct := e.account
+	e.values = [numFields]string{
+		fieldUser:        acct.Username,
+		fieldEDIPI:       acct.EDIPI,
+		fieldGivenName:   firstNonEmpty(acct.GivenName, displayName(id.GivenName)),
+		fieldFamilyName:  firstNonEmpty(acct.FamilyName, displayName(id.FamilyName)),
+		fieldEmail:       firstNonEmpty(acct.Email, id.Email),
+		fieldAffiliation: firstNonEmpty(acct.Affiliation, id.Affiliation),
+		fieldCertSHA256:  id.FingerprintHex,
+	}
+	for i, v := range e.values {
+		e.boxed[i] = v
+	}
+	e.claims = assertion.Claims{
+		Username:    e.values[fieldUser],
+		EDIPI:       e.values[fieldEDIPI],
+		GivenName:   e.values[fieldGivenName],
+		FamilyName:  e.values[fieldFamilyName],
+		Email:       e.values[fieldEmail],
+		Affiliation: e.values[fieldAffiliation],
+		CertSHA256:  e.values[fieldCertSHA256],
+	}
+}
+
+func findCard(acct *store.Account, fingerprint string) *store.Card {
+	for i := range acct.Cards {
+		if acct.Cards[i].Fingerprint == fingerprint {
+			return &acct.Cards[i]
+		}
+	}
+	return nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// displayName turns a card's upper-case name part ("O'BRIEN-SMITH") into
+// the form people write it ("O'Brien-Smith").
+func displayName(s string) string {
+	var b strings.Builder
+	upper := true
+	for _, r := range s {
+		if upper {
+			b.WriteRune(unicode.ToUpper(r))
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
+		upper = r == ' ' || r == '-' || r == '\''
+	}
+	return b.String()
+}
+
+// holderName is the card holder's name for pages: "John Q. Doe Jr.".
+func holderName(id *cacid.Identity) string {
+	parts := []string{displayName(id.GivenName)}
+	if id.MiddleName != "" {
+		parts = append(parts, string([]rune(id.MiddleName)[0])+".")
+	}
+	parts = append(parts, displayName(id.FamilyName))
+	if id.Suffix != "" {
+		parts = append(parts, displayName(id.Suffix)+".")
+	}
+	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
+}

@@ -1,0 +1,458 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/trust"
+	"github.com/cacgate/cacgate/ui"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultConsentTTL is how long an "I Accept" lasts.
+const DefaultConsentTTL = 12 * time.Hour
+
+// defaultHeaderNames are the request headers the backend receives.
+var defaultHeaderNames = [numFields]string{
+	fieldUser:        "X-Remote-User",
+	fieldEDIPI:       "X-Cac-Edipi",
+	fieldGivenName:   "X-Cac-Given-Name",
+	fieldFamilyName:  "X-Cac-Family-Name",
+	fieldEmail:       "X-Cac-Email",
+	fieldAffiliation: "X-Cac-Affiliation",
+	fieldCertSHA256:  "X-Cac-Cert-Sha256",
+}
+
+const (
+	headerKeyAssertion     = "assertion"
+	defaultAssertionHeader = "X-Cac-Assertion"
+)
+
+// Handler is the http.handlers.cacgate middleware: it admits a request only
+// for a valid CAC whose holder accepted the consent banner and has an
+// enabled account, and hands the backend that identity in headers it can
+// trust (client-sent copies are always removed first).
+//
+// Shared state (store, caches, keys) belongs to the cacgate app; the
+// handler holds only this site's options.
+type Handler struct {
+	// Banner is a plain-text file that replaces the standard DoD Notice and
+	// Consent Banner text.
+	Banner string `json:"banner,omitempty"`
+
+	// Contact is shown on refusal pages: whom to ask for help or an account.
+	Contact string `json:"contact,omitempty"`
+
+	// ConsentTTL is how long an acceptance of the banner lasts (default 12h).
+	// The cookie itself ends with the browser session.
+	ConsentTTL caddy.Duration `json:"consent_ttl,omitempty"`
+
+	// AllowedIssuers restricts the issuing CA (DN or hex SHA-256 of the CA cert).
+	AllowedIssuers []string `json:"allowed_issuers,omitempty"`
+
+	// RequiredPolicies are certificate policy OIDs the card must carry.
+	RequiredPolicies []string `json:"required_policies,omitempty"`
+
+	// PolicyMatch is "all" (default: every required policy) or "any".
+	PolicyMatch string `json:"policy_match,omitempty"`
+
+	// Exempt paths (Caddy path-matcher patterns such as /health or
+	// /static/*) pass without identity. Client-sent identity headers are
+	// still removed from them.
+	Exempt []string `json:"exempt,omitempty"`
+
+	// Audience is the "aud" of the signed assertion. Default: the request's
+	// host name.
+	Audience string `json:"audience,omitempty"`
+
+	// Headers renames identity headers: field -> header name, where field is
+	// one of user, edipi, given_name, family_name, email, affiliation,
+	// cert_sha256, assertion. An empty name stops sending that header.
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// TrustPoolRaw makes the gateway verify certificate chains itself, for
+	// client_auth mode "request": expired, foreign or misused cards then get
+	// an explanatory page instead of a TLS error. Without it the TLS
+	// handshake must have verified the chain (mode verify_if_given).
+	TrustPoolRaw json.RawMessage `json:"trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
+
+	app    *App
+	logger *zap.Logger
+	policy trust.Policy
+	exempt caddyhttp.MatchPath
+	banner consent.Banner
+
+	// headerNames[i] is the canonical header for field i ("" = not sent);
+	// assertionHeader likewise. stripNames are every name the backend could
+	// mistake for ours, in normalized form (see sameHeaderName).
+	headerNames     [numFields]string
+	assertionHeader string
+	stripNames      []string
+
+	consentPage       *template.Template
+	notRegisteredPage *template.Template
+
+	// sites caches, per certificate, this site's verdict on it and the
+	// assertion signed for it. Keyed by the certificate's DER bytes.
+	sites *expirable.LRU[string, *siteEntry]
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.cacgate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision loads the shared app, the trust pool and the pages.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("cacgate")
+	if err != nil {
+		return fmt.Errorf("loading cacgate app: %w", err)
+	}
+	h.app = appIface.(*App)
+
+	if h.ConsentTTL == 0 {
+		h.ConsentTTL = caddy.Duration(DefaultConsentTTL)
+	}
+	if err := h.provisionHeaders(); err != nil {
+		return err
+	}
+
+	h.policy = trust.Policy{AllowedIssuers: h.AllowedIssuers, RequiredPolicies: h.RequiredPolicies}
+	switch h.PolicyMatch {
+	case "", "all":
+	case "any":
+		h.policy.AnyPolicy = true
+	default:
+		return fmt.Errorf("policy_match must be \"all\" or \"any\", got %q", h.PolicyMatch)
+	}
+	if err := h.policy.Compile(); err != nil {
+		return err
+	}
+	if h.TrustPoolRaw != nil {
+		mod, err := ctx.LoadModule(h, "TrustPoolRaw")
+		if err != nil {
+			return fmt.Errorf("loading trust pool: %w", err)
+		}
+		ca, ok := mod.(caddytls.CA)
+		if !ok {
+			return fmt.Errorf("trust_pool module %T is not a CA pool", mod)
+		}
+		h.policy.Roots = ca.CertPool()
+	}
+
+	if len(h.Exempt) > 0 {
+		h.exempt = caddyhttp.MatchPath(h.Exempt)
+		if err := h.exempt.Provision(ctx); err != nil {
+			return fmt.Errorf("exempt paths: %w", err)
+		}
+	}
+
+	h.banner = consent.DefaultBanner()
+	if h.Banner != "" {
+		if h.banner, err = consent.LoadBanner(h.Banner); err != nil {
+			return err
+		}
+	}
+	if h.consentPage, err = ui.ParsePage(consent.Templates, "templates/consent.html"); err != nil {
+		return err
+	}
+	if h.notRegisteredPage, err = ui.ParsePage(enroll.Templates, "templates/not-registered.html"); err != nil {
+		return err
+	}
+
+	// Site entries hold assertions, so they live as long as one does; the
+	// account mapping inside them is refreshed on the app's cache_ttl.
+	h.sites = expirable.NewLRU[string, *siteEntry](h.app.CacheSize, nil, time.Duration(h.app.AssertionTTL))
+	return nil
+}
+
+func (h *Handler) provisionHeaders() error {
+	h.headerNames = defaultHeaderNames
+	h.assertionHeader = defaultAssertionHeader
+	for field, name := range h.Headers {
+		if name != "" && !validHeaderName(name) {
+			return fmt.Errorf("header %q for %s is not a valid header name", name, field)
+		}
+		name = textproto.CanonicalMIMEHeaderKey(name)
+		if field == headerKeyAssertion {
+			h.assertionHeader = name
+			continue
+		}
+		i := fieldIndex(field)
+		if i < 0 {
+			return fmt.Errorf("unknown identity header field %q (want one of %s, %s)", field, strings.Join(fieldKeys[:], ", "), headerKeyAssertion)
+		}
+		h.headerNames[i] = name
+	}
+	// Strip both the configured names and the defaults: a backend built for
+	// the defaults must never see client-supplied values for them either.
+	seen := map[string]bool{}
+	for _, n := range append(append(append([]string{}, defaultHeaderNames[:]...), defaultAssertionHeader, h.assertionHeader), h.headerNames[:]...) {
+		if n = normalizeHeaderName(n); n != "" && !seen[n] {
+			seen[n] = true
+			h.stripNames = append(h.stripNames, n)
+		}
+	}
+	return nil
+}
+
+func fieldIndex(key string) int {
+	for i, k := range fieldKeys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// Validate checks the handler's options.
+func (h *Handler) Validate() error {
+	if h.ConsentTTL < caddy.Duration(time.Minute) || h.ConsentTTL > caddy.Duration(7*24*time.Hour) {
+		return fmt.Errorf("consent_ttl must be between 1m and 168h, got %s", time.Duration(h.ConsentTTL))
+	}
+	if len(h.Contact) > 200 {
+		return fmt.Errorf("contact is longer than 200 characters")
+	}
+	return nil
+}
+
+// siteEntry is this site's view of one certificate. Fields set at creation
+// are immutable; card and assertion are swapped atomically on refresh.
+type siteEntry struct {
+	id        *cacid.Identity
+	cert      cardCert
+	rejection *trust.Rejection // usage/issuer/policy/identity problem, nil if none
+	// poolVerified: the gateway's own trust pool verified the chain. A
+	// handshake-verified chain is checked per request instead, because it is
+	// a property of the connection, not of the certificate.
+	poolVerified bool
+	poolReject   *trust.Rejection
+
+	card      atomic.Pointer[cardEntry]
+	assertion atomic.Pointer[signedAssertion]
+}
+
+// signedAssertion is a cached X-Cac-Assertion value.
+type signedAssertion struct {
+	token     string
+	audience  string
+	card      *cardEntry // the entry whose claims were signed
+	refreshAt time.Time
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if strings.HasPrefix(r.URL.Path, ui.Prefix) {
+		return h.serveGatewayPage(w, r)
+	}
+	stripIdentityHeaders(r.Header, h.stripNames)
+	stripIdentityHeaders(r.Trailer, h.stripNames)
+
+	if h.exempt != nil {
+		exempt, err := h.exempt.MatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if exempt {
+			return next.ServeHTTP(w, r)
+		}
+	}
+
+	now := time.Now()
+	se, rej := h.admit(r, now)
+	if rej != nil {
+		return h.refuse(w, r, se, rej)
+	}
+
+	token := consent.CookieValue(r.Header["Cookie"])
+	if !h.app.consents.Accepted(token, se.id.FingerprintHex, now) {
+		return h.askConsent(w, r)
+	}
+
+	card, err := h.currentCard(r, se, now)
+	if err != nil {
+		return h.storeUnavailable(w, r, err)
+	}
+	if p := h.accountProblem(card); p != nil {
+		if p.Status == http.StatusSeeOther {
+			return h.redirectToEnroll(w, r)
+		}
+		return ui.WriteProblem(w, r, *p)
+	}
+
+	h.setIdentity(r, se, card, now)
+	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
+		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// admit runs the certificate checks: presence, validity, chain, usage,
+// issuer, policy, identity. The returned entry is nil only when there is no
+// certificate at all.
+func (h *Handler) admit(r *http.Request, now time.Time) (*siteEntry, *trust.Rejection) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil, rejectNoCertificate
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	if rej := trust.CheckValidity(leaf, now); rej != nil {
+		return nil, rej
+	}
+	se := h.siteEntry(r.TLS, now)
+	if len(r.TLS.VerifiedChains) == 0 && !se.poolVerified {
+		return se, se.poolReject
+	}
+	if se.rejection != nil {
+		return se, se.rejection
+	}
+	return se, nil
+}
+
+// rejectNoCertificate is the (non-)verdict for a request without a card.
+var rejectNoCertificate = &trust.Rejection{Code: "certificate_required"}
+
+// siteEntry returns the cached verdict for the connection's certificate,
+// computing it on first sight. No I/O happens here.
+func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
+	leaf := cs.PeerCertificates[0]
+	if se, ok := h.sites.Get(derKey(leaf.Raw)); ok {
+		return se
+	}
+	se := &siteEntry{cert: cardCert{
+		subject:  leaf.Subject.String(),
+		issuer:   leaf.Issuer.String(),
+		serial:   leaf.SerialNumber.Text(16),
+		notAfter: leaf.NotAfter,
+	}}
+	var issuer *x509.Certificate
+	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
+		issuer = cs.VerifiedChains[0][1]
+	}
+	if h.policy.Roots != nil {
+		chain, rej := h.policy.Verify(leaf, cs.PeerCertificates[1:], now)
+		se.poolVerified, se.poolReject = rej == nil, rej
+		if rej == nil && len(chain) > 1 && issuer == nil {
+			issuer = chain[1]
+		}
+	} else {
+		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
+	}
+	se.rejection = h.policy.Check(leaf, issuer)
+	id, err := cacid.Parse(leaf)
+	if err != nil && se.rejection == nil {
+		se.rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + err.Error() + "."}
+	}
+	se.id = id
+	h.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+	return se
+}
+
+// currentCard returns the site entry's account mapping, refreshing it from
+// the app when it is stale.
+func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (*cardEntry, error) {
+	if c := se.card.Load(); c != nil && !c.stale(now, h.app.epoch.Load()) {
+		return c, nil
+	}
+	c, err := h.app.card(r.Context(), r, se.id, &se.cert)
+	if err != nil {
+		return nil, err
+	}
+	se.card.Store(c)
+	if c.account != nil && c.account.Status == "active" {
+		h.app.audit.request(r, "access.granted", outcomeSuccess, append(cardFields(se.id), zap.String("username", c.account.Username))...)
+	}
+	return c, nil
+}
+
+// setIdentity hands the identity to the backend: headers and placeholders.
+func (h *Handler) setIdentity(r *http.Request, se *siteEntry, card *cardEntry, now time.Time) {
+	// One backing array for all values of this request: downstream handlers
+	// (Caddy's header replace, for one) may modify header values in place,
+	// so the cached strings are never shared as slices across requests.
+	vals := make([]string, numFields+1)
+	for i, name := range h.headerNames {
+		if name != "" {
+			vals[i] = card.values[i]
+			r.Header[name] = vals[i : i+1 : i+1]
+		}
+	}
+	if h.assertionHeader != "" {
+		if tok := h.assertionFor(r, se, card, now); tok != "" {
+			vals[numFields] = tok
+			r.Header[h.assertionHeader] = vals[numFields:]
+		}
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		for i, key := range placeholderKeys {
+			repl.Set(key, card.boxed[i])
+		}
+	}
+}
+
+// assertionFor returns the cached signed assertion for this card and
+// audience, signing a new one only when it is missing, for another
+// audience, about the account's previous data, or three-quarters expired.
+func (h *Handler) assertionFor(r *http.Request, se *siteEntry, card *cardEntry, now time.Time) string {
+	aud := h.Audience
+	if aud == "" {
+		aud = hostOnly(r.Host)
+	}
+	if sa := se.assertion.Load(); sa != nil && sa.audience == aud && now.Before(sa.refreshAt) &&
+		(sa.card == card || sa.card.claims == card.claims) {
+		return sa.token
+	}
+	ttl := time.Duration(h.app.AssertionTTL)
+	tok, err := h.app.signer.Sign(card.claims, aud, now, ttl)
+	if err != nil {
+		// Never forward a stale or missing assertion silently: log loudly;
+		// the plain headers still describe the verified identity.
+		h.logger.Error("signing assertion", zap.Error(err))
+		return ""
+	}
+	se.assertion.Store(&signedAssertion{token: tok, audience: aud, card: card, refreshAt: now.Add(ttl * 3 / 4)})
+	return tok
+}
+
+func hostOnly(hostport string) string {
+	if strings.HasPrefix(hostport, "[") {
+		if i := strings.IndexByte(hostport, ']'); i > 0 {
+			return hostport[1:i]
+		}
+	}
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
+		return hostport[:i]
+	}
+	return hostport
+}
+
+// Interface guards
+var (
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+)

@@ -1,0 +1,183 @@
+package caddymodule
+
+import (
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/ui"
+)
+
+// Paths under the reserved prefix.
+const (
+	jwksPath   = ui.Prefix + "jwks.json"
+	assetsPath = ui.Prefix + "assets/"
+)
+
+// maxFormBytes bounds the body of the gateway's own forms.
+const maxFormBytes = 16 << 10
+
+// serveGatewayPage serves the reserved /.cacgate/ paths. Nothing below the
+// prefix reaches the protected application.
+func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error {
+	switch {
+	case r.URL.Path == jwksPath:
+		return h.serveJWKS(w, r)
+	case strings.HasPrefix(r.URL.Path, assetsPath):
+		return h.serveAsset(w, r)
+	case r.URL.Path == consent.Path:
+		return h.serveConsent(w, r)
+	case r.URL.Path == enroll.Path:
+		return h.serveEnroll(w, r)
+	}
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {
+	w.Header().Set("Allow", allow)
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Title: "Method not allowed", Detail: "This page does not accept " + r.Method + " requests."})
+}
+
+// serveJWKS publishes the assertion verification key. It is public
+// information, so it needs no card: backends fetch it.
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, r, "GET, HEAD")
+	}
+	body := h.app.signer.JWKS()
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+// serveAsset serves the embedded stylesheet; pages for people without a
+// card (the 401 page) need it too, so it needs no card.
+func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, r, "GET, HEAD")
+	}
+	name := strings.TrimPrefix(r.URL.Path, assetsPath)
+	data, err := fs.ReadFile(ui.Assets(), name)
+	if err != nil || strings.Contains(name, "/") {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Not found", Detail: "No such file."})
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, name, time.Time{}, strings.NewReader(string(data)))
+	return nil
+}
+
+// serveConsent shows the banner (GET) and records acceptance (POST).
+func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+		return methodNotAllowed(w, r, "GET, HEAD, POST")
+	}
+	now := time.Now()
+	se, rej := h.admit(r, now)
+	if rej != nil {
+		return h.refuse(w, r, se, rej)
+	}
+	if r.Method != http.MethodPost {
+		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
+			Banner:  h.banner,
+			CSRF:    h.app.tokens.CSRF(se.id.FingerprintHex, now),
+			Next:    consent.SafeNext(r.URL.Query().Get("next")),
+			Holder:  holderName(se.id),
+			Subject: se.id.Subject,
+		})
+	}
+
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_form", Title: "The form could not be read", Detail: "Go back, reload the notice page and select I Accept again."})
+	}
+	if !sameOrigin(r) || !h.app.tokens.CheckCSRF(r.PostForm.Get("csrf"), se.id.FingerprintHex, now) {
+		h.app.audit.request(r, "consent.accepted", outcomeFailure, append(cardFields(se.id), zap.String("reason", "csrf"))...)
+		return ui.WriteProblem(w, r, ui.Problem{
+			Status: http.StatusForbidden,
+			Code:   "csrf_failed",
+			Title:  "Your acceptance could not be verified",
+			Detail: "The form was too old, was submitted with a different card, or did not come from this site.",
+			Steps:  []string{"Go back, reload the notice page, and select I Accept again."},
+		})
+	}
+	ttl := time.Duration(h.ConsentTTL)
+	token, err := h.app.tokens.Issue(se.id.FingerprintHex, now, ttl)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     consent.CookieName,
+		Value:    token,
+		Path:     "/",
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		// No Expires/Max-Age: a browser-session cookie. The token inside
+		// expires after consent_ttl even if the browser stays open.
+	})
+	h.app.audit.request(r, "consent.accepted", outcomeSuccess, append(cardFields(se.id),
+		zap.Time("consent_expires", now.Add(ttl).UTC()))...)
+	return seeOther(w, consent.SafeNext(r.PostForm.Get("next")))
+}
+
+// sameOrigin rejects cross-site form posts where the browser says so; the
+// card-bound CSRF token is the primary defence, this is a second one.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" {
+		return strings.EqualFold(origin, "https://"+r.Host)
+	}
+	return true
+}
+
+// serveEnroll is where unregistered cards land.
+func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, r, "GET, HEAD")
+	}
+	now := time.Now()
+	se, rej := h.admit(r, now)
+	if rej != nil {
+		return h.refuse(w, r, se, rej)
+	}
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
+		return h.askConsent(w, r)
+	}
+	card, err := h.currentCard(r, se, now)
+	if err != nil {
+		return h.storeUnavailable(w, r, err)
+	}
+	if card.account != nil {
+		// registered after all (linked meanwhile): go where they were going
+		return seeOther(w, consent.SafeNext(r.URL.Query().Get("next")))
+	}
+	if !ui.WantsHTML(r) {
+		return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
+	}
+	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, enroll.NotRegisteredData{
+		Holder:     holderName(se.id),
+		EDIPI:      se.id.EDIPI,
+		Subject:    se.id.Subject,
+		Issuer:     se.id.Issuer,
+		Contact:    h.Contact,
+		HasAccount: card.byEDIPI != nil,
+	})
+}

@@ -1,0 +1,137 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/trust"
+	"github.com/cacgate/cacgate/ui"
+)
+
+// refuse answers a request whose certificate did not pass, and audits it.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, rej *trust.Rejection) error {
+	if rej == rejectNoCertificate {
+		return ui.WriteProblem(w, r, ui.Problem{
+			Status: http.StatusUnauthorized,
+			Code:   "certificate_required",
+			Title:  "Insert your CAC to continue",
+			Detail: "This site requires a Common Access Card (CAC) or PIV card, and your browser did not present a certificate.",
+			Steps: []string{
+				"Insert your CAC into the card reader.",
+				"Close all browser windows (so the browser asks again), then reload this page.",
+				"When the browser asks, select your authentication certificate (not the email certificate) and enter your PIN.",
+			},
+			Contact: h.Contact,
+		})
+	}
+	fields := []zap.Field{zap.String("reason", rej.Code)}
+	if se != nil && se.id != nil {
+		fields = append(fields, cardFields(se.id)...)
+	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		c := r.TLS.PeerCertificates[0]
+		fields = append(fields, zap.String("cert_subject", c.Subject.String()),
+			zap.String("cert_serial", c.SerialNumber.Text(16)), zap.String("cert_issuer", c.Issuer.String()))
+	}
+	h.app.audit.request(r, "access.denied", outcomeFailure, fields...)
+	return ui.WriteProblem(w, r, ui.Problem{
+		Status:  http.StatusForbidden,
+		Code:    rej.Code,
+		Title:   "Your certificate cannot be used here",
+		Detail:  rej.Reason,
+		Contact: h.Contact,
+	})
+}
+
+// askConsent sends a browser to the banner, and tells API clients that
+// consent is missing (a program cannot click "I Accept").
+func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && ui.WantsHTML(r) {
+		return seeOther(w, consent.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
+	}
+	return ui.WriteProblem(w, r, ui.Problem{
+		Status:  http.StatusForbidden,
+		Code:    "consent_required",
+		Title:   "Notice and consent required",
+		Detail:  "Accept the U.S. Government information system notice at " + consent.Path + " in a browser with this card first.",
+		Contact: h.Contact,
+	})
+}
+
+func (h *Handler) redirectToEnroll(w http.ResponseWriter, r *http.Request) error {
+	if ui.WantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return seeOther(w, enroll.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
+	}
+	return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
+}
+
+func problemNotRegistered(contact string) ui.Problem {
+	return ui.Problem{
+		Status:  http.StatusForbidden,
+		Code:    "not_registered",
+		Title:   "Your card is not registered",
+		Detail:  "This card is not registered to an account on this site.",
+		Contact: contact,
+	}
+}
+
+// accountProblem decides what the card's account state allows. A 303
+// status means "send to enrollment".
+func (h *Handler) accountProblem(card *cardEntry) *ui.Problem {
+	if card.account == nil {
+		return &ui.Problem{Status: http.StatusSeeOther}
+	}
+	switch card.account.Status {
+	case store.StatusActive:
+		return nil
+	case store.StatusPending:
+		return &ui.Problem{
+			Status:  http.StatusForbidden,
+			Code:    "account_pending",
+			Title:   "Your account is waiting for approval",
+			Detail:  "Your account has been created and is waiting for an administrator to approve it. You will be able to sign in once it is approved.",
+			Contact: h.Contact,
+		}
+	default:
+		return &ui.Problem{
+			Status:  http.StatusForbidden,
+			Code:    "account_disabled",
+			Title:   "Your account is disabled",
+			Detail:  "The account registered to this card has been disabled, so this site cannot let you in.",
+			Steps:   []string{"Contact the site's administrators to find out why and to have it re-enabled."},
+			Contact: h.Contact,
+		}
+	}
+}
+
+// storeUnavailable fails closed when the account database cannot answer.
+func (h *Handler) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	h.logger.Error("account lookup failed", zap.Error(err))
+	status := http.StatusServiceUnavailable
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		status = 499 // client went away; nothing useful to say
+	}
+	w.Header().Set("Retry-After", "30")
+	return ui.WriteProblem(w, r, ui.Problem{
+		Status:  status,
+		Code:    "account_service_unavailable",
+		Title:   "Sign-in is temporarily unavailable",
+		Detail:  "The gateway could not reach its account database, so it cannot check your account right now.",
+		Steps:   []string{"Wait a minute, then reload this page."},
+		Contact: h.Contact,
+		Retry:   true,
+	})
+}
+
+func seeOther(w http.ResponseWriter, location string) error {
+	ui.SetSecurityHeaders(w.Header())
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}

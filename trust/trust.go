@@ -1,0 +1,224 @@
+// Package trust decides whether a client certificate is acceptable to the
+// gateway beyond what the TLS handshake checked: validity period, chain to
+// a trusted root (when the gateway verifies chains itself), extended key
+// usage, issuing CA, and certificate policies. Every rejection carries a
+// stable code and a reason fit to show the card holder.
+package trust
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Rejection codes, also used as the "error" value of JSON responses.
+const (
+	CodeNotYetValid   = "certificate_not_yet_valid"
+	CodeExpired       = "certificate_expired"
+	CodeUntrusted     = "certificate_untrusted"
+	CodeNotVerified   = "certificate_not_verified"
+	CodeUsage         = "certificate_usage"
+	CodeIssuer        = "certificate_issuer"
+	CodePolicy        = "certificate_policy"
+	CodeInvalidFormat = "certificate_invalid"
+)
+
+// Rejection explains why a certificate is refused.
+type Rejection struct {
+	Code   string
+	Reason string // for the card holder; no internals
+}
+
+func (r *Rejection) Error() string { return r.Reason }
+
+// Policy is a site's certificate acceptance policy.
+type Policy struct {
+	// Roots, when set, are the CAs the gateway verifies chains against
+	// itself (for client_auth mode "request"); nil means the TLS handshake
+	// must have verified the chain.
+	Roots *x509.CertPool
+	// AllowedIssuers, when non-empty, restricts the issuing CA to these:
+	// each is a distinguished name (as printed by
+	// `openssl x509 -noout -issuer -nameopt RFC2253`) or the hex SHA-256 of
+	// the CA certificate.
+	AllowedIssuers []string
+	// RequiredPolicies, when non-empty, are certificate policy OIDs the
+	// card must carry: all of them, or any one when AnyPolicy is set.
+	RequiredPolicies []string
+	AnyPolicy        bool
+
+	issuerDNs    []string
+	issuerHashes [][sha256.Size]byte
+	policies     []asn1.ObjectIdentifier
+}
+
+// Compile validates the policy's lists and prepares them for matching.
+func (p *Policy) Compile() error {
+	p.issuerDNs, p.issuerHashes, p.policies = nil, nil, nil
+	for _, iss := range p.AllowedIssuers {
+		iss = strings.TrimSpace(iss)
+		if h, err := hex.DecodeString(strings.ReplaceAll(iss, ":", "")); err == nil && len(h) == sha256.Size {
+			p.issuerHashes = append(p.issuerHashes, [sha256.Size]byte(h))
+			continue
+		}
+		dn := normalizeDN(iss)
+		if !strings.Contains(dn, "=") {
+			return fmt.Errorf("allowed issuer %q is neither a distinguished name nor a SHA-256 fingerprint", iss)
+		}
+		p.issuerDNs = append(p.issuerDNs, dn)
+	}
+	for _, s := range p.RequiredPolicies {
+		oid, err := parseOID(s)
+		if err != nil {
+			return fmt.Errorf("required policy %q: %w", s, err)
+		}
+		p.policies = append(p.policies, oid)
+	}
+	return nil
+}
+
+// CheckValidity rejects a certificate outside its validity period. It is
+// cheap and runs on every request, because a cached verdict cannot know
+// that a card expired since.
+func CheckValidity(cert *x509.Certificate, now time.Time) *Rejection {
+	if now.Before(cert.NotBefore) {
+		return &Rejection{CodeNotYetValid, "Your certificate is not valid yet (it becomes valid on " + cert.NotBefore.UTC().Format("2 January 2006 15:04 MST") + "). Check your computer's date and time."}
+	}
+	if now.After(cert.NotAfter) {
+		return &Rejection{CodeExpired, "Your certificate expired on " + cert.NotAfter.UTC().Format("2 January 2006") + ". Renew your CAC at a RAPIDS/ID card office, or use a card with a current certificate."}
+	}
+	return nil
+}
+
+// Verify builds and verifies a chain from leaf to one of the policy's Roots,
+// using intermediates as sent by the client. Usage is checked separately
+// (CheckUsage) so the holder learns the precise reason.
+func (p *Policy) Verify(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *Rejection) {
+	if p.Roots == nil {
+		return nil, &Rejection{CodeNotVerified, "Your certificate was not verified against this site's trusted certificate authorities."}
+	}
+	pool := x509.NewCertPool()
+	for _, c := range intermediates {
+		pool.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         p.Roots,
+		Intermediates: pool,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return nil, &Rejection{CodeUntrusted, "Your certificate was not issued by a certificate authority this site trusts. Use your CAC's authentication (PIV/ID) certificate, not an email or third-party certificate."}
+	}
+	return chains[0], nil
+}
+
+// Check applies the policy's usage, issuer and certificate-policy rules.
+// issuer is the verified issuing CA certificate (chain[1]); it may be nil
+// when no chain is at hand, in which case hash-pinned issuers cannot match.
+func (p *Policy) Check(leaf, issuer *x509.Certificate) *Rejection {
+	if r := CheckUsage(leaf); r != nil {
+		return r
+	}
+	if len(p.issuerDNs)+len(p.issuerHashes) > 0 && !p.issuerAllowed(leaf, issuer) {
+		return &Rejection{CodeIssuer, "Your certificate was issued by a certificate authority that is not accepted by this site."}
+	}
+	if len(p.policies) > 0 && !p.policiesMet(leaf) {
+		return &Rejection{CodePolicy, "Your certificate does not carry the certificate policy this site requires (for example, a hardware-token CAC authentication certificate)."}
+	}
+	return nil
+}
+
+// CheckUsage requires the client-authentication extended key usage (or
+// anyExtendedKeyUsage) and, when a key usage is present, digitalSignature.
+func CheckUsage(leaf *x509.Certificate) *Rejection {
+	ok := false
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return &Rejection{CodeUsage, "This certificate is not meant for signing in (it lacks the client authentication usage). Choose your CAC's authentication certificate when the browser asks."}
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return &Rejection{CodeUsage, "This certificate's key is not allowed to sign, so it cannot be used to sign in. Choose your CAC's authentication certificate."}
+	}
+	return nil
+}
+
+func (p *Policy) issuerAllowed(leaf, issuer *x509.Certificate) bool {
+	dn := normalizeDN(leaf.Issuer.String())
+	for _, want := range p.issuerDNs {
+		if strings.EqualFold(dn, want) {
+			return true
+		}
+	}
+	if issuer != nil && len(p.issuerHashes) > 0 {
+		sum := sha256.Sum256(issuer.Raw)
+		for _, want := range p.issuerHashes {
+			if sum == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Policy) policiesMet(leaf *x509.Certificate) bool {
+	has := func(want asn1.ObjectIdentifier) bool {
+		for _, got := range leaf.PolicyIdentifiers {
+			if got.Equal(want) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, want := range p.policies {
+		if has(want) == p.AnyPolicy {
+			return p.AnyPolicy
+		}
+	}
+	return !p.AnyPolicy
+}
+
+// normalizeDN drops the spaces people put after RDN separators, so
+// "CN=X, O=Y" matches Go's "CN=X,O=Y". Escaped commas are kept.
+func normalizeDN(dn string) string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(dn); i++ {
+		switch dn[i] {
+		case '\\':
+			i++ // skip the escaped character
+		case ',':
+			parts = append(parts, strings.TrimSpace(dn[start:i]))
+			start = i + 1
+		}
+	}
+	parts = append(parts, strings.TrimSpace(dn[start:]))
+	return strings.Join(parts, ",")
+}
+
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	fields := strings.Split(strings.TrimSpace(s), ".")
+	if len(fields) < 2 {
+		return nil, errors.New("not a dotted OID")
+	}
+	oid := make(asn1.ObjectIdentifier, len(fields))
+	for i, f := range fields {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || (i > 0 && f != strconv.Itoa(n)) {
+			return nil, errors.New("not a dotted OID")
+		}
+		oid[i] = n
+	}
+	return oid, nil
+}

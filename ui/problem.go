@@ -1,0 +1,38 @@
+package ui
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// Problem is a refusal explained to the person (or program) that hit it.
+// Detail and Steps are shown verbatim, so they must never carry internals:
+// no stack traces, SQL, file paths or other people's data.
+type Problem struct {
+	Status  int      // HTTP status code
+	Code    string   // stable machine-readable code, e.g. "certificate_required"
+	Title   string   // short heading
+	Detail  string   // one or two sentences: what happened
+	Steps   []string // what the person can do about it
+	Contact string   // whom to contact (site's "contact" option), may be empty
+	Retry   bool     // for 503-type problems: worth trying again later
+}
+
+// problemJSON is the API-client shape of a Problem.
+type problemJSON struct {
+	Error   string   `json:"error"`
+	Message string   `json:"message"`
+	Steps   []string `json:"steps,omitempty"`
+	Contact string   `json:"contact,omitempty"`
+}
+
+var problemPage = template.Must(template.Must(base.Clone()).Parse(`{{define "title"}}{{.Title}}{{end}}{{define "content"}}{{template "problem" .}}{{end}}`))
+
+// WriteProblem answers with p: an HTML page when the client asked for one,
+// JSON otherwise.
+func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) error {
+	if WantsHTML(r) {
+		return WriteHTML(w, p.Status, problemPage, p)
+	}
+	return WriteJSON(w, p.Status, problemJSON{Error: p.Code, Message: p.Detail, Steps: p.Steps, Contact: p.Contact})
+}
