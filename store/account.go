@@ -1,0 +1,54 @@
+package store
+
+import "time"
+
+// Status is where an account stands in its life cycle.
+type Status string
+
+const (
+	// StatusActive accounts may sign in.
+	StatusActive Status = "active"
+	// StatusDisabled accounts are refused sign-in but kept, with their
+	// cards, so that the DoD ID and the cards cannot be re-registered to a
+	// fresh account behind an administrator's back.
+	StatusDisabled Status = "disabled"
+	// StatusPending accounts await an administrator's approval.
+	StatusPending Status = "pending"
+)
+
+// Account is one person known to cacgate.
+type Account struct {
+	ID       int64
+	Username string // unique, compared exactly as stored
+	EDIPI    string // DoD ID number; unique, so one person holds one account
+
+	GivenName, MiddleName, FamilyName, Suffix string
+
+	Email       string
+	Affiliation string
+	Status      Status
+
+	// CreatedAt and UpdatedAt are set by the store. UpdatedAt moves when
+	// the account row itself changes, not when cards are linked or used.
+	CreatedAt, UpdatedAt time.Time
+	LastLoginAt          time.Time // zero if never
+
+	// Cards is filled by the Account* getters and ListAccounts, oldest
+	// first, and inserted along with the account by CreateAccount.
+	Cards []Card
+}
+
+// Card is a CAC certificate linked to an account.
+type Card struct {
+	// Fingerprint is the lowercase hex SHA-256 of the certificate's DER
+	// encoding (64 characters). It is unique across all accounts, so a
+	// card identifies at most one person.
+	Fingerprint string
+	AccountID   int64
+
+	Subject, Issuer, Serial string
+
+	NotAfter   time.Time
+	CreatedAt  time.Time // set by the store
+	LastUsedAt time.Time // zero if never
+}

@@ -1,0 +1,342 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCreateAccountRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+
+	a := newAccount("jdoe", "1234567890", "card-b", "card-a")
+	a.Suffix = "Jr"
+	a.LastLoginAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	a.Cards[0].LastUsedAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	before := now()
+	mustCreate(t, s, a)
+
+	if a.ID == 0 {
+		t.Fatal("CreateAccount did not set ID")
+	}
+	if a.CreatedAt.Before(before) || !a.UpdatedAt.Equal(a.CreatedAt) {
+		t.Errorf("timestamps = %v, %v; want equal and not before %v", a.CreatedAt, a.UpdatedAt, before)
+	}
+	for _, c := range a.Cards {
+		if c.AccountID != a.ID || !c.CreatedAt.Equal(a.CreatedAt) {
+			t.Errorf("card %s: AccountID %d, CreatedAt %v; want %d, %v", c.Fingerprint, c.AccountID, c.CreatedAt, a.ID, a.CreatedAt)
+		}
+	}
+
+	// Cards linked in the same second come back ordered by fingerprint.
+	want := *a
+	want.Cards = slices.Clone(a.Cards)
+	slices.SortFunc(want.Cards, func(x, y Card) int { return strings.Compare(x.Fingerprint, y.Fingerprint) })
+
+	lookups := map[string]func() (*Account, error){
+		"username":      func() (*Account, error) { return s.AccountByUsername(ctx, "jdoe") },
+		"EDIPI":         func() (*Account, error) { return s.AccountByEDIPI(ctx, "1234567890") },
+		"fingerprint 0": func() (*Account, error) { return s.AccountByFingerprint(ctx, a.Cards[0].Fingerprint) },
+		"fingerprint 1": func() (*Account, error) { return s.AccountByFingerprint(ctx, a.Cards[1].Fingerprint) },
+	}
+	for name, lookup := range lookups {
+		t.Run(name, func(t *testing.T) {
+			got, err := lookup()
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertAccount(t, got, &want)
+		})
+	}
+}
+
+func TestAccountWithoutCards(t *testing.T) {
+	s := openTestStore(t)
+	a := mustCreate(t, s, newAccount("nocards", "1000000001"))
+	got, err := s.AccountByUsername(context.Background(), "nocards")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAccount(t, got, a)
+}
+
+func TestAccountLookupsNotFound(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
+
+	_, err := s.AccountByUsername(ctx, "JDOE") // usernames are compared exactly
+	assertErrorIs(t, err, ErrNotFound)
+	_, err = s.AccountByEDIPI(ctx, "0000000000")
+	assertErrorIs(t, err, ErrNotFound)
+	_, err = s.AccountByFingerprint(ctx, fingerprint("other card"))
+	assertErrorIs(t, err, ErrNotFound)
+}
+
+func TestCreateAccountUniqueness(t *testing.T) {
+	s := openTestStore(t)
+	mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
+
+	tests := []struct {
+		name    string
+		account *Account
+		want    error
+	}{
+		{"same username", newAccount("jdoe", "2222222222"), ErrUsernameTaken},
+		{"same EDIPI", newAccount("other", "1234567890"), ErrEDIPITaken},
+		{"card on another account", newAccount("other", "2222222222", "card"), ErrCardTaken},
+		{"same card twice", newAccount("other", "2222222222", "new", "new"), ErrCardTaken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.CreateAccount(context.Background(), tt.account)
+			assertErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+func TestCreateAccountIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	mustCreate(t, s, newAccount("owner", "1111111111", "taken"))
+
+	// The first card is new and inserted before the second fails.
+	a := newAccount("late", "2222222222", "fresh", "taken")
+	err := s.CreateAccount(ctx, a)
+	assertErrorIs(t, err, ErrCardTaken)
+
+	if a.ID != 0 || !a.CreatedAt.IsZero() || a.Cards[0].AccountID != 0 {
+		t.Errorf("failed CreateAccount modified its argument: %s", describe(a))
+	}
+	_, err = s.AccountByUsername(ctx, "late")
+	assertErrorIs(t, err, ErrNotFound)
+	_, err = s.AccountByEDIPI(ctx, "2222222222")
+	assertErrorIs(t, err, ErrNotFound)
+	_, err = s.AccountByFingerprint(ctx, fingerprint("fresh"))
+	assertErrorIs(t, err, ErrNotFound)
+
+	// Nothing of the failed attempt stands in the way of a retry.
+	mustCreate(t, s, newAccount("late", "2222222222", "fresh"))
+}
+
+func TestCreateAccountRace(t *testing.T) {
+	const racers = 20
+	s := openTestStore(t)
+
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make([]error, racers)
+	)
+	for i := range racers {
+		wg.Go(func() {
+			a := newAccount("contested", fmt.Sprintf("%010d", i), fmt.Sprint("card", i))
+			<-start
+			errs[i] = s.CreateAccount(context.Background(), a)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var wins int
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, ErrUsernameTaken):
+			t.Errorf("racer %d: %v, want success or ErrUsernameTaken", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d racers created the account, want exactly 1", wins)
+	}
+	got, err := s.ListAccounts(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Cards) != 1 {
+		t.Errorf("after the race the store holds %d accounts, want 1 with 1 card", len(got))
+	}
+}
+
+func TestSetStatus(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	a := mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
+
+	got, err := s.SetStatus(ctx, "jdoe", StatusDisabled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != StatusDisabled || got.UpdatedAt.Before(a.UpdatedAt) || len(got.Cards) != 1 {
+		t.Errorf("SetStatus returned %s", describe(got))
+	}
+	stored, err := s.AccountByUsername(ctx, "jdoe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAccount(t, stored, got)
+
+	_, err = s.SetStatus(ctx, "nobody", StatusActive)
+	assertErrorIs(t, err, ErrNotFound)
+
+	// The schema admits only the known statuses.
+	if _, err := s.SetStatus(ctx, "jdoe", Status("superuser")); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("SetStatus to an unknown status: %v, want a constraint error", err)
+	}
+	stored, err = s.AccountByUsername(ctx, "jdoe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != StatusDisabled {
+		t.Errorf("status after rejected update = %q, want %q", stored.Status, StatusDisabled)
+	}
+}
+
+func TestListAccountsPaging(t *testing.T) {
+	const total, pageSize = 25, 10
+	ctx := context.Background()
+	s := openTestStore(t)
+
+	// Created out of order, every third account without a card and every
+	// fifth with two, so pages must count accounts, not rows.
+	var want []string
+	for i := range total {
+		name := fmt.Sprintf("user%02d", (i*7)%total)
+		want = append(want, name)
+		var seeds []string
+		if i%3 != 0 {
+			seeds = append(seeds, name+"-a")
+		}
+		if i%5 == 0 {
+			seeds = append(seeds, name+"-b")
+		}
+		mustCreate(t, s, newAccount(name, fmt.Sprintf("%010d", i), seeds...))
+	}
+	slices.Sort(want)
+
+	var got []string
+	for page := range total/pageSize + 2 { // one past the last partial page
+		accounts, err := s.ListAccounts(ctx, page*pageSize, pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantLen := min(pageSize, max(0, total-page*pageSize)); len(accounts) != wantLen {
+			t.Fatalf("page %d has %d accounts, want %d", page, len(accounts), wantLen)
+		}
+		for _, a := range accounts {
+			got = append(got, a.Username)
+			byName, err := s.AccountByUsername(ctx, a.Username)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertAccount(t, a, byName)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paged usernames = %v, want %v", got, want)
+	}
+
+	all, err := s.ListAccounts(ctx, -5, 0) // defaults: from the start, up to the cap
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != total {
+		t.Errorf("ListAccounts(-5, 0) returned %d accounts, want %d", len(all), total)
+	}
+}
+
+func TestListAccountsCapsLimit(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	seedAccounts(t, s, MaxListLimit+1)
+
+	for _, limit := range []int{MaxListLimit + 1, 1 << 40} {
+		got, err := s.ListAccounts(ctx, 0, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != MaxListLimit {
+			t.Errorf("ListAccounts(0, %d) returned %d accounts, want %d", limit, len(got), MaxListLimit)
+		}
+	}
+}
+
+// seedAccounts inserts n accounts with one card each in one transaction,
+// much faster than n calls to CreateAccount. Account i has username
+// "seed<i>" and the card fingerprint("seed<i>").
+func seedAccounts(t testing.TB, s *SQLStore, n int) {
+	t.Helper()
+	at := now()
+	err := s.inWriteTx(context.Background(), func(ex executor) error {
+		for i := range n {
+			name := fmt.Sprint("seed", i)
+			id, err := insertAccount(context.Background(), ex, newAccount(name, fmt.Sprintf("%010d", i)), at)
+			if err != nil {
+				return err
+			}
+			if err := insertCard(context.Background(), ex, id, newCard(name), at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seeding %d accounts: %v", n, err)
+	}
+}
+
+func TestHostileStringsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+
+	hostile := []string{
+		`'; DROP TABLE accounts; --`,
+		`" OR "1"="1`,
+		`Robert'); DELETE FROM cards WHERE ('1'='1`,
+		`%_\*?[]`,
+		"O'Brien-Ñúñez 李小龙 Ωμέγα",
+		"עברית \u202e RTL override \u200b zero width",
+		"emoji 🪖🇺🇸 and combining e\u0301",
+		"line\nbreak\ttab\r\n",
+		strings.Repeat("long ", 4000),
+	}
+	for i, v := range hostile {
+		a := &Account{
+			Username: v, EDIPI: v + "#edipi",
+			GivenName: v, MiddleName: v, FamilyName: v, Suffix: v,
+			Email: v, Affiliation: v, Status: StatusPending,
+			Cards: []Card{{Fingerprint: fingerprint(v), Subject: v, Issuer: v, Serial: v}},
+		}
+		mustCreate(t, s, a)
+		for _, lookup := range []func() (*Account, error){
+			func() (*Account, error) { return s.AccountByUsername(ctx, v) },
+			func() (*Account, error) { return s.AccountByEDIPI(ctx, v+"#edipi") },
+			func() (*Account, error) { return s.AccountByFingerprint(ctx, fingerprint(v)) },
+		} {
+			got, err := lookup()
+			if err != nil {
+				t.Fatalf("string %d: %v", i, err)
+			}
+			assertAccount(t, got, a)
+		}
+		// Hostile input that matches nothing finds nothing.
+		_, err := s.AccountByFingerprint(ctx, v)
+		assertErrorIs(t, err, ErrNotFound)
+		assertErrorIs(t, s.UnlinkCard(ctx, v, v), ErrNotFound)
+	}
+
+	got, err := s.ListAccounts(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(hostile) {
+		t.Errorf("store holds %d accounts, want %d: were tables damaged?", len(got), len(hostile))
+	}
+}

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+const (
+	insertCardSQL = `
+INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after,
+                   created_at, last_used_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+	unlinkCardSQL = `
+DELETE FROM cards
+WHERE fingerprint = ? AND account_id = (SELECT id FROM accounts WHERE username = ?)`
+
+	// The CASE keeps a sign-in time from moving backwards when nodes
+	// report out of order; it is portable where MAX(a, b) and GREATEST are
+	// not.
+	touchCardSQL = `
+UPDATE cards
+SET last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
+WHERE fingerprint = ?
+RETURNING account_id`
+
+	touchAccountSQL = `
+UPDATE accounts
+SET last_login_at = CASE WHEN last_login_at IS NULL OR last_login_at < ? THEN ? ELSE last_login_at END
+WHERE id = ?`
+)
+
+func insertCard(ctx context.Context, ex executor, accountID int64, c Card, at time.Time) error {
+	_, err := ex.exec(ctx, insertCardSQL,
+		c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
+		at.Unix(), unixOrNull(c.LastUsedAt),
+	)
+	return err
+}
+
+// LinkCard implements Store.
+func (s *SQLStore) LinkCard(ctx context.Context, accountID int64, c Card) error {
+	err := insertCard(ctx, s.writes(), accountID, c, now())
+	// The foreign key, not a lookup beforehand, decides whether the account
+	// exists, so an account deleted meanwhile cannot end up with a card.
+	if s.dialect.foreignKeyViolation(err) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: link card: %w", s.dialect.translate(err))
+	}
+	return nil
+}
+
+// UnlinkCard implements Store.
+func (s *SQLStore) UnlinkCard(ctx context.Context, username, fingerprint string) error {
+	if err := s.writes().execOne(ctx, unlinkCardSQL, fingerprint, username); err != nil {
+		return fmt.Errorf("store: unlink card: %w", err)
+	}
+	return nil
+}
+
+// TouchCard implements Store.
+func (s *SQLStore) TouchCard(ctx context.Context, fingerprint string, at time.Time) error {
+	sec := at.Unix()
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		var accountID int64
+		if err := ex.queryRow(ctx, touchCardSQL, sec, sec, fingerprint).Scan(&accountID); err != nil {
+			return err
+		}
+		_, err := ex.exec(ctx, touchAccountSQL, sec, sec, accountID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: touch card: %w", s.dialect.translate(err))
+	}
+	return nil
+}

@@ -1,0 +1,14 @@
+// Package store keeps cacgate's accounts, the CAC certificates linked to
+// them, and the server secrets every node must share, in a SQL database.
+//
+// The default backend is an embedded SQLite file ([OpenSQLite]); the schema
+// and every query are written so that a PostgreSQL backend can share them,
+// with the differences confined to an unexported dialect value and a
+// per-dialect directory of migrations.
+//
+// The store enforces what the schema enforces (uniqueness, the set of
+// statuses, the shape of a fingerprint) and nothing more: callers validate
+// and normalise usernames and DoD IDs before they get here. Uniqueness is
+// always decided by the database's constraints, never by looking first, so
+// concurrent requests on one node or many cannot both win.
+package store

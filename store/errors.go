@@ -1,0 +1,37 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+)
+
+// Errors the store returns, wrapped, for conditions callers act on. Test for
+// them with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrUsernameTaken = errors.New("username already taken")
+	ErrEDIPITaken    = errors.New("an account already exists for this DoD ID")
+	ErrCardTaken     = errors.New("card already registered")
+)
+
+// errorForUnique maps a violated UNIQUE or PRIMARY KEY constraint, named
+// "table.column" whatever the dialect, to the error that explains it.
+var errorForUnique = map[string]error{
+	"accounts.username": ErrUsernameTaken,
+	"accounts.edipi":    ErrEDIPITaken,
+	"cards.fingerprint": ErrCardTaken,
+}
+
+// translate turns the driver errors that mean something to callers into the
+// package's sentinel errors and passes every other error through unchanged.
+func (d dialect) translate(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if constraint, ok := d.uniqueViolation(err); ok {
+		if mapped, ok := errorForUnique[constraint]; ok {
+			return mapped
+		}
+	}
+	return err
+}

@@ -1,0 +1,54 @@
+package store
+
+import "database/sql"
+
+// scanAccounts reads the rows of selectAccountsWithCards, one per
+// account-card pair (card columns NULL for an account without cards), and
+// folds them into accounts. Rows of one account must be adjacent. It closes
+// rows.
+func scanAccounts(rows *sql.Rows) ([]*Account, error) {
+	defer rows.Close()
+	var accounts []*Account
+	for rows.Next() {
+		var (
+			a                              Account
+			status                         string
+			created, updated               int64
+			lastLogin                      sql.NullInt64
+			fingerprint, subject, issuer   sql.NullString
+			serial                         sql.NullString
+			notAfter, cardCreated, lastUse sql.NullInt64
+		)
+		err := rows.Scan(
+			&a.ID, &a.Username, &a.EDIPI, &a.GivenName, &a.MiddleName, &a.FamilyName,
+			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
+			&lastLogin,
+			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
+			&lastUse,
+		)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(accounts); n == 0 || accounts[n-1].ID != a.ID {
+			a.Status = Status(status)
+			a.CreatedAt, a.UpdatedAt = fromUnix(created), fromUnix(updated)
+			a.LastLoginAt = fromUnixOrNull(lastLogin)
+			accounts = append(accounts, &a)
+		}
+		if !fingerprint.Valid {
+			continue
+		}
+		owner := accounts[len(accounts)-1]
+		owner.Cards = append(owner.Cards, Card{
+			Fingerprint: fingerprint.String,
+			AccountID:   owner.ID,
+			Subject:     subject.String,
+			Issuer:      issuer.String,
+			Serial:      serial.String,
+			NotAfter:    fromUnix(notAfter.Int64),
+			CreatedAt:   fromUnix(cardCreated.Int64),
+			LastUsedAt:  fromUnixOrNull(lastUse),
+		})
+	}
+	return accounts, rows.Err()
+}

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Store is cacgate's account database.
+type Store interface {
+	// CreateAccount inserts a and a.Cards in one transaction: either all of
+	// them are stored or none is. On success it sets a.ID, the timestamps
+	// and each card's AccountID and CreatedAt. A duplicate username, DoD ID
+	// or card fails with ErrUsernameTaken, ErrEDIPITaken or ErrCardTaken.
+	CreateAccount(ctx context.Context, a *Account) error
+
+	// AccountByUsername, AccountByEDIPI and AccountByFingerprint return the
+	// account with its cards, or ErrNotFound.
+	AccountByUsername(ctx context.Context, username string) (*Account, error)
+	AccountByEDIPI(ctx context.Context, edipi string) (*Account, error)
+	AccountByFingerprint(ctx context.Context, fingerprint string) (*Account, error)
+
+	// ListAccounts returns accounts with their cards, ordered by username,
+	// skipping offset of them and returning at most limit (which is capped
+	// at MaxListLimit; zero or less means MaxListLimit).
+	ListAccounts(ctx context.Context, offset, limit int) ([]*Account, error)
+
+	// SetStatus changes an account's status and returns the account as
+	// updated, or ErrNotFound.
+	SetStatus(ctx context.Context, username string, s Status) (*Account, error)
+
+	// LinkCard adds a card to an account. It fails with ErrCardTaken if the
+	// card is registered to any account, this one included, and with
+	// ErrNotFound if there is no such account.
+	LinkCard(ctx context.Context, accountID int64, c Card) error
+
+	// UnlinkCard removes a card from the named account, or fails with
+	// ErrNotFound if that account has no such card.
+	UnlinkCard(ctx context.Context, username, fingerprint string) error
+
+	// TouchCard records a sign-in with the card at the given time, on the
+	// card and on its account, or fails with ErrNotFound. Neither time
+	// moves backwards, so a late report from a slow node is harmless.
+	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+
+	// EnsureSecret returns the secret stored under name, first storing the
+	// output of generate if there is none. Processes racing to create the
+	// same secret all end up with the one value that was stored first.
+	EnsureSecret(ctx context.Context, name string, generate func() ([]byte, error)) ([]byte, error)
+
+	Close() error
+}
+
+// MaxListLimit is the most accounts one ListAccounts call returns.
+const MaxListLimit = 1000
+
+// SQLStore is a Store backed by a database/sql database.
+type SQLStore struct {
+	// writer runs every write. For SQLite it holds a single connection:
+	// the database admits one writer at a time, and queueing writers in
+	// database/sql, which honours ctx, beats having them poll the file
+	// lock. Other processes on the same file still wait for one another
+	// through busy_timeout.
+	writer *sql.DB
+	// reader runs queries outside write transactions. For SQLite it is a
+	// separate, read-only pool that WAL lets read while the writer writes;
+	// a server database can use the writer's pool for both.
+	reader *sql.DB
+	// readStmts runs the reader's queries as prepared statements.
+	readStmts *stmtCache
+	dialect   dialect
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// Close closes the store's connection pools.
+func (s *SQLStore) Close() error {
+	err := s.readStmts.Close()
+	if s.reader == s.writer {
+		return errors.Join(err, s.writer.Close())
+	}
+	return errors.Join(err, s.reader.Close(), s.writer.Close())
+}
+
+// now is the store's timestamp for a write. The schema keeps whole seconds,
+// so the value is truncated to match what reading it back will give.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Second)
+}
+
+// reads returns an executor for queries that need no transaction.
+func (s *SQLStore) reads() executor {
+	return executor{q: s.readStmts, rebind: s.dialect.rebind}
+}
+
+// writes returns an executor for single-statement writes, which the
+// database makes atomic on their own.
+func (s *SQLStore) writes() executor {
+	return executor{q: s.writer, rebind: s.dialect.rebind}
+}
+
+// inWriteTx runs fn in a write transaction, committing if fn succeeds and
+// rolling back if it fails.
+func (s *SQLStore) inWriteTx(ctx context.Context, fn func(ex executor) error) error {
+	return inTx(ctx, s.writer, s.dialect, fn)
+}
+
+func inTx(ctx context.Context, db *sql.DB, d dialect, fn func(ex executor) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(executor{q: tx, rebind: d.rebind}); err != nil {
+		// fn's error is the one worth reporting; a failed rollback only
+		// means the transaction is already gone.
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
