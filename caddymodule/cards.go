@@ -49,8 +49,8 @@ type cardEntry struct {
 	// account is the registered account for the card, nil if none.
 	account *store.Account
 	// byEDIPI is an account holding the card's DoD ID when the card itself
-	// is not registered and could not be linked (link_by_edipi off, or the
-	// account is disabled), nil otherwise.
+	// is not registered and could not be linked (link_by_edipi off, the
+	// account disabled, or the card's registration cleared), nil otherwise.
 	byEDIPI *store.Account
 
 	epoch   uint64
@@ -142,7 +142,7 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	if !*a.LinkByEDIPI || acct.Status == store.StatusDisabled {
 		return nil, acct, nil
 	}
-	err = a.store.LinkCard(ctx, acct.ID, store.Card{
+	err = a.store.AutoLinkCard(ctx, acct.ID, store.Card{
 		Fingerprint: id.FingerprintHex,
 		Subject:     cert.subject,
 		Issuer:      cert.issuer,
@@ -155,6 +155,10 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 			zap.String("username", acct.Username), zap.String("via", "link_by_edipi"))...)
 	case errors.Is(err, store.ErrCardTaken):
 		// another request or node linked it first; fall through to re-read
+	case errors.Is(err, store.ErrCardCleared):
+		// its registration was cleared on purpose: only an explicit link
+		// (admin, or the holder with their password) may bring it back
+		return nil, acct, nil
 	default:
 		return nil, nil, fmt.Errorf("linking card: %w", err)
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -14,7 +16,22 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 	unlinkCardSQL = `
 DELETE FROM cards
-WHERE fingerprint = ? AND account_id = (SELECT id FROM accounts WHERE username = ?)`
+WHERE fingerprint = ? AND account_id = (SELECT id FROM accounts WHERE username = ?)
+RETURNING account_id`
+
+	clearCardSQL = `
+INSERT INTO cleared_cards (fingerprint, account_id, cleared_at) VALUES (?, ?, ?)
+ON CONFLICT (fingerprint) DO UPDATE SET account_id = excluded.account_id, cleared_at = excluded.cleared_at`
+
+	unclearCardSQL = `DELETE FROM cleared_cards WHERE fingerprint = ?`
+
+	// One statement, so a clearing that commits concurrently is either
+	// seen (no link) or ordered after the link (and removes it).
+	autoLinkCardSQL = `
+INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after,
+                   created_at, last_used_at)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?
+WHERE NOT EXISTS (SELECT 1 FROM cleared_cards WHERE fingerprint = ?)`
 
 	// The CASE keeps a sign-in time from moving backwards when nodes
 	// report out of order; it is portable where MAX(a, b) and GREATEST are
@@ -39,23 +56,58 @@ func insertCard(ctx context.Context, ex executor, accountID int64, c Card, at ti
 	return err
 }
 
-// LinkCard implements Store.
+// LinkCard implements Store. An explicit link also lifts an earlier
+// clearing of the card.
 func (s *SQLStore) LinkCard(ctx context.Context, accountID int64, c Card) error {
-	err := insertCard(ctx, s.writes(), accountID, c, now())
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		if err := insertCard(ctx, ex, accountID, c, now()); err != nil {
+			return err
+		}
+		_, err := ex.exec(ctx, unclearCardSQL, c.Fingerprint)
+		return err
+	})
+	return s.linkError("link card", err)
+}
+
+// AutoLinkCard implements Store.
+func (s *SQLStore) AutoLinkCard(ctx context.Context, accountID int64, c Card) error {
+	err := s.writes().execOne(ctx, autoLinkCardSQL,
+		c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
+		now().Unix(), unixOrNull(c.LastUsedAt), c.Fingerprint)
+	if errors.Is(err, ErrNotFound) {
+		// no row inserted: the WHERE NOT EXISTS found a clearing
+		err = ErrCardCleared
+	}
+	return s.linkError("auto-link card", err)
+}
+
+func (s *SQLStore) linkError(op string, err error) error {
 	// The foreign key, not a lookup beforehand, decides whether the account
 	// exists, so an account deleted meanwhile cannot end up with a card.
 	if s.dialect.foreignKeyViolation(err) {
 		err = ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("store: link card: %w", s.dialect.translate(err))
+		return fmt.Errorf("store: %s: %w", op, s.dialect.translate(err))
 	}
 	return nil
 }
 
-// UnlinkCard implements Store.
+// UnlinkCard implements Store. The card is remembered as cleared so that
+// AutoLinkCard will not register it again.
 func (s *SQLStore) UnlinkCard(ctx context.Context, username, fingerprint string) error {
-	if err := s.writes().execOne(ctx, unlinkCardSQL, fingerprint, username); err != nil {
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		var accountID int64
+		if err := ex.queryRow(ctx, unlinkCardSQL, fingerprint, username).Scan(&accountID); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+			return err
+		}
+		_, err := ex.exec(ctx, clearCardSQL, fingerprint, accountID, now().Unix())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("store: unlink card: %w", err)
 	}
 	return nil

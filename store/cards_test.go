@@ -120,3 +120,39 @@ func TestTouchCard(t *testing.T) {
 
 	assertErrorIs(t, s.TouchCard(ctx, fingerprint("unknown"), later), ErrNotFound)
 }
+
+func TestClearedCardIsNotAutoLinked(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	jdoe := mustCreate(t, s, newAccount("jdoe", "1111111111", "keep"))
+
+	// A card that was never cleared auto-links.
+	if err := s.AutoLinkCard(ctx, jdoe.ID, newCard("replacement")); err != nil {
+		t.Fatal(err)
+	}
+	assertErrorIs(t, s.AutoLinkCard(ctx, jdoe.ID, newCard("replacement")), ErrCardTaken)
+
+	// Once cleared, automatic linking refuses it and leaves no card behind...
+	if err := s.UnlinkCard(ctx, "jdoe", fingerprint("replacement")); err != nil {
+		t.Fatal(err)
+	}
+	assertErrorIs(t, s.AutoLinkCard(ctx, jdoe.ID, newCard("replacement")), ErrCardCleared)
+	_, err := s.AccountByFingerprint(ctx, fingerprint("replacement"))
+	assertErrorIs(t, err, ErrNotFound)
+
+	// ...until someone links it explicitly, which lifts the clearing for good.
+	if err := s.LinkCard(ctx, jdoe.ID, newCard("replacement")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlinkCard(ctx, "jdoe", fingerprint("replacement")); err != nil {
+		t.Fatal(err)
+	}
+	assertErrorIs(t, s.AutoLinkCard(ctx, jdoe.ID, newCard("replacement")), ErrCardCleared)
+	if err := s.LinkCard(ctx, jdoe.ID, newCard("replacement")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.AccountByFingerprint(ctx, fingerprint("replacement")); err != nil || got.ID != jdoe.ID {
+		t.Fatalf("explicit link after clearing: %v", err)
+	}
+	assertErrorIs(t, s.AutoLinkCard(ctx, jdoe.ID+1000, newCard("orphan")), ErrNotFound)
+}

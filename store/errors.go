@@ -12,6 +12,9 @@ var (
 	ErrUsernameTaken = errors.New("username already taken")
 	ErrEDIPITaken    = errors.New("an account already exists for this DoD ID")
 	ErrCardTaken     = errors.New("card already registered")
+	// ErrCardCleared: AutoLinkCard refused a card whose registration was
+	// cleared; only an explicit LinkCard may register it again.
+	ErrCardCleared = errors.New("card registration was cleared")
 )
 
 // errorForUnique maps a violated UNIQUE or PRIMARY KEY constraint, named

@@ -39,6 +39,11 @@ type Store interface {
 	// ErrNotFound if that account has no such card.
 	UnlinkCard(ctx context.Context, username, fingerprint string) error
 
+	// AutoLinkCard is LinkCard for links nobody asked for explicitly (the
+	// gateway's link_by_edipi): it fails with ErrCardCleared, atomically,
+	// if the card's registration was cleared before.
+	AutoLinkCard(ctx context.Context, accountID int64, c Card) error
+
 	// TouchCard records a sign-in with the card at the given time, on the
 	// card and on its account, or fails with ErrNotFound. Neither time
 	// moves backwards, so a late report from a slow node is harmless.

@@ -36,6 +36,16 @@ CREATE TABLE cards (
 
 CREATE INDEX cards_account_id ON cards (account_id);
 
+-- A card whose registration was cleared (lost, replaced, or removed by its
+-- holder or an administrator) stays cleared: automatic linking by DoD ID
+-- must not quietly undo that. Only an explicit link lifts it.
+CREATE TABLE cleared_cards (
+    fingerprint TEXT    NOT NULL PRIMARY KEY
+                CHECK (length(fingerprint) = 64 AND fingerprint NOT GLOB '*[^0-9a-f]*'),
+    account_id  INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    cleared_at  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE secrets (
     name       TEXT    NOT NULL PRIMARY KEY,
     value      BLOB    NOT NULL,

@@ -1,0 +1,406 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/cacgate/cacgate/testpki"
+)
+
+// TestMain points Caddy's data and config directories at a temporary
+// directory, so tests never touch the developer's own Caddy state.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cacgate-test-home-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	os.Setenv("HOME", dir)
+	code := m.Run()
+	caddy.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// sharedPKI is generated once per test binary: key generation is the slow
+// part and every test can share the same cards.
+var sharedPKI = sync.OnceValues(func() (*testpki.PKI, error) { return testpki.Generate(testpki.Options{}) })
+
+func testPKI(t testing.TB) *testpki.PKI {
+	t.Helper()
+	p, err := sharedPKI()
+	if err != nil {
+		t.Fatalf("generating test PKI: %v", err)
+	}
+	return p
+}
+
+func card(t testing.TB, name string) *testpki.Card {
+	t.Helper()
+	c := testPKI(t).Card(name)
+	if c == nil {
+		t.Fatalf("test PKI has no card %q", name)
+	}
+	return c
+}
+
+// backend is the "legacy app": it records the headers of every request.
+type backend struct {
+	addr string
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func startBackend(t *testing.T) *backend {
+	t.Helper()
+	b := &backend{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.seen = append(b.seen, r.Header.Clone())
+		b.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "legacy app: %s %s\n", r.Method, r.URL.RequestURI())
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return b
+}
+
+// last returns the headers of the most recent request the backend saw.
+func (b *backend) last(t *testing.T) http.Header {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.seen) == 0 {
+		t.Fatal("backend saw no request")
+	}
+	return b.seen[len(b.seen)-1]
+}
+
+func (b *backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seen)
+}
+
+// gateway is a running Caddy with cacgate, configured from a Caddyfile.
+type gateway struct {
+	t       *testing.T
+	dir     string
+	ports   map[string]int // site name -> port
+	admin   string
+	backend *backend
+	roots   *x509.CertPool
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startGateway runs Caddy in-process with the test sites:
+//
+//	main    client_auth verify_if_given (the recommended setup)
+//	strict  mode request + the gateway's own trust pool, issuer and policy rules
+//	bare    mode request and no trust pool: nothing verifies chains
+//	pinned  mode request + trust pool, issuers pinned to a CA that is not ours
+//
+// globalExtra and mainExtra are added to the global cacgate block and the
+// main site's cacgate block.
+func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
+	t.Helper()
+	p := testPKI(t)
+	g := &gateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"root.pem", p.Root.CertPEM},
+		{"server.pem", pemChain(p.Server.Chain)},
+		{"server-key.pem", keyPEM(t, p.Server)},
+	} {
+		if err := os.WriteFile(filepath.Join(g.dir, f.name), f.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.roots = x509.NewCertPool()
+	g.roots.AddCert(p.Root.Cert)
+	for _, site := range []string{"main", "strict", "bare", "pinned"} {
+		g.ports[site] = freePort(t)
+	}
+	g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	intermediateDN := p.Intermediate.Cert.Subject.String()
+	bogusPin := strings.Repeat("ab", 32)
+
+	tlsBlock := func(mode string) string {
+		pool := ""
+		if mode == "verify_if_given" {
+			pool = "trust_pool file " + filepath.Join(g.dir, "root.pem")
+		}
+		return fmt.Sprintf(`tls %s %s {
+		client_auth {
+			mode %s
+			%s
+		}
+	}`, filepath.Join(g.dir, "server.pem"), filepath.Join(g.dir, "server-key.pem"), mode, pool)
+	}
+	cfg := fmt.Sprintf(`{
+	admin %[1]s
+	auto_https off
+	log {
+		output file %[2]s/caddy.log
+		level DEBUG
+	}
+	persist_config off
+	storage file_system %[2]s/storage
+	cacgate {
+		store sqlite %[2]s/cacgate.db
+		%[3]s
+	}
+}
+
+https://localhost:%[4]d {
+	%[5]s
+	cacgate {
+		contact "Test Help Desk"
+		exempt /healthz /static/*
+		%[6]s
+	}
+	request_header X-From-Placeholder "{http.auth.user.id}/{http.auth.user.edipi}"
+	reverse_proxy %[7]s
+}
+
+https://localhost:%[8]d {
+	%[9]s
+	cacgate {
+		trust_pool file %[2]s/root.pem
+		allowed_issuers "%[10]s"
+		required_policies all 2.16.840.1.101.2.1.11.42 2.16.840.1.101.3.2.1.3.13
+	}
+	reverse_proxy %[7]s
+}
+
+https://localhost:%[11]d {
+	%[9]s
+	cacgate
+	reverse_proxy %[7]s
+}
+
+https://localhost:%[12]d {
+	%[9]s
+	cacgate {
+		trust_pool file %[2]s/root.pem
+		allowed_issuers %[13]s
+	}
+	reverse_proxy %[7]s
+}
+`, g.admin, g.dir, globalExtra, g.ports["main"], tlsBlock("verify_if_given"), mainExtra, g.backend.addr,
+		g.ports["strict"], tlsBlock("request"), intermediateDN, g.ports["bare"], g.ports["pinned"], bogusPin)
+
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapting test Caddyfile: %v\n%s", err, cfg)
+	}
+	_ = warnings // only "not formatted" notes about the generated text
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(func() {
+		// Unload to an empty config so the next test starts clean and the
+		// database file is closed before t.TempDir is removed.
+		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
+			t.Errorf("unloading config: %v", err)
+		}
+		if t.Failed() {
+			if log, err := os.ReadFile(filepath.Join(g.dir, "caddy.log")); err == nil {
+				t.Logf("caddy log:\n%s", tail(log, 30))
+			}
+		}
+	})
+	return g
+}
+
+// client returns an HTTP client presenting c (nil: no certificate) that
+// keeps cookies and does not follow redirects, so tests see every hop.
+func (g *gateway) client(c *testpki.Card) *http.Client {
+	tlsCfg := &tls.Config{RootCAs: g.roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	if c != nil {
+		tlsCfg.Certificates = []tls.Certificate{c.TLS}
+	}
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar:     jar,
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: tlsCfg,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				_, port, _ := net.SplitHostPort(addr)
+				return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", "127.0.0.1:"+port)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (g *gateway) url(site, path string) string {
+	return fmt.Sprintf("https://localhost:%d%s", g.ports[site], path)
+}
+
+// request sends one request and returns the response with its body read.
+func request(t *testing.T, c *http.Client, method, url string, hdr http.Header, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+var browser = http.Header{"Accept": {"text/html,application/xhtml+xml"}}
+
+// adminDo calls the admin API and decodes a JSON answer into out (if non-nil).
+func (g *gateway) adminDo(method, path string, body any, out any) int {
+	g.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+g.admin+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatalf("admin %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			g.t.Fatalf("admin %s %s: decoding %q: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// createAccount provisions an account through the admin API.
+func (g *gateway) createAccount(edipi, username string) AccountJSON {
+	g.t.Helper()
+	var a AccountJSON
+	if code := g.adminDo("POST", "/cacgate/accounts", map[string]string{"edipi": edipi, "username": username}, &a); code != http.StatusCreated {
+		g.t.Fatalf("creating account %s: HTTP %d", username, code)
+	}
+	return a
+}
+
+// accept walks the consent banner for the client's card on site and
+// returns after the acceptance cookie is set.
+func (g *gateway) accept(t *testing.T, c *http.Client, site string) {
+	t.Helper()
+	resp, body := request(t, c, "GET", g.url(site, "/.cacgate/consent?next=/"), browser, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("consent page: HTTP %d: %s", resp.StatusCode, body)
+	}
+	csrf := formValue(t, body, "csrf")
+	form := strings.NewReader("csrf=" + csrf + "&next=%2F&accept=yes")
+	resp, body = request(t, c, "POST", g.url(site, "/.cacgate/consent"), http.Header{
+		"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"},
+	}, form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accepting consent: HTTP %d: %s", resp.StatusCode, body)
+	}
+}
+
+// formValue extracts the value of a hidden input from a rendered page.
+func formValue(t *testing.T, page, name string) string {
+	t.Helper()
+	marker := `name="` + name + `" value="`
+	i := strings.Index(page, marker)
+	if i < 0 {
+		t.Fatalf("page has no %s field:\n%s", name, page)
+	}
+	rest := page[i+len(marker):]
+	return html.UnescapeString(rest[:strings.IndexByte(rest, '"')])
+}
+
+func pemChain(chain []*x509.Certificate) []byte {
+	var buf bytes.Buffer
+	for _, c := range chain {
+		buf.Write(pemEncode("CERTIFICATE", c.Raw))
+	}
+	return buf.Bytes()
+}
+
+func keyPEM(t testing.TB, c *testpki.Card) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemEncode("PRIVATE KEY", der)
+}
+
+func fingerprint(c *testpki.Card) string {
+	sum := sha256.Sum256(c.Cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func pemEncode(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// tail returns the last n lines of a log.
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
