@@ -7,7 +7,7 @@ import (
 	cryptobyteasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// distinguishedName renders a certificate name in RFC 2253 form, keeping
+// DistinguishedName renders a certificate name in RFC 2253 form, keeping
 // its RDN structure. pkix.Name.String cannot be used: it regroups all OUs
 // into one multi-valued RDN, turning the DoD's
 // "OU=USA,OU=PKI,OU=DoD" into "OU=DoD+OU=PKI+OU=USA", which matches
@@ -16,7 +16,7 @@ import (
 // raw is the DER name and parsed the result of crypto/x509 parsing it; the
 // values come from parsed, which has already validated and decoded them, and
 // only the RDN boundaries are read from raw.
-func distinguishedName(raw []byte, parsed pkix.Name) string {
+func DistinguishedName(raw []byte, parsed pkix.Name) string {
 	sizes, ok := rdnSizes(raw)
 	names := parsed.Names
 	total := 0

@@ -225,7 +225,8 @@ func storeError(err error) error {
 func (a *App) adminAudit(r *http.Request, event, outcome string, fields ...zap.Field) {
 	admin := r.RemoteAddr
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		admin = r.TLS.PeerCertificates[0].Subject.String() + " (" + r.RemoteAddr + ")"
+		c := r.TLS.PeerCertificates[0]
+		admin = cacid.DistinguishedName(c.RawSubject, c.Subject) + " (" + r.RemoteAddr + ")"
 	}
 	a.audit.log.Info(event, append(fields,
 		zap.String("event", event), zap.String("outcome", outcome),

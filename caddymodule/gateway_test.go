@@ -217,7 +217,7 @@ func TestConsentCookieIsBoundToTheCard(t *testing.T) {
 	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	guessed, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(m)).SignedString([]byte("secret"))
 	for name, tok := range map[string]string{
-		"payload swapped": parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
+		"payload swapped":   parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2],
 		"signature flipped": parts[0] + "." + parts[1] + "." + flipLast(parts[2]),
 		"alg none":          noneHeader + "." + base64.RawURLEncoding.EncodeToString(forged) + ".",
 		"guessed key":       guessed,

@@ -128,13 +128,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision loads the shared app, the trust pool and the pages.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
 	appIface, err := ctx.App("cacgate")
 	if err != nil {
 		return fmt.Errorf("loading cacgate app: %w", err)
 	}
-	h.app = appIface.(*App)
+	return h.provision(ctx, appIface.(*App))
+}
 
+func (h *Handler) provision(ctx caddy.Context, app *App) error {
+	h.logger = ctx.Logger()
+	h.app = app
+	var err error
 	if h.ConsentTTL == 0 {
 		h.ConsentTTL = caddy.Duration(DefaultConsentTTL)
 	}
@@ -344,8 +348,8 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 		return se
 	}
 	se := &siteEntry{cert: cardCert{
-		subject:  leaf.Subject.String(),
-		issuer:   leaf.Issuer.String(),
+		subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
+		issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
 		serial:   leaf.SerialNumber.Text(16),
 		notAfter: leaf.NotAfter,
 	}}

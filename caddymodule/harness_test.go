@@ -164,7 +164,8 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 		g.ports[site] = freePort(t)
 	}
 	g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	intermediateDN := p.Intermediate.Cert.Subject.String()
+	// As an operator would paste it: openssl x509 -noout -subject -nameopt RFC2253
+	intermediateDN := "CN=TEST DOD ID CA-70, OU=PKI, OU=DoD, O=U.S. Government, C=US"
 	bogusPin := strings.Repeat("ab", 32)
 
 	tlsBlock := func(mode string) string {

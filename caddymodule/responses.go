@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/consent"
 	"github.com/cacgate/cacgate/enroll"
 	"github.com/cacgate/cacgate/store"
@@ -36,8 +37,8 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, 
 		fields = append(fields, cardFields(se.id)...)
 	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		c := r.TLS.PeerCertificates[0]
-		fields = append(fields, zap.String("cert_subject", c.Subject.String()),
-			zap.String("cert_serial", c.SerialNumber.Text(16)), zap.String("cert_issuer", c.Issuer.String()))
+		fields = append(fields, zap.String("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
+			zap.String("cert_serial", c.SerialNumber.Text(16)), zap.String("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
 	}
 	h.app.audit.request(r, "access.denied", outcomeFailure, fields...)
 	return ui.WriteProblem(w, r, ui.Problem{

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cacgate/cacgate/cacid"
 )
 
 // Rejection codes, also used as the "error" value of JSON responses.
@@ -155,7 +157,7 @@ func CheckUsage(leaf *x509.Certificate) *Rejection {
 }
 
 func (p *Policy) issuerAllowed(leaf, issuer *x509.Certificate) bool {
-	dn := normalizeDN(leaf.Issuer.String())
+	dn := normalizeDN(cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer))
 	for _, want := range p.issuerDNs {
 		if strings.EqualFold(dn, want) {
 			return true
