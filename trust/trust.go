@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,12 +184,15 @@ func (p *Policy) policiesMet(leaf *x509.Certificate) bool {
 		}
 		return false
 	}
+	if p.AnyPolicy {
+		return slices.ContainsFunc(p.policies, has)
+	}
 	for _, want := range p.policies {
-		if has(want) == p.AnyPolicy {
-			return p.AnyPolicy
+		if !has(want) {
+			return false
 		}
 	}
-	return !p.AnyPolicy
+	return true
 }
 
 // normalizeDN drops the spaces people put after RDN separators, so

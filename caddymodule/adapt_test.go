@@ -1,0 +1,162 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden adapt files with the current output (review the diff!)")
+
+// TestCaddyfileAdapt checks golden files: a Caddyfile, a "----------" line,
+// and the JSON it must adapt to. The JSON shows the directive order (cacgate
+// before basic_auth, file_server and reverse_proxy) and every option.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, want, ok := strings.Cut(string(data), "\n----------\n")
+			if *updateGolden {
+				out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pretty bytes.Buffer
+				json.Indent(&pretty, out, "", "\t")
+				if err := os.WriteFile(f, []byte(in+"\n----------\n"+pretty.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("golden file has no ---------- separator")
+			}
+			if !caddytest.CompareAdapt(t, f, in, "caddyfile", want) {
+				t.Fatal("adapted config differs from the golden file")
+			}
+		})
+	}
+}
+
+func TestHandlerCaddyfileErrors(t *testing.T) {
+	for _, src := range []string{
+		`cacgate extra`,
+		`cacgate {
+banner
+}`,
+		`cacgate {
+banner a b
+}`,
+		`cacgate {
+contact a
+contact b
+}`,
+		`cacgate {
+consent_ttl forever
+}`,
+		`cacgate {
+required_policies any
+}`,
+		`cacgate {
+header user
+}`,
+		`cacgate {
+header user A
+header user B
+}`,
+		`cacgate {
+exempt
+}`,
+		`cacgate {
+trust_pool
+}`,
+		`cacgate {
+trust_pool nosuchpool
+}`,
+		`cacgate {
+unknown_option 1
+}`,
+	} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
+			t.Errorf("accepted %q", src)
+		}
+	}
+}
+
+func TestGlobalCaddyfileErrors(t *testing.T) {
+	for _, src := range []string{
+		`cacgate arg`,
+		`cacgate {
+cache_size many
+}`,
+		`cacgate {
+cache_ttl 1s
+cache_ttl 2s
+}`,
+		`cacgate {
+link_by_edipi maybe
+}`,
+		`cacgate {
+store nosuchstore
+}`,
+		`cacgate {
+store sqlite a b
+}`,
+		`cacgate {
+store
+}`,
+		`cacgate {
+bogus
+}`,
+	} {
+		var a App
+		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
+			t.Errorf("accepted %q", src)
+		}
+	}
+}
+
+func TestProvisionRejectsBadHeaderConfig(t *testing.T) {
+	for _, headers := range []map[string]string{
+		{"user": "X Bad Name"},
+		{"nickname": "X-Nick"},
+	} {
+		h := Handler{Headers: headers}
+		if err := h.provisionHeaders(); err == nil {
+			t.Errorf("accepted %v", headers)
+		}
+	}
+	h := Handler{Headers: map[string]string{"user": "x-forwarded-user", "email": ""}}
+	if err := h.provisionHeaders(); err != nil {
+		t.Fatal(err)
+	}
+	if h.headerNames[fieldUser] != "X-Forwarded-User" || h.headerNames[fieldEmail] != "" {
+		t.Errorf("header names %q", h.headerNames)
+	}
+	// The defaults are stripped even when renamed or disabled.
+	for _, n := range []string{"x-remote-user", "x-forwarded-user", "x-cac-email", "x-cac-assertion"} {
+		found := false
+		for _, s := range h.stripNames {
+			found = found || s == n
+		}
+		if !found {
+			t.Errorf("%s is not stripped (strip list %q)", n, h.stripNames)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package consent
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func newTokens(t testing.TB) *Tokens {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	tok, err := NewTokens(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+const fpA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+const fpB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+func TestNewTokensNeedsAStrongKey(t *testing.T) {
+	if _, err := NewTokens(make([]byte, 16)); err == nil {
+		t.Fatal("accepted a 16-byte key")
+	}
+}
+
+func TestTokenLifecycle(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	s, err := tok.Issue(fpA, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tok.Verify(s, now.Add(59*time.Minute))
+	if err != nil || c.Fingerprint != fpA || !c.Expires.Equal(now.Add(time.Hour).Truncate(time.Second)) {
+		t.Fatalf("verify: %+v %v", c, err)
+	}
+	if _, err := tok.Verify(s, now.Add(61*time.Minute)); err == nil {
+		t.Error("expired token verified")
+	}
+	if _, err := newTokens(t).Verify(s, now); err == nil {
+		t.Error("token verified under another key")
+	}
+	if _, err := tok.Issue("", now, time.Hour); err == nil {
+		t.Error("issued a token without a fingerprint")
+	}
+}
+
+func TestVerifyRejectsForgeries(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	claims := jwt.RegisteredClaims{
+		Issuer: tokenIssuer, Subject: fpA, Audience: jwt.ClaimStrings{tokenAudience},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, claims).SignedString(tok.consentKey)
+	noExp := claims
+	noExp.ExpiresAt = nil
+	unbounded, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, noExp).SignedString(tok.consentKey)
+	otherAud := claims
+	otherAud.Audience = jwt.ClaimStrings{"something-else"}
+	wrongAud, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, otherAud).SignedString(tok.consentKey)
+	// The CSRF key must not be able to mint consent tokens.
+	csrfSigned, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(tok.csrfKey)
+	for name, s := range map[string]string{
+		"alg none": none, "HS512": hs512, "no expiry": unbounded, "wrong audience": wrongAud,
+		"csrf key": csrfSigned, "garbage": "a.b.c", "empty": "",
+	} {
+		if _, err := tok.Verify(s, now); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	c := tok.CSRF(fpA, now)
+	if !tok.CheckCSRF(c, fpA, now.Add(30*time.Minute)) {
+		t.Fatal("fresh token refused")
+	}
+	if tok.CheckCSRF(c, fpB, now) {
+		t.Error("token accepted for another card")
+	}
+	if tok.CheckCSRF(c, fpA, now.Add(61*time.Minute)) {
+		t.Error("token accepted after an hour")
+	}
+	if tok.CheckCSRF(tok.CSRF(fpA, now.Add(5*time.Minute)), fpA, now) {
+		t.Error("token from the future accepted")
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(c)
+	raw[len(raw)-1] ^= 1
+	for _, bad := range []string{"", "!!", base64.RawURLEncoding.EncodeToString(raw), c + "A"} {
+		if tok.CheckCSRF(bad, fpA, now) {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func TestCacheAcceptsOnlyVerifiedTokensForTheRightCard(t *testing.T) {
+	tok := newTokens(t)
+	cache := NewCache(tok, 10, time.Minute)
+	now := time.Now()
+	s, _ := tok.Issue(fpA, now, time.Hour)
+	for i := 0; i < 2; i++ { // miss, then hit
+		if !cache.Accepted(s, fpA, now) {
+			t.Fatalf("round %d: valid token refused", i)
+		}
+		if cache.Accepted(s, fpB, now) {
+			t.Fatalf("round %d: token accepted for another card", i)
+		}
+	}
+	if cache.Accepted(s, fpA, now.Add(2*time.Hour)) {
+		t.Error("cached token accepted after it expired")
+	}
+	if cache.Accepted(s[:len(s)-2]+"xx", fpA, now) || cache.Accepted("", fpA, now) {
+		t.Error("tampered or empty token accepted")
+	}
+}
+
+func TestCookieValue(t *testing.T) {
+	for _, tc := range []struct {
+		headers []string
+		want    string
+	}{
+		{nil, ""},
+		{[]string{"a=1; " + CookieName + "=tok; b=2"}, "tok"},
+		{[]string{"a=1", CookieName + `="quoted"`}, "quoted"},
+		{[]string{"x" + CookieName + "=no; " + CookieName + "x=no"}, ""},
+		{[]string{CookieName + "=first;" + CookieName + "=second"}, "first"},
+		{[]string{";;;=;" + CookieName}, ""},
+	} {
+		if got := CookieValue(tc.headers); got != tc.want {
+			t.Errorf("CookieValue(%q) = %q, want %q", tc.headers, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { CookieValue([]string{"a=1; " + CookieName + "=tok"}) }); n != 0 {
+		t.Errorf("CookieValue allocates %v times", n)
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"/":                             "/",
+		"/app/page?x=1&y=2":             "/app/page?x=1&y=2",
+		"/a%20b":                        "/a%20b",
+		"":                              "/",
+		"//evil.example":                "/",
+		"///evil.example":               "/",
+		"/\\evil.example":               "/",
+		"/ok\\..\\evil":                 "/",
+		"https://evil.example/":         "/",
+		"javascript:alert(1)":           "/",
+		"evil.example/x":                "/",
+		"/ok\r\nSet-Cookie: x":          "/",
+		"/ok\x00":                       "/",
+		"/%2F%2Fevil.example":           "/",
+		"/" + strings.Repeat("a", 3000): "/",
+	} {
+		if got := SafeNext(in); got != want {
+			t.Errorf("SafeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/", "//x", "/\\x", "https://x", "/a?b=c#d", "/%2f%2fx"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := SafeNext(s)
+		if got == "/" {
+			return
+		}
+		if got != s || got[0] != '/' || (len(got) > 1 && (got[1] == '/' || got[1] == '\\')) || strings.ContainsAny(got, "\\\r\n") {
+			t.Fatalf("SafeNext(%q) = %q", s, got)
+		}
+	})
+}
+
+func TestBanner(t *testing.T) {
+	b := DefaultBanner()
+	if len(b.Blocks) != 3 || len(b.Blocks[2].Items) != 5 {
+		t.Fatalf("default banner: %d blocks %+v", len(b.Blocks), b.Blocks)
+	}
+	if !strings.HasPrefix(b.Blocks[0].Text, "You are accessing a U.S. Government (USG) Information System (IS)") ||
+		!strings.HasSuffix(b.Blocks[2].Items[4], "See User Agreement for details.") {
+		t.Error("default banner text is not the mandated text")
+	}
+
+	dir := t.TempDir()
+	custom := filepath.Join(dir, "banner.txt")
+	os.WriteFile(custom, []byte("Line one\r\ncontinues.\r\n\r\n* first <b>item</b>\r\n  wraps\r\n- second\r\n"), 0o644)
+	b, err := LoadBanner(custom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Blocks) != 2 || b.Blocks[0].Text != "Line one continues." || b.Blocks[1].Items[0] != "first <b>item</b> wraps" {
+		t.Fatalf("custom banner: %+v", b.Blocks)
+	}
+	for name, content := range map[string][]byte{
+		"empty.txt":  []byte(" \n\n"),
+		"binary.txt": {0xff, 0xfe, 'x'},
+		"huge.txt":   bytes.Repeat([]byte("a"), maxBannerSize+1),
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, content, 0o644)
+		if _, err := LoadBanner(p); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	if _, err := LoadBanner(filepath.Join(dir, "missing.txt")); err == nil {
+		t.Error("missing file accepted")
+	}
+}
