@@ -8,17 +8,19 @@
 # installed; otherwise a plain `go build` of ./cmd/caddy, which needs only Go.
 # Set CACGATE_NO_XCADDY=1 to force the go build.
 set -euo pipefail
+# CADDY_OUTPUT: where to write the binary (default ./caddy).
+output=${CADDY_OUTPUT:-./caddy}
 cd "$(dirname "$0")"
 
 build() {
 	if command -v xcaddy >/dev/null 2>&1 && [ -z "${CACGATE_NO_XCADDY:-}" ]; then
 		local version
 		version=$(go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)
-		echo "building ./caddy with xcaddy (Caddy $version)" >&2
-		xcaddy build "$version" --with github.com/cacgate/cacgate=. --output ./caddy
+		echo "building $output with xcaddy (Caddy $version)" >&2
+		xcaddy build "$version" --with github.com/cacgate/cacgate=. --output "$output"
 	else
-		echo "building ./caddy with go build (xcaddy not found)" >&2
-		CGO_ENABLED=0 go build -trimpath -o ./caddy ./cmd/caddy
+		echo "building $output with go build (xcaddy not found)" >&2
+		CGO_ENABLED=0 go build -trimpath -o "$output" ./cmd/caddy
 	fi
 }
 

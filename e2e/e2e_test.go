@@ -1,0 +1,353 @@
+// Package e2e tests the gateway as users meet it: the caddy binary built by
+// ./xcaddy.sh, its CLI, and the demo Caddyfile, over real TLS with the
+// committed test cards.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// caddyBin is the binary built once for the whole package by TestMain.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "cacgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	caddyBin = filepath.Join(dir, "caddy")
+	// Build exactly as the README says, through the script's fallback path
+	// (xcaddy is not installable everywhere).
+	cmd := exec.Command("bash", filepath.Join(repoRoot(), "xcaddy.sh"))
+	cmd.Env = append(os.Environ(), "CACGATE_NO_XCADDY=1", "CADDY_OUTPUT="+caddyBin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "./xcaddy.sh failed: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// caddy runs the built binary with a temporary HOME, so it never touches the
+// developer's Caddy data or config.
+func caddy(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, caddyBin, args...)
+	cmd.Dir = dir
+	cmd.Env = caddyEnv(dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func caddyEnv(dir string) []string {
+	return append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+}
+
+func TestListModules(t *testing.T) {
+	out, err := caddy(t, t.TempDir(), "list-modules")
+	if err != nil {
+		t.Fatalf("list-modules: %v\n%s", err, out)
+	}
+	for _, mod := range []string{"cacgate", "http.handlers.cacgate", "admin.api.cacgate", "cacgate.stores.sqlite"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mod) + `$`).MatchString(out) {
+			t.Errorf("list-modules does not list %s", mod)
+		}
+	}
+}
+
+func TestTestPKICommand(t *testing.T) {
+	dir := t.TempDir()
+	out, err := caddy(t, dir, "cacgate", "testpki", filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatalf("caddy cacgate testpki: %v\n%s", err, out)
+	}
+	for _, f := range []string{"root.pem", "intermediate.pem", "server.pem", "server-key.pem", "rogue-root.pem", "manifest.json", "README.md",
+		"cards/doe.john.quincy.pem", "cards/doe.john.quincy-key.pem", "cards/doe.john.quincy.p12", "cards/expired.edward.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, "pki", f)); err != nil {
+			t.Errorf("testpki did not write %s", f)
+		}
+	}
+	if out, err := caddy(t, dir, "cacgate", "testpki"); err == nil {
+		t.Errorf("testpki without a directory succeeded:\n%s", out)
+	}
+}
+
+// demo is the repository's demo Caddyfile running from a temporary copy,
+// with its ports moved to free ones.
+type demo struct {
+	dir                          string
+	gateway, explain, app, admin string // host:port
+	roots                        *x509.CertPool
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func startDemo(t *testing.T) *demo {
+	t.Helper()
+	d := &demo{dir: t.TempDir()}
+	root := repoRoot()
+	if err := os.CopyFS(filepath.Join(d.dir, "testdata"), os.DirFS(filepath.Join(root, "testdata"))); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(root, "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, ex, app, admin := freePort(t), freePort(t), freePort(t), freePort(t)
+	d.gateway, d.explain, d.app, d.admin = "localhost:"+gw, "localhost:"+ex, "127.0.0.1:"+app, "localhost:"+admin
+	s := strings.NewReplacer(":8443", ":"+gw, ":8444", ":"+ex, ":9080", ":"+app, "localhost:2019", d.admin).Replace(string(cfg))
+	if strings.Count(s, ":"+gw) < 2 || strings.Count(s, ":"+app) < 2 || !strings.Contains(s, d.admin) {
+		t.Fatal("demo Caddyfile no longer uses the ports this test moves")
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, "Caddyfile"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := caddy(t, d.dir, "validate", "--config", "Caddyfile", "--adapter", "caddyfile"); err != nil {
+		t.Fatalf("demo Caddyfile does not validate: %v\n%s", err, out)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, caddyBin, "run", "--config", "Caddyfile", "--adapter", "caddyfile")
+	cmd.Dir = d.dir
+	cmd.Env = caddyEnv(d.dir)
+	var logBuf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", lastLines(logBuf.String(), 40))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin); err == nil && strings.HasPrefix(strings.TrimSpace(out), "[") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not come up in 30s:\n%s", lastLines(logBuf.String(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	rootPEM, err := os.ReadFile(filepath.Join(d.dir, "testdata/pki/root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.roots = x509.NewCertPool()
+	d.roots.AppendCertsFromPEM(rootPEM)
+	return d
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// client presents one of the committed demo cards (none for ""), keeps
+// cookies and does not follow redirects.
+func (d *demo) client(t *testing.T, cardName string) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: d.roots, ServerName: "localhost"}
+	if cardName != "" {
+		dir := filepath.Join(d.dir, "testdata/pki/cards")
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, cardName+".pem"), filepath.Join(dir, cardName+"-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar: jar, Timeout: 15 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: cfg},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func get(t *testing.T, c *http.Client, u string, accept string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(b)
+}
+
+// acceptBanner walks the banner like a browser and returns the response at
+// the address it sends the browser back to.
+func acceptBanner(t *testing.T, c *http.Client, host, path string) (*http.Response, string) {
+	t.Helper()
+	resp, _ := get(t, c, "https://"+host+path, "text/html")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first visit: HTTP %d, want the banner redirect", resp.StatusCode)
+	}
+	resp, page := get(t, c, "https://"+host+resp.Header.Get("Location"), "text/html")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "I Accept") {
+		t.Fatalf("banner: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{}
+	for _, name := range []string{"csrf", "next"} {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("banner has no %s field", name)
+		}
+		form.Set(name, html.UnescapeString(m[1]))
+	}
+	resp, err := c.PostForm("https://"+host+"/.cacgate/consent", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accept: HTTP %d", resp.StatusCode)
+	}
+	return get(t, c, "https://"+host+resp.Header.Get("Location"), "text/html")
+}
+
+// TestDemo walks the README's demo: an account created with the CLI, a card
+// through the banner to the legacy app, which renders the identity headers,
+// then the CLI's disable/enable/unlink/link taking effect at once.
+func TestDemo(t *testing.T) {
+	d := startDemo(t)
+	admin := []string{"--address", d.admin}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := caddy(t, d.dir, append(append([]string{"cacgate", "accounts"}, args...), admin...)...)
+		if err != nil {
+			t.Fatalf("caddy cacgate accounts %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	cli("create", "--edipi", "1234567890", "--username", "john.q.doe", "--given-name", "John", "--family-name", "Doe", "--email", "john.q.doe@mail.mil", "--affiliation", "USA")
+	if out, err := caddy(t, d.dir, append([]string{"cacgate", "accounts", "create", "--edipi", "1234567890", "--username", "someone.else"}, admin...)...); err == nil || !strings.Contains(out, "409") {
+		t.Errorf("duplicate EDIPI through the CLI: %v\n%s", err, out)
+	}
+
+	c := d.client(t, "doe.john.quincy")
+	resp, page := acceptBanner(t, c, d.gateway, "/records?id=7")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("legacy app: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	for _, want := range []string{"Hello, <strong>john.q.doe</strong>", "X-Cac-Edipi", "1234567890", "X-Cac-Assertion", "GET /records?id=7"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("legacy app page lacks %q:\n%s", want, page)
+		}
+	}
+
+	var acct struct {
+		Username string
+		Status   string
+		Cards    []struct{ Sha256 string }
+	}
+	if err := json.Unmarshal([]byte(cli("show", "john.q.doe")), &acct); err != nil || len(acct.Cards) != 1 {
+		t.Fatalf("show: %v %+v", err, acct)
+	}
+	cli("disable", "john.q.doe")
+	if resp, page := get(t, c, "https://"+d.gateway+"/records", "text/html"); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "disabled") {
+		t.Fatalf("after disable: HTTP %d", resp.StatusCode)
+	}
+	cli("enable", "john.q.doe")
+	if resp, _ := get(t, c, "https://"+d.gateway+"/records", "text/html"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after enable: HTTP %d", resp.StatusCode)
+	}
+	cli("unlink", "john.q.doe", filepath.Join(d.dir, "testdata/pki/cards/doe.john.quincy.pem"))
+	if resp, _ := get(t, c, "https://"+d.gateway+"/records", "text/html"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after unlink: HTTP %d", resp.StatusCode)
+	}
+	cli("link", "john.q.doe", filepath.Join(d.dir, "testdata/pki/cards/doe.john.quincy.pem"))
+	if resp, _ := get(t, c, "https://"+d.gateway+"/records", "text/html"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after link: HTTP %d", resp.StatusCode)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal([]byte(cli("list")), &list); err != nil || len(list) != 1 {
+		t.Fatalf("list: %v %d", err, len(list))
+	}
+
+	if resp, page := get(t, d.client(t, ""), "https://"+d.gateway+"/", "text/html"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Insert your CAC") {
+		t.Fatalf("no card: HTTP %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, d.client(t, ""), "https://"+d.gateway+"/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("health check: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestDemoExplainingSite checks that the demo's second site turns bad cards
+// into pages that say why, where the recommended site refuses the handshake.
+func TestDemoExplainingSite(t *testing.T) {
+	d := startDemo(t)
+	for card, reason := range map[string]string{
+		"expired.edward":    "expired",
+		"noeku.nancy":       "not meant for signing in",
+		"rogue.john.quincy": "not issued by a certificate authority this site trusts",
+	} {
+		resp, page := get(t, d.client(t, card), "https://"+d.explain+"/", "text/html")
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, reason) {
+			t.Errorf("%s: HTTP %d, page lacks %q", card, resp.StatusCode, reason)
+		}
+		if _, err := d.client(t, card).Get("https://" + d.gateway + "/"); err == nil {
+			t.Errorf("%s: handshake with the recommended site succeeded", card)
+		}
+	}
+	// An unregistered card goes through the banner to the not-registered page.
+	c := d.client(t, "johnson.robert.e.jr")
+	resp, _ := acceptBanner(t, c, d.explain, "/")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/.cacgate/enroll") {
+		t.Fatalf("unregistered card: HTTP %d %q", resp.StatusCode, loc)
+	}
+	resp, page := get(t, c, "https://"+d.explain+resp.Header.Get("Location"), "text/html")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "1234567892") || !strings.Contains(page, "helpdesk@example.mil") {
+		t.Fatalf("not-registered page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+}
