@@ -24,6 +24,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	// Not used directly: it makes this package's test cache depend on the
+	// gateway's code, which the binary built in TestMain is made of.
+	_ "github.com/cacgate/cacgate"
 )
 
 // caddyBin is the binary built once for the whole package by TestMain.
