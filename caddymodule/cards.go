@@ -49,8 +49,8 @@ type cardEntry struct {
 	// account is the registered account for the card, nil if none.
 	account *store.Account
 	// byEDIPI is an account holding the card's DoD ID when the card itself
-	// is not registered and could not be linked (link_by_edipi off, the
-	// account disabled, or the card's registration cleared), nil otherwise.
+	// is not registered and could not be linked (link_by_edipi off, or the
+	// card's registration cleared), nil otherwise.
 	byEDIPI *store.Account
 
 	epoch   uint64
@@ -130,7 +130,8 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 }
 
 // linkByEDIPI handles a card that is not registered: when an account holds
-// its DoD ID and link_by_edipi is on, the card is linked to it.
+// its DoD ID and link_by_edipi is on, the card is linked to it. A disabled
+// account is returned unlinked, so the card is refused as disabled.
 func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (linked, byEDIPI *store.Account, err error) {
 	acct, err := a.store.AccountByEDIPI(ctx, id.EDIPI)
 	if errors.Is(err, store.ErrNotFound) {
@@ -139,7 +140,12 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking up DoD ID: %w", err)
 	}
-	if !*a.LinkByEDIPI || acct.Status == store.StatusDisabled {
+	if acct.Status == store.StatusDisabled {
+		// Never link a card to a disabled account, but answer for it: the
+		// holder must hear "your account is disabled", not "get an account".
+		return acct, nil, nil
+	}
+	if !*a.LinkByEDIPI {
 		return nil, acct, nil
 	}
 	err = a.store.AutoLinkCard(ctx, acct.ID, store.Card{

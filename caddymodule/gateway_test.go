@@ -379,6 +379,20 @@ func TestAccountStates(t *testing.T) {
 	if code := g.adminDo("POST", "/cacgate/accounts", map[string]string{"edipi": "1234567891", "username": "jane.smith", "status": "pending"}, &pending); code != http.StatusCreated || pending.Status != "pending" {
 		t.Fatalf("create pending: HTTP %d %+v", code, pending)
 	}
+	// A new card of a disabled account is not linked, and is told why.
+	var disabled AccountJSON
+	g.adminDo("POST", "/cacgate/accounts", map[string]string{"edipi": "1234567895", "username": "mary.k.obrien-smith", "status": "disabled"}, &disabled)
+	mary := g.client(card(t, "obrien-smith.mary.ann.k"))
+	g.accept(t, mary, "main")
+	resp, body = request(t, mary, "GET", g.url("main", "/"), http.Header{"Accept": {"application/json"}}, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "account_disabled") {
+		t.Fatalf("card of a disabled account: HTTP %d %s", resp.StatusCode, body)
+	}
+	g.adminDo("GET", "/cacgate/accounts/mary.k.obrien-smith", nil, &disabled)
+	if len(disabled.Cards) != 0 {
+		t.Fatalf("card linked to a disabled account: %+v", disabled.Cards)
+	}
+
 	jane := g.client(card(t, "smith.jane"))
 	g.accept(t, jane, "main")
 	resp, body = request(t, jane, "GET", g.url("main", "/"), http.Header{"Accept": {"application/json"}}, nil)
