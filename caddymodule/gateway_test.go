@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -532,5 +533,46 @@ func TestAdminAPIValidation(t *testing.T) {
 	}
 	if code := g.adminDo("DELETE", "/cacgate/accounts/john.q.doe/cards/not-a-hash", nil, nil); code != http.StatusBadRequest {
 		t.Errorf("unlink bad fingerprint: HTTP %d", code)
+	}
+}
+
+// TestConcurrentFirstRequests sends many simultaneous first requests for a
+// card that is not linked yet: all are admitted, the card is linked once,
+// and the account has exactly one card.
+func TestConcurrentFirstRequests(t *testing.T) {
+	g := startGateway(t, "", "")
+	g.createAccount("1234567890", "john.q.doe")
+	c := g.client(card(t, "doe.john.quincy"))
+	g.accept(t, c, "main")
+
+	const n = 24
+	codes := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			req, _ := http.NewRequest("GET", g.url("main", "/concurrent"), nil)
+			req.Header.Set("Accept", "text/html")
+			resp, err := c.Do(req)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case code := <-codes:
+			if code != http.StatusOK {
+				t.Errorf("concurrent request: HTTP %d", code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("concurrent requests did not finish in 20s")
+		}
+	}
+	var acct AccountJSON
+	g.adminDo("GET", "/cacgate/accounts/john.q.doe", nil, &acct)
+	if len(acct.Cards) != 1 {
+		t.Fatalf("want the card linked once, got %+v", acct.Cards)
 	}
 }
