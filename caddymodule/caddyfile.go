@@ -102,6 +102,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		consent_ttl       <duration>
 //		allowed_issuers   <dn|sha256>...
 //		required_policies [all|any] <oid>...
+//		required_eku      <name|oid>...
+//		max_chain_depth   <n>
 //		exempt            <path>...
 //		audience          <aud>
 //		header            <field> <name|off>
@@ -163,6 +165,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.RequiredPolicies = args
+		case "required_eku":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.RequiredEKU = args
+		case "max_chain_depth":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			h.MaxChainDepth = n
 		case "header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

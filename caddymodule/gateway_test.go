@@ -59,11 +59,18 @@ func TestCertificateRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	noSmartcard, err := p.Intermediate.IssueCard(testpki.CardSpec{
+		Name: "nosc.sam", Family: "NOSC", Given: "SAM", EDIPI: "1234567898", NoSmartcardLogon: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, site string
 		card       *testpki.Card
 		code       string
 	}{
+		{"missing a required EKU", "strict", noSmartcard, "certificate_usage"},
 		{"expired card", "strict", card(t, "expired.edward"), "certificate_expired"},
 		{"no clientAuth EKU", "strict", card(t, "noeku.nancy"), "certificate_usage"},
 		{"untrusted root with a legit-looking DN", "strict", card(t, "rogue.john.quincy"), "certificate_untrusted"},

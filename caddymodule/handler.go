@@ -77,6 +77,15 @@ type Handler struct {
 	// PolicyMatch is "all" (default: every required policy) or "any".
 	PolicyMatch string `json:"policy_match,omitempty"`
 
+	// RequiredEKU are extended key usages the card must carry besides
+	// clientAuth: names (clientAuth, smartcardLogon, pivAuth,
+	// emailProtection, anyExtendedKeyUsage) or dotted OIDs.
+	RequiredEKU []string `json:"required_eku,omitempty"`
+
+	// MaxChainDepth bounds the verified chain's length in certificates,
+	// leaf and root included (DoD cards: 3). 0 means no bound.
+	MaxChainDepth int `json:"max_chain_depth,omitempty"`
+
 	// Exempt paths (Caddy path-matcher patterns such as /health or
 	// /static/*) pass without identity. Client-sent identity headers are
 	// still removed from them.
@@ -146,7 +155,12 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 
-	h.policy = trust.Policy{AllowedIssuers: h.AllowedIssuers, RequiredPolicies: h.RequiredPolicies}
+	h.policy = trust.Policy{
+		AllowedIssuers:   h.AllowedIssuers,
+		RequiredPolicies: h.RequiredPolicies,
+		RequiredEKU:      h.RequiredEKU,
+		MaxChainDepth:    h.MaxChainDepth,
+	}
 	switch h.PolicyMatch {
 	case "", "all":
 	case "any":
@@ -251,11 +265,13 @@ type siteEntry struct {
 	id        *cacid.Identity
 	cert      cardCert
 	rejection *trust.Rejection // usage/issuer/policy/identity problem, nil if none
-	// poolVerified: the gateway's own trust pool verified the chain. A
-	// handshake-verified chain is checked per request instead, because it is
-	// a property of the connection, not of the certificate.
-	poolVerified bool
-	poolReject   *trust.Rejection
+	// poolChain is the chain the gateway's own trust pool verified (nil if
+	// none). A handshake-verified chain is checked per request instead,
+	// because it is a property of the connection, not of the certificate.
+	poolChain  []*x509.Certificate
+	poolReject *trust.Rejection
+	// issuer is the verified issuing CA, for revocation checks.
+	issuer *x509.Certificate
 
 	card      atomic.Pointer[cardEntry]
 	assertion atomic.Pointer[signedAssertion]
@@ -328,8 +344,15 @@ func (h *Handler) admit(r *http.Request, now time.Time) (*siteEntry, *trust.Reje
 		return nil, rej
 	}
 	se := h.siteEntry(r.TLS, now)
-	if len(r.TLS.VerifiedChains) == 0 && !se.poolVerified {
+	chain := se.poolChain
+	if len(r.TLS.VerifiedChains) > 0 {
+		chain = r.TLS.VerifiedChains[0]
+	}
+	if chain == nil {
 		return se, se.poolReject
+	}
+	if rej := h.policy.CheckChainDepth(chain); rej != nil {
+		return se, rej
 	}
 	if se.rejection != nil {
 		return se, se.rejection
@@ -358,14 +381,14 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 		issuer = cs.VerifiedChains[0][1]
 	}
 	if h.policy.Roots != nil {
-		chain, rej := h.policy.Verify(leaf, cs.PeerCertificates[1:], now)
-		se.poolVerified, se.poolReject = rej == nil, rej
-		if rej == nil && len(chain) > 1 && issuer == nil {
-			issuer = chain[1]
+		se.poolChain, se.poolReject = h.policy.Verify(leaf, cs.PeerCertificates[1:], now)
+		if len(se.poolChain) > 1 && issuer == nil {
+			issuer = se.poolChain[1]
 		}
 	} else {
 		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
+	se.issuer = issuer
 	se.rejection = h.policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
 	if err != nil && se.rejection == nil {

@@ -212,6 +212,8 @@ https://localhost:%[8]d {
 		trust_pool file %[2]s/root.pem
 		allowed_issuers "%[10]s"
 		required_policies all 2.16.840.1.101.2.1.11.42 2.16.840.1.101.3.2.1.3.13
+		required_eku clientAuth smartcardLogon
+		max_chain_depth 3
 	}
 	reverse_proxy %[7]s
 }

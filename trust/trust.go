@@ -55,10 +55,44 @@ type Policy struct {
 	// card must carry: all of them, or any one when AnyPolicy is set.
 	RequiredPolicies []string
 	AnyPolicy        bool
+	// RequiredEKU are extended key usages the card must carry, all of them:
+	// names from EKUNames or dotted OIDs. Empty means clientAuth (which
+	// anyExtendedKeyUsage also satisfies).
+	RequiredEKU []string
+	// MaxChainDepth, when positive, bounds the verified chain's length
+	// counted in certificates, leaf and root included (DoD: root,
+	// intermediate, card = 3).
+	MaxChainDepth int
 
 	issuerDNs    []string
 	issuerHashes [][sha256.Size]byte
 	policies     []asn1.ObjectIdentifier
+	ekus         []requiredEKU
+}
+
+// requiredEKU is one compiled RequiredEKU entry: a usage crypto/x509 knows,
+// or an OID it keeps in UnknownExtKeyUsage.
+type requiredEKU struct {
+	name    string
+	known   x509.ExtKeyUsage
+	isKnown bool
+	oid     asn1.ObjectIdentifier
+}
+
+// EKUNames are the extended key usages RequiredEKU accepts by name.
+var EKUNames = map[string]asn1.ObjectIdentifier{
+	"clientAuth":          {1, 3, 6, 1, 5, 5, 7, 3, 2},
+	"smartcardLogon":      {1, 3, 6, 1, 4, 1, 311, 20, 2, 2},
+	"emailProtection":     {1, 3, 6, 1, 5, 5, 7, 3, 4},
+	"pivAuth":             {2, 16, 840, 1, 101, 3, 6, 8}, // id-PIV-cardAuth
+	"anyExtendedKeyUsage": {2, 5, 29, 37, 0},
+}
+
+// knownEKUs maps the OIDs crypto/x509 parses into ExtKeyUsage values.
+var knownEKUs = map[string]x509.ExtKeyUsage{
+	"1.3.6.1.5.5.7.3.2": x509.ExtKeyUsageClientAuth,
+	"1.3.6.1.5.5.7.3.4": x509.ExtKeyUsageEmailProtection,
+	"2.5.29.37.0":       x509.ExtKeyUsageAny,
 }
 
 // Compile validates the policy's lists and prepares them for matching.
@@ -82,6 +116,22 @@ func (p *Policy) Compile() error {
 			return fmt.Errorf("required policy %q: %w", s, err)
 		}
 		p.policies = append(p.policies, oid)
+	}
+	p.ekus = nil
+	for _, s := range p.RequiredEKU {
+		oid, ok := EKUNames[s]
+		if !ok {
+			var err error
+			if oid, err = parseOID(s); err != nil {
+				return fmt.Errorf("required EKU %q is neither a known name nor an OID", s)
+			}
+		}
+		r := requiredEKU{name: s, oid: oid}
+		r.known, r.isKnown = knownEKUs[oid.String()]
+		p.ekus = append(p.ekus, r)
+	}
+	if p.MaxChainDepth < 0 {
+		return fmt.Errorf("max chain depth must not be negative")
 	}
 	return nil
 }
@@ -129,6 +179,11 @@ func (p *Policy) Check(leaf, issuer *x509.Certificate) *Rejection {
 	if r := CheckUsage(leaf); r != nil {
 		return r
 	}
+	for _, want := range p.ekus {
+		if !hasEKU(leaf, want) {
+			return &Rejection{CodeUsage, "This certificate lacks a key usage this site requires (" + want.name + "). Choose your CAC's authentication certificate when the browser asks."}
+		}
+	}
 	if len(p.issuerDNs)+len(p.issuerHashes) > 0 && !p.issuerAllowed(leaf, issuer) {
 		return &Rejection{CodeIssuer, "Your certificate was issued by a certificate authority that is not accepted by this site."}
 	}
@@ -136,6 +191,31 @@ func (p *Policy) Check(leaf, issuer *x509.Certificate) *Rejection {
 		return &Rejection{CodePolicy, "Your certificate does not carry the certificate policy this site requires (for example, a hardware-token CAC authentication certificate)."}
 	}
 	return nil
+}
+
+// CheckChainDepth enforces MaxChainDepth on a verified chain.
+func (p *Policy) CheckChainDepth(chain []*x509.Certificate) *Rejection {
+	if p.MaxChainDepth > 0 && len(chain) > p.MaxChainDepth {
+		return &Rejection{CodeUntrusted, "Your certificate's chain of certificate authorities is longer than this site allows."}
+	}
+	return nil
+}
+
+func hasEKU(leaf *x509.Certificate, want requiredEKU) bool {
+	if want.isKnown {
+		for _, u := range leaf.ExtKeyUsage {
+			if u == want.known {
+				return true
+			}
+		}
+		return false
+	}
+	for _, oid := range leaf.UnknownExtKeyUsage {
+		if oid.Equal(want.oid) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckUsage requires the client-authentication extended key usage (or

@@ -149,3 +149,46 @@ func TestNormalizeDN(t *testing.T) {
 		}
 	}
 }
+
+func TestRequiredEKUAndChainDepth(t *testing.T) {
+	p := pki(t)
+	doe := p.Card("doe.john.quincy")
+	noSmartcard, err := p.Intermediate.IssueCard(testpki.CardSpec{Name: "nosc.sam", Family: "NOSC", Given: "SAM", EDIPI: "1234567801", NoSmartcardLogon: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ekus []string
+		card *testpki.Card
+		want string
+	}{
+		{"by name, present", []string{"clientAuth", "smartcardLogon"}, doe, ""},
+		{"by OID, present", []string{"1.3.6.1.4.1.311.20.2.2"}, doe, ""},
+		{"smartcardLogon missing", []string{"clientAuth", "smartcardLogon"}, noSmartcard, CodeUsage},
+		{"not required", nil, noSmartcard, ""},
+		{"emailProtection missing", []string{"emailProtection"}, doe, CodeUsage},
+	} {
+		pol := Policy{RequiredEKU: tc.ekus}
+		if err := pol.Compile(); err != nil {
+			t.Fatal(err)
+		}
+		if got := code(pol.Check(tc.card.Cert, p.Intermediate.Cert)); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if err := (&Policy{RequiredEKU: []string{"clientauth"}}).Compile(); err == nil {
+		t.Error("a misspelt EKU name compiled")
+	}
+
+	chain := []*x509.Certificate{doe.Cert, p.Intermediate.Cert, p.Root.Cert}
+	for depth, want := range map[int]string{0: "", 3: "", 2: CodeUntrusted} {
+		pol := Policy{MaxChainDepth: depth}
+		if got := code(pol.CheckChainDepth(chain)); got != want {
+			t.Errorf("depth %d: %q, want %q", depth, got, want)
+		}
+	}
+	if err := (&Policy{MaxChainDepth: -1}).Compile(); err == nil {
+		t.Error("negative depth compiled")
+	}
+}
