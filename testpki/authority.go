@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"math/big"
 	"time"
 )
 
@@ -144,4 +145,24 @@ func sign(template, parent *x509.Certificate, pub crypto.PublicKey, parentKey cr
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
+}
+
+// CRL returns a DER certificate revocation list signed by a, listing
+// revoked (as key compromise, revoked an hour before thisUpdate), with the
+// given update window and CRL number.
+func (a *Authority) CRL(revoked []*x509.Certificate, thisUpdate, nextUpdate time.Time, number int64) ([]byte, error) {
+	entries := make([]x509.RevocationListEntry, 0, len(revoked))
+	for _, c := range revoked {
+		entries = append(entries, x509.RevocationListEntry{
+			SerialNumber:   c.SerialNumber,
+			RevocationTime: thisUpdate.Add(-time.Hour),
+			ReasonCode:     1, // keyCompromise
+		})
+	}
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		RevokedCertificateEntries: entries,
+		Number:                    big.NewInt(number),
+		ThisUpdate:                thisUpdate,
+		NextUpdate:                nextUpdate,
+	}, a.Cert, a.Key)
 }

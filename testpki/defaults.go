@@ -11,8 +11,9 @@ const pivCardUUID = "a6c3b0e2-5f4d-4e8a-9b71-2c0d8e6f1a34"
 
 // defaultCard is one entry of the default card set.
 type defaultCard struct {
-	rogue bool // issued by RogueIntermediate instead of Intermediate
-	spec  CardSpec
+	rogue   bool // issued by RogueIntermediate instead of Intermediate
+	revoked bool // listed on Intermediate's CRL
+	spec    CardSpec
 }
 
 // defaultCards is the card set Generate issues. The EDIPIs are made up. Each
@@ -34,6 +35,11 @@ func defaultCards(now time.Time, validity time.Duration) []defaultCard {
 		Family: "DOE", Given: "JOHN", Middle: "QUINCY", EDIPI: "1234567890",
 	})
 	rogue.rogue = true
+	revoked := card(CardSpec{
+		Name: "revoked.ronald", Description: "revoked card: listed on the intermediate's CRL (key compromise)",
+		Family: "REVOKED", Given: "RONALD", EDIPI: "1234567899", Affiliation: "USA",
+	})
+	revoked.revoked = true
 
 	return []defaultCard{
 		card(CardSpec{
@@ -69,5 +75,6 @@ func defaultCards(now time.Time, validity time.Duration) []defaultCard {
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, NoSmartcardLogon: true,
 		}),
 		rogue,
+		revoked,
 	}
 }

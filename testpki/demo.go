@@ -7,7 +7,7 @@ const DemoP12Password = "cacgate-test"
 
 // demoValidity keeps the committed demo PKI usable for years. Cards last
 // ten years like the server, except the deliberately expired one.
-var demoValidity = validity{ca: 20 * year, server: 10 * year, card: 10 * year}
+var demoValidity = validity{ca: 20 * year, server: 10 * year, card: 10 * year, crl: 10 * year}
 
 // WriteDemo generates a long-lived test PKI and writes it to dir with
 // DemoP12Password; it is what produced the repository's testdata/pki.

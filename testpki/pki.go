@@ -1,6 +1,7 @@
 package testpki
 
 import (
+	"crypto/x509"
 	"fmt"
 	"time"
 )
@@ -33,15 +34,23 @@ type PKI struct {
 
 	// Cards is the default card set, in the order Generate lists it.
 	Cards []*Card
+
+	// CRL is Intermediate's certificate revocation list (DER), listing the
+	// cards of the default set that are meant to be revoked.
+	CRL []byte
 }
+
+// CRLFile is where WriteDir puts PKI.CRL.
+const CRLFile = "crl/test-dod-id-ca-70.crl"
 
 // validity is how long generated certificates last from Options.Now.
 type validity struct {
 	ca, server, card time.Duration
+	crl              time.Duration // thisUpdate to nextUpdate of the CRL
 }
 
 // testValidity suits a PKI generated afresh for each test run.
-var testValidity = validity{ca: 10 * year, server: year, card: defaultCardValidity}
+var testValidity = validity{ca: 10 * year, server: year, card: defaultCardValidity, crl: 30 * 24 * time.Hour}
 
 // Generate creates a fresh test PKI with fresh keys. Its cards, by name
 // (fake EDIPIs):
@@ -78,6 +87,7 @@ func generate(opts Options, v validity) (*PKI, error) {
 	if p.Server, err = p.Intermediate.issueServer(v.server); err != nil {
 		return nil, fmt.Errorf("testpki: server certificate: %w", err)
 	}
+	var revoked []*x509.Certificate
 	for _, dc := range defaultCards(now, v.card) {
 		issuer := p.Intermediate
 		if dc.rogue {
@@ -88,6 +98,12 @@ func generate(opts Options, v validity) (*PKI, error) {
 			return nil, err
 		}
 		p.Cards = append(p.Cards, card)
+		if dc.revoked {
+			revoked = append(revoked, card.Cert)
+		}
+	}
+	if p.CRL, err = p.Intermediate.CRL(revoked, now.Add(-time.Hour), now.Add(v.crl), 1); err != nil {
+		return nil, fmt.Errorf("testpki: CRL: %w", err)
 	}
 	return p, nil
 }

@@ -74,6 +74,7 @@ func TestDefaultCardsVerifyAsIntended(t *testing.T) {
 		"expired.edward":          expired,
 		"noeku.nancy":             wrongKeyUsage,
 		"rogue.john.quincy":       unknownAuthority,
+		"revoked.ronald":          verifies, // chain verification does not see revocation
 	}
 	if len(p.Cards) != len(want) {
 		t.Errorf("Generate issued %d cards, want %d", len(p.Cards), len(want))
@@ -148,6 +149,7 @@ func TestCardsReadBackThroughCacid(t *testing.T) {
 		{EDIPI: "1234567893", FamilyName: "EXPIRED", GivenName: "EDWARD", Affiliation: "USA", UPN: "1234567893@mil", Email: "edward.expired@mail.mil"},
 		{EDIPI: "1234567894", FamilyName: "NOEKU", GivenName: "NANCY", Affiliation: "USA", UPN: "1234567894@mil", Email: "nancy.noeku@mail.mil"},
 		{EDIPI: "1234567890", FamilyName: "DOE", GivenName: "JOHN", MiddleName: "QUINCY", Affiliation: "USA", UPN: "1234567890@mil", Email: "john.doe@mail.mil"},
+		{EDIPI: "1234567899", FamilyName: "REVOKED", GivenName: "RONALD", Affiliation: "USA", UPN: "1234567899@mil", Email: "ronald.revoked@mail.mil"},
 	}
 	if len(p.Cards) != len(want) {
 		t.Fatalf("Generate issued %d cards, want %d", len(p.Cards), len(want))
@@ -264,4 +266,21 @@ func TestGenerateAnchorsValidityAtNow(t *testing.T) {
 func fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return hex.EncodeToString(sum[:])
+}
+
+func TestCRLListsExactlyTheRevokedCard(t *testing.T) {
+	p := generated(t)
+	crl, err := x509.ParseRevocationList(p.CRL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(p.Intermediate.Cert); err != nil {
+		t.Fatalf("CRL signature: %v", err)
+	}
+	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(p.Card("revoked.ronald").Cert.SerialNumber) != 0 {
+		t.Fatalf("CRL entries: %+v", crl.RevokedCertificateEntries)
+	}
+	if !crl.NextUpdate.After(now) || crl.ThisUpdate.After(now) {
+		t.Errorf("CRL window %v..%v does not cover %v", crl.ThisUpdate, crl.NextUpdate, now)
+	}
 }

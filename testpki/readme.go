@@ -2,9 +2,11 @@ package testpki
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // readmeTemplate is README.md as WriteDir writes it. It is generated rather
@@ -36,6 +38,7 @@ policies. All EDIPIs are made up.
 | ` + "`server.pem`" + ` | server certificate for localhost, 127.0.0.1 and ::1, then the intermediate (valid until {{.ServerNotAfter}}) |
 | ` + "`server-key.pem`" + ` | server private key (PKCS#8) |
 | ` + "`rogue-root.pem`" + ` | a forger's root with exactly the same name as ` + "`root.pem`" + ` but another key; never trust it |
+| ` + "`crl/test-dod-id-ca-70.crl`" + ` | DER CRL of "{{.IntermediateName}}", listing ` + "`revoked.ronald`" + ` (valid until {{.CRLNextUpdate}}) |
 | ` + "`cards/<name>.pem`" + ` | card certificate, then its issuing CA |
 | ` + "`cards/<name>-key.pem`" + ` | card private key (PKCS#8) |
 | ` + "`cards/<name>.p12`" + ` | key, certificate and issuing CA for importing into a browser or OS |
@@ -97,6 +100,7 @@ func (p *PKI) readme(p12Password string) ([]byte, error) {
 	data := struct {
 		RootName, IntermediateName    string
 		RootNotAfter, ServerNotAfter  string
+		CRLNextUpdate                 string
 		PasswordNote, PasswordExample string
 		Cards                         []readmeCard
 	}{
@@ -104,6 +108,7 @@ func (p *PKI) readme(p12Password string) ([]byte, error) {
 		IntermediateName: intermediateCommonName,
 		RootNotAfter:     p.Root.Cert.NotAfter.UTC().Format(day),
 		ServerNotAfter:   p.Server.Cert.NotAfter.UTC().Format(day),
+		CRLNextUpdate:    crlNextUpdate(p.CRL).UTC().Format(day),
 		PasswordNote:     "The .p12 files are protected with the password chosen when this directory was generated.",
 		PasswordExample:  "PASSWORD",
 	}
@@ -124,4 +129,13 @@ func (p *PKI) readme(p12Password string) ([]byte, error) {
 		return nil, fmt.Errorf("testpki: README.md: %w", err)
 	}
 	return out.Bytes(), nil
+}
+
+// crlNextUpdate reads the nextUpdate of a CRL this package made.
+func crlNextUpdate(der []byte) time.Time {
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return time.Time{}
+	}
+	return crl.NextUpdate
 }

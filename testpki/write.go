@@ -57,8 +57,10 @@ func (p *PKI) WriteDir(dir, p12Password string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "cards"), dirMode); err != nil {
-		return fmt.Errorf("testpki: %w", err)
+	for _, sub := range []string{"cards", filepath.Dir(CRLFile)} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
+			return fmt.Errorf("testpki: %w", err)
+		}
 	}
 	for _, f := range files {
 		mode := publicFileMode
@@ -86,6 +88,7 @@ func (p *PKI) outputFiles(p12Password string) ([]outputFile, error) {
 		{path: "server.pem", data: certificatesPEM(p.Server.Chain...)},
 		{path: "server-key.pem", data: serverKey, private: true},
 		{path: "rogue-root.pem", data: p.RogueRoot.CertPEM},
+		{path: CRLFile, data: p.CRL},
 	}
 	for _, card := range p.Cards {
 		if err := checkFileStem(card.Name); err != nil {
