@@ -21,6 +21,7 @@ import (
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -56,6 +57,7 @@ const (
 //			cache_ttl     <duration>
 //			assertion_ttl <duration>
 //			link_by_edipi on|off
+//			revocation    { ... }   (see RevocationConfig)
 //		}
 //	}
 //
@@ -85,6 +87,10 @@ type App struct {
 	// for the EDIPI. When false such a card goes to enrollment.
 	LinkByEDIPI *bool `json:"link_by_edipi,omitempty"`
 
+	// Revocation configures certificate revocation checking. Default: on,
+	// OCSP then CRL, fail closed.
+	Revocation *RevocationConfig `json:"revocation,omitempty"`
+
 	store    store.Store
 	tokens   *consent.Tokens
 	consents *consent.Cache
@@ -97,6 +103,11 @@ type App struct {
 	epoch  atomic.Uint64
 	logger *zap.Logger
 	audit  *auditor
+
+	revocation     *revocation.Checker
+	revocationOff  bool
+	verdicts       *expirable.LRU[string, revocation.Verdict]
+	verdictLookups singleflight.Group
 }
 
 // CaddyModule returns the Caddy module information.
@@ -171,7 +182,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
-	return nil
+	return a.provisionRevocation(ctx)
 }
 
 // Validate checks the configuration.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,13 +27,45 @@ type hotPath struct {
 	h    *Handler
 	req  *http.Request
 	next caddyhttp.Handler
+	ocsp *ocspResponder // nil unless revocation is checked by OCSP
 }
 
-func newHotPath(tb testing.TB) *hotPath {
+// revocationSetup configures the app's revocation checking for a hot-path
+// benchmark: "off", "crl" (the test CA's CRL file) or "ocsp" (a real local
+// responder).
+func revocationSetup(tb testing.TB, mode string) (*RevocationConfig, *ocspResponder) {
+	tb.Helper()
+	p := testPKI(tb)
+	dir := tb.TempDir()
+	crl, issuers := filepath.Join(dir, "ca.crl"), filepath.Join(dir, "intermediate.pem")
+	if err := os.WriteFile(crl, p.CRL, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(issuers, p.Intermediate.CertPEM, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	switch mode {
+	case "off":
+		return &RevocationConfig{Mode: "off"}, nil
+	case "crl":
+		return &RevocationConfig{Mode: "crl", CRLFiles: []string{crl}, CRLIssuers: []string{issuers}}, nil
+	case "ocsp":
+		o := startOCSPResponder(tb, p.Intermediate)
+		return &RevocationConfig{Mode: "ocsp", OCSPResponder: o.url}, o
+	}
+	tb.Fatalf("unknown revocation mode %q", mode)
+	return nil, nil
+}
+
+func newHotPath(tb testing.TB, revocationMode string) *hotPath {
 	tb.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
-	app := &App{StoreRaw: json.RawMessage(`{"backend":"sqlite","path":` + jsonString(filepath.Join(tb.TempDir(), "bench.db")) + `}`)}
+	rc, responder := revocationSetup(tb, revocationMode)
+	app := &App{
+		StoreRaw:   json.RawMessage(`{"backend":"sqlite","path":` + jsonString(filepath.Join(tb.TempDir(), "bench.db")) + `}`),
+		Revocation: rc,
+	}
 	if err := app.Provision(ctx); err != nil {
 		tb.Fatal(err)
 	}
@@ -74,7 +107,7 @@ func newHotPath(tb testing.TB) *hotPath {
 	req = req.WithContext(rctx)
 	req = req.WithContext(context.WithValue(rctx, caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(req)))
 
-	p := &hotPath{h: h, req: req, next: caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })}
+	p := &hotPath{h: h, req: req, ocsp: responder, next: caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })}
 	// The first request fills the caches (database lookup, assertion).
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, req, p.next); err != nil || w.Code != http.StatusOK {
@@ -114,21 +147,28 @@ func (w *discardWriter) WriteHeader(int)             {}
 // pays per request in the handler: certificate checks from cache, consent
 // cookie from cache, account from cache, header stripping and injection,
 // cached assertion, placeholders. Target: < 5 µs and < 30 allocs.
+//
+// The sub-benchmarks differ only in revocation checking: with a cached
+// verdict, checking revocation must cost nothing on the hot path.
 func BenchmarkHotPath(b *testing.B) {
-	p := newHotPath(b)
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.h.ServeHTTP(w, p.req, p.next); err != nil {
-			b.Fatal(err)
-		}
+	for _, mode := range []string{"off", "crl", "ocsp"} {
+		b.Run("revocation="+mode, func(b *testing.B) {
+			p := newHotPath(b, mode)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.h.ServeHTTP(w, p.req, p.next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 // BenchmarkHotPathParallel is the same under concurrency (lock contention
 // in the caches shows up here).
 func BenchmarkHotPathParallel(b *testing.B) {
-	p := newHotPath(b)
+	p := newHotPath(b, "crl")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		w := &discardWriter{h: http.Header{}}
@@ -142,13 +182,20 @@ func BenchmarkHotPathParallel(b *testing.B) {
 	})
 }
 
-// TestHotPathDoesNoIO checks that a cached request does not touch the
-// database: with the store closed, it must still be admitted.
+// TestHotPathDoesNoIO checks that a cached request touches neither the
+// database nor the OCSP responder: with the store closed it is still
+// admitted, and the responder sees no new request.
 func TestHotPathDoesNoIO(t *testing.T) {
-	p := newHotPath(t)
+	p := newHotPath(t, "ocsp")
 	if err := p.h.app.store.Close(); err != nil {
 		t.Fatal(err)
 	}
+	ocspBefore := p.ocsp.requests.Load()
+	defer func() {
+		if n := p.ocsp.requests.Load() - ocspBefore; n != 0 {
+			t.Errorf("cached request made %d OCSP requests", n)
+		}
+	}()
 	w := httptest.NewRecorder()
 	if err := p.h.ServeHTTP(w, p.req, p.next); err != nil || w.Code != http.StatusOK {
 		t.Fatalf("cached request with the database closed: %v, HTTP %d", err, w.Code)

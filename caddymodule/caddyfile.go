@@ -37,6 +37,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		cache_ttl     <duration>
 //		assertion_ttl <duration>
 //		link_by_edipi on|off
+//		revocation    [<mode>] | { ... }
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -81,6 +82,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.LinkByEDIPI = &on
+		case "revocation":
+			rc, err := unmarshalRevocation(d)
+			if err != nil {
+				return err
+			}
+			a.Revocation = rc
 		default:
 			return d.Errf("unrecognized cacgate option %q", sub)
 		}

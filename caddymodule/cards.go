@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -53,6 +55,9 @@ type cardEntry struct {
 	// card's registration cleared), nil otherwise.
 	byEDIPI *store.Account
 
+	// verdict is the card's revocation status; the entry expires with it.
+	verdict revocation.Verdict
+
 	epoch   uint64
 	expires time.Time
 
@@ -90,10 +95,12 @@ func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cer
 	return v.(*cardEntry), nil
 }
 
-// cardCert is what the store records about a card when it is linked.
+// cardCert is the certificate of a card: what the store records when it
+// is linked, and what a revocation check needs.
 type cardCert struct {
 	subject, issuer, serial string
 	notAfter                time.Time
+	leaf, issuerCert        *x509.Certificate
 }
 
 // lastUseResolution is how stale a card's "last used" time may get before a
@@ -105,6 +112,15 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 	defer cancel()
 	now := time.Now()
 	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL))}
+
+	// Revocation first: a revoked card learns nothing about accounts.
+	e.verdict = a.revocationStatus(ctx, cert.leaf, cert.issuerCert, id.FingerprintHex)
+	if e.verdict.ValidUntil.Before(e.expires) {
+		e.expires = e.verdict.ValidUntil
+	}
+	if e.verdict.Status != revocation.StatusGood {
+		return e, nil
+	}
 
 	acct, err := a.store.AccountByFingerprint(ctx, id.FingerprintHex)
 	switch {

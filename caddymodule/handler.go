@@ -22,6 +22,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/consent"
 	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/trust"
 	"github.com/cacgate/cacgate/ui"
 )
@@ -270,8 +271,6 @@ type siteEntry struct {
 	// because it is a property of the connection, not of the certificate.
 	poolChain  []*x509.Certificate
 	poolReject *trust.Rejection
-	// issuer is the verified issuing CA, for revocation checks.
-	issuer *x509.Certificate
 
 	card      atomic.Pointer[cardEntry]
 	assertion atomic.Pointer[signedAssertion]
@@ -304,19 +303,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	now := time.Now()
-	se, rej := h.admit(r, now)
-	if rej != nil {
-		return h.refuse(w, r, se, rej)
+	se, card, refreshed, done, err := h.gate(w, r, now)
+	if done {
+		return err
 	}
-
-	token := consent.CookieValue(r.Header["Cookie"])
-	if !h.app.consents.Accepted(token, se.id.FingerprintHex, now) {
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
 		return h.askConsent(w, r)
-	}
-
-	card, err := h.currentCard(r, se, now)
-	if err != nil {
-		return h.storeUnavailable(w, r, err)
 	}
 	if p := h.accountProblem(card); p != nil {
 		if p.Status == http.StatusSeeOther {
@@ -324,12 +316,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return ui.WriteProblem(w, r, *p)
 	}
+	if refreshed {
+		// Once per card per cache_ttl: the start of a session, not every request.
+		h.app.audit.request(r, "access.granted", outcomeSuccess, append(cardFields(se.id), zap.String("username", card.account.Username))...)
+	}
 
 	h.setIdentity(r, se, card, now)
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
 		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// gate runs every check that comes before the banner: the certificate
+// (admit), its revocation status and the account lookup (both cached in the
+// card entry). refreshed reports that this request refilled the card entry.
+// When done is true it has answered the request itself and err is the
+// handler's result.
+func (h *Handler) gate(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, refreshed, done bool, err error) {
+	se, rej := h.admit(r, now)
+	if rej != nil {
+		return se, nil, false, true, h.refuse(w, r, se, rej)
+	}
+	card, refreshed, err = h.currentCard(r, se, now)
+	if err != nil {
+		return se, nil, false, true, h.storeUnavailable(w, r, err)
+	}
+	if card.verdict.Status != revocation.StatusGood {
+		return se, card, refreshed, true, h.refuseRevocation(w, r, se, card.verdict)
+	}
+	return se, card, refreshed, false, nil
 }
 
 // admit runs the certificate checks: presence, validity, chain, usage,
@@ -375,6 +391,7 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 		issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
 		serial:   leaf.SerialNumber.Text(16),
 		notAfter: leaf.NotAfter,
+		leaf:     leaf,
 	}}
 	var issuer *x509.Certificate
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
@@ -388,7 +405,7 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 	} else {
 		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
-	se.issuer = issuer
+	se.cert.issuerCert = issuer
 	se.rejection = h.policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
 	if err != nil && se.rejection == nil {
@@ -399,21 +416,22 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 	return se
 }
 
-// currentCard returns the site entry's account mapping, refreshing it from
-// the app when it is stale.
-func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (*cardEntry, error) {
+// currentCard returns the site entry's card entry (revocation verdict and
+// account), refreshing it from the app when it is stale; refreshed reports
+// that this request did so.
+func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (card *cardEntry, refreshed bool, err error) {
 	if c := se.card.Load(); c != nil && !c.stale(now, h.app.epoch.Load()) {
-		return c, nil
+		return c, false, nil
 	}
 	c, err := h.app.card(r.Context(), r, se.id, &se.cert)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	se.card.Store(c)
-	if c.account != nil && c.account.Status == "active" {
-		h.app.audit.request(r, "access.granted", outcomeSuccess, append(cardFields(se.id), zap.String("username", c.account.Username))...)
+	if c.verdict.FailedOpen {
+		h.app.audit.request(r, "revocation.failed_open", outcomeFailure, append(cardFields(se.id), zap.NamedError("revocation_error", c.verdict.Err))...)
 	}
-	return c, nil
+	return c, true, nil
 }
 
 // setIdentity hands the identity to the backend: headers and placeholders.

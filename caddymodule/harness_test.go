@@ -123,15 +123,23 @@ type gateway struct {
 	roots   *x509.CertPool
 }
 
-func freePort(t *testing.T) int {
+// freePorts returns n distinct free loopback ports. All listeners stay
+// open until every port is chosen, so no two of them can be the same.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
+
+func freePort(t testing.TB) int { return freePorts(t, 1)[0] }
 
 // startGateway runs Caddy in-process with the test sites:
 //
@@ -139,6 +147,7 @@ func freePort(t *testing.T) int {
 //	strict  mode request + the gateway's own trust pool, issuer and policy rules
 //	bare    mode request and no trust pool: nothing verifies chains
 //	pinned  mode request + trust pool, issuers pinned to a CA that is not ours
+//	handshake  verify_if_given + the cacgate TLS verifier (policy, revocation)
 //
 // globalExtra and mainExtra are added to the global cacgate block and the
 // main site's cacgate block.
@@ -146,13 +155,16 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 	t.Helper()
 	p := testPKI(t)
 	g := &gateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
+	os.Mkdir(filepath.Join(g.dir, "crl"), 0o700)
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{
 		{"root.pem", p.Root.CertPEM},
+		{"intermediate.pem", p.Intermediate.CertPEM},
 		{"server.pem", pemChain(p.Server.Chain)},
 		{"server-key.pem", keyPEM(t, p.Server)},
+		{"crl/intermediate.crl", p.CRL},
 	} {
 		if err := os.WriteFile(filepath.Join(g.dir, f.name), f.data, 0o600); err != nil {
 			t.Fatal(err)
@@ -160,15 +172,27 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
-	for _, site := range []string{"main", "strict", "bare", "pinned"} {
-		g.ports[site] = freePort(t)
+	sites := []string{"main", "strict", "bare", "pinned", "handshake"}
+	ports := freePorts(t, len(sites)+1)
+	for i, site := range sites {
+		g.ports[site] = ports[i]
 	}
-	g.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g.admin = fmt.Sprintf("127.0.0.1:%d", ports[len(sites)])
 	// As an operator would paste it: openssl x509 -noout -subject -nameopt RFC2253
 	intermediateDN := "CN=TEST DOD ID CA-70, OU=PKI, OU=DoD, O=U.S. Government, C=US"
 	bogusPin := strings.Repeat("ab", 32)
+	if !strings.Contains(globalExtra, "revocation") {
+		// Revocation is on and fails closed by default, and the test cards
+		// name no OCSP responder: give the gateway the test CA's CRL.
+		globalExtra += fmt.Sprintf(`
+		revocation {
+			mode crl
+			crl_files %[1]s/crl
+			crl_issuers %[1]s/intermediate.pem
+		}`, g.dir)
+	}
 
-	tlsBlock := func(mode string) string {
+	tlsBlock := func(mode string, extra ...string) string {
 		pool := ""
 		if mode == "verify_if_given" {
 			pool = "trust_pool file " + filepath.Join(g.dir, "root.pem")
@@ -177,8 +201,9 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 		client_auth {
 			mode %s
 			%s
+			%s
 		}
-	}`, filepath.Join(g.dir, "server.pem"), filepath.Join(g.dir, "server-key.pem"), mode, pool)
+	}`, filepath.Join(g.dir, "server.pem"), filepath.Join(g.dir, "server-key.pem"), mode, pool, strings.Join(extra, "\n"))
 	}
 	cfg := fmt.Sprintf(`{
 	admin %[1]s
@@ -224,6 +249,12 @@ https://localhost:%[11]d {
 	reverse_proxy %[7]s
 }
 
+https://localhost:%[14]d {
+	%[15]s
+	cacgate
+	reverse_proxy %[7]s
+}
+
 https://localhost:%[12]d {
 	%[9]s
 	cacgate {
@@ -233,7 +264,11 @@ https://localhost:%[12]d {
 	reverse_proxy %[7]s
 }
 `, g.admin, g.dir, globalExtra, g.ports["main"], tlsBlock("verify_if_given"), mainExtra, g.backend.addr,
-		g.ports["strict"], tlsBlock("request"), intermediateDN, g.ports["bare"], g.ports["pinned"], bogusPin)
+		g.ports["strict"], tlsBlock("request"), intermediateDN, g.ports["bare"], g.ports["pinned"], bogusPin,
+		g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
+				required_policies 2.16.840.1.101.2.1.11.42
+				revocation on
+			}`))
 
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})

@@ -86,9 +86,9 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, rej := h.admit(r, now)
-	if rej != nil {
-		return h.refuse(w, r, se, rej)
+	se, _, _, done, err := h.gate(w, r, now)
+	if done {
+		return err
 	}
 	if r.Method != http.MethodPost {
 		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
@@ -154,16 +154,12 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD")
 	}
 	now := time.Now()
-	se, rej := h.admit(r, now)
-	if rej != nil {
-		return h.refuse(w, r, se, rej)
+	se, card, _, done, err := h.gate(w, r, now)
+	if done {
+		return err
 	}
 	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
 		return h.askConsent(w, r)
-	}
-	card, err := h.currentCard(r, se, now)
-	if err != nil {
-		return h.storeUnavailable(w, r, err)
 	}
 	if card.account != nil {
 		// registered after all (linked meanwhile): go where they were going

@@ -11,6 +11,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/consent"
 	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/store"
 	"github.com/cacgate/cacgate/trust"
 	"github.com/cacgate/cacgate/ui"
@@ -135,4 +136,40 @@ func seeOther(w http.ResponseWriter, location string) error {
 	w.Header().Set("Location", location)
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
+}
+
+// refuseRevocation answers a card whose revocation status is not good:
+// revoked (403) or, failing closed, unknown because no status service
+// answered (503). Both are audited with the certificate's serial and issuer.
+func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v revocation.Verdict) error {
+	fields := append(cardFields(se.id), zap.String("revocation_source", v.Source))
+	if v.Err != nil {
+		fields = append(fields, zap.String("revocation_error", v.Err.Error()))
+	}
+	if v.Status == revocation.StatusRevoked {
+		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
+			zap.String("reason", "certificate_revoked"), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
+		return ui.WriteProblem(w, r, ui.Problem{
+			Status: http.StatusForbidden,
+			Code:   "certificate_revoked",
+			Title:  "Your certificate has been revoked",
+			Detail: "The certificate authority revoked this certificate on " + v.RevokedAt.UTC().Format("2 January 2006") + ", so it can no longer be used to sign in.",
+			Steps: []string{
+				"If you have a newer CAC, use it instead.",
+				"Otherwise visit a RAPIDS ID card office to have your card's certificates reissued.",
+			},
+			Contact: h.Contact,
+		})
+	}
+	h.app.audit.request(r, "access.denied", outcomeFailure, append(fields, zap.String("reason", "revocation_unavailable"))...)
+	w.Header().Set("Retry-After", "60")
+	return ui.WriteProblem(w, r, ui.Problem{
+		Status:  http.StatusServiceUnavailable,
+		Code:    "revocation_unavailable",
+		Title:   "Certificate status service unreachable",
+		Detail:  "The gateway could not confirm with the certificate authority that your certificate has not been revoked, so it cannot let you in right now. The status service is slow or unreachable.",
+		Steps:   []string{"Wait a few minutes, then reload this page.", "If this keeps happening, tell the site's administrators."},
+		Contact: h.Contact,
+		Retry:   true,
+	})
 }

@@ -1,0 +1,247 @@
+package caddymodule
+
+import (
+	"encoding/asn1"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/cacgate/cacgate/testpki"
+)
+
+// ocspResponder is a real OCSP responder for the test CA, answering from a
+// list of revoked serials. It counts the requests it gets.
+type ocspResponder struct {
+	url      string
+	requests atomic.Int64
+	delay    time.Duration
+	mu       sync.Mutex
+	revoked  map[string]bool // serial (hex)
+}
+
+func startOCSPResponder(t testing.TB, ca *testpki.Authority, revoked ...*testpki.Card) *ocspResponder {
+	t.Helper()
+	o := &ocspResponder{revoked: map[string]bool{}}
+	for _, c := range revoked {
+		o.revoked[c.Cert.SerialNumber.Text(16)] = true
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.url = "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		if o.delay > 0 {
+			time.Sleep(o.delay)
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		o.mu.Lock()
+		isRevoked := o.revoked[req.SerialNumber.Text(16)]
+		o.mu.Unlock()
+		now := time.Now()
+		tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+		if isRevoked {
+			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, now.Add(-time.Hour), ocsp.KeyCompromise
+		}
+		resp, err := ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+func (o *ocspResponder) revoke(c *testpki.Card) {
+	o.mu.Lock()
+	o.revoked[c.Cert.SerialNumber.Text(16)] = true
+	o.mu.Unlock()
+}
+
+func jsonProblem(t *testing.T, body string) string {
+	t.Helper()
+	var p struct{ Error string }
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatalf("not a JSON problem: %q", body)
+	}
+	return p.Error
+}
+
+var apiClient = http.Header{"Accept": {"application/json"}}
+
+func TestRevokedCardFromCRL(t *testing.T) {
+	g := startGateway(t, "", "")
+	g.createAccount("1234567899", "ronald.revoked")
+	c := g.client(card(t, "revoked.ronald"))
+
+	resp, body := request(t, c, "GET", g.url("main", "/"), browser, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Your certificate has been revoked") || !strings.Contains(body, "RAPIDS") {
+		t.Fatalf("revoked card, browser: HTTP %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = request(t, c, "GET", g.url("main", "/"), apiClient, nil)
+	if resp.StatusCode != http.StatusForbidden || jsonProblem(t, body) != "certificate_revoked" {
+		t.Fatalf("revoked card, API: HTTP %d %s", resp.StatusCode, body)
+	}
+	// Not even the banner: a revoked card cannot consent.
+	if resp, _ := request(t, c, "GET", g.url("main", "/.cacgate/consent"), browser, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("revoked card on the banner page: HTTP %d", resp.StatusCode)
+	}
+	if g.backend.count() != 0 {
+		t.Fatal("a revoked card reached the backend")
+	}
+	// The same CA's good card passes.
+	if resp, _ := request(t, g.client(card(t, "doe.john.quincy")), "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("good card: HTTP %d", resp.StatusCode)
+	}
+}
+
+func TestRevocationByOCSP(t *testing.T) {
+	p := testPKI(t)
+	responder := startOCSPResponder(t, p.Intermediate, card(t, "revoked.ronald"))
+	g := startGateway(t, fmt.Sprintf(`revocation {
+			mode ocsp
+			ocsp_responder %s
+		}`, responder.url), "")
+	g.createAccount("1234567890", "john.q.doe")
+
+	if resp, body := request(t, g.client(card(t, "revoked.ronald")), "GET", g.url("main", "/"), apiClient, nil); resp.StatusCode != http.StatusForbidden || jsonProblem(t, body) != "certificate_revoked" {
+		t.Fatalf("revoked by OCSP: HTTP %d %s", resp.StatusCode, body)
+	}
+
+	// Concurrent first requests for one card make one OCSP request, and
+	// later requests none: the verdict is cached with the account.
+	doe := g.client(card(t, "doe.john.quincy"))
+	before := responder.requests.Load()
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", g.url("main", "/"), nil)
+			req.Header.Set("Accept", "text/html")
+			if resp, err := doe.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := responder.requests.Load() - before; n != 1 {
+		t.Fatalf("16 concurrent first requests made %d OCSP requests, want 1", n)
+	}
+	g.accept(t, doe, "main")
+	for i := 0; i < 5; i++ {
+		if resp, _ := request(t, doe, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("good card: HTTP %d", resp.StatusCode)
+		}
+	}
+	if n := responder.requests.Load() - before; n != 1 {
+		t.Fatalf("cached verdict: %d OCSP requests in all, want 1", n)
+	}
+}
+
+func TestRevocationUnavailable(t *testing.T) {
+	// A responder address nothing listens on.
+	down := "http://127.0.0.1:" + fmt.Sprint(freePort(t))
+
+	t.Run("fail closed", func(t *testing.T) {
+		g := startGateway(t, fmt.Sprintf(`revocation {
+			mode ocsp
+			ocsp_responder %s
+			ocsp_timeout 2s
+		}`, down), "")
+		c := g.client(card(t, "doe.john.quincy"))
+		resp, body := request(t, c, "GET", g.url("main", "/"), browser, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "status service") || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("responder down, fail closed: HTTP %d\n%s", resp.StatusCode, body)
+		}
+		if resp, body := request(t, c, "GET", g.url("main", "/"), apiClient, nil); jsonProblem(t, body) != "revocation_unavailable" {
+			t.Fatalf("API: HTTP %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("fail open", func(t *testing.T) {
+		g := startGateway(t, fmt.Sprintf(`revocation {
+			mode ocsp
+			ocsp_responder %s
+			ocsp_timeout 2s
+			fail_open
+		}`, down), "")
+		g.createAccount("1234567890", "john.q.doe")
+		c := g.client(card(t, "doe.john.quincy"))
+		g.accept(t, c, "main")
+		if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("responder down, fail open: HTTP %d", resp.StatusCode)
+		}
+	})
+	t.Run("slow responder times out", func(t *testing.T) {
+		p := testPKI(t)
+		slow := startOCSPResponder(t, p.Intermediate)
+		slow.delay = 5 * time.Second
+		g := startGateway(t, fmt.Sprintf(`revocation {
+			mode ocsp
+			ocsp_responder %s
+			ocsp_timeout 1s
+		}`, slow.url), "")
+		start := time.Now()
+		resp, _ := request(t, g.client(card(t, "doe.john.quincy")), "GET", g.url("main", "/"), browser, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("slow responder: HTTP %d", resp.StatusCode)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("the request waited %v for a responder with a 1s timeout", d)
+		}
+	})
+}
+
+func TestRevocationOff(t *testing.T) {
+	g := startGateway(t, "revocation off", "")
+	g.createAccount("1234567899", "ronald.revoked")
+	c := g.client(card(t, "revoked.ronald"))
+	g.accept(t, c, "main")
+	if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revocation off: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestHandshakeVerifier: with the verifier module in client_auth, revoked
+// and non-compliant cards are refused in the TLS handshake itself.
+func TestHandshakeVerifier(t *testing.T) {
+	g := startGateway(t, "", "")
+	for _, name := range []string{"revoked.ronald"} {
+		if _, err := g.client(card(t, name)).Get(g.url("handshake", "/")); err == nil {
+			t.Errorf("%s: handshake succeeded", name)
+		}
+	}
+	noPolicy, err := testPKI(t).Intermediate.IssueCard(testpki.CardSpec{
+		Name: "nopolicy.nora", Family: "NOPOLICY", Given: "NORA", EDIPI: "1234567802", Policies: []asn1.ObjectIdentifier{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.client(noPolicy).Get(g.url("handshake", "/")); err == nil {
+		t.Error("card without the required policy: handshake succeeded")
+	}
+	// A good card completes the handshake and meets the banner.
+	resp, _ := request(t, g.client(card(t, "doe.john.quincy")), "GET", g.url("handshake", "/"), browser, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("good card: HTTP %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,49 @@
+// Package revocation tells whether a verified client certificate has been
+// revoked, by OCSP and by CRL, without putting network I/O or parsing on the
+// request path.
+//
+// Caddy's client_auth verifies the chain but never checks revocation, so a
+// revoked CAC keeps working until it expires. A Checker closes that gap:
+//
+//   - OCSP responses are fetched on demand, validated (signature by the
+//     issuing CA or by a responder certificate it delegated with the
+//     OCSP-signing usage, matching CertID, thisUpdate/nextUpdate, optional
+//     nonce) and cached until their nextUpdate, bounded by MaxCacheAge.
+//     Concurrent checks of one certificate share one request, and failures
+//     are remembered briefly so a dead responder is not hammered.
+//   - CRLs, from files and optionally from the certificates' distribution
+//     points, are parsed once in the background into a compact index sorted
+//     by serial number. DoD CRLs hold hundreds of thousands of entries, so the
+//     index keeps only the serial bytes, the revocation time and the reason
+//     (about 30 bytes an entry) instead of crypto/x509's per-entry objects.
+//
+// Check then costs a cache lookup or a binary search.
+//
+// # Failure policy
+//
+// When neither source yields a trustworthy answer the verdict is
+// StatusUnavailable: the caller must refuse the certificate. Config.FailOpen
+// turns that into StatusGood with Verdict.FailedOpen set, for sites that
+// prefer availability to the revocation guarantee. Unavailable and fail-open
+// verdicts are valid for a short retry interval only.
+//
+// A CRL past its nextUpdate (plus the clock-skew allowance) that cannot be
+// refreshed gives no verdict for serials it does not list; a serial it does
+// list is still reported revoked, because revocation is permanent (RFC 5280
+// section 3.3), except for certificateHold, which may since have been lifted.
+//
+// # Not supported
+//
+//   - Delta CRLs (deltaCRLIndicator) are rejected; only complete CRLs are used.
+//   - Indirect CRLs (issuingDistributionPoint indirectCRL, or entries naming a
+//     certificateIssuer) are rejected: a CRL is only used for certificates of
+//     the CA that signed it.
+//   - CRLs limited to some revocation reasons (onlySomeReasons), to CA or to
+//     attribute certificates are rejected, since they cannot clear an end-entity
+//     certificate.
+//   - CRLs or CRL entries with any other critical extension are rejected.
+//   - SHA-1 signatures on CRLs are refused, like crypto/x509 refuses them.
+//   - OCSP responses signed by a locally configured trusted responder that
+//     the issuing CA did not certify are refused.
+//   - LDAP distribution points are ignored; only http and https are fetched.
+package revocation
