@@ -40,6 +40,7 @@ func init() {
 //	POST   /cacgate/accounts/{username}/enable
 //	POST   /cacgate/accounts/{username}/cards         {"certificate":"<PEM>"}
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
+//	GET    /cacgate/revocation                        (CRL and OCSP cache state)
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -69,6 +70,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		route("POST /cacgate/accounts/{username}/enable", adminSetStatus(store.StatusActive)),
 		route("POST /cacgate/accounts/{username}/cards", adminLinkCard),
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminUnlinkCard),
+		route("GET /cacgate/revocation", adminRevocationStats),
 	}
 }
 

@@ -115,8 +115,9 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 
 	// Revocation first: a revoked card learns nothing about accounts.
 	e.verdict = a.revocationStatus(ctx, cert.leaf, cert.issuerCert, id.FingerprintHex)
-	if e.verdict.ValidUntil.Before(e.expires) {
-		e.expires = e.verdict.ValidUntil
+	if until := e.verdict.ValidUntil; !until.IsZero() && until.Before(e.expires) {
+		// (With revocation off the verdict has no expiry: zero.)
+		e.expires = until
 	}
 	if e.verdict.Status != revocation.StatusGood {
 		return e, nil

@@ -35,9 +35,13 @@ Commands for the cacgate CAC gateway.
   caddy cacgate accounts list|show|create|disable|enable|link|unlink ...
       Manages accounts through the running server's admin API (the address
       comes from --address, else from --config, else localhost:2019).
+
+  caddy cacgate revocation
+      Shows the revocation checker's state: CRLs, their freshness and the
+      memory their indexes take, and the OCSP cache.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(testPKICommand(), accountsCommand())
+			cmd.AddCommand(testPKICommand(), accountsCommand(), revocationCommand())
 		},
 	})
 }
@@ -190,4 +194,25 @@ func fingerprintArg(arg string) (string, error) {
 		return "", err
 	}
 	return certFingerprint(block.Bytes), nil
+}
+
+func revocationCommand() *cobra.Command {
+	client := &adminClient{}
+	cmd := &cobra.Command{
+		Use:   "revocation",
+		Short: "Shows CRL freshness, CRL index memory and the OCSP cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := client.do(http.MethodGet, "/cacgate/revocation", nil)
+			if err != nil {
+				return err
+			}
+			cmd.OutOrStdout().Write(out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&client.address, "address", "", "admin API address (default: from --config, else localhost:2019)")
+	cmd.Flags().StringVarP(&client.config, "config", "c", "", "config file, to find the admin API address")
+	cmd.Flags().StringVarP(&client.adapter, "adapter", "a", "", "config adapter for --config")
+	return cmd
 }

@@ -245,3 +245,17 @@ func TestHandshakeVerifier(t *testing.T) {
 		t.Fatalf("good card: HTTP %d", resp.StatusCode)
 	}
 }
+
+func TestAdminRevocationStats(t *testing.T) {
+	g := startGateway(t, "", "")
+	var st RevocationStatsJSON
+	if code := g.adminDo("GET", "/cacgate/revocation", nil, &st); code != http.StatusOK {
+		t.Fatalf("HTTP %d", code)
+	}
+	if st.Mode != "crl" || st.CRLs != 1 || st.Entries != 1 || st.IndexBytes <= 0 || st.StaleCRLs != 0 || len(st.Sources) != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	if c := st.Sources[0].CRLs; len(c) != 1 || !strings.Contains(c[0].Issuer, "TEST DOD ID CA-70") || c[0].Stale {
+		t.Fatalf("CRL stats: %+v", st.Sources[0])
+	}
+}

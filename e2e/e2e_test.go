@@ -326,6 +326,16 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("list: %v %d", err, len(list))
 	}
 
+	// The demo's CRL is loaded and fresh.
+	out, err := caddy(t, d.dir, "cacgate", "revocation", "--address", d.admin)
+	var rev struct {
+		CRLs, Entries, StaleCRLs int
+		IndexBytes               int64 `json:"index_bytes"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &rev) != nil || rev.CRLs != 1 || rev.Entries != 1 || rev.IndexBytes <= 0 {
+		t.Fatalf("caddy cacgate revocation: %v\n%s", err, out)
+	}
+
 	if resp, page := get(t, d.client(t, ""), "https://"+d.gateway+"/", "text/html"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "Insert your CAC") {
 		t.Fatalf("no card: HTTP %d", resp.StatusCode)
 	}
