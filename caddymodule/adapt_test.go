@@ -124,6 +124,40 @@ store
 		`cacgate {
 bogus
 }`,
+		`cacgate {
+revocation {
+mode
+}
+}`,
+		`cacgate {
+revocation {
+fail_open
+fail_closed
+}
+}`,
+		`cacgate {
+revocation {
+crl_files
+}
+}`,
+		`cacgate {
+revocation {
+ocsp_timeout soon
+}
+}`,
+		`cacgate {
+revocation {
+fetch_crls maybe
+}
+}`,
+		`cacgate {
+revocation {
+bogus
+}
+}`,
+		`cacgate {
+revocation off extra
+}`,
 	} {
 		var a App
 		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
@@ -157,6 +191,22 @@ func TestProvisionRejectsBadHeaderConfig(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s is not stripped (strip list %q)", n, h.stripNames)
+		}
+	}
+}
+
+func TestVerifierCaddyfileErrors(t *testing.T) {
+	for _, src := range []string{
+		"cacgate extra",
+		"cacgate {\nrevocation maybe\n}",
+		"cacgate {\nmax_chain_depth deep\n}",
+		"cacgate {\nrequired_eku\n}",
+		"cacgate {\nallowed_issuers a\nallowed_issuers b\n}",
+		"cacgate {\nbogus\n}",
+	} {
+		var v Verifier
+		if err := v.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
+			t.Errorf("accepted %q", src)
 		}
 	}
 }
