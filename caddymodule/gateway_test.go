@@ -59,6 +59,12 @@ func TestCertificateRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	notCAC, err := p.Intermediate.IssueCard(testpki.CardSpec{
+		Name: "not.a.cac", CommonName: "webserver.example.mil", EDIPI: "1234567803", UPN: "-",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	noSmartcard, err := p.Intermediate.IssueCard(testpki.CardSpec{
 		Name: "nosc.sam", Family: "NOSC", Given: "SAM", EDIPI: "1234567898", NoSmartcardLogon: true,
 	})
@@ -71,6 +77,7 @@ func TestCertificateRefusals(t *testing.T) {
 		code       string
 	}{
 		{"missing a required EKU", "strict", noSmartcard, "certificate_usage"},
+		{"not a CAC identity", "main", notCAC, "certificate_invalid"},
 		{"expired card", "strict", card(t, "expired.edward"), "certificate_expired"},
 		{"no clientAuth EKU", "strict", card(t, "noeku.nancy"), "certificate_usage"},
 		{"untrusted root with a legit-looking DN", "strict", card(t, "rogue.john.quincy"), "certificate_untrusted"},
@@ -86,8 +93,8 @@ func TestCertificateRefusals(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden || json.Unmarshal([]byte(body), &problem) != nil || problem.Error != tc.code {
 				t.Fatalf("HTTP %d %s; want 403 %s", resp.StatusCode, body, tc.code)
 			}
-			if problem.Message == "" {
-				t.Error("refusal has no reason for the card holder")
+			if problem.Message == "" || strings.Contains(problem.Message, "cacid:") {
+				t.Errorf("refusal reason for the card holder: %q", problem.Message)
 			}
 			resp, body = request(t, c, "GET", g.url(tc.site, "/"), browser, nil)
 			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "cannot be used here") || !strings.Contains(body, tc.code) {

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"crypto/tls"
+	"errors"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -409,10 +410,20 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 	se.rejection = h.policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
 	if err != nil && se.rejection == nil {
-		se.rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + err.Error() + "."}
+		reason := "it could not be read"
+		var cerr *cacid.Error
+		if errors.As(err, &cerr) {
+			reason = cerr.Reason
+		}
+		se.rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + reason + "."}
 	}
 	se.id = id
-	h.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+	// Only a verdict reached with a verified chain is remembered: the
+	// issuer it was judged against is part of it, and a connection that
+	// verified nothing must not shape what a verified one sees later.
+	if issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0 {
+		h.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+	}
 	return se
 }
 
