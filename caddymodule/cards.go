@@ -82,7 +82,9 @@ func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cer
 		return e, nil
 	}
 	v, err, _ := a.lookups.Do(id.FingerprintHex, func() (any, error) {
-		e, err := a.resolve(ctx, r, id, cert, epoch)
+		// Shared by every request waiting on this card, so it must not
+		// die with the first one's client; resolve has its own timeout.
+		e, err := a.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
 		if err != nil {
 			return nil, err
 		}

@@ -2,9 +2,9 @@ package caddymodule
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
