@@ -1,0 +1,20 @@
+package credential_test
+
+import (
+	"testing"
+
+	"github.com/cacgate/cacgate/credential"
+)
+
+// BenchmarkHash measures one hash with DefaultParams, the cost every
+// enrollment pays four times (a password and three answers) and every
+// password sign-in pays once. Run with -benchtime 20x: each hash takes tens
+// of milliseconds by design.
+func BenchmarkHash(b *testing.B) {
+	h := credential.NewHasher(credential.DefaultParams, 1)
+	for b.Loop() {
+		if _, err := h.Hash(b.Context(), "Correct.Horse~Battery"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

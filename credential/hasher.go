@@ -1,0 +1,153 @@
+package credential
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Hasher hashes and verifies secrets with argon2id, running at most a fixed
+// number of hashes at once. Each hash takes [Params.Memory] of memory and
+// [Params.Threads] cores for its duration, so the bound caps what sign-in and
+// enrollment can take from the proxy: with DefaultParams (one lane), a bound
+// of 1 on a two-core gateway always leaves a core free. Callers beyond the
+// bound wait in line until their context ends.
+//
+// A Hasher is safe for concurrent use. Create it with NewHasher.
+type Hasher struct {
+	params Params
+	// slots is a counting semaphore: a hash holds one element for as long
+	// as it runs, so len(slots) is the number running.
+	slots chan struct{}
+	// derive computes the key. It is a field so tests can observe how many
+	// hashes run at once without depending on argon2's timing.
+	derive func(secret, salt []byte, p Params) []byte
+}
+
+// NewHasher returns a Hasher that hashes new secrets with p (zero fields
+// taken from DefaultParams) and runs at most maxConcurrent hashes at once
+// (at least 1). Parameters outside Params.Validate's bounds make Hash fail
+// with ErrInvalidParams; call Validate first to report them at startup.
+func NewHasher(p Params, maxConcurrent int) *Hasher {
+	return &Hasher{
+		params: p.withDefaults(),
+		slots:  make(chan struct{}, max(maxConcurrent, 1)),
+		derive: deriveArgon2id,
+	}
+}
+
+func deriveArgon2id(secret, salt []byte, p Params) []byte {
+	return argon2.IDKey(secret, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+}
+
+// Params returns the parameters new hashes use, for NeedsRehash.
+func (h *Hasher) Params() Params { return h.params }
+
+// InFlight returns how many hashes are running now, for metrics. Callers
+// waiting for a slot are not counted.
+func (h *Hasher) InFlight() int { return len(h.slots) }
+
+// Hash returns secret's argon2id hash with a fresh random salt, as a PHC
+// string: $argon2id$v=19$m=47104,t=1,p=1$<salt>$<hash>. It returns
+// ctx.Err() if ctx ends while waiting for a slot; a hash that has started
+// runs to completion.
+func (h *Hasher) Hash(ctx context.Context, secret string) (string, error) {
+	if err := h.params.Validate(); err != nil {
+		return "", err
+	}
+	salt := make([]byte, h.params.SaltLen)
+	// crypto/rand.Read never returns an error (since Go 1.24 it aborts the
+	// program instead), so there is no failure to handle here.
+	_, _ = rand.Read(salt)
+	key, err := h.run(ctx, secret, salt, h.params)
+	if err != nil {
+		return "", err
+	}
+	return encodePHC(h.params, salt, key), nil
+}
+
+// Verify reports whether secret matches encoded, a hash from Hash. The
+// parameters are read from encoded, so hashes made before a parameter change
+// still verify; encoded is refused with an error wrapping ErrMalformedHash
+// if it is not such a hash or its parameters are out of bounds. The
+// comparison takes the same time wherever the keys differ. Like Hash, it
+// returns ctx.Err() if ctx ends while waiting for a slot.
+func (h *Hasher) Verify(ctx context.Context, secret, encoded string) (bool, error) {
+	stored, err := parsePHC(encoded)
+	if err != nil {
+		return false, err
+	}
+	key, err := h.run(ctx, secret, stored.salt, stored.params)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(key, stored.key) == 1, nil
+}
+
+// HashAnswer hashes a security answer in its normalized form (see
+// NormalizeAnswer), so it later verifies whatever the case and spacing. An
+// answer CheckAnswer refuses is refused with ErrUnacceptableAnswer.
+func (h *Hasher) HashAnswer(ctx context.Context, answer string) (string, error) {
+	if CheckAnswer(answer) != "" {
+		return "", ErrUnacceptableAnswer
+	}
+	return h.Hash(ctx, NormalizeAnswer(answer))
+}
+
+// VerifyAnswer reports whether answer matches encoded, a hash from
+// HashAnswer, ignoring case and spacing. An answer CheckAnswer refuses
+// cannot match any such hash, so it is reported as not matching without
+// spending a hash on it: guesses that break the rules cost the gateway
+// nothing.
+func (h *Hasher) VerifyAnswer(ctx context.Context, answer, encoded string) (bool, error) {
+	if CheckAnswer(answer) != "" {
+		if _, err := parsePHC(encoded); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	return h.Verify(ctx, NormalizeAnswer(answer), encoded)
+}
+
+// NeedsRehash reports whether encoded should be replaced by a hash made with
+// p (zero fields taken from DefaultParams): because it was made with other
+// parameters, higher or lower, or cannot be parsed at all. Call it after a
+// successful Verify, while the secret is at hand.
+func NeedsRehash(encoded string, p Params) bool {
+	stored, err := parsePHC(encoded)
+	return err != nil || stored.params != p.withDefaults()
+}
+
+// run derives a key once a slot is free. The copy of the secret is cleared
+// afterwards so it does not linger in the heap for longer than the string
+// it came from.
+func (h *Hasher) run(ctx context.Context, secret string, salt []byte, p Params) ([]byte, error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer h.release()
+	b := []byte(secret)
+	defer clear(b)
+	return h.derive(b, salt, p), nil
+}
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	if h == nil || h.slots == nil {
+		return errNoSlots
+	}
+	// A caller that has already gone must not take a free slot: select
+	// picks at random among ready cases.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
