@@ -1,0 +1,72 @@
+package roster
+
+import "crypto/subtle"
+
+// entry is one roster record with its secrets as digests. The has* flags
+// are 0 or 1 so the match can combine them without branching.
+type entry struct {
+	record         Record
+	ssn, fin       digest
+	dob, pebd      digest
+	hasSSN, hasFIN int
+	hasPEBD        int
+}
+
+// index is one loaded roster. It is never modified once built: a reload
+// builds a new one and swaps it in, so lookups take no lock.
+type index struct {
+	key     *macKey
+	byEDIPI map[string][]entry
+	records int
+}
+
+// verify matches a normalized claim against the records of its EDIPI.
+//
+// A record matches when its SSN (or FIN, as the claim has) and its DOB
+// equal the claim's, and, if the record has a PEBD, the claim's PEBD too;
+// a record without one ignores the claim's. If the claim's identifier and
+// DOB fit a record whose PEBD it then fails, nothing matches at all: the
+// PEBD is a third factor the site asked for, and handing out the other
+// records of a dual account without it would make it optional.
+//
+// Every record of the EDIPI is compared in full, each digest in constant
+// time, and the comparisons are combined without branching, so neither
+// the answer nor its timing tells which value was wrong.
+func (x *index) verify(edipi string, n *normalizedClaim) Result {
+	entries := x.byEDIPI[edipi]
+	claim := x.key.claimDigests(n)
+	var matched []Record
+	pebdFailed := 0
+	for i := range entries {
+		e := &entries[i]
+		var id int
+		if claim.kind == idSSN {
+			id = e.hasSSN & subtle.ConstantTimeCompare(e.ssn[:], claim.id[:])
+		} else {
+			id = e.hasFIN & subtle.ConstantTimeCompare(e.fin[:], claim.id[:])
+		}
+		dob := subtle.ConstantTimeCompare(e.dob[:], claim.dob[:])
+		pebdEqual := claim.hasPEBD & subtle.ConstantTimeCompare(e.pebd[:], claim.pebd[:])
+		pebd := subtle.ConstantTimeSelect(e.hasPEBD, pebdEqual, 1)
+
+		identified := id & dob
+		pebdFailed |= identified & (1 - pebd)
+		if identified&pebd == 1 {
+			matched = append(matched, e.record)
+		}
+	}
+	if pebdFailed == 1 || len(matched) == 0 {
+		return Result{}
+	}
+	return Result{Match: true, Records: matched}
+}
+
+// needsPEBD reports whether any record of edipi has a PEBD.
+func (x *index) needsPEBD(edipi string) bool {
+	for i := range x.byEDIPI[edipi] {
+		if x.byEDIPI[edipi][i].hasPEBD == 1 {
+			return true
+		}
+	}
+	return false
+}
