@@ -28,10 +28,33 @@ type Account struct {
 	Affiliation string
 	Status      Status
 
+	// Categories are the person's categories in the personnel roster, in
+	// its words ("Active Army", "DA Civilian"): more than one for a dual
+	// account. Nil if none.
+	Categories   []string
+	Organization string
+	Location     string // geographic location, e.g. "North America"
+	WorkAddress  string
+	Phone        string
+
 	// CreatedAt and UpdatedAt are set by the store. UpdatedAt moves when
-	// the account row itself changes, not when cards are linked or used.
+	// the account row itself changes, not when cards are linked or used,
+	// nor with the password, answers and failed sign-ins, which keep times
+	// of their own.
 	CreatedAt, UpdatedAt time.Time
 	LastLoginAt          time.Time // zero if never
+
+	// HasPassword, PasswordChangedAt and LockedUntil are filled by the
+	// Account* getters and the List* methods, and ignored by CreateAccount:
+	// passwords are set by Enroll and SetPassword, locks by
+	// RecordLoginFailure and Unlock. The password hash itself is never part
+	// of an Account; see Credentials.
+	HasPassword       bool
+	PasswordChangedAt time.Time // zero if never
+	// LockedUntil is when the account's latest password lockout ends or
+	// ended: it is locked while LockedUntil is after the current time.
+	// Zero if it was never locked or has been unlocked.
+	LockedUntil time.Time
 
 	// Cards is filled by the Account* getters and ListAccounts, oldest
 	// first, and inserted along with the account by CreateAccount.

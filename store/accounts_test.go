@@ -273,11 +273,22 @@ func TestListAccountsCapsLimit(t *testing.T) {
 // "seed<i>" and the card fingerprint("seed<i>").
 func seedAccounts(t testing.TB, s *SQLStore, n int) {
 	t.Helper()
+	seedAccountsWith(t, s, n, nil)
+}
+
+// seedAccountsWith is seedAccounts with each account passed through
+// decorate, if not nil, before it is inserted.
+func seedAccountsWith(t testing.TB, s *SQLStore, n int, decorate func(*Account)) {
+	t.Helper()
 	at := now()
 	err := s.inWriteTx(context.Background(), func(ex executor) error {
 		for i := range n {
 			name := fmt.Sprint("seed", i)
-			id, err := insertAccount(context.Background(), ex, newAccount(name, fmt.Sprintf("%010d", i)), at)
+			a := newAccount(name, fmt.Sprintf("%010d", i))
+			if decorate != nil {
+				decorate(a)
+			}
+			id, err := insertAccount(context.Background(), ex, a, "", at)
 			if err != nil {
 				return err
 			}
@@ -312,6 +323,8 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 			Username: v, EDIPI: v + "#edipi",
 			GivenName: v, MiddleName: v, FamilyName: v, Suffix: v,
 			Email: v, Affiliation: v, Status: StatusPending,
+			Categories:   []string{v, `"]`, v},
+			Organization: v, Location: v, WorkAddress: v, Phone: v,
 			Cards: []Card{{Fingerprint: fingerprint(v), Subject: v, Issuer: v, Serial: v}},
 		}
 		mustCreate(t, s, a)
@@ -338,5 +351,94 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 	}
 	if len(got) != len(hostile) {
 		t.Errorf("store holds %d accounts, want %d: were tables damaged?", len(got), len(hostile))
+	}
+}
+
+func TestCreateAccountProfile(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	a := newAccount("jdoe", "1234567890", "card")
+	a.Categories = []string{"Army Retired", "DA Civilian"}
+	a.Organization, a.Location, a.WorkAddress, a.Phone = "USN", "North America", "1 Main St", "555-0100"
+	// The store sets these, whatever the caller says.
+	a.HasPassword = true
+	a.PasswordChangedAt = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	a.LockedUntil = time.Date(2035, 1, 2, 3, 4, 5, 0, time.UTC)
+	mustCreate(t, s, a)
+
+	got, err := s.AccountByUsername(ctx, "jdoe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *a
+	want.HasPassword, want.PasswordChangedAt, want.LockedUntil = false, time.Time{}, time.Time{}
+	assertAccount(t, got, &want)
+
+	// No categories, nil or empty, read back as nil.
+	b := newAccount("empty", "2222222222")
+	b.Categories = []string{}
+	mustCreate(t, s, b)
+	if got, err := s.AccountByUsername(ctx, "empty"); err != nil || got.Categories != nil {
+		t.Errorf("empty categories read back as %#v, %v", got.Categories, err)
+	}
+
+	// JSON cannot carry invalid UTF-8 unaltered, so it is refused.
+	c := newAccount("bad", "3333333333")
+	c.Categories = []string{"\xff\xfe"}
+	if err := s.CreateAccount(ctx, c); err == nil {
+		t.Error("CreateAccount stored a category that is not UTF-8")
+	}
+	_, err = s.AccountByUsername(ctx, "bad")
+	assertErrorIs(t, err, ErrNotFound)
+}
+
+func TestListAccountsByStatus(t *testing.T) {
+	const total, pageSize = 24, 5
+	ctx := context.Background()
+	s := openTestStore(t)
+
+	statuses := []Status{StatusActive, StatusPending, StatusDisabled}
+	want := map[Status][]string{}
+	for i := range total {
+		name := fmt.Sprintf("user%02d", (i*7)%total) // created out of order
+		a := newAccount(name, fmt.Sprintf("%010d", i), name+"-a", name+"-b")
+		a.Status = statuses[i%len(statuses)]
+		mustCreate(t, s, a)
+		want[a.Status] = append(want[a.Status], name)
+	}
+
+	for _, status := range statuses {
+		slices.Sort(want[status])
+		var got []string
+		for page := 0; ; page++ {
+			accounts, err := s.ListAccountsByStatus(ctx, status, page*pageSize, pageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range accounts {
+				if a.Status != status || len(a.Cards) != 2 {
+					t.Errorf("listing %s: %s", status, describe(a))
+				}
+				got = append(got, a.Username)
+			}
+			if len(accounts) < pageSize {
+				break
+			}
+			if page > total {
+				t.Fatal("paging does not end")
+			}
+		}
+		if !slices.Equal(got, want[status]) {
+			t.Errorf("%s accounts = %v, want %v", status, got, want[status])
+		}
+		all, err := s.ListAccountsByStatus(ctx, status, -1, 0)
+		if err != nil || len(all) != len(want[status]) {
+			t.Errorf("ListAccountsByStatus(%s, -1, 0) = %d accounts, %v; want %d", status, len(all), err, len(want[status]))
+		}
+	}
+
+	got, err := s.ListAccountsByStatus(ctx, Status("superuser"), 0, 0)
+	if err != nil || len(got) != 0 {
+		t.Errorf("unknown status listed %d accounts, %v", len(got), err)
 	}
 }

@@ -7,10 +7,34 @@ import (
 )
 
 func BenchmarkAccountByFingerprint(b *testing.B) {
+	benchmarkAccountByFingerprint(b, nil)
+}
+
+// BenchmarkAccountByFingerprintEnrolled is the same lookup for accounts
+// carrying everything enrollment stores: categories to decode, profile
+// text, a password and a lockout time.
+func BenchmarkAccountByFingerprintEnrolled(b *testing.B) {
+	benchmarkAccountByFingerprint(b, func(a *Account) {
+		a.Categories = []string{"Active Army", "DA Civilian"}
+		a.Organization = "HQ, 1st Battalion, 75th Ranger Regiment"
+		a.Location = "North America"
+		a.WorkAddress = "Bldg 1, Fort Example, VA 22060"
+		a.Phone = "+1 703 555 0100"
+	})
+}
+
+func benchmarkAccountByFingerprint(b *testing.B, decorate func(*Account)) {
 	const accounts = 10_000
 	ctx := context.Background()
 	s := openTestStore(b)
-	seedAccounts(b, s, accounts)
+	seedAccountsWith(b, s, accounts, decorate)
+	if decorate != nil {
+		_, err := s.writes().exec(ctx, `UPDATE accounts SET password_hash = ?, password_changed_at = created_at,
+			locked_until = created_at`, "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	b.ReportAllocs()
 	i := 0

@@ -13,8 +13,9 @@ type dialect struct {
 	rebind func(query string) string
 
 	// uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
-	// violation and, if so, which one as "table.column" (the keys of
-	// errorForUnique).
+	// violation and, if so, which one as "table.column", or
+	// "table.a, table.b" for a constraint over several columns in the
+	// order the DDL lists them (the keys of errorForUnique).
 	uniqueViolation func(err error) (constraint string, ok bool)
 
 	// foreignKeyViolation reports whether err is a FOREIGN KEY violation:

@@ -15,14 +15,19 @@ var (
 	// ErrCardCleared: AutoLinkCard refused a card whose registration was
 	// cleared; only an explicit LinkCard may register it again.
 	ErrCardCleared = errors.New("card registration was cleared")
+	// ErrQuestionRepeated: the same security question was answered twice.
+	ErrQuestionRepeated = errors.New("security questions must differ")
 )
 
 // errorForUnique maps a violated UNIQUE or PRIMARY KEY constraint, named
-// "table.column" whatever the dialect, to the error that explains it.
+// "table.column" whatever the dialect ("table.a, table.b" for one over
+// several columns), to the error that explains it.
 var errorForUnique = map[string]error{
 	"accounts.username": ErrUsernameTaken,
 	"accounts.edipi":    ErrEDIPITaken,
 	"cards.fingerprint": ErrCardTaken,
+
+	"security_answers.account_id, security_answers.question_id": ErrQuestionRepeated,
 }
 
 // translate turns the driver errors that mean something to callers into the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLoadMigrations(t *testing.T) {
@@ -161,5 +163,113 @@ func TestOpenEmptyPath(t *testing.T) {
 	if s, err := OpenSQLite(context.Background(), ""); err == nil {
 		s.Close()
 		t.Fatal("OpenSQLite(\"\") succeeded")
+	}
+}
+
+// createInitialDatabase makes the database a cacgate built before
+// enrollment would have: migration 1 only, holding one account with a card,
+// written with the columns that migration created.
+func createInitialDatabase(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := createPrivateFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openSQLitePool(ctx, sqliteDSN(path, sqliteConnPragmas), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	migrations, err := loadMigrations(sqliteDialect.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := executor{q: db, rebind: sqliteDialect.rebind}
+	if _, err := ex.exec(ctx, schemaMigrationsSQL); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations[0].apply(ctx, ex); err != nil {
+		t.Fatal(err)
+	}
+	stmts := []struct {
+		query string
+		args  []any
+	}{
+		{`INSERT INTO accounts (id, username, edipi, given_name, middle_name, family_name, suffix,
+		                       email, affiliation, status, created_at, updated_at, last_login_at)
+		  VALUES (1, 'john.b.smith', '1111111111', 'John', 'B', 'Smith', '', 'john@example.mil',
+		          'USA', 'active', 1700000000, 1700000001, 1700000002)`, nil},
+		{`INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after, created_at, last_used_at)
+		  VALUES (?, 1, 'CN=SMITH.JOHN.B.1111111111', 'CN=DOD ID CA-70', '0x01', 1900000000, 1700000000, NULL)`,
+			[]any{fingerprint("old card")}},
+	}
+	for _, st := range stmts {
+		if _, err := ex.exec(ctx, st.query, st.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestUpgradeFromInitialSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cacgate.db")
+	createInitialDatabase(t, path)
+
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFullyMigrated(t, s)
+
+	want := &Account{
+		ID: 1, Username: "john.b.smith", EDIPI: "1111111111",
+		GivenName: "John", MiddleName: "B", FamilyName: "Smith",
+		Email: "john@example.mil", Affiliation: "USA", Status: StatusActive,
+		CreatedAt:   fromUnix(1700000000),
+		UpdatedAt:   fromUnix(1700000001),
+		LastLoginAt: fromUnix(1700000002),
+		Cards: []Card{{
+			Fingerprint: fingerprint("old card"), AccountID: 1,
+			Subject: "CN=SMITH.JOHN.B.1111111111", Issuer: "CN=DOD ID CA-70", Serial: "0x01",
+			NotAfter: fromUnix(1900000000), CreatedAt: fromUnix(1700000000),
+		}},
+	}
+	got, err := s.AccountByFingerprint(ctx, fingerprint("old card"))
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	assertAccount(t, got, want)
+	creds, err := s.Credentials(ctx, 1)
+	if err != nil || !reflect.DeepEqual(creds, &Credentials{}) {
+		t.Errorf("credentials of an upgraded account = %+v, %v; want none", creds, err)
+	}
+
+	// The old account takes part in everything new.
+	if err := s.SetPassword(ctx, 1, "hash", 5); err != nil {
+		t.Error(err)
+	}
+	if err := s.SetAnswers(ctx, 1, newEnrollment("", "1111111111", "").Answers); err != nil {
+		t.Error(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if st, err := s.RecordLoginFailure(ctx, 1, at, time.Minute, 3, time.Minute); err != nil || st.Failures != 1 {
+		t.Errorf("RecordLoginFailure on an upgraded account = %+v, %v", st, err)
+	}
+	namesake, err := s.Enroll(ctx, newEnrollment("john.b.smith", "2222222222", "new card"))
+	if err != nil || namesake.Username != "john.b.smith1" || namesake.ID != 2 {
+		t.Errorf("namesake enrolled as %s, %v; want john.b.smith1, id 2", describe(namesake), err)
+	} else if pending, err := s.ListAccountsByStatus(ctx, StatusPending, 0, 0); err != nil || len(pending) != 1 || pending[0].ID != namesake.ID {
+		t.Errorf("pending accounts = %d, %v", len(pending), err)
+	}
+
+	// Reopening the upgraded file finds nothing more to do.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStoreAt(t, path)
+	assertFullyMigrated(t, s)
+	if got, err := s.AccountByUsername(ctx, "john.b.smith"); err != nil || !got.HasPassword {
+		t.Errorf("after reopening: %s, %v", describe(got), err)
 	}
 }

@@ -12,9 +12,10 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 	for rows.Next() {
 		var (
 			a                              Account
-			status                         string
+			status, categories             string
 			created, updated               int64
 			lastLogin                      sql.NullInt64
+			passwordChanged, lockedUntil   sql.NullInt64
 			fingerprint, subject, issuer   sql.NullString
 			serial                         sql.NullString
 			notAfter, cardCreated, lastUse sql.NullInt64
@@ -23,6 +24,8 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			&a.ID, &a.Username, &a.EDIPI, &a.GivenName, &a.MiddleName, &a.FamilyName,
 			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
 			&lastLogin,
+			&categories, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
+			&a.HasPassword, &passwordChanged, &lockedUntil,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
 			&lastUse,
 		)
@@ -30,9 +33,14 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			return nil, err
 		}
 		if n := len(accounts); n == 0 || accounts[n-1].ID != a.ID {
+			if a.Categories, err = decodeCategories(categories); err != nil {
+				return nil, err
+			}
 			a.Status = Status(status)
 			a.CreatedAt, a.UpdatedAt = fromUnix(created), fromUnix(updated)
 			a.LastLoginAt = fromUnixOrNull(lastLogin)
+			a.PasswordChangedAt = fromUnixOrNull(passwordChanged)
+			a.LockedUntil = fromUnixOrNull(lockedUntil)
 			accounts = append(accounts, &a)
 		}
 		if !fingerprint.Valid {

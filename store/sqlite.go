@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -120,11 +121,45 @@ func openSQLitePool(ctx context.Context, dsn string, conns int) (*sql.DB, error)
 	}
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open SQLite database: %w", err)
 	}
 	return db, nil
+}
+
+// sqliteOpenPatience bounds how long pingSQLite retries, matching the
+// busy_timeout that governs every other wait for a lock.
+const sqliteOpenPatience = 5 * time.Second
+
+// pingSQLite opens the pool's first connection, which runs the pragmas.
+// Switching a new database to WAL needs an exclusive lock, and when several
+// processes open a fresh file together SQLite can refuse that lock with
+// SQLITE_BUSY at once, without waiting out busy_timeout. The switch is made
+// once for the life of the file, so the losers succeed when they try again;
+// database/sql discards the failed connection, and each ping dials anew.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(sqliteOpenPatience)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !sqliteBusy(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+func sqliteBusy(err error) bool {
+	var e *sqlite.Error
+	// The low byte is the primary result code; extended codes such as
+	// SQLITE_BUSY_RECOVERY mean the same here.
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // sqliteUniqueViolation recognises SQLite's UNIQUE and PRIMARY KEY errors.

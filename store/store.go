@@ -26,6 +26,10 @@ type Store interface {
 	// at MaxListLimit; zero or less means MaxListLimit).
 	ListAccounts(ctx context.Context, offset, limit int) ([]*Account, error)
 
+	// ListAccountsByStatus is ListAccounts for the accounts of one status,
+	// such as those pending approval.
+	ListAccountsByStatus(ctx context.Context, status Status, offset, limit int) ([]*Account, error)
+
 	// SetStatus changes an account's status and returns the account as
 	// updated, or ErrNotFound.
 	SetStatus(ctx context.Context, username string, s Status) (*Account, error)
@@ -48,6 +52,54 @@ type Store interface {
 	// card and on its account, or fails with ErrNotFound. Neither time
 	// moves backwards, so a late report from a slow node is harmless.
 	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+
+	// Enroll creates an account for a person registering a card: the
+	// account, its card, password and security answers in one
+	// transaction, so that an error leaves nothing behind. The username is
+	// the first free one of e.UsernameBase, base1, base2, ... (the DoD
+	// convention, "john.b.smith13"), decided by the database's UNIQUE
+	// constraint, so concurrent enrollments of namesakes on any number of
+	// nodes all succeed with distinct usernames. A DoD ID or card that is
+	// already registered fails with ErrEDIPITaken or ErrCardTaken, and a
+	// question answered twice with ErrQuestionRepeated. Enroll returns the
+	// account as stored and leaves e unchanged.
+	Enroll(ctx context.Context, e *Enrollment) (*Account, error)
+
+	// Credentials returns an account's password hash, security answers and
+	// password history, read together, or ErrNotFound.
+	Credentials(ctx context.Context, accountID int64) (*Credentials, error)
+
+	// SetPassword replaces an account's password hash and records when.
+	// The hash it replaces, if any, becomes the newest of the password
+	// history, which is then cut to its keepHistory newest entries; all
+	// in one transaction. It fails with ErrNotFound if there is no such
+	// account.
+	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
+
+	// SetAnswers replaces an account's three security answers at once. It
+	// fails with ErrQuestionRepeated, changing nothing, if two answers
+	// share a question, and with ErrNotFound if there is no such account.
+	SetAnswers(ctx context.Context, accountID int64, answers [3]Answer) error
+
+	// RecordLoginFailure counts a failed password sign-in at now, in one
+	// atomic step that every node sees: the count restarts when the first
+	// failure counted is window or more before now, or a lock has
+	// expired; reaching maxFailures locks the account until now+lockFor.
+	// Failures while the account is locked are counted but do not extend
+	// the lock. It returns the state after this failure.
+	RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, error)
+
+	// ResetLoginFailures clears the count of failed sign-ins, as after a
+	// successful one. It does not lift a lock: only time or Unlock does.
+	ResetLoginFailures(ctx context.Context, accountID int64) error
+
+	// LoginState returns an account's sign-in state at now under the
+	// same rules as RecordLoginFailure, or ErrNotFound.
+	LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (LoginState, error)
+
+	// Unlock lifts an account's lock and clears its failed sign-ins, as an
+	// administrator would.
+	Unlock(ctx context.Context, accountID int64) error
 
 	// EnsureSecret returns the secret stored under name, first storing the
 	// output of generate if there is none. Processes racing to create the

@@ -26,3 +26,13 @@ func fromUnixOrNull(n sql.NullInt64) time.Time {
 	}
 	return fromUnix(n.Int64)
 }
+
+// unixCeil is t in whole seconds, rounded up: a deadline stored this way
+// never comes early.
+func unixCeil(t time.Time) int64 {
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
+}
