@@ -11,4 +11,10 @@
 // and normalise usernames and DoD IDs before they get here. Uniqueness is
 // always decided by the database's constraints, never by looking first, so
 // concurrent requests on one node or many cannot both win.
+//
+// Passwords and security answers arrive hashed by the caller: the store
+// neither hashes nor verifies them, and an Account never carries a hash
+// (Credentials returns them to the code that verifies). State that every
+// node must agree on, such as failed sign-ins and lockouts, lives in the
+// database and changes in single atomic statements or write transactions.
 package store
