@@ -134,6 +134,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		}
 		seen[sub] = true
+		if ok, err := h.unmarshalOption(d, sub); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		switch sub {
 		case "banner":
 			if err := stringArg(d, &h.Banner); err != nil {
@@ -151,39 +157,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := stringArg(d, &h.Audience); err != nil {
 				return err
 			}
-		case "allowed_issuers":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			h.AllowedIssuers = append(h.AllowedIssuers, args...)
 		case "exempt":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
 			h.Exempt = append(h.Exempt, args...)
-		case "required_policies":
-			args := d.RemainingArgs()
-			if len(args) > 0 && (args[0] == "all" || args[0] == "any") {
-				h.PolicyMatch, args = args[0], args[1:]
-			}
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			h.RequiredPolicies = args
-		case "required_eku":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			h.RequiredEKU = args
-		case "max_chain_depth":
-			n, err := intArg(d)
-			if err != nil {
-				return err
-			}
-			h.MaxChainDepth = n
 		case "header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

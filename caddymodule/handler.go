@@ -70,23 +70,9 @@ type Handler struct {
 	// The cookie itself ends with the browser session.
 	ConsentTTL caddy.Duration `json:"consent_ttl,omitempty"`
 
-	// AllowedIssuers restricts the issuing CA (DN or hex SHA-256 of the CA cert).
-	AllowedIssuers []string `json:"allowed_issuers,omitempty"`
-
-	// RequiredPolicies are certificate policy OIDs the card must carry.
-	RequiredPolicies []string `json:"required_policies,omitempty"`
-
-	// PolicyMatch is "all" (default: every required policy) or "any".
-	PolicyMatch string `json:"policy_match,omitempty"`
-
-	// RequiredEKU are extended key usages the card must carry besides
-	// clientAuth: names (clientAuth, smartcardLogon, pivAuth,
-	// emailProtection, anyExtendedKeyUsage) or dotted OIDs.
-	RequiredEKU []string `json:"required_eku,omitempty"`
-
-	// MaxChainDepth bounds the verified chain's length in certificates,
-	// leaf and root included (DoD cards: 3). 0 means no bound.
-	MaxChainDepth int `json:"max_chain_depth,omitempty"`
+	// CertPolicy: allowed_issuers, required_policies, policy_match,
+	// required_eku, max_chain_depth.
+	CertPolicy
 
 	// Exempt paths (Caddy path-matcher patterns such as /health or
 	// /static/*) pass without identity. Client-sent identity headers are
@@ -157,20 +143,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 
-	h.policy = trust.Policy{
-		AllowedIssuers:   h.AllowedIssuers,
-		RequiredPolicies: h.RequiredPolicies,
-		RequiredEKU:      h.RequiredEKU,
-		MaxChainDepth:    h.MaxChainDepth,
-	}
-	switch h.PolicyMatch {
-	case "", "all":
-	case "any":
-		h.policy.AnyPolicy = true
-	default:
-		return fmt.Errorf("policy_match must be \"all\" or \"any\", got %q", h.PolicyMatch)
-	}
-	if err := h.policy.Compile(); err != nil {
+	if h.policy, err = h.CertPolicy.compile(); err != nil {
 		return err
 	}
 	if h.TrustPoolRaw != nil {

@@ -43,11 +43,8 @@ func init() {
 // Revocation uses the cacgate app's settings and cache, shared with the
 // HTTP handler.
 type Verifier struct {
-	AllowedIssuers   []string `json:"allowed_issuers,omitempty"`
-	RequiredPolicies []string `json:"required_policies,omitempty"`
-	PolicyMatch      string   `json:"policy_match,omitempty"`
-	RequiredEKU      []string `json:"required_eku,omitempty"`
-	MaxChainDepth    int      `json:"max_chain_depth,omitempty"`
+	// CertPolicy: the same rules as the handler's.
+	CertPolicy
 	// Revocation (default true) checks revocation during the handshake.
 	Revocation *bool `json:"revocation,omitempty"`
 
@@ -70,24 +67,12 @@ func (v *Verifier) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading cacgate app: %w", err)
 	}
 	v.app = app.(*App)
-	v.policy = trust.Policy{
-		AllowedIssuers:   v.AllowedIssuers,
-		RequiredPolicies: v.RequiredPolicies,
-		RequiredEKU:      v.RequiredEKU,
-		MaxChainDepth:    v.MaxChainDepth,
-	}
-	switch v.PolicyMatch {
-	case "", "all":
-	case "any":
-		v.policy.AnyPolicy = true
-	default:
-		return fmt.Errorf("policy_match must be \"all\" or \"any\", got %q", v.PolicyMatch)
-	}
 	if v.Revocation == nil {
 		on := true
 		v.Revocation = &on
 	}
-	return v.policy.Compile()
+	v.policy, err = v.CertPolicy.compile()
+	return err
 }
 
 // VerifyClientCertificate runs on every handshake that presented a
@@ -152,30 +137,13 @@ func (v *Verifier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
-		switch sub {
-		case "allowed_issuers":
-			if v.AllowedIssuers = d.RemainingArgs(); len(v.AllowedIssuers) == 0 {
-				return d.ArgErr()
-			}
-		case "required_policies":
-			args := d.RemainingArgs()
-			if len(args) > 0 && (args[0] == "all" || args[0] == "any") {
-				v.PolicyMatch, args = args[0], args[1:]
-			}
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			v.RequiredPolicies = args
-		case "required_eku":
-			if v.RequiredEKU = d.RemainingArgs(); len(v.RequiredEKU) == 0 {
-				return d.ArgErr()
-			}
-		case "max_chain_depth":
-			n, err := intArg(d)
+		if ok, err := v.unmarshalOption(d, sub); ok {
 			if err != nil {
 				return err
 			}
-			v.MaxChainDepth = n
+			continue
+		}
+		switch sub {
 		case "revocation":
 			on, err := onOffArg(d)
 			if err != nil {
