@@ -33,11 +33,12 @@ func init() {
 // Caddy's admin endpoint (by default localhost:2019), so ops can create
 // accounts without enrollment and disable them at once.
 //
-//	GET    /cacgate/accounts[?offset=N&limit=N]
+//	GET    /cacgate/accounts[?offset=N&limit=N&status=S]
 //	POST   /cacgate/accounts                         {"edipi","username",...}
 //	GET    /cacgate/accounts/{username}
 //	POST   /cacgate/accounts/{username}/disable
 //	POST   /cacgate/accounts/{username}/enable
+//	POST   /cacgate/accounts/{username}/approve       (pending -> active only)
 //	POST   /cacgate/accounts/{username}/cards         {"certificate":"<PEM>"}
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
 //	GET    /cacgate/revocation                        (CRL and OCSP cache state)
@@ -68,6 +69,7 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		route("GET /cacgate/accounts/{username}", adminShowAccount),
 		route("POST /cacgate/accounts/{username}/disable", adminSetStatus(store.StatusDisabled)),
 		route("POST /cacgate/accounts/{username}/enable", adminSetStatus(store.StatusActive)),
+		route("POST /cacgate/accounts/{username}/approve", adminApprove),
 		route("POST /cacgate/accounts/{username}/cards", adminLinkCard),
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminUnlinkCard),
 		route("GET /cacgate/revocation", adminRevocationStats),
@@ -214,7 +216,8 @@ func storeError(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
-	case errors.Is(err, store.ErrUsernameTaken), errors.Is(err, store.ErrEDIPITaken), errors.Is(err, store.ErrCardTaken):
+	case errors.Is(err, store.ErrUsernameTaken), errors.Is(err, store.ErrEDIPITaken), errors.Is(err, store.ErrCardTaken),
+		errors.Is(err, store.ErrStatusConflict):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("account database timed out")}
@@ -249,7 +252,15 @@ func adminListAccounts(app *App, w http.ResponseWriter, r *http.Request) error {
 			return badRequest(errors.New("limit must be between 1 and 1000"))
 		}
 	}
-	accts, err := app.store.ListAccounts(r.Context(), offset, limit)
+	var accts []*store.Account
+	switch status := store.Status(q.Get("status")); status {
+	case "":
+		accts, err = app.store.ListAccounts(r.Context(), offset, limit)
+	case store.StatusActive, store.StatusDisabled, store.StatusPending:
+		accts, err = app.store.ListAccountsByStatus(r.Context(), status, offset, limit)
+	default:
+		return badRequest(errors.New(`status must be "active", "disabled" or "pending"`))
+	}
 	if err != nil {
 		return storeError(err)
 	}
@@ -308,6 +319,24 @@ func adminSetStatus(status store.Status) func(*App, http.ResponseWriter, *http.R
 		app.adminAudit(r, "account.status_changed", outcomeSuccess, zap.String("username", username), zap.String("status", string(status)))
 		return writeAdminJSON(w, http.StatusOK, accountJSON(acct))
 	}
+}
+
+// adminApprove lets a pending account in. Only a pending account can be
+// approved, atomically, so approving cannot re-enable a disabled account.
+func adminApprove(app *App, w http.ResponseWriter, r *http.Request) error {
+	username := r.PathValue("username")
+	acct, err := app.store.TransitionStatus(r.Context(), username, store.StatusPending, store.StatusActive)
+	if err != nil {
+		outcome := outcomeFailure
+		app.adminAudit(r, "account.approved", outcome, zap.String("username", username), zap.String("reason", err.Error()))
+		if errors.Is(err, store.ErrStatusConflict) {
+			return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("account %s is not pending approval", username)}
+		}
+		return storeError(err)
+	}
+	app.invalidate()
+	app.adminAudit(r, "account.approved", outcomeSuccess, zap.String("username", username))
+	return writeAdminJSON(w, http.StatusOK, accountJSON(acct))
 }
 
 // LinkCardRequest is the body of POST /cacgate/accounts/{username}/cards.

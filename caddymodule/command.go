@@ -32,7 +32,7 @@ Commands for the cacgate CAC gateway.
       localhost server certificate, and test CAC certificates with .p12
       files, password "` + testpki.DemoP12Password + `") into <dir>.
 
-  caddy cacgate accounts list|show|create|disable|enable|link|unlink ...
+  caddy cacgate accounts list|show|create|disable|enable|approve|link|unlink ...
       Manages accounts through the running server's admin API (the address
       comes from --address, else from --config, else localhost:2019).
 
@@ -121,11 +121,17 @@ func accountsCommand() *cobra.Command {
 	userPath := func(u string) string { return "/cacgate/accounts/" + url.PathEscape(u) }
 
 	var offset, limit int
+	var status string
 	list := simple("list", "Lists accounts as JSON", 0, func([]string) (string, string, any, error) {
-		return http.MethodGet, fmt.Sprintf("/cacgate/accounts?offset=%d&limit=%d", offset, limit), nil, nil
+		uri := fmt.Sprintf("/cacgate/accounts?offset=%d&limit=%d", offset, limit)
+		if status != "" {
+			uri += "&status=" + url.QueryEscape(status)
+		}
+		return http.MethodGet, uri, nil, nil
 	})
 	list.Flags().IntVar(&offset, "offset", 0, "skip this many accounts")
 	list.Flags().IntVar(&limit, "limit", 100, "list at most this many accounts (1-1000)")
+	list.Flags().StringVar(&status, "status", "", "only accounts in this status: active, disabled or pending")
 
 	var req NewAccountRequest
 	create := simple("create", "Creates an account (its cards link on first use by DoD ID)", 0, func([]string) (string, string, any, error) {
@@ -156,6 +162,9 @@ func accountsCommand() *cobra.Command {
 		}),
 		simple("enable <username>", "Re-enables an account", 1, func(a []string) (string, string, any, error) {
 			return http.MethodPost, userPath(a[0]) + "/enable", nil, nil
+		}),
+		simple("approve <username>", "Approves an account waiting for approval", 1, func(a []string) (string, string, any, error) {
+			return http.MethodPost, userPath(a[0]) + "/approve", nil, nil
 		}),
 		simple("link <username> <cert.pem>", "Registers a card (its certificate PEM) to an account", 2, func(a []string) (string, string, any, error) {
 			pemBytes, err := os.ReadFile(a[1])

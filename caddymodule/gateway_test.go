@@ -414,6 +414,28 @@ func TestAccountStates(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "account_pending") {
 		t.Fatalf("pending account: HTTP %d %s", resp.StatusCode, body)
 	}
+
+	// Approval: listed as pending, approved once, in at once; a disabled
+	// account cannot be "approved" back in.
+	var pendingList []AccountJSON
+	if code := g.adminDo("GET", "/cacgate/accounts?status=pending", nil, &pendingList); code != http.StatusOK || len(pendingList) != 1 || pendingList[0].Username != "jane.smith" {
+		t.Fatalf("pending list: HTTP %d %+v", code, pendingList)
+	}
+	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/approve", nil, nil); code != http.StatusOK {
+		t.Fatalf("approve: HTTP %d", code)
+	}
+	if resp, _ := request(t, jane, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approved account: HTTP %d", resp.StatusCode)
+	}
+	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/approve", nil, nil); code != http.StatusConflict {
+		t.Errorf("approving an active account: HTTP %d", code)
+	}
+	if code := g.adminDo("POST", "/cacgate/accounts/mary.k.obrien-smith/approve", nil, nil); code != http.StatusConflict {
+		t.Errorf("approving a disabled account: HTTP %d", code)
+	}
+	if code := g.adminDo("GET", "/cacgate/accounts?status=bogus", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("bad status filter: HTTP %d", code)
+	}
 }
 
 func TestLinkByEDIPIAndUnlink(t *testing.T) {

@@ -326,6 +326,20 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("list: %v %d", err, len(list))
 	}
 
+	// A pending account, approved through the CLI.
+	cli("create", "--edipi", "1234567896", "--username", "luis.a.garcia", "--status", "pending")
+	if err := json.Unmarshal([]byte(cli("list", "--status", "pending")), &list); err != nil || len(list) != 1 {
+		t.Fatalf("list --status pending: %v %d", err, len(list))
+	}
+	luis := d.client(t, "garcia.luis.a")
+	if resp, _ := acceptBanner(t, luis, d.gateway, "/"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("pending account: HTTP %d", resp.StatusCode)
+	}
+	cli("approve", "luis.a.garcia")
+	if resp, _ := get(t, luis, "https://"+d.gateway+"/", "text/html"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after approve: HTTP %d", resp.StatusCode)
+	}
+
 	// The demo's CRL is loaded and fresh.
 	out, err := caddy(t, d.dir, "cacgate", "revocation", "--address", d.admin)
 	var rev struct {

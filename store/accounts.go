@@ -57,6 +57,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
 	setStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ?`
+
+	// The WHERE on the current status makes the transition atomic: a
+	// concurrent change to the status makes this one affect no row.
+	transitionStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ? AND status = ?`
 )
 
 // CreateAccount implements Store.
@@ -211,6 +215,32 @@ func (s *SQLStore) listAccounts(ctx context.Context, op, query string, args ...a
 		return nil, fmt.Errorf("store: %s: %w", op, err)
 	}
 	return accounts, nil
+}
+
+// TransitionStatus implements Store.
+func (s *SQLStore) TransitionStatus(ctx context.Context, username string, from, to Status) (*Account, error) {
+	var a *Account
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		res, err := ex.exec(ctx, transitionStatusSQL, string(to), now().Unix(), username, string(from))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, username); err != nil {
+			return err // ErrNotFound for an unknown username
+		}
+		if n == 0 {
+			return ErrStatusConflict
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: transition status: %w", s.dialect.translate(err))
+	}
+	return a, nil
 }
 
 // SetStatus implements Store.

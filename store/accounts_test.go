@@ -442,3 +442,43 @@ func TestListAccountsByStatus(t *testing.T) {
 		t.Errorf("unknown status listed %d accounts, %v", len(got), err)
 	}
 }
+
+func TestTransitionStatus(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	a := newAccount("pend", "1111111111")
+	a.Status = StatusPending
+	mustCreate(t, s, a)
+
+	got, err := s.TransitionStatus(ctx, "pend", StatusPending, StatusActive)
+	if err != nil || got.Status != StatusActive {
+		t.Fatalf("approve: %v %+v", err, got)
+	}
+	_, err = s.TransitionStatus(ctx, "pend", StatusPending, StatusActive)
+	assertErrorIs(t, err, ErrStatusConflict)
+	_, err = s.TransitionStatus(ctx, "nobody", StatusPending, StatusActive)
+	assertErrorIs(t, err, ErrNotFound)
+
+	// Racing approvals: exactly one wins.
+	b := newAccount("pend2", "2222222222")
+	b.Status = StatusPending
+	mustCreate(t, s, b)
+	results := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			_, err := s.TransitionStatus(ctx, "pend2", StatusPending, StatusActive)
+			results <- err
+		}()
+	}
+	wins := 0
+	for i := 0; i < 8; i++ {
+		if err := <-results; err == nil {
+			wins++
+		} else if !errors.Is(err, ErrStatusConflict) {
+			t.Fatalf("racing approval: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d approvals won, want 1", wins)
+	}
+}

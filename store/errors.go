@@ -12,6 +12,8 @@ var (
 	ErrUsernameTaken = errors.New("username already taken")
 	ErrEDIPITaken    = errors.New("an account already exists for this DoD ID")
 	ErrCardTaken     = errors.New("card already registered")
+	// ErrStatusConflict: TransitionStatus found the account in another status.
+	ErrStatusConflict = errors.New("account is not in the expected status")
 	// ErrCardCleared: AutoLinkCard refused a card whose registration was
 	// cleared; only an explicit LinkCard may register it again.
 	ErrCardCleared = errors.New("card registration was cleared")

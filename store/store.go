@@ -30,6 +30,12 @@ type Store interface {
 	// such as those pending approval.
 	ListAccountsByStatus(ctx context.Context, status Status, offset, limit int) ([]*Account, error)
 
+	// TransitionStatus changes an account's status from one value to
+	// another atomically (approving a pending account, say): ErrNotFound
+	// if there is no such account, ErrStatusConflict if its status is not
+	// from.
+	TransitionStatus(ctx context.Context, username string, from, to Status) (*Account, error)
+
 	// SetStatus changes an account's status and returns the account as
 	// updated, or ErrNotFound.
 	SetStatus(ctx context.Context, username string, s Status) (*Account, error)
