@@ -21,7 +21,10 @@ import (
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/enroll"
 	"github.com/cacgate/cacgate/revocation"
+	"github.com/cacgate/cacgate/roster"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -58,6 +61,8 @@ const (
 //			assertion_ttl <duration>
 //			link_by_edipi on|off
 //			revocation    { ... }   (see RevocationConfig)
+//			roster        csv <file> | http <url>   (see RosterConfig)
+//			hash_concurrency <n>
 //		}
 //	}
 //
@@ -91,6 +96,15 @@ type App struct {
 	// OCSP then CRL, fail closed.
 	Revocation *RevocationConfig `json:"revocation,omitempty"`
 
+	// Roster is the personnel roster self-enrollment checks identities
+	// against. Without it, enrollment is off.
+	Roster *RosterConfig `json:"roster,omitempty"`
+
+	// HashConcurrency bounds concurrent password/answer hashing (argon2id,
+	// one core each), so an enrollment flood cannot starve proxying.
+	// Default 1.
+	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
 	store    store.Store
 	tokens   *consent.Tokens
 	consents *consent.Cache
@@ -103,6 +117,10 @@ type App struct {
 	epoch  atomic.Uint64
 	logger *zap.Logger
 	audit  *auditor
+
+	roster roster.Source
+	hasher *credential.Hasher
+	sealer *enroll.Sealer
 
 	revocation     *revocation.Checker
 	revocationOff  bool
@@ -182,6 +200,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
+	if err := a.provisionEnrollment(ctx); err != nil {
+		return err
+	}
 	return a.provisionRevocation(ctx)
 }
 

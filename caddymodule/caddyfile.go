@@ -38,6 +38,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		assertion_ttl <duration>
 //		link_by_edipi on|off
 //		revocation    [<mode>] | { ... }
+//		roster        csv <file> | http <url> [{ ... }]
+//		hash_concurrency <n>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -88,6 +90,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Revocation = rc
+		case "roster":
+			rc, err := unmarshalRoster(d)
+			if err != nil {
+				return err
+			}
+			a.Roster = rc
+		case "hash_concurrency":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			a.HashConcurrency = n
 		default:
 			return d.Errf("unrecognized cacgate option %q", sub)
 		}
@@ -115,6 +129,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		audience          <aud>
 //		header            <field> <name|off>
 //		trust_pool        <module> [...]
+//		enroll            off | { ... }   (see EnrollConfig)
 //	}
 //
 // allowed_issuers, exempt and header may be repeated; the rest may not.
@@ -179,6 +194,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				name = ""
 			}
 			h.Headers[args[0]] = name
+		case "enroll":
+			ec, err := unmarshalEnroll(d)
+			if err != nil {
+				return err
+			}
+			h.Enroll = ec
 		case "trust_pool":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -94,6 +94,10 @@ type Handler struct {
 	// handshake must have verified the chain (mode verify_if_given).
 	TrustPoolRaw json.RawMessage `json:"trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
 
+	// Enroll configures self-enrollment for unregistered cards (needs the
+	// app's roster).
+	Enroll *EnrollConfig `json:"enroll,omitempty"`
+
 	app    *App
 	logger *zap.Logger
 	policy trust.Policy
@@ -109,6 +113,7 @@ type Handler struct {
 
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
+	enrollFlow        *enroll.Flow // nil when enrollment is off
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
@@ -175,6 +180,9 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 	if h.notRegisteredPage, err = ui.ParsePage(enroll.Templates, "templates/not-registered.html"); err != nil {
+		return err
+	}
+	if err := h.provisionEnrollFlow(); err != nil {
 		return err
 	}
 

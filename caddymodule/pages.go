@@ -33,8 +33,10 @@ func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error
 		return h.serveAsset(w, r)
 	case r.URL.Path == consent.Path:
 		return h.serveConsent(w, r)
-	case r.URL.Path == enroll.Path:
+	case isEnrollPath(r.URL.Path):
 		return h.serveEnroll(w, r)
+	case r.URL.Path == enroll.PathAccount || strings.HasPrefix(r.URL.Path, enroll.PathAccount+"/"):
+		return h.serveAccount(w, r)
 	}
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
 }
@@ -148,10 +150,11 @@ func sameOrigin(r *http.Request) bool {
 	return true
 }
 
-// serveEnroll is where unregistered cards land.
+// serveEnroll is where unregistered cards land: the self-enrollment flow
+// when the site offers it, else a page that says whom to contact.
 func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return methodNotAllowed(w, r, "GET, HEAD")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
 	se, card, _, done, err := h.gate(w, r, now)
@@ -161,9 +164,22 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
 		return h.askConsent(w, r)
 	}
-	if card.account != nil {
-		// registered after all (linked meanwhile): go where they were going
-		return seeOther(w, consent.SafeNext(r.URL.Query().Get("next")))
+	if card.account != nil && r.Method != http.MethodPost {
+		// Registered (enrolled or linked meanwhile): go where they were
+		// going. A POST still reaches the flow, which answers a double
+		// submit with "you already have an account".
+		next := "/"
+		if r.URL.Path == enroll.Path {
+			next = consent.SafeNext(r.URL.Query().Get("next"))
+		}
+		return seeOther(w, next)
+	}
+	if h.enrollFlow != nil {
+		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
+		return h.enrollFlow.Serve(w, r, enrollCard(se), csrf)
+	}
+	if r.URL.Path != enroll.Path || r.Method == http.MethodPost {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: h.Contact})
 	}
 	if !ui.WantsHTML(r) {
 		return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
@@ -176,4 +192,33 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		Contact:    h.Contact,
 		HasAccount: card.byEDIPI != nil,
 	})
+}
+
+// serveAccount is the signed-in card holder's account page: registered
+// cards, clearing one, password and security answers. It needs an active
+// account and the site's enrollment pieces (roster, hasher).
+func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+		return methodNotAllowed(w, r, "GET, HEAD, POST")
+	}
+	now := time.Now()
+	se, card, _, done, err := h.gate(w, r, now)
+	if done {
+		return err
+	}
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
+		return h.askConsent(w, r)
+	}
+	if p := h.accountProblem(card); p != nil {
+		if p.Status == http.StatusSeeOther {
+			return h.redirectToEnroll(w, r)
+		}
+		return ui.WriteProblem(w, r, *p)
+	}
+	if h.enrollFlow == nil {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
+			Detail: "Account self-service is not offered on this site.", Contact: h.Contact})
+	}
+	csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
+	return h.enrollFlow.ServeAccount(w, r, enrollCard(se), card.account, csrf)
 }

@@ -385,14 +385,64 @@ func TestDemoExplainingSite(t *testing.T) {
 			t.Errorf("%s: handshake with the recommended site succeeded", card)
 		}
 	}
-	// An unregistered card goes through the banner to the not-registered page.
+	// An unregistered card goes through the banner to self-enrollment and,
+	// with the facts in the demo roster, gets an account and into the app.
 	c := d.client(t, "johnson.robert.e.jr")
-	resp, _ := acceptBanner(t, c, d.explain, "/")
+	resp, _ := acceptBanner(t, c, d.gateway, "/")
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/.cacgate/enroll") {
 		t.Fatalf("unregistered card: HTTP %d %q", resp.StatusCode, loc)
 	}
-	resp, page := get(t, c, "https://"+d.explain+resp.Header.Get("Location"), "text/html")
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "1234567892") || !strings.Contains(page, "helpdesk@example.mil") {
-		t.Fatalf("not-registered page: HTTP %d\n%s", resp.StatusCode, page)
+	resp, page := get(t, c, "https://"+d.gateway+resp.Header.Get("Location"), "text/html")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "/.cacgate/enroll/new") {
+		t.Fatalf("enrollment choice: HTTP %d\n%s", resp.StatusCode, page)
 	}
+	_, page = get(t, c, "https://"+d.gateway+"/.cacgate/enroll/new", "text/html")
+	if !strings.Contains(page, `name="pebd"`) {
+		t.Fatalf("the demo asks for the PEBD when the roster has one:\n%s", page)
+	}
+	page = postForm(t, c, "https://"+d.gateway+"/.cacgate/enroll/new", page, url.Values{
+		"idtype": {"ssn"}, "ssn": {"900-11-1892"}, "dob": {"1975-04-12"}, "pebd": {"1995-06-01"}})
+	page = postForm(t, c, "https://"+d.gateway+"/.cacgate/enroll/profile", page, url.Values{
+		"email": {"robert.johnson@example.com"}, "organization": {"USMC"}, "location": {"North America"},
+		"password": {"Semper.Fi~Always7"}, "confirm": {"Semper.Fi~Always7"}})
+	form := url.Values{}
+	for i, q := range []string{"favorite-teacher", "first-pet", "childhood-street"} {
+		n := fmt.Sprint(i + 1)
+		form.Set("question-"+n, q)
+		form.Set("answer-"+n, "demo answer "+n)
+		form.Set("confirm-"+n, "demo answer "+n)
+	}
+	page = postForm(t, c, "https://"+d.gateway+"/.cacgate/enroll/questions", page, form)
+	if !strings.Contains(page, "robert.e.johnson") {
+		t.Fatalf("confirmation page lacks the username:\n%s", page)
+	}
+	if resp, page := get(t, c, "https://"+d.gateway+"/", "text/html"); resp.StatusCode != http.StatusOK || !strings.Contains(page, "Hello, <strong>robert.e.johnson</strong>") {
+		t.Fatalf("after enrollment: HTTP %d", resp.StatusCode)
+	}
+}
+
+// postForm submits a step of a multi-page form: it copies the csrf and
+// state hidden fields from the page that holds the form, adds fields, and
+// returns the next page (which must be a 200).
+func postForm(t *testing.T, c *http.Client, u, page string, fields url.Values) string {
+	t.Helper()
+	form := url.Values{}
+	for _, name := range []string{"csrf", "state"} {
+		if m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page); m != nil {
+			form.Set(name, html.UnescapeString(m[1]))
+		}
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: HTTP %d\n%s", u, resp.StatusCode, b)
+	}
+	return string(b)
 }

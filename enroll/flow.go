@@ -23,7 +23,7 @@ import (
 // under Path to Flow.Serve.
 const (
 	PathNew       = Path + "/new"
-	PathLink      = Path + "/link" // "register this card to my account": not part of Flow
+	PathLink      = Path + "/link" // "register this card to my account" (link.go)
 	PathProfile   = Path + "/profile"
 	PathQuestions = Path + "/questions"
 )
@@ -45,6 +45,8 @@ type Config struct {
 	Locations      []string // choices for the geographic location select
 	Password       credential.PasswordPolicy
 	StateTTL       time.Duration // default 30m
+	LockoutPeriod  time.Duration // how long 3 wrong passwords lock an account; default 30m
+	MaxCards       int           // cards one account may have registered; default 5
 }
 
 // DefaultOrganizations and DefaultLocations are the select choices used when
@@ -64,6 +66,12 @@ type Deps struct {
 	// birth, PEBD, password or security answer. Nil means no audit.
 	Audit func(r *http.Request, event, outcome string, fields map[string]string)
 	Now   func() time.Time // default time.Now
+	// Accounts serves the link page and the account pages. Nil means
+	// Store, if it implements AccountManager (as store.Store does).
+	Accounts AccountManager
+	// OnChange is called after a card is linked or unlinked, so the
+	// gateway can drop what it cached about cards. Nil means nothing.
+	OnChange func()
 }
 
 // Card is the admitted card the gateway hands the flow (its checks already
@@ -112,6 +120,7 @@ type Flow struct {
 	deps    Deps
 	pages   map[string]*template.Template
 	limiter *limiter
+	dummy   dummyHash // for link.go's unknown usernames
 }
 
 // NewFlow checks cfg and deps and returns the flow.
@@ -129,6 +138,18 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Accounts == nil {
+		deps.Accounts, _ = deps.Store.(AccountManager)
+	}
+	if deps.OnChange == nil {
+		deps.OnChange = func() {}
+	}
+	if cfg.LockoutPeriod <= 0 {
+		cfg.LockoutPeriod = defaultLockoutPeriod
+	}
+	if cfg.MaxCards <= 0 {
+		cfg.MaxCards = defaultMaxCards
+	}
 	if deps.Audit == nil {
 		deps.Audit = func(*http.Request, string, string, map[string]string) {}
 	}
@@ -138,7 +159,8 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	cfg.Organizations = cleanChoices(cfg.Organizations, DefaultOrganizations)
 	cfg.Locations = cleanChoices(cfg.Locations, DefaultLocations)
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists"} {
+	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists",
+		"link", "linked", "locked", "account", "account-password", "account-answers"} {
 		t, err := ui.ParsePage(Templates, "templates/flow-common.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("enroll: parsing %s page: %w", name, err)
@@ -184,6 +206,8 @@ func (f *Flow) Serve(w http.ResponseWriter, r *http.Request, card Card, csrf CSR
 	}
 	switch path {
 	case PathNew, PathProfile, PathQuestions:
+	case PathLink:
+		return f.serveLink(w, r, card, csrf)
 	default:
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Detail: "There is no enrollment page at this address.", Contact: f.cfg.Contact})
@@ -196,20 +220,8 @@ func (f *Flow) Serve(w http.ResponseWriter, r *http.Request, card Card, csrf CSR
 		http.Redirect(w, r, PathNew, http.StatusSeeOther)
 		return nil
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
-				Title: "Form too large", Detail: "The form sent was too large.", Contact: f.cfg.Contact})
-		}
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_request",
-			Title: "Bad request", Detail: "The form could not be read.", Contact: f.cfg.Contact})
-	}
-	if !csrf.Check(r.PostForm.Get("csrf")) {
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf",
-			Title: "Form expired", Detail: "The form you sent has expired or did not come from this site.",
-			Steps: []string{"Go back to the enrollment page, reload it and try again."}, Contact: f.cfg.Contact})
+	if ok, err := f.readForm(w, r, csrf, "Go back to the enrollment page, reload it and try again."); !ok {
+		return err
 	}
 	switch path {
 	case PathNew:
@@ -219,6 +231,28 @@ func (f *Flow) Serve(w http.ResponseWriter, r *http.Request, card Card, csrf CSR
 	default:
 		return f.postQuestions(w, r, card, csrf)
 	}
+}
+
+// readForm reads a POST's form under the body limit and checks its CSRF
+// token. When it reports false it has answered the request (or returns the
+// error of doing so).
+func (f *Flow) readForm(w http.ResponseWriter, r *http.Request, csrf CSRF, retry string) (bool, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+				Title: "Form too large", Detail: "The form sent was too large.", Contact: f.cfg.Contact})
+		}
+		return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_request",
+			Title: "Bad request", Detail: "The form could not be read.", Contact: f.cfg.Contact})
+	}
+	if !csrf.Check(r.PostForm.Get("csrf")) {
+		return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf",
+			Title: "Form expired", Detail: "The form you sent has expired or did not come from this site.",
+			Steps: []string{retry}, Contact: f.cfg.Contact})
+	}
+	return true, nil
 }
 
 func (f *Flow) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {

@@ -25,10 +25,12 @@ var (
 
 // parseSSN normalizes a Social Security Number to its nine digits, dropping
 // the dashes and spaces people type between the groups, and refuses
-// numbers the Social Security Administration never issues: area 000, 666
-// or 900-999 (900-999 are ITINs, not SSNs), group 00, serial 0000. Such a
-// value in a claim is a typo, and in the roster a placeholder that must
-// not be matchable.
+// numbers no record can carry: area 000 or 666, group 00, serial 0000. Such
+// a value in a claim is a typo, and in the roster a placeholder that must
+// not be matchable. The 900-999 areas, which the SSA never issues, are
+// accepted on purpose: personnel systems have assigned 9xx-series
+// pseudo-SSNs to people without one, and test rosters use that range so no
+// real person's number ever appears in test data.
 func parseSSN[T text](raw T, out *secret) error {
 	out.wipe()
 	raw = trimBlanks(raw)
@@ -52,7 +54,7 @@ func parseSSN[T text](raw T, out *secret) error {
 	// Compared in place: string(b) == "..." compiles to a byte comparison,
 	// no copy of the digits is made.
 	d := out.bytes()
-	if string(d[0:3]) == "000" || string(d[0:3]) == "666" || d[0] == '9' ||
+	if string(d[0:3]) == "000" || string(d[0:3]) == "666" ||
 		string(d[3:5]) == "00" || string(d[5:9]) == "0000" {
 		out.wipe()
 		return errSSNNeverIssued

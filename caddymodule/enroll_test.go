@@ -1,0 +1,212 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cacgate/cacgate/credential"
+)
+
+// testRoster is a personnel roster for the test cards, with SSNs from the
+// never-issued 9xx range.
+const testRoster = `edipi,ssn,fin,dob,pebd,last,first,middle,category,organization
+1234567890,900-11-1890,,1980-01-15,2002-06-01,DOE,JOHN,QUINCY,Active Army,1st Cavalry Division
+1234567891,900-11-1891,,1985-03-22,,SMITH,JANE,,Active Navy,
+1234567892,900-11-1892,,1975-04-12,,JOHNSON,ROBERT,E,Marine Corps Reserve,
+1234567892,900-11-1892,,1975-04-12,,JOHNSON,ROBERT,E,DoD Civilian,Defense Logistics Agency
+1234567896,900-11-1896,,1992-05-30,,GARCIA,LUIS,A,Contractor,
+`
+
+// startEnrollGateway runs the test gateway with a CSV roster and the
+// given site enroll block.
+func startEnrollGateway(t *testing.T, enrollBlock string) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "roster.csv")
+	if err := os.WriteFile(path, []byte(testRoster), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startGateway(t, "roster csv "+path, enrollBlock)
+}
+
+var hiddenState = regexp.MustCompile(`name="state" value="([^"]*)"`)
+
+// post submits a form the way a browser does after reading page.
+func post(t *testing.T, c *http.Client, u string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	return request(t, c, "POST", u, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}}, strings.NewReader(form.Encode()))
+}
+
+// enrollSteps walks a card through self-enrollment and returns the last
+// page. It stops early (returning that page) when a step does not lead on.
+func enrollSteps(t *testing.T, g *gateway, c *http.Client, ssn, dob string) (*http.Response, string) {
+	t.Helper()
+	resp, page := request(t, c, "GET", g.url("main", "/.cacgate/enroll/new"), browser, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("identity form: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = post(t, c, g.url("main", "/.cacgate/enroll/new"), url.Values{
+		"csrf": {formValue(t, page, "csrf")}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob},
+	})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
+		return resp, page
+	}
+	resp, page = post(t, c, g.url("main", "/.cacgate/enroll/profile"), url.Values{
+		"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")},
+		"email": {"person@example.com"}, "organization": {"USMC"}, "location": {"North America"},
+		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
+	})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="question-1"`) {
+		return resp, page
+	}
+	qs := credential.Questions()
+	form := url.Values{"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")}}
+	for i := 1; i <= 3; i++ {
+		n := fmt.Sprint(i)
+		form.Set("question-"+n, qs[i].ID)
+		form.Set("answer-"+n, "answer number "+n)
+		form.Set("confirm-"+n, "Answer  Number "+n)
+	}
+	return post(t, c, g.url("main", "/.cacgate/enroll/questions"), form)
+}
+
+func TestSelfEnrollment(t *testing.T) {
+	g := startEnrollGateway(t, "")
+	c := g.client(card(t, "johnson.robert.e.jr"))
+	g.accept(t, c, "main")
+
+	// Unregistered: to the enrollment choice page.
+	resp, _ := request(t, c, "GET", g.url("main", "/reports"), browser, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/.cacgate/enroll") {
+		t.Fatalf("unregistered: HTTP %d %q", resp.StatusCode, loc)
+	}
+	resp, page := request(t, c, "GET", g.url("main", "/.cacgate/enroll"), browser, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "/.cacgate/enroll/new") {
+		t.Fatalf("choice page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+
+	// A wrong SSN: a clear refusal, no account.
+	resp, page = enrollSteps(t, g, c, "900-11-1899", "1975-04-12")
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(page, "does not match") || strings.Contains(page, "900-11-1899") {
+		t.Fatalf("roster mismatch: HTTP %d\n%s", resp.StatusCode, page)
+	}
+
+	// The right facts: a dual account, username robert.e.johnson.
+	resp, page = enrollSteps(t, g, c, "900111892", "1975-04-12")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "robert.e.johnson") {
+		t.Fatalf("enrollment: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	var acct AccountJSON
+	if code := g.adminDo("GET", "/cacgate/accounts/robert.e.johnson", nil, &acct); code != http.StatusOK || acct.EDIPI != "1234567892" || len(acct.Cards) != 1 {
+		t.Fatalf("enrolled account: HTTP %d %+v", code, acct)
+	}
+	// In at once (this node's caches were invalidated by the enrollment).
+	resp, _ = request(t, c, "GET", g.url("main", "/reports"), browser, nil)
+	if resp.StatusCode != http.StatusOK || g.backend.last(t).Get("X-Remote-User") != "robert.e.johnson" {
+		t.Fatalf("after enrollment: HTTP %d", resp.StatusCode)
+	}
+	// The enrollment pages now send a registered card on.
+	if resp, _ := request(t, c, "GET", g.url("main", "/.cacgate/enroll/new"), browser, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("enroll page for a registered card: HTTP %d", resp.StatusCode)
+	}
+}
+
+func TestSelfEnrollmentUsernameCollisions(t *testing.T) {
+	g := startEnrollGateway(t, "")
+	// Another Luis A. Garcia already holds luis.a.garcia.
+	if code := g.adminDo("POST", "/cacgate/accounts", map[string]string{"edipi": "1234567001", "username": "luis.a.garcia"}, nil); code != http.StatusCreated {
+		t.Fatalf("seed: HTTP %d", code)
+	}
+	c := g.client(card(t, "garcia.luis.a"))
+	g.accept(t, c, "main")
+	resp, page := enrollSteps(t, g, c, "900-11-1896", "1992-05-30")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "luis.a.garcia1") {
+		t.Fatalf("collision: HTTP %d\n%s", resp.StatusCode, page)
+	}
+}
+
+func TestSelfEnrollmentApprovalAndIneligible(t *testing.T) {
+	g := startEnrollGateway(t, `enroll {
+			eligible "Active Navy" "Marine Corps Reserve"
+			approval
+		}`)
+	// Ineligible: Garcia is a contractor.
+	garcia := g.client(card(t, "garcia.luis.a"))
+	g.accept(t, garcia, "main")
+	resp, page := enrollSteps(t, g, garcia, "900-11-1896", "1992-05-30")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "Contractor") {
+		t.Fatalf("ineligible: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	// Approval mode: pending until an admin approves.
+	jane := g.client(card(t, "smith.jane"))
+	g.accept(t, jane, "main")
+	resp, page = enrollSteps(t, g, jane, "900-11-1891", "1985-03-22")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "approv") {
+		t.Fatalf("approval: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	resp, body := request(t, jane, "GET", g.url("main", "/"), apiClient, nil)
+	if resp.StatusCode != http.StatusForbidden || jsonProblem(t, body) != "account_pending" {
+		t.Fatalf("pending: HTTP %d %s", resp.StatusCode, body)
+	}
+	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/approve", nil, nil); code != http.StatusOK {
+		t.Fatalf("approve: HTTP %d", code)
+	}
+	if resp, _ := request(t, jane, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approved: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestConcurrentEnrollmentsOfOneCard: two browsers of the same card racing
+// through the last step create exactly one account.
+func TestConcurrentEnrollmentsOfOneCard(t *testing.T) {
+	g := startEnrollGateway(t, "")
+	doeCard := card(t, "smith.jane")
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := g.client(doeCard)
+			g.accept(t, c, "main")
+			resp, _ := enrollSteps(t, g, c, "900-11-1891", "1985-03-22")
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	var list []AccountJSON
+	g.adminDo("GET", "/cacgate/accounts", nil, &list)
+	if len(list) != 1 {
+		t.Fatalf("want one account, got %d", len(list))
+	}
+	ok := 0
+	for code := range codes {
+		if code == http.StatusOK {
+			ok++
+		}
+	}
+	if ok < 1 {
+		t.Fatal("no enrollment succeeded")
+	}
+}
+
+func TestEnrollmentOff(t *testing.T) {
+	g := startEnrollGateway(t, "enroll off")
+	c := g.client(card(t, "johnson.robert.e.jr"))
+	g.accept(t, c, "main")
+	resp, page := request(t, c, "GET", g.url("main", "/.cacgate/enroll"), browser, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "not registered") {
+		t.Fatalf("enroll off: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	if resp, _ := request(t, c, "GET", g.url("main", "/.cacgate/enroll/new"), browser, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("enroll off, flow page: HTTP %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,376 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/roster"
+	"github.com/cacgate/cacgate/store"
+)
+
+// secretEnrollStateKey seals the multi-step enrollment state; shared by
+// every node through the account database.
+const secretEnrollStateKey = "enroll_state_key_v1"
+
+// RosterConfig is the authoritative personnel roster self-enrollment
+// validates identities against (the role DMDC plays for AKO/DKO).
+//
+//	roster csv <file> [{ reload_interval <duration> }]
+//	roster http <url> [{ timeout <duration>; header <name> <value> }]
+type RosterConfig struct {
+	// Source is "csv" or "http".
+	Source string `json:"source"`
+	// File is the CSV roster (csv). Placeholders are expanded.
+	File string `json:"file,omitempty"`
+	// ReloadInterval is how often the CSV file is checked for changes (default 30s).
+	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
+	// URL of the ops service (http): https, or http on loopback only.
+	URL string `json:"url,omitempty"`
+	// Timeout per roster request (http; default 5s).
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Headers sent with every roster request (http), e.g. an API key from
+	// {env.ROSTER_API_KEY}.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// provisionEnrollment sets up what self-enrollment needs app-wide: the
+// roster, the bounded password hasher and the state sealer. Without a
+// roster, enrollment is off and unregistered cards see whom to contact.
+func (a *App) provisionEnrollment(ctx caddy.Context) error {
+	if a.HashConcurrency == 0 {
+		a.HashConcurrency = 1 // one core for hashing, the rest for proxying
+	}
+	if a.HashConcurrency < 0 || a.HashConcurrency > 64 {
+		return fmt.Errorf("hash_concurrency must be between 1 and 64, got %d", a.HashConcurrency)
+	}
+	if a.Roster == nil {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	switch a.Roster.Source {
+	case "csv":
+		path := repl.ReplaceKnown(a.Roster.File, "")
+		csv, err := roster.OpenCSV(path, a.logger.Named("roster"))
+		if err != nil {
+			return fmt.Errorf("roster: %w", err)
+		}
+		interval := time.Duration(a.Roster.ReloadInterval)
+		if interval <= 0 {
+			interval = 30 * time.Second
+		}
+		csv.Start(ctx, interval)
+		a.roster = csv
+		a.logger.Info("roster loaded", zap.String("file", path), zap.Int("records", csv.Len()))
+	case "http":
+		header := http.Header{}
+		for k, v := range a.Roster.Headers {
+			header.Set(k, repl.ReplaceKnown(v, ""))
+		}
+		src, err := roster.NewHTTP(roster.HTTPConfig{
+			URL:     repl.ReplaceKnown(a.Roster.URL, ""),
+			Timeout: time.Duration(a.Roster.Timeout),
+			Header:  header,
+		})
+		if err != nil {
+			return fmt.Errorf("roster: %w", err)
+		}
+		a.roster = src
+	default:
+		return fmt.Errorf(`roster source must be "csv" or "http", got %q`, a.Roster.Source)
+	}
+	a.hasher = credential.NewHasher(credential.DefaultParams, a.HashConcurrency)
+	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	key, err := a.store.EnsureSecret(keyCtx, secretEnrollStateKey, randomBytes(32))
+	if err != nil {
+		return fmt.Errorf("loading enrollment state key: %w", err)
+	}
+	a.sealer, err = enroll.NewSealer(key)
+	return err
+}
+
+// EnrollConfig is a site's self-enrollment options (the app's roster must
+// be configured for enrollment to be offered).
+//
+//	enroll off
+//	enroll {
+//		eligible       <category>...
+//		verify         ssn dob [pebd]
+//		approval
+//		require        address|phone...
+//		password_digit
+//		organizations  <name>...
+//		locations      <name>...
+//		max_cards      <n>
+//		lockout        <duration>
+//	}
+type EnrollConfig struct {
+	// Disabled turns enrollment off for this site.
+	Disabled bool `json:"disabled,omitempty"`
+	// Eligible roster categories (default: all).
+	Eligible []string `json:"eligible,omitempty"`
+	// VerifyPEBD also asks the pay entry base date when the roster record has one.
+	VerifyPEBD bool `json:"verify_pebd,omitempty"`
+	// Approval keeps new accounts pending until an admin approves them.
+	Approval bool `json:"approval,omitempty"`
+	// RequireAddress and RequirePhone make the work address / phone required.
+	RequireAddress bool `json:"require_address,omitempty"`
+	RequirePhone   bool `json:"require_phone,omitempty"`
+	// PasswordDigit requires a digit in passwords.
+	PasswordDigit bool `json:"password_digit,omitempty"`
+	// Organizations and Locations are the choices offered (defaults apply when empty).
+	Organizations []string `json:"organizations,omitempty"`
+	Locations     []string `json:"locations,omitempty"`
+	// MaxCards bounds the cards one account may register (default 5).
+	MaxCards int `json:"max_cards,omitempty"`
+	// Lockout is how long an account stays locked after 3 wrong passwords
+	// within 15 minutes (default 30m). The lock lives in the database.
+	Lockout caddy.Duration `json:"lockout,omitempty"`
+}
+
+// provisionEnrollFlow builds this site's enrollment flow, or leaves it nil
+// when enrollment is off (no roster, or "enroll off").
+func (h *Handler) provisionEnrollFlow() error {
+	if h.app.roster == nil || (h.Enroll != nil && h.Enroll.Disabled) {
+		return nil
+	}
+	ec := h.Enroll
+	if ec == nil {
+		ec = &EnrollConfig{}
+	}
+	flow, err := enroll.NewFlow(enroll.Config{
+		Eligible:       ec.Eligible,
+		AskPEBD:        ec.VerifyPEBD,
+		RequireAddress: ec.RequireAddress,
+		RequirePhone:   ec.RequirePhone,
+		Approval:       ec.Approval,
+		Contact:        h.Contact,
+		Organizations:  ec.Organizations,
+		Locations:      ec.Locations,
+		Password:       credential.PasswordPolicy{RequireDigit: ec.PasswordDigit},
+		MaxCards:       ec.MaxCards,
+		LockoutPeriod:  time.Duration(ec.Lockout),
+	}, enroll.Deps{
+		Roster:   h.app.roster,
+		Store:    invalidatingStore{h.app.store, h.app},
+		Hasher:   h.app.hasher,
+		Sealer:   h.app.sealer,
+		Audit:    h.app.auditEnroll,
+		OnChange: h.app.invalidate,
+	})
+	if err != nil {
+		return err
+	}
+	h.enrollFlow = flow
+	return nil
+}
+
+// invalidatingStore makes every change that affects card mappings take
+// effect at once on this node.
+type invalidatingStore struct {
+	store.Store
+	app *App
+}
+
+func (s invalidatingStore) Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error) {
+	a, err := s.Store.Enroll(ctx, e)
+	if err == nil {
+		s.app.invalidate()
+	}
+	return a, err
+}
+
+func (s invalidatingStore) LinkCard(ctx context.Context, accountID int64, c store.Card) error {
+	err := s.Store.LinkCard(ctx, accountID, c)
+	if err == nil {
+		s.app.invalidate()
+	}
+	return err
+}
+
+func (s invalidatingStore) UnlinkCard(ctx context.Context, username, fingerprint string) error {
+	err := s.Store.UnlinkCard(ctx, username, fingerprint)
+	if err == nil {
+		s.app.invalidate()
+	}
+	return err
+}
+
+// auditEnroll adapts the enrollment flow's audit hook to the audit log.
+func (a *App) auditEnroll(r *http.Request, event, outcome string, fields map[string]string) {
+	zf := make([]zap.Field, 0, len(fields))
+	for k, v := range fields {
+		zf = append(zf, zap.String(k, v))
+	}
+	a.audit.request(r, event, outcome, zf...)
+}
+
+// cardCSRF binds the flow's CSRF tokens to the card, with the same
+// cross-origin check as the banner.
+type cardCSRF struct {
+	tokens      *consent.Tokens
+	fingerprint string
+	r           *http.Request
+	now         time.Time
+}
+
+func (c cardCSRF) Token() string { return c.tokens.CSRF(c.fingerprint, c.now) }
+func (c cardCSRF) Check(token string) bool {
+	return sameOrigin(c.r) && c.tokens.CheckCSRF(token, c.fingerprint, c.now)
+}
+
+func enrollCard(se *siteEntry) enroll.Card {
+	return enroll.Card{
+		Identity: se.id,
+		Subject:  se.cert.subject,
+		Issuer:   se.cert.issuer,
+		Serial:   se.cert.serial,
+		NotAfter: se.cert.notAfter,
+	}
+}
+
+// isEnrollPath reports whether path belongs to the enrollment pages.
+func isEnrollPath(path string) bool {
+	return path == enroll.Path || strings.HasPrefix(path, enroll.Path+"/")
+}
+
+func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {
+	rc := new(RosterConfig)
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	rc.Source = d.Val()
+	switch rc.Source {
+	case "csv":
+		if !d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		rc.File = d.Val()
+	case "http":
+		if !d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		rc.URL = d.Val()
+	default:
+		return nil, d.Errf(`roster source must be "csv" or "http", got %q`, rc.Source)
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); {
+		case sub == "reload_interval" && rc.Source == "csv":
+			if err := durationArg(d, &rc.ReloadInterval); err != nil {
+				return nil, err
+			}
+		case sub == "timeout" && rc.Source == "http":
+			if err := durationArg(d, &rc.Timeout); err != nil {
+				return nil, err
+			}
+		case sub == "header" && rc.Source == "http":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.ArgErr()
+			}
+			if rc.Headers == nil {
+				rc.Headers = map[string]string{}
+			}
+			rc.Headers[args[0]] = args[1]
+		default:
+			return nil, d.Errf("unrecognized roster %s option %q", rc.Source, sub)
+		}
+	}
+	return rc, nil
+}
+
+func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
+	ec := new(EnrollConfig)
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Errf("enroll takes no argument but off")
+		}
+		ec.Disabled = true
+		return ec, nil
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("enroll: %s specified more than once", sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "eligible":
+			if ec.Eligible = d.RemainingArgs(); len(ec.Eligible) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "verify":
+			fields := map[string]bool{}
+			for _, f := range d.RemainingArgs() {
+				fields[f] = true
+			}
+			if !fields["ssn"] || !fields["dob"] || len(fields) > 3 || (len(fields) == 3 && !fields["pebd"]) {
+				return nil, d.Errf("verify must be: ssn dob [pebd]")
+			}
+			ec.VerifyPEBD = fields["pebd"]
+		case "approval":
+			ec.Approval = true
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, f := range args {
+				switch f {
+				case "address":
+					ec.RequireAddress = true
+				case "phone":
+					ec.RequirePhone = true
+				default:
+					return nil, d.Errf("require: unknown field %q (address, phone)", f)
+				}
+			}
+		case "password_digit":
+			ec.PasswordDigit = true
+		case "organizations":
+			if ec.Organizations = d.RemainingArgs(); len(ec.Organizations) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "locations":
+			if ec.Locations = d.RemainingArgs(); len(ec.Locations) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "max_cards":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if n < 1 || n > 100 {
+				return nil, d.Errf("max_cards must be between 1 and 100")
+			}
+			ec.MaxCards = n
+		case "lockout":
+			if err := durationArg(d, &ec.Lockout); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("unrecognized enroll option %q", sub)
+		}
+		if sub == "approval" || sub == "password_digit" {
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		}
+	}
+	return ec, nil
+}

@@ -1,0 +1,279 @@
+package enroll
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/ui"
+)
+
+// AccountManager is the slice of store.Store the link page and the account
+// pages need.
+type AccountManager interface {
+	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
+	Credentials(ctx context.Context, accountID int64) (*store.Credentials, error)
+	LinkCard(ctx context.Context, accountID int64, c store.Card) error
+	UnlinkCard(ctx context.Context, username, fingerprint string) error
+	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
+	SetAnswers(ctx context.Context, accountID int64, answers [3]store.Answer) error
+	RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, error)
+	ResetLoginFailures(ctx context.Context, accountID int64) error
+	LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (store.LoginState, error)
+}
+
+// Password sign-in limits of the link and account pages. The failures are
+// counted in the database, per account, so they hold across gateway nodes.
+const (
+	loginWindow          = 15 * time.Minute
+	loginMaxFailures     = 3
+	defaultLockoutPeriod = 30 * time.Minute
+	defaultMaxCards      = 5
+	maxUsernameLen       = 64
+	maxPasswordLen       = 256
+)
+
+// dummyHash is a hash of a random secret, verified against when there is
+// no real hash to verify (an unknown username, an account without a
+// password), so the response takes as long as for a real account. It is
+// made on first use with the hasher's current parameters.
+type dummyHash struct {
+	once sync.Once
+	hash string
+	err  error
+}
+
+func (d *dummyHash) get(ctx context.Context, h *credential.Hasher) (string, error) {
+	d.once.Do(func() {
+		d.hash, d.err = h.Hash(ctx, rand.Text())
+	})
+	return d.hash, d.err
+}
+
+// passwordResult is the outcome of checkPassword.
+type passwordResult struct {
+	OK    bool
+	State store.LoginState // after the failure counted; Locked() if refused for a lock
+}
+
+// checkPassword verifies password against hash, the stored hash of acct
+// (nil for an unknown username; hash "" for an account without a
+// password, which never matches). A locked account is refused without
+// verifying. A failure is counted against acct; a success clears its
+// count.
+func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string) (passwordResult, error) {
+	now := f.deps.Now()
+	if acct != nil {
+		st, err := f.deps.Accounts.LoginState(ctx, acct.ID, now, loginWindow, loginMaxFailures)
+		if err != nil {
+			return passwordResult{}, fmt.Errorf("enroll: login state: %w", err)
+		}
+		if st.Locked() {
+			return passwordResult{State: st}, nil
+		}
+	}
+	ok := false
+	if hash == "" {
+		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
+		if err != nil {
+			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
+		}
+		if _, err := f.deps.Hasher.Verify(ctx, password, dummy); err != nil {
+			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
+		}
+	} else {
+		var err error
+		if ok, err = f.deps.Hasher.Verify(ctx, password, hash); err != nil {
+			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
+		}
+	}
+	if acct == nil {
+		return passwordResult{OK: false}, nil
+	}
+	if ok {
+		if err := f.deps.Accounts.ResetLoginFailures(ctx, acct.ID); err != nil {
+			return passwordResult{}, fmt.Errorf("enroll: %w", err)
+		}
+		return passwordResult{OK: true}, nil
+	}
+	st, err := f.deps.Accounts.RecordLoginFailure(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
+	if err != nil {
+		return passwordResult{}, fmt.Errorf("enroll: %w", err)
+	}
+	return passwordResult{State: st}, nil
+}
+
+// wrongPassword is the message for a password that did not verify.
+func wrongPassword(lead string, st store.LoginState, known bool) string {
+	if !known {
+		return lead
+	}
+	switch st.Remaining {
+	case 1:
+		return lead + " You have 1 try remaining before the account is locked."
+	default:
+		return lead + " You have " + strconv.Itoa(st.Remaining) + " tries remaining before the account is locked."
+	}
+}
+
+type lockedPage struct {
+	pageBase
+	Until string
+}
+
+// renderLocked answers for a locked account.
+func (f *Flow) renderLocked(w http.ResponseWriter, card Card, csrf CSRF, st store.LoginState) error {
+	return f.render(w, http.StatusForbidden, "locked", lockedPage{pageBase: f.base(card, csrf), Until: formatTime(st.LockedUntil)})
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// ---- "I already have an account: register this card" ----
+
+type linkPage struct {
+	pageBase
+	Username string
+}
+
+type linkedPage struct {
+	pageBase
+	Username string
+	Pending  bool
+}
+
+func (f *Flow) serveLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
+	if f.deps.Accounts == nil {
+		return errors.New("enroll: no account manager for the link page")
+	}
+	if r.Method != http.MethodPost {
+		return f.render(w, http.StatusOK, "link", linkPage{pageBase: f.base(card, csrf)})
+	}
+	if ok, err := f.readForm(w, r, csrf, "Go back to the registration page, reload it and try again."); !ok {
+		return err
+	}
+	return f.postLink(w, r, card, csrf)
+}
+
+func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
+	ctx := r.Context()
+	now := f.deps.Now()
+	key := "link\x00" + card.Identity.FingerprintHex
+	if f.limiter.blocked(key, now) {
+		return f.linkTooManyAttempts(w, r, card)
+	}
+	form := r.PostForm
+	page := linkPage{pageBase: f.base(card, csrf), Username: strings.TrimSpace(form.Get("username"))}
+	password := form.Get("password")
+	switch {
+	case page.Username == "":
+		page.Errors.add("username", "Enter your username.")
+	case len(page.Username) > maxUsernameLen || !isCleanText(page.Username):
+		page.Errors.add("username", "Enter a username of at most 64 characters.")
+	}
+	switch {
+	case password == "":
+		page.Errors.add("password", "Enter your password.")
+	case len(password) > maxPasswordLen:
+		page.Errors.add("password", "Enter a password of at most 256 characters.")
+	}
+	if page.Errors.any() {
+		return f.render(w, http.StatusUnprocessableEntity, "link", page)
+	}
+	acct, err := f.deps.Accounts.AccountByUsername(ctx, page.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		acct = nil
+	case err != nil:
+		return fmt.Errorf("enroll: looking up account: %w", err)
+	}
+	hash := ""
+	if acct != nil {
+		creds, err := f.deps.Accounts.Credentials(ctx, acct.ID)
+		if err != nil {
+			return fmt.Errorf("enroll: reading credentials: %w", err)
+		}
+		hash = creds.PasswordHash
+	}
+	if !f.limiter.take(key, now) {
+		return f.linkTooManyAttempts(w, r, card)
+	}
+	res, err := f.checkPassword(ctx, acct, hash, password)
+	password = ""
+	if err != nil || res.OK {
+		f.limiter.refund(key) // only a wrong password counts
+	}
+	if err != nil {
+		return err
+	}
+	if res.State.Locked() {
+		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": "locked"})
+		return f.renderLocked(w, card, csrf, res.State)
+	}
+	if !res.OK {
+		extra := map[string]string{"via": "holder", "reason": "bad_password"}
+		if acct != nil {
+			extra["username"] = acct.Username
+		} else {
+			// The typed username is not recorded: it may be a
+			// password typed in the wrong field.
+			extra["reason"] = "unknown_username"
+		}
+		f.audit(r, card, "card.linked", "failure", extra)
+		page.Errors.add("", wrongPassword("The username or password is not correct.", res.State, acct != nil))
+		return f.render(w, http.StatusUnprocessableEntity, "link", page)
+	}
+	refuse := func(status int, code, reason, title, detail string) error {
+		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": reason})
+		return ui.WriteProblem(w, r, ui.Problem{Status: status, Code: code, Title: title, Detail: detail,
+			Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
+	}
+	switch {
+	case acct.Status == store.StatusDisabled:
+		return refuse(http.StatusForbidden, "account_disabled", "disabled", "Account disabled",
+			"The account "+acct.Username+" is disabled, so no card can be registered to it. The card was not registered.")
+	case acct.EDIPI != card.Identity.EDIPI:
+		return refuse(http.StatusForbidden, "edipi_mismatch", "edipi_mismatch", "This card belongs to someone else",
+			"This card belongs to a different DoD ID than the account "+acct.Username+". A card can only be registered to its holder's own account. The card was not registered.")
+	case len(acct.Cards) >= f.cfg.MaxCards:
+		return refuse(http.StatusConflict, "too_many_cards", "too_many_cards", "Too many cards registered",
+			fmt.Sprintf("The account %s already has %d cards registered, the most allowed. Sign in with one of them and clear the registration of a card you no longer use, then register this one.", acct.Username, len(acct.Cards)))
+	}
+	err = f.deps.Accounts.LinkCard(ctx, acct.ID, store.Card{Fingerprint: card.Identity.FingerprintHex, Subject: card.Subject,
+		Issuer: card.Issuer, Serial: card.Serial, NotAfter: card.NotAfter})
+	switch {
+	case errors.Is(err, store.ErrCardTaken):
+		return refuse(http.StatusConflict, "card_taken", "card_taken", "Card already registered",
+			"This card is already registered to an account. A card can be registered to one account only.")
+	case errors.Is(err, store.ErrNotFound):
+		return refuse(http.StatusConflict, "account_gone", "account_gone", "Account not found",
+			"The account was removed while the card was being registered. The card was not registered.")
+	case err != nil:
+		return fmt.Errorf("enroll: linking card: %w", err)
+	}
+	f.audit(r, card, "card.linked", "success", map[string]string{"via": "holder", "username": acct.Username})
+	f.deps.OnChange()
+	return f.render(w, http.StatusOK, "linked", linkedPage{pageBase: f.base(card, csrf), Username: acct.Username,
+		Pending: acct.Status == store.StatusPending})
+}
+
+func (f *Flow) linkTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {
+	f.audit(r, card, "card.linked", "limited", map[string]string{"via": "holder"})
+	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
+		Title: "Too many attempts", Detail: "A wrong username or password was entered with this card too many times.",
+		Steps:   []string{"Wait 15 minutes before trying again.", "If you have forgotten your password, use the password reset, or contact the help desk."},
+		Contact: f.cfg.Contact})
+}
