@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/testpki"
 )
 
 // testRoster is a personnel roster for the test cards, with SSNs from the
@@ -24,16 +25,23 @@ const testRoster = `edipi,ssn,fin,dob,pebd,last,first,middle,category,organizati
 1234567896,900-11-1896,,1992-05-30,,GARCIA,LUIS,A,Contractor,
 `
 
-// startEnrollGateway runs the test gateway with a CSV roster and the
-// given site enroll block.
-func startEnrollGateway(t *testing.T, enrollBlock string) *gateway {
+// startEnrollGateway runs the test gateway with a CSV roster (testRoster
+// plus extraRows) and the given site enroll block; globalExtra goes into
+// the global cacgate block.
+func startEnrollGateway(t *testing.T, enrollBlock string, extraRows ...string) *gateway {
+	t.Helper()
+	return startEnrollGatewayWith(t, "", enrollBlock, extraRows...)
+}
+
+func startEnrollGatewayWith(t *testing.T, globalExtra, enrollBlock string, extraRows ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "roster.csv")
-	if err := os.WriteFile(path, []byte(testRoster), 0o600); err != nil {
+	content := testRoster + strings.Join(extraRows, "\n")
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startGateway(t, "roster csv "+path, enrollBlock)
+	return startGateway(t, "roster csv "+path+"\n"+globalExtra, enrollBlock)
 }
 
 var hiddenState = regexp.MustCompile(`name="state" value="([^"]*)"`)
@@ -208,5 +216,114 @@ func TestEnrollmentOff(t *testing.T) {
 	}
 	if resp, _ := request(t, c, "GET", g.url("main", "/.cacgate/enroll/new"), browser, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("enroll off, flow page: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestSameNameEnrollments: two different people named Luis A. Garcia
+// enrolling at the same moment both succeed, with distinct usernames; a
+// third finds luis.a.garcia and luis.a.garcia1 taken and gets …2.
+func TestSameNameEnrollments(t *testing.T) {
+	p := testPKI(t)
+	var cards []*testpki.Card
+	var rows []string
+	for i, edipi := range []string{"1234567011", "1234567012", "1234567013"} {
+		c, err := p.Intermediate.IssueCard(testpki.CardSpec{
+			Name: fmt.Sprintf("garcia.twin%d", i), Family: "GARCIA", Given: "LUIS", Middle: "A", EDIPI: edipi, Affiliation: "USAF",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cards = append(cards, c)
+		rows = append(rows, edipi+",900-22-30"+fmt.Sprint(10+i)+",,1990-01-0"+fmt.Sprint(1+i)+",,GARCIA,LUIS,A,Active Air Force,")
+	}
+	g := startEnrollGateway(t, "", rows...)
+
+	var wg sync.WaitGroup
+	pages := make([]string, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := g.client(cards[i])
+			g.accept(t, c, "main")
+			_, pages[i] = enrollSteps(t, g, c, "900-22-30"+fmt.Sprint(10+i), "1990-01-0"+fmt.Sprint(1+i))
+		}(i)
+	}
+	wg.Wait()
+	got := map[string]bool{}
+	for _, page := range pages {
+		switch {
+		case strings.Contains(page, "luis.a.garcia1"):
+			got["luis.a.garcia1"] = true
+		case strings.Contains(page, "luis.a.garcia"):
+			got["luis.a.garcia"] = true
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("concurrent same-name enrollments: usernames %v", got)
+	}
+	c := g.client(cards[2])
+	g.accept(t, c, "main")
+	if _, page := enrollSteps(t, g, c, "900-22-3012", "1990-01-03"); !strings.Contains(page, "luis.a.garcia2") {
+		t.Fatalf("third Luis A. Garcia:\n%s", page)
+	}
+}
+
+// TestRegisterSecondCardAndAccountPage: with link_by_edipi off, a second
+// card joins an account through "register this card" (username and
+// password, with the lockout counted in the database), and the account
+// page lists both cards and can clear one.
+func TestRegisterSecondCardAndAccountPage(t *testing.T) {
+	g := startEnrollGatewayWith(t, "link_by_edipi off", "")
+	first := g.client(card(t, "doe.john.quincy"))
+	g.accept(t, first, "main")
+	if _, page := enrollSteps(t, g, first, "900-11-1890", "1980-01-15"); !strings.Contains(page, "john.q.doe") {
+		t.Fatalf("enrolling the first card:\n%s", page)
+	}
+
+	second := g.client(card(t, "doe.john.quincy.piv"))
+	g.accept(t, second, "main")
+	linkURL := g.url("main", "/.cacgate/enroll/link")
+	linkForm := func(password string) (*http.Response, string) {
+		_, page := request(t, second, "GET", linkURL, browser, nil)
+		return post(t, second, linkURL, url.Values{"csrf": {formValue(t, page, "csrf")}, "username": {"john.q.doe"}, "password": {password}})
+	}
+	_, page := linkForm("Wrong.Password~123")
+	if !strings.Contains(page, "2 tries remaining") || strings.Contains(page, "Wrong.Password") {
+		t.Fatalf("first wrong password:\n%s", page)
+	}
+	resp, page := linkForm("Correct.Horse~Bat9")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "now registered") {
+		t.Fatalf("linking with the right password: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	if resp, _ := request(t, second, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK || g.backend.last(t).Get("X-Remote-User") != "john.q.doe" {
+		t.Fatalf("second card after linking: HTTP %d", resp.StatusCode)
+	}
+
+	// The account page lists both cards; the first card clears the second.
+	resp, page = request(t, first, "GET", g.url("main", "/.cacgate/account"), browser, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, fingerprint(card(t, "doe.john.quincy.piv"))) || !strings.Contains(page, "this card") {
+		t.Fatalf("account page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = post(t, first, g.url("main", "/.cacgate/account/cards/clear"), url.Values{
+		"csrf": {formValue(t, page, "csrf")}, "sha256": {fingerprint(card(t, "doe.john.quincy.piv"))},
+	})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("clearing the second card: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	// The cleared card is out at once and is not re-linked.
+	if resp, _ := request(t, second, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cleared card: HTTP %d", resp.StatusCode)
+	}
+
+	// Three wrong passwords lock the account, in the database.
+	for i := 0; i < 3; i++ {
+		_, page = linkForm("Wrong.Password~123")
+	}
+	if !strings.Contains(page, "locked until") {
+		t.Fatalf("after three wrong passwords:\n%s", page)
+	}
+	if _, page = linkForm("Correct.Horse~Bat9"); !strings.Contains(page, "locked until") {
+		t.Fatalf("right password while locked:\n%s", page)
 	}
 }

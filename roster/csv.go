@@ -20,8 +20,8 @@ import (
 // (at most 8 records per EDIPI, each of another category: a repeated
 // EDIPI and category would be issued twice, so the file is refused).
 // Dates are YYYY-MM-DD. The ssn may be empty when the fin is set (foreign
-// nationals); fin, pebd, middle and organization may be empty. Leave every
-// pebd empty for a site that does not want to ask for it.
+// nationals); fin, pebd, middle and organization may be empty. The PEBD is
+// compared only when the claim carries one (the site asks for it).
 //
 // The file is RFC 4180 CSV in UTF-8, as spreadsheets save it: LF or CRLF
 // line ends, an optional byte order mark, blank lines ignored, blanks

@@ -85,10 +85,12 @@ func TestCSVVerify(t *testing.T) {
 		{"FIN wrong", with(hans, func(c *Claim) { c.FIN = "DE4471K08" }), nil},
 		{"FIN given for a record with an SSN only", with(john, func(c *Claim) { c.SSN, c.FIN = "", "512345678" }), nil},
 		{"SSN given for a record with a FIN only", with(hans, func(c *Claim) { c.SSN, c.FIN = "512-34-5678", "" }), nil},
-		{"PEBD missing", with(maria, func(c *Claim) { c.PEBD = "" }), nil},
+		// A site that does not ask for the PEBD sends none: the other
+		// factors decide (a site that asks makes the form require it).
+		{"PEBD not asked", with(maria, func(c *Claim) { c.PEBD = "" }), []string{"Army Reserve"}},
 		{"PEBD wrong", with(maria, func(c *Claim) { c.PEBD = "2004-08-17" }), nil},
 		{"PEBD equal to the DOB", with(maria, func(c *Claim) { c.PEBD = maria.DOB }), nil},
-		{"dual account, PEBD on one record, missing", with(guardRecord, func(c *Claim) { c.PEBD = "" }), nil},
+		{"dual account, PEBD on one record, not asked", with(guardRecord, func(c *Claim) { c.PEBD = "" }), []string{"Army National Guard", "Army National Guard Technician"}},
 		{"dual account, PEBD on one record, wrong", with(guardRecord, func(c *Claim) { c.PEBD = "1990-06-16" }), nil},
 		{"unknown EDIPI", with(john, func(c *Claim) { c.EDIPI = "9999999999" }), nil},
 		{"another person's EDIPI", with(john, func(c *Claim) { c.EDIPI = maria.EDIPI }), nil},

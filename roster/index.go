@@ -23,11 +23,14 @@ type index struct {
 // verify matches a normalized claim against the records of its EDIPI.
 //
 // A record matches when its SSN (or FIN, as the claim has) and its DOB
-// equal the claim's, and, if the record has a PEBD, the claim's PEBD too;
-// a record without one ignores the claim's. If the claim's identifier and
-// DOB fit a record whose PEBD it then fails, nothing matches at all: the
-// PEBD is a third factor the site asked for, and handing out the other
-// records of a dual account without it would make it optional.
+// equal the claim's, and, when the claim carries a PEBD and the record has
+// one, the PEBDs are equal too. Whether to ask for the PEBD is the site's
+// decision ("verify ssn dob pebd"): the enrollment form then requires it
+// for every EDIPI whose record has one (NeedsPEBD), so a claim without a
+// PEBD only reaches here on sites that do not ask. If the claim's
+// identifier and DOB fit a record whose PEBD the claim then fails, nothing
+// matches at all: handing out the other records of a dual account without
+// the asked-for factor would make it optional.
 //
 // Every record of the EDIPI is compared in full, each digest in constant
 // time, and the comparisons are combined without branching, so neither
@@ -47,7 +50,7 @@ func (x *index) verify(edipi string, n *normalizedClaim) Result {
 		}
 		dob := subtle.ConstantTimeCompare(e.dob[:], claim.dob[:])
 		pebdEqual := claim.hasPEBD & subtle.ConstantTimeCompare(e.pebd[:], claim.pebd[:])
-		pebd := subtle.ConstantTimeSelect(e.hasPEBD, pebdEqual, 1)
+		pebd := subtle.ConstantTimeSelect(e.hasPEBD&claim.hasPEBD, pebdEqual, 1)
 
 		identified := id & dob
 		pebdFailed |= identified & (1 - pebd)
