@@ -327,3 +327,21 @@ func TestRegisterSecondCardAndAccountPage(t *testing.T) {
 		t.Fatalf("right password while locked:\n%s", page)
 	}
 }
+
+// TestEnrollmentAttemptsPerIP: identity checks from one address are bounded
+// across cards.
+func TestEnrollmentAttemptsPerIP(t *testing.T) {
+	g := startEnrollGateway(t, `enroll {
+			attempts_per_ip 2
+		}`)
+	codes := []int{}
+	for _, name := range []string{"johnson.robert.e.jr", "garcia.luis.a", "smith.jane"} {
+		c := g.client(card(t, name))
+		g.accept(t, c, "main")
+		resp, _ := enrollSteps(t, g, c, "900-99-9999", "1970-01-01")
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != http.StatusUnprocessableEntity || codes[1] != http.StatusUnprocessableEntity || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("status codes %v, want [422 422 429]", codes)
+	}
+}

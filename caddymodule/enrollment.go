@@ -113,6 +113,7 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 //		locations      <name>...
 //		max_cards      <n>
 //		lockout        <duration>
+//		attempts_per_ip <n>
 //	}
 type EnrollConfig struct {
 	// Disabled turns enrollment off for this site.
@@ -136,7 +137,13 @@ type EnrollConfig struct {
 	// Lockout is how long an account stays locked after 3 wrong passwords
 	// within 15 minutes (default 30m). The lock lives in the database.
 	Lockout caddy.Duration `json:"lockout,omitempty"`
+	// AttemptsPerIP bounds identity checks (roster, password, answers) from
+	// one client address per 15 minutes, across cards (default 30).
+	AttemptsPerIP int `json:"attempts_per_ip,omitempty"`
 }
+
+// ipAttemptWindow is the window of AttemptsPerIP.
+const ipAttemptWindow = 15 * time.Minute
 
 // provisionEnrollFlow builds this site's enrollment flow, or leaves it nil
 // when enrollment is off (no roster, or "enroll off").
@@ -172,7 +179,23 @@ func (h *Handler) provisionEnrollFlow() error {
 		return err
 	}
 	h.enrollFlow = flow
+	perIP := ec.AttemptsPerIP
+	if perIP <= 0 {
+		perIP = 30
+	}
+	h.ipAttempts = newIPLimiter(perIP, ipAttemptWindow)
 	return nil
+}
+
+// limitedEnrollPOST reports whether a POST to path checks an identity
+// (roster facts, a password or answers) and so counts against the
+// per-address limit.
+func limitedEnrollPOST(path string) bool {
+	switch strings.TrimSuffix(path, "/") {
+	case enroll.PathNew, enroll.PathLink, enroll.Path + "/reset":
+		return true
+	}
+	return false
 }
 
 // invalidatingStore makes every change that affects card mappings take
@@ -363,6 +386,15 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 			if err := durationArg(d, &ec.Lockout); err != nil {
 				return nil, err
 			}
+		case "attempts_per_ip":
+			n, err := intArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if n < 1 || n > 10000 {
+				return nil, d.Errf("attempts_per_ip must be between 1 and 10000")
+			}
+			ec.AttemptsPerIP = n
 		default:
 			return nil, d.Errf("unrecognized enroll option %q", sub)
 		}

@@ -114,6 +114,7 @@ type Handler struct {
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
 	enrollFlow        *enroll.Flow // nil when enrollment is off
+	ipAttempts        *ipLimiter   // identity checks per client address
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
