@@ -345,3 +345,44 @@ func TestEnrollmentAttemptsPerIP(t *testing.T) {
 		t.Fatalf("status codes %v, want [422 422 429]", codes)
 	}
 }
+
+// TestPasswordResetThroughGateway: a registered card holder who forgot the
+// password answers the three security questions and sets a new one.
+func TestPasswordResetThroughGateway(t *testing.T) {
+	g := startEnrollGatewayWith(t, "link_by_edipi off", "")
+	c := g.client(card(t, "doe.john.quincy"))
+	g.accept(t, c, "main")
+	if _, page := enrollSteps(t, g, c, "900-11-1890", "1980-01-15"); !strings.Contains(page, "john.q.doe") {
+		t.Fatalf("enrolling:\n%s", page)
+	}
+	resetURL := g.url("main", "/.cacgate/enroll/reset")
+	resp, page := request(t, c, "GET", resetURL, browser, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reset page for a registered card: HTTP %d", resp.StatusCode)
+	}
+	resp, page = post(t, c, resetURL, url.Values{"csrf": {formValue(t, page, "csrf")}, "username": {"john.q.doe"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="answer-1"`) {
+		t.Fatalf("reset step 1: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")}, "step": {"answers"},
+		"password": {"Brand.New~Secret42"}, "confirm": {"Brand.New~Secret42"}}
+	for i := 1; i <= 3; i++ {
+		form.Set(fmt.Sprintf("answer-%d", i), fmt.Sprintf("ANSWER   number %d", i))
+	}
+	resp, page = post(t, c, resetURL, form)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Password changed") || strings.Contains(page, "Brand.New") {
+		t.Fatalf("reset step 2: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	// The new password registers a second card; the old one no longer does.
+	second := g.client(card(t, "doe.john.quincy.piv"))
+	g.accept(t, second, "main")
+	linkURL := g.url("main", "/.cacgate/enroll/link")
+	_, page = request(t, second, "GET", linkURL, browser, nil)
+	if _, page = post(t, second, linkURL, url.Values{"csrf": {formValue(t, page, "csrf")}, "username": {"john.q.doe"}, "password": {"Correct.Horse~Bat9"}}); !strings.Contains(page, "not correct") {
+		t.Fatalf("old password after reset:\n%s", page)
+	}
+	_, page = request(t, second, "GET", linkURL, browser, nil)
+	if resp, page = post(t, second, linkURL, url.Values{"csrf": {formValue(t, page, "csrf")}, "username": {"john.q.doe"}, "password": {"Brand.New~Secret42"}}); !strings.Contains(page, "now registered") {
+		t.Fatalf("new password after reset: HTTP %d\n%s", resp.StatusCode, page)
+	}
+}

@@ -164,10 +164,11 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
 		return h.askConsent(w, r)
 	}
-	if card.account != nil && r.Method != http.MethodPost {
+	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != enroll.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
-		// submit with "you already have an account".
+		// submit with "you already have an account"; the password reset
+		// is for registered card holders above all.
 		next := "/"
 		if r.URL.Path == enroll.Path {
 			next = consent.SafeNext(r.URL.Query().Get("next"))

@@ -160,7 +160,8 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	cfg.Locations = cleanChoices(cfg.Locations, DefaultLocations)
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists",
-		"link", "linked", "locked", "account", "account-password", "account-answers"} {
+		"link", "linked", "locked", "account", "account-password", "account-answers",
+		"reset", "reset-answers", "reset-done"} {
 		t, err := ui.ParsePage(Templates, "templates/flow-common.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("enroll: parsing %s page: %w", name, err)
@@ -208,6 +209,8 @@ func (f *Flow) Serve(w http.ResponseWriter, r *http.Request, card Card, csrf CSR
 	case PathNew, PathProfile, PathQuestions:
 	case PathLink:
 		return f.serveLink(w, r, card, csrf)
+	case PathReset:
+		return f.serveReset(w, r, card, csrf)
 	default:
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Detail: "There is no enrollment page at this address.", Contact: f.cfg.Contact})
