@@ -35,7 +35,9 @@ type Claims struct {
 	FamilyName  string `json:"family_name,omitempty"`
 	Email       string `json:"email,omitempty"`
 	Affiliation string `json:"affiliation,omitempty"`
-	CertSHA256  string `json:"cert_sha256"`
+	CertSHA256  string `json:"cert_sha256,omitempty"`
+	// AuthMethod is "cac" or "password": how the person signed in.
+	AuthMethod string `json:"auth_method"`
 }
 
 type jwtClaims struct {

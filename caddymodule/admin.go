@@ -78,19 +78,26 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 
 // AccountJSON is an account as the admin API and CLI show it.
 type AccountJSON struct {
-	Username    string     `json:"username"`
-	EDIPI       string     `json:"edipi"`
-	GivenName   string     `json:"given_name,omitempty"`
-	MiddleName  string     `json:"middle_name,omitempty"`
-	FamilyName  string     `json:"family_name,omitempty"`
-	Suffix      string     `json:"suffix,omitempty"`
-	Email       string     `json:"email,omitempty"`
-	Affiliation string     `json:"affiliation,omitempty"`
-	Status      string     `json:"status"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
-	Cards       []CardJSON `json:"cards"`
+	Username     string     `json:"username"`
+	EDIPI        string     `json:"edipi"`
+	GivenName    string     `json:"given_name,omitempty"`
+	MiddleName   string     `json:"middle_name,omitempty"`
+	FamilyName   string     `json:"family_name,omitempty"`
+	Suffix       string     `json:"suffix,omitempty"`
+	Email        string     `json:"email,omitempty"`
+	Affiliation  string     `json:"affiliation,omitempty"`
+	Categories   []string   `json:"categories,omitempty"`
+	Organization string     `json:"organization,omitempty"`
+	Location     string     `json:"location,omitempty"`
+	WorkAddress  string     `json:"work_address,omitempty"`
+	Phone        string     `json:"phone,omitempty"`
+	HasPassword  bool       `json:"has_password"`
+	LockedUntil  *time.Time `json:"locked_until,omitempty"`
+	Status       string     `json:"status"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	LastLoginAt  *time.Time `json:"last_login_at,omitempty"`
+	Cards        []CardJSON `json:"cards"`
 }
 
 // CardJSON is a registered card as the admin API shows it.
@@ -108,6 +115,8 @@ func accountJSON(a *store.Account) AccountJSON {
 	out := AccountJSON{
 		Username: a.Username, EDIPI: a.EDIPI, GivenName: a.GivenName, MiddleName: a.MiddleName,
 		FamilyName: a.FamilyName, Suffix: a.Suffix, Email: a.Email, Affiliation: a.Affiliation,
+		Categories: a.Categories, Organization: a.Organization, Location: a.Location,
+		WorkAddress: a.WorkAddress, Phone: a.Phone, HasPassword: a.HasPassword, LockedUntil: optTime(a.LockedUntil),
 		Status: string(a.Status), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 		LastLoginAt: optTime(a.LastLoginAt), Cards: []CardJSON{},
 	}

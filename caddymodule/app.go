@@ -108,6 +108,7 @@ type App struct {
 	store    store.Store
 	tokens   *consent.Tokens
 	consents *consent.Cache
+	sessions *consent.SessionCache
 	signer   *assertion.Signer
 	cards    *expirable.LRU[string, *cardEntry]
 	lookups  singleflight.Group
@@ -200,6 +201,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
+	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
 	if err := a.provisionEnrollment(ctx); err != nil {
 		return err
 	}

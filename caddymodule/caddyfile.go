@@ -130,6 +130,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		header            <field> <name|off>
 //		trust_pool        <module> [...]
 //		enroll            off | { ... }   (see EnrollConfig)
+//		password_login    on|off
+//		session_ttl       <duration>
 //	}
 //
 // allowed_issuers, exempt and header may be repeated; the rest may not.
@@ -194,6 +196,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				name = ""
 			}
 			h.Headers[args[0]] = name
+		case "password_login":
+			on, err := onOffArg(d)
+			if err != nil {
+				return err
+			}
+			h.PasswordLogin = on
+		case "session_ttl":
+			if err := durationArg(d, &h.SessionTTL); err != nil {
+				return err
+			}
 		case "enroll":
 			ec, err := unmarshalEnroll(d)
 			if err != nil {

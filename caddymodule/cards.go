@@ -28,12 +28,13 @@ const (
 	fieldEmail
 	fieldAffiliation
 	fieldCertSHA256
+	fieldAuthMethod
 	numFields
 )
 
 // fieldKeys are the Caddyfile/JSON names of the fields (used by the
 // "header" option) and the suffixes of the {http.auth.user.*} placeholders.
-var fieldKeys = [numFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256"}
+var fieldKeys = [numFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"}
 
 // placeholderKeys are the full placeholder names, built once.
 var placeholderKeys = func() (k [numFields]string) {
@@ -194,18 +195,32 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	return acct, nil, nil
 }
 
+// Ways of signing in, as the backend sees them.
+const (
+	authCAC      = "cac"
+	authPassword = "password"
+)
+
 // fill derives the backend-facing identity values from the account (the
-// registered facts) and the card.
+// registered facts) and the card; id is nil for a password sign-in.
 func (e *cardEntry) fill(id *cacid.Identity) {
 	acct := e.account
+	var cardGiven, cardFamily, cardEmail, cardAffiliation, fingerprint string
+	method := authPassword
+	if id != nil {
+		cardGiven, cardFamily = displayName(id.GivenName), displayName(id.FamilyName)
+		cardEmail, cardAffiliation, fingerprint = id.Email, id.Affiliation, id.FingerprintHex
+		method = authCAC
+	}
 	e.values = [numFields]string{
 		fieldUser:        acct.Username,
 		fieldEDIPI:       acct.EDIPI,
-		fieldGivenName:   firstNonEmpty(acct.GivenName, displayName(id.GivenName)),
-		fieldFamilyName:  firstNonEmpty(acct.FamilyName, displayName(id.FamilyName)),
-		fieldEmail:       firstNonEmpty(acct.Email, id.Email),
-		fieldAffiliation: firstNonEmpty(acct.Affiliation, id.Affiliation),
-		fieldCertSHA256:  id.FingerprintHex,
+		fieldGivenName:   firstNonEmpty(acct.GivenName, cardGiven),
+		fieldFamilyName:  firstNonEmpty(acct.FamilyName, cardFamily),
+		fieldEmail:       firstNonEmpty(acct.Email, cardEmail),
+		fieldAffiliation: firstNonEmpty(acct.Affiliation, cardAffiliation),
+		fieldCertSHA256:  fingerprint,
+		fieldAuthMethod:  method,
 	}
 	for i, v := range e.values {
 		e.boxed[i] = v
@@ -218,7 +233,38 @@ func (e *cardEntry) fill(id *cacid.Identity) {
 		Email:       e.values[fieldEmail],
 		Affiliation: e.values[fieldAffiliation],
 		CertSHA256:  e.values[fieldCertSHA256],
+		AuthMethod:  method,
 	}
+}
+
+// userEntry is card for a password session: the account by username,
+// cached under a key no certificate fingerprint can take.
+func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error) {
+	key := "user:" + username
+	epoch := a.epoch.Load()
+	now := time.Now()
+	if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
+		return e, nil
+	}
+	v, err, _ := a.lookups.Do(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}
+		acct, err := a.store.AccountByUsername(ctx, username)
+		switch {
+		case err == nil:
+			e.account = acct
+			e.fill(nil)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("looking up account: %w", err)
+		}
+		a.cards.Add(key, e)
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*cardEntry), nil
 }
 
 func findCard(acct *store.Account, fingerprint string) *store.Card {

@@ -115,6 +115,10 @@ func TestSelfEnrollment(t *testing.T) {
 	if code := g.adminDo("GET", "/cacgate/accounts/robert.e.johnson", nil, &acct); code != http.StatusOK || acct.EDIPI != "1234567892" || len(acct.Cards) != 1 {
 		t.Fatalf("enrolled account: HTTP %d %+v", code, acct)
 	}
+	// Two roster records: one dual account carrying both categories.
+	if strings.Join(acct.Categories, "|") != "Marine Corps Reserve|DoD Civilian" || !acct.HasPassword || acct.Email != "person@example.com" || acct.Organization != "USMC" {
+		t.Fatalf("enrolled profile: %+v", acct)
+	}
 	// In at once (this node's caches were invalidated by the enrollment).
 	resp, _ = request(t, c, "GET", g.url("main", "/reports"), browser, nil)
 	if resp.StatusCode != http.StatusOK || g.backend.last(t).Get("X-Remote-User") != "robert.e.johnson" {

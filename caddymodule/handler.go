@@ -44,6 +44,7 @@ var defaultHeaderNames = [numFields]string{
 	fieldEmail:       "X-Cac-Email",
 	fieldAffiliation: "X-Cac-Affiliation",
 	fieldCertSHA256:  "X-Cac-Cert-Sha256",
+	fieldAuthMethod:  "X-Cac-Auth-Method",
 }
 
 const (
@@ -97,6 +98,16 @@ type Handler struct {
 	// Enroll configures self-enrollment for unregistered cards (needs the
 	// app's roster).
 	Enroll *EnrollConfig `json:"enroll,omitempty"`
+
+	// PasswordLogin lets people without a card reader sign in with their
+	// account's username and password ("I don't have a CAC/PIV"). Off by
+	// default; needs self-enrollment (the app's roster), which is how
+	// accounts get passwords.
+	PasswordLogin bool `json:"password_login,omitempty"`
+
+	// SessionTTL is how long a password sign-in lasts (default 8h); the
+	// cookie itself ends with the browser session.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
 	app    *App
 	logger *zap.Logger
@@ -185,6 +196,12 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	}
 	if err := h.provisionEnrollFlow(); err != nil {
 		return err
+	}
+	if h.PasswordLogin && h.enrollFlow == nil {
+		return errors.New("password_login needs self-enrollment: configure the global roster (and do not set enroll off)")
+	}
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(8 * time.Hour)
 	}
 
 	// Site entries hold assertions, so they live as long as one does; the
@@ -286,6 +303,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	now := time.Now()
+	if h.PasswordLogin && !hasCertificate(r) {
+		return h.servePasswordSession(w, r, next, now)
+	}
 	se, card, refreshed, done, err := h.gate(w, r, now)
 	if done {
 		return err
@@ -434,7 +454,9 @@ func (h *Handler) setIdentity(r *http.Request, se *siteEntry, card *cardEntry, n
 	// so the cached strings are never shared as slices across requests.
 	vals := make([]string, numFields+1)
 	for i, name := range h.headerNames {
-		if name != "" {
+		// An empty value (no certificate behind a password sign-in) is
+		// no header at all rather than an empty one.
+		if name != "" && card.values[i] != "" {
 			vals[i] = card.values[i]
 			r.Header[name] = vals[i : i+1 : i+1]
 		}

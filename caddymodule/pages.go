@@ -33,6 +33,10 @@ func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error
 		return h.serveAsset(w, r)
 	case r.URL.Path == consent.Path:
 		return h.serveConsent(w, r)
+	case r.URL.Path == enroll.PathLogin:
+		return h.serveLogin(w, r)
+	case r.URL.Path == pathLogout:
+		return h.serveLogout(w, r)
 	case isEnrollPath(r.URL.Path):
 		return h.serveEnroll(w, r)
 	case r.URL.Path == enroll.PathAccount || strings.HasPrefix(r.URL.Path, enroll.PathAccount+"/"):
@@ -88,17 +92,31 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, _, _, done, err := h.gate(w, r, now)
-	if done {
-		return err
+	// Whom the acceptance is for: the card, or a password-signed-in user.
+	var principal, holder, subject string
+	var auditFields []zap.Field
+	if h.PasswordLogin && !hasCertificate(r) {
+		username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+		if !ok {
+			return h.refuse(w, r, nil, rejectNoCertificate)
+		}
+		principal, holder, subject = userPrincipal(username), username, "signed in with a password"
+		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", authPassword)}
+	} else {
+		se, _, _, done, err := h.gate(w, r, now)
+		if done {
+			return err
+		}
+		principal, holder, subject = se.id.FingerprintHex, holderName(se.id), se.id.Subject
+		auditFields = cardFields(se.id)
 	}
 	if r.Method != http.MethodPost {
 		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
 			Banner:  h.banner,
-			CSRF:    h.app.tokens.CSRF(se.id.FingerprintHex, now),
+			CSRF:    h.app.tokens.CSRF(principal, now),
 			Next:    consent.SafeNext(r.URL.Query().Get("next")),
-			Holder:  holderName(se.id),
-			Subject: se.id.Subject,
+			Holder:  holder,
+			Subject: subject,
 		})
 	}
 
@@ -106,8 +124,8 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_form", Title: "The form could not be read", Detail: "Go back, reload the notice page and select I Accept again."})
 	}
-	if !sameOrigin(r) || !h.app.tokens.CheckCSRF(r.PostForm.Get("csrf"), se.id.FingerprintHex, now) {
-		h.app.audit.request(r, "consent.accepted", outcomeFailure, append(cardFields(se.id), zap.String("reason", "csrf"))...)
+	if !sameOrigin(r) || !h.app.tokens.CheckCSRF(r.PostForm.Get("csrf"), principal, now) {
+		h.app.audit.request(r, "consent.accepted", outcomeFailure, append(auditFields, zap.String("reason", "csrf"))...)
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusForbidden,
 			Code:   "csrf_failed",
@@ -117,7 +135,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	ttl := time.Duration(h.ConsentTTL)
-	token, err := h.app.tokens.Issue(se.id.FingerprintHex, now, ttl)
+	token, err := h.app.tokens.Issue(principal, now, ttl)
 	if err != nil {
 		return err
 	}
@@ -131,7 +149,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		// No Expires/Max-Age: a browser-session cookie. The token inside
 		// expires after consent_ttl even if the browser stays open.
 	})
-	h.app.audit.request(r, "consent.accepted", outcomeSuccess, append(cardFields(se.id),
+	h.app.audit.request(r, "consent.accepted", outcomeSuccess, append(auditFields,
 		zap.Time("consent_expires", now.Add(ttl).UTC()))...)
 	return seeOther(w, consent.SafeNext(r.PostForm.Get("next")))
 }

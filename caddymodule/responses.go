@@ -31,6 +31,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, 
 				"When the browser asks, select your authentication certificate (not the email certificate) and enter your PIN.",
 			},
 			Contact: h.Contact,
+			Links:   h.loginLinks(r),
 		})
 	}
 	fields := []zap.Field{zap.String("reason", rej.Code)}

@@ -44,13 +44,18 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time) bool {
 // without allocating (net/http's Request.Cookie parses and allocates every
 // cookie, which the hot path does not need).
 func CookieValue(cookieHeaders []string) string {
+	return CookieByName(cookieHeaders, CookieName)
+}
+
+// CookieByName is CookieValue for any cookie name, also without allocating.
+func CookieByName(cookieHeaders []string, cookieName string) string {
 	for _, line := range cookieHeaders {
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
 			name, value, ok := strings.Cut(part, "=")
-			if !ok || name != CookieName {
+			if !ok || name != cookieName {
 				continue
 			}
 			if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {

@@ -223,3 +223,41 @@ func TestBanner(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+func TestSessionTokens(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	s, err := tok.IssueSession("john.q.doe", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := tok.VerifySession(s, now); err != nil || u != "john.q.doe" {
+		t.Fatalf("verify: %q %v", u, err)
+	}
+	if _, _, err := tok.VerifySession(s, now.Add(2*time.Hour)); err == nil {
+		t.Error("expired session verified")
+	}
+	// A consent token is not a session token, nor the other way round.
+	c, _ := tok.Issue(fpA, now, time.Hour)
+	if _, _, err := tok.VerifySession(c, now); err == nil {
+		t.Error("a consent token verified as a session")
+	}
+	if _, err := tok.Verify(s, now); err == nil {
+		t.Error("a session token verified as consent")
+	}
+	cache := NewSessionCache(tok, 10, time.Minute)
+	for i := 0; i < 2; i++ {
+		if u, ok := cache.User(s, now); !ok || u != "john.q.doe" {
+			t.Fatalf("cache round %d: %q %v", i, u, ok)
+		}
+	}
+	if _, ok := cache.User(s, now.Add(2*time.Hour)); ok {
+		t.Error("cached session accepted after expiry")
+	}
+	if _, ok := cache.User(s[:len(s)-2]+"xx", now); ok {
+		t.Error("tampered session accepted")
+	}
+	if got := CookieByName([]string{"a=1; " + SessionCookieName + "=tok"}, SessionCookieName); got != "tok" {
+		t.Errorf("CookieByName = %q", got)
+	}
+}

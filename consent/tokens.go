@@ -43,6 +43,7 @@ const MinKeySize = 32
 type Tokens struct {
 	consentKey []byte
 	csrfKey    []byte
+	sessionKey []byte
 }
 
 // NewTokens derives the token keys from master, which must be random and at
@@ -55,6 +56,7 @@ func NewTokens(master []byte) (*Tokens, error) {
 	return &Tokens{
 		consentKey: derive(master, "cacgate consent token v1"),
 		csrfKey:    derive(master, "cacgate consent csrf v1"),
+		sessionKey: derive(master, "cacgate password session v1"),
 	}, nil
 }
 

@@ -161,7 +161,7 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists",
 		"link", "linked", "locked", "account", "account-password", "account-answers",
-		"reset", "reset-answers", "reset-done"} {
+		"reset", "reset-answers", "reset-done", "login"} {
 		t, err := ui.ParsePage(Templates, "templates/flow-common.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("enroll: parsing %s page: %w", name, err)

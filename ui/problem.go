@@ -16,6 +16,12 @@ type Problem struct {
 	Steps   []string // what the person can do about it
 	Contact string   // whom to contact (site's "contact" option), may be empty
 	Retry   bool     // for 503-type problems: worth trying again later
+	Links   []Link   // other ways forward, e.g. a password sign-in
+}
+
+// Link is a way forward offered on a problem page.
+type Link struct {
+	Text, Href string
 }
 
 // problemJSON is the API-client shape of a Problem.

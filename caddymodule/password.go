@@ -1,0 +1,160 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/ui"
+)
+
+// Password sign-in ("I don't have a CAC/PIV"): for people without a card
+// reader, where the site turns it on. The person signs in at
+// /.cacgate/login with their account's username and password (lockout in
+// the database), gets a session cookie, accepts the banner like anyone
+// else, and reaches the backend with the same identity headers as a card
+// holder's — minus the certificate's, and with X-Cac-Auth-Method:
+// password, so the application can tell a weaker sign-in from a CAC.
+
+const (
+	pathLogout = ui.Prefix + "logout"
+	// loginCSRFCookie binds the sign-in form's CSRF token to this browser
+	// (there is no card to bind it to).
+	loginCSRFCookie = "__Host-cacgate-login"
+)
+
+func hasCertificate(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
+}
+
+// principal is whom a consent is bound to: a card's fingerprint, or a
+// password-signed-in user (a prefix no hex fingerprint can have).
+func userPrincipal(username string) string { return "user:" + username }
+
+// servePasswordSession admits a request without a certificate when it
+// carries a valid password session, with the same checks a card gets
+// short of the certificate's.
+func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
+	username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+	if !ok {
+		return h.refuse(w, r, nil, rejectNoCertificate)
+	}
+	card, err := h.app.userEntry(r.Context(), username)
+	if err != nil {
+		return h.storeUnavailable(w, r, err)
+	}
+	if card.account == nil {
+		// the account went away since sign-in
+		return h.refuse(w, r, nil, rejectNoCertificate)
+	}
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), userPrincipal(username), now) {
+		return h.askConsent(w, r)
+	}
+	if p := h.accountProblem(card); p != nil {
+		if p.Status == http.StatusSeeOther {
+			return h.refuse(w, r, nil, rejectNoCertificate)
+		}
+		return ui.WriteProblem(w, r, *p)
+	}
+	se := h.userSiteEntry(username)
+	h.setIdentity(r, se, card, now)
+	return next.ServeHTTP(w, r)
+}
+
+// userSiteEntry holds a password user's cached assertion for this site,
+// under a key no certificate's DER can take (DER starts with 0x30).
+func (h *Handler) userSiteEntry(username string) *siteEntry {
+	key := userPrincipal(username)
+	if se, ok := h.sites.Get(key); ok {
+		return se
+	}
+	se := &siteEntry{}
+	h.sites.Add(key, se)
+	return se
+}
+
+// loginCSRF binds the sign-in form to a random value in a __Host- cookie of
+// this browser; a cross-site page can neither read nor set it.
+type loginCSRF struct {
+	tokens *consent.Tokens
+	nonce  string
+	r      *http.Request
+	now    time.Time
+}
+
+func (c loginCSRF) Token() string { return c.tokens.CSRF("login:"+c.nonce, c.now) }
+func (c loginCSRF) Check(token string) bool {
+	return c.nonce != "" && sameOrigin(c.r) && c.tokens.CheckCSRF(token, "login:"+c.nonce, c.now)
+}
+
+// serveLogin is /.cacgate/login.
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	if !h.PasswordLogin {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
+			Detail: "Sign-in without a card is not offered on this site.", Contact: h.Contact})
+	}
+	now := time.Now()
+	nonce := consent.CookieByName(r.Header["Cookie"], loginCSRFCookie)
+	if r.Method != http.MethodPost && (len(nonce) < 16 || len(nonce) > 64) {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		nonce = base64.RawURLEncoding.EncodeToString(b)
+		http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: nonce, Path: "/", Secure: true, HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
+	}
+	next := consent.SafeNext(r.URL.Query().Get("next"))
+	if r.Method == http.MethodPost {
+		next = consent.SafeNext(r.FormValue("next"))
+	}
+	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
+	return h.enrollFlow.ServeLogin(w, r, csrf, next, func(acct *store.Account) error {
+		token, err := h.app.tokens.IssueSession(acct.Username, now, time.Duration(h.SessionTTL))
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		return seeOther(w, next)
+	})
+}
+
+// serveLogout ends a password session.
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(w, r, "POST")
+	}
+	if !sameOrigin(r) {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf_failed", Title: "Sign-out refused",
+			Detail: "The sign-out request did not come from this site."})
+	}
+	if username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), time.Now()); ok {
+		h.app.audit.request(r, "signout.password", outcomeSuccess, zap.String("username", username))
+	}
+	http.SetCookie(w, &http.Cookie{Name: consent.SessionCookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	return seeOther(w, "/")
+}
+
+// loginLink is offered on the no-card page where password sign-in is on.
+func (h *Handler) loginLinks(r *http.Request) []ui.Link {
+	if !h.PasswordLogin {
+		return nil
+	}
+	next := r.URL.RequestURI()
+	if strings.HasPrefix(next, ui.Prefix) {
+		next = "/"
+	}
+	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: enroll.PathLogin + "?next=" + url.QueryEscape(next)}}
+}

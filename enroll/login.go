@@ -1,0 +1,102 @@
+package enroll
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/cacgate/cacgate/store"
+)
+
+// PathLogin is the password sign-in for people without a card reader
+// ("I don't have a CAC/PIV"), offered only where the site turns it on.
+const PathLogin = "/.cacgate/login"
+
+type loginPage struct {
+	CSRF     string
+	Contact  string
+	Username string
+	Next     string
+	Errors   formErrors
+	Locked   string // lock end, when the account is locked
+}
+
+// ServeLogin serves the password sign-in form. It needs no card. On a
+// correct password for an active account it calls signIn, which starts the
+// session (sets its cookie) and answers the request. Wrong passwords are
+// counted in the database per account, as on the link page: three within 15
+// minutes lock the account, and the page says how many tries remain. The
+// caller passes next, already made safe.
+func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, next string, signIn func(*store.Account) error) error {
+	if f.deps.Accounts == nil {
+		return errors.New("enroll: no account manager for the sign-in page")
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return f.render(w, http.StatusOK, "login", loginPage{CSRF: csrf.Token(), Contact: f.cfg.Contact, Next: next})
+	case http.MethodPost:
+	default:
+		return f.methodNotAllowed(w, r, "GET, HEAD, POST")
+	}
+	if ok, err := f.readForm(w, r, csrf, "Go back, reload the sign-in page and try again."); !ok {
+		return err
+	}
+	page := loginPage{Contact: f.cfg.Contact, Next: next}
+	page.Username = strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))
+	password := r.PostForm.Get("password")
+	if page.Username == "" || len(page.Username) > 64 {
+		page.Errors.add("username", "Enter your username.")
+	}
+	if password == "" || len(password) > 256 {
+		page.Errors.add("password", "Enter your password.")
+	}
+	if page.Errors.any() {
+		page.CSRF = csrf.Token()
+		return f.render(w, http.StatusUnprocessableEntity, "login", page)
+	}
+
+	acct, err := f.deps.Accounts.AccountByUsername(r.Context(), page.Username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	var hash string
+	if acct != nil {
+		creds, err := f.deps.Accounts.Credentials(r.Context(), acct.ID)
+		if err != nil {
+			return err
+		}
+		hash = creds.PasswordHash
+	}
+	res, err := f.checkPassword(r.Context(), acct, hash, password)
+	if err != nil {
+		return err
+	}
+	page.CSRF = csrf.Token()
+	fields := map[string]string{}
+	if acct != nil {
+		// Only a known username is recorded: someone may type a
+		// password into the username field.
+		fields["username"] = acct.Username
+	}
+	switch {
+	case res.State.Locked():
+		fields["reason"] = "locked"
+		f.deps.Audit(r, "signin.password", "failure", fields)
+		page.Locked = formatTime(res.State.LockedUntil)
+		page.Errors.add("password", "Too many wrong passwords were entered for this account. It is locked until "+page.Locked+".")
+		return f.render(w, http.StatusForbidden, "login", page)
+	case !res.OK:
+		fields["reason"] = "bad_password"
+		f.deps.Audit(r, "signin.password", "failure", fields)
+		page.Errors.add("password", wrongPassword("The username or password is not correct.", res.State, acct != nil))
+		return f.render(w, http.StatusUnauthorized, "login", page)
+	}
+	if acct.Status == store.StatusDisabled {
+		fields["reason"] = "disabled"
+		f.deps.Audit(r, "signin.password", "failure", fields)
+		page.Errors.add("", "This account is disabled. Contact the site's administrators.")
+		return f.render(w, http.StatusForbidden, "login", page)
+	}
+	f.deps.Audit(r, "signin.password", "success", fields)
+	return signIn(acct)
+}
