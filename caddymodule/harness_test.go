@@ -172,112 +172,123 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
-	sites := []string{"main", "strict", "bare", "pinned", "handshake"}
-	ports := freePorts(t, len(sites)+1)
-	for i, site := range sites {
-		g.ports[site] = ports[i]
-	}
-	g.admin = fmt.Sprintf("127.0.0.1:%d", ports[len(sites)])
-	// As an operator would paste it: openssl x509 -noout -subject -nameopt RFC2253
-	intermediateDN := "CN=TEST DOD ID CA-70, OU=PKI, OU=DoD, O=U.S. Government, C=US"
-	bogusPin := strings.Repeat("ab", 32)
-	if !strings.Contains(globalExtra, "revocation") {
-		// Revocation is on and fails closed by default, and the test cards
-		// name no OCSP responder: give the gateway the test CA's CRL.
-		globalExtra += fmt.Sprintf(`
-		revocation {
-			mode crl
-			crl_files %[1]s/crl
-			crl_issuers %[1]s/intermediate.pem
-		}`, g.dir)
-	}
-
-	tlsBlock := func(mode string, extra ...string) string {
-		pool := ""
-		if mode == "verify_if_given" {
-			pool = "trust_pool file " + filepath.Join(g.dir, "root.pem")
+	// Ports are picked free, but another test process can take one before
+	// Caddy binds it: then pick again (bounded).
+	load := func() error {
+		sites := []string{"main", "strict", "bare", "pinned", "handshake"}
+		ports := freePorts(t, len(sites)+1)
+		for i, site := range sites {
+			g.ports[site] = ports[i]
 		}
-		return fmt.Sprintf(`tls %s %s {
-		client_auth {
-			mode %s
-			%s
-			%s
+		g.admin = fmt.Sprintf("127.0.0.1:%d", ports[len(sites)])
+		// As an operator would paste it: openssl x509 -noout -subject -nameopt RFC2253
+		intermediateDN := "CN=TEST DOD ID CA-70, OU=PKI, OU=DoD, O=U.S. Government, C=US"
+		bogusPin := strings.Repeat("ab", 32)
+		if !strings.Contains(globalExtra, "revocation") {
+			// Revocation is on and fails closed by default, and the test cards
+			// name no OCSP responder: give the gateway the test CA's CRL.
+			globalExtra += fmt.Sprintf(`
+			revocation {
+				mode crl
+				crl_files %[1]s/crl
+				crl_issuers %[1]s/intermediate.pem
+			}`, g.dir)
 		}
-	}`, filepath.Join(g.dir, "server.pem"), filepath.Join(g.dir, "server-key.pem"), mode, pool, strings.Join(extra, "\n"))
-	}
-	cfg := fmt.Sprintf(`{
-	admin %[1]s
-	auto_https off
-	log {
-		output file %[2]s/caddy.log
-		level DEBUG
-	}
-	persist_config off
-	storage file_system %[2]s/storage
-	cacgate {
-		store sqlite %[2]s/cacgate.db
-		%[3]s
-	}
-}
 
-https://localhost:%[4]d {
-	%[5]s
-	cacgate {
-		contact "Test Help Desk"
-		exempt /healthz /static/*
-		%[6]s
+		tlsBlock := func(mode string, extra ...string) string {
+			pool := ""
+			if mode == "verify_if_given" {
+				pool = "trust_pool file " + filepath.Join(g.dir, "root.pem")
+			}
+			return fmt.Sprintf(`tls %s %s {
+			client_auth {
+				mode %s
+				%s
+				%s
+			}
+		}`, filepath.Join(g.dir, "server.pem"), filepath.Join(g.dir, "server-key.pem"), mode, pool, strings.Join(extra, "\n"))
+		}
+		cfg := fmt.Sprintf(`{
+		admin %[1]s
+		auto_https off
+		log {
+			output file %[2]s/caddy.log
+			level DEBUG
+		}
+		persist_config off
+		storage file_system %[2]s/storage
+		cacgate {
+			store sqlite %[2]s/cacgate.db
+			%[3]s
+		}
 	}
-	request_header X-From-Placeholder "{http.auth.user.id}/{http.auth.user.edipi}"
-	reverse_proxy %[7]s
-}
 
-https://localhost:%[8]d {
-	%[9]s
-	cacgate {
-		trust_pool file %[2]s/root.pem
-		allowed_issuers "%[10]s"
-		required_policies all 2.16.840.1.101.2.1.11.42 2.16.840.1.101.3.2.1.3.13
-		required_eku clientAuth smartcardLogon
-		max_chain_depth 3
+	https://localhost:%[4]d {
+		%[5]s
+		cacgate {
+			contact "Test Help Desk"
+			exempt /healthz /static/*
+			%[6]s
+		}
+		request_header X-From-Placeholder "{http.auth.user.id}/{http.auth.user.edipi}"
+		reverse_proxy %[7]s
 	}
-	reverse_proxy %[7]s
-}
 
-https://localhost:%[11]d {
-	%[9]s
-	cacgate
-	reverse_proxy %[7]s
-}
-
-https://localhost:%[14]d {
-	%[15]s
-	cacgate
-	reverse_proxy %[7]s
-}
-
-https://localhost:%[12]d {
-	%[9]s
-	cacgate {
-		trust_pool file %[2]s/root.pem
-		allowed_issuers %[13]s
+	https://localhost:%[8]d {
+		%[9]s
+		cacgate {
+			trust_pool file %[2]s/root.pem
+			allowed_issuers "%[10]s"
+			required_policies all 2.16.840.1.101.2.1.11.42 2.16.840.1.101.3.2.1.3.13
+			required_eku clientAuth smartcardLogon
+			max_chain_depth 3
+		}
+		reverse_proxy %[7]s
 	}
-	reverse_proxy %[7]s
-}
-`, g.admin, g.dir, globalExtra, g.ports["main"], tlsBlock("verify_if_given"), mainExtra, g.backend.addr,
-		g.ports["strict"], tlsBlock("request"), intermediateDN, g.ports["bare"], g.ports["pinned"], bogusPin,
-		g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
-				required_policies 2.16.840.1.101.2.1.11.42
-				revocation on
-			}`))
 
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapting test Caddyfile: %v\n%s", err, cfg)
+	https://localhost:%[11]d {
+		%[9]s
+		cacgate
+		reverse_proxy %[7]s
 	}
-	_ = warnings // only "not formatted" notes about the generated text
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		t.Fatalf("loading config: %v", err)
+
+	https://localhost:%[14]d {
+		%[15]s
+		cacgate
+		reverse_proxy %[7]s
+	}
+
+	https://localhost:%[12]d {
+		%[9]s
+		cacgate {
+			trust_pool file %[2]s/root.pem
+			allowed_issuers %[13]s
+		}
+		reverse_proxy %[7]s
+	}
+	`, g.admin, g.dir, globalExtra, g.ports["main"], tlsBlock("verify_if_given"), mainExtra, g.backend.addr,
+			g.ports["strict"], tlsBlock("request"), intermediateDN, g.ports["bare"], g.ports["pinned"], bogusPin,
+			g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
+					required_policies 2.16.840.1.101.2.1.11.42
+					revocation on
+				}`))
+
+		adapter := caddyconfig.GetAdapter("caddyfile")
+		cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
+		if err != nil {
+			t.Fatalf("adapting test Caddyfile: %v\n%s", err, cfg)
+		}
+		_ = warnings // only "not formatted" notes about the generated text
+		return caddy.Load(cfgJSON, true)
+	}
+	for attempt := 1; ; attempt++ {
+		err := load()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("loading config: %v", err)
+		}
 	}
 	t.Cleanup(func() {
 		// Unload to an empty config so the next test starts clean and the

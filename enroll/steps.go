@@ -101,6 +101,9 @@ func (f *Flow) showIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 	if err != nil {
 		return f.rosterError(w, r, card, err)
 	}
+	if r.Method == http.MethodGet {
+		f.audit(r, card, "enroll.started", "success", nil)
+	}
 	return f.render(w, http.StatusOK, "identity", identityPage{
 		pageBase: f.base(card, csrf), IDType: "ssn", AskPEBD: ask, Restarted: r.URL.Query().Get("restart") != "",
 	})
