@@ -142,10 +142,35 @@ func startDemo(t *testing.T) *demo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ports are picked free, but another test process can take one before
+	// Caddy binds it; Caddy then exits at once, and the demo is started
+	// again on fresh ports (bounded).
+	for attempt := 1; ; attempt++ {
+		up, log := d.run(t, string(cfg))
+		if up {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("demo did not come up:\n%s", lastLines(log, 40))
+		}
+	}
+	rootPEM, err := os.ReadFile(filepath.Join(d.dir, "testdata/pki/root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.roots = x509.NewCertPool()
+	d.roots.AppendCertsFromPEM(rootPEM)
+	return d
+}
+
+// run starts the demo Caddyfile on fresh ports and waits until its admin
+// API answers; false if Caddy exited first (or did not answer in 30s).
+func (d *demo) run(t *testing.T, cfg string) (bool, string) {
+	t.Helper()
 	ports := freePorts(t, 4)
 	gw, ex, app, admin := ports[0], ports[1], ports[2], ports[3]
 	d.gateway, d.explain, d.app, d.admin = "localhost:"+gw, "localhost:"+ex, "127.0.0.1:"+app, "localhost:"+admin
-	s := strings.NewReplacer(":8443", ":"+gw, ":8444", ":"+ex, ":9080", ":"+app, "localhost:2019", d.admin).Replace(string(cfg))
+	s := strings.NewReplacer(":8443", ":"+gw, ":8444", ":"+ex, ":9080", ":"+app, "localhost:2019", d.admin).Replace(cfg)
 	if strings.Count(s, ":"+gw) < 2 || strings.Count(s, ":"+app) < 2 || !strings.Contains(s, d.admin) {
 		t.Fatal("demo Caddyfile no longer uses the ports this test moves")
 	}
@@ -166,30 +191,38 @@ func startDemo(t *testing.T) *demo {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cancel()
+	exited := make(chan struct{})
+	go func() {
 		cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", lastLines(logBuf.String(), 40))
-		}
-	})
+		close(exited)
+	}()
+	stop := func() {
+		cancel()
+		<-exited
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin); err == nil && strings.HasPrefix(strings.TrimSpace(out), "[") {
 			break
 		}
+		select {
+		case <-exited:
+			return false, logBuf.String()
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("demo did not come up in 30s:\n%s", lastLines(logBuf.String(), 40))
+			stop()
+			return false, logBuf.String()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	rootPEM, err := os.ReadFile(filepath.Join(d.dir, "testdata/pki/root.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.roots = x509.NewCertPool()
-	d.roots.AppendCertsFromPEM(rootPEM)
-	return d
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", lastLines(logBuf.String(), 40))
+		}
+	})
+	return true, ""
 }
 
 func lastLines(s string, n int) string {
