@@ -306,18 +306,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.PasswordLogin && !hasCertificate(r) {
 		return h.servePasswordSession(w, r, next, now)
 	}
-	se, card, refreshed, done, err := h.gate(w, r, now)
+	se, card, refreshed, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
-		return h.askConsent(w, r)
-	}
 	if p := h.accountProblem(card); p != nil {
-		if p.Status == http.StatusSeeOther {
-			return h.redirectToEnroll(w, r)
-		}
-		return ui.WriteProblem(w, r, *p)
+		return h.answerAccountProblem(w, r, p)
 	}
 	if refreshed {
 		// Once per card per cache_ttl: the start of a session, not every request.
@@ -349,6 +343,28 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, now time.Time) (s
 		return se, card, refreshed, true, h.refuseRevocation(w, r, se, card.verdict)
 	}
 	return se, card, refreshed, false, nil
+}
+
+// gateConsented is gate plus the banner: the card passed every check and
+// its holder accepted the notice, or the request has been answered.
+func (h *Handler) gateConsented(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, refreshed, done bool, err error) {
+	se, card, refreshed, done, err = h.gate(w, r, now)
+	if done {
+		return se, card, refreshed, done, err
+	}
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
+		return se, card, refreshed, true, h.askConsent(w, r)
+	}
+	return se, card, refreshed, false, nil
+}
+
+// answerAccountProblem answers what accountProblem found: enrollment for an
+// unregistered card, else a refusal page.
+func (h *Handler) answerAccountProblem(w http.ResponseWriter, r *http.Request, p *ui.Problem) error {
+	if p.Status == http.StatusSeeOther {
+		return h.redirectToEnroll(w, r)
+	}
+	return ui.WriteProblem(w, r, *p)
 }
 
 // admit runs the certificate checks: presence, validity, chain, usage,

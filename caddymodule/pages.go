@@ -175,12 +175,9 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, _, done, err := h.gate(w, r, now)
+	se, card, _, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
-	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
-		return h.askConsent(w, r)
 	}
 	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != enroll.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
@@ -233,18 +230,12 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, _, done, err := h.gate(w, r, now)
+	se, card, _, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
-		return h.askConsent(w, r)
-	}
 	if p := h.accountProblem(card); p != nil {
-		if p.Status == http.StatusSeeOther {
-			return h.redirectToEnroll(w, r)
-		}
-		return ui.WriteProblem(w, r, *p)
+		return h.answerAccountProblem(w, r, p)
 	}
 	if h.enrollFlow == nil {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
