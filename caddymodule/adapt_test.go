@@ -184,13 +184,14 @@ func TestProvisionRejectsBadHeaderConfig(t *testing.T) {
 		t.Errorf("header names %q", h.headerNames)
 	}
 	// The defaults are stripped even when renamed or disabled.
-	for _, n := range []string{"x-remote-user", "x-forwarded-user", "x-cac-email", "x-cac-assertion"} {
-		found := false
-		for _, s := range h.stripNames {
-			found = found || s == n
+	for _, n := range []string{"X-Remote-User", "x-forwarded-user", "X_Cac_Email", "x-cac-assertion", "X-Cac-Auth-Method"} {
+		if !h.stripNames.match(n) {
+			t.Errorf("%s is not stripped", n)
 		}
-		if !found {
-			t.Errorf("%s is not stripped (strip list %q)", n, h.stripNames)
+	}
+	for _, n := range []string{"Accept", "X-Remote-Users", "X-Cac-Emai", "Cookie"} {
+		if h.stripNames.match(n) {
+			t.Errorf("%s would be stripped", n)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -120,7 +120,7 @@ type Handler struct {
 	// mistake for ours, in normalized form (see sameHeaderName).
 	headerNames     [numFields]string
 	assertionHeader string
-	stripNames      []string
+	stripNames      *stripSet
 
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
@@ -129,7 +129,10 @@ type Handler struct {
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
-	sites *expirable.LRU[string, *siteEntry]
+	// Entries age by the request's clock (siteEntry.created): the hot path
+	// reads the time once.
+	sites   *lru.Cache[string, *siteEntry]
+	siteTTL time.Duration
 }
 
 // CaddyModule returns the Caddy module information.
@@ -206,7 +209,10 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 
 	// Site entries hold assertions, so they live as long as one does; the
 	// account mapping inside them is refreshed on the app's cache_ttl.
-	h.sites = expirable.NewLRU[string, *siteEntry](h.app.CacheSize, nil, time.Duration(h.app.AssertionTTL))
+	if h.sites, err = lru.New[string, *siteEntry](h.app.CacheSize); err != nil {
+		return err
+	}
+	h.siteTTL = time.Duration(h.app.AssertionTTL)
 	return nil
 }
 
@@ -231,12 +237,14 @@ func (h *Handler) provisionHeaders() error {
 	// Strip both the configured names and the defaults: a backend built for
 	// the defaults must never see client-supplied values for them either.
 	seen := map[string]bool{}
+	var strip []string
 	for _, n := range append(append(append([]string{}, defaultHeaderNames[:]...), defaultAssertionHeader, h.assertionHeader), h.headerNames[:]...) {
 		if n = normalizeHeaderName(n); n != "" && !seen[n] {
 			seen[n] = true
-			h.stripNames = append(h.stripNames, n)
+			strip = append(strip, n)
 		}
 	}
+	h.stripNames = newStripSet(strip)
 	return nil
 }
 
@@ -263,6 +271,7 @@ func (h *Handler) Validate() error {
 // siteEntry is this site's view of one certificate. Fields set at creation
 // are immutable; card and assertion are swapped atomically on refresh.
 type siteEntry struct {
+	created   time.Time
 	id        *cacid.Identity
 	cert      cardCert
 	rejection *trust.Rejection // usage/issuer/policy/identity problem, nil if none
@@ -402,10 +411,10 @@ var rejectNoCertificate = &trust.Rejection{Code: "certificate_required"}
 // computing it on first sight. No I/O happens here.
 func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 	leaf := cs.PeerCertificates[0]
-	if se, ok := h.sites.Get(derKey(leaf.Raw)); ok {
+	if se, ok := h.sites.Get(derKey(leaf.Raw)); ok && now.Sub(se.created) < h.siteTTL {
 		return se
 	}
-	se := &siteEntry{cert: cardCert{
+	se := &siteEntry{created: now, cert: cardCert{
 		subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
 		issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
 		serial:   leaf.SerialNumber.Text(16),

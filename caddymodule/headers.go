@@ -6,17 +6,49 @@ import (
 	"unsafe"
 )
 
+// stripSet is the header names to strip, normalized and grouped by length:
+// a request header is compared only with names of its own length, so the
+// usual headers (Accept, Cookie, User-Agent…) cost one array lookup each.
+type stripSet struct {
+	byLen [maxStripLen + 1][]string
+	long  []string // names longer than maxStripLen (rare)
+}
+
+const maxStripLen = 64
+
+func newStripSet(normalized []string) *stripSet {
+	s := new(stripSet)
+	for _, n := range normalized {
+		if len(n) <= maxStripLen {
+			s.byLen[len(n)] = append(s.byLen[len(n)], n)
+		} else {
+			s.long = append(s.long, n)
+		}
+	}
+	return s
+}
+
+func (s *stripSet) match(key string) bool {
+	candidates := s.long
+	if len(key) <= maxStripLen {
+		candidates = s.byLen[len(key)]
+	}
+	for _, name := range candidates {
+		if sameHeaderName(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripIdentityHeaders deletes every header the backend could take for one
 // of ours, whatever its case, however often it was sent, and whether it was
 // spelled with dashes or underscores (CGI-style backends and some proxies
-// turn X_Remote_User into X-Remote-User). Names must be normalized.
-func stripIdentityHeaders(h http.Header, names []string) {
+// turn X_Remote_User into X-Remote-User).
+func stripIdentityHeaders(h http.Header, names *stripSet) {
 	for key := range h {
-		for _, name := range names {
-			if sameHeaderName(key, name) {
-				delete(h, key)
-				break
-			}
+		if names.match(key) {
+			delete(h, key)
 		}
 	}
 }

@@ -75,10 +75,11 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 // under a key no certificate's DER can take (DER starts with 0x30).
 func (h *Handler) userSiteEntry(username string) *siteEntry {
 	key := userPrincipal(username)
-	if se, ok := h.sites.Get(key); ok {
+	now := time.Now()
+	if se, ok := h.sites.Get(key); ok && now.Sub(se.created) < h.siteTTL {
 		return se
 	}
-	se := &siteEntry{}
+	se := &siteEntry{created: now}
 	h.sites.Add(key, se)
 	return se
 }

@@ -4,22 +4,35 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Cache remembers consent tokens that have already been verified, so the
 // request path does one map lookup instead of parsing and HMAC-verifying a
 // JWT on every request. Only tokens that verified are cached: a forged or
 // tampered token always goes through Verify and is refused there.
+//
+// Entries age by the caller's clock (the request's "now"), not by a clock
+// read inside the cache: the hot path reads the time once.
 type Cache struct {
 	tokens *Tokens
-	lru    *expirable.LRU[string, Claims]
+	ttl    time.Duration
+	lru    *lru.Cache[string, cachedClaims]
+}
+
+type cachedClaims struct {
+	Claims
+	cachedAt time.Time
 }
 
 // NewCache returns a cache of at most size verified tokens, each remembered
 // for at most ttl (and never past the token's own expiry).
 func NewCache(tokens *Tokens, size int, ttl time.Duration) *Cache {
-	return &Cache{tokens: tokens, lru: expirable.NewLRU[string, Claims](size, nil, ttl)}
+	c, err := lru.New[string, cachedClaims](size)
+	if err != nil {
+		panic(err) // only for size <= 0, which callers validate
+	}
+	return &Cache{tokens: tokens, ttl: ttl, lru: c}
 }
 
 // Accepted reports whether token is a valid, unexpired consent made by the
@@ -29,15 +42,16 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time) bool {
 	if token == "" {
 		return false
 	}
-	claims, ok := c.lru.Get(token)
-	if !ok {
-		var err error
-		if claims, err = c.tokens.Verify(token, now); err != nil {
+	cached, ok := c.lru.Get(token)
+	if !ok || now.Sub(cached.cachedAt) >= c.ttl {
+		claims, err := c.tokens.Verify(token, now)
+		if err != nil {
 			return false
 		}
-		c.lru.Add(strings.Clone(token), claims)
+		cached = cachedClaims{Claims: claims, cachedAt: now}
+		c.lru.Add(strings.Clone(token), cached)
 	}
-	return claims.Fingerprint == fingerprint && now.Before(claims.Expires)
+	return cached.Fingerprint == fingerprint && now.Before(cached.Expires)
 }
 
 // CookieValue extracts the consent cookie from raw Cookie header values
