@@ -66,16 +66,15 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		}
 		return ui.WriteProblem(w, r, *p)
 	}
-	se := h.userSiteEntry(username)
+	se := h.userSiteEntry(username, now)
 	h.setIdentity(r, se, card, now)
 	return next.ServeHTTP(w, r)
 }
 
 // userSiteEntry holds a password user's cached assertion for this site,
 // under a key no certificate's DER can take (DER starts with 0x30).
-func (h *Handler) userSiteEntry(username string) *siteEntry {
+func (h *Handler) userSiteEntry(username string, now time.Time) *siteEntry {
 	key := userPrincipal(username)
-	now := time.Now()
 	if se, ok := h.sites.Get(key); ok && now.Sub(se.created) < h.siteTTL {
 		return se
 	}
