@@ -77,7 +77,9 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a *Account) error {
 				return err
 			}
 		}
-		return nil
+		stored := *a
+		stored.ID = id
+		return s.announce(ctx, ex, changeOf(&stored))
 	})
 	if err != nil {
 		return fmt.Errorf("store: create account: %w", s.dialect.translate(err))
@@ -235,7 +237,7 @@ func (s *SQLStore) TransitionStatus(ctx context.Context, username string, from, 
 		if n == 0 {
 			return ErrStatusConflict
 		}
-		return nil
+		return s.announce(ctx, ex, changeOf(a))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: transition status: %w", s.dialect.translate(err))
@@ -251,8 +253,10 @@ func (s *SQLStore) SetStatus(ctx context.Context, username string, status Status
 			return err
 		}
 		var err error
-		a, err = oneAccount(ctx, ex, accountByUsernameSQL, username)
-		return err
+		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, username); err != nil {
+			return err
+		}
+		return s.announce(ctx, ex, changeOf(a))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: set status: %w", s.dialect.translate(err))

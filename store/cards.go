@@ -63,17 +63,24 @@ func (s *SQLStore) LinkCard(ctx context.Context, accountID int64, c Card) error 
 		if err := insertCard(ctx, ex, accountID, c, now()); err != nil {
 			return err
 		}
-		_, err := ex.exec(ctx, unclearCardSQL, c.Fingerprint)
-		return err
+		if _, err := ex.exec(ctx, unclearCardSQL, c.Fingerprint); err != nil {
+			return err
+		}
+		return s.announce(ctx, ex, Change{AccountID: accountID, Fingerprints: []string{c.Fingerprint}})
 	})
 	return s.linkError("link card", err)
 }
 
 // AutoLinkCard implements Store.
 func (s *SQLStore) AutoLinkCard(ctx context.Context, accountID int64, c Card) error {
-	err := s.writes().execOne(ctx, autoLinkCardSQL,
-		c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
-		now().Unix(), unixOrNull(c.LastUsedAt), c.Fingerprint)
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		if err := ex.execOne(ctx, autoLinkCardSQL,
+			c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
+			now().Unix(), unixOrNull(c.LastUsedAt), c.Fingerprint); err != nil {
+			return err
+		}
+		return s.announce(ctx, ex, Change{AccountID: accountID, Fingerprints: []string{c.Fingerprint}})
+	})
 	if errors.Is(err, ErrNotFound) {
 		// no row inserted: the WHERE NOT EXISTS found a clearing
 		err = ErrCardCleared
@@ -104,8 +111,10 @@ func (s *SQLStore) UnlinkCard(ctx context.Context, username, fingerprint string)
 			}
 			return err
 		}
-		_, err := ex.exec(ctx, clearCardSQL, fingerprint, accountID, now().Unix())
-		return err
+		if _, err := ex.exec(ctx, clearCardSQL, fingerprint, accountID, now().Unix()); err != nil {
+			return err
+		}
+		return s.announce(ctx, ex, Change{AccountID: accountID, Username: username, Fingerprints: []string{fingerprint}})
 	})
 	if err != nil {
 		return fmt.Errorf("store: unlink card: %w", err)

@@ -27,4 +27,8 @@ type dialect struct {
 	// take turns. SQLite needs none: its write transactions begin
 	// IMMEDIATE and so already exclude one another.
 	migrationLock string
+
+	// notifySQL, if not empty, announces a Change (its one argument, JSON)
+	// to other processes; see SQLStore.announce.
+	notifySQL string
 }

@@ -97,8 +97,10 @@ func (s *SQLStore) enroll(ctx context.Context, e *Enrollment, takenSuffixes user
 			for taken[suffix] {
 				suffix++
 			}
-			a, err = enrollAs(ctx, ex, e, usernameWithSuffix(e.UsernameBase, suffix), now())
-			return err
+			if a, err = enrollAs(ctx, ex, e, usernameWithSuffix(e.UsernameBase, suffix), now()); err != nil {
+				return err
+			}
+			return s.announce(ctx, ex, changeOf(a))
 		})
 		err = s.dialect.translate(err)
 		if errors.Is(err, ErrUsernameTaken) {

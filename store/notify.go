@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Change tells caches in other processes that an account or some cards
+// changed: a status set, a card linked or unlinked, an account created or
+// its groups edited. Caches drop what they hold under these keys; the
+// account's new state is read from the store on the next request.
+type Change struct {
+	AccountID int64  `json:"account_id,omitempty"`
+	Username  string `json:"username,omitempty"`
+	EDIPI     string `json:"edipi,omitempty"`
+	// Fingerprints are the cards concerned: all of the account's cards, and
+	// any card linked or unlinked by the change.
+	Fingerprints []string `json:"fingerprints,omitempty"`
+
+	// Resync means changes may have been missed (the listener reconnected):
+	// every cached mapping must be dropped.
+	Resync bool `json:"resync,omitempty"`
+}
+
+// changeOf is the Change that describes a write to a, plus any cards named
+// in extra that a no longer holds (a card just unlinked).
+func changeOf(a *Account, extra ...string) Change {
+	c := Change{AccountID: a.ID, Username: a.Username, EDIPI: a.EDIPI}
+	for _, card := range a.Cards {
+		c.Fingerprints = append(c.Fingerprints, card.Fingerprint)
+	}
+	c.Fingerprints = append(c.Fingerprints, extra...)
+	return c
+}
+
+// announce tells other processes of c through ex, when the dialect can:
+// inside a transaction the notice is delivered only if, and when, it
+// commits. Stores that cannot notify (SQLite) rely on the caches' TTL.
+func (s *SQLStore) announce(ctx context.Context, ex executor, c Change) error {
+	if s.dialect.notifySQL == "" {
+		return nil
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if len(payload) > maxNotifyPayload {
+		// Too many cards to list: ask for a full resync instead.
+		payload = []byte(`{"resync":true}`)
+	}
+	_, err = ex.exec(ctx, s.dialect.notifySQL, string(payload))
+	return err
+}
+
+// maxNotifyPayload stays under PostgreSQL's 8000-byte NOTIFY payload limit.
+const maxNotifyPayload = 7900
+
+// ChangeChannel is the PostgreSQL NOTIFY channel changes are announced on.
+const ChangeChannel = "cacgate_changes"
