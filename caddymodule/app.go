@@ -115,9 +115,12 @@ type App struct {
 	// epoch is bumped by every local change to accounts or cards; cached
 	// entries from an older epoch are rebuilt, so a change made through
 	// this node's admin API takes effect at once.
-	epoch  atomic.Uint64
-	logger *zap.Logger
-	audit  *auditor
+	epoch atomic.Uint64
+	// changeGen counts changes announced by other nodes; see keep.
+	changeGen atomic.Uint64
+	logger  *zap.Logger
+	audit   *auditor
+	metrics *metrics
 
 	roster roster.Source
 	hasher *credential.Hasher
@@ -146,7 +149,10 @@ type StoreOpener interface {
 // the shared keys.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.audit = newAuditor(a.logger.Named("audit"))
+	if err := a.provisionMetrics(ctx); err != nil {
+		return err
+	}
+	a.audit = newAuditor(ctx.Logger(auditLog{}), a.metrics)
 	if a.CacheSize == 0 {
 		a.CacheSize = DefaultCacheSize
 	}
@@ -175,8 +181,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("store module %T cannot open a store", mod)
 	}
-	if a.store, err = opener.OpenStore(ctx); err != nil {
+	opened, err := opener.OpenStore(ctx)
+	if err != nil {
 		return fmt.Errorf("opening account store: %w", err)
+	}
+	a.store = timedStore{Store: opened, m: a.metrics}
+	if w, ok := opened.(changeWatcher); ok && w.CanWatch() {
+		go a.watchChanges(ctx, w)
 	}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -239,6 +250,9 @@ func (a *App) Cleanup() error {
 
 // invalidate makes every cached card mapping stale, after a local change.
 func (a *App) invalidate() {
+	if a.metrics != nil {
+		a.metrics.changes.WithLabelValues("local").Inc()
+	}
 	a.epoch.Add(1)
 	if a.cards != nil {
 		a.cards.Purge()

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -11,18 +13,64 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 )
 
-// auditor writes one structured log entry per security event to the
-// "cacgate.audit" logger, which ops can route to its own sink with Caddy's
-// log configuration. It never records SSNs, passwords, PINs or answers:
-// callers pass only identifiers.
-type auditor struct {
-	log  *zap.Logger
-	node string
+// auditLogName is the logger every audit event is written to, whatever
+// part of the gateway (handler, enrollment, admin API, CLI, TLS verifier)
+// it comes from, so that one `include` routes the whole audit trail to its
+// own sink with Caddy's log configuration.
+const auditLogName = "http.handlers.cacgate.audit"
+
+// auditLog names the audit logger: ctx.Logger(auditLog{}) builds a logger
+// that honours the config's logs (include/exclude, outputs, encoders) the
+// way a module's own logger does. It is not a registered module.
+type auditLog struct{}
+
+func (auditLog) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: auditLogName, New: func() caddy.Module { return auditLog{} }}
 }
 
-func newAuditor(log *zap.Logger) *auditor {
+// auditor writes one structured log entry per security event to the
+// http.handlers.cacgate.audit logger. It never records SSNs, passwords,
+// PINs or answers: callers pass only identifiers.
+type auditor struct {
+	log     *zap.Logger
+	node    string
+	metrics *metrics
+}
+
+func newAuditor(log *zap.Logger, m *metrics) *auditor {
 	node, _ := os.Hostname()
-	return &auditor{log: log, node: node}
+	return &auditor{log: log, node: node, metrics: m}
+}
+
+// write emits one event with the fields every event carries: its name,
+// outcome, the node, and the time in UTC (the log's own timestamp follows
+// the encoder's time_format and zone; assessors want one unambiguous
+// form).
+func (a *auditor) write(event, outcome string, fields []zap.Field) {
+	fields = append(fields,
+		zap.String("event", event),
+		zap.String("outcome", outcome),
+		zap.String("time", time.Now().UTC().Format(time.RFC3339Nano)),
+		zap.String("node", a.node),
+	)
+	a.log.Info(event, fields...)
+	if a.metrics != nil {
+		a.metrics.audits.WithLabelValues(event, outcome).Inc()
+		if accountEvent(event) {
+			a.metrics.enrollments.WithLabelValues(event, outcome).Inc()
+		}
+	}
+}
+
+// accountEvent reports whether event belongs to self-enrollment and account
+// self-service, which the enrollments metric counts.
+func accountEvent(event string) bool {
+	for _, p := range [...]string{"enroll.", "card.", "password.", "answers.", "signin.", "account."} {
+		if strings.HasPrefix(event, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Outcomes of audited events.
@@ -33,18 +81,13 @@ const (
 
 // request records an event caused by an HTTP request.
 func (a *auditor) request(r *http.Request, event, outcome string, fields ...zap.Field) {
-	fields = append(fields,
-		zap.String("event", event),
-		zap.String("outcome", outcome),
-		zap.String("source_ip", clientIP(r)),
-		zap.String("node", a.node),
-	)
+	fields = append(fields, zap.String("source_ip", clientIP(r)))
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		if id, ok := repl.GetString("http.request.uuid"); ok {
 			fields = append(fields, zap.String("request_id", id))
 		}
 	}
-	a.log.Info(event, fields...)
+	a.write(event, outcome, fields)
 }
 
 // cardFields identifies a card holder without any secret.

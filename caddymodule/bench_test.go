@@ -81,7 +81,7 @@ func newHotPath(tb testing.TB, revocationMode string) *hotPath {
 	// and would make the benchmark measure log output.
 	h.logger = zap.NewNop()
 	app.logger = zap.NewNop()
-	app.audit = newAuditor(zap.NewNop())
+	app.audit = newAuditor(zap.NewNop(), app.metrics)
 
 	doe := card(tb, "doe.john.quincy")
 	acct := &store.Account{Username: "john.q.doe", EDIPI: "1234567890", GivenName: "John", FamilyName: "Doe", Email: "john.q.doe@mail.mil", Affiliation: "USA", Status: store.StatusActive}

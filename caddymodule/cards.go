@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"sync/atomic"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type cardEntry struct {
 
 	epoch   uint64
 	expires time.Time
+	// dropped is set when another node announces a change to the
+	// account or card: handlers holding the entry rebuild it.
+	dropped atomic.Bool
 
 	values [numFields]string
 	// boxed holds values already converted to interfaces, so setting the
@@ -70,7 +74,7 @@ type cardEntry struct {
 }
 
 func (e *cardEntry) stale(now time.Time, epoch uint64) bool {
-	return e.epoch != epoch || now.After(e.expires)
+	return e.epoch != epoch || now.After(e.expires) || e.dropped.Load()
 }
 
 // card returns the current mapping for the card id, from the cache when it
@@ -80,22 +84,36 @@ func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cer
 	epoch := a.epoch.Load()
 	now := time.Now()
 	if e, ok := a.cards.Get(id.FingerprintHex); ok && !e.stale(now, epoch) {
+		a.metrics.cacheHit.Inc()
 		return e, nil
 	}
 	v, err, _ := a.lookups.Do(id.FingerprintHex, func() (any, error) {
+		a.metrics.cacheMiss.Inc()
+		gen := a.changeGen.Load()
 		// Shared by every request waiting on this card, so it must not
 		// die with the first one's client; resolve has its own timeout.
 		e, err := a.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
 		if err != nil {
 			return nil, err
 		}
-		a.cards.Add(id.FingerprintHex, e)
+		a.keep(id.FingerprintHex, e, gen)
 		return e, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*cardEntry), nil
+}
+
+// keep caches a freshly built entry, unless a change announced since gen
+// (when the build began) may have made it stale: then it serves the
+// request that built it and is rebuilt next time.
+func (a *App) keep(key string, e *cardEntry, gen uint64) {
+	a.cards.Add(key, e)
+	if a.changeGen.Load() != gen {
+		e.dropped.Store(true)
+		a.cards.Remove(key)
+	}
 }
 
 // cardCert is the certificate of a card: what the store records when it
@@ -244,9 +262,12 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 	epoch := a.epoch.Load()
 	now := time.Now()
 	if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
+		a.metrics.cacheHit.Inc()
 		return e, nil
 	}
 	v, err, _ := a.lookups.Do(key, func() (any, error) {
+		a.metrics.cacheMiss.Inc()
+		gen := a.changeGen.Load()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}
@@ -258,7 +279,7 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, fmt.Errorf("looking up account: %w", err)
 		}
-		a.cards.Add(key, e)
+		a.keep(key, e, gen)
 		return e, nil
 	})
 	if err != nil {

@@ -328,6 +328,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	h.setIdentity(r, se, card, now)
+	h.app.metrics.granted.Inc()
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
 		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
 	}
@@ -373,6 +374,7 @@ func (h *Handler) answerAccountProblem(w http.ResponseWriter, r *http.Request, p
 	if p.Status == http.StatusSeeOther {
 		return h.redirectToEnroll(w, r)
 	}
+	h.app.metrics.request(outcomeDenied, p.Code)
 	return ui.WriteProblem(w, r, *p)
 }
 
@@ -459,6 +461,7 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 // that this request did so.
 func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (card *cardEntry, refreshed bool, err error) {
 	if c := se.card.Load(); c != nil && !c.stale(now, h.app.epoch.Load()) {
+		h.app.metrics.cacheHit.Inc()
 		return c, false, nil
 	}
 	c, err := h.app.card(r.Context(), r, se.id, &se.cert)

@@ -64,10 +64,12 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		if p.Status == http.StatusSeeOther {
 			return h.refuse(w, r, nil, rejectNoCertificate)
 		}
+		h.app.metrics.request(outcomeDenied, p.Code)
 		return ui.WriteProblem(w, r, *p)
 	}
 	se := h.userSiteEntry(username, now)
 	h.setIdentity(r, se, card, now)
+	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
 }
 

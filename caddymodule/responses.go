@@ -19,6 +19,7 @@ import (
 
 // refuse answers a request whose certificate did not pass, and audits it.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, rej *trust.Rejection) error {
+	h.app.metrics.request(outcomeDenied, rej.Code)
 	if rej == rejectNoCertificate {
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusUnauthorized,
@@ -55,6 +56,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, 
 // askConsent sends a browser to the banner, and tells API clients that
 // consent is missing (a program cannot click "I Accept").
 func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
+	h.app.metrics.request(outcomeConsentRequired, "")
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && ui.WantsHTML(r) {
 		return seeOther(w, consent.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
@@ -68,6 +70,7 @@ func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) redirectToEnroll(w http.ResponseWriter, r *http.Request) error {
+	h.app.metrics.request(outcomeEnroll, "not_registered")
 	if ui.WantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return seeOther(w, enroll.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
@@ -120,6 +123,7 @@ func (h *Handler) storeUnavailable(w http.ResponseWriter, r *http.Request, err e
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		status = 499 // client went away; nothing useful to say
 	}
+	h.app.metrics.request(outcomeUnavailable, "account_service_unavailable")
 	w.Header().Set("Retry-After", "30")
 	return ui.WriteProblem(w, r, ui.Problem{
 		Status:  status,
@@ -148,6 +152,7 @@ func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *s
 		fields = append(fields, zap.String("revocation_error", v.Err.Error()))
 	}
 	if v.Status == revocation.StatusRevoked {
+		h.app.metrics.request(outcomeDenied, "certificate_revoked")
 		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
 			zap.String("reason", "certificate_revoked"), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
 		return ui.WriteProblem(w, r, ui.Problem{
@@ -162,6 +167,7 @@ func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *s
 			Contact: h.Contact,
 		})
 	}
+	h.app.metrics.request(outcomeUnavailable, "revocation_unavailable")
 	h.app.audit.request(r, "access.denied", outcomeFailure, append(fields, zap.String("reason", "revocation_unavailable"))...)
 	w.Header().Set("Retry-After", "60")
 	return ui.WriteProblem(w, r, ui.Problem{

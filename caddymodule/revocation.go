@@ -134,7 +134,9 @@ func (a *App) revocationStatus(ctx context.Context, leaf, issuer *x509.Certifica
 		if issuer == nil {
 			v = revocation.Verdict{Status: revocation.StatusUnavailable, Err: errors.New("the issuing CA is unknown"), ValidUntil: now.Add(retryUnavailable)}
 		} else {
+			start := time.Now()
 			v = a.revocation.Check(context.WithoutCancel(ctx), leaf, issuer)
+			a.metrics.revocationCheck(v, time.Since(start))
 		}
 		if v.ValidUntil.IsZero() {
 			v.ValidUntil = now.Add(retryUnavailable)

@@ -114,13 +114,12 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 // refuse audits a handshake refusal. The handshake gives no client
 // address, so the entry identifies the card only.
 func (v *Verifier) refuse(leaf *x509.Certificate, code string, err error) error {
-	v.app.audit.log.Info("access.denied",
-		zap.String("event", "access.denied"), zap.String("outcome", outcomeFailure),
+	v.app.audit.write("access.denied", outcomeFailure, []zap.Field{
 		zap.String("reason", code), zap.String("stage", "tls_handshake"),
 		zap.String("cert_subject", cacid.DistinguishedName(leaf.RawSubject, leaf.Subject)),
 		zap.String("cert_serial", leaf.SerialNumber.Text(16)),
 		zap.String("cert_issuer", cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer)),
-		zap.String("node", v.app.audit.node))
+	})
 	return fmt.Errorf("cacgate: %s: %w", code, err)
 }
 
