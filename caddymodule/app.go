@@ -118,9 +118,9 @@ type App struct {
 	epoch atomic.Uint64
 	// changeGen counts changes announced by other nodes; see keep.
 	changeGen atomic.Uint64
-	logger  *zap.Logger
-	audit   *auditor
-	metrics *metrics
+	logger    *zap.Logger
+	audit     *auditor
+	metrics   *metrics
 
 	roster roster.Source
 	hasher *credential.Hasher

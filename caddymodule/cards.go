@@ -2,12 +2,12 @@ package caddymodule
 
 import (
 	"context"
-	"sync/atomic"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
