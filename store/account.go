@@ -31,7 +31,12 @@ type Account struct {
 	// Categories are the person's categories in the personnel roster, in
 	// its words ("Active Army", "DA Civilian"): more than one for a dual
 	// account. Nil if none.
-	Categories   []string
+	Categories []string
+	// Groups are the access groups an administrator put the account in
+	// ("ops", "finance.readers"), which access policies decide on: sorted,
+	// each a ValidGroupName, no repeats. Nil if none. Set with AddGroups
+	// and RemoveGroups; CreateAccount and ImportAccounts store them too.
+	Groups       []string
 	Organization string
 	Location     string // geographic location, e.g. "North America"
 	WorkAddress  string

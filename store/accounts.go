@@ -15,7 +15,7 @@ const selectAccountsWithCards = `
 SELECT a.id, a.username, a.edipi, a.given_name, a.middle_name, a.family_name,
        a.suffix, a.email, a.affiliation, a.status, a.created_at, a.updated_at,
        a.last_login_at,
-       a.categories, a.organization, a.location, a.work_address, a.phone,
+       a.categories, a.group_names, a.organization, a.location, a.work_address, a.phone,
        a.password_hash <> '', a.password_changed_at, a.locked_until,
        c.fingerprint, c.subject, c.issuer, c.serial, c.not_after, c.created_at,
        c.last_used_at
@@ -50,10 +50,10 @@ ORDER BY a.username, c.created_at, c.fingerprint`
 	insertAccountSQL = `
 INSERT INTO accounts (username, edipi, given_name, middle_name, family_name,
                       suffix, email, affiliation, status, created_at,
-                      updated_at, last_login_at, categories, organization,
-                      location, work_address, phone, password_hash,
-                      password_changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      updated_at, last_login_at, categories, group_names,
+                      organization, location, work_address, phone,
+                      password_hash, password_changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
 	setStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ?`
@@ -99,6 +99,10 @@ func insertAccount(ctx context.Context, ex executor, a *Account, passwordHash st
 	if err != nil {
 		return 0, err
 	}
+	groups, err := encodeGroups(a.Groups)
+	if err != nil {
+		return 0, err
+	}
 	var passwordChanged time.Time
 	if passwordHash != "" {
 		passwordChanged = at
@@ -106,7 +110,7 @@ func insertAccount(ctx context.Context, ex executor, a *Account, passwordHash st
 	err = ex.queryRow(ctx, insertAccountSQL,
 		a.Username, a.EDIPI, a.GivenName, a.MiddleName, a.FamilyName,
 		a.Suffix, a.Email, a.Affiliation, string(a.Status), at.Unix(),
-		at.Unix(), unixOrNull(a.LastLoginAt), categories, a.Organization,
+		at.Unix(), unixOrNull(a.LastLoginAt), categories, groups, a.Organization,
 		a.Location, a.WorkAddress, a.Phone, passwordHash,
 		unixOrNull(passwordChanged),
 	).Scan(&id)
@@ -134,17 +138,23 @@ func encodeCategories(categories []string) (string, error) {
 
 // decodeCategories reverses encodeCategories; an empty array is nil.
 func decodeCategories(text string) ([]string, error) {
+	return decodeStrings("categories", text)
+}
+
+// decodeStrings reads a JSON array of strings, the categories or groups
+// column; an empty array is nil.
+func decodeStrings(column, text string) ([]string, error) {
 	if text == noCategories {
 		return nil, nil // most accounts: skip the decoder on the hot path
 	}
-	var categories []string
-	if err := json.Unmarshal([]byte(text), &categories); err != nil {
-		return nil, fmt.Errorf("account categories %q: %w", text, err)
+	var list []string
+	if err := json.Unmarshal([]byte(text), &list); err != nil {
+		return nil, fmt.Errorf("account %s %q: %w", column, text, err)
 	}
-	if len(categories) == 0 {
+	if len(list) == 0 {
 		return nil, nil
 	}
-	return categories, nil
+	return list, nil
 }
 
 // AccountByUsername implements Store.

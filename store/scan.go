@@ -12,7 +12,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 	for rows.Next() {
 		var (
 			a                              Account
-			status, categories             string
+			status, categories, groups     string
 			created, updated               int64
 			lastLogin                      sql.NullInt64
 			passwordChanged, lockedUntil   sql.NullInt64
@@ -24,7 +24,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			&a.ID, &a.Username, &a.EDIPI, &a.GivenName, &a.MiddleName, &a.FamilyName,
 			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
 			&lastLogin,
-			&categories, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
+			&categories, &groups, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
 			&a.HasPassword, &passwordChanged, &lockedUntil,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
 			&lastUse,
@@ -34,6 +34,9 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 		}
 		if n := len(accounts); n == 0 || accounts[n-1].ID != a.ID {
 			if a.Categories, err = decodeCategories(categories); err != nil {
+				return nil, err
+			}
+			if a.Groups, err = decodeStrings("groups", groups); err != nil {
 				return nil, err
 			}
 			a.Status = Status(status)

@@ -107,6 +107,45 @@ type Store interface {
 	// administrator would.
 	Unlock(ctx context.Context, accountID int64) error
 
+	// AddGroups and RemoveGroups put the named account in groups or take
+	// it out of them, in one atomic read-modify-write, and return the
+	// account as updated: concurrent edits on any number of nodes all
+	// stick. Adding a group the account is in, or removing one it is not
+	// in, changes nothing. A name that is not a ValidGroupName, or more
+	// than MaxGroupsPerAccount groups, fails with ErrInvalidGroup; an
+	// unknown username with ErrNotFound.
+	AddGroups(ctx context.Context, username string, groups ...string) (*Account, error)
+	RemoveGroups(ctx context.Context, username string, groups ...string) (*Account, error)
+
+	// ListGroups returns every group some account is in, with how many
+	// accounts are in it, ordered by name.
+	ListGroups(ctx context.Context) ([]GroupCount, error)
+
+	// SearchAccounts returns a page of the accounts matching q, ordered by
+	// username, with their cards and groups, and how many match in all.
+	// An over-long or malformed query fails with ErrInvalidQuery.
+	SearchAccounts(ctx context.Context, q AccountQuery) (AccountPage, error)
+
+	// ImportAccounts stores the accounts next yields, with their cards,
+	// categories and groups but no passwords, until next returns io.EOF:
+	// all in one transaction, so a failed import stores nothing. Each
+	// record is checked (ValidUsername, ValidEDIPI, status, text bounds,
+	// ValidFingerprint, ValidGroupName) and an empty status means
+	// StatusActive; a bad record fails the import with an *ImportError
+	// naming its number. A taken username, DoD ID or card fails it the
+	// same way under ImportFail, or skips the record under ImportSkip.
+	// Accounts are stored with the import's time as CreatedAt; their
+	// LastLoginAt and their cards' LastUsedAt are kept.
+	ImportAccounts(ctx context.Context, next func() (*Account, error), opts ImportOptions) (ImportReport, error)
+
+	// ExportAccounts calls fn with every account, with its cards and
+	// groups, in username order, reading a page at a time so that memory
+	// does not grow with the number of accounts. Each page is its own
+	// read: every account that exists throughout the export is passed
+	// exactly once, while one created or deleted meanwhile may or may not
+	// be. An error from fn stops the export and is returned as is.
+	ExportAccounts(ctx context.Context, fn func(*Account) error) error
+
 	// EnsureSecret returns the secret stored under name, first storing the
 	// output of generate if there is none. Processes racing to create the
 	// same secret all end up with the one value that was stored first.
