@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -99,16 +98,15 @@ var knownEKUs = map[string]x509.ExtKeyUsage{
 func (p *Policy) Compile() error {
 	p.issuerDNs, p.issuerHashes, p.policies = nil, nil, nil
 	for _, iss := range p.AllowedIssuers {
-		iss = strings.TrimSpace(iss)
-		if h, err := hex.DecodeString(strings.ReplaceAll(iss, ":", "")); err == nil && len(h) == sha256.Size {
-			p.issuerHashes = append(p.issuerHashes, [sha256.Size]byte(h))
+		pat, err := ParseIssuer(iss)
+		if err != nil {
+			return fmt.Errorf("allowed issuer %w", err)
+		}
+		if pat.isHash {
+			p.issuerHashes = append(p.issuerHashes, pat.hash)
 			continue
 		}
-		dn := normalizeDN(iss)
-		if !strings.Contains(dn, "=") {
-			return fmt.Errorf("allowed issuer %q is neither a distinguished name nor a SHA-256 fingerprint", iss)
-		}
-		p.issuerDNs = append(p.issuerDNs, dn)
+		p.issuerDNs = append(p.issuerDNs, pat.dn)
 	}
 	for _, s := range p.RequiredPolicies {
 		oid, err := parseOID(s)
