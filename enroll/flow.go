@@ -72,6 +72,11 @@ type Deps struct {
 	// OnChange is called after a card is linked or unlinked, so the
 	// gateway can drop what it cached about cards. Nil means nothing.
 	OnChange func()
+	// Throttle counts failed attempts per card (identity checks, link
+	// passwords, reset answers). With several gateway nodes it must be
+	// shared by all of them, as store.Throttler is. Nil means counts in
+	// this process's memory, which hold on one node only.
+	Throttle Throttle
 }
 
 // Card is the admitted card the gateway hands the flow (its checks already
@@ -116,11 +121,10 @@ const (
 // The cost is no Post/Redirect/Get between steps: a GET of a later step
 // has no state and restarts at identity validation.
 type Flow struct {
-	cfg     Config
-	deps    Deps
-	pages   map[string]*template.Template
-	limiter *limiter
-	dummy   dummyHash // for link.go's unknown usernames
+	cfg   Config
+	deps  Deps
+	pages map[string]*template.Template
+	dummy dummyHash // for link.go's unknown usernames
 }
 
 // NewFlow checks cfg and deps and returns the flow.
@@ -143,6 +147,9 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	}
 	if deps.OnChange == nil {
 		deps.OnChange = func() {}
+	}
+	if deps.Throttle == nil {
+		deps.Throttle = newMemoryThrottle(maxLimiterCards)
 	}
 	if cfg.LockoutPeriod <= 0 {
 		cfg.LockoutPeriod = defaultLockoutPeriod
@@ -168,7 +175,7 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 		}
 		pages[name] = t
 	}
-	return &Flow{cfg: cfg, deps: deps, pages: pages, limiter: newLimiter(maxFailures, failureWindow, maxLimiterCards)}, nil
+	return &Flow{cfg: cfg, deps: deps, pages: pages}, nil
 }
 
 func cleanChoices(list, def []string) []string {

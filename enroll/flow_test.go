@@ -628,28 +628,63 @@ func (failingStore) Enroll(context.Context, *store.Enrollment) (*store.Account, 
 	return nil, errors.New("database is locked")
 }
 
-func TestLimiterBounded(t *testing.T) {
-	l := newLimiter(2, time.Minute, 3)
+func TestMemoryThrottleBounded(t *testing.T) {
+	ctx := context.Background()
+	l := newMemoryThrottle(3)
 	now := time.Now()
+	take := func(key string, at time.Time) bool {
+		t.Helper()
+		ok, err := l.Take(ctx, key, at, time.Minute, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	blocked := func(key string, at time.Time) bool {
+		t.Helper()
+		n, _, err := l.Failures(ctx, key, at, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n >= 2
+	}
 	for i := range 10 {
-		l.take(fmt.Sprint(i), now.Add(time.Duration(i)*time.Second))
+		take(fmt.Sprint(i), now.Add(time.Duration(i)*time.Second))
 	}
 	if len(l.seen) > 3 {
 		t.Errorf("%d entries", len(l.seen))
 	}
-	if !l.take("9", now.Add(10*time.Second)) || l.take("9", now.Add(10*time.Second)) {
+	if !take("9", now.Add(10*time.Second)) || take("9", now.Add(10*time.Second)) {
 		t.Error("take beyond the limit")
 	}
-	if !l.blocked("9", now.Add(11*time.Second)) || l.blocked("8", now.Add(11*time.Second)) {
+	if !blocked("9", now.Add(11*time.Second)) || blocked("8", now.Add(11*time.Second)) {
 		t.Error("counting")
 	}
-	l.refund("9")
-	if l.blocked("9", now.Add(11*time.Second)) {
+	if err := l.Refund(ctx, "9"); err != nil {
+		t.Fatal(err)
+	}
+	if blocked("9", now.Add(11*time.Second)) {
 		t.Error("refund")
 	}
-	l.take("9", now.Add(11*time.Second))
-	if l.blocked("9", now.Add(2*time.Minute)) {
+	take("9", now.Add(11*time.Second))
+	if blocked("9", now.Add(2*time.Minute)) {
 		t.Error("window did not expire")
+	}
+	if n, since, _ := l.Failures(ctx, "9", now.Add(11*time.Second), time.Minute); n != 2 || !since.Equal(now.Add(9*time.Second)) {
+		t.Errorf("failures %d since %v", n, since)
+	}
+	// Refunds never go below zero.
+	for range 5 {
+		l.Refund(ctx, "9")
+	}
+	allowed := 0
+	for range 5 {
+		if take("9", now.Add(12*time.Second)) {
+			allowed++
+		}
+	}
+	if allowed != 2 {
+		t.Errorf("%d allowed after refunds, want 2", allowed)
 	}
 }
 

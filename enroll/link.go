@@ -170,8 +170,10 @@ func (f *Flow) serveLink(w http.ResponseWriter, r *http.Request, card Card, csrf
 func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
 	ctx := r.Context()
 	now := f.deps.Now()
-	key := "link\x00" + card.Identity.FingerprintHex
-	if f.limiter.blocked(key, now) {
+	key := linkKey(card)
+	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.linkThrottleUnavailable(w, r, card)
+	} else if blocked {
 		return f.linkTooManyAttempts(w, r, card)
 	}
 	form := r.PostForm
@@ -207,13 +209,20 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 		}
 		hash = creds.PasswordHash
 	}
-	if !f.limiter.take(key, now) {
+	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.linkThrottleUnavailable(w, r, card)
+	} else if !allowed {
 		return f.linkTooManyAttempts(w, r, card)
 	}
 	res, err := f.checkPassword(ctx, acct, hash, password)
 	password = ""
 	if err != nil || res.OK {
-		f.limiter.refund(key) // only a wrong password counts
+		// Only a wrong password counts. If the refund fails, the
+		// right password is not acted on: no card is linked on a
+		// throttle that cannot be trusted.
+		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
+			return f.linkThrottleUnavailable(w, r, card)
+		}
 	}
 	if err != nil {
 		return err
@@ -267,6 +276,11 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 	f.deps.OnChange()
 	return f.render(w, http.StatusOK, "linked", linkedPage{pageBase: f.base(card, csrf), Username: acct.Username,
 		Pending: acct.Status == store.StatusPending})
+}
+
+func (f *Flow) linkThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
+	f.audit(r, card, "card.linked", "unavailable", map[string]string{"via": "holder", "reason": throttleUnavailableReason})
+	return f.throttleUnavailable(w, r, "The card was not registered.")
 }
 
 func (f *Flow) linkTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {

@@ -30,18 +30,20 @@ var accountSecrets = []string{testPassword, testWrongPassword, testNewPassword, 
 type storeHarness struct {
 	*harness
 	db      *store.SQLStore
+	path    string // db's file, for a second handle as another node's
 	changes atomic.Int32
 }
 
 func newStoreHarness(t *testing.T, cfg Config) *storeHarness {
 	t.Helper()
 	h := newHarness(t, cfg)
-	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cacgate.db"))
+	path := filepath.Join(t.TempDir(), "cacgate.db")
+	db, err := store.OpenSQLite(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	sh := &storeHarness{harness: h, db: db}
+	sh := &storeHarness{harness: h, db: db, path: path}
 	if cfg.Contact == "" {
 		cfg.Contact = "Service desk, 555-0100"
 	}

@@ -209,8 +209,10 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 	}
 	ctx := r.Context()
 	now := f.deps.Now()
-	key := "reset\x00" + card.Identity.FingerprintHex
-	if f.limiter.blocked(key, now) {
+	key := resetKey(card)
+	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.resetThrottleUnavailable(w, r, card)
+	} else if blocked {
 		return f.resetTooManyAttempts(w, r, card)
 	}
 	form := r.PostForm
@@ -269,13 +271,23 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 		}
 	}
 
-	if !f.limiter.take(key, now) {
+	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.resetThrottleUnavailable(w, r, card)
+	} else if !allowed {
 		return f.resetTooManyAttempts(w, r, card)
 	}
 	res, err := f.checkAnswers(ctx, st, acct, creds, answers)
 	answers = [credential.QuestionsRequired]string{}
 	if err != nil || res.OK {
-		f.limiter.refund(key) // only wrong answers count
+		// Only wrong answers count. If the refund fails, right answers
+		// are not acted on: no password is changed on a throttle that
+		// cannot be trusted.
+		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if errors.Is(err, errThrottle) {
+		return f.resetThrottleUnavailable(w, r, card)
 	}
 	if err != nil {
 		return err
@@ -336,11 +348,13 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 // against the dummy hash for a decoy state, which never succeeds. A locked
 // account is refused without verifying; a failure is counted against the
 // account like a wrong sign-in password. A decoy's failures are counted in
-// the limiter, per card and username, so its page counts down and locks
-// like a real account's.
+// the throttle, per card and username, under the account's limits, so its
+// page counts down and locks like a real account's, on every node.
 func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (passwordResult, error) {
 	now := f.deps.Now()
-	decoyKey := "reset-decoy\x00" + st.Card + "\x00" + strings.ToLower(st.Username)
+	decoyKey := f.decoyKey(st.Card, st.Username)
+	var decoyN int
+	var decoySince time.Time
 	if acct != nil {
 		ls, err := f.deps.Accounts.LoginState(ctx, acct.ID, now, loginWindow, loginMaxFailures)
 		if err != nil {
@@ -349,8 +363,14 @@ func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Acc
 		if ls.Locked() {
 			return passwordResult{State: ls}, nil
 		}
-	} else if n, since := f.limiter.failures(decoyKey, now); n >= loginMaxFailures {
-		return passwordResult{State: store.LoginState{Failures: n, LockedUntil: since.Add(f.cfg.LockoutPeriod)}}, nil
+	} else {
+		var err error
+		if decoyN, decoySince, err = f.failures(ctx, decoyKey, now, loginWindow); err != nil {
+			return passwordResult{}, err
+		}
+		if decoyN >= loginMaxFailures {
+			return passwordResult{State: decoyState(decoyN, decoySince, f.cfg.LockoutPeriod)}, nil
+		}
 	}
 	var hashes [credential.QuestionsRequired]string
 	if acct != nil {
@@ -377,13 +397,22 @@ func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Acc
 		}
 	}
 	if acct == nil {
-		f.limiter.take(decoyKey, now)
-		n, since := f.limiter.failures(decoyKey, now)
-		ls := store.LoginState{Failures: n, Remaining: max(loginMaxFailures-n, 0)}
-		if n >= loginMaxFailures {
-			ls.LockedUntil = since.Add(f.cfg.LockoutPeriod)
+		// The count after this failure, from the one read above: one
+		// atomic take rather than a take and another read, so that a
+		// failure here leaves nothing counted. A refused take means
+		// requests elsewhere used up the tries meanwhile.
+		allowed, err := f.take(ctx, decoyKey, now, loginWindow, loginMaxFailures)
+		if err != nil {
+			return passwordResult{}, err
 		}
-		return passwordResult{State: ls}, nil
+		if decoyN == 0 {
+			decoySince = now
+		}
+		decoyN++
+		if !allowed {
+			decoyN = loginMaxFailures
+		}
+		return passwordResult{State: decoyState(decoyN, decoySince, f.cfg.LockoutPeriod)}, nil
 	}
 	if right == len(answers) {
 		return passwordResult{OK: true}, nil
@@ -395,16 +424,15 @@ func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Acc
 	return passwordResult{State: ls}, nil
 }
 
-// failures returns key's failures in the current window and when the
-// window began.
-func (l *limiter) failures(key string, now time.Time) (int, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.seen[key]
-	if f == nil || now.Sub(f.since) >= l.window {
-		return 0, time.Time{}
+// decoyState is the sign-in state a decoy shows after n failures counted
+// since its window began: as a real account's, locked from the limit on.
+func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
+	n = min(n, loginMaxFailures)
+	ls := store.LoginState{Failures: n, Remaining: loginMaxFailures - n}
+	if n >= loginMaxFailures {
+		ls.LockedUntil = since.Add(lockFor)
 	}
-	return f.count, f.since
+	return ls
 }
 
 // reusedPassword reports whether password is the current one or one of the
@@ -431,6 +459,11 @@ func (f *Flow) refuseReset(w http.ResponseWriter, r *http.Request, card Card, ac
 	f.auditReset(r, card, "failure", acct.Username, map[string]string{"reason": reason})
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: code, Title: title, Detail: detail,
 		Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
+}
+
+func (f *Flow) resetThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
+	f.auditReset(r, card, "unavailable", "", map[string]string{"reason": throttleUnavailableReason})
+	return f.throttleUnavailable(w, r, "The password was not changed.")
 }
 
 func (f *Flow) resetTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {

@@ -25,6 +25,8 @@ import (
 // into non-secret fields, plus hashes where a later step needs them.
 type Sealer struct {
 	aead cipher.AEAD
+	// tagKey keys tag, apart from the sealing key.
+	tagKey []byte
 }
 
 // MinSealerKeySize is the length of the master key NewSealer needs.
@@ -35,9 +37,7 @@ func NewSealer(master []byte) (*Sealer, error) {
 	if len(master) < MinSealerKeySize {
 		return nil, fmt.Errorf("enrollment state key must be at least %d bytes", MinSealerKeySize)
 	}
-	m := hmac.New(sha256.New, master)
-	m.Write([]byte("cacgate enrollment state v1"))
-	block, err := aes.NewCipher(m.Sum(nil))
+	block, err := aes.NewCipher(deriveKey(master, "cacgate enrollment state v1"))
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +45,24 @@ func NewSealer(master []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: aead}, nil
+	return &Sealer{aead: aead, tagKey: deriveKey(master, "cacgate enrollment throttle tag v1")}, nil
+}
+
+func deriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// tag returns a keyed digest of text (HMAC-SHA-256, 128 bits, URL-safe
+// base64), the same on every node: a stable name for something typed, such
+// as a username that may be a password typed into the wrong field, that
+// can be stored without storing the text or anything a dictionary attack
+// could be run against.
+func (s *Sealer) tag(text string) string {
+	m := hmac.New(sha256.New, s.tagKey)
+	m.Write([]byte(text))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 // ErrStateInvalid means a sealed state was forged, altered, made for

@@ -121,9 +121,12 @@ func (f *Flow) rosterError(w http.ResponseWriter, r *http.Request, card Card, er
 }
 
 func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
+	ctx := r.Context()
 	now := f.deps.Now()
-	key := card.Identity.FingerprintHex
-	if f.limiter.blocked(key, now) {
+	key := identityKey(card)
+	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.identityThrottleUnavailable(w, r, card)
+	} else if blocked {
 		return f.tooManyAttempts(w, r, card)
 	}
 	ask, err := f.needsPEBD(r, card)
@@ -157,13 +160,21 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 	if page.Errors.any() {
 		return f.render(w, http.StatusUnprocessableEntity, "identity", page)
 	}
-	if !f.limiter.take(key, now) {
+	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
+		return f.identityThrottleUnavailable(w, r, card)
+	} else if !allowed {
 		return f.tooManyAttempts(w, r, card)
 	}
-	res, err := f.deps.Roster.Verify(r.Context(), claim)
+	res, err := f.deps.Roster.Verify(ctx, claim)
 	claim = roster.Claim{}
 	if err != nil || res.Match {
-		f.limiter.refund(key) // only a mismatch counts
+		// Only a mismatch counts. A refund that fails leaves the
+		// attempt counted, and the match unused: the person is told to
+		// try again, and nothing is created on a throttle that cannot
+		// be trusted.
+		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
+			return f.identityThrottleUnavailable(w, r, card)
+		}
 	}
 	if err != nil {
 		return f.rosterError(w, r, card, err)
@@ -204,6 +215,11 @@ func (f *Flow) tooManyAttempts(w http.ResponseWriter, r *http.Request, card Card
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
 		Title: "Too many attempts", Detail: "The information entered for this card did not match the personnel records too many times.",
 		Steps: []string{"Wait 15 minutes before trying again.", "Check your information, or contact the help desk."}, Contact: f.cfg.Contact})
+}
+
+func (f *Flow) identityThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
+	f.audit(r, card, "enroll.identity", "unavailable", map[string]string{"reason": throttleUnavailableReason})
+	return f.throttleUnavailable(w, r, "No account was created.")
 }
 
 type ineligiblePage struct {
