@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -211,9 +210,11 @@ func (a *App) provisionMetrics(ctx caddy.Context) error {
 	})
 }
 
-var errSearchPending = errors.New("SEARCH-PENDING")
-
 // countAccounts is how many accounts have status s.
 func (a *App) countAccounts(ctx context.Context, s store.Status) (int, error) {
-	return 0, errSearchPending
+	page, err := a.store.SearchAccounts(ctx, store.AccountQuery{Status: s, Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	return page.Total, nil
 }
