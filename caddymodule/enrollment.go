@@ -88,6 +88,7 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf(`roster source must be "csv" or "http", got %q`, a.Roster.Source)
 	}
+	a.startAttemptPruning(ctx) // throttle.go: per-card attempt counts shared through the store
 	a.hasher = credential.NewHasher(credential.DefaultParams, a.HashConcurrency)
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -174,6 +175,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		Sealer:   h.app.sealer,
 		Audit:    h.app.auditEnroll,
 		OnChange: h.app.invalidate,
+		Throttle: h.app.enrollThrottle(),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,107 @@
+package caddymodule
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/store"
+)
+
+// The self-enrollment flow's per-card attempt limits are counted in the
+// account database when the store can (store.Throttler), so that every
+// node behind a load balancer sees the same counts: otherwise each node
+// would grant a card, or a stolen card, its own allowance.
+
+// enrollAttemptPrefix namespaces the flow's counters in the store's shared
+// table of attempts.
+const enrollAttemptPrefix = "enroll:"
+
+// Expired counters are pruned every attemptPruneInterval. A counter is
+// kept for attemptRetention after its window began: twice the flow's
+// longest window, so that a node whose clock runs behind the pruning
+// node's never finds a live count gone.
+const (
+	attemptPruneInterval = 10 * time.Minute
+	attemptRetention     = 2 * enroll.ThrottleWindow
+	attemptPruneTimeout  = 30 * time.Second
+)
+
+// storeThrottle is the flow's Throttle on the account database.
+type storeThrottle struct{ t store.Throttler }
+
+var _ enroll.Throttle = storeThrottle{}
+
+func (s storeThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
+	return s.t.TakeAttempt(ctx, enrollAttemptPrefix+key, now, window, max)
+}
+
+func (s storeThrottle) Refund(ctx context.Context, key string) error {
+	return s.t.RefundAttempt(ctx, enrollAttemptPrefix+key)
+}
+
+func (s storeThrottle) Failures(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	return s.t.Attempts(ctx, enrollAttemptPrefix+key, now, window)
+}
+
+// throttler returns the store the app opened as a store.Throttler, or nil
+// if it is not one. The app keeps the store wrapped (timedStore), so the
+// wrapper is looked through.
+func (a *App) throttler() store.Throttler {
+	s := a.store
+	if t, ok := s.(store.Throttler); ok {
+		return t
+	}
+	if ts, ok := s.(timedStore); ok {
+		s = ts.Store
+	}
+	t, _ := s.(store.Throttler)
+	return t
+}
+
+// enrollThrottle is the Throttle for the app's enrollment flows: the
+// account database's when it has one, else nil, which leaves each flow
+// counting in this node's memory.
+func (a *App) enrollThrottle() enroll.Throttle {
+	if t := a.throttler(); t != nil {
+		return storeThrottle{t}
+	}
+	return nil
+}
+
+// startAttemptPruning deletes expired attempt counters in the background
+// until ctx is done (the app's config is unloaded). Every node prunes; the
+// deletes are idempotent.
+func (a *App) startAttemptPruning(ctx context.Context) {
+	t := a.throttler()
+	if t == nil {
+		a.logger.Warn("the account store cannot share attempt counts: self-enrollment attempt limits hold per node")
+		return
+	}
+	go pruneAttempts(ctx, t, a.logger, attemptPruneInterval, time.Now)
+}
+
+func pruneAttempts(ctx context.Context, t store.Throttler, logger *zap.Logger, every time.Duration, now func() time.Time) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, attemptPruneTimeout)
+		n, err := t.PruneAttempts(pctx, now().Add(-attemptRetention))
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// Nothing depends on pruning but the table's size; the
+			// next tick tries again.
+			logger.Warn("pruning expired attempt counts", zap.Error(err))
+		case n > 0:
+			logger.Debug("pruned expired attempt counts", zap.Int64("deleted", n))
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/roster"
+	"github.com/cacgate/cacgate/store"
+)
+
+// mismatchRoster matches no claim, and counts how often it was asked.
+type mismatchRoster struct {
+	mu       sync.Mutex
+	verifies int
+}
+
+func (m *mismatchRoster) Verify(context.Context, roster.Claim) (roster.Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.verifies++
+	return roster.Result{}, nil
+}
+
+func (*mismatchRoster) NeedsPEBD(context.Context, string) (bool, error) { return false, nil }
+
+type allowCSRF struct{}
+
+func (allowCSRF) Token() string     { return "t" }
+func (allowCSRF) Check(string) bool { return true }
+
+// TestEnrollmentCardLimitSharedAcrossNodes: the gateway (node A) and a
+// second node's enrollment flow (node B: its own store handle on the same
+// database file, its own flow, the same wiring) count a card's failed
+// identity checks together: three on B and two on A use up the card's
+// five, and both nodes refuse the sixth, even with the right answers.
+func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	g := startEnrollGateway(t, "")
+	holder := card(t, "doe.john.quincy")
+	c := g.client(holder)
+	g.accept(t, c, "main")
+
+	db, err := store.OpenSQLite(ctx, filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	key, err := db.EnsureSecret(ctx, secretEnrollStateKey, randomBytes(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := enroll.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rosterB := &mismatchRoster{}
+	nodeB, err := enroll.NewFlow(enroll.Config{}, enroll.Deps{
+		Roster:   rosterB,
+		Store:    db,
+		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
+		Sealer:   sealer,
+		Throttle: (&App{store: timedStore{Store: db}}).enrollThrottle(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := cacid.Parse(holder.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cardB := enroll.Card{Identity: id, Subject: id.Subject, Issuer: id.Issuer, Serial: "01", NotAfter: holder.Cert.NotAfter}
+	postB := func(ssn, dob string) int {
+		t.Helper()
+		form := url.Values{"csrf": {"t"}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}
+		r := httptest.NewRequest(http.MethodPost, enroll.PathNew, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Accept", "text/html")
+		w := httptest.NewRecorder()
+		if err := nodeB.Serve(w, r, cardB, allowCSRF{}); err != nil {
+			t.Fatal(err)
+		}
+		return w.Code
+	}
+
+	for i := range 3 {
+		if code := postB("900-99-9999", "1970-01-01"); code != http.StatusUnprocessableEntity {
+			t.Fatalf("node B, failure %d: HTTP %d", i+1, code)
+		}
+	}
+	for i := range 2 {
+		if resp, page := enrollSteps(t, g, c, "900-99-9999", "1970-01-01"); resp.StatusCode != http.StatusUnprocessableEntity {
+			t.Fatalf("node A, failure %d: HTTP %d\n%s", i+1, resp.StatusCode, page)
+		}
+	}
+	// The right answers: refused on both nodes, the roster not asked.
+	if resp, page := enrollSteps(t, g, c, "900-11-1890", "1980-01-15"); resp.StatusCode != http.StatusTooManyRequests ||
+		!strings.Contains(page, "Too many attempts") {
+		t.Fatalf("node A after five failures across nodes: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	if code := postB("900-11-1890", "1980-01-15"); code != http.StatusTooManyRequests {
+		t.Fatalf("node B after five failures across nodes: HTTP %d", code)
+	}
+	if rosterB.verifies != 3 {
+		t.Errorf("node B asked its roster %d times, want 3", rosterB.verifies)
+	}
+	n, _, err := db.Attempts(ctx, enrollAttemptPrefix+"identity:"+id.FingerprintHex, time.Now(), enroll.ThrottleWindow)
+	if err != nil || n != 5 {
+		t.Errorf("shared count %d, %v; want 5", n, err)
+	}
+}
+
+// fakeThrottler records PruneAttempts calls; the first fails.
+type fakeThrottler struct {
+	store.Throttler
+	calls chan time.Time
+	mu    sync.Mutex
+	n     int
+}
+
+func (f *fakeThrottler) PruneAttempts(_ context.Context, before time.Time) (int64, error) {
+	f.mu.Lock()
+	f.n++
+	first := f.n == 1
+	f.mu.Unlock()
+	f.calls <- before
+	if first {
+		return 0, errors.New("database is locked")
+	}
+	return 3, nil
+}
+
+func TestPruneAttemptsLoop(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	f := &fakeThrottler{calls: make(chan time.Time, 10)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pruneAttempts(ctx, f, zap.NewNop(), 5*time.Millisecond, func() time.Time { return now })
+	}()
+	// A failed prune does not stop the loop.
+	for i := range 2 {
+		select {
+		case before := <-f.calls:
+			if want := now.Add(-attemptRetention); !before.Equal(want) {
+				t.Errorf("prune %d: before %v, want %v", i+1, before, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("prune %d never ran", i+1)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pruning did not stop with its context")
+	}
+	if attemptRetention < enroll.ThrottleWindow {
+		t.Errorf("retention %v is shorter than the flow's window %v", attemptRetention, enroll.ThrottleWindow)
+	}
+}
+
+// TestAppThrottler: the app finds the Throttler under its store wrapper,
+// and without one leaves the flow to count in memory.
+func TestAppThrottler(t *testing.T) {
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if th := (&App{store: timedStore{Store: db}}).enrollThrottle(); th == nil {
+		t.Error("no throttle through timedStore")
+	}
+	if th := (&App{store: noThrottleStore{db}}).enrollThrottle(); th != nil {
+		t.Errorf("throttle %T from a store without one", th)
+	}
+}
+
+// noThrottleStore hides the SQLStore's Throttler methods.
+type noThrottleStore struct{ store.Store }
