@@ -194,9 +194,9 @@ func TestConcurrentEnrollmentsOfOneCard(t *testing.T) {
 	}
 	wg.Wait()
 	close(codes)
-	var list []AccountJSON
-	g.adminDo("GET", "/cacgate/accounts", nil, &list)
-	if len(list) != 1 {
+	var page AccountPageJSON
+	g.adminDo("GET", "/cacgate/accounts", nil, &page)
+	if list := page.Accounts; len(list) != 1 {
 		t.Fatalf("want one account, got %d", len(list))
 	}
 	ok := 0

@@ -417,9 +417,9 @@ func TestAccountStates(t *testing.T) {
 
 	// Approval: listed as pending, approved once, in at once; a disabled
 	// account cannot be "approved" back in.
-	var pendingList []AccountJSON
-	if code := g.adminDo("GET", "/cacgate/accounts?status=pending", nil, &pendingList); code != http.StatusOK || len(pendingList) != 1 || pendingList[0].Username != "jane.smith" {
-		t.Fatalf("pending list: HTTP %d %+v", code, pendingList)
+	var pendingPage AccountPageJSON
+	if code := g.adminDo("GET", "/cacgate/accounts?status=pending", nil, &pendingPage); code != http.StatusOK || len(pendingPage.Accounts) != 1 || pendingPage.Accounts[0].Username != "jane.smith" {
+		t.Fatalf("pending list: HTTP %d %+v", code, pendingPage)
 	}
 	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/approve", nil, nil); code != http.StatusOK {
 		t.Fatalf("approve: HTTP %d", code)
@@ -557,9 +557,9 @@ func TestAdminAPIValidation(t *testing.T) {
 			t.Errorf("POST %v: HTTP %d, want %d", tc.body, got, tc.want)
 		}
 	}
-	var list []AccountJSON
-	if code := g.adminDo("GET", "/cacgate/accounts", nil, &list); code != http.StatusOK || len(list) != 1 || list[0].Username != "john.q.doe" {
-		t.Fatalf("list: HTTP %d %+v", code, list)
+	var page AccountPageJSON
+	if code := g.adminDo("GET", "/cacgate/accounts", nil, &page); code != http.StatusOK || len(page.Accounts) != 1 || page.Accounts[0].Username != "john.q.doe" {
+		t.Fatalf("list: HTTP %d %+v", code, page)
 	}
 	if code := g.adminDo("GET", "/cacgate/accounts/nobody", nil, nil); code != http.StatusNotFound {
 		t.Errorf("unknown account: HTTP %d", code)

@@ -1,0 +1,407 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+// Time limits of the accounts commands.
+const (
+	cliTimeout     = time.Minute
+	cliBulkTimeout = time.Hour // import, export
+)
+
+// cliOptions are the flags every accounts command takes.
+type cliOptions struct {
+	config, adapter string
+	address         string
+	api             bool
+	json            bool
+	createDB        bool
+}
+
+// backend picks where the command runs: the admin API of a running server
+// with --address or --api, else the database the config names.
+func (o *cliOptions) backend() (accountsBackend, error) {
+	if o.address != "" || o.api {
+		config := o.config
+		if config == "" && o.address == "" {
+			if _, err := os.Stat(defaultConfigFile); err == nil {
+				config = defaultConfigFile
+			}
+		}
+		addr, err := caddycmd.DetermineAdminAPIAddress(o.address, nil, config, o.adapter)
+		if err != nil {
+			return nil, fmt.Errorf("finding the admin API address: %w", err)
+		}
+		return &apiBackend{address: addr}, nil
+	}
+	ops, closeFn, err := openDirect(directOptions{config: o.config, adapter: o.adapter, createDB: o.createDB})
+	if err != nil {
+		return nil, err
+	}
+	w, ok := ops.store.(changeWatcher)
+	return &directBackend{ops: ops, who: cliActor(), closeFn: closeFn, announces: ok && w.CanWatch()}, nil
+}
+
+// runner wraps a command's work: it opens the backend, bounds the work in
+// time, and closes the backend.
+type runner struct {
+	opt *cliOptions
+}
+
+func (r runner) run(timeout time.Duration, fn func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) (err error) {
+		b, err := r.opt.backend()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := b.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		return fn(ctx, b, cmd, args)
+	}
+}
+
+// changed reports a change in a human line (or JSON), and in direct mode
+// on a store that does not announce changes, when running servers will
+// see it.
+func (r runner) changed(cmd *cobra.Command, b accountsBackend, v any, format string, args ...any) error {
+	if d, ok := b.(*directBackend); ok && !d.announces {
+		defer fmt.Fprintln(cmd.ErrOrStderr(), "Note: changed in the database directly; a running server applies it within its cache_ttl (default 1m). Use --address to apply it at once through the server.")
+	}
+	if r.opt.json {
+		if v == nil {
+			return nil
+		}
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
+	return err
+}
+
+func accountsCommand() *cobra.Command {
+	opt := &cliOptions{}
+	r := runner{opt: opt}
+	accounts := &cobra.Command{
+		Use:   "accounts",
+		Short: "Lists, searches, creates, approves, disables, unlocks, groups, imports and exports accounts",
+		Long: `
+Administers cacgate accounts.
+
+By default the commands work on the account database itself, as the config
+names it (--config, default ./Caddyfile; apps.cacgate.store): no server
+needs to run, which suits migrations and a server that is down. Run them as
+the server's user (its HOME/XDG_DATA_HOME locate the default database).
+Changes are audited to the config's audit log as "cli:<user>@<host>".
+
+With --address (or --api, which takes the address from the config) they
+go through a running server's admin API instead: changes then take effect
+at once on that server, and are audited there.
+
+Output is a table for people; --json prints what the admin API answers.
+`,
+	}
+	pf := accounts.PersistentFlags()
+	pf.StringVarP(&opt.config, "config", "c", "", "config file (Caddyfile or JSON) naming the account store; default ./Caddyfile")
+	pf.StringVarP(&opt.adapter, "adapter", "a", "", "config adapter for --config (caddyfile is inferred from the name)")
+	pf.StringVar(&opt.address, "address", "", "work through the admin API at this address instead of the database")
+	pf.BoolVar(&opt.api, "api", false, "work through the admin API at the address the config gives (default localhost:2019)")
+	pf.BoolVar(&opt.json, "json", false, "print JSON (as the admin API answers) instead of tables")
+	pf.BoolVar(&opt.createDB, "create-db", false, "direct mode: create the SQLite database if it does not exist")
+
+	accounts.AddCommand(
+		searchCommand(r, "list", "Lists accounts, a page at a time", false),
+		searchCommand(r, "search [text]", "Searches accounts by name, username, DoD ID or email", true),
+		showCommand(r),
+		createCommand(r),
+		actionCommand(r, "approve", "Approves an account waiting for approval (pending -> active)", "Approved"),
+		actionCommand(r, "disable", "Disables an account: its cards are refused", "Disabled"),
+		actionCommand(r, "enable", "Re-enables a disabled account", "Enabled"),
+		actionCommand(r, "unlock", "Lifts an account's password lockout", "Unlocked"),
+		groupsCommand(r),
+		linkCommand(r),
+		unlinkCommand(r),
+		importCommand(r),
+		exportCommand(r),
+	)
+	return accounts
+}
+
+func searchCommand(r runner, use, short string, withText bool) *cobra.Command {
+	var s AccountSearch
+	args := cobra.NoArgs
+	if withText {
+		args = cobra.MaximumNArgs(1)
+	}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: args,
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			q := s
+			if len(args) == 1 {
+				q.Text = args[0]
+			}
+			page, err := b.Search(ctx, q)
+			if err != nil {
+				return err
+			}
+			if r.opt.json {
+				return printJSON(cmd.OutOrStdout(), page)
+			}
+			return printAccountPage(cmd.OutOrStdout(), page)
+		}),
+	}
+	f := cmd.Flags()
+	if withText {
+		f.StringVar(&s.Username, "username", "", "only the account with exactly this username")
+		f.StringVar(&s.EDIPI, "edipi", "", "only the account with exactly this DoD ID")
+	}
+	f.StringVar(&s.Status, "status", "", "only accounts in this status: active, disabled or pending")
+	f.StringVar(&s.Group, "group", "", "only accounts in this group")
+	f.IntVar(&s.Offset, "offset", 0, "skip this many accounts")
+	f.IntVar(&s.Limit, "limit", defaultPageLimit, fmt.Sprintf("show at most this many accounts (1-%d)", maxPageLimit))
+	return cmd
+}
+
+func showCommand(r runner) *cobra.Command {
+	return &cobra.Command{
+		Use: "show <username>", Short: "Shows one account and its cards", Args: cobra.ExactArgs(1),
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			acct, err := b.Show(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if r.opt.json {
+				return printJSON(cmd.OutOrStdout(), acct)
+			}
+			return printAccount(cmd.OutOrStdout(), acct)
+		}),
+	}
+}
+
+func createCommand(r runner) *cobra.Command {
+	var req NewAccountRequest
+	cmd := &cobra.Command{
+		Use: "create", Short: "Creates an account (its cards link on first use by DoD ID)", Args: cobra.NoArgs,
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) error {
+			if req.EDIPI == "" || req.Username == "" {
+				return errors.New("--edipi and --username are required")
+			}
+			acct, err := b.Create(ctx, req)
+			if err != nil {
+				return err
+			}
+			return r.changed(cmd, b, acct, "Created %s (DoD ID %s, %s).", acct.Username, acct.EDIPI, acct.Status)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.EDIPI, "edipi", "", "10-digit DoD ID number (required)")
+	f.StringVar(&req.Username, "username", "", "username, e.g. john.q.doe (required)")
+	f.StringVar(&req.GivenName, "given-name", "", "given name")
+	f.StringVar(&req.MiddleName, "middle-name", "", "middle name")
+	f.StringVar(&req.FamilyName, "family-name", "", "family name")
+	f.StringVar(&req.Suffix, "suffix", "", "name suffix, e.g. Jr")
+	f.StringVar(&req.Email, "email", "", "email address")
+	f.StringVar(&req.Affiliation, "affiliation", "", "affiliation, e.g. USA")
+	f.StringVar(&req.Status, "status", "", "active (default), disabled or pending")
+	f.StringSliceVar(&req.Groups, "group", nil, "put the account in this group (repeat, or comma-separate)")
+	return cmd
+}
+
+func actionCommand(r runner, action, short, done string) *cobra.Command {
+	return &cobra.Command{
+		Use: action + " <username>", Short: short, Args: cobra.ExactArgs(1),
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			acct, err := b.Action(ctx, action, args[0])
+			if err != nil {
+				return err
+			}
+			return r.changed(cmd, b, acct, "%s %s: status %s.", done, acct.Username, acct.Status)
+		}),
+	}
+}
+
+func groupsCommand(r runner) *cobra.Command {
+	groups := &cobra.Command{Use: "groups", Short: "Lists groups, and puts accounts in groups or takes them out"}
+	edit := func(use, short string, add bool) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " <username> <group>...", Short: short, Args: cobra.MinimumNArgs(2),
+			RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+				acct, err := b.EditGroups(ctx, add, args[0], args[1:])
+				if err != nil {
+					return err
+				}
+				in := "no group"
+				if len(acct.Groups) > 0 {
+					in = fmt.Sprint(acct.Groups)
+				}
+				return r.changed(cmd, b, acct, "%s is in %s.", acct.Username, in)
+			}),
+		}
+	}
+	rm := edit("rm", "Takes an account out of groups", false)
+	rm.Aliases = []string{"remove"}
+	groups.AddCommand(
+		edit("add", "Puts an account in groups", true),
+		rm,
+		&cobra.Command{
+			Use: "list", Short: "Lists the groups in use and how many accounts each has", Args: cobra.NoArgs,
+			RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) error {
+				list, err := b.Groups(ctx)
+				if err != nil {
+					return err
+				}
+				if r.opt.json {
+					return printJSON(cmd.OutOrStdout(), list)
+				}
+				return printGroups(cmd.OutOrStdout(), list)
+			}),
+		},
+	)
+	return groups
+}
+
+func linkCommand(r runner) *cobra.Command {
+	return &cobra.Command{
+		Use: "link <username> <cert.pem>", Short: "Registers a card (its certificate PEM) to an account", Args: cobra.ExactArgs(2),
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			pemBytes, err := readSmallFile(args[1], maxPEM)
+			if err != nil {
+				return err
+			}
+			acct, err := b.LinkCard(ctx, args[0], string(pemBytes))
+			if err != nil {
+				return err
+			}
+			return r.changed(cmd, b, acct, "Linked the card to %s (%d cards).", acct.Username, len(acct.Cards))
+		}),
+	}
+}
+
+func unlinkCommand(r runner) *cobra.Command {
+	return &cobra.Command{
+		Use: "unlink <username> <sha256|cert.pem>", Short: "Clears a card's registration", Args: cobra.ExactArgs(2),
+		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			fp, err := fingerprintArg(args[1])
+			if err != nil {
+				return err
+			}
+			if err := b.UnlinkCard(ctx, args[0], fp); err != nil {
+				return err
+			}
+			return r.changed(cmd, b, nil, "Unlinked card %s from %s; it is not linked again by DoD ID.", fp, args[0])
+		}),
+	}
+}
+
+func importCommand(r runner) *cobra.Command {
+	var onConflict string
+	cmd := &cobra.Command{
+		Use:   "import <file.csv|->",
+		Short: "Imports accounts from CSV (e.g. a legacy app's users); all or nothing",
+		Long: `
+Imports accounts from a CSV file (- for standard input) in the format that
+export writes; see the README for the columns. The import is one
+transaction: an invalid record stores nothing and is named by its number.
+Records whose username, DoD ID or card already exists fail the import
+(--on-conflict fail, the default) or are skipped and listed (skip).
+`,
+		Args: cobra.ExactArgs(1),
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+			in := cmd.InOrStdin()
+			name := "standard input"
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in, name = f, filepath.Base(args[0])
+			}
+			if d, ok := b.(*directBackend); ok {
+				d.source = name
+			}
+			report, err := b.Import(ctx, in, onConflict)
+			if err != nil {
+				return err
+			}
+			if r.opt.json {
+				return r.changed(cmd, b, report, "")
+			}
+			if d, ok := b.(*directBackend); ok && !d.announces {
+				defer fmt.Fprintln(cmd.ErrOrStderr(), "Note: imported into the database directly; a running server sees the new accounts at once, changed cards within its cache_ttl.")
+			}
+			return printImportReport(cmd.OutOrStdout(), report)
+		}),
+	}
+	cmd.Flags().StringVar(&onConflict, "on-conflict", "fail", "what a record whose username, DoD ID or card exists does: fail (the import) or skip (the record)")
+	return cmd
+}
+
+func exportCommand(r runner) *cobra.Command {
+	var output string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Exports every account with its cards and groups as CSV (no passwords or answers)",
+		Args:  cobra.NoArgs,
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) (err error) {
+			if output == "" || output == "-" {
+				_, err := b.Export(ctx, cmd.OutOrStdout())
+				return err
+			}
+			// Personal data: readable by the owner only, and never over an
+			// existing file unless asked.
+			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			if force {
+				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+			}
+			f, err := os.OpenFile(output, flags, 0o600)
+			if err != nil {
+				return err
+			}
+			n, err := b.Export(ctx, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(output) // a partial export is worse than none
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.ErrOrStderr(), "Exported %d accounts to %s.\n", n, output)
+			return err
+		}),
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600) instead of standard output")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite --output if it exists")
+	return cmd
+}
+
+// readSmallFile reads a file the user named, refusing one larger than max.
+func readSmallFile(name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
+	}
+	return data, nil
+}

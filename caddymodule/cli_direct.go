@@ -1,0 +1,172 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// The CLI's direct mode works on the account database the config names,
+// without a running server: the way to migrate accounts before the first
+// start, and to administer when the server is down. It reads the config as
+// `caddy run` would, sets up Caddy's logging from it (so audit events go
+// where the server's do), and opens the cacgate app's store module itself.
+
+// defaultConfigFile is what `caddy run` reads when given no --config.
+const defaultConfigFile = "Caddyfile"
+
+// loadCLIConfig reads and adapts the config file, as `caddy run` would:
+// a file named like a Caddyfile, or given --adapter caddyfile, is adapted;
+// anything else must be JSON.
+func loadCLIConfig(file, adapterName string) ([]byte, string, error) {
+	if file == "" {
+		if _, err := os.Stat(defaultConfigFile); err != nil {
+			return nil, "", errors.New("no config: give --config <Caddyfile or JSON> (or run in the directory of the Caddyfile), or --address for a running server's admin API")
+		}
+		file = defaultConfigFile
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading config: %w", err)
+	}
+	base := strings.ToLower(filepath.Base(file))
+	if adapterName == "" && filepath.Ext(base) != ".json" && (strings.HasPrefix(base, "caddyfile") || strings.HasSuffix(base, ".caddyfile")) {
+		adapterName = "caddyfile"
+	}
+	if adapterName == "" {
+		if !json.Valid(data) {
+			return nil, "", fmt.Errorf("config %s is not JSON; give --adapter for another format", file)
+		}
+		return data, file, nil
+	}
+	adapter := caddyconfig.GetAdapter(adapterName)
+	if adapter == nil {
+		return nil, "", fmt.Errorf("unknown config adapter %q", adapterName)
+	}
+	adapted, _, err := adapter.Adapt(data, map[string]any{"filename": file})
+	if err != nil {
+		return nil, "", fmt.Errorf("adapting config %s: %w", file, err)
+	}
+	return adapted, file, nil
+}
+
+// cliStoreConfig holds the cacgate app's store config, for LoadModule.
+type cliStoreConfig struct {
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
+}
+
+// directOptions are the direct mode's flags.
+type directOptions struct {
+	config, adapter string
+	// createDB lets a missing SQLite database be created, which is
+	// otherwise refused: a wrong --config or HOME would silently give an
+	// empty database.
+	createDB bool
+}
+
+// openDirect opens the store the config names and returns the admin
+// operations on it, and a function that closes it.
+func openDirect(opt directOptions) (*adminOps, func() error, error) {
+	cfgJSON, file, err := loadCLIConfig(opt.config, opt.adapter)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cfg struct {
+		Logging *caddy.Logging             `json:"logging,omitempty"`
+		Apps    map[string]json.RawMessage `json:"apps,omitempty"`
+	}
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return nil, nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	var app cliStoreConfig
+	if raw, ok := cfg.Apps["cacgate"]; ok {
+		if err := json.Unmarshal(raw, &app); err != nil {
+			return nil, nil, fmt.Errorf("config %s: apps.cacgate: %w", file, err)
+		}
+	} else if !bytes.Contains(cfgJSON, []byte(`"handler":"cacgate"`)) {
+		return nil, nil, fmt.Errorf("config %s does not use cacgate", file)
+	}
+	if app.StoreRaw == nil {
+		// What the app does without a store option.
+		app.StoreRaw = json.RawMessage(`{"backend":"sqlite"}`)
+	}
+
+	// Only the config's logging is provisioned: no app is loaded and
+	// nothing listens. This gives the CLI the server's log routing, so
+	// its audit events land in the same sink. (ProvisionContext is marked
+	// experimental in Caddy; it is what provisions logging publicly.)
+	ctx, err := caddy.ProvisionContext(&caddy.Config{Logging: cfg.Logging})
+	if err != nil {
+		return nil, nil, fmt.Errorf("setting up logging from %s: %w", file, err)
+	}
+	mod, err := ctx.LoadModule(&app, "StoreRaw")
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the account store module: %w", err)
+	}
+	opener, ok := mod.(StoreOpener)
+	if !ok {
+		return nil, nil, fmt.Errorf("store module %T cannot open a store", mod)
+	}
+	if path, ok := sqlitePath(mod); ok && !opt.createDB {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no account database at %s: check --config, and that HOME/XDG_DATA_HOME are the server's (or give --create-db to start a new one)", path)
+		}
+	}
+	st, err := opener.OpenStore(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the account store: %w", err)
+	}
+	audit := ctx.Logger(auditLog{})
+	ops := &adminOps{store: st, audit: newAuditor(audit, nil), log: caddy.Log().Named("cacgate.cli")}
+	closeFn := func() error {
+		_ = audit.Sync() // a console or pipe cannot sync; the entries are written
+		return st.Close()
+	}
+	return ops, closeFn, nil
+}
+
+// sqlitePath is where an SQLite store module keeps its database, as its
+// OpenStore decides it.
+func sqlitePath(mod any) (string, bool) {
+	var s SQLiteStore
+	switch m := mod.(type) {
+	case *SQLiteStore:
+		s = *m
+	case SQLiteStore:
+		s = m
+	default:
+		return "", false
+	}
+	path := caddy.NewReplacer().ReplaceKnown(s.Path, "")
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "cacgate", "cacgate.db")
+	}
+	return path, true
+}
+
+// cliActor is who runs the CLI: the OS user and host, and the user sudo
+// was run by, if any.
+func cliActor() adminActor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	a := adminActor{identity: "cli:" + name + "@" + host, source: host}
+	if sudo := os.Getenv("SUDO_USER"); sudo != "" && sudo != name {
+		a.sudoUser = clip(sudo, 64)
+	}
+	return a
+}
