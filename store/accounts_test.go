@@ -11,9 +11,11 @@ import (
 	"time"
 )
 
-func TestCreateAccountRoundTrip(t *testing.T) {
+func TestCreateAccountRoundTrip(t *testing.T) { forEachBackend(t, testCreateAccountRoundTrip) }
+
+func testCreateAccountRoundTrip(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	a := newAccount("jdoe", "1234567890", "card-b", "card-a")
 	a.Suffix = "Jr"
@@ -56,8 +58,10 @@ func TestCreateAccountRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAccountWithoutCards(t *testing.T) {
-	s := openTestStore(t)
+func TestAccountWithoutCards(t *testing.T) { forEachBackend(t, testAccountWithoutCards) }
+
+func testAccountWithoutCards(t *testing.T, be backend) {
+	s := be.openStore(t)
 	a := mustCreate(t, s, newAccount("nocards", "1000000001"))
 	got, err := s.AccountByUsername(context.Background(), "nocards")
 	if err != nil {
@@ -66,9 +70,11 @@ func TestAccountWithoutCards(t *testing.T) {
 	assertAccount(t, got, a)
 }
 
-func TestAccountLookupsNotFound(t *testing.T) {
+func TestAccountLookupsNotFound(t *testing.T) { forEachBackend(t, testAccountLookupsNotFound) }
+
+func testAccountLookupsNotFound(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
 
 	_, err := s.AccountByUsername(ctx, "JDOE") // usernames are compared exactly
@@ -79,8 +85,10 @@ func TestAccountLookupsNotFound(t *testing.T) {
 	assertErrorIs(t, err, ErrNotFound)
 }
 
-func TestCreateAccountUniqueness(t *testing.T) {
-	s := openTestStore(t)
+func TestCreateAccountUniqueness(t *testing.T) { forEachBackend(t, testCreateAccountUniqueness) }
+
+func testCreateAccountUniqueness(t *testing.T, be backend) {
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
 
 	tests := []struct {
@@ -101,9 +109,11 @@ func TestCreateAccountUniqueness(t *testing.T) {
 	}
 }
 
-func TestCreateAccountIsAtomic(t *testing.T) {
+func TestCreateAccountIsAtomic(t *testing.T) { forEachBackend(t, testCreateAccountIsAtomic) }
+
+func testCreateAccountIsAtomic(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("owner", "1111111111", "taken"))
 
 	// The first card is new and inserted before the second fails.
@@ -125,9 +135,11 @@ func TestCreateAccountIsAtomic(t *testing.T) {
 	mustCreate(t, s, newAccount("late", "2222222222", "fresh"))
 }
 
-func TestCreateAccountRace(t *testing.T) {
+func TestCreateAccountRace(t *testing.T) { forEachBackend(t, testCreateAccountRace) }
+
+func testCreateAccountRace(t *testing.T, be backend) {
 	const racers = 20
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	var (
 		start = make(chan struct{})
@@ -165,9 +177,11 @@ func TestCreateAccountRace(t *testing.T) {
 	}
 }
 
-func TestSetStatus(t *testing.T) {
+func TestSetStatus(t *testing.T) { forEachBackend(t, testSetStatus) }
+
+func testSetStatus(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustCreate(t, s, newAccount("jdoe", "1234567890", "card"))
 
 	got, err := s.SetStatus(ctx, "jdoe", StatusDisabled)
@@ -199,10 +213,12 @@ func TestSetStatus(t *testing.T) {
 	}
 }
 
-func TestListAccountsPaging(t *testing.T) {
+func TestListAccountsPaging(t *testing.T) { forEachBackend(t, testListAccountsPaging) }
+
+func testListAccountsPaging(t *testing.T, be backend) {
 	const total, pageSize = 25, 10
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	// Created out of order, every third account without a card and every
 	// fifth with two, so pages must count accounts, not rows.
@@ -252,9 +268,11 @@ func TestListAccountsPaging(t *testing.T) {
 	}
 }
 
-func TestListAccountsCapsLimit(t *testing.T) {
+func TestListAccountsCapsLimit(t *testing.T) { forEachBackend(t, testListAccountsCapsLimit) }
+
+func testListAccountsCapsLimit(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	seedAccounts(t, s, MaxListLimit+1)
 
 	for _, limit := range []int{MaxListLimit + 1, 1 << 40} {
@@ -303,9 +321,11 @@ func seedAccountsWith(t testing.TB, s *SQLStore, n int, decorate func(*Account))
 	}
 }
 
-func TestHostileStringsRoundTrip(t *testing.T) {
+func TestHostileStringsRoundTrip(t *testing.T) { forEachBackend(t, testHostileStringsRoundTrip) }
+
+func testHostileStringsRoundTrip(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	hostile := []string{
 		`'; DROP TABLE accounts; --`,
@@ -354,9 +374,11 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCreateAccountProfile(t *testing.T) {
+func TestCreateAccountProfile(t *testing.T) { forEachBackend(t, testCreateAccountProfile) }
+
+func testCreateAccountProfile(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := newAccount("jdoe", "1234567890", "card")
 	a.Categories = []string{"Army Retired", "DA Civilian"}
 	a.Organization, a.Location, a.WorkAddress, a.Phone = "USN", "North America", "1 Main St", "555-0100"
@@ -392,10 +414,12 @@ func TestCreateAccountProfile(t *testing.T) {
 	assertErrorIs(t, err, ErrNotFound)
 }
 
-func TestListAccountsByStatus(t *testing.T) {
+func TestListAccountsByStatus(t *testing.T) { forEachBackend(t, testListAccountsByStatus) }
+
+func testListAccountsByStatus(t *testing.T, be backend) {
 	const total, pageSize = 24, 5
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	statuses := []Status{StatusActive, StatusPending, StatusDisabled}
 	want := map[Status][]string{}
@@ -443,9 +467,11 @@ func TestListAccountsByStatus(t *testing.T) {
 	}
 }
 
-func TestTransitionStatus(t *testing.T) {
+func TestTransitionStatus(t *testing.T) { forEachBackend(t, testTransitionStatus) }
+
+func testTransitionStatus(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := newAccount("pend", "1111111111")
 	a.Status = StatusPending
 	mustCreate(t, s, a)

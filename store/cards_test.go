@@ -8,9 +8,11 @@ import (
 	"time"
 )
 
-func TestLinkCard(t *testing.T) {
+func TestLinkCard(t *testing.T) { forEachBackend(t, testLinkCard) }
+
+func testLinkCard(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	jdoe := mustCreate(t, s, newAccount("jdoe", "1111111111", "first"))
 	other := mustCreate(t, s, newAccount("other", "2222222222", "others"))
 
@@ -33,8 +35,12 @@ func TestLinkCard(t *testing.T) {
 }
 
 func TestFingerprintMustBeLowercaseHex(t *testing.T) {
+	forEachBackend(t, testFingerprintMustBeLowercaseHex)
+}
+
+func testFingerprintMustBeLowercaseHex(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustCreate(t, s, newAccount("jdoe", "1111111111"))
 
 	for _, fp := range []string{
@@ -52,9 +58,11 @@ func TestFingerprintMustBeLowercaseHex(t *testing.T) {
 	}
 }
 
-func TestUnlinkCard(t *testing.T) {
+func TestUnlinkCard(t *testing.T) { forEachBackend(t, testUnlinkCard) }
+
+func testUnlinkCard(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("jdoe", "1111111111", "keep", "drop"))
 	mustCreate(t, s, newAccount("other", "2222222222", "others"))
 
@@ -86,9 +94,11 @@ func TestUnlinkCard(t *testing.T) {
 	}
 }
 
-func TestTouchCard(t *testing.T) {
+func TestTouchCard(t *testing.T) { forEachBackend(t, testTouchCard) }
+
+func testTouchCard(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("jdoe", "1111111111", "used", "idle"))
 
 	later := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -121,9 +131,11 @@ func TestTouchCard(t *testing.T) {
 	assertErrorIs(t, s.TouchCard(ctx, fingerprint("unknown"), later), ErrNotFound)
 }
 
-func TestClearedCardIsNotAutoLinked(t *testing.T) {
+func TestClearedCardIsNotAutoLinked(t *testing.T) { forEachBackend(t, testClearedCardIsNotAutoLinked) }
+
+func testClearedCardIsNotAutoLinked(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	jdoe := mustCreate(t, s, newAccount("jdoe", "1111111111", "keep"))
 
 	// A card that was never cleared auto-links.

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -20,8 +19,12 @@ func mustCredentials(t *testing.T, s *SQLStore, accountID int64) *Credentials {
 }
 
 func TestCredentialsOfAccountWithout(t *testing.T) {
+	forEachBackend(t, testCredentialsOfAccountWithout)
+}
+
+func testCredentialsOfAccountWithout(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustCreate(t, s, newAccount("jdoe", "1111111111", "card"))
 	if got := mustCredentials(t, s, a.ID); !reflect.DeepEqual(got, &Credentials{}) {
 		t.Errorf("Credentials of an account without any = %+v", got)
@@ -33,10 +36,12 @@ func TestCredentialsOfAccountWithout(t *testing.T) {
 	assertErrorIs(t, err, ErrNotFound)
 }
 
-func TestSetPasswordKeepsHistory(t *testing.T) {
+func TestSetPasswordKeepsHistory(t *testing.T) { forEachBackend(t, testSetPasswordKeepsHistory) }
+
+func testSetPasswordKeepsHistory(t *testing.T, be backend) {
 	const keep, changes = 5, 7
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	// A neighbour's history must not be touched by the trimming.
 	other := mustEnroll(t, s, newEnrollment("jane.q.public", "2222222222", "other card"))
@@ -85,8 +90,12 @@ func TestSetPasswordKeepsHistory(t *testing.T) {
 }
 
 func TestSetPasswordOnAccountWithout(t *testing.T) {
+	forEachBackend(t, testSetPasswordOnAccountWithout)
+}
+
+func testSetPasswordOnAccountWithout(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustCreate(t, s, newAccount("jdoe", "1111111111"))
 	if err := s.SetPassword(ctx, a.ID, "first", 5); err != nil {
 		t.Fatal(err)
@@ -103,9 +112,11 @@ func TestSetPasswordOnAccountWithout(t *testing.T) {
 	}
 }
 
-func TestSetPasswordErrors(t *testing.T) {
+func TestSetPasswordErrors(t *testing.T) { forEachBackend(t, testSetPasswordErrors) }
+
+func testSetPasswordErrors(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	assertErrorIs(t, s.SetPassword(ctx, a.ID+1000, "hash", 5), ErrNotFound)
 	if err := s.SetPassword(ctx, a.ID, "", 5); err == nil {
@@ -125,9 +136,13 @@ func TestSetPasswordErrors(t *testing.T) {
 // Concurrent changes across nodes lose no password: each replaced hash is
 // in the history exactly once.
 func TestSetPasswordConcurrentlyAcrossNodes(t *testing.T) {
+	forEachBackend(t, testSetPasswordConcurrentlyAcrossNodes)
+}
+
+func testSetPasswordConcurrentlyAcrossNodes(t *testing.T, be backend) {
 	const changes = 10
-	path := filepath.Join(t.TempDir(), "shared.db")
-	nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
 	e := newEnrollment("john.b.smith", "1111111111", "card")
 	a := mustEnroll(t, nodes[0], e)
 
@@ -163,9 +178,11 @@ func TestSetPasswordConcurrentlyAcrossNodes(t *testing.T) {
 	}
 }
 
-func TestSetAnswers(t *testing.T) {
+func TestSetAnswers(t *testing.T) { forEachBackend(t, testSetAnswers) }
+
+func testSetAnswers(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	neighbour := mustEnroll(t, s, newEnrollment("jane.q.public", "2222222222", "other card"))
 

@@ -31,4 +31,8 @@ type dialect struct {
 	// notifySQL, if not empty, announces a Change (its one argument, JSON)
 	// to other processes; see SQLStore.announce.
 	notifySQL string
+
+	// changes, if not nil, delivers the Changes that notifySQL announces;
+	// see SQLStore.Watch.
+	changes changeFeed
 }

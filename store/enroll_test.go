@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -59,9 +59,11 @@ func countRows(t testing.TB, s *SQLStore, table string) int {
 	return n
 }
 
-func TestEnrollRoundTrip(t *testing.T) {
+func TestEnrollRoundTrip(t *testing.T) { forEachBackend(t, testEnrollRoundTrip) }
+
+func testEnrollRoundTrip(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	e := newEnrollment("john.b.smith", "1234567890", "card")
 	e.Account.Username = "ignored"
 	e.Account.Suffix = "Jr"
@@ -118,9 +120,11 @@ func TestEnrollRoundTrip(t *testing.T) {
 	}
 }
 
-func TestEnrollRequiredFields(t *testing.T) {
+func TestEnrollRequiredFields(t *testing.T) { forEachBackend(t, testEnrollRequiredFields) }
+
+func testEnrollRequiredFields(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	for name, spoil := range map[string]func(e *Enrollment){
 		"no password":       func(e *Enrollment) { e.PasswordHash = "" },
 		"no username base":  func(e *Enrollment) { e.UsernameBase = "" },
@@ -147,15 +151,19 @@ func TestEnrollRequiredFields(t *testing.T) {
 	}
 }
 
-func TestEnrollRepeatedQuestion(t *testing.T) {
-	s := openTestStore(t)
+func TestEnrollRepeatedQuestion(t *testing.T) { forEachBackend(t, testEnrollRepeatedQuestion) }
+
+func testEnrollRepeatedQuestion(t *testing.T, be backend) {
+	s := be.openStore(t)
 	e := newEnrollment("john.b.smith", "1234567890", "card")
 	e.Answers[1].QuestionID = e.Answers[0].QuestionID
 	_, err := s.Enroll(context.Background(), e)
 	assertErrorIs(t, err, ErrQuestionRepeated)
 }
 
-func TestEnrollUsernames(t *testing.T) {
+func TestEnrollUsernames(t *testing.T) { forEachBackend(t, testEnrollUsernames) }
+
+func testEnrollUsernames(t *testing.T, be backend) {
 	const base = "john.b.smith"
 	tests := []struct {
 		name  string
@@ -180,8 +188,11 @@ func TestEnrollUsernames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := openTestStore(t)
+			s := be.openStore(t)
 			for i, name := range tt.taken {
+				if strings.Contains(name, "\x00") && !be.storesNUL {
+					continue
+				}
 				mustCreate(t, s, newAccount(name, fmt.Sprintf("9%09d", i)))
 			}
 			got := mustEnroll(t, s, newEnrollment(tt.base, "1234567890", "card"))
@@ -195,11 +206,15 @@ func TestEnrollUsernames(t *testing.T) {
 // A lookup that misses names, as a server database's can miss a concurrent
 // transaction's insert, leaves the UNIQUE constraint to find the conflicts.
 func TestEnrollRetriesUsernameConflicts(t *testing.T) {
+	forEachBackend(t, testEnrollRetriesUsernameConflicts)
+}
+
+func testEnrollRetriesUsernameConflicts(t *testing.T, be backend) {
 	const base = "john.b.smith"
 	ctx := context.Background()
 	blind := func(context.Context, executor, string) (map[int]bool, error) { return nil, nil }
 
-	s := openTestStore(t)
+	s := be.openStore(t)
 	for i, name := range []string{base, base + "1", base + "2"} {
 		mustCreate(t, s, newAccount(name, fmt.Sprintf("9%09d", i)))
 	}
@@ -212,7 +227,7 @@ func TestEnrollRetriesUsernameConflicts(t *testing.T) {
 	}
 
 	// The retries are bounded, and leave nothing behind when they run out.
-	s = openTestStore(t)
+	s = be.openStore(t)
 	for i := range maxUsernameAttempts {
 		mustCreate(t, s, newAccount(usernameWithSuffix(base, i), fmt.Sprintf("9%09d", i)))
 	}
@@ -233,13 +248,17 @@ func TestEnrollRetriesUsernameConflicts(t *testing.T) {
 
 // Two stores on one file stand for two cacgate nodes.
 func TestEnrollNamesakesConcurrentlyAcrossNodes(t *testing.T) {
+	forEachBackend(t, testEnrollNamesakesConcurrentlyAcrossNodes)
+}
+
+func testEnrollNamesakesConcurrentlyAcrossNodes(t *testing.T, be backend) {
 	const (
 		base    = "john.b.smith"
 		racers  = 20
 		perNode = racers / 2
 	)
-	path := filepath.Join(t.TempDir(), "shared.db")
-	nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
 
 	var (
 		start     = make(chan struct{})
@@ -284,7 +303,9 @@ func TestEnrollNamesakesConcurrentlyAcrossNodes(t *testing.T) {
 	}
 }
 
-func TestEnrollSameCardConcurrently(t *testing.T) {
+func TestEnrollSameCardConcurrently(t *testing.T) { forEachBackend(t, testEnrollSameCardConcurrently) }
+
+func testEnrollSameCardConcurrently(t *testing.T, be backend) {
 	const racers = 10
 	tests := []struct {
 		name      string
@@ -296,8 +317,8 @@ func TestEnrollSameCardConcurrently(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "shared.db")
-			nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+			db := be.newDatabase(t)
+			nodes := []*SQLStore{db.open(t), db.open(t)}
 
 			var (
 				start = make(chan struct{})
@@ -339,9 +360,11 @@ func TestEnrollSameCardConcurrently(t *testing.T) {
 	}
 }
 
-func TestEnrollFailureLeavesNothing(t *testing.T) {
+func TestEnrollFailureLeavesNothing(t *testing.T) { forEachBackend(t, testEnrollFailureLeavesNothing) }
+
+func testEnrollFailureLeavesNothing(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	owner := mustEnroll(t, s, newEnrollment("owner.o.one", "1111111111", "taken"))
 	if err := s.SetPassword(ctx, owner.ID, "second hash", 5); err != nil {
 		t.Fatal(err)
@@ -381,9 +404,11 @@ func TestEnrollFailureLeavesNothing(t *testing.T) {
 
 // Enrolling a card is an explicit registration: like LinkCard, it lifts an
 // earlier clearing of the card.
-func TestEnrollLiftsClearing(t *testing.T) {
+func TestEnrollLiftsClearing(t *testing.T) { forEachBackend(t, testEnrollLiftsClearing) }
+
+func testEnrollLiftsClearing(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	mustCreate(t, s, newAccount("mistaken", "1111111111", "card"))
 	if err := s.UnlinkCard(ctx, "mistaken", fingerprint("card")); err != nil {
 		t.Fatal(err)

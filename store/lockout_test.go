@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -46,9 +45,11 @@ func assertLoginState(t *testing.T, what string, got LoginState, failures, remai
 	}
 }
 
-func TestLoginFailuresLockAtMax(t *testing.T) {
+func TestLoginFailuresLockAtMax(t *testing.T) { forEachBackend(t, testLoginFailuresLockAtMax) }
+
+func testLoginFailuresLockAtMax(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	var never time.Time
 
@@ -79,7 +80,11 @@ func TestLoginFailuresLockAtMax(t *testing.T) {
 }
 
 func TestLoginFailureWindowRestartsCount(t *testing.T) {
-	s := openTestStore(t)
+	forEachBackend(t, testLoginFailureWindowRestartsCount)
+}
+
+func testLoginFailureWindowRestartsCount(t *testing.T, be backend) {
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	var never time.Time
 
@@ -97,7 +102,11 @@ func TestLoginFailureWindowRestartsCount(t *testing.T) {
 }
 
 func TestLoginFailureLockTimesRoundUp(t *testing.T) {
-	s := openTestStore(t)
+	forEachBackend(t, testLoginFailureLockTimesRoundUp)
+}
+
+func testLoginFailureLockTimesRoundUp(t *testing.T, be backend) {
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	at := testT0.Add(400 * time.Millisecond)
 	st, err := s.RecordLoginFailure(context.Background(), a.ID, at, testWindow, 1, testLockFor)
@@ -113,9 +122,13 @@ func TestLoginFailureLockTimesRoundUp(t *testing.T) {
 
 // Two stores on one file stand for two cacgate nodes.
 func TestLoginFailuresConcurrentlyAcrossNodes(t *testing.T) {
+	forEachBackend(t, testLoginFailuresConcurrentlyAcrossNodes)
+}
+
+func testLoginFailuresConcurrentlyAcrossNodes(t *testing.T, be backend) {
 	const racers = 10
-	path := filepath.Join(t.TempDir(), "shared.db")
-	nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
 	a := mustEnroll(t, nodes[0], newEnrollment("john.b.smith", "1111111111", "card"))
 
 	var (
@@ -158,8 +171,12 @@ func TestLoginFailuresConcurrentlyAcrossNodes(t *testing.T) {
 }
 
 func TestResetLoginFailuresAndUnlock(t *testing.T) {
+	forEachBackend(t, testResetLoginFailuresAndUnlock)
+}
+
+func testResetLoginFailuresAndUnlock(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	var never time.Time
 
@@ -197,9 +214,11 @@ func TestResetLoginFailuresAndUnlock(t *testing.T) {
 	assertLoginState(t, "failure after unlock", recordFailure(t, s, a.ID, testT0.Add(time.Minute)), 1, 2, never)
 }
 
-func TestLoginStateErrors(t *testing.T) {
+func TestLoginStateErrors(t *testing.T) { forEachBackend(t, testLoginStateErrors) }
+
+func testLoginStateErrors(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
 	missing := a.ID + 1000
 

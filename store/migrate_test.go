@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,17 +13,26 @@ import (
 )
 
 func TestLoadMigrations(t *testing.T) {
-	migrations, err := loadMigrations(sqliteDialect.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(migrations) == 0 {
-		t.Fatal("no migrations")
-	}
-	for i, m := range migrations {
-		if m.version != i+1 {
-			t.Errorf("migration %s has version %d, want %d: versions must run 1, 2, 3...", m.name, m.version, i+1)
+	names := map[string][]string{}
+	for _, d := range []dialect{sqliteDialect, postgresMigrationDialect} {
+		migrations, err := loadMigrations(d.name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if len(migrations) == 0 {
+			t.Fatalf("%s: no migrations", d.name)
+		}
+		for i, m := range migrations {
+			if m.version != i+1 {
+				t.Errorf("%s: migration %s has version %d, want %d: versions must run 1, 2, 3...", d.name, m.name, m.version, i+1)
+			}
+			names[d.name] = append(names[d.name], m.name)
+		}
+	}
+	// Each dialect spells the same schema its own way: every migration
+	// exists for each, under the same name.
+	if !slices.Equal(names["sqlite"], names["postgres"]) {
+		t.Errorf("migrations differ between dialects:\n sqlite:   %v\n postgres: %v", names["sqlite"], names["postgres"])
 	}
 }
 
@@ -49,7 +59,7 @@ func appliedVersions(t *testing.T, s *SQLStore) []int {
 
 func assertFullyMigrated(t *testing.T, s *SQLStore) {
 	t.Helper()
-	migrations, err := loadMigrations(sqliteDialect.name)
+	migrations, err := loadMigrations(s.dialect.name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,20 +70,21 @@ func assertFullyMigrated(t *testing.T, s *SQLStore) {
 }
 
 func TestReopenKeepsDataAndSkipsMigrations(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cacgate.db")
+	forEachBackend(t, testReopenKeepsDataAndSkipsMigrations)
+}
 
-	s, err := OpenSQLite(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+func testReopenKeepsDataAndSkipsMigrations(t *testing.T, be backend) {
+	ctx := context.Background()
+	db := be.newDatabase(t)
+
+	s := db.open(t)
 	want := mustCreate(t, s, newAccount("jdoe", "1111111111", "card"))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	for range 2 {
-		s = openStoreAt(t, path)
+		s = db.open(t)
 		assertFullyMigrated(t, s)
 		got, err := s.AccountByUsername(ctx, "jdoe")
 		if err != nil {
@@ -83,9 +94,11 @@ func TestReopenKeepsDataAndSkipsMigrations(t *testing.T) {
 	}
 }
 
-func TestConcurrentOpensMigrateOnce(t *testing.T) {
+func TestConcurrentOpensMigrateOnce(t *testing.T) { forEachBackend(t, testConcurrentOpensMigrateOnce) }
+
+func testConcurrentOpensMigrateOnce(t *testing.T, be backend) {
 	const nodes = 4
-	path := filepath.Join(t.TempDir(), "cacgate.db")
+	db := be.newDatabase(t)
 
 	var (
 		start  = make(chan struct{})
@@ -96,17 +109,21 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 	for i := range nodes {
 		wg.Go(func() {
 			<-start
-			stores[i], errs[i] = OpenSQLite(context.Background(), path)
+			stores[i], errs[i] = db.connect()
 		})
 	}
 	close(start)
 	wg.Wait()
 
 	for i, err := range errs {
+		if err == nil {
+			t.Cleanup(func() { stores[i].Close() })
+		}
+	}
+	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		t.Cleanup(func() { stores[i].Close() })
 	}
 	assertFullyMigrated(t, stores[0])
 	mustCreate(t, stores[1], newAccount("jdoe", "1111111111"))
@@ -168,23 +185,17 @@ func TestOpenEmptyPath(t *testing.T) {
 
 // createInitialDatabase makes the database a cacgate built before
 // enrollment would have: migration 1 only, holding one account with a card,
-// written with the columns that migration created.
-func createInitialDatabase(t *testing.T, path string) {
+// written with the columns that migration created. The account is the
+// first, so its id is 1.
+func createInitialDatabase(t *testing.T, db testDatabase) {
 	t.Helper()
 	ctx := context.Background()
-	if err := createPrivateFile(path); err != nil {
-		t.Fatal(err)
-	}
-	db, err := openSQLitePool(ctx, sqliteDSN(path, sqliteConnPragmas), 1)
+	raw, d := db.raw(t)
+	migrations, err := loadMigrations(d.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	migrations, err := loadMigrations(sqliteDialect.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex := executor{q: db, rebind: sqliteDialect.rebind}
+	ex := executor{q: raw, rebind: d.rebind}
 	if _, err := ex.exec(ctx, schemaMigrationsSQL); err != nil {
 		t.Fatal(err)
 	}
@@ -195,9 +206,9 @@ func createInitialDatabase(t *testing.T, path string) {
 		query string
 		args  []any
 	}{
-		{`INSERT INTO accounts (id, username, edipi, given_name, middle_name, family_name, suffix,
+		{`INSERT INTO accounts (username, edipi, given_name, middle_name, family_name, suffix,
 		                       email, affiliation, status, created_at, updated_at, last_login_at)
-		  VALUES (1, 'john.b.smith', '1111111111', 'John', 'B', 'Smith', '', 'john@example.mil',
+		  VALUES ('john.b.smith', '1111111111', 'John', 'B', 'Smith', '', 'john@example.mil',
 		          'USA', 'active', 1700000000, 1700000001, 1700000002)`, nil},
 		{`INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after, created_at, last_used_at)
 		  VALUES (?, 1, 'CN=SMITH.JOHN.B.1111111111', 'CN=DOD ID CA-70', '0x01', 1900000000, 1700000000, NULL)`,
@@ -208,14 +219,19 @@ func createInitialDatabase(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func TestUpgradeFromInitialSchema(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cacgate.db")
-	createInitialDatabase(t, path)
+func TestUpgradeFromInitialSchema(t *testing.T) { forEachBackend(t, testUpgradeFromInitialSchema) }
 
-	s, err := OpenSQLite(ctx, path)
+func testUpgradeFromInitialSchema(t *testing.T, be backend) {
+	ctx := context.Background()
+	db := be.newDatabase(t)
+	createInitialDatabase(t, db)
+
+	s, err := db.connect()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,11 +279,11 @@ func TestUpgradeFromInitialSchema(t *testing.T) {
 		t.Errorf("pending accounts = %d, %v", len(pending), err)
 	}
 
-	// Reopening the upgraded file finds nothing more to do.
+	// Reopening the upgraded database finds nothing more to do.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openStoreAt(t, path)
+	s = db.open(t)
 	assertFullyMigrated(t, s)
 	if got, err := s.AccountByUsername(ctx, "john.b.smith"); err != nil || !got.HasPassword {
 		t.Errorf("after reopening: %s, %v", describe(got), err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,9 +16,11 @@ func randomSecret() ([]byte, error) {
 	return b, err
 }
 
-func TestEnsureSecretGeneratesOnce(t *testing.T) {
+func TestEnsureSecretGeneratesOnce(t *testing.T) { forEachBackend(t, testEnsureSecretGeneratesOnce) }
+
+func testEnsureSecretGeneratesOnce(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 
 	var calls atomic.Int32
 	generate := func() ([]byte, error) {
@@ -51,8 +52,12 @@ func TestEnsureSecretGeneratesOnce(t *testing.T) {
 }
 
 func TestEnsureSecretGenerateFailureStoresNothing(t *testing.T) {
+	forEachBackend(t, testEnsureSecretGenerateFailureStoresNothing)
+}
+
+func testEnsureSecretGenerateFailureStoresNothing(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	errBroken := errors.New("entropy source broken")
 
 	_, err := s.EnsureSecret(ctx, "key", func() ([]byte, error) { return nil, errBroken })
@@ -68,9 +73,13 @@ func TestEnsureSecretGenerateFailureStoresNothing(t *testing.T) {
 
 // Two stores on one file stand for two cacgate nodes starting together.
 func TestEnsureSecretRaceAcrossNodes(t *testing.T) {
+	forEachBackend(t, testEnsureSecretRaceAcrossNodes)
+}
+
+func testEnsureSecretRaceAcrossNodes(t *testing.T, be backend) {
 	const perNode = 8
-	path := filepath.Join(t.TempDir(), "shared.db")
-	nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
 
 	var (
 		start   = make(chan struct{})

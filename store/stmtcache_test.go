@@ -8,9 +8,11 @@ import (
 )
 
 // Readers racing to prepare the same statements must all get answers.
-func TestConcurrentReads(t *testing.T) {
+func TestConcurrentReads(t *testing.T) { forEachBackend(t, testConcurrentReads) }
+
+func testConcurrentReads(t *testing.T, be backend) {
 	const readers, lookups, accounts = 8, 25, 10
-	s := openTestStore(t)
+	s := be.openStore(t)
 	seedAccounts(t, s, accounts)
 
 	var wg sync.WaitGroup
@@ -37,8 +39,12 @@ func TestConcurrentReads(t *testing.T) {
 }
 
 func TestStmtCacheReportsPrepareErrors(t *testing.T) {
+	forEachBackend(t, testStmtCacheReportsPrepareErrors)
+}
+
+func testStmtCacheReportsPrepareErrors(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	const bad = `SELECT no_such_column FROM accounts`
 
 	var v int

@@ -95,7 +95,7 @@ func NewDatabase(t testing.TB) string {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 		if t.Failed() {
-			t.Logf("PostgreSQL server log (last part):\n%s", s.logTail())
+			t.Logf("PostgreSQL server log, database %s:\n%s", name, s.logOf(name))
 		}
 	})
 	return s.dsn(name)
@@ -128,15 +128,20 @@ func randomSuffix() string {
 // DATABASE), so a wedged server fails the test instead of hanging it.
 const adminTimeout = 30 * time.Second
 
-// admin runs one statement on the maintenance database.
+// admin runs one statement on the maintenance database, over a connection
+// kept for the purpose: connecting costs as much as a small statement.
 func (s *server) admin(sql string) error {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.dsn("postgres"))
-	if err != nil {
-		return err
+	if s.adminConn == nil || s.adminConn.IsClosed() {
+		conn, err := pgx.Connect(ctx, s.dsn("postgres"))
+		if err != nil {
+			return err
+		}
+		s.adminConn = conn
 	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
+	_, err := s.adminConn.Exec(ctx, sql)
 	return err
 }

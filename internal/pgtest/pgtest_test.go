@@ -173,3 +173,23 @@ func TestFindBinaries(t *testing.T) {
 		t.Errorf("version of %s = %d, want the real major version", b, b.version)
 	}
 }
+
+func TestLogOf(t *testing.T) {
+	s := &server{dir: t.TempDir()}
+	log := "2026-01-01 00:00:00.000 UTC [1] LOG:  server ready\n" +
+		"2026-01-01 00:00:01.000 UTC [2] [test_1_a] ERROR:  mine\n" +
+		"\tSELECT 1\n" +
+		"2026-01-01 00:00:02.000 UTC [3] [test_2_b] ERROR:  theirs\n" +
+		"\tSELECT 2\n" +
+		"2026-01-01 00:00:03.000 UTC [4] [] LOG:  no database\n"
+	if err := os.WriteFile(s.logPath(), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "2026-01-01 00:00:00.000 UTC [1] LOG:  server ready\n" +
+		"2026-01-01 00:00:01.000 UTC [2] [test_1_a] ERROR:  mine\n" +
+		"\tSELECT 1\n" +
+		"2026-01-01 00:00:03.000 UTC [4] [] LOG:  no database\n"
+	if got := s.logOf("test_1_a"); got != want {
+		t.Errorf("logOf = %q\nwant %q", got, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,6 +46,9 @@ type server struct {
 	// then how it exited.
 	exited  chan struct{}
 	waitErr error
+
+	adminMu   sync.Mutex
+	adminConn *pgx.Conn // see admin
 }
 
 // serverSettings are given on the command line so no configuration file
@@ -65,7 +69,8 @@ func serverSettings(dir string, port int) []string {
 		"log_min_messages=warning",
 		"log_checkpoints=off",
 		"log_min_error_statement=error",
-		"log_line_prefix=%m [%p] %q%d ",
+		// The database name, for logOf.
+		"log_line_prefix=%m [%p] %q[%d] ",
 	}
 	args := make([]string, 0, 2*len(settings))
 	for _, s := range settings {
@@ -222,6 +227,12 @@ func (s *server) waitReady() error {
 // (SIGINT) first, then an immediate one (SIGQUIT), then SIGKILL, each given
 // stopTimeout.
 func (s *server) stop() error {
+	s.adminMu.Lock()
+	if s.adminConn != nil {
+		s.adminConn.Close(context.Background())
+		s.adminConn = nil
+	}
+	s.adminMu.Unlock()
 	var err error
 	if !s.kill() {
 		err = fmt.Errorf("postgres (pid %d) did not exit", s.cmd.Process.Pid)
@@ -276,6 +287,24 @@ func (s *server) logTail() string {
 		return fmt.Sprintf("(server log unreadable: %v)", err)
 	}
 	return string(b)
+}
+
+// logOf is the end of the server's log, less the messages about other
+// databases: those of a failed test and of the server itself. A message
+// continues on the following lines that begin with a tab (a statement).
+func (s *server) logOf(database string) string {
+	var b strings.Builder
+	keep := false
+	for line := range strings.Lines(s.logTail()) {
+		if !strings.HasPrefix(line, "\t") {
+			_, rest, tagged := strings.Cut(line, "] [")
+			keep = !tagged || strings.HasPrefix(rest, database+"] ") || strings.HasPrefix(rest, "] ")
+		}
+		if keep {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // freePort finds a TCP port on 127.0.0.1 that nothing listens on now.
