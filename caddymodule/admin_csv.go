@@ -2,14 +2,15 @@ package caddymodule
 
 import (
 	"bytes"
-	"encoding/csv"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,14 +28,15 @@ const (
 	eventImport = "admin.import"
 	eventExport = "admin.export"
 
-	// maxImportBody bounds an import through the admin API: about 200,000
-	// accounts. Larger migrations run the CLI on the database directly.
-	maxImportBody = 64 << 20
-
 	// exportCountTrailer carries the number of accounts exported, after
 	// the CSV: a client that does not see it has an incomplete export.
 	exportCountTrailer = "Cacgate-Export-Accounts"
 )
+
+// maxImportBody bounds an import through the admin API: about 200,000
+// accounts. Larger migrations run the CLI on the database directly. A
+// variable so tests can lower it.
+var maxImportBody int64 = 64 << 20
 
 // ImportReportJSON is what an import stored.
 type ImportReportJSON struct {
@@ -92,11 +94,11 @@ func (o *adminOps) Import(ctx context.Context, who adminActor, in io.Reader, onC
 	}
 	report, err := o.store.ImportAccounts(ctx, next, store.ImportOptions{OnConflict: mode})
 	if err != nil {
-		err = o.importError(err, lines)
 		var ie *store.ImportError
 		if errors.As(err, &ie) {
 			fields = append(fields, zap.Int("failed_record", ie.Record))
 		}
+		err = o.importError(err, lines)
 		return ImportReportJSON{}, o.fail(who, eventImport, err, append(fields, zap.Int("records", records))...)
 	}
 	out := ImportReportJSON{
@@ -130,6 +132,15 @@ func (o *adminOps) importError(err error, lines []int) error {
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("the import did not finish in time; nothing was stored (run large imports with the CLI on the database)")}
 		}
 		return o.storeError(err, "")
+	}
+	var ce *accountcsv.Error
+	if errors.As(ie.Err, &ce) {
+		// A fault in the file itself: placed by line (and column).
+		text := strings.TrimPrefix(ce.Error(), "accountcsv: ")
+		if ce.Line <= 1 {
+			return unprocessable(fmt.Errorf("CSV header, %s; nothing was imported", text))
+		}
+		return unprocessable(fmt.Errorf("record %d, CSV %s; nothing was imported", ie.Record, text))
 	}
 	where := fmt.Sprintf("record %d", ie.Record)
 	if ie.Record >= 1 && ie.Record <= len(lines) {

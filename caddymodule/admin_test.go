@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/accountcsv"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -380,5 +381,175 @@ func TestReasonOf(t *testing.T) {
 		if got := reasonOf(tc.err); got != tc.want {
 			t.Errorf("reasonOf(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// csvOf writes accounts in the import/export format.
+func csvOf(t *testing.T, accounts ...*store.Account) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := accountcsv.NewWriter(&buf)
+	for _, a := range accounts {
+		if err := w.Write(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestAdminAPIImportExport(t *testing.T) {
+	g := startGateway(t, "", "")
+	logPath := filepath.Join(g.dir, "caddy.log")
+	john := card(t, "doe.john.quincy")
+	legacy := []*store.Account{
+		{Username: "john.q.doe", EDIPI: "1234567890", GivenName: "John", FamilyName: "Doe", Email: "john.q.doe@mail.mil",
+			Groups: []string{"ops"}, Cards: []store.Card{{Fingerprint: fingerprint(john)}}},
+		{Username: "jane.smith", EDIPI: "1234567891", GivenName: "Jane", FamilyName: "Smith", Status: store.StatusPending},
+		// A name a spreadsheet would run as a formula survives the round trip.
+		{Username: "robert.e.johnson", EDIPI: "1234567892", GivenName: "=HYPERLINK(1)", FamilyName: "Johnson", Categories: []string{"Active Army"}},
+	}
+	importCSV := func(query string, data []byte) (int, ImportReportJSON, string) {
+		t.Helper()
+		code, _, body := g.adminRaw("POST", "/cacgate/accounts/import"+query, "text/csv; charset=utf-8", data)
+		var report ImportReportJSON
+		if code == http.StatusOK {
+			if err := json.Unmarshal(body, &report); err != nil {
+				t.Fatal(err)
+			}
+			return code, report, ""
+		}
+		return code, report, adminErrorText(t, body)
+	}
+	total := func() int {
+		t.Helper()
+		var page AccountPageJSON
+		g.adminDo("GET", "/cacgate/accounts", nil, &page)
+		return page.Total
+	}
+
+	code, report, msg := importCSV("", csvOf(t, legacy...))
+	if code != http.StatusOK || report.Records != 3 || report.Imported != 3 || report.Cards != 1 || report.Skipped != 0 || report.OnConflict != "fail" {
+		t.Fatalf("import: HTTP %d %+v %s", code, report, msg)
+	}
+	e := lastAudit(t, logPath, eventImport)
+	checkLocalAdmin(t, e)
+	if e["outcome"] != outcomeSuccess || e["records"] != 3.0 || e["imported"] != 3.0 || e["source"] != "admin API" {
+		t.Errorf("import audit: %v", e)
+	}
+	// The imported card is an enrolled card at once.
+	c := g.client(john)
+	g.accept(t, c, "main")
+	if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK || g.backend.last(t).Get("X-Remote-User") != "john.q.doe" {
+		t.Fatalf("imported card: HTTP %d", resp.StatusCode)
+	}
+
+	// The same accounts again: refused whole, by the first clash.
+	code, _, msg = importCSV("?on_conflict=fail", csvOf(t, legacy...))
+	if code != http.StatusConflict || !strings.Contains(msg, "record 1 (line 2)") || !strings.Contains(msg, "nothing was imported") {
+		t.Errorf("clashing import: HTTP %d %q", code, msg)
+	}
+	if e := lastAudit(t, logPath, eventImport); e["outcome"] != outcomeFailure || e["failed_record"] != 1.0 || e["reason"] != "conflict" {
+		t.Errorf("failed import audit: %v", e)
+	}
+	// Skipping them stores the new one and lists the rest by number.
+	newcomer := &store.Account{Username: "luis.a.garcia", EDIPI: "1234567896"}
+	code, report, msg = importCSV("?on_conflict=skip", csvOf(t, append(slices.Clone(legacy), newcomer)...))
+	if code != http.StatusOK || report.Imported != 1 || report.Skipped != 3 || len(report.SkippedRecords) != 3 ||
+		report.SkippedRecords[2] != (SkippedRecordJSON{Record: 3, Line: 4, Username: "robert.e.johnson", Taken: "username"}) {
+		t.Fatalf("skipping import: HTTP %d %+v %s", code, report, msg)
+	}
+	if e := lastAudit(t, logPath, eventImport); e["skipped"] != 3.0 || e["on_conflict"] != "skip" {
+		t.Errorf("skipping import audit: %v", e)
+	}
+
+	// Bad records: named by number and line, their content never echoed
+	// or logged, and nothing stored.
+	const marker = "leak.marker@mail.mil"
+	bad := []*store.Account{
+		{Username: "good.one", EDIPI: "1234500001", Email: marker},
+		{Username: "bad.edipi", EDIPI: "99999", Email: marker},
+	}
+	code, _, msg = importCSV("", csvOf(t, bad...))
+	t.Logf("invalid record: %s", msg)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, "record 2 (line 3), edipi") || strings.Contains(msg, "99999") {
+		t.Errorf("invalid record: HTTP %d %q", code, msg)
+	}
+	if e := lastAudit(t, logPath, eventImport); e["failed_record"] != 2.0 || e["reason"] != "invalid_records" {
+		t.Errorf("invalid import audit: %v", e)
+	}
+	for _, tc := range []struct {
+		name, csv, want string
+	}{
+		{"unknown column", "username,edipi,password\nx.y,1234500002,hunter2\n", "CSV header, line 1, column 3"},
+		{"short row", "username,edipi,email\nx.y,1234500002," + marker + "\nz.w,1234500003\n", "record 2, CSV line 3"},
+		{"bare quote", "username,edipi\nx.y,12345\"00002\n", "record 1, CSV line 2"},
+		{"no header", "", "CSV header"},
+	} {
+		code, _, msg := importCSV("", []byte(tc.csv))
+		t.Logf("%s: %s", tc.name, msg)
+		if code != http.StatusUnprocessableEntity || !strings.Contains(msg, tc.want) || strings.Contains(msg, "hunter2") {
+			t.Errorf("%s: HTTP %d %q, want 422 naming %q", tc.name, code, msg, tc.want)
+		}
+	}
+	if n := total(); n != 4 {
+		t.Errorf("%d accounts after the failed imports, want 4", n)
+	}
+	if log, err := os.ReadFile(logPath); err != nil || bytes.Contains(log, []byte(marker)) || bytes.Contains(log, []byte("hunter2")) {
+		t.Errorf("the log holds CSV content (or cannot be read: %v)", err)
+	}
+
+	for _, tc := range []struct {
+		query, contentType string
+		want               int
+	}{
+		{"", "application/json", http.StatusUnsupportedMediaType},
+		{"", "", http.StatusUnsupportedMediaType},
+		{"?on_conflict=overwrite", "text/csv", http.StatusBadRequest},
+		{"?dry_run=1", "text/csv", http.StatusBadRequest},
+	} {
+		if code, _, body := g.adminRaw("POST", "/cacgate/accounts/import"+tc.query, tc.contentType, csvOf(t, newcomer)); code != tc.want {
+			t.Errorf("import%s as %q: HTTP %d, want %d: %s", tc.query, tc.contentType, code, tc.want, body)
+		}
+	}
+	defer func(n int64) { maxImportBody = n }(maxImportBody)
+	maxImportBody = 100
+	if code, _, msg := importCSV("", csvOf(t, legacy...)); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized import: HTTP %d %q", code, msg)
+	}
+	if e := lastAudit(t, logPath, eventImport); e["reason"] != "too_large" {
+		t.Errorf("oversized import audit: %v", e)
+	}
+
+	// Export: every account, streamed as CSV, the count last.
+	code, hdr, body := g.adminRaw("GET", "/cacgate/accounts/export", "", nil)
+	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || hdr.Get(exportCountTrailer) != "4" {
+		t.Fatalf("export: HTTP %d %v", code, hdr)
+	}
+	rd := accountcsv.NewReader(bytes.NewReader(body))
+	got := map[string]*store.Account{}
+	for {
+		a, err := rd.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[a.Username] = a
+	}
+	if len(got) != 4 || got["robert.e.johnson"].GivenName != "=HYPERLINK(1)" || !bytes.Contains(body, []byte("'=HYPERLINK(1)")) ||
+		len(got["john.q.doe"].Cards) != 1 || got["john.q.doe"].Cards[0].Fingerprint != fingerprint(john) ||
+		!slices.Equal(got["john.q.doe"].Groups, []string{"ops"}) || got["jane.smith"].Status != store.StatusPending ||
+		!slices.Equal(got["robert.e.johnson"].Categories, []string{"Active Army"}) {
+		t.Errorf("export:\n%s", body)
+	}
+	if e := lastAudit(t, logPath, eventExport); e["accounts"] != 4.0 || e["outcome"] != outcomeSuccess {
+		t.Errorf("export audit: %v", e)
+	}
+	if code, _, _ := g.adminRaw("GET", "/cacgate/accounts/export?format=json", "", nil); code != http.StatusBadRequest {
+		t.Errorf("export with a query: HTTP %d", code)
 	}
 }

@@ -104,4 +104,3 @@ func revocationCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&adapter, "adapter", "a", "", "config adapter for --config")
 	return cmd
 }
-
