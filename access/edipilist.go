@@ -78,11 +78,14 @@ func truncate(s string, n int) string {
 type List struct {
 	path string
 	ids  atomic.Pointer[[]uint64]
+	gen  atomic.Uint64 // moves with every reload that changed the list
 
 	mu sync.Mutex // serializes Refresh
 	// stamp is the state of the file the list (or the last failed reload)
-	// was read from: a Refresh that finds the same does nothing.
-	stamp fileStamp
+	// was read from: a Refresh that finds the same does nothing. failed is
+	// why that version of the file could not be used, nil if it was.
+	stamp  fileStamp
+	failed error
 }
 
 // fileStamp identifies a version of a file by what stat reports: a rewrite
@@ -169,24 +172,66 @@ func (l *List) Refresh() (changed bool, err error) {
 	}
 	l.stamp = st
 	if st.missing {
-		return false, fmt.Errorf("edipi_file %s: file is gone; keeping the %d DoD IDs loaded before", l.path, l.Len())
+		l.failed = fmt.Errorf("edipi_file %s: file is gone; keeping the %d DoD IDs loaded before", l.path, l.Len())
+		return false, l.failed
 	}
 	ids, err := readList(l.path)
 	if err != nil {
-		return false, fmt.Errorf("edipi_file %s: %w; keeping the %d DoD IDs loaded before", l.path, err, l.Len())
+		l.failed = fmt.Errorf("edipi_file %s: %w; keeping the %d DoD IDs loaded before", l.path, err, l.Len())
+		return false, l.failed
 	}
+	l.failed = nil
 	// Re-stat: a file rewritten while it was read is read again next
 	// time rather than trusted now.
 	if after := stampOf(os.Stat(l.path)); !after.same(st) {
 		l.stamp = fileStamp{}
 	}
 	l.ids.Store(&ids)
+	l.gen.Add(1)
 	return true, nil
+}
+
+// Check refreshes the list and reports whether the file as it is now
+// could not be loaded (even if that was reported before): for a new
+// config that takes over a list already loaded, which must not start on a
+// file that has since broken.
+func (l *List) Check() error {
+	l.Refresh()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+// Generation moves whenever the list reloads with new content.
+func (l *List) Generation() uint64 { return l.gen.Load() }
+
+// Watch calls Refresh every interval until ctx is done.
+func (l *List) Watch(ctx context.Context, interval time.Duration, report func(l *List, err error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if changed, err := l.Refresh(); (changed || err != nil) && report != nil {
+				report(l, err)
+			}
+		}
+	}
 }
 
 // Generation changes whenever an edipi_file of the policy reloads, so a
 // decision cached with the generation it was made at can tell it is stale.
-func (p *Policy) Generation() uint64 { return p.gen.Load() }
+// It is the sum of the lists' generations (each only grows), so lists may
+// be shared between policies and reloaded by whoever watches them.
+func (p *Policy) Generation() uint64 {
+	var g uint64
+	for _, l := range p.lists {
+		g += l.gen.Load()
+	}
+	return g
+}
 
 // Lists are the policy's edipi_file lists.
 func (p *Policy) Lists() []*List { return p.lists }
@@ -195,18 +240,10 @@ func (p *Policy) Lists() []*List { return p.lists }
 // reloading those that changed. report is called for each reload, with
 // the error of a failed one (the old list stays in place).
 func (p *Policy) Refresh(report func(l *List, err error)) {
-	moved := false
 	for _, l := range p.lists {
-		changed, err := l.Refresh()
-		if changed || err != nil {
-			if report != nil {
-				report(l, err)
-			}
+		if changed, err := l.Refresh(); (changed || err != nil) && report != nil {
+			report(l, err)
 		}
-		moved = moved || changed
-	}
-	if moved {
-		p.gen.Add(1)
 	}
 }
 

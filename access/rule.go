@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -120,20 +119,25 @@ type rule struct {
 func (r *rule) needsCard() bool { return r.kind == KindIssuer || r.kind == KindPolicy }
 
 // Policy is a compiled, immutable set of rules. Its edipi_file lists are
-// reloaded by Refresh (or Watch); Generation moves when any of them does.
+// reloaded by Refresh, Watch or whoever shares and watches them;
+// Generation moves when any of them does.
 type Policy struct {
 	allows, requires, denies []*rule
 	lists                    []*List
-	gen                      atomic.Uint64
 }
 
 // Compile checks the rules and loads their files. Errors name the rule (by
 // position and text) and what is wrong with it, so a config error is
 // actionable.
-func Compile(rules []Rule) (*Policy, error) {
+func Compile(rules []Rule) (*Policy, error) { return CompileWith(rules, OpenList) }
+
+// CompileWith is Compile with the edipi_file lists obtained from open, so
+// that policies can share one List (one watcher, one reload moment) per
+// file.
+func CompileWith(rules []Rule, open func(path string) (*List, error)) (*Policy, error) {
 	p := new(Policy)
 	for i, r := range rules {
-		c, err := compileRule(r)
+		c, err := compileRule(r, open)
 		if err != nil {
 			return nil, fmt.Errorf("access rule %d (%s): %w", i+1, r.String(), err)
 		}
@@ -156,7 +160,7 @@ func (p *Policy) Empty() bool {
 	return p == nil || len(p.allows)+len(p.requires)+len(p.denies) == 0
 }
 
-func compileRule(r Rule) (*rule, error) {
+func compileRule(r Rule, open func(string) (*List, error)) (*rule, error) {
 	switch r.Effect {
 	case EffectAllow, EffectRequire, EffectDeny:
 	default:
@@ -191,7 +195,7 @@ func compileRule(r Rule) (*rule, error) {
 			}
 			c.values = append(c.values, v)
 		case KindEDIPIFile:
-			l, err := OpenList(v)
+			l, err := open(v)
 			if err != nil {
 				return nil, err
 			}

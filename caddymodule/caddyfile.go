@@ -132,9 +132,11 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		enroll            off | { ... }   (see EnrollConfig)
 //		password_login    on|off
 //		session_ttl       <duration>
+//		allow|require|deny <kind> <value>...   (see unmarshalAccessRule)
 //	}
 //
-// allowed_issuers, exempt and header may be repeated; the rest may not.
+// allowed_issuers, exempt, header and the access rules may be repeated;
+// the rest may not.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -144,7 +146,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
-		case "allowed_issuers", "exempt", "header":
+		case "allowed_issuers", "exempt", "header", "allow", "require", "deny":
 		default:
 			if seen[sub] {
 				return d.Errf("%s specified more than once", sub)
@@ -152,6 +154,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		seen[sub] = true
 		if ok, err := h.unmarshalOption(d, sub); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if ok, err := h.unmarshalAccessRule(d, sub); ok {
 			if err != nil {
 				return err
 			}

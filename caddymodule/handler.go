@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/cacgate/cacgate/access"
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/consent"
 	"github.com/cacgate/cacgate/enroll"
@@ -109,6 +110,11 @@ type Handler struct {
 	// cookie itself ends with the browser session.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
+	// Access are the rules deciding who may pass once identified: allow,
+	// require and deny on affiliation, category, group, edipi, edipi_file,
+	// issuer and policy (see package access and access.go).
+	Access []access.Rule `json:"access,omitempty"`
+
 	app    *App
 	logger *zap.Logger
 	policy trust.Policy
@@ -133,6 +139,9 @@ type Handler struct {
 	// reads the time once.
 	sites   *lru.Cache[string, *siteEntry]
 	siteTTL time.Duration
+
+	accessPolicy   *access.Policy // nil when there are no access rules
+	accessListKeys []string       // edipi_file lists held; see Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -195,6 +204,9 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 	if h.notRegisteredPage, err = ui.ParsePage(enroll.Templates, "templates/not-registered.html"); err != nil {
+		return err
+	}
+	if err := h.provisionAccess(); err != nil {
 		return err
 	}
 	if err := h.provisionEnrollFlow(); err != nil {
@@ -283,6 +295,7 @@ type siteEntry struct {
 
 	card      atomic.Pointer[cardEntry]
 	assertion atomic.Pointer[signedAssertion]
+	access    atomic.Pointer[accessVerdict] // this site's access decision
 }
 
 // signedAssertion is a cached X-Cac-Assertion value.
@@ -321,6 +334,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if p := h.accountProblem(card); p != nil {
 		return h.answerAccountProblem(w, r, p)
+	}
+	if done, err := h.checkAccess(w, r, se, card); done {
+		return err
 	}
 	if refreshed {
 		// Once per card per cache_ttl: the start of a session, not every request.

@@ -179,6 +179,9 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if done {
 		return err
 	}
+	if done, err := h.checkAccessDeny(w, r, se, card); done {
+		return err
+	}
 	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != enroll.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
@@ -236,6 +239,9 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 	if p := h.accountProblem(card); p != nil {
 		return h.answerAccountProblem(w, r, p)
+	}
+	if done, err := h.checkAccessDeny(w, r, se, card); done {
+		return err
 	}
 	if h.enrollFlow == nil {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",

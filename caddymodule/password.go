@@ -68,6 +68,9 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		return ui.WriteProblem(w, r, *p)
 	}
 	se := h.userSiteEntry(username, now)
+	if done, err := h.checkAccess(w, r, se, card); done {
+		return err
+	}
 	h.setIdentity(r, se, card, now)
 	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
