@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,11 @@ func assertAttempts(t *testing.T, s Throttler, name string, at time.Time, n int,
 }
 
 func TestTakeAttemptAllowsMaxPerWindow(t *testing.T) {
-	s := openTestStore(t)
+	forEachBackend(t, testTakeAttemptAllowsMaxPerWindow)
+}
+
+func testTakeAttemptAllowsMaxPerWindow(t *testing.T, be backend) {
+	s := be.openStore(t)
 	var never time.Time
 	assertAttempts(t, s, "card:a", testT0, 0, never)
 	for i := range throttleMax {
@@ -57,8 +60,10 @@ func TestTakeAttemptAllowsMaxPerWindow(t *testing.T) {
 	assertAttempts(t, s, "card:b", testT0.Add(10*time.Minute), 1, testT0.Add(10*time.Minute))
 }
 
-func TestTakeAttemptWindowExpires(t *testing.T) {
-	s := openTestStore(t)
+func TestTakeAttemptWindowExpires(t *testing.T) { forEachBackend(t, testTakeAttemptWindowExpires) }
+
+func testTakeAttemptWindowExpires(t *testing.T, be backend) {
+	s := be.openStore(t)
 	for range throttleMax {
 		takeAttempt(t, s, "card:a", testT0)
 	}
@@ -84,9 +89,11 @@ func TestTakeAttemptWindowExpires(t *testing.T) {
 	assertAttempts(t, s, "card:a", later, 1, later)
 }
 
-func TestRefundAttempt(t *testing.T) {
+func TestRefundAttempt(t *testing.T) { forEachBackend(t, testRefundAttempt) }
+
+func testRefundAttempt(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	// Refunding what was never taken changes nothing and is no error.
 	if err := s.RefundAttempt(ctx, "card:a"); err != nil {
 		t.Fatal(err)
@@ -125,9 +132,11 @@ func TestRefundAttempt(t *testing.T) {
 	assertAttempts(t, s, "card:a", testT0.Add(2*time.Minute), throttleMax, testT0.Add(2*time.Minute))
 }
 
-func TestPruneAttempts(t *testing.T) {
+func TestPruneAttempts(t *testing.T) { forEachBackend(t, testPruneAttempts) }
+
+func testPruneAttempts(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	takeAttempt(t, s, "old", testT0)
 	takeAttempt(t, s, "edge", testT0.Add(time.Hour))
 	takeAttempt(t, s, "new", testT0.Add(2*time.Hour))
@@ -159,9 +168,11 @@ func TestPruneAttempts(t *testing.T) {
 	}
 }
 
-func TestAttemptArgumentsChecked(t *testing.T) {
+func TestAttemptArgumentsChecked(t *testing.T) { forEachBackend(t, testAttemptArgumentsChecked) }
+
+func testAttemptArgumentsChecked(t *testing.T, be backend) {
 	ctx := context.Background()
-	s := openTestStore(t)
+	s := be.openStore(t)
 	for _, name := range []string{"", strings.Repeat("x", MaxAttemptNameLen+1), "a\x00b", "with space", "caf\u00e9"} {
 		if _, err := s.TakeAttempt(ctx, name, testT0, throttleWindow, throttleMax); err == nil {
 			t.Errorf("TakeAttempt accepted name %q", name)
@@ -187,11 +198,13 @@ func TestAttemptArgumentsChecked(t *testing.T) {
 	assertAttempts(t, s, "card:a", testT0, 0, time.Time{})
 }
 
-// TestTakeAttemptAcrossNodes: takes racing on two handles of one database,
+// TestTakeAttemptAcrossNodes: takes racing on two stores on one database,
 // as on two gateway nodes, never allow more than the maximum.
-func TestTakeAttemptAcrossNodes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cacgate.db")
-	nodes := []*SQLStore{openStoreAt(t, path), openStoreAt(t, path)}
+func TestTakeAttemptAcrossNodes(t *testing.T) { forEachBackend(t, testTakeAttemptAcrossNodes) }
+
+func testTakeAttemptAcrossNodes(t *testing.T, be backend) {
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
 	const perNode = 12
 	for round := range 3 {
 		name := "card:" + string(rune('a'+round))
