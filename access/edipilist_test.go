@@ -216,3 +216,59 @@ func FuzzParseEDIPIList(f *testing.F) {
 		}
 	})
 }
+
+// TestSharedListAndCheck: policies compiled with one List see one reload;
+// Check reports a file that broke even after Refresh already reported it.
+func TestSharedListAndCheck(t *testing.T) {
+	path := writeFile(t, "banned.txt", "1234567890\n")
+	shared, err := OpenList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	open := func(p string) (*List, error) {
+		opens++
+		if p != path {
+			t.Fatalf("opened %s", p)
+		}
+		return shared, nil
+	}
+	a, err := CompileWith([]Rule{r("deny", KindEDIPIFile, path)}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := CompileWith([]Rule{r("allow", KindGroup, "ops"), r("deny", KindEDIPIFile, path)}, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opens != 2 || a.Lists()[0] != shared || b.Lists()[0] != shared {
+		t.Fatalf("lists not shared (%d opens)", opens)
+	}
+	ga, gb := a.Generation(), b.Generation()
+	rewrite(t, path, "1234567891\n", 1)
+	if changed, err := shared.Refresh(); !changed || err != nil {
+		t.Fatalf("Refresh: %v %v", changed, err)
+	}
+	if a.Generation() == ga || b.Generation() == gb {
+		t.Fatal("a shared list's reload did not move both policies' generations")
+	}
+	for _, p := range []*Policy{a, b} {
+		if d := p.Decide(&Facts{EDIPI: "1234567891", Groups: []string{"ops"}}); d.Allowed {
+			t.Fatalf("%+v", d)
+		}
+	}
+	if err := shared.Check(); err != nil {
+		t.Fatalf("Check of a good file: %v", err)
+	}
+	rewrite(t, path, "oops\n", 2)
+	if _, err := shared.Refresh(); err == nil {
+		t.Fatal("Refresh did not report the broken file")
+	}
+	if err := shared.Check(); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("Check of a broken file already reported: %v", err)
+	}
+	rewrite(t, path, "1234567892\n", 3)
+	if err := shared.Check(); err != nil || !shared.Contains("1234567892") {
+		t.Fatalf("Check after the fix: %v", err)
+	}
+}

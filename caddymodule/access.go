@@ -208,25 +208,27 @@ func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteE
 	if d.NeedsCard {
 		steps = append(steps, "Sign in with your CAC or PIV card instead of a password.")
 	}
+	detail := d.Message()
 	if acct := card.account; acct != nil {
 		fields = append(fields, zap.String("username", acct.Username))
 		if se.id == nil {
 			// a password session's EDIPI is not in cardFields
 			fields = append(fields, zap.String("edipi", acct.EDIPI))
 		}
-		steps = append(steps, "You are signed in as "+acct.Username+".")
+		// The person's own username, which the administrators need.
+		detail += " You are signed in as " + acct.Username + "."
 	}
 	h.app.audit.request(r, "access.denied", outcomeFailure, fields...)
 	if d.Reason == access.ReasonDenied {
 		steps = append(steps, "If you think this is a mistake, contact the site's administrators.")
 	} else {
-		steps = append(steps, "If your work needs this page, ask the site's administrators for access and tell them what is missing.")
+		steps = append(steps, "If your work needs this page, ask the site's administrators for access: tell them your username and what is missing.")
 	}
 	p := ui.Problem{
 		Status:  http.StatusForbidden,
 		Code:    codeAccessDenied,
 		Title:   "You do not have access to this page",
-		Detail:  d.Message(),
+		Detail:  detail,
 		Steps:   steps,
 		Contact: h.Contact,
 	}
@@ -234,7 +236,7 @@ func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteE
 		return ui.WriteProblem(w, r, p)
 	}
 	return ui.WriteJSON(w, p.Status, accessProblemJSON{
-		Error: p.Code, Reason: d.Reason, Message: p.Detail, Missing: d.Missing, Steps: p.Steps, Contact: p.Contact,
+		Error: p.Code, Reason: d.Reason, Message: d.Message(), Missing: d.Missing, Steps: p.Steps, Contact: p.Contact,
 	})
 }
 

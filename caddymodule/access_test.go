@@ -484,3 +484,48 @@ func TestAccessEnrollmentAndPasswordSessions(t *testing.T) {
 		t.Errorf("enrollment page for a denied card: HTTP %d\n%s", resp.StatusCode, page)
 	}
 }
+
+// TestAccessListsSharedAcrossBlocks: blocks naming one file share one list
+// (and watcher); a block provisioned while the file is broken fails even
+// though the list is already loaded; the last Cleanup releases it.
+func TestAccessListsSharedAcrossBlocks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "banned.txt")
+	if err := os.WriteFile(path, []byte("1234567890\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules := []access.Rule{{Effect: "deny", Kind: "edipi_file", Values: []string{path}}}
+	a, b := &Handler{Access: rules}, &Handler{Access: rules}
+	for _, h := range []*Handler{a, b} {
+		if err := h.provisionAccess(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.accessPolicy.Lists()[0] != b.accessPolicy.Lists()[0] {
+		t.Fatal("two blocks naming one file hold two lists")
+	}
+	if refs, ok := accessLists.References(path); !ok || refs != 2 {
+		t.Fatalf("references %d %v", refs, ok)
+	}
+
+	if err := os.WriteFile(path, []byte("1234567890\nbroken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Now().Add(time.Second)
+	os.Chtimes(path, mt, mt)
+	c := &Handler{Access: rules}
+	err := c.provisionAccess()
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("a new block on a broken file: %v", err)
+	}
+	c.Cleanup() // as Caddy does after a failed Provision
+	// The running blocks keep the list they had.
+	if !a.accessPolicy.Lists()[0].Contains("1234567890") {
+		t.Fatal("the old list was dropped")
+	}
+
+	a.Cleanup()
+	b.Cleanup()
+	if _, ok := accessLists.References(path); ok {
+		t.Fatal("the list outlived its last block")
+	}
+}
