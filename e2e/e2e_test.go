@@ -202,7 +202,7 @@ func (d *demo) run(t *testing.T, cfg string) (bool, string) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin); err == nil && strings.HasPrefix(strings.TrimSpace(out), "[") {
+		if out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin, "--json"); err == nil && strings.HasPrefix(strings.TrimSpace(out), "{") {
 			break
 		}
 		select {
@@ -305,7 +305,7 @@ func acceptBanner(t *testing.T, c *http.Client, host, path string) (*http.Respon
 // then the CLI's disable/enable/unlink/link taking effect at once.
 func TestDemo(t *testing.T) {
 	d := startDemo(t)
-	admin := []string{"--address", d.admin}
+	admin := []string{"--address", d.admin, "--json"}
 	cli := func(args ...string) string {
 		t.Helper()
 		out, err := caddy(t, d.dir, append(append([]string{"cacgate", "accounts"}, args...), admin...)...)
@@ -354,15 +354,18 @@ func TestDemo(t *testing.T) {
 	if resp, _ := get(t, c, "https://"+d.gateway+"/records", "text/html"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after link: HTTP %d", resp.StatusCode)
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal([]byte(cli("list")), &list); err != nil || len(list) != 1 {
-		t.Fatalf("list: %v %d", err, len(list))
+	var list struct {
+		Accounts []json.RawMessage
+		Total    int
+	}
+	if err := json.Unmarshal([]byte(cli("list")), &list); err != nil || len(list.Accounts) != 1 || list.Total != 1 {
+		t.Fatalf("list: %v %d", err, list.Total)
 	}
 
 	// A pending account, approved through the CLI.
 	cli("create", "--edipi", "1234567896", "--username", "luis.a.garcia", "--status", "pending")
-	if err := json.Unmarshal([]byte(cli("list", "--status", "pending")), &list); err != nil || len(list) != 1 {
-		t.Fatalf("list --status pending: %v %d", err, len(list))
+	if err := json.Unmarshal([]byte(cli("list", "--status", "pending")), &list); err != nil || list.Total != 1 {
+		t.Fatalf("list --status pending: %v %d", err, list.Total)
 	}
 	luis := d.client(t, "garcia.luis.a")
 	if resp, _ := acceptBanner(t, luis, d.gateway, "/"); resp.StatusCode != http.StatusForbidden {
@@ -373,8 +376,26 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("after approve: HTTP %d", resp.StatusCode)
 	}
 
+	// The CLI on the database itself, next to the running server: the
+	// change is audited as the OS user and seen through the admin API.
+	out, err := caddy(t, d.dir, "cacgate", "accounts", "groups", "add", "luis.a.garcia", "pilots", "--config", "Caddyfile")
+	if err != nil || !strings.Contains(out, "luis.a.garcia is in [pilots].") || !strings.Contains(out, `"admin":"cli:`) || !strings.Contains(out, "cache_ttl") {
+		t.Fatalf("groups add on the database: %v\n%s", err, out)
+	}
+	var luisAcct struct{ Groups []string }
+	if err := json.Unmarshal([]byte(cli("show", "luis.a.garcia")), &luisAcct); err != nil || len(luisAcct.Groups) != 1 || luisAcct.Groups[0] != "pilots" {
+		t.Fatalf("group added on the database, seen through the API: %v %+v", err, luisAcct)
+	}
+	exported := filepath.Join(t.TempDir(), "accounts.csv")
+	if out, err := caddy(t, d.dir, "cacgate", "accounts", "export", "--output", exported); err != nil || !strings.Contains(out, "Exported 2 accounts") {
+		t.Fatalf("export on the database (./Caddyfile): %v\n%s", err, out)
+	}
+	if data, err := os.ReadFile(exported); err != nil || !strings.HasPrefix(string(data), "username,edipi,") || !strings.Contains(string(data), "luis.a.garcia,1234567896,") {
+		t.Fatalf("export file: %v\n%s", err, data)
+	}
+
 	// The demo's CRL is loaded and fresh.
-	out, err := caddy(t, d.dir, "cacgate", "revocation", "--address", d.admin)
+	out, err = caddy(t, d.dir, "cacgate", "revocation", "--address", d.admin)
 	var rev struct {
 		CRLs, Entries, StaleCRLs int
 		IndexBytes               int64 `json:"index_bytes"`
