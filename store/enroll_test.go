@@ -450,3 +450,32 @@ func TestUsernameSuffix(t *testing.T) {
 		}
 	}
 }
+
+// Enroll's scan of a username family finds exactly the names it could
+// have chosen, whatever the database's default collation: the test
+// PostgreSQL server's sorts linguistically, where "john.b.smith1" comes
+// after "john.b.smith:".
+func TestTakenUsernameSuffixesScan(t *testing.T) { forEachBackend(t, testTakenUsernameSuffixesScan) }
+
+func testTakenUsernameSuffixesScan(t *testing.T, be backend) {
+	const base = "john.b.smith"
+	s := be.openStore(t)
+	for i, name := range []string{
+		base, base + "1", base + "2", base + "10", base + ":", base + "~", base + "-1", base + ".jr",
+		base + " 3", base + "01", "john.b.smiti", "john.b.smitH1", "John.b.smith1", "john.b.smit",
+	} {
+		mustCreate(t, s, newAccount(name, fmt.Sprintf("9%09d", i)))
+	}
+	var taken map[int]bool
+	err := s.inWriteTx(context.Background(), func(ex executor) error {
+		var err error
+		taken, err = takenUsernameSuffixes(context.Background(), ex, base)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[int]bool{0: true, 1: true, 2: true, 10: true}; !reflect.DeepEqual(taken, want) {
+		t.Errorf("taken suffixes = %v, want %v", taken, want)
+	}
+}
