@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,6 +59,10 @@ func loadCLIConfig(file, adapterName string) ([]byte, string, error) {
 	return adapted, file, nil
 }
 
+// usesCacgateHandler finds a cacgate handler in a config without the
+// cacgate app, which the handler then loads with its defaults.
+var usesCacgateHandler = regexp.MustCompile(`"handler"\s*:\s*"cacgate"`)
+
 // cliStoreConfig holds the cacgate app's store config, for LoadModule.
 type cliStoreConfig struct {
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
@@ -92,7 +96,7 @@ func openDirect(opt directOptions) (*adminOps, func() error, error) {
 		if err := json.Unmarshal(raw, &app); err != nil {
 			return nil, nil, fmt.Errorf("config %s: apps.cacgate: %w", file, err)
 		}
-	} else if !bytes.Contains(cfgJSON, []byte(`"handler":"cacgate"`)) {
+	} else if !usesCacgateHandler.Match(cfgJSON) {
 		return nil, nil, fmt.Errorf("config %s does not use cacgate", file)
 	}
 	if app.StoreRaw == nil {

@@ -296,6 +296,10 @@ func TestCLIConfigErrors(t *testing.T) {
 	os.WriteFile(plain, []byte("localhost:0 {\n\trespond ok\n}\n"), 0o600)
 	jsonCfg := filepath.Join(dir, "caddy.json")
 	os.WriteFile(jsonCfg, []byte(`{"apps":{"cacgate":{"store":{"backend":"nosuch"}}}}`), 0o600)
+	// A handler without the global option: the app's default store, in
+	// Caddy's data directory (the test's temporary one), which is empty.
+	handlerOnly := filepath.Join(dir, "handler.json")
+	os.WriteFile(handlerOnly, []byte(`{"apps": {"http": {"servers": {"s": {"listen": [":0"], "routes": [{"handle": [{"handler": "cacgate"}]}]}}}}}`), 0o600)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -303,6 +307,7 @@ func TestCLIConfigErrors(t *testing.T) {
 		{[]string{"list", "--config", plain}, "does not use cacgate"},
 		{[]string{"list", "--config", filepath.Join(dir, "missing")}, "reading config"},
 		{[]string{"list", "--config", jsonCfg}, "nosuch"},
+		{[]string{"list", "--config", handlerOnly}, filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "cacgate", "cacgate.db")},
 		{[]string{"list", "--config", plain, "--adapter", "yaml"}, "unknown config adapter"},
 		{[]string{"list", "--config", jsonCfg, "--address", "127.0.0.1:1"}, "admin API"},
 		{[]string{"show"}, "accepts 1 arg"},
