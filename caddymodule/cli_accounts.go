@@ -75,12 +75,16 @@ func (r runner) run(timeout time.Duration, fn func(ctx context.Context, b accoun
 	}
 }
 
+// directChangeNote tells when running servers see a change made on a
+// store that does not announce changes.
+const directChangeNote = "Note: changed in the database directly; a running server applies it within its cache_ttl (default 1m). Use --address or --api to apply it at once through the server."
+
 // changed reports a change in a human line (or JSON), and in direct mode
 // on a store that does not announce changes, when running servers will
 // see it.
 func (r runner) changed(cmd *cobra.Command, b accountsBackend, v any, format string, args ...any) error {
 	if d, ok := b.(*directBackend); ok && !d.announces {
-		defer fmt.Fprintln(cmd.ErrOrStderr(), "Note: changed in the database directly; a running server applies it within its cache_ttl (default 1m). Use --address to apply it at once through the server.")
+		defer fmt.Fprintln(cmd.ErrOrStderr(), directChangeNote)
 	}
 	if r.opt.json {
 		if v == nil {
@@ -341,7 +345,7 @@ Records whose username, DoD ID or card already exists fail the import
 				return r.changed(cmd, b, report, "")
 			}
 			if d, ok := b.(*directBackend); ok && !d.announces {
-				defer fmt.Fprintln(cmd.ErrOrStderr(), "Note: imported into the database directly; a running server sees the new accounts at once, changed cards within its cache_ttl.")
+				defer fmt.Fprintln(cmd.ErrOrStderr(), directChangeNote)
 			}
 			return printImportReport(cmd.OutOrStdout(), report)
 		}),
