@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// floodRun is an enrollment flood: workers posting the profile step of
+// self-enrollment as fast as the gateway answers, each post one argon2id
+// password hash. It runs during the warm and measured phases of its cell.
+type floodRun struct {
+	measuring atomic.Bool
+	ok, bad   atomic.Int64 // posts answered during the measured phase
+	problem   atomic.Pointer[string]
+	stopped   atomic.Bool
+	wg        sync.WaitGroup
+	clients   []*http.Client
+}
+
+func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.Values, workers int) *floodRun {
+	f := &floodRun{}
+	body := form.Encode()
+	hdr := http.Header{
+		"Accept":       {browserAccept},
+		"User-Agent":   {browserAgent},
+		"Content-Type": {formContent},
+		"Origin":       {base},
+		"Cookie":       {consentCookie + "=" + cookie},
+	}
+	for range workers {
+		c := browserClient(p, p.flood)
+		f.clients = append(f.clients, c)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for ctx.Err() == nil && !f.stopped.Load() {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/.cacgate/enroll/profile", strings.NewReader(body))
+				if err != nil {
+					f.fail(err.Error())
+					return
+				}
+				req.Header = hdr
+				resp, err := c.Do(req)
+				ok := false
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					// 200 is the security-questions form: the password
+					// was accepted, and hashed.
+					ok = resp.StatusCode == http.StatusOK
+					if !ok {
+						f.fail("flood post: " + resp.Status)
+					}
+				} else if !f.stopped.Load() {
+					f.fail(err.Error())
+				}
+				if f.measuring.Load() {
+					if ok {
+						f.ok.Add(1)
+					} else {
+						f.bad.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	return f
+}
+
+func (f *floodRun) fail(msg string) {
+	f.problem.CompareAndSwap(nil, &msg)
+}
+
+// endMeasure stops counting; stop then ends the flood.
+func (f *floodRun) endMeasure() { f.measuring.Store(false) }
+
+func (f *floodRun) stop() {
+	f.stopped.Store(true)
+	f.wg.Wait()
+	for _, c := range f.clients {
+		closeClient(c)
+	}
+}

@@ -1,0 +1,250 @@
+// Command bench measures what cacgate costs over bare Caddy, side by side,
+// in one run on one machine.
+//
+// From the repository root:
+//
+//	go run ./bench                # the full run (about 25 minutes)
+//	go run ./bench -quick         # a smaller, shorter run (about 3 minutes), for CI
+//	go run ./bench -h             # every option
+//
+// It builds the binary with ./xcaddy.sh, starts a tiny echo backend (its own
+// process), and starts Caddy servers from generated Caddyfiles: bare Caddy
+// doing mTLS + reverse_proxy, and the same binary with cacgate in front of
+// reverse_proxy, each with a copy of an account store seeded in one bulk
+// import. A load generator in this process presents client certificates
+// and measures, in interleaved rounds (every scenario once per round, the
+// order rotated each round):
+//
+//	a        the backend directly (plain HTTP)
+//	b, b2    bare Caddy, twice: b2/b is the A/A noise of the run
+//	b-10k    bare Caddy with 10,000 cards round-robin (one connection each)
+//	b-hdr    bare Caddy, the client sending the identity headers cacgate
+//	         adds (what forwarding them costs Caddy, without the gateway)
+//	b-rsa    bare Caddy with an RSA-2048 server key
+//	c        cacgate, one enrolled card with a valid consent cookie
+//	c-flood  c while other clients flood self-enrollment (argon2id hashing)
+//	c-rsa    c with an RSA-2048 server key
+//	d        cacgate, 10,000 enrolled cards round-robin, cache_size 10,000
+//	d-miss   the same with cache_size 5,000: every request misses the cache
+//	c@1k, d-miss@1k, c@1M, d-miss@1M   the same with 1,000 and 1,000,000 accounts
+//
+// in three modes: keep-alive, new-conn (a connection per request, no session
+// resumption: a full handshake each) and resumed (a connection per request
+// offering TLS 1.3 session resumption, which Caddy declines on sites with
+// client_auth: the run shows the share of resumed connections). For each it reports requests/s, p50/p99
+// latency, the server's CPU time per request (utime+stime from /proc: on a
+// small shared machine the steadier figure), the peak RSS of the server,
+// and ratios to bare Caddy measured in the same round. It also times
+// cache-miss account lookups in each store.
+//
+// Output: progress on stderr, the markdown tables on stdout, and
+// results.json and results.md in the -out directory.
+//
+// Only loopback is used; every phase is bounded in time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	caddy           string
+	out             string
+	keep            bool
+	quick           bool
+	rounds          int
+	warm, measure   time.Duration
+	warmExtra       time.Duration
+	concurrency     int
+	connConcurrency int
+	cards           int
+	accounts        int
+	scale           []int
+	floodWorkers    int
+	acceptParallel  int
+	lookups         int
+	modes           []mode
+	only            *regexp.Regexp
+	pprof           *regexp.Regexp
+}
+
+func main() {
+	if os.Getenv(backendEnv) == "1" {
+		if err := runBackend(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	md, err := run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(md)
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o options
+	var scale, modes, only, pprof string
+	fs.StringVar(&o.caddy, "caddy", "", "use this caddy binary instead of building one with ./xcaddy.sh")
+	fs.StringVar(&o.out, "out", "", "directory for results.json, results.md and profiles (default: a new temporary directory)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (stores, Caddyfiles, logs)")
+	fs.BoolVar(&o.quick, "quick", false, "smaller and shorter: 1,000 cards, stores of 1k and 100k, 1s+2s cells (about 3 minutes)")
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each scenario measured once per round)")
+	fs.DurationVar(&o.warm, "warm", 5*time.Second, "warm-up per cell")
+	fs.DurationVar(&o.measure, "measure", 10*time.Second, "measured time per cell")
+	fs.DurationVar(&o.warmExtra, "warm-extra", 3*time.Minute, "bound on the extra warm-up until every card has a connection (keep-alive)")
+	fs.IntVar(&o.concurrency, "c", 16, "load workers in keep-alive mode")
+	fs.IntVar(&o.connConcurrency, "cn", 8, "load workers in the connection-per-request modes")
+	fs.IntVar(&o.cards, "cards", 10000, "distinct enrolled cards for the round-robin scenarios")
+	fs.IntVar(&o.accounts, "accounts", 0, "accounts in the main store (default: -cards)")
+	fs.StringVar(&scale, "scale", "1000,1000000", "comma-separated store sizes for the scale scenarios (empty for none)")
+	fs.IntVar(&o.floodWorkers, "flood", 8, "enrollment-flood clients in c-flood")
+	fs.IntVar(&o.acceptParallel, "accept-parallel", 8, "banner acceptances in parallel during setup")
+	fs.IntVar(&o.lookups, "lookups", 20000, "timed cache-miss lookups per store")
+	fs.StringVar(&modes, "modes", "keep-alive,new-conn,resumed", "modes to measure")
+	fs.StringVar(&only, "only", "", "regexp: measure only the scenarios whose id matches (ratios need their baselines: b, c)")
+	fs.StringVar(&pprof, "pprof", "", "regexp: take a CPU profile of the matching scenarios' servers in the last round")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("cards", func() { o.cards = 1000 })
+		def("scale", func() { scale = "1000,100000" })
+		def("warm", func() { o.warm = time.Second })
+		def("measure", func() { o.measure = 2 * time.Second })
+		def("lookups", func() { o.lookups = 2000 })
+	}
+	if o.accounts == 0 {
+		o.accounts = o.cards
+	}
+	switch {
+	case o.rounds < 1, o.cards < 2, o.accounts < 1, o.concurrency < 1, o.connConcurrency < 1, o.floodWorkers < 1, o.acceptParallel < 1, o.lookups < 1:
+		return o, errors.New("rounds, cards (≥ 2), accounts, workers, flood, accept-parallel and lookups must be positive")
+	case o.warm <= 0 || o.measure <= 0:
+		return o, errors.New("warm and measure must be positive")
+	}
+	for _, f := range strings.Split(scale, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("bad -scale size %q", f)
+		}
+		o.scale = append(o.scale, n)
+	}
+	for _, f := range strings.Split(modes, ",") {
+		switch m := mode(strings.TrimSpace(f)); m {
+		case modeKeepAlive, modeNewConn, modeResumed:
+			o.modes = append(o.modes, m)
+		case "":
+		default:
+			return o, fmt.Errorf("unknown mode %q", f)
+		}
+	}
+	var err error
+	if only != "" {
+		if o.only, err = regexp.Compile("^(" + only + ")$"); err != nil {
+			return o, err
+		}
+	}
+	if pprof != "" {
+		if o.pprof, err = regexp.Compile("^(" + pprof + ")$"); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// run does a whole run and returns the markdown report.
+func run(ctx context.Context, opts options) (string, error) {
+	loadBefore := loadavg()
+	work, err := os.MkdirTemp("", "cacgate-bench-")
+	if err != nil {
+		return "", err
+	}
+	if !opts.keep {
+		defer os.RemoveAll(work)
+	}
+	out := opts.out
+	if out == "" {
+		if out, err = os.MkdirTemp("", "cacgate-bench-results-"); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	r := &runner{opts: opts, workDir: work, outDir: out}
+	defer r.shutdown()
+	if err := r.setup(ctx); err != nil {
+		return "", err
+	}
+	if err := r.run(ctx); err != nil {
+		return "", err
+	}
+	// Peak RSS over the servers' whole life, before they stop.
+	sums := r.summarize()
+	rep := &report{
+		Machine:   r.machine(ctx, loadBefore),
+		Options:   optionsJSON(opts),
+		Seeds:     r.seeds,
+		Lookups:   r.lookups,
+		Summaries: sums,
+		Targets:   r.judgeTargets(sums),
+		Cells:     r.results,
+	}
+	md := rep.markdown(opts)
+	if err := writeJSON(filepath.Join(out, "results.json"), rep); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644); err != nil {
+		return "", err
+	}
+	logf("results in %s (results.json, results.md)", out)
+	if opts.keep {
+		logf("work directory kept: %s", work)
+	}
+	return md, nil
+}
+
+func optionsJSON(o options) map[string]any {
+	m := map[string]any{
+		"rounds": o.rounds, "warm": o.warm.String(), "measure": o.measure.String(),
+		"workers_keepalive": o.concurrency, "workers_per_connection": o.connConcurrency,
+		"cards": o.cards, "accounts": o.accounts, "scale": o.scale, "flood_workers": o.floodWorkers,
+		"modes": o.modes, "quick": o.quick, "lookups": o.lookups,
+	}
+	if o.only != nil {
+		m["only"] = o.only.String()
+	}
+	return m
+}
