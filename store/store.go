@@ -208,7 +208,13 @@ func (s *SQLStore) inWriteTx(ctx context.Context, fn func(ex executor) error) er
 	return inTx(ctx, s.writer, s.dialect, fn)
 }
 
-func inTx(ctx context.Context, db *sql.DB, d dialect, fn func(ex executor) error) error {
+// txBeginner is a *sql.DB, or a *sql.Conn when a transaction must run on a
+// connection prepared for it.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func inTx(ctx context.Context, db txBeginner, d dialect, fn func(ex executor) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

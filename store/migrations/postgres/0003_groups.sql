@@ -6,4 +6,4 @@
 -- exactly what the store wrote (jsonb would respace it), which the filter
 -- by group, a LIKE on '"name"', relies on.
 ALTER TABLE accounts ADD COLUMN group_names TEXT NOT NULL DEFAULT '[]'
-    CHECK (jsonb_typeof(group_names::jsonb) = 'array');
+    CONSTRAINT accounts_group_names_check CHECK (jsonb_typeof(group_names::jsonb) = 'array');
