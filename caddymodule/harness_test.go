@@ -27,6 +27,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	"github.com/cacgate/cacgate/internal/pgtest"
 	"github.com/cacgate/cacgate/testpki"
 )
 
@@ -43,6 +44,9 @@ func TestMain(m *testing.M) {
 	os.Setenv("HOME", dir)
 	code := m.Run()
 	caddy.Stop()
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
