@@ -150,11 +150,7 @@ func sqlitePath(mod any) (string, bool) {
 	default:
 		return "", false
 	}
-	path := caddy.NewReplacer().ReplaceKnown(s.Path, "")
-	if path == "" {
-		path = filepath.Join(caddy.AppDataDir(), "cacgate", "cacgate.db")
-	}
-	return path, true
+	return s.path(), true
 }
 
 // cliActor is who runs the CLI: the OS user and host, and the user sudo

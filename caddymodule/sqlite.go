@@ -34,12 +34,18 @@ func (SQLiteStore) CaddyModule() caddy.ModuleInfo {
 
 // OpenStore opens the database file and runs its migrations.
 func (s SQLiteStore) OpenStore(ctx caddy.Context) (store.Store, error) {
-	path := caddy.NewReplacer().ReplaceKnown(s.Path, "")
-	if path == "" {
-		path = filepath.Join(caddy.AppDataDir(), "cacgate", "cacgate.db")
-	}
+	path := s.path()
 	ctx.Logger().Info("opening account database", zap.String("path", path))
 	return store.OpenSQLite(ctx, path)
+}
+
+// path is the database file: Path with placeholders expanded, or the
+// default in Caddy's data directory.
+func (s SQLiteStore) path() string {
+	if path := caddy.NewReplacer().ReplaceKnown(s.Path, ""); path != "" {
+		return path
+	}
+	return filepath.Join(caddy.AppDataDir(), "cacgate", "cacgate.db")
 }
 
 // UnmarshalCaddyfile parses "sqlite [<path>]" (after "store").
