@@ -17,6 +17,8 @@ var backendBody = []byte("ok: the legacy app answered; this body is 64 bytes lon
 // identity.
 const echoHeader = "X-Echo-User"
 
+var noUser = []string{"-"}
+
 // runBackend is the tiny echo backend (see backendEnv), in its own
 // process so that its CPU time is not counted as the load generator's or a
 // server's. It prints its address on stdout and serves until killed.
@@ -29,8 +31,12 @@ func runBackend() error {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
+			// Always one echo header, so every scenario's answers have
+			// the same shape; "-" when no identity came.
 			if u := r.Header["X-Remote-User"]; len(u) > 0 {
 				h[echoHeader] = u
+			} else {
+				h[echoHeader] = noUser
 			}
 			h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 			w.Write(backendBody)

@@ -204,7 +204,7 @@ func (lr *loadRun) one(ctx context.Context, i int) (problem string, resumed bool
 		return "E" + err.Error(), false
 	case resp.StatusCode != http.StatusOK:
 		return fmt.Sprintf("HTTP %d (Location %q)", resp.StatusCode, resp.Header.Get("Location")), false
-	case lr.wantUser && resp.Header.Get(echoHeader) == "":
+	case lr.wantUser && (resp.Header.Get(echoHeader) == "" || resp.Header.Get(echoHeader) == noUser[0]):
 		return "backend received no X-Remote-User", false
 	}
 	return "", resp.TLS != nil && resp.TLS.DidResume

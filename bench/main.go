@@ -113,7 +113,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each scenario measured once per round)")
 	fs.DurationVar(&o.warm, "warm", 5*time.Second, "warm-up per cell")
 	fs.DurationVar(&o.measure, "measure", 10*time.Second, "measured time per cell")
-	fs.DurationVar(&o.warmExtra, "warm-extra", 3*time.Minute, "bound on the extra warm-up until every card has a connection (keep-alive)")
+	fs.DurationVar(&o.warmExtra, "warm-extra", 3*time.Minute, "bound on the extra warm-up until every card has been used once")
 	fs.IntVar(&o.concurrency, "c", 16, "load workers in keep-alive mode")
 	fs.IntVar(&o.connConcurrency, "cn", 8, "load workers in the connection-per-request modes")
 	fs.IntVar(&o.cards, "cards", 10000, "distinct enrolled cards for the round-robin scenarios")

@@ -268,7 +268,7 @@ func checkCookie(ctx context.Context, p *benchPKI, s *server, cookie string) err
 		return err
 	case status != http.StatusOK:
 		return fmt.Errorf("HTTP %d", status)
-	case hdr.Get(echoHeader) == "":
+	case hdr.Get(echoHeader) == "" || hdr.Get(echoHeader) == noUser[0]:
 		return errors.New("the backend received no identity")
 	}
 	return nil
