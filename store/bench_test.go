@@ -24,9 +24,15 @@ func BenchmarkAccountByFingerprintEnrolled(b *testing.B) {
 }
 
 func benchmarkAccountByFingerprint(b *testing.B, decorate func(*Account)) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { benchmarkAccountByFingerprintOn(b, be, decorate) })
+	}
+}
+
+func benchmarkAccountByFingerprintOn(b *testing.B, be backend, decorate func(*Account)) {
 	const accounts = 10_000
 	ctx := context.Background()
-	s := openTestStore(b)
+	s := be.openStore(b)
 	seedAccountsWith(b, s, accounts, decorate)
 	if decorate != nil {
 		_, err := s.writes().exec(ctx, `UPDATE accounts SET password_hash = ?, password_changed_at = created_at,

@@ -133,6 +133,10 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*SQLSt
 		db.Close()
 		return nil, fmt.Errorf("store: connect to PostgreSQL: %w", err)
 	}
+	if err := checkPostgresVersion(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := migrate(ctx, db, postgresMigrationDialect); err != nil {
 		db.Close()
 		return nil, err
@@ -148,6 +152,26 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*SQLSt
 		readStmts: newStmtCache(db),
 		dialect:   d,
 	}, nil
+}
+
+// minPostgresVersion is the oldest server the schema and the catalog query
+// run on (PostgreSQL 11: pg_index.indnkeyatts), as server_version_num.
+const minPostgresVersion = 110000
+
+func checkPostgresVersion(ctx context.Context, db *sql.DB) error {
+	var (
+		version int
+		name    string
+	)
+	err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int, current_setting('server_version')`).
+		Scan(&version, &name)
+	if err != nil {
+		return fmt.Errorf("store: PostgreSQL server version: %w", err)
+	}
+	if version < minPostgresVersion {
+		return fmt.Errorf("store: PostgreSQL %s is too old: version %d or later is required", name, minPostgresVersion/10000)
+	}
+	return nil
 }
 
 // postgresMigrationLock serialises migrations of one database across all

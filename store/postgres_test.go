@@ -398,6 +398,33 @@ func TestPostgresWatchDetectsSilentConnection(t *testing.T) {
 	waitChange(t, changes, Change{AccountID: a.ID, Username: a.Username, EDIPI: a.EDIPI})
 }
 
+// After the server drops the pool's connections (a restart, a failover),
+// the store carries on with new ones: a connection idle for more than a
+// second is checked before it is used again.
+func TestPostgresPoolReplacesLostConnections(t *testing.T) {
+	ctx := context.Background()
+	db := postgresBackend.newDatabase(t)
+	s, admin := db.open(t), db.open(t)
+	a := mustCreate(t, s, newAccount("jdoe", "1111111111", "card"))
+
+	var n int
+	err := admin.writes().queryRow(ctx, `
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = ? AND pid <> pg_backend_pid()`, defaultApplicationName).Scan(&n)
+	if err != nil || n < 1 {
+		t.Fatalf("terminated %d connections, %v; want the store's", n, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	for range 3 {
+		if _, err := s.AccountByFingerprint(ctx, fingerprint("card")); err != nil {
+			t.Fatalf("read after losing the pool's connections: %v", err)
+		}
+		if _, err := s.SetStatus(ctx, a.Username, StatusActive); err != nil {
+			t.Fatalf("write after losing the pool's connections: %v", err)
+		}
+	}
+}
+
 // Anyone who can connect can NOTIFY on the channel: what is not a Change
 // is skipped, and the watcher carries on.
 func TestPostgresWatchSkipsMalformedNotices(t *testing.T) {
