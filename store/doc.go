@@ -1,10 +1,12 @@
 // Package store keeps cacgate's accounts, the CAC certificates linked to
 // them, and the server secrets every node must share, in a SQL database.
 //
-// The default backend is an embedded SQLite file ([OpenSQLite]); the schema
-// and every query are written so that a PostgreSQL backend can share them,
-// with the differences confined to an unexported dialect value and a
-// per-dialect directory of migrations.
+// The default backend is an embedded SQLite file ([OpenSQLite]).
+// [OpenPostgres] serves a cluster of gateway nodes sharing one PostgreSQL
+// database, and [SQLStore.Watch] tells each node of the changes the others
+// commit. Both backends share the schema and every query, with the
+// differences confined to an unexported dialect value and a per-dialect
+// directory of migrations.
 //
 // The store enforces what the schema enforces (uniqueness, the set of
 // statuses, the shape of a fingerprint) and nothing more: callers validate
