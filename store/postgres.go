@@ -94,7 +94,8 @@ func ParsePostgresDSN(dsn string) (*pgx.ConnConfig, error) {
 // its schema up to date. Any number of gateway nodes may open the same
 // database, at the same time too: migrations take turns under an advisory
 // lock, uniqueness is decided by the database's constraints, and every
-// write that caches depend on is announced to all of them (see Watch).
+// write that caches depend on is announced to all of them (see
+// [SQLStore.Watch]).
 //
 // The DSN must reach PostgreSQL itself or a pooler in session mode: the
 // store prepares statements and LISTENs, which a transaction-mode pooler
