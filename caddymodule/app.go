@@ -105,6 +105,12 @@ type App struct {
 	// Default 1.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
 
+	// Node names this gateway node in audit entries (the "node" field).
+	// Placeholders such as {env.NODE_NAME} are expanded. Default: the
+	// host name, which is not unique when several nodes share a host or
+	// containers get random names.
+	Node string `json:"node,omitempty"`
+
 	store    store.Store
 	tokens   *consent.Tokens
 	consents *consent.Cache
@@ -153,6 +159,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.audit = newAuditor(ctx.Logger(auditLog{}), a.metrics)
+	if node := caddy.NewReplacer().ReplaceKnown(a.Node, ""); node != "" {
+		a.audit.node = node
+	}
 	if a.CacheSize == 0 {
 		a.CacheSize = DefaultCacheSize
 	}

@@ -102,6 +102,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.HashConcurrency = n
+		case "node":
+			if err := stringArg(d, &a.Node); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized cacgate option %q", sub)
 		}

@@ -28,6 +28,7 @@ import (
 	// Not used directly: it makes this package's test cache depend on the
 	// gateway's code, which the binary built in TestMain is made of.
 	_ "github.com/cacgate/cacgate"
+	"github.com/cacgate/cacgate/internal/pgtest"
 )
 
 // caddyBin is the binary built once for the whole package by TestMain.
@@ -53,7 +54,15 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "./xcaddy.sh failed: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// The cluster tests' PostgreSQL server, if they started one.
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }
 
 func repoRoot() string {

@@ -1,0 +1,532 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/internal/pgtest"
+	"github.com/cacgate/cacgate/testpki"
+)
+
+// A cluster: two gateway processes (the built binary) sharing one real
+// PostgreSQL database, as several nodes behind a load balancer would.
+//
+// The card cache TTL is ten minutes, far longer than the test: every
+// change seen on the other node within the test's few-second bound got
+// there through PostgreSQL's LISTEN/NOTIFY, not through the cache expiring.
+
+// clusterCacheTTL is the nodes' cache_ttl.
+const clusterCacheTTL = "10m"
+
+// propagationBound is how long a change made on one node may take to
+// apply on the other: NOTIFY delivery plus one request.
+const propagationBound = 5 * time.Second
+
+type cluster struct {
+	dir   string
+	dsn   string
+	pki   *testpki.PKI
+	roots *x509.CertPool
+	nodes [2]*node
+}
+
+type node struct {
+	name  string
+	site  string // host:port of the gateway site
+	admin string // host:port of the admin API
+	log   *bytes.Buffer
+}
+
+// clusterRoster is the personnel roster both nodes check enrollments
+// against: the namesakes of TestClusterConcurrentEnrollment and the person
+// of TestCluster.
+func clusterRoster(namesakes int) string {
+	var b strings.Builder
+	b.WriteString("edipi,ssn,fin,dob,pebd,last,first,middle,category,organization\n")
+	b.WriteString("1234567801,900-33-0001,,1981-02-03,,TANAKA,KEN,R,Active Navy,USS Example\n")
+	for i := range namesakes {
+		fmt.Fprintf(&b, "%d,900-44-%04d,,1990-01-01,,GARCIA,LUIS,A,Active Air Force,\n", 1234568000+i, i+1)
+	}
+	return b.String()
+}
+
+func startCluster(t *testing.T, namesakes int) *cluster {
+	t.Helper()
+	c := &cluster{dir: t.TempDir(), dsn: pgtest.NewDatabase(t)}
+	p, err := testpki.Generate(testpki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.pki = p
+	if err := p.WriteDir(filepath.Join(c.dir, "pki"), "x"); err != nil {
+		t.Fatal(err)
+	}
+	c.roots = x509.NewCertPool()
+	c.roots.AddCert(p.Root.Cert)
+	if err := os.WriteFile(filepath.Join(c.dir, "roster.csv"), []byte(clusterRoster(namesakes)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The nodes start at the same time, as after a deploy: their
+	// migrations race and must take turns.
+	var wg sync.WaitGroup
+	for i, name := range []string{"a", "b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.nodes[i] = c.startNode(t, name)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return c
+}
+
+const nodeCaddyfile = `{
+	admin 127.0.0.1:{ADMIN}
+	auto_https off
+	storage file_system {DIR}/data-{NODE}
+	cacgate {
+		node {NODE}
+		store postgres {env.CACGATE_PG_DSN}
+		cache_ttl {TTL}
+		revocation off
+		roster csv {DIR}/roster.csv
+	}
+	log cacgate_audit {
+		include http.handlers.cacgate.audit
+		output file {DIR}/audit-{NODE}.log
+		format json
+	}
+}
+
+https://localhost:{PORT} {
+	tls {DIR}/pki/server.pem {DIR}/pki/server-key.pem {
+		client_auth {
+			mode verify_if_given
+			trust_pool file {DIR}/pki/root.pem
+		}
+	}
+	cacgate
+	respond "user={http.auth.user.id} node={NODE}" 200
+}
+`
+
+// startNode runs one gateway process on fresh ports (retrying when another
+// process takes a port first) and waits for its admin API.
+func (c *cluster) startNode(t *testing.T, name string) *node {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		n, ok := c.tryNode(t, name)
+		if ok {
+			return n
+		}
+		if attempt == 3 {
+			t.Errorf("node %s did not come up:\n%s", name, lastLines(n.log.String(), 40))
+			return nil
+		}
+	}
+}
+
+func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
+	ports := freePorts(t, 2)
+	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1], log: new(bytes.Buffer)}
+	cfg := strings.NewReplacer("{ADMIN}", ports[1], "{PORT}", ports[0], "{DIR}", c.dir, "{NODE}", name, "{TTL}", clusterCacheTTL).Replace(nodeCaddyfile)
+	file := filepath.Join(c.dir, "Caddyfile-"+name)
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, caddyBin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Dir = c.dir
+	cmd.Env = append(caddyEnv(c.dir), "CACGATE_PG_DSN="+c.dsn)
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	stop := func() {
+		cancel()
+		<-exited
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if resp, err := hc.Get("http://" + n.admin + "/cacgate/accounts"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-exited:
+			return n, false
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return n, false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("node %s output:\n%s", name, lastLines(n.log.String(), 30))
+		}
+	})
+	return n, true
+}
+
+// browser is a person's browser with one card: it keeps cookies across the
+// nodes (they share the host name, as behind a load balancer) and does not
+// follow redirects.
+func (c *cluster) browser(t *testing.T, card *testpki.Card) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar: jar, Timeout: 20 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: c.roots, ServerName: "localhost", Certificates: []tls.Certificate{card.TLS},
+		}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// enroll walks a card through self-enrollment on node n (banner, identity,
+// profile and password, questions) and returns the completion page.
+func enroll(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
+	t.Helper()
+	// A banner accepted on the other node counts here too (the nodes
+	// share the consent key); otherwise accept it now.
+	resp, page := get(t, b, "https://"+n.site+"/", "text/html")
+	if strings.HasPrefix(resp.Header.Get("Location"), "/.cacgate/consent") {
+		resp, page = acceptBanner(t, b, n.site, "/")
+	}
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/.cacgate/enroll") {
+		t.Fatalf("node %s: unregistered card after the banner: HTTP %d, Location %q\n%s", n.name, resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	base := "https://" + n.site + "/.cacgate/enroll"
+	resp, page = get(t, b, base+"/new", "text/html")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("node %s: identity form: HTTP %d", n.name, resp.StatusCode)
+	}
+	page = postForm(t, b, base+"/new", page, url.Values{"idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}})
+	if !strings.Contains(page, `name="password"`) {
+		t.Fatalf("node %s: identity not accepted:\n%s", n.name, page)
+	}
+	page = postForm(t, b, base+"/profile", page, url.Values{
+		"email": {"person@example.mil"}, "organization": {"USN"}, "location": {"North America"},
+		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
+	})
+	if !strings.Contains(page, `name="question-1"`) {
+		t.Fatalf("node %s: profile not accepted:\n%s", n.name, page)
+	}
+	qs := credential.Questions()
+	form := url.Values{}
+	for i := 1; i <= 3; i++ {
+		k := fmt.Sprint(i)
+		form.Set("question-"+k, qs[i].ID)
+		form.Set("answer-"+k, "answer number "+k)
+		form.Set("confirm-"+k, "answer number "+k)
+	}
+	return postForm(t, b, base+"/questions", page, form)
+}
+
+var createdUsername = regexp.MustCompile(`[a-z]+\.[a-z]\.[a-z]+[0-9]*`)
+
+// TestCluster: enroll through node A, get in through node B; disable
+// through node B's admin API, refused on node A within the bound.
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 0)
+	a, b := c.nodes[0], c.nodes[1]
+	card, err := c.pki.Intermediate.IssueCard(testpki.CardSpec{Name: "tanaka", Family: "TANAKA", Given: "KEN", Middle: "R", EDIPI: "1234567801", Affiliation: "USN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := c.browser(t, card)
+
+	// Node B sees the card first and caches "not registered".
+	if resp, _ := acceptBanner(t, br, b.site, "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("node b before enrollment: HTTP %d", resp.StatusCode)
+	}
+
+	page := enroll(t, br, a, "900-33-0001", "1981-02-03")
+	if !strings.Contains(page, "ken.r.tanaka") {
+		t.Fatalf("enrollment on node a did not complete:\n%s", page)
+	}
+
+	// Node B admits the card at once: its cached "not registered" was
+	// dropped by the change node A announced.
+	start := time.Now()
+	waitFor(t, "node b admits the enrolled card", func() (bool, string) {
+		resp, body := get(t, br, "https://"+b.site+"/", "text/html")
+		return resp.StatusCode == http.StatusOK && body == "user=ken.r.tanaka node=b", fmt.Sprintf("HTTP %d %q", resp.StatusCode, body)
+	})
+	t.Logf("enrollment on node a took effect on node b after %v (cache_ttl %s)", time.Since(start).Round(time.Millisecond), clusterCacheTTL)
+	if resp, body := get(t, br, "https://"+a.site+"/", "text/html"); resp.StatusCode != http.StatusOK || body != "user=ken.r.tanaka node=a" {
+		t.Fatalf("node a after enrollment: HTTP %d %q", resp.StatusCode, body)
+	}
+
+	// Disabled through node B's admin API: refused on node A.
+	adminPost(t, b, "/cacgate/accounts/ken.r.tanaka/disable")
+	start = time.Now()
+	waitFor(t, "node a refuses the disabled account", func() (bool, string) {
+		resp, body := get(t, br, "https://"+a.site+"/", "text/html")
+		return resp.StatusCode == http.StatusForbidden && strings.Contains(body, "disabled"), fmt.Sprintf("HTTP %d", resp.StatusCode)
+	})
+	t.Logf("disable on node b took effect on node a after %v", time.Since(start).Round(time.Millisecond))
+
+	// Enabled again through node A, admitted on node B; the card unlinked
+	// through node A goes back to enrollment on node B.
+	adminPost(t, a, "/cacgate/accounts/ken.r.tanaka/enable")
+	waitFor(t, "node b admits the re-enabled account", func() (bool, string) {
+		resp, _ := get(t, br, "https://"+b.site+"/", "text/html")
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("HTTP %d", resp.StatusCode)
+	})
+	fp := fmt.Sprintf("%x", sha256.Sum256(card.Cert.Raw))
+	adminDelete(t, a, "/cacgate/accounts/ken.r.tanaka/cards/"+fp)
+	waitFor(t, "node b no longer admits the unlinked card", func() (bool, string) {
+		resp, _ := get(t, br, "https://"+b.site+"/", "text/html")
+		return resp.StatusCode == http.StatusSeeOther, fmt.Sprintf("HTTP %d", resp.StatusCode)
+	})
+
+	// Each node wrote its own audit trail, naming itself: the banner was
+	// accepted on node b, the enrollment completed on node a, and no SSN
+	// is in either.
+	wantEvents := map[string]string{"a": "enroll.completed", "b": "consent.accepted"}
+	for _, n := range c.nodes {
+		data, err := os.ReadFile(filepath.Join(c.dir, "audit-"+n.name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte(`"event":"`+wantEvents[n.name]+`"`)) || bytes.Contains(data, []byte("900-33-0001")) ||
+			!bytes.Contains(data, []byte(`"node":"`+n.name+`"`)) {
+			t.Errorf("node %s audit log: %s missing, node not named, or SSN present:\n%s", n.name, wantEvents[n.name], data)
+		}
+	}
+}
+
+// TestClusterConcurrentEnrollment: namesakes enrolling at once through both
+// nodes get distinct usernames, and one card enrolling on both nodes at
+// once gets exactly one account.
+func TestClusterConcurrentEnrollment(t *testing.T) {
+	const people = 6
+	c := startCluster(t, people)
+	cards := make([]*testpki.Card, people)
+	for i := range cards {
+		var err error
+		cards[i], err = c.pki.Intermediate.IssueCard(testpki.CardSpec{
+			Name: fmt.Sprintf("garcia%d", i), Family: "GARCIA", Given: "LUIS", Middle: "A", EDIPI: fmt.Sprint(1234568000 + i), Affiliation: "USAF",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Person 0 enrolls on both nodes at once, with two browsers; the
+	// others alternate nodes. All at the same time.
+	type attempt struct {
+		person int
+		node   *node
+	}
+	attempts := []attempt{{0, c.nodes[0]}, {0, c.nodes[1]}}
+	for i := 1; i < people; i++ {
+		attempts = append(attempts, attempt{i, c.nodes[i%2]})
+	}
+	pages := make([]string, len(attempts))
+	var wg sync.WaitGroup
+	for k, at := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pages[k] = tryEnroll(t, c.browser(t, cards[at.person]), at.node, fmt.Sprintf("900-44-%04d", at.person+1), "1990-01-01")
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// The database holds exactly one account per person, with distinct
+	// usernames luis.a.garcia, luis.a.garcia1, ...
+	conn, err := pgx.Connect(context.Background(), c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT username, edipi FROM accounts ORDER BY username`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usernames := map[string]bool{}
+	edipis := map[string]bool{}
+	for rows.Next() {
+		var u, e string
+		if err := rows.Scan(&u, &e); err != nil {
+			t.Fatal(err)
+		}
+		if usernames[u] || edipis[e] {
+			t.Errorf("duplicate account: %s %s", u, e)
+		}
+		usernames[u], edipis[e] = true, true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(usernames) != people {
+		t.Fatalf("%d accounts for %d people: %v\npages:\n%s", len(usernames), people, usernames, strings.Join(pages, "\n----\n"))
+	}
+	for i := range people {
+		want := "luis.a.garcia"
+		if i > 0 {
+			want += fmt.Sprint(i)
+		}
+		if !usernames[want] {
+			t.Errorf("username %s missing: %v", want, usernames)
+		}
+	}
+	// Person 0's second attempt lost the race and was told the card (or
+	// DoD ID) is already registered, not given a second account.
+	completed := 0
+	for k := range 2 {
+		if strings.Contains(pages[k], "luis.a.garcia") && createdUsername.MatchString(pages[k]) {
+			completed++
+		}
+	}
+	if completed == 0 {
+		t.Errorf("neither of person 0's enrollments completed:\n%s\n----\n%s", pages[0], pages[1])
+	}
+}
+
+// tryEnroll is enroll for racing attempts: it returns the last page
+// reached instead of failing when a step does not lead on (the loser of a
+// race for one card is told the card is registered).
+func tryEnroll(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
+	t.Helper()
+	acceptBanner(t, b, n.site, "/")
+	base := "https://" + n.site + "/.cacgate/enroll"
+	resp, page := get(t, b, base+"/new", "text/html")
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("identity form: HTTP %d", resp.StatusCode)
+	}
+	steps := []struct {
+		path, next string
+		fields     url.Values
+	}{
+		{"/new", `name="password"`, url.Values{"idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}},
+		{"/profile", `name="question-1"`, url.Values{"email": {"person@example.mil"}, "organization": {"USAF"}, "location": {"North America"},
+			"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"}}},
+	}
+	for _, s := range steps {
+		page = postFormAny(t, b, base+s.path, page, s.fields)
+		if !strings.Contains(page, s.next) {
+			return page
+		}
+	}
+	qs := credential.Questions()
+	form := url.Values{}
+	for i := 1; i <= 3; i++ {
+		k := fmt.Sprint(i)
+		form.Set("question-"+k, qs[i].ID)
+		form.Set("answer-"+k, "answer number "+k)
+		form.Set("confirm-"+k, "answer number "+k)
+	}
+	return postFormAny(t, b, base+"/questions", page, form)
+}
+
+// postFormAny is postForm that returns the page whatever its status.
+func postFormAny(t *testing.T, c *http.Client, u, page string, fields url.Values) string {
+	t.Helper()
+	form := url.Values{}
+	for _, name := range []string{"csrf", "state"} {
+		if m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page); m != nil {
+			form.Set(name, html.UnescapeString(m[1]))
+		}
+	}
+	for k, v := range fields {
+		form[k] = v
+	}
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Errorf("POST %s: %v", u, err)
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return fmt.Sprintf("<!-- HTTP %d -->\n%s", resp.StatusCode, b)
+}
+
+// waitFor polls cond until it holds, failing the test after
+// propagationBound (at most 100 tries).
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(propagationBound)
+	var last string
+	for range 100 {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v (last: %s)", what, propagationBound, last)
+}
+
+func adminPost(t *testing.T, n *node, path string) {
+	t.Helper()
+	adminCall(t, n, "POST", path)
+}
+
+func adminDelete(t *testing.T, n *node, path string) {
+	t.Helper()
+	adminCall(t, n, "DELETE", path)
+}
+
+func adminCall(t *testing.T, n *node, method, path string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+n.admin+path, nil)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("node %s admin %s %s: HTTP %d %s", n.name, method, path, resp.StatusCode, body)
+	}
+	var v any
+	if len(body) > 0 && json.Unmarshal(body, &v) != nil {
+		t.Fatalf("node %s admin %s %s: not JSON: %s", n.name, method, path, body)
+	}
+}
