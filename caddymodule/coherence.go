@@ -22,7 +22,7 @@ import (
 // to every process using the database.
 type changeWatcher interface {
 	CanWatch() bool
-	Watch(ctx context.Context, fn func(store.Change)) error
+	WatchWithErrors(ctx context.Context, fn func(store.Change), onError func(error)) error
 }
 
 // watchChanges follows the store's change feed until ctx is done (the
@@ -30,7 +30,10 @@ type changeWatcher interface {
 // after any gap, so this loop needs no retry of its own.
 func (a *App) watchChanges(ctx context.Context, w changeWatcher) {
 	a.logger.Info("following account changes announced by other nodes")
-	if err := w.Watch(ctx, a.applyChange); err != nil && ctx.Err() == nil {
+	onError := func(err error) {
+		a.logger.Warn("account change feed interrupted; reconnecting (the cache is dropped once it is back)", zap.Error(err))
+	}
+	if err := w.WatchWithErrors(ctx, a.applyChange, onError); err != nil && ctx.Err() == nil {
 		a.logger.Error("account change feed stopped; changes made on other nodes now take effect within cache_ttl",
 			zap.Error(err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -157,6 +158,12 @@ func decodeStrings(column, text string) ([]string, error) {
 	return list, nil
 }
 
+// storableKey reports whether a lookup key is text every backend can hold:
+// valid UTF-8 without NUL bytes.
+func storableKey(key string) bool {
+	return utf8.ValidString(key) && !strings.ContainsRune(key, 0)
+}
+
 // AccountByUsername implements Store.
 func (s *SQLStore) AccountByUsername(ctx context.Context, username string) (*Account, error) {
 	return s.oneAccount(ctx, "by username", accountByUsernameSQL, username)
@@ -173,6 +180,13 @@ func (s *SQLStore) AccountByFingerprint(ctx context.Context, fingerprint string)
 }
 
 func (s *SQLStore) oneAccount(ctx context.Context, how, query, key string) (*Account, error) {
+	if !storableKey(key) {
+		// No account can have it: PostgreSQL cannot even compare such
+		// text and would answer with an error, SQLite with no row. Both
+		// backends say "not found", so a typed "%00" is an unknown
+		// username, not a failed request.
+		return nil, fmt.Errorf("store: account %s: %w", how, ErrNotFound)
+	}
 	a, err := oneAccount(ctx, s.reads(), query, key)
 	if err != nil {
 		return nil, fmt.Errorf("store: account %s: %w", how, s.dialect.translate(err))

@@ -508,3 +508,23 @@ func testTransitionStatus(t *testing.T, be backend) {
 		t.Fatalf("%d approvals won, want 1", wins)
 	}
 }
+
+// A key no backend can store (a NUL byte, invalid UTF-8) is simply not
+// found, on PostgreSQL as on SQLite, rather than a failed query.
+func TestLookupOfUnstorableKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := be.openStore(t)
+		ctx := context.Background()
+		for _, key := range []string{"john\x00doe", "\xff\xfe", "a\x00"} {
+			if _, err := s.AccountByUsername(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("AccountByUsername(%q): %v, want ErrNotFound", key, err)
+			}
+			if _, err := s.AccountByEDIPI(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("AccountByEDIPI(%q): %v, want ErrNotFound", key, err)
+			}
+			if _, err := s.AccountByFingerprint(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("AccountByFingerprint(%q): %v, want ErrNotFound", key, err)
+			}
+		}
+	})
+}
