@@ -93,11 +93,10 @@ func (s *SQLStore) ImportAccounts(ctx context.Context, next func() (*Account, er
 	if opts.MaxListed <= 0 {
 		opts.MaxListed = DefaultMaxListed
 	}
-	bulk := bulkDialectOf(s.dialect)
 	var report ImportReport
-	err := s.withBulkConn(ctx, bulk, func(conn *sql.Conn) error {
+	err := s.withBulkConn(ctx, func(conn *sql.Conn) error {
 		return inTx(ctx, conn, s.dialect, func(ex executor) error {
-			im := importer{s: s, ex: ex, bulk: bulk, opts: opts, report: &report, at: now()}
+			im := importer{s: s, ex: ex, opts: opts, report: &report, at: now()}
 			defer im.closeStatements()
 			return im.run(ctx, next)
 		})
@@ -110,14 +109,14 @@ func (s *SQLStore) ImportAccounts(ctx context.Context, next func() (*Account, er
 
 // withBulkConn runs fn on a write connection of its own, tuned for a large
 // import if the dialect knows how.
-func (s *SQLStore) withBulkConn(ctx context.Context, bulk bulkDialect, fn func(conn *sql.Conn) error) (err error) {
+func (s *SQLStore) withBulkConn(ctx context.Context, fn func(conn *sql.Conn) error) (err error) {
 	conn, err := s.writer.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if bulk.tune != nil {
-		restore, tuneErr := bulk.tune(ctx, executor{q: conn, rebind: s.dialect.rebind})
+	if tune := bulkTuning[s.dialect.name]; tune != nil {
+		restore, tuneErr := tune(ctx, executor{q: conn, rebind: s.dialect.rebind})
 		if tuneErr != nil {
 			return tuneErr
 		}
@@ -131,7 +130,6 @@ const anyClearedCardSQL = `SELECT COUNT(*) FROM (SELECT 1 FROM cleared_cards LIM
 type importer struct {
 	s      *SQLStore
 	ex     executor
-	bulk   bulkDialect
 	opts   ImportOptions
 	report *ImportReport
 	at     time.Time
@@ -139,10 +137,12 @@ type importer struct {
 	// began: if not, there is no clearing to lift, which spares a DELETE
 	// per batch when seeding a fresh database.
 	anyCleared bool
-	args       []any
+	// staged counts the cards staged so far (see import_cards.go).
+	staged int
+	args   []any
 	// Statements for full batches and full card chunks, prepared once:
 	// parsing a thousand-row INSERT costs about as much as running it.
-	accountsStmt, cardsStmt *sql.Stmt
+	accountsStmt, stageStmt *sql.Stmt
 }
 
 func (im *importer) run(ctx context.Context, next func() (*Account, error)) error {
@@ -151,6 +151,14 @@ func (im *importer) run(ctx context.Context, next func() (*Account, error)) erro
 		return err
 	}
 	im.anyCleared = cleared > 0
+	if _, err := im.ex.exec(ctx, createImportCardsSQL); err != nil {
+		return err
+	}
+	if im.opts.OnConflict == ImportSkip {
+		if _, err := im.ex.exec(ctx, indexImportCardsSQL); err != nil {
+			return err
+		}
+	}
 	batch := make([]importRecord, 0, importBatch)
 	for n := 1; ; n++ {
 		a, err := next()
@@ -176,6 +184,22 @@ func (im *importer) run(ctx context.Context, next func() (*Account, error)) erro
 		}
 	}
 	if err := im.flush(ctx, batch); err != nil {
+		return err
+	}
+	if err := im.storeCards(ctx); err != nil {
+		return err
+	}
+	im.report.Cards = im.staged
+	if im.anyCleared {
+		// An import registers cards as explicitly as LinkCard, and lifts
+		// an earlier clearing of them the same way.
+		if _, err := im.ex.exec(ctx, liftImportClearingsSQL); err != nil {
+			return err
+		}
+	}
+	// Dropped here so that the connection, which goes back to the pool,
+	// can import again; a failed import's rollback removes it as well.
+	if _, err := im.ex.exec(ctx, dropImportCardsSQL); err != nil {
 		return err
 	}
 	if im.report.Imported == 0 {

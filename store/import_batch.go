@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// importCardChunk is how many cards one INSERT stores: 8 columns each, so
+// importCardChunk is how many cards one INSERT stages: 8 columns each, so
 // 8000 parameters.
 const importCardChunk = 1000
 
@@ -18,19 +18,10 @@ suffix, email, affiliation, status, created_at, updated_at, last_login_at, categ
 group_names, organization, location, work_address, phone) VALUES `
 	importAccountRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-	importCardsInto = ` INTO cards (fingerprint, account_id, subject, issuer, serial,
-not_after, created_at, last_used_at) VALUES `
-	importCardRow = `(?, ?, ?, ?, ?, ?, ?, ?)`
-
 	// Both databases spell savepoints this way.
 	importSavepoint         = `SAVEPOINT import_batch`
 	importRollbackSavepoint = `ROLLBACK TO SAVEPOINT import_batch`
 	importReleaseSavepoint  = `RELEASE SAVEPOINT import_batch`
-
-	lastAccountIDSQL = `SELECT COALESCE(MAX(id), 0) FROM accounts`
-	// Cards, and anything else of the accounts, go with them (ON DELETE
-	// CASCADE).
-	deleteAccountsAfterSQL = `DELETE FROM accounts WHERE id > ?`
 )
 
 // flush stores a batch. Under ImportFail it inserts at once and only if a
@@ -54,23 +45,26 @@ func (im *importer) flush(ctx context.Context, batch []importRecord) error {
 	// between the lookup and the INSERT, which cannot happen on SQLite;
 	// after that the import fails rather than chase it.
 	for range 2 {
-		mark, err := im.beginBatch(ctx)
-		if err != nil {
+		// The savepoint lets the lookups run after a failed INSERT:
+		// PostgreSQL refuses every statement in a transaction after an
+		// error until it rolls back to a savepoint.
+		if _, err := im.ex.exec(ctx, importSavepoint); err != nil {
 			return err
 		}
 		insertErr := im.insert(ctx, batch)
 		if insertErr == nil {
-			return im.endBatch(ctx)
+			_, err := im.ex.exec(ctx, importReleaseSavepoint)
+			return err
 		}
 		if _, ok := im.s.dialect.uniqueViolation(insertErr); !ok {
 			return insertErr
 		}
-		if err := im.undoBatch(ctx, mark); err != nil {
+		if _, err := im.ex.exec(ctx, importRollbackSavepoint); err != nil {
 			return errors.Join(insertErr, err)
 		}
 		kept, err := im.resolveClashes(ctx, batch) // an *ImportError under ImportFail
 		if err != nil {
-			return err
+			return im.firstOf(ctx, err)
 		}
 		if len(kept) == len(batch) {
 			return fmt.Errorf("a key was taken by another writer during the import: %w", im.s.dialect.translate(insertErr))
@@ -82,38 +76,25 @@ func (im *importer) flush(ctx context.Context, batch []importRecord) error {
 	return errors.New("keys kept being taken by another writer during the import")
 }
 
-// beginBatch marks where a batch starts, so that undoBatch can take it
-// back: a savepoint, or for dialects whose failed statements leave the
-// transaction usable and whose imports exclude other writers (SQLite), the
-// last account id, which spares the journal a savepoint keeps.
-func (im *importer) beginBatch(ctx context.Context) (mark int64, err error) {
-	if im.bulk.undoByID {
-		err = im.ex.queryRow(ctx, lastAccountIDSQL).Scan(&mark)
-		return mark, err
-	}
-	_, err = im.ex.exec(ctx, importSavepoint)
-	return 0, err
-}
-
-func (im *importer) endBatch(ctx context.Context) error {
-	if im.bulk.undoByID {
-		return nil
-	}
-	_, err := im.ex.exec(ctx, importReleaseSavepoint)
-	return err
-}
-
-func (im *importer) undoBatch(ctx context.Context, mark int64) error {
-	if im.bulk.undoByID {
-		_, err := im.ex.exec(ctx, deleteAccountsAfterSQL, mark)
+// firstOf returns the clash err names, unless a record before it has a
+// staged card that clashes: cards are only stored at the end, so their
+// clashes would otherwise be found after later records'.
+func (im *importer) firstOf(ctx context.Context, err error) error {
+	var ie *ImportError
+	if !errors.As(err, &ie) {
 		return err
 	}
-	_, err := im.ex.exec(ctx, importRollbackSavepoint)
+	record, cardErr := im.firstCardClash(ctx)
+	if cardErr != nil {
+		return errors.Join(err, cardErr)
+	}
+	if record != 0 && record < ie.Record {
+		return &ImportError{Record: record, Field: "card", Err: ErrCardTaken}
+	}
 	return err
 }
 
-// insert writes the batch's accounts and then their cards, and lifts any
-// clearing of those cards.
+// insert writes the batch's accounts and stages their cards.
 func (im *importer) insert(ctx context.Context, batch []importRecord) error {
 	args := im.args[:0]
 	for _, r := range batch {
@@ -147,54 +128,11 @@ func (im *importer) insert(ctx context.Context, batch []importRecord) error {
 		return fmt.Errorf("inserted %d accounts, the database returned %d", len(batch), len(ids))
 	}
 
-	args = args[:0]
-	n, cards := 0, 0
-	for _, r := range batch {
-		id := ids[r.a.Username]
-		for _, c := range r.a.Cards {
-			args = append(args, c.Fingerprint, id, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
-				im.at.Unix(), unixOrNull(c.LastUsedAt))
-			if n++; n == importCardChunk {
-				if err := im.execValues(ctx, &im.cardsStmt, importCardChunk, importCardsInto, importCardRow, n, args); err != nil {
-					return err
-				}
-				cards, n, args = cards+n, 0, args[:0]
-			}
-		}
-	}
-	if n > 0 {
-		if err := im.execValues(ctx, &im.cardsStmt, importCardChunk, importCardsInto, importCardRow, n, args); err != nil {
-			return err
-		}
-		cards += n
-	}
 	im.args = args
-	if err := im.liftClearings(ctx, batch); err != nil {
+	if err := im.stageCards(ctx, batch, ids); err != nil {
 		return err
 	}
 	im.report.Imported += len(batch)
-	im.report.Cards += cards
-	return nil
-}
-
-// liftClearings: an import registers cards as explicitly as LinkCard, and
-// lifts an earlier clearing of them the same way.
-func (im *importer) liftClearings(ctx context.Context, batch []importRecord) error {
-	if !im.anyCleared {
-		return nil
-	}
-	var fingerprints []string
-	for _, r := range batch {
-		for _, c := range r.a.Cards {
-			fingerprints = append(fingerprints, c.Fingerprint)
-		}
-	}
-	for start := 0; start < len(fingerprints); start += clashChunk {
-		chunk := fingerprints[start:min(start+clashChunk, len(fingerprints))]
-		if _, err := im.ex.exec(ctx, `DELETE FROM cleared_cards WHERE fingerprint IN (`+placeholders(len(chunk))+`)`, stringArgs(chunk)...); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -203,8 +141,7 @@ type preparer interface {
 	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
-// queryValues runs "INSERT" + into + n rows + tail, with the dialect's
-// INSERT verb. A full batch's statement is prepared once and kept in
+// queryValues runs INSERT, into, n rows and tail. A full batch's statement is prepared once and kept in
 // *cached: parsing a thousand-row INSERT costs about as much as running it.
 func (im *importer) queryValues(ctx context.Context, cached **sql.Stmt, full int, into, row, tail string, n int, args []any) (*sql.Rows, error) {
 	if n == full {
@@ -251,19 +188,19 @@ func (im *importer) statement(ctx context.Context, cached **sql.Stmt, into, row,
 }
 
 func (im *importer) closeStatements() {
-	for _, st := range []*sql.Stmt{im.accountsStmt, im.cardsStmt} {
+	for _, st := range []*sql.Stmt{im.accountsStmt, im.stageStmt} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
-// valuesSQL is the dialect's INSERT verb, into, n copies of row separated
+// valuesSQL is INSERT, into, n copies of row separated
 // by commas, and tail.
 func (im *importer) valuesSQL(into, row, tail string, n int) string {
 	var b strings.Builder
-	b.Grow(len(im.bulk.insert) + len(into) + n*(len(row)+1) + len(tail))
-	b.WriteString(im.bulk.insert)
+	b.Grow(len("INSERT") + len(into) + n*(len(row)+1) + len(tail))
+	b.WriteString("INSERT")
 	b.WriteString(into)
 	for i := range n {
 		if i > 0 {

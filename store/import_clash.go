@@ -34,6 +34,14 @@ func (im *importer) resolveClashes(ctx context.Context, batch []importRecord) ([
 	if err != nil {
 		return nil, err
 	}
+	// Cards of earlier batches are staged, not yet stored.
+	stagedCards, err := im.existing(ctx, `SELECT fingerprint FROM cacgate_import_cards WHERE fingerprint IN `, fingerprints)
+	if err != nil {
+		return nil, err
+	}
+	for fp := range stagedCards {
+		takenCards[fp] = true
+	}
 	kept := make([]importRecord, 0, len(batch))
 	for _, r := range batch {
 		key, clash := "", error(nil)

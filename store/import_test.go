@@ -368,3 +368,56 @@ func testImportLiftsClearedCard(t *testing.T, be backend) {
 	}
 	_ = old
 }
+
+// Cards are stored at the end of an import; a card clash in an early
+// record is still the one named when a later record's username clashes.
+func TestImportNamesFirstClash(t *testing.T) { forEachBackend(t, testImportNamesFirstClash) }
+
+func testImportNamesFirstClash(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := be.openStore(t)
+	mustCreate(t, s, newAccount("taken", "9999999999", "taken-card"))
+	next := generated(2*importBatch + 10)
+	n := 0
+	_, err := s.ImportAccounts(ctx, func() (*Account, error) {
+		a, err := next()
+		switch n++; n {
+		case 7:
+			a.Cards = append(a.Cards, newCard("taken-card"))
+		case importBatch + 20:
+			a.Username = "taken"
+		}
+		return a, err
+	}, ImportOptions{})
+	assertImportError(t, err, 7, "card", ErrCardTaken)
+}
+
+// A failed import leaves nothing on the connection that would trouble the
+// next one (its staging table goes with the rollback).
+func TestImportAfterFailedImport(t *testing.T) { forEachBackend(t, testImportAfterFailedImport) }
+
+func testImportAfterFailedImport(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := be.openStore(t)
+	for _, opts := range []ImportOptions{{}, {OnConflict: ImportSkip}} {
+		bad := generatedAccount(1)
+		bad.EDIPI = "x"
+		if _, err := s.ImportAccounts(ctx, records(generatedAccount(0), bad), opts); err == nil {
+			t.Fatal("invalid import succeeded")
+		}
+		dup := generatedAccount(3)
+		dup.Cards = generatedAccount(2).Cards
+		if _, err := s.ImportAccounts(ctx, records(generatedAccount(2), dup), ImportOptions{}); err == nil {
+			t.Fatal("import with a repeated card succeeded")
+		}
+	}
+	for i, opts := range []ImportOptions{{}, {OnConflict: ImportSkip}} {
+		report, err := s.ImportAccounts(ctx, records(generatedAccount(10+i)), opts)
+		if err != nil || report.Imported != 1 || report.Cards != 1 {
+			t.Fatalf("import after failed ones: %+v, %v", report, err)
+		}
+	}
+	if n := countRows(t, s, "accounts"); n != 2 {
+		t.Errorf("%d accounts, want 2", n)
+	}
+}
