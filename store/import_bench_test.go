@@ -3,37 +3,29 @@ package store
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 )
 
-// BenchmarkImport imports 10,000 accounts with a card each into a fresh
-// database per iteration.
+// BenchmarkImport imports benchImportSize() accounts with a card each into
+// a fresh database per iteration, on each backend.
 func BenchmarkImport(b *testing.B) {
 	n := benchImportSize()
 	ctx := context.Background()
-	dir := b.TempDir()
-	i := 0
-	for b.Loop() {
-		b.StopTimer()
-		i++
-		s, err := OpenSQLite(ctx, filepath.Join(dir, "bench", string(rune('a'+i%26))+time.Now().Format("150405.000000")+".db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		if _, err := s.ImportAccounts(ctx, generated(n), ImportOptions{}); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if err := s.Close(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				s := be.openStore(b)
+				b.StartTimer()
+				if _, err := s.ImportAccounts(ctx, generated(n), ImportOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/account")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/account")
 }
 
 // TestImportMillion measures seeding a million accounts with a card each,

@@ -421,3 +421,31 @@ func testImportAfterFailedImport(t *testing.T, be backend) {
 		t.Errorf("%d accounts, want 2", n)
 	}
 }
+
+// The writer connection gets its usual page cache back after an import,
+// whether it succeeded or failed.
+func TestImportRestoresSQLiteCache(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	cacheSize := func() int64 {
+		t.Helper()
+		var n int64
+		// The writer pool has one connection: the one the import used.
+		if err := s.writes().queryRow(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := cacheSize()
+	if _, err := s.ImportAccounts(ctx, generated(10), ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bad := generatedAccount(20)
+	bad.EDIPI = ""
+	if _, err := s.ImportAccounts(ctx, records(bad), ImportOptions{}); err == nil {
+		t.Fatal("invalid import succeeded")
+	}
+	if after := cacheSize(); after != before || after == -sqliteBulkCacheKiB {
+		t.Errorf("cache_size = %d after imports, want %d", after, before)
+	}
+}
