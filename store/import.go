@@ -134,8 +134,8 @@ type importer struct {
 	report *ImportReport
 	at     time.Time
 	// anyCleared says whether cleared_cards had rows when the import
-	// began: if not, there is no clearing to lift, which spares a DELETE
-	// per batch when seeding a fresh database.
+	// began: if not, there is no clearing to lift, which spares a scan of
+	// the staged cards when seeding a fresh database.
 	anyCleared bool
 	// staged counts the cards staged so far (see import_cards.go).
 	staged int

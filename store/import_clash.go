@@ -9,7 +9,8 @@ import (
 const clashChunk = 1000
 
 // resolveClashes finds the records of batch whose username, DoD ID or card
-// is taken, by an account stored before or by an earlier record of the
+// is taken: by an account stored before the import, by a record of an
+// earlier batch (whose cards are staged), or by an earlier record of this
 // batch that is kept. Under ImportFail it returns an *ImportError for the
 // first; under ImportSkip it records them in the report and returns the
 // others.
