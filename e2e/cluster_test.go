@@ -55,7 +55,7 @@ type node struct {
 	name  string
 	site  string // host:port of the gateway site
 	admin string // host:port of the admin API
-	log   *bytes.Buffer
+	log   string // Caddy's output, if it failed to start
 }
 
 // clusterRoster is the personnel roster both nodes check enrollments
@@ -152,7 +152,7 @@ func (c *cluster) startNode(t *testing.T, name string) *node {
 			return n
 		}
 		if attempt == 3 {
-			t.Errorf("node %s did not come up:\n%s", name, lastLines(n.log.String(), 40))
+			t.Errorf("node %s did not come up:\n%s", name, lastLines(n.log, 40))
 			return nil
 		}
 	}
@@ -160,57 +160,23 @@ func (c *cluster) startNode(t *testing.T, name string) *node {
 
 func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
 	ports := freePorts(t, 2)
-	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1], log: new(bytes.Buffer)}
+	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1]}
 	cfg := strings.NewReplacer("{ADMIN}", ports[1], "{PORT}", ports[0], "{DIR}", c.dir, "{NODE}", name, "{TTL}", clusterCacheTTL).Replace(nodeCaddyfile)
 	file := filepath.Join(c.dir, "Caddyfile-"+name)
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, caddyBin, "run", "--config", file, "--adapter", "caddyfile")
-	cmd.Dir = c.dir
-	cmd.Env = append(caddyEnv(c.dir), "CACGATE_PG_DSN="+c.dsn)
-	cmd.Stdout, cmd.Stderr = n.log, n.log
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		cancel()
-		<-exited
-	}
-	deadline := time.Now().Add(30 * time.Second)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	for {
-		if resp, err := hc.Get("http://" + n.admin + "/cacgate/accounts"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+	ok, output := startCaddy(t, c.dir, file, "node "+name, []string{"CACGATE_PG_DSN=" + c.dsn}, func() bool {
+		resp, err := hc.Get("http://" + n.admin + "/cacgate/accounts")
+		if err != nil {
+			return false
 		}
-		select {
-		case <-exited:
-			return n, false
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return n, false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("node %s output:\n%s", name, lastLines(n.log.String(), 30))
-		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
-	return n, true
+	n.log = output
+	return n, ok
 }
 
 // browser is a person's browser with one card: it keeps cookies across the
@@ -241,31 +207,11 @@ func enroll(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/.cacgate/enroll") {
 		t.Fatalf("node %s: unregistered card after the banner: HTTP %d, Location %q\n%s", n.name, resp.StatusCode, resp.Header.Get("Location"), page)
 	}
-	base := "https://" + n.site + "/.cacgate/enroll"
-	resp, page = get(t, b, base+"/new", "text/html")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("node %s: identity form: HTTP %d", n.name, resp.StatusCode)
+	page = enrollSteps(t, b, n, ssn, dob)
+	if !createdUsername.MatchString(page) || !strings.Contains(page, "HTTP 200") {
+		t.Fatalf("node %s: enrollment did not complete:\n%s", n.name, page)
 	}
-	page = postForm(t, b, base+"/new", page, url.Values{"idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}})
-	if !strings.Contains(page, `name="password"`) {
-		t.Fatalf("node %s: identity not accepted:\n%s", n.name, page)
-	}
-	page = postForm(t, b, base+"/profile", page, url.Values{
-		"email": {"person@example.mil"}, "organization": {"USN"}, "location": {"North America"},
-		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
-	})
-	if !strings.Contains(page, `name="question-1"`) {
-		t.Fatalf("node %s: profile not accepted:\n%s", n.name, page)
-	}
-	qs := credential.Questions()
-	form := url.Values{}
-	for i := 1; i <= 3; i++ {
-		k := fmt.Sprint(i)
-		form.Set("question-"+k, qs[i].ID)
-		form.Set("answer-"+k, "answer number "+k)
-		form.Set("confirm-"+k, "answer number "+k)
-	}
-	return postForm(t, b, base+"/questions", page, form)
+	return page
 }
 
 var createdUsername = regexp.MustCompile(`[a-z]+\.[a-z]\.[a-z]+[0-9]*`)
@@ -439,6 +385,14 @@ func TestClusterConcurrentEnrollment(t *testing.T) {
 func tryEnroll(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
 	t.Helper()
 	acceptBanner(t, b, n.site, "/")
+	return enrollSteps(t, b, n, ssn, dob)
+}
+
+// enrollSteps submits the enrollment forms (identity, profile and
+// password, security questions) on node n and returns the last page
+// reached, prefixed with its HTTP status.
+func enrollSteps(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
+	t.Helper()
 	base := "https://" + n.site + "/.cacgate/enroll"
 	resp, page := get(t, b, base+"/new", "text/html")
 	if resp.StatusCode != http.StatusOK {
@@ -449,7 +403,7 @@ func tryEnroll(t *testing.T, b *http.Client, n *node, ssn, dob string) string {
 		fields     url.Values
 	}{
 		{"/new", `name="password"`, url.Values{"idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}},
-		{"/profile", `name="question-1"`, url.Values{"email": {"person@example.mil"}, "organization": {"USAF"}, "location": {"North America"},
+		{"/profile", `name="question-1"`, url.Values{"email": {"person@example.mil"}, "organization": {"USN"}, "location": {"North America"},
 			"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"}}},
 	}
 	for _, s := range steps {

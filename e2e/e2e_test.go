@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -190,48 +189,10 @@ func (d *demo) run(t *testing.T, cfg string) (bool, string) {
 		t.Fatalf("demo Caddyfile does not validate: %v\n%s", err, out)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, caddyBin, "run", "--config", "Caddyfile", "--adapter", "caddyfile")
-	cmd.Dir = d.dir
-	cmd.Env = caddyEnv(d.dir)
-	var logBuf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		cancel()
-		<-exited
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin, "--json"); err == nil && strings.HasPrefix(strings.TrimSpace(out), "{") {
-			break
-		}
-		select {
-		case <-exited:
-			return false, logBuf.String()
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return false, logBuf.String()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", lastLines(logBuf.String(), 40))
-		}
+	return startCaddy(t, d.dir, "Caddyfile", "caddy", nil, func() bool {
+		out, err := caddy(t, d.dir, "cacgate", "accounts", "list", "--address", d.admin, "--json")
+		return err == nil && strings.HasPrefix(strings.TrimSpace(out), "{")
 	})
-	return true, ""
 }
 
 func lastLines(s string, n int) string {
