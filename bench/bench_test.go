@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCells := map[string]bool{}
-	for _, id := range []string{"a", "b", "b2", "b-12", "b-hdr", "c", "c-flood", "d", "d-miss", "c@50", "d-miss@50"} {
+	for _, id := range []string{"a", "b", "b2", "b-12", "b-hdr", "c", "c-user", "c-flood", "d", "d-miss", "c@50", "d-miss@50"} {
 		wantCells[id+"|keep-alive"] = true
 	}
 	for _, id := range []string{"a", "b", "b2", "b-rsa", "c", "c-rsa", "d"} {

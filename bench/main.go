@@ -22,6 +22,7 @@
 //	         adds (what forwarding them costs Caddy, without the gateway)
 //	b-rsa    bare Caddy with an RSA-2048 server key
 //	c        cacgate, one enrolled card with a valid consent cookie
+//	c-user   c sending the backend X-Remote-User only
 //	c-flood  c while other clients flood self-enrollment (argon2id hashing)
 //	c-rsa    c with an RSA-2048 server key
 //	d        cacgate, 10,000 enrolled cards round-robin, cache_size 10,000
@@ -77,6 +78,7 @@ type options struct {
 	modes           []mode
 	only            *regexp.Regexp
 	pprof           *regexp.Regexp
+	quietProxyLog   bool
 }
 
 func main() {
@@ -124,6 +126,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.lookups, "lookups", 20000, "timed cache-miss lookups per store")
 	fs.StringVar(&modes, "modes", "keep-alive,new-conn,resumed", "modes to measure")
 	fs.StringVar(&only, "only", "", "regexp: measure only the scenarios whose id matches (ratios need their baselines: b, c)")
+	fs.BoolVar(&o.quietProxyLog, "quiet-proxy-log", false, "route reverse_proxy's own logger nowhere in every server (log default { exclude http.handlers.reverse_proxy }): Caddy then skips serializing each proxied request into it")
 	fs.StringVar(&pprof, "pprof", "", "regexp: take a CPU profile of the matching scenarios' servers in the last round")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -241,7 +244,7 @@ func optionsJSON(o options) map[string]any {
 		"rounds": o.rounds, "warm": o.warm.String(), "measure": o.measure.String(),
 		"workers_keepalive": o.concurrency, "workers_per_connection": o.connConcurrency,
 		"cards": o.cards, "accounts": o.accounts, "scale": o.scale, "flood_workers": o.floodWorkers,
-		"modes": o.modes, "quick": o.quick, "lookups": o.lookups,
+		"modes": o.modes, "quick": o.quick, "lookups": o.lookups, "quiet_proxy_log": o.quietProxyLog,
 	}
 	if o.only != nil {
 		m["only"] = o.only.String()

@@ -361,6 +361,9 @@ func (rep *report) markdown(opts options) string {
 	fmt.Fprintf(&b, "Load average before/after: %s / %s. Run took %s.\n\n", mi.LoadBefore, mi.LoadAfter, mi.Took)
 	fmt.Fprintf(&b, "%d interleaved rounds, each scenario %s warm-up + %s measured per round; %d workers keep-alive, %d per-request-connection; HTTP/1.1, TLS 1.3, client cards ECDSA P-256; loopback. ",
 		opts.rounds, opts.warm, opts.measure, opts.concurrency, opts.connConcurrency)
+	if opts.quietProxyLog {
+		b.WriteString("Every server's reverse_proxy logger routed nowhere (`-quiet-proxy-log`). ")
+	}
 	b.WriteString("Figures are medians over the rounds; ratios are per round against the baseline measured in the same round (median, and min–max). Server CPU is the Caddy process's utime+stime (from /proc) per answered request; the backend and the load generator are separate processes.\n")
 	for _, m := range opts.modes {
 		var rows []*summary

@@ -103,6 +103,7 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 	main := r.opts.accounts
 	n := r.opts.cards
 	start := func(cfg serverConfig, accounts int) (*server, error) {
+		cfg.quietProxyLog = r.opts.quietProxyLog
 		if cfg.gate {
 			cfg.db = filepath.Join(r.workDir, "servers", cfg.name, "cacgate.db")
 			if err := os.MkdirAll(filepath.Dir(cfg.db), 0o700); err != nil {
@@ -140,6 +141,7 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 		{"b-hdr", "bare Caddy, the client sending the nine identity headers cacgate adds: what forwarding them costs", &serverConfig{name: "bare-hdr"}, 0, one, []mode{modeKeepAlive}, false, []string{"b"}},
 		{"b-rsa", "bare Caddy, RSA-2048 server key", &serverConfig{name: "bare-rsa", rsa: true}, 0, one, []mode{modeNewConn}, false, []string{"b"}},
 		{"c", "cacgate: enrolled card, valid consent cookie", &serverConfig{name: "gate", gate: true}, main, one, all, false, []string{"b"}},
+		{"c-user", "c sending the backend X-Remote-User only (`header … off` for the rest)", &serverConfig{name: "gate-user", gate: true, userOnly: true}, main, one, []mode{modeKeepAlive}, false, []string{"b", "c"}},
 		// Its own server (with the roster self-enrollment needs), so the
 		// flood's 46 MiB hashes do not change c's heap and GC.
 		{"c-flood", fmt.Sprintf("c during an enrollment flood (%d clients posting passwords)", r.opts.floodWorkers), &serverConfig{name: "gate-flood", gate: true, roster: rosterPath}, main, one, []mode{modeKeepAlive}, true, []string{"c", "b"}},
@@ -194,12 +196,26 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 // work on every gateway, and falls back to accepting on a gateway whose
 // store did not take the shared key.
 func (r *runner) getCookies(ctx context.Context) error {
-	var first *server
-	for _, s := range r.servers {
-		if s.cfg.gate {
-			first = s
-			break
+	// Accept on the gateway whose scenario uses the most cards (d's), so
+	// that no other gateway holds state for cards it is not measured with
+	// (10,000 cached cards and the garbage of 10,000 handshakes would make
+	// c's heap, and its garbage collection, unlike bare Caddy's); the flood
+	// card on its own gateway.
+	var first, floodServer *server
+	most := 0
+	for _, sc := range r.scenarios {
+		if sc.server == nil || !sc.server.cfg.gate {
+			continue
 		}
+		if sc.flood {
+			floodServer = sc.server
+		}
+		if len(sc.target.cards) > most {
+			first, most = sc.server, len(sc.target.cards)
+		}
+	}
+	if floodServer == nil {
+		floodServer = first
 	}
 	shared := make([]string, len(r.pki.cards))
 	var floodShared string
@@ -213,7 +229,7 @@ func (r *runner) getCookies(ctx context.Context) error {
 		shared = cookies
 		logf("accepted the banner for %d cards in %s", len(cookies), time.Since(start).Round(time.Millisecond))
 		c := browserClient(r.pki, r.pki.flood)
-		floodShared, err = acceptBanner(ctx, c, first.baseURL())
+		floodShared, err = acceptBanner(ctx, c, floodServer.baseURL())
 		closeClient(c)
 		if err != nil {
 			return fmt.Errorf("accepting the banner for the flood card: %w", err)

@@ -26,6 +26,12 @@ type serverConfig struct {
 	cacheSize int    // cacgate cache_size; 0 for the default (10,000)
 	db        string // account database (gateways)
 	roster    string // roster CSV: self-enrollment on (the flood needs it)
+	// userOnly sends the backend X-Remote-User alone (every other identity
+	// header, the assertion included, turned off).
+	userOnly bool
+	// quietProxyLog routes reverse_proxy's own logger nowhere (see
+	// options.quietProxyLog).
+	quietProxyLog bool
 }
 
 // server is a running Caddy.
@@ -66,7 +72,17 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 			fmt.Fprintf(&global, "\t\troster csv %s\n", s.cfg.roster)
 		}
 		global.WriteString("\t}\n")
-		site.WriteString("\tcacgate {\n\t\tcontact \"bench\"\n\t}\n")
+		site.WriteString("\tcacgate {\n\t\tcontact \"bench\"\n")
+		if s.cfg.userOnly {
+			for _, f := range []string{"edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "assertion"} {
+				fmt.Fprintf(&site, "\t\theader %s off\n", f)
+			}
+		}
+		site.WriteString("\t}\n")
+	}
+	logExtra := ""
+	if s.cfg.quietProxyLog {
+		logExtra = "\t\texclude http.handlers.reverse_proxy\n"
 	}
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%[1]d
@@ -76,7 +92,7 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 	log {
 		output file %[2]s/caddy.log
 		level INFO
-	}
+%[10]s	}
 %[3]s}
 
 https://localhost:%[4]d {
@@ -89,7 +105,7 @@ https://localhost:%[4]d {
 	}
 %[8]s	reverse_proxy %[9]s
 }
-`, s.adminPort, s.dir, global.String(), s.port, cert, key, p.rootFile, site.String(), backend)
+`, s.adminPort, s.dir, global.String(), s.port, cert, key, p.rootFile, site.String(), backend, logExtra)
 }
 
 // startServer writes the Caddyfile and starts caddy, retrying with fresh

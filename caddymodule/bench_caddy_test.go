@@ -38,6 +38,7 @@ import (
 //	bare+user        ... only X-Remote-User
 //	bare+assertion   ... only X-Cac-Assertion
 //	cacgate          cacgate (enrolled card, valid consent cookie) + reverse_proxy
+//	cacgate-user     the same sending X-Remote-User only (header … off)
 //
 // Each iteration starts from a fresh copy of the browser's headers (the
 // gateway edits the request's headers), in every variant alike. Requests
@@ -45,7 +46,18 @@ import (
 // raw backend's included, which barely depends on the variant) per
 // request: compare it, not ns/op.
 func BenchmarkCaddy(b *testing.B) {
-	env := startBenchCaddy(b)
+	benchmarkCaddy(b, startBenchCaddy(b, ""))
+}
+
+// BenchmarkCaddyQuietProxyLog is BenchmarkCaddy with reverse_proxy's own
+// logger routed nowhere. Caddy's reverse_proxy serializes each proxied
+// request (every header, the TLS state) into its logger's context on every
+// request, whatever the log level; a logger that no log includes skips it.
+func BenchmarkCaddyQuietProxyLog(b *testing.B) {
+	benchmarkCaddy(b, startBenchCaddy(b, "exclude http.handlers.reverse_proxy"))
+}
+
+func benchmarkCaddy(b *testing.B, env *benchCaddy) {
 	for _, v := range []struct {
 		name     string
 		srv      *caddyhttp.Server
@@ -56,6 +68,7 @@ func BenchmarkCaddy(b *testing.B) {
 		{"bare+assertion", env.bare, []string{"X-Cac-Assertion"}},
 		{"bare+identity", env.bare, slices.Collect(maps.Keys(env.identity))},
 		{"cacgate", env.gate, nil},
+		{"cacgate-user", env.gateUser, nil},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			hdr := env.headers.Clone()
@@ -86,14 +99,16 @@ func BenchmarkCaddy(b *testing.B) {
 // benchCaddy is a running Caddy with a bare site and a cacgate site in
 // front of one backend.
 type benchCaddy struct {
-	bare, gate *caddyhttp.Server
+	bare, gate, gateUser *caddyhttp.Server
 	ports      map[*caddyhttp.Server]int
 	req        *http.Request
 	headers    http.Header // the browser's, with the consent cookie
 	identity   http.Header // what cacgate adds, as the backend receives it
 }
 
-func startBenchCaddy(b *testing.B) *benchCaddy {
+// startBenchCaddy loads the two sites; logExtra goes into the default log's
+// block.
+func startBenchCaddy(b *testing.B, logExtra string) *benchCaddy {
 	b.Helper()
 	p := testPKI(b)
 	dir := b.TempDir()
@@ -112,7 +127,7 @@ func startBenchCaddy(b *testing.B) *benchCaddy {
 		}
 	}
 	backend := startRawBackend(b)
-	ports := freePorts(b, 2)
+	ports := freePorts(b, 3)
 	tlsBlock := fmt.Sprintf(`tls %[1]s/server.pem %[1]s/server-key.pem {
 		client_auth {
 			mode verify_if_given
@@ -127,6 +142,7 @@ func startBenchCaddy(b *testing.B) *benchCaddy {
 	log {
 		output file %[1]s/caddy.log
 		level INFO
+		%[6]s
 	}
 	cacgate {
 		store sqlite %[1]s/cacgate.db
@@ -151,7 +167,23 @@ https://localhost:%[3]d {
 	cacgate
 	reverse_proxy %[5]s
 }
-`, dir, ports[0], ports[1], tlsBlock, backend)
+
+https://localhost:%[7]d {
+	bind 127.0.0.1
+	%[4]s
+	cacgate {
+		header edipi off
+		header given_name off
+		header family_name off
+		header email off
+		header affiliation off
+		header cert_sha256 off
+		header auth_method off
+		header assertion off
+	}
+	reverse_proxy %[5]s
+}
+`, dir, ports[0], ports[1], tlsBlock, backend, logExtra, ports[2])
 	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		b.Fatalf("adapting: %v", err)
@@ -176,9 +208,11 @@ https://localhost:%[3]d {
 			env.bare, env.ports[srv] = srv, ports[0]
 		case listensOn(srv, ports[1]):
 			env.gate, env.ports[srv] = srv, ports[1]
+		case listensOn(srv, ports[2]):
+			env.gateUser, env.ports[srv] = srv, ports[2]
 		}
 	}
-	if env.bare == nil || env.gate == nil {
+	if env.bare == nil || env.gate == nil || env.gateUser == nil {
 		b.Fatal("servers not found in the loaded config")
 	}
 	appIface, err := caddy.ActiveContext().App("cacgate")
