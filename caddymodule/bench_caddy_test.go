@@ -100,10 +100,10 @@ func benchmarkCaddy(b *testing.B, env *benchCaddy) {
 // front of one backend.
 type benchCaddy struct {
 	bare, gate, gateUser *caddyhttp.Server
-	ports      map[*caddyhttp.Server]int
-	req        *http.Request
-	headers    http.Header // the browser's, with the consent cookie
-	identity   http.Header // what cacgate adds, as the backend receives it
+	ports                map[*caddyhttp.Server]int
+	req                  *http.Request
+	headers              http.Header // the browser's, with the consent cookie
+	identity             http.Header // what cacgate adds, as the backend receives it
 }
 
 // startBenchCaddy loads the two sites; logExtra goes into the default log's
