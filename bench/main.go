@@ -3,8 +3,8 @@
 //
 // From the repository root:
 //
-//	go run ./bench                # the full run (about 25 minutes)
-//	go run ./bench -quick         # a smaller, shorter run (about 3 minutes), for CI
+//	go run ./bench                # the full run (about 20-25 minutes)
+//	go run ./bench -quick         # a smaller, shorter run (about 4 minutes), for CI
 //	go run ./bench -h             # every option
 //
 // It builds the binary with ./xcaddy.sh, starts a tiny echo backend (its own
@@ -111,7 +111,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.caddy, "caddy", "", "use this caddy binary instead of building one with ./xcaddy.sh")
 	fs.StringVar(&o.out, "out", "", "directory for results.json, results.md and profiles (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (stores, Caddyfiles, logs)")
-	fs.BoolVar(&o.quick, "quick", false, "smaller and shorter: 1,000 cards, stores of 1k and 100k, 1s+2s cells (about 3 minutes)")
+	fs.BoolVar(&o.quick, "quick", false, "smaller and shorter: 1,000 cards, stores of 1k and 100k, 1s+2s cells (about 4 minutes)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each scenario measured once per round)")
 	fs.DurationVar(&o.warm, "warm", 5*time.Second, "warm-up per cell")
 	fs.DurationVar(&o.measure, "measure", 10*time.Second, "measured time per cell")
