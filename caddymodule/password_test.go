@@ -123,12 +123,32 @@ func TestPasswordLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site sign-out: HTTP %d", resp.StatusCode)
 	}
+	// Before signing out, the sign-out page offers the button rather than
+	// claiming the session is over.
+	if resp, page := request(t, c, "GET", g.url("main", "/.cacgate/logout"), browser, nil); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, "<h1 id=\"notice-title\">Sign out</h1>") || !strings.Contains(page, `<form method="post" action="/.cacgate/logout">`) {
+		t.Fatalf("sign-out page while signed in: HTTP %d\n%s", resp.StatusCode, page)
+	}
 	resp, _ = request(t, c, "POST", g.url("main", "/.cacgate/logout"), nil, nil)
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-out: HTTP %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/.cacgate/logout" {
+		t.Fatalf("sign-out: HTTP %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if resp, _ := request(t, c, "GET", g.url("main", "/app"), browser, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after sign-out: HTTP %d", resp.StatusCode)
+	}
+	// The explicit logoff message (ASD STIG V-222392), for people and for
+	// API clients.
+	resp, page = request(t, c, "GET", g.url("main", "/.cacgate/logout"), browser, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "You have signed out") ||
+		!strings.Contains(page, `href="/.cacgate/login"`) || strings.Contains(page, "<form") {
+		t.Fatalf("signed-out page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	if resp, body := request(t, c, "GET", g.url("main", "/.cacgate/logout"), nil, nil); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `"status":"signed_out"`) {
+		t.Fatalf("signed-out JSON: HTTP %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := request(t, c, "PUT", g.url("main", "/.cacgate/logout"), nil, nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT sign-out: HTTP %d", resp.StatusCode)
 	}
 
 	// Three wrong passwords lock the account; the right one is then refused.

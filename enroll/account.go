@@ -212,6 +212,9 @@ func (f *Flow) accountPasswordForm(w http.ResponseWriter, r *http.Request, statu
 		return err
 	}
 	page := accountPasswordPage{pageBase: f.base(card, csrf), Username: acct.Username, HasCurrent: creds.PasswordHash != "", Rules: f.cfg.Password.Rules()}
+	if page.HasCurrent {
+		page.Rules = append(page.Rules, credential.ChangeRule)
+	}
 	page.Errors = errs
 	return f.render(w, status, "account-password", page)
 }
@@ -268,6 +271,13 @@ func (f *Flow) postAccountPassword(w http.ResponseWriter, r *http.Request, card 
 			if done || err != nil {
 				return err
 			}
+			return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+		}
+		// Only a holder who typed the current password can be held to
+		// changing enough of it; a reset by the security answers cannot.
+		if credential.CharactersChanged(current, password) < credential.MinCharactersChanged {
+			f.auditAccount(r, card, acct, "password.changed", "failure", map[string]string{"reason": "too_similar"})
+			errs.add("password", "Choose a password further from your current one. "+credential.ChangeRule)
 			return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
 		}
 	}

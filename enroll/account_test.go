@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cacgate/cacgate/credential"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -186,9 +187,23 @@ func TestAccountPassword(t *testing.T) {
 		t.Errorf("audits: %+v", h.audits)
 	}
 
-	// The current password cannot be reused.
-	w = h.postAccount(PathAccountPassword, passwordForm(testPassword, testPassword, testPassword))
-	wantStatus(t, w, http.StatusUnprocessableEntity, "not used recently")
+	// The page states the change rule; the current password cannot be
+	// reused, and at least 8 of its characters must change (ASD STIG
+	// V-222541): one changed character, or seven, is refused.
+	wantStatus(t, h.getAccount(PathAccountPassword), http.StatusOK, "Change at least 8 characters of your current password.")
+	for _, tooClose := range []string{testPassword, "Zebra!Quartz@Mangp", "Zebra!Quartz@M" + "ABCD", "Zebra!Quar" + "~ABCDEFG"[:7] + "o"} {
+		w = h.postAccount(PathAccountPassword, passwordForm(testPassword, tooClose, tooClose))
+		wantStatus(t, w, http.StatusUnprocessableEntity, `href="#password"`, "Choose a password further from your current one.")
+		if strings.Contains(w.Body.String(), tooClose) {
+			t.Fatalf("the refused password is echoed:\n%s", w.Body)
+		}
+	}
+	if a := h.audited("password.changed", "failure"); a == nil {
+		t.Errorf("audits: %+v", h.audits)
+	}
+	if !h.passwordIs("john.q.doe", testPassword) {
+		t.Fatal("a too-similar password was stored")
+	}
 
 	w = h.postAccount(PathAccountPassword, passwordForm(testPassword, testNewPassword, testNewPassword))
 	wantStatus(t, w, http.StatusOK, "Your password was changed.")
@@ -206,6 +221,13 @@ func TestAccountPassword(t *testing.T) {
 	if !h.passwordIs("john.q.doe", testNewPassword2) {
 		t.Fatal("password not changed")
 	}
+	// Exactly eight characters changed is enough.
+	const eightAway = "Copper^Fal~XYZWVUT"
+	if n := credential.CharactersChanged(testNewPassword2, eightAway); n != 8 {
+		t.Fatalf("test data: %d characters changed, want 8", n)
+	}
+	w = h.postAccount(PathAccountPassword, passwordForm(testNewPassword2, eightAway, eightAway))
+	wantStatus(t, w, http.StatusOK, "Your password was changed.")
 }
 
 func TestAccountPasswordLock(t *testing.T) {
