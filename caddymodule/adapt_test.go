@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -90,6 +92,37 @@ trust_pool nosuchpool
 }`,
 		`cacgate {
 unknown_option 1
+}`,
+		`cacgate {
+enroll {
+password_min_age
+}
+}`,
+		`cacgate {
+enroll {
+password_max_age soon
+}
+}`,
+		`cacgate {
+enroll {
+password_min_age -1h
+}
+}`,
+		`cacgate {
+enroll {
+password_max_age 10m
+}
+}`,
+		`cacgate {
+enroll {
+password_max_age 24h
+password_min_age 48h
+}
+}`,
+		`cacgate {
+enroll {
+password_min_age 1h 2h
+}
 }`,
 	} {
 		var h Handler
@@ -208,6 +241,27 @@ func TestVerifierCaddyfileErrors(t *testing.T) {
 		var v Verifier
 		if err := v.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
 			t.Errorf("accepted %q", src)
+		}
+	}
+}
+
+func TestPasswordAgesDefaults(t *testing.T) {
+	dur := func(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }
+	for _, tc := range []struct {
+		ec             EnrollConfig
+		minAge, maxAge time.Duration
+		bad            bool
+	}{
+		{ec: EnrollConfig{}, minAge: 24 * time.Hour, maxAge: 60 * 24 * time.Hour},
+		{ec: EnrollConfig{PasswordMinAge: dur(0), PasswordMaxAge: dur(0)}},
+		{ec: EnrollConfig{PasswordMaxAge: dur(90 * 24 * time.Hour)}, minAge: 24 * time.Hour, maxAge: 90 * 24 * time.Hour},
+		{ec: EnrollConfig{PasswordMinAge: dur(48 * time.Hour), PasswordMaxAge: dur(0)}, minAge: 48 * time.Hour},
+		{ec: EnrollConfig{PasswordMinAge: dur(-time.Hour)}, bad: true},
+		{ec: EnrollConfig{PasswordMaxAge: dur(12 * time.Hour)}, bad: true}, // shorter than the default minimum
+	} {
+		minAge, maxAge, err := tc.ec.passwordAges()
+		if (err != nil) != tc.bad || minAge != tc.minAge || maxAge != tc.maxAge {
+			t.Errorf("%+v: got %v %v %v", tc.ec, minAge, maxAge, err)
 		}
 	}
 }

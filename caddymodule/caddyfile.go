@@ -281,6 +281,22 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	return nil
 }
 
+// durationOrOffArg reads a duration, or "off" as 0.
+func durationOrOffArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var s string
+	if err := stringArg(d, &s); err != nil {
+		return 0, err
+	}
+	if s == "off" {
+		return 0, nil
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return 0, d.Errf("bad duration %q: %v", s, err)
+	}
+	return caddy.Duration(dur), nil
+}
+
 func onOffArg(d *caddyfile.Dispenser) (bool, error) {
 	var s string
 	if err := stringArg(d, &s); err != nil {

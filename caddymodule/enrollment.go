@@ -115,6 +115,8 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 //		max_cards      <n>
 //		lockout        <duration>
 //		attempts_per_ip <n>
+//		password_min_age <duration>|off
+//		password_max_age <duration>|off
 //	}
 type EnrollConfig struct {
 	// Disabled turns enrollment off for this site.
@@ -141,6 +143,39 @@ type EnrollConfig struct {
 	// AttemptsPerIP bounds identity checks (roster, password, answers) from
 	// one client address per 15 minutes, across cards (default 30).
 	AttemptsPerIP int `json:"attempts_per_ip,omitempty"`
+	// PasswordMinAge is how soon after a change the holder may change the
+	// password again (default 24h, ASD STIG V-222544); PasswordMaxAge how
+	// long a password signs in before it must be changed (default 60 days,
+	// 1440h). 0 turns the limit off (Caddyfile: off). Resets with the
+	// security answers are not held to the minimum.
+	PasswordMinAge *caddy.Duration `json:"password_min_age,omitempty"`
+	PasswordMaxAge *caddy.Duration `json:"password_max_age,omitempty"`
+}
+
+// The DoD lifetimes of passwords (ASD STIG V-222544 and APSC-DV-001770).
+const (
+	defaultPasswordMinAge = 24 * time.Hour
+	defaultPasswordMaxAge = 60 * 24 * time.Hour
+)
+
+// passwordAges applies the defaults and checks the pair.
+func (ec *EnrollConfig) passwordAges() (minAge, maxAge time.Duration, err error) {
+	minAge, maxAge = defaultPasswordMinAge, defaultPasswordMaxAge
+	if ec.PasswordMinAge != nil {
+		minAge = time.Duration(*ec.PasswordMinAge)
+	}
+	if ec.PasswordMaxAge != nil {
+		maxAge = time.Duration(*ec.PasswordMaxAge)
+	}
+	switch {
+	case minAge < 0 || maxAge < 0:
+		return 0, 0, fmt.Errorf("enroll: password_min_age and password_max_age must not be negative")
+	case maxAge > 0 && maxAge < time.Hour:
+		return 0, 0, fmt.Errorf("enroll: password_max_age %s is shorter than an hour; use off for no limit", maxAge)
+	case maxAge > 0 && minAge >= maxAge:
+		return 0, 0, fmt.Errorf("enroll: password_min_age %s must be shorter than password_max_age %s", minAge, maxAge)
+	}
+	return minAge, maxAge, nil
 }
 
 // ipAttemptWindow is the window of AttemptsPerIP.
@@ -156,6 +191,10 @@ func (h *Handler) provisionEnrollFlow() error {
 	if ec == nil {
 		ec = &EnrollConfig{}
 	}
+	minAge, maxAge, err := ec.passwordAges()
+	if err != nil {
+		return err
+	}
 	flow, err := enroll.NewFlow(enroll.Config{
 		Eligible:       ec.Eligible,
 		AskPEBD:        ec.VerifyPEBD,
@@ -168,6 +207,8 @@ func (h *Handler) provisionEnrollFlow() error {
 		Password:       credential.PasswordPolicy{RequireDigit: ec.PasswordDigit},
 		MaxCards:       ec.MaxCards,
 		LockoutPeriod:  time.Duration(ec.Lockout),
+		PasswordMinAge: minAge,
+		PasswordMaxAge: maxAge,
 	}, enroll.Deps{
 		Roster:   h.app.roster,
 		Store:    invalidatingStore{h.app.store, h.app},
@@ -387,6 +428,19 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 		case "lockout":
 			if err := durationArg(d, &ec.Lockout); err != nil {
 				return nil, err
+			}
+		case "password_min_age", "password_max_age":
+			age, err := durationOrOffArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if sub == "password_min_age" {
+				ec.PasswordMinAge = &age
+			} else {
+				ec.PasswordMaxAge = &age
+			}
+			if _, _, err := ec.passwordAges(); err != nil {
+				return nil, d.Err(err.Error())
 			}
 		case "attempts_per_ip":
 			n, err := intArg(d)

@@ -44,6 +44,7 @@ type accountPage struct {
 	Account        *store.Account
 	Name           string
 	LastLogin      string
+	Password       string // when it changed and expires
 	Cards          []accountCard
 	CurrentAlone   bool   // the card in use is the only one: it cannot be cleared
 	CurrentCleared bool   // the card in use was just cleared
@@ -123,6 +124,7 @@ func (f *Flow) accountPage(w http.ResponseWriter, status int, card Card, csrf CS
 		pageBase: f.base(card, csrf), Account: acct, Message: message, CurrentCleared: currentCleared,
 		Name:      joinName(acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix),
 		LastLogin: formatTime(acct.LastLoginAt),
+		Password:  f.passwordSummary(acct, f.deps.Now()),
 	}
 	page.Errors = errs
 	current := card.Identity.FingerprintHex
@@ -250,6 +252,12 @@ func (f *Flow) postAccountPassword(w http.ResponseWriter, r *http.Request, card 
 	current, password := form.Get("current"), form.Get("password")
 	var errs formErrors
 	hasCurrent := creds.PasswordHash != ""
+	if at := f.passwordChangeAllowedAt(acct, f.deps.Now()); hasCurrent && !at.IsZero() {
+		f.auditAccount(r, card, acct, "password.changed", "failure", map[string]string{"reason": "too_soon"})
+		errs.add("password", "Your password was changed less than "+formatAge(f.cfg.PasswordMinAge)+" ago. You can change it again after "+formatTime(at)+
+			". If you think someone else knows it, contact the site's administrators.")
+		return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+	}
 	if hasCurrent && current == "" {
 		errs.add("current", "Enter your current password.")
 	} else if len(current) > maxPasswordLen {

@@ -47,6 +47,11 @@ type Config struct {
 	StateTTL       time.Duration // default 30m
 	LockoutPeriod  time.Duration // how long 3 wrong passwords lock an account; default 30m
 	MaxCards       int           // cards one account may have registered; default 5
+	// PasswordMinAge is how long after a change the holder may change the
+	// password again; PasswordMaxAge how long a password signs in before it
+	// must be changed. Zero means no limit (the gateway sets the STIG's 24h
+	// and 60 days unless configured otherwise).
+	PasswordMinAge, PasswordMaxAge time.Duration
 }
 
 // DefaultOrganizations and DefaultLocations are the select choices used when

@@ -249,7 +249,11 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 		return ui.WriteProblem(w, r, ui.Problem{Status: status, Code: code, Title: title, Detail: detail,
 			Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
 	}
+	expires, expired := f.passwordExpiry(acct, now)
 	switch {
+	case expired:
+		return refuse(http.StatusForbidden, "password_expired", "password_expired", "Password expired",
+			expiredSentence(expires)+" Reset it with your security questions (\"Forgot your password?\" on the registration page), then register this card. The card was not registered.")
 	case acct.Status == store.StatusDisabled:
 		return refuse(http.StatusForbidden, "account_disabled", "disabled", "Account disabled",
 			"The account "+acct.Username+" is disabled, so no card can be registered to it. The card was not registered.")

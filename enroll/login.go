@@ -97,6 +97,13 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, nex
 		page.Errors.add("", "This account is disabled. Contact the site's administrators.")
 		return f.render(w, http.StatusForbidden, "login", page)
 	}
+	// Only someone who knows the password learns that it expired.
+	if expires, expired := f.passwordExpiry(acct, f.deps.Now()); expired {
+		fields["reason"] = "password_expired"
+		f.deps.Audit(r, "signin.password", "failure", fields)
+		page.Errors.add("password", expiredSentence(expires)+" Insert your CAC and change it on your account page ("+PathAccount+"), or reset it with your security questions.")
+		return f.render(w, http.StatusForbidden, "login", page)
+	}
 	f.deps.Audit(r, "signin.password", "success", fields)
 	return signIn(acct)
 }
