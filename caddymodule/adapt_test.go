@@ -94,6 +94,12 @@ trust_pool nosuchpool
 unknown_option 1
 }`,
 		`cacgate {
+session_idle
+}`,
+		`cacgate {
+session_idle soon
+}`,
+		`cacgate {
 enroll {
 password_min_age
 }
@@ -262,6 +268,19 @@ func TestPasswordAgesDefaults(t *testing.T) {
 		minAge, maxAge, err := tc.ec.passwordAges()
 		if (err != nil) != tc.bad || minAge != tc.minAge || maxAge != tc.maxAge {
 			t.Errorf("%+v: got %v %v %v", tc.ec, minAge, maxAge, err)
+		}
+	}
+}
+
+func TestSessionIdleValidate(t *testing.T) {
+	for _, tc := range []struct {
+		idle time.Duration
+		ok   bool
+	}{{0, true}, {2 * time.Minute, true}, {15 * time.Minute, true}, {30 * time.Second, false}, {-time.Minute, false}} {
+		d := caddy.Duration(tc.idle)
+		h := Handler{ConsentTTL: caddy.Duration(time.Hour), SessionIdle: &d}
+		if err := h.Validate(); (err == nil) != tc.ok {
+			t.Errorf("session_idle %v: Validate() = %v", tc.idle, err)
 		}
 	}
 }

@@ -136,6 +136,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		enroll            off | { ... }   (see EnrollConfig)
 //		password_login    on|off
 //		session_ttl       <duration>
+//		session_idle      <duration>|off
 //		allow|require|deny <kind> <value>...   (see unmarshalAccessRule)
 //	}
 //
@@ -218,6 +219,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &h.SessionTTL); err != nil {
 				return err
 			}
+		case "session_idle":
+			idle, err := durationOrOffArg(d)
+			if err != nil {
+				return err
+			}
+			h.SessionIdle = &idle
 		case "enroll":
 			ec, err := unmarshalEnroll(d)
 			if err != nil {

@@ -110,16 +110,23 @@ type Handler struct {
 	// cookie itself ends with the browser session.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
+	// SessionIdle ends a password session after this long without a
+	// request (default 15m, ASD STIG V-222389; 0 for no idle limit). Each
+	// request renews the deadline, re-signing the cookie at most once a
+	// minute, never past session_ttl.
+	SessionIdle *caddy.Duration `json:"session_idle,omitempty"`
+
 	// Access are the rules deciding who may pass once identified: allow,
 	// require and deny on affiliation, category, group, edipi, edipi_file,
 	// issuer and policy (see package access and access.go).
 	Access []access.Rule `json:"access,omitempty"`
 
-	app    *App
-	logger *zap.Logger
-	policy trust.Policy
-	exempt caddyhttp.MatchPath
-	banner consent.Banner
+	app         *App
+	sessionIdle time.Duration // SessionIdle with its default; 0: none
+	logger      *zap.Logger
+	policy      trust.Policy
+	exempt      caddyhttp.MatchPath
+	banner      consent.Banner
 
 	// headerNames[i] is the canonical header for field i ("" = not sent);
 	// assertionHeader likewise. stripNames are every name the backend could
@@ -218,6 +225,10 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(8 * time.Hour)
 	}
+	h.sessionIdle = defaultSessionIdle
+	if h.SessionIdle != nil {
+		h.sessionIdle = time.Duration(*h.SessionIdle)
+	}
 
 	// Site entries hold assertions, so they live as long as one does; the
 	// account mapping inside them is refreshed on the app's cache_ttl.
@@ -276,6 +287,9 @@ func (h *Handler) Validate() error {
 	}
 	if len(h.Contact) > 200 {
 		return fmt.Errorf("contact is longer than 200 characters")
+	}
+	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*sessionRenewAfter {
+		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*sessionRenewAfter, time.Duration(*h.SessionIdle))
 	}
 	return nil
 }

@@ -45,10 +45,13 @@ func userPrincipal(username string) string { return "user:" + username }
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
 func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
-	username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
-	if !ok {
+	session, ok := h.app.sessions.Session(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+	if !ok || (h.sessionIdle > 0 && session.IdleUntil.IsZero()) {
+		// No session, one that ended, or one minted without the idle
+		// limit this site requires.
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
+	username := session.Username
 	card, err := h.app.userEntry(r.Context(), username)
 	if err != nil {
 		return h.storeUnavailable(w, r, err)
@@ -71,9 +74,40 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	if done, err := h.checkAccess(w, r, se, card); done {
 		return err
 	}
+	h.renewSession(w, session, now)
 	h.setIdentity(r, se, card, now)
 	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
+}
+
+// The idle limits of password sessions.
+const (
+	defaultSessionIdle = 15 * time.Minute // ASD STIG V-222389
+	// sessionRenewAfter is how stale an idle deadline may get before a
+	// request renews it: re-signing the cookie on every request would cost
+	// a signature each, so the idle limit is kept to within this.
+	sessionRenewAfter = time.Minute
+)
+
+// renewSession pushes the session's idle deadline back by re-issuing its
+// cookie, when the deadline is more than sessionRenewAfter old.
+func (h *Handler) renewSession(w http.ResponseWriter, s consent.Session, now time.Time) {
+	if h.sessionIdle <= 0 || s.IdleUntil.Sub(now) > h.sessionIdle-sessionRenewAfter || !s.IdleUntil.Before(s.Expires) {
+		return
+	}
+	token, err := h.app.tokens.RenewSession(s, now, h.sessionIdle)
+	if err != nil {
+		// The session is still valid until its current deadline.
+		h.logger.Error("renewing a password session", zap.String("username", s.Username), zap.Error(err))
+		return
+	}
+	http.SetCookie(w, sessionCookie(token))
+}
+
+// sessionCookie is the password-session cookie carrying token.
+func sessionCookie(token string) *http.Cookie {
+	return &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode}
 }
 
 // userSiteEntry holds a password user's cached assertion for this site,
@@ -125,12 +159,11 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
 	return h.enrollFlow.ServeLogin(w, r, csrf, next, func(acct *store.Account) error {
-		token, err := h.app.tokens.IssueSession(acct.Username, now, time.Duration(h.SessionTTL))
+		token, err := h.app.tokens.IssueSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
-			HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, sessionCookie(token))
 		return seeOther(w, next)
 	})
 }

@@ -3,10 +3,15 @@ package caddymodule
 import (
 	"database/sql"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/cacgate/cacgate/consent"
 )
 
 // TestPasswordLoginExpired runs the default password lifetimes through the
@@ -47,5 +52,100 @@ func TestPasswordLoginExpired(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no signin.password failure with reason password_expired in %v", g.auditEntries(t, "signin.password"))
+	}
+}
+
+// TestPasswordSessionIdle checks the idle limit of password sessions (15
+// minutes by default) through the gateway, with session tokens minted at
+// chosen times under the running app's key.
+func TestPasswordSessionIdle(t *testing.T) {
+	g := startEnrollGateway(t, "password_login on")
+	c := g.client(nil)
+	holder := g.client(card(t, "johnson.robert.e.jr"))
+	g.accept(t, holder, "main")
+	if _, page := enrollSteps(t, g, holder, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
+		t.Fatalf("enrolling:\n%s", page)
+	}
+	resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: HTTP %d", resp.StatusCode)
+	}
+	_, page := request(t, c, "GET", g.url("main", "/.cacgate/consent?next=/app"), browser, nil)
+	if resp, _ := post(t, c, g.url("main", "/.cacgate/consent"), url.Values{"csrf": {formValue(t, page, "csrf")}, "next": {"/app"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accepting the banner: HTTP %d", resp.StatusCode)
+	}
+	u, _ := url.Parse(g.url("main", "/"))
+	var consentCookie, issued string
+	for _, ck := range c.Jar.Cookies(u) {
+		switch ck.Name {
+		case consent.CookieName:
+			consentCookie = ck.Value
+		case consent.SessionCookieName:
+			issued = ck.Value
+		}
+	}
+	appIface, err := caddy.ActiveContext().App("cacgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := appIface.(*App).tokens
+	now := time.Now()
+	if s, err := tokens.VerifySession(issued, now); err != nil || s.IdleUntil.Sub(now) > 15*time.Minute || s.IdleUntil.Sub(now) < 14*time.Minute {
+		t.Fatalf("the sign-in's session: %+v %v, want a 15-minute idle limit", s, err)
+	}
+
+	// Requests with a given session token and the user's banner cookie,
+	// nothing else.
+	bare := &http.Client{Transport: c.Transport, Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(token string) *http.Response {
+		t.Helper()
+		resp, _ := request(t, bare, "GET", g.url("main", "/app"), http.Header{"Accept": {"text/html"},
+			"Cookie": {consent.CookieName + "=" + consentCookie + "; " + consent.SessionCookieName + "=" + token}}, nil)
+		return resp
+	}
+	mint := func(at time.Time, idle time.Duration) string {
+		t.Helper()
+		tok, err := tokens.IssueSession("robert.e.johnson", at, 8*time.Hour, idle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	renewed := func(resp *http.Response) string {
+		for _, ck := range resp.Cookies() {
+			if ck.Name == consent.SessionCookieName {
+				return ck.Value
+			}
+		}
+		return ""
+	}
+
+	// Idle for 20 minutes: over.
+	if resp := get(mint(now.Add(-20*time.Minute), 15*time.Minute)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("session idle for 20 minutes: HTTP %d", resp.StatusCode)
+	}
+	// Idle for 3 minutes: admitted, and the deadline starts again.
+	old := mint(now.Add(-3*time.Minute), 15*time.Minute)
+	resp = get(old)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("session idle for 3 minutes: HTTP %d", resp.StatusCode)
+	}
+	fresh := renewed(resp)
+	was, _ := tokens.VerifySession(old, now)
+	got, err := tokens.VerifySession(fresh, time.Now())
+	if err != nil || got.ID != was.ID || !got.Expires.Equal(was.Expires) || got.IdleUntil.Before(now.Add(14*time.Minute)) {
+		t.Fatalf("renewed session %+v (%v), was %+v", got, err, was)
+	}
+	if ck := strings.Join(resp.Header.Values("Set-Cookie"), "\n"); !strings.Contains(ck, "HttpOnly") || !strings.Contains(ck, "Secure") {
+		t.Errorf("renewed cookie attributes: %s", ck)
+	}
+	// Renewed seconds ago: no new cookie, no signature.
+	if resp := get(mint(now.Add(-10*time.Second), 15*time.Minute)); resp.StatusCode != http.StatusOK || renewed(resp) != "" {
+		t.Fatalf("fresh session: HTTP %d, cookie %q", resp.StatusCode, renewed(resp))
+	}
+	// A token without the idle limit this site requires is refused.
+	if resp := get(mint(now, 0)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("session without an idle limit: HTTP %d", resp.StatusCode)
 	}
 }

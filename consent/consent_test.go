@@ -227,19 +227,19 @@ func TestBanner(t *testing.T) {
 func TestSessionTokens(t *testing.T) {
 	tok := newTokens(t)
 	now := time.Now()
-	s, err := tok.IssueSession("john.q.doe", now, time.Hour)
+	s, err := tok.IssueSession("john.q.doe", now, time.Hour, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u, _, err := tok.VerifySession(s, now); err != nil || u != "john.q.doe" {
-		t.Fatalf("verify: %q %v", u, err)
+	if got, err := tok.VerifySession(s, now); err != nil || got.Username != "john.q.doe" || got.ID == "" || !got.IdleUntil.IsZero() {
+		t.Fatalf("verify: %+v %v", got, err)
 	}
-	if _, _, err := tok.VerifySession(s, now.Add(2*time.Hour)); err == nil {
+	if _, err := tok.VerifySession(s, now.Add(2*time.Hour)); err == nil {
 		t.Error("expired session verified")
 	}
 	// A consent token is not a session token, nor the other way round.
 	c, _ := tok.Issue(fpA, now, time.Hour)
-	if _, _, err := tok.VerifySession(c, now); err == nil {
+	if _, err := tok.VerifySession(c, now); err == nil {
 		t.Error("a consent token verified as a session")
 	}
 	if _, err := tok.Verify(s, now); err == nil {
@@ -259,5 +259,61 @@ func TestSessionTokens(t *testing.T) {
 	}
 	if got := CookieByName([]string{"a=1; " + SessionCookieName + "=tok"}, SessionCookieName); got != "tok" {
 		t.Errorf("CookieByName = %q", got)
+	}
+	if _, err := tok.IssueSession("john.q.doe", now, time.Hour, -time.Minute); err == nil {
+		t.Error("negative idle limit accepted")
+	}
+}
+
+func TestSessionIdleLimit(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now().Truncate(time.Second)
+	const idle = 15 * time.Minute
+	s, err := tok.IssueSession("john.q.doe", now, 8*time.Hour, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := tok.VerifySession(s, now)
+	if err != nil || !first.IdleUntil.Equal(now.Add(idle)) || !first.Expires.Equal(now.Add(8*time.Hour)) {
+		t.Fatalf("verify: %+v %v", first, err)
+	}
+	if _, err := tok.VerifySession(s, now.Add(idle)); err == nil {
+		t.Error("session verified after its idle limit")
+	}
+	cache := NewSessionCache(tok, 10, time.Hour)
+	if _, ok := cache.Session(s, now.Add(time.Minute)); !ok {
+		t.Fatal("live session refused")
+	}
+	if _, ok := cache.Session(s, now.Add(idle+time.Second)); ok {
+		t.Error("cached session accepted after its idle limit")
+	}
+
+	// Activity renews it: same session and absolute end, a new deadline.
+	later := now.Add(10 * time.Minute)
+	r, err := tok.RenewSession(first, later, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := tok.VerifySession(r, now.Add(20*time.Minute))
+	if err != nil || renewed.ID != first.ID || !renewed.Expires.Equal(first.Expires) || !renewed.IdleUntil.Equal(later.Add(idle)) {
+		t.Fatalf("renewed: %+v %v (first %+v)", renewed, err, first)
+	}
+	// Never past the absolute end.
+	nearEnd := now.Add(8*time.Hour - 5*time.Minute)
+	active := renewed
+	active.IdleUntil = nearEnd.Add(time.Minute) // as if renewed all day long
+	last, err := tok.RenewSession(active, nearEnd, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tok.VerifySession(last, nearEnd); err != nil || !got.IdleUntil.Equal(first.Expires) {
+		t.Fatalf("renewed near the end: %+v %v", got, err)
+	}
+	// A session that has already ended cannot be renewed back to life.
+	if _, err := tok.RenewSession(first, now.Add(idle+time.Minute), idle); err == nil {
+		t.Error("an idle session was renewed")
+	}
+	if _, err := tok.RenewSession(first, later, 0); err == nil {
+		t.Error("renewed without an idle limit")
 	}
 }

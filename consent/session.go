@@ -17,32 +17,79 @@ const SessionCookieName = "__Host-cacgate-session"
 
 const sessionAudience = "cacgate-password-session"
 
+// Session is a verified password session.
+type Session struct {
+	Username string
+	// ID names the session; it stays the same when the token is renewed.
+	ID string
+	// Expires is the absolute end: the session lifetime after sign-in.
+	Expires time.Time
+	// IdleUntil is when the session ends unless renewed by activity; zero
+	// when it has no idle limit.
+	IdleUntil time.Time
+}
+
+// valid reports whether s is still live at now.
+func (s Session) valid(now time.Time) bool {
+	return now.Before(s.Expires) && (s.IdleUntil.IsZero() || now.Before(s.IdleUntil))
+}
+
+// sessionClaims are a session token's claims: the registered ones plus the
+// idle deadline.
+type sessionClaims struct {
+	jwt.RegisteredClaims
+	Idle *jwt.NumericDate `json:"idle,omitempty"`
+}
+
 // IssueSession returns a signed password-session token for username, valid
-// for ttl. It is signed with its own derived key and audience, so neither a
+// for ttl and, when idle is positive, ending sooner after idle without a
+// renewal. It is signed with its own derived key and audience, so neither a
 // consent token nor a CSRF token can stand in for it.
-func (t *Tokens) IssueSession(username string, now time.Time, ttl time.Duration) (string, error) {
-	if username == "" || ttl <= 0 {
-		return "", errors.New("session token needs a username and a positive lifetime")
+func (t *Tokens) IssueSession(username string, now time.Time, ttl, idle time.Duration) (string, error) {
+	if username == "" || ttl <= 0 || idle < 0 {
+		return "", errors.New("session token needs a username, a positive lifetime and no negative idle limit")
 	}
 	id := make([]byte, 12)
 	if _, err := rand.Read(id); err != nil {
 		return "", err
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Issuer:    tokenIssuer,
-		Subject:   username,
-		Audience:  jwt.ClaimStrings{sessionAudience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		ID:        base64.RawURLEncoding.EncodeToString(id),
-	}).SignedString(t.sessionKey)
+	return t.signSession(Session{Username: username, ID: base64.RawURLEncoding.EncodeToString(id), Expires: now.Add(ttl)}, now, idle)
 }
 
-// VerifySession checks a password-session token and returns its username
-// and expiry. Only HS256 under the session key is accepted.
-func (t *Tokens) VerifySession(token string, now time.Time) (username string, expires time.Time, err error) {
-	var rc jwt.RegisteredClaims
-	_, err = jwt.ParseWithClaims(token, &rc,
+// RenewSession returns a token for the same session (same ID and absolute
+// end) whose idle deadline starts again at now. The deadline never passes
+// the absolute end.
+func (t *Tokens) RenewSession(s Session, now time.Time, idle time.Duration) (string, error) {
+	if s.Username == "" || s.ID == "" || idle <= 0 || !s.valid(now) {
+		return "", errors.New("only a live session with an idle limit can be renewed")
+	}
+	return t.signSession(s, now, idle)
+}
+
+func (t *Tokens) signSession(s Session, now time.Time, idle time.Duration) (string, error) {
+	c := sessionClaims{RegisteredClaims: jwt.RegisteredClaims{
+		Issuer:    tokenIssuer,
+		Subject:   s.Username,
+		Audience:  jwt.ClaimStrings{sessionAudience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(s.Expires),
+		ID:        s.ID,
+	}}
+	if idle > 0 {
+		deadline := now.Add(idle)
+		if deadline.After(s.Expires) {
+			deadline = s.Expires
+		}
+		c.Idle = jwt.NewNumericDate(deadline)
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.sessionKey)
+}
+
+// VerifySession checks a password-session token, its lifetime and its idle
+// deadline. Only HS256 under the session key is accepted.
+func (t *Tokens) VerifySession(token string, now time.Time) (Session, error) {
+	var c sessionClaims
+	_, err := jwt.ParseWithClaims(token, &c,
 		func(*jwt.Token) (any, error) { return t.sessionKey, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(tokenIssuer),
@@ -52,47 +99,55 @@ func (t *Tokens) VerifySession(token string, now time.Time) (username string, ex
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if err != nil {
-		return "", time.Time{}, err
+		return Session{}, err
 	}
-	if rc.Subject == "" {
-		return "", time.Time{}, errors.New("session token has no subject")
+	if c.Subject == "" || c.ID == "" {
+		return Session{}, errors.New("session token has no subject or ID")
 	}
-	return rc.Subject, rc.ExpiresAt.Time, nil
+	s := Session{Username: c.Subject, ID: c.ID, Expires: c.ExpiresAt.Time}
+	if c.Idle != nil {
+		s.IdleUntil = c.Idle.Time
+	}
+	if !s.valid(now) {
+		return Session{}, errors.New("session idle for too long")
+	}
+	return s, nil
 }
 
 // SessionCache remembers verified session tokens, like Cache does consent
 // tokens, so a password session costs a map lookup per request.
 type SessionCache struct {
 	tokens *Tokens
-	lru    *expirable.LRU[string, sessionEntry]
-}
-
-type sessionEntry struct {
-	username string
-	expires  time.Time
+	lru    *expirable.LRU[string, Session]
 }
 
 // NewSessionCache returns a cache of at most size verified sessions.
 func NewSessionCache(tokens *Tokens, size int, ttl time.Duration) *SessionCache {
-	return &SessionCache{tokens: tokens, lru: expirable.NewLRU[string, sessionEntry](size, nil, ttl)}
+	return &SessionCache{tokens: tokens, lru: expirable.NewLRU[string, Session](size, nil, ttl)}
 }
 
-// User returns the username of a valid, unexpired session token.
-func (c *SessionCache) User(token string, now time.Time) (string, bool) {
+// Session returns the session of a valid token: unexpired and not idle
+// past its deadline.
+func (c *SessionCache) Session(token string, now time.Time) (Session, bool) {
 	if token == "" {
-		return "", false
+		return Session{}, false
 	}
-	e, ok := c.lru.Get(token)
+	s, ok := c.lru.Get(token)
 	if !ok {
-		username, exp, err := c.tokens.VerifySession(token, now)
-		if err != nil {
-			return "", false
+		var err error
+		if s, err = c.tokens.VerifySession(token, now); err != nil {
+			return Session{}, false
 		}
-		e = sessionEntry{username: username, expires: exp}
-		c.lru.Add(strings.Clone(token), e)
+		c.lru.Add(strings.Clone(token), s)
 	}
-	if !now.Before(e.expires) {
-		return "", false
+	if !s.valid(now) {
+		return Session{}, false
 	}
-	return e.username, true
+	return s, true
+}
+
+// User returns the username of a valid session token.
+func (c *SessionCache) User(token string, now time.Time) (string, bool) {
+	s, ok := c.Session(token, now)
+	return s.Username, ok
 }
