@@ -222,6 +222,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
 	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
+	a.provisionSessionEnding(ctx)
 	if err := a.provisionEnrollment(ctx); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -53,6 +54,17 @@ func (a *App) applyChange(c store.Change) {
 		a.epoch.Add(1)
 		if a.cards != nil {
 			a.cards.Purge()
+		}
+		if a.sessions != nil {
+			// Sign-outs may have been missed: check every session again.
+			a.sessions.Purge()
+		}
+		return
+	}
+	if c.EndedSession != "" {
+		a.metrics.changes.WithLabelValues("remote").Inc()
+		if a.sessions != nil {
+			a.sessions.End(c.EndedSession, time.Unix(c.EndedSessionExpires, 0), time.Now())
 		}
 		return
 	}

@@ -96,7 +96,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 	var principal, holder, subject string
 	var auditFields []zap.Field
 	if h.PasswordLogin && !hasCertificate(r) {
-		username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+		username, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
 		if !ok {
 			return h.refuse(w, r, nil, rejectNoCertificate)
 		}

@@ -45,7 +45,11 @@ func userPrincipal(username string) string { return "user:" + username }
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
 func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
-	session, ok := h.app.sessions.Session(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+	if err != nil {
+		// Whether the session was signed out cannot be checked.
+		return h.storeUnavailable(w, r, err)
+	}
 	if !ok || (h.sessionIdle > 0 && session.IdleUntil.IsZero()) {
 		// No session, one that ended, or one minted without the idle
 		// limit this site requires.
@@ -183,8 +187,11 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf_failed", Title: "Sign-out refused",
 			Detail: "The sign-out request did not come from this site."})
 	}
-	if username, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), time.Now()); ok {
-		h.app.audit.request(r, "signout.password", outcomeSuccess, zap.String("username", username))
+	now := time.Now()
+	if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now); ok {
+		recorded := h.app.endSession(r.Context(), s, now)
+		h.app.audit.request(r, "signout.password", outcomeSuccess, zap.String("username", s.Username),
+			zap.Bool("session_ended_in_store", recorded))
 	}
 	http.SetCookie(w, &http.Cookie{Name: consent.SessionCookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
@@ -193,7 +200,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 
 // serveSignedOut is the page sign-out lands on.
 func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := h.app.sessions.User(consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), time.Now()); ok {
+	if _, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), time.Now()); ok {
 		return ui.WriteNotice(w, r, ui.Notice{Status: http.StatusOK, Code: "signed_in", Title: "Sign out",
 			Paragraphs: []string{"You are signed in to this site with your username and password. Sign out to end that session."},
 			Form:       &ui.NoticeForm{Action: pathLogout, Button: "Sign out"},

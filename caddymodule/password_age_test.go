@@ -18,15 +18,7 @@ import (
 // gateway: a password last changed 61 days ago no longer signs in.
 func TestPasswordLoginExpired(t *testing.T) {
 	g := startEnrollGateway(t, "password_login on")
-	card := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, card, "main")
-	if _, page := enrollSteps(t, g, card, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
-	c := g.client(nil)
-	if resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("fresh password: HTTP %d", resp.StatusCode)
-	}
+	passwordUser(t, g) // a fresh password signs in
 
 	// Age the password behind the gateway's back, as 61 days would.
 	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
@@ -60,20 +52,7 @@ func TestPasswordLoginExpired(t *testing.T) {
 // chosen times under the running app's key.
 func TestPasswordSessionIdle(t *testing.T) {
 	g := startEnrollGateway(t, "password_login on")
-	c := g.client(nil)
-	holder := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, holder, "main")
-	if _, page := enrollSteps(t, g, holder, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
-	resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9")
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-in: HTTP %d", resp.StatusCode)
-	}
-	_, page := request(t, c, "GET", g.url("main", "/.cacgate/consent?next=/app"), browser, nil)
-	if resp, _ := post(t, c, g.url("main", "/.cacgate/consent"), url.Values{"csrf": {formValue(t, page, "csrf")}, "next": {"/app"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("accepting the banner: HTTP %d", resp.StatusCode)
-	}
+	c := passwordUser(t, g)
 	u, _ := url.Parse(g.url("main", "/"))
 	var consentCookie, issued string
 	for _, ck := range c.Jar.Cookies(u) {
@@ -127,7 +106,7 @@ func TestPasswordSessionIdle(t *testing.T) {
 	}
 	// Idle for 3 minutes: admitted, and the deadline starts again.
 	old := mint(now.Add(-3*time.Minute), 15*time.Minute)
-	resp = get(old)
+	resp := get(old)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("session idle for 3 minutes: HTTP %d", resp.StatusCode)
 	}
@@ -148,4 +127,99 @@ func TestPasswordSessionIdle(t *testing.T) {
 	if resp := get(mint(now, 0)); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("session without an idle limit: HTTP %d", resp.StatusCode)
 	}
+}
+
+// TestSignOutEndsCopiedSession checks that signing out ends the session on
+// the server: a copy of the token taken before, or a renewal of it, is
+// refused afterwards, and the end is recorded where other nodes look.
+func TestSignOutEndsCopiedSession(t *testing.T) {
+	g := startEnrollGateway(t, "password_login on")
+	c := passwordUser(t, g)
+	u, _ := url.Parse(g.url("main", "/"))
+	var cookies []string
+	var token string
+	for _, ck := range c.Jar.Cookies(u) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+		if ck.Name == consent.SessionCookieName {
+			token = ck.Value
+		}
+	}
+	// The copy someone took.
+	thief := &http.Client{Transport: c.Transport, Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	replay := func(cookie string) int {
+		t.Helper()
+		resp, _ := request(t, thief, "GET", g.url("main", "/app"), http.Header{"Accept": {"text/html"}, "Cookie": {cookie}}, nil)
+		return resp.StatusCode
+	}
+	if code := replay(strings.Join(cookies, "; ")); code != http.StatusOK {
+		t.Fatalf("copied session before sign-out: HTTP %d", code)
+	}
+
+	if resp, _ := request(t, c, "POST", g.url("main", "/.cacgate/logout"), nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: HTTP %d", resp.StatusCode)
+	}
+	if code := replay(strings.Join(cookies, "; ")); code != http.StatusUnauthorized {
+		t.Fatalf("copied session after sign-out: HTTP %d", code)
+	}
+	// A renewal of the same session is the same session.
+	appIface, err := caddy.ActiveContext().App("cacgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := appIface.(*App).tokens
+	now := time.Now()
+	s, err := tokens.VerifySession(token, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := tokens.RenewSession(s, now, 15*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consentCookie string
+	for _, ck := range cookies {
+		if strings.HasPrefix(ck, consent.CookieName+"=") {
+			consentCookie = ck
+		}
+	}
+	if code := replay(consentCookie + "; " + consent.SessionCookieName + "=" + renewed); code != http.StatusUnauthorized {
+		t.Fatalf("renewed copy after sign-out: HTTP %d", code)
+	}
+
+	// Recorded in the database, where the other nodes look, and audited.
+	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ended_sessions WHERE id = ?`, s.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("ended_sessions rows for the session: %d, %v", n, err)
+	}
+	entries := g.auditEntries(t, "signout.password")
+	if len(entries) != 1 || entries[0]["session_ended_in_store"] != true || entries[0]["username"] != "robert.e.johnson" {
+		t.Errorf("signout.password audit: %v", entries)
+	}
+}
+
+// passwordUser enrolls robert.e.johnson with his card (which gives the
+// account its password) and returns a browser without a card signed in
+// with that password, the banner accepted.
+func passwordUser(t *testing.T, g *gateway) *http.Client {
+	t.Helper()
+	holder := g.client(card(t, "johnson.robert.e.jr"))
+	g.accept(t, holder, "main")
+	if _, page := enrollSteps(t, g, holder, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
+		t.Fatalf("enrolling:\n%s", page)
+	}
+	c := g.client(nil)
+	if resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: HTTP %d", resp.StatusCode)
+	}
+	_, page := request(t, c, "GET", g.url("main", "/.cacgate/consent?next=/app"), browser, nil)
+	if resp, _ := post(t, c, g.url("main", "/.cacgate/consent"), url.Values{"csrf": {formValue(t, page, "csrf")}, "next": {"/app"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accepting the banner: HTTP %d", resp.StatusCode)
+	}
+	return c
 }

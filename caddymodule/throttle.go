@@ -50,15 +50,17 @@ func (s storeThrottle) Failures(ctx context.Context, key string, now time.Time, 
 // if it is not one. The app keeps the store wrapped (timedStore), so the
 // wrapper is looked through.
 func (a *App) throttler() store.Throttler {
-	s := a.store
-	if t, ok := s.(store.Throttler); ok {
-		return t
-	}
-	if ts, ok := s.(timedStore); ok {
-		s = ts.Store
-	}
-	t, _ := s.(store.Throttler)
+	t, _ := a.unwrappedStore().(store.Throttler)
 	return t
+}
+
+// unwrappedStore is the store the app opened, without the metrics wrapper
+// (timedStore), for the optional interfaces the wrapper does not forward.
+func (a *App) unwrappedStore() store.Store {
+	if ts, ok := a.store.(timedStore); ok {
+		return ts.Store
+	}
+	return a.store
 }
 
 // enrollThrottle is the Throttle for the app's enrollment flows: the
@@ -84,6 +86,15 @@ func (a *App) startAttemptPruning(ctx context.Context) {
 }
 
 func pruneAttempts(ctx context.Context, t store.Throttler, logger *zap.Logger, every time.Duration, now func() time.Time) {
+	pruneEvery(ctx, logger, every, "expired attempt counts", func(ctx context.Context) (int64, error) {
+		return t.PruneAttempts(ctx, now().Add(-attemptRetention))
+	})
+}
+
+// pruneEvery runs prune every interval until ctx is done, each run bounded
+// by attemptPruneTimeout. Nothing depends on pruning but a table's size, so
+// a failed run is logged and the next tick tries again.
+func pruneEvery(ctx context.Context, logger *zap.Logger, every time.Duration, what string, prune func(context.Context) (int64, error)) {
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	for {
@@ -93,15 +104,13 @@ func pruneAttempts(ctx context.Context, t store.Throttler, logger *zap.Logger, e
 		case <-ticker.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, attemptPruneTimeout)
-		n, err := t.PruneAttempts(pctx, now().Add(-attemptRetention))
+		n, err := prune(pctx)
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil:
-			// Nothing depends on pruning but the table's size; the
-			// next tick tries again.
-			logger.Warn("pruning expired attempt counts", zap.Error(err))
+			logger.Warn("pruning "+what, zap.Error(err))
 		case n > 0:
-			logger.Debug("pruned expired attempt counts", zap.Int64("deleted", n))
+			logger.Debug("pruned "+what, zap.Int64("deleted", n))
 		}
 	}
 }

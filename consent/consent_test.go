@@ -2,8 +2,10 @@ package consent
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,14 +249,14 @@ func TestSessionTokens(t *testing.T) {
 	}
 	cache := NewSessionCache(tok, 10, time.Minute)
 	for i := 0; i < 2; i++ {
-		if u, ok := cache.User(s, now); !ok || u != "john.q.doe" {
+		if u, ok := cache.User(t.Context(), s, now); !ok || u != "john.q.doe" {
 			t.Fatalf("cache round %d: %q %v", i, u, ok)
 		}
 	}
-	if _, ok := cache.User(s, now.Add(2*time.Hour)); ok {
+	if _, ok := cache.User(t.Context(), s, now.Add(2*time.Hour)); ok {
 		t.Error("cached session accepted after expiry")
 	}
-	if _, ok := cache.User(s[:len(s)-2]+"xx", now); ok {
+	if _, ok := cache.User(t.Context(), s[:len(s)-2]+"xx", now); ok {
 		t.Error("tampered session accepted")
 	}
 	if got := CookieByName([]string{"a=1; " + SessionCookieName + "=tok"}, SessionCookieName); got != "tok" {
@@ -281,10 +283,10 @@ func TestSessionIdleLimit(t *testing.T) {
 		t.Error("session verified after its idle limit")
 	}
 	cache := NewSessionCache(tok, 10, time.Hour)
-	if _, ok := cache.Session(s, now.Add(time.Minute)); !ok {
+	if _, ok, _ := cache.Session(t.Context(), s, now.Add(time.Minute)); !ok {
 		t.Fatal("live session refused")
 	}
-	if _, ok := cache.Session(s, now.Add(idle+time.Second)); ok {
+	if _, ok, _ := cache.Session(t.Context(), s, now.Add(idle+time.Second)); ok {
 		t.Error("cached session accepted after its idle limit")
 	}
 
@@ -315,5 +317,72 @@ func TestSessionIdleLimit(t *testing.T) {
 	}
 	if _, err := tok.RenewSession(first, later, 0); err == nil {
 		t.Error("renewed without an idle limit")
+	}
+}
+
+func TestSessionEnded(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	a, _ := tok.IssueSession("john.q.doe", now, time.Hour, 0)
+	b, _ := tok.IssueSession("jane.r.roe", now, time.Hour, 0)
+	sa, _ := tok.VerifySession(a, now)
+
+	// Ended elsewhere: the shared store says so on first sight.
+	var asked []string
+	storeDown := false
+	endedElsewhere := map[string]bool{}
+	cache := NewSessionCache(tok, 10, time.Hour)
+	cache.Ended = func(_ context.Context, id string) (bool, error) {
+		asked = append(asked, id)
+		if storeDown {
+			return false, errors.New("database unreachable")
+		}
+		return endedElsewhere[id], nil
+	}
+	if _, ok, err := cache.Session(t.Context(), a, now); !ok || err != nil {
+		t.Fatalf("live session: %v %v", ok, err)
+	}
+	if _, ok, _ := cache.Session(t.Context(), a, now); !ok || len(asked) != 1 {
+		t.Fatalf("cached session asked the store again: %v", asked)
+	}
+
+	// Signed out here: refused at once, cached or not, until it expires.
+	cache.End(sa.ID, sa.Expires, now)
+	if _, ok, _ := cache.Session(t.Context(), a, now); ok {
+		t.Fatal("ended session accepted from the cache")
+	}
+	renewedA, _ := tok.RenewSession(Session{Username: sa.Username, ID: sa.ID, Expires: sa.Expires, IdleUntil: now.Add(time.Minute)}, now, time.Minute)
+	if _, ok, _ := cache.Session(t.Context(), renewedA, now); ok {
+		t.Fatal("a renewed token of an ended session accepted")
+	}
+
+	// The store cannot be asked: the token is refused and not remembered.
+	storeDown = true
+	if _, ok, err := cache.Session(t.Context(), b, now); ok || err == nil {
+		t.Fatalf("unchecked session: %v %v", ok, err)
+	}
+	storeDown = false
+	sb, _ := tok.VerifySession(b, now)
+	endedElsewhere[sb.ID] = true
+	if _, ok, err := cache.Session(t.Context(), b, now); ok || err != nil {
+		t.Fatalf("session ended on another node: %v %v", ok, err)
+	}
+
+	// Purge makes a cached token ask again.
+	c, _ := tok.IssueSession("x.y.z", now, time.Hour, 0)
+	sc, _ := tok.VerifySession(c, now)
+	if _, ok, _ := cache.Session(t.Context(), c, now); !ok {
+		t.Fatal("live session refused")
+	}
+	endedElsewhere[sc.ID] = true
+	cache.Purge()
+	if _, ok, _ := cache.Session(t.Context(), c, now); ok {
+		t.Fatal("after Purge, a session ended elsewhere was still accepted")
+	}
+
+	// Records are swept once their session is over.
+	cache.End("other", now.Add(time.Minute), now.Add(2*time.Hour))
+	if _, ok := cache.ended.Load(sa.ID); ok {
+		t.Error("an expired session's end record was kept")
 	}
 }

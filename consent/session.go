@@ -1,10 +1,12 @@
 package consent
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -119,6 +121,13 @@ func (t *Tokens) VerifySession(token string, now time.Time) (Session, error) {
 type SessionCache struct {
 	tokens *Tokens
 	lru    *expirable.LRU[string, Session]
+	ended  sync.Map // session ID -> time.Time: signed out, refused until then
+
+	// Ended, when set, reports whether a session was ended elsewhere (in
+	// the database every node shares). It is asked when a token is not
+	// cached yet, before the token is remembered, so an error refuses the
+	// token rather than letting it in unchecked.
+	Ended func(ctx context.Context, id string) (bool, error)
 }
 
 // NewSessionCache returns a cache of at most size verified sessions.
@@ -126,28 +135,63 @@ func NewSessionCache(tokens *Tokens, size int, ttl time.Duration) *SessionCache 
 	return &SessionCache{tokens: tokens, lru: expirable.NewLRU[string, Session](size, nil, ttl)}
 }
 
-// Session returns the session of a valid token: unexpired and not idle
-// past its deadline.
-func (c *SessionCache) Session(token string, now time.Time) (Session, bool) {
+// Session returns the session of a valid token: unexpired, not idle past
+// its deadline and not ended. The error reports that Ended could not say.
+func (c *SessionCache) Session(ctx context.Context, token string, now time.Time) (Session, bool, error) {
 	if token == "" {
-		return Session{}, false
+		return Session{}, false, nil
 	}
 	s, ok := c.lru.Get(token)
 	if !ok {
 		var err error
 		if s, err = c.tokens.VerifySession(token, now); err != nil {
-			return Session{}, false
+			return Session{}, false, nil
+		}
+		if c.Ended != nil && !c.isEnded(s.ID, now) {
+			ended, err := c.Ended(ctx, s.ID)
+			if err != nil {
+				return Session{}, false, err
+			}
+			if ended {
+				c.End(s.ID, s.Expires, now)
+			}
 		}
 		c.lru.Add(strings.Clone(token), s)
 	}
-	if !s.valid(now) {
-		return Session{}, false
+	if !s.valid(now) || c.isEnded(s.ID, now) {
+		return Session{}, false, nil
 	}
-	return s, true
+	return s, true, nil
 }
 
-// User returns the username of a valid session token.
-func (c *SessionCache) User(token string, now time.Time) (string, bool) {
-	s, ok := c.Session(token, now)
-	return s.Username, ok
+// User returns the username of a valid session token; a session whose
+// state cannot be checked counts as none.
+func (c *SessionCache) User(ctx context.Context, token string, now time.Time) (string, bool) {
+	s, ok, err := c.Session(ctx, token, now)
+	return s.Username, ok && err == nil
+}
+
+// End refuses session id's tokens from now until expires, when they die
+// anyway. Records of sessions already over are swept at the same time:
+// sign-outs are rare, so this stays small.
+func (c *SessionCache) End(id string, expires, now time.Time) {
+	c.ended.Store(id, expires)
+	c.ended.Range(func(k, v any) bool {
+		if !now.Before(v.(time.Time)) {
+			c.ended.Delete(k)
+		}
+		return true
+	})
+}
+
+func (c *SessionCache) isEnded(id string, now time.Time) bool {
+	v, ok := c.ended.Load(id)
+	return ok && now.Before(v.(time.Time))
+}
+
+// Purge forgets every verified token, so each is checked again (with
+// Ended) on its next use: for when notices of ended sessions may have
+// been missed.
+func (c *SessionCache) Purge() {
+	c.lru.Purge()
 }

@@ -137,7 +137,9 @@ https://localhost:{PORT} {
 		}
 		respond "ops user={http.auth.user.id} node={NODE}" 200
 	}
-	cacgate
+	cacgate {
+		password_login on
+	}
 	respond "user={http.auth.user.id} node={NODE}" 200
 }
 `

@@ -17,6 +17,12 @@ type Change struct {
 	// any card linked or unlinked by the change.
 	Fingerprints []string `json:"fingerprints,omitempty"`
 
+	// EndedSession is a password session that was signed out, and
+	// EndedSessionExpires its own end (Unix seconds): caches must refuse
+	// its tokens until then.
+	EndedSession        string `json:"ended_session,omitempty"`
+	EndedSessionExpires int64  `json:"ended_session_expires,omitempty"`
+
 	// Resync means changes may have been missed (the listener reconnected):
 	// every cached mapping must be dropped.
 	Resync bool `json:"resync,omitempty"`

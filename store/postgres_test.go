@@ -540,6 +540,8 @@ func malformedPayloads() []string {
 		`{"account_id":-1}`, `{"account_id":"7"}`, `{"account_id":1e400}`,
 		`{"account_id":7}garbage`, `{"fingerprints":[1]}`, `{"resync":"yes"}`,
 		`{"username":""}`, `{"fingerprints":[]}`,
+		`{"ended_session":""}`, `{"ended_session":"` + strings.Repeat("x", MaxSessionIDLen+1) + `"}`,
+		`{"ended_session":"a\u0000b"}`, `{"ended_session":7}`,
 	}
 }
 
@@ -550,12 +552,14 @@ func TestDecodeChange(t *testing.T) {
 		}
 	}
 	for payload, want := range map[string]Change{
-		`{"account_id":7}`:                       {AccountID: 7},
-		`{"username":"jdoe","edipi":"1"}`:        {Username: "jdoe", EDIPI: "1"},
-		`{"fingerprints":["ab"],"unknown":{}}`:   {Fingerprints: []string{"ab"}},
-		`{"resync":true}`:                        {Resync: true},
-		`{"resync":true,"account_id":7}`:         {Resync: true},
-		`{"account_id":7,"username":"\u00e9\n"}`: {AccountID: 7, Username: "é\n"},
+		`{"account_id":7}`:                                                 {AccountID: 7},
+		`{"username":"jdoe","edipi":"1"}`:                                  {Username: "jdoe", EDIPI: "1"},
+		`{"fingerprints":["ab"],"unknown":{}}`:                             {Fingerprints: []string{"ab"}},
+		`{"resync":true}`:                                                  {Resync: true},
+		`{"resync":true,"account_id":7}`:                                   {Resync: true},
+		`{"account_id":7,"username":"\u00e9\n"}`:                           {AccountID: 7, Username: "é\n"},
+		`{"ended_session":"s1","ended_session_expires":99}`:                {EndedSession: "s1", EndedSessionExpires: 99},
+		`{"ended_session":"s1","ended_session_expires":99,"account_id":7}`: {EndedSession: "s1", EndedSessionExpires: 99},
 	} {
 		c, ok := decodeChange(notice(payload))
 		if !ok || !changeEqual(c, want) {
@@ -575,7 +579,7 @@ func FuzzDecodeChange(f *testing.F) {
 	f.Add(`{"resync":true}`)
 	f.Fuzz(func(t *testing.T, payload string) {
 		c, ok := decodeChange(notice(payload))
-		if ok && !c.Resync && c.AccountID <= 0 && c.Username == "" && c.EDIPI == "" && len(c.Fingerprints) == 0 {
+		if ok && !c.Resync && c.EndedSession == "" && c.AccountID <= 0 && c.Username == "" && c.EDIPI == "" && len(c.Fingerprints) == 0 {
 			t.Errorf("decodeChange(%q) accepted a change naming nothing: %+v", payload, c)
 		}
 		if ok && c.Resync && !changeEqual(c, Change{Resync: true}) {
@@ -644,7 +648,8 @@ func waitChange(t *testing.T, changes <-chan Change, want Change) {
 
 func changeEqual(a, b Change) bool {
 	return a.AccountID == b.AccountID && a.Username == b.Username && a.EDIPI == b.EDIPI &&
-		a.Resync == b.Resync && slices.Equal(a.Fingerprints, b.Fingerprints)
+		a.Resync == b.Resync && slices.Equal(a.Fingerprints, b.Fingerprints) &&
+		a.EndedSession == b.EndedSession && a.EndedSessionExpires == b.EndedSessionExpires
 }
 
 // freezingProxy forwards TCP connections to a PostgreSQL server until

@@ -200,6 +200,12 @@ func decodeChange(n *pgconn.Notification) (Change, bool) {
 	if c.Resync {
 		return Change{Resync: true}, true
 	}
+	if c.EndedSession != "" {
+		if checkSessionID(c.EndedSession) != nil {
+			return Change{}, false
+		}
+		return Change{EndedSession: c.EndedSession, EndedSessionExpires: c.EndedSessionExpires}, true
+	}
 	if c.AccountID < 0 {
 		return Change{}, false
 	}
