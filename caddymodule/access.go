@@ -198,7 +198,7 @@ const codeAccessDenied = "access_denied"
 func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteEntry, card *cardEntry, d *access.Decision) error {
 	h.app.metrics.request(outcomeDenied, "access_"+d.Reason)
 	method := authPassword
-	fields := []zap.Field{zap.String("reason", d.Reason), zap.Strings("rules", d.Rules), zap.String("path", r.URL.Path)}
+	fields := []zap.Field{zap.String("reason", d.Reason), zap.Strings("rules", d.Rules)}
 	if se.id != nil {
 		method = authCAC
 		fields = append(fields, cardFields(se.id)...)

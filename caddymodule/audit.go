@@ -81,7 +81,9 @@ const (
 
 // request records an event caused by an HTTP request.
 func (a *auditor) request(r *http.Request, event, outcome string, fields ...zap.Field) {
-	fields = append(fields, zap.String("source_ip", clientIP(r)))
+	// Where: the site as the client named it and the path, without the
+	// query string (which may carry anything the application puts there).
+	fields = append(fields, zap.String("source_ip", clientIP(r)), zap.String("host", r.Host), zap.String("path", r.URL.Path))
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		if id, ok := repl.GetString("http.request.uuid"); ok {
 			fields = append(fields, zap.String("request_id", id))

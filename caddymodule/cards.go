@@ -65,6 +65,9 @@ type cardEntry struct {
 	// dropped is set when another node announces a change to the
 	// account or card: handlers holding the entry rebuild it.
 	dropped atomic.Bool
+	// granted is set by the first request admitted with this entry, which
+	// audits access.granted.
+	granted atomic.Bool
 
 	values [numFields]string
 	// boxed holds values already converted to interfaces, so setting the
@@ -333,4 +336,10 @@ func holderName(id *cacid.Identity) string {
 		parts = append(parts, displayName(id.Suffix)+".")
 	}
 	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
+}
+
+// firstGrant reports true to the first admitted request of the entry, and
+// to no other: a load on the hot path, a compare-and-swap once.
+func (e *cardEntry) firstGrant() bool {
+	return !e.granted.Load() && e.granted.CompareAndSwap(false, true)
 }

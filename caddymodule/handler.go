@@ -342,7 +342,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.PasswordLogin && !hasCertificate(r) {
 		return h.servePasswordSession(w, r, next, now)
 	}
-	se, card, refreshed, done, err := h.gateConsented(w, r, now)
+	se, card, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
 	}
@@ -352,8 +352,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if done, err := h.checkAccess(w, r, se, card); done {
 		return err
 	}
-	if refreshed {
-		// Once per card per cache_ttl: the start of a session, not every request.
+	if card.firstGrant() {
+		// Once per card entry (per cache_ttl): the start of a session, not
+		// every request. Not "when this request filled the entry": the
+		// banner page fills it first on a card's first visit.
 		h.app.audit.request(r, "access.granted", outcomeSuccess, append(cardFields(se.id), zap.String("username", card.account.Username))...)
 	}
 
@@ -367,35 +369,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // gate runs every check that comes before the banner: the certificate
 // (admit), its revocation status and the account lookup (both cached in the
-// card entry). refreshed reports that this request refilled the card entry.
+// card entry).
 // When done is true it has answered the request itself and err is the
 // handler's result.
-func (h *Handler) gate(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, refreshed, done bool, err error) {
+func (h *Handler) gate(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, done bool, err error) {
 	se, rej := h.admit(r, now)
 	if rej != nil {
-		return se, nil, false, true, h.refuse(w, r, se, rej)
+		return se, nil, true, h.refuse(w, r, se, rej)
 	}
-	card, refreshed, err = h.currentCard(r, se, now)
+	card, _, err = h.currentCard(r, se, now)
 	if err != nil {
-		return se, nil, false, true, h.storeUnavailable(w, r, err)
+		return se, nil, true, h.storeUnavailable(w, r, err)
 	}
 	if card.verdict.Status != revocation.StatusGood {
-		return se, card, refreshed, true, h.refuseRevocation(w, r, se, card.verdict)
+		return se, card, true, h.refuseRevocation(w, r, se, card.verdict)
 	}
-	return se, card, refreshed, false, nil
+	return se, card, false, nil
 }
 
 // gateConsented is gate plus the banner: the card passed every check and
 // its holder accepted the notice, or the request has been answered.
-func (h *Handler) gateConsented(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, refreshed, done bool, err error) {
-	se, card, refreshed, done, err = h.gate(w, r, now)
+func (h *Handler) gateConsented(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, done bool, err error) {
+	se, card, done, err = h.gate(w, r, now)
 	if done {
-		return se, card, refreshed, done, err
+		return se, card, done, err
 	}
 	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
-		return se, card, refreshed, true, h.askConsent(w, r)
+		return se, card, true, h.askConsent(w, r)
 	}
-	return se, card, refreshed, false, nil
+	return se, card, false, nil
 }
 
 // answerAccountProblem answers what accountProblem found: enrollment for an

@@ -103,7 +103,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		principal, holder, subject = userPrincipal(username), username, "signed in with a password"
 		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", authPassword)}
 	} else {
-		se, _, _, done, err := h.gate(w, r, now)
+		se, _, done, err := h.gate(w, r, now)
 		if done {
 			return err
 		}
@@ -175,7 +175,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, _, done, err := h.gateConsented(w, r, now)
+	se, card, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
 	}
@@ -233,7 +233,7 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, _, done, err := h.gateConsented(w, r, now)
+	se, card, done, err := h.gateConsented(w, r, now)
 	if done {
 		return err
 	}
