@@ -97,6 +97,12 @@ unknown_option 1
 session_idle
 }`,
 		`cacgate {
+session_limit 0
+}`,
+		`cacgate {
+session_limit many
+}`,
+		`cacgate {
 session_idle soon
 }`,
 		`cacgate {

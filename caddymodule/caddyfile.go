@@ -137,6 +137,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		password_login    on|off
 //		session_ttl       <duration>
 //		session_idle      <duration>|off
+//		session_limit     <n>|off
 //		allow|require|deny <kind> <value>...   (see unmarshalAccessRule)
 //	}
 //
@@ -219,6 +220,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &h.SessionTTL); err != nil {
 				return err
 			}
+		case "session_limit":
+			var v string
+			if err := stringArg(d, &v); err != nil {
+				return err
+			}
+			if v == "off" {
+				h.SessionLimit = 0
+				break
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 100 {
+				return d.Errf("session_limit must be a number from 1 to 100, or off; got %q", v)
+			}
+			h.SessionLimit = n
 		case "session_idle":
 			idle, err := durationOrOffArg(d)
 			if err != nil {

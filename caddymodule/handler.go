@@ -116,6 +116,11 @@ type Handler struct {
 	// minute, never past session_ttl.
 	SessionIdle *caddy.Duration `json:"session_idle,omitempty"`
 
+	// SessionLimit is how many password sessions one person may have at
+	// once (0, the default: no limit; ASD STIG V-222387). A sign-in past
+	// it ends that person's oldest sessions, on every node.
+	SessionLimit int `json:"session_limit,omitempty"`
+
 	// Access are the rules deciding who may pass once identified: allow,
 	// require and deny on affiliation, category, group, edipi, edipi_file,
 	// issuer and policy (see package access and access.go).
@@ -222,6 +227,9 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.PasswordLogin && h.enrollFlow == nil {
 		return errors.New("password_login needs self-enrollment: configure the global roster (and do not set enroll off)")
 	}
+	if h.PasswordLogin && h.SessionLimit > 0 && h.app.sessionEnder() == nil {
+		return errors.New("session_limit needs an account store that records sessions (sqlite or postgres)")
+	}
 	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(8 * time.Hour)
 	}
@@ -287,6 +295,9 @@ func (h *Handler) Validate() error {
 	}
 	if len(h.Contact) > 200 {
 		return fmt.Errorf("contact is longer than 200 characters")
+	}
+	if h.SessionLimit < 0 || h.SessionLimit > 100 {
+		return fmt.Errorf("session_limit must be between 1 and 100 (or off), got %d", h.SessionLimit)
 	}
 	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*sessionRenewAfter {
 		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*sessionRenewAfter, time.Duration(*h.SessionIdle))

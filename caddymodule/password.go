@@ -163,9 +163,15 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
 	return h.enrollFlow.ServeLogin(w, r, csrf, next, func(acct *store.Account) error {
-		token, err := h.app.tokens.IssueSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
+		session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
 		if err != nil {
 			return err
+		}
+		if h.SessionLimit > 0 {
+			if err := h.app.startLimitedSession(r, session, h.SessionLimit, now); err != nil {
+				// Without the record the limit cannot hold: no session.
+				return caddyhttp.Error(http.StatusServiceUnavailable, err)
+			}
 		}
 		http.SetCookie(w, sessionCookie(token))
 		return seeOther(w, next)

@@ -213,6 +213,13 @@ func passwordUser(t *testing.T, g *gateway) *http.Client {
 	if _, page := enrollSteps(t, g, holder, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
 		t.Fatalf("enrolling:\n%s", page)
 	}
+	return passwordBrowser(t, g)
+}
+
+// passwordBrowser is a browser without a card, signed in as
+// robert.e.johnson with his password, the banner accepted.
+func passwordBrowser(t *testing.T, g *gateway) *http.Client {
+	t.Helper()
 	c := g.client(nil)
 	if resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in: HTTP %d", resp.StatusCode)
@@ -222,4 +229,25 @@ func passwordUser(t *testing.T, g *gateway) *http.Client {
 		t.Fatalf("accepting the banner: HTTP %d", resp.StatusCode)
 	}
 	return c
+}
+
+// TestPasswordSessionLimit: with session_limit 1, signing in on a second
+// browser ends the first browser's session, and says so in the audit trail.
+func TestPasswordSessionLimit(t *testing.T) {
+	g := startEnrollGateway(t, "password_login on\nsession_limit 1")
+	first := passwordUser(t, g)
+	if resp, _ := request(t, first, "GET", g.url("main", "/app"), browser, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first browser: HTTP %d", resp.StatusCode)
+	}
+	second := passwordBrowser(t, g)
+	if resp, _ := request(t, second, "GET", g.url("main", "/app"), browser, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second browser: HTTP %d", resp.StatusCode)
+	}
+	if resp, _ := request(t, first, "GET", g.url("main", "/app"), browser, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("first browser after the second signed in: HTTP %d", resp.StatusCode)
+	}
+	entries := g.auditEntries(t, "session.ended")
+	if len(entries) != 1 || entries[0]["reason"] != "session_limit" || entries[0]["username"] != "robert.e.johnson" {
+		t.Errorf("session.ended audit: %v", entries)
+	}
 }

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -62,4 +64,24 @@ func pruneEndedSessions(ctx context.Context, e store.SessionEnder, logger *zap.L
 	pruneEvery(ctx, logger, every, "ended sessions", func(ctx context.Context) (int64, error) {
 		return e.PruneEndedSessions(ctx, now())
 	})
+}
+
+// startLimitedSession records session s and ends the person's oldest
+// sessions beyond limit, on this node at once and on the others through
+// the change feed; each is audited as session.ended.
+func (a *App) startLimitedSession(r *http.Request, s consent.Session, limit int, now time.Time) error {
+	e := a.sessionEnder()
+	if e == nil {
+		return errors.New("the account store cannot record sessions")
+	}
+	ended, err := e.StartSession(r.Context(), store.LiveSession{ID: s.ID, Username: s.Username, Created: now, Expires: s.Expires}, limit, now)
+	if err != nil {
+		return err
+	}
+	for _, old := range ended {
+		a.sessions.End(old.ID, old.Expires, now)
+		a.audit.request(r, "session.ended", outcomeSuccess, zap.String("username", old.Username),
+			zap.String("reason", "session_limit"), zap.Int("session_limit", limit))
+	}
+	return nil
 }

@@ -48,14 +48,31 @@ type sessionClaims struct {
 // renewal. It is signed with its own derived key and audience, so neither a
 // consent token nor a CSRF token can stand in for it.
 func (t *Tokens) IssueSession(username string, now time.Time, ttl, idle time.Duration) (string, error) {
+	_, token, err := t.NewSession(username, now, ttl, idle)
+	return token, err
+}
+
+// NewSession is IssueSession that also returns the session issued.
+func (t *Tokens) NewSession(username string, now time.Time, ttl, idle time.Duration) (Session, string, error) {
 	if username == "" || ttl <= 0 || idle < 0 {
-		return "", errors.New("session token needs a username, a positive lifetime and no negative idle limit")
+		return Session{}, "", errors.New("session token needs a username, a positive lifetime and no negative idle limit")
 	}
 	id := make([]byte, 12)
 	if _, err := rand.Read(id); err != nil {
-		return "", err
+		return Session{}, "", err
 	}
-	return t.signSession(Session{Username: username, ID: base64.RawURLEncoding.EncodeToString(id), Expires: now.Add(ttl)}, now, idle)
+	s := Session{Username: username, ID: base64.RawURLEncoding.EncodeToString(id), Expires: now.Add(ttl)}
+	token, err := t.signSession(s, now, idle)
+	if err != nil {
+		return Session{}, "", err
+	}
+	if idle > 0 {
+		s.IdleUntil = now.Add(idle)
+		if s.IdleUntil.After(s.Expires) {
+			s.IdleUntil = s.Expires
+		}
+	}
+	return s, token, nil
 }
 
 // RenewSession returns a token for the same session (same ID and absolute
