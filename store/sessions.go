@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -120,7 +121,11 @@ func (s *SQLStore) StartSession(ctx context.Context, ls LiveSession, limit int, 
 		if err != nil {
 			return err
 		}
-		for _, old := range live[min(limit, len(live)):] {
+		// The new session is kept whatever the order says: times are
+		// whole seconds, so a sign-in in the same second as an earlier
+		// one would otherwise be ended in its place half the time.
+		others := slices.DeleteFunc(live, func(l LiveSession) bool { return l.ID == ls.ID })
+		for _, old := range others[min(limit-1, len(others)):] {
 			if err := s.endSession(ctx, ex, old.ID, old.Expires); err != nil {
 				return err
 			}

@@ -147,6 +147,22 @@ func testStartSessionLimit(t *testing.T, be backend) {
 	if ended := start("s5", testT0.Add(9*time.Hour), 1); len(ended) != 0 {
 		t.Fatalf("after the others expired, ended %+v", ended)
 	}
+	// A sign-in in the same second as the live one (times are whole
+	// seconds) ends the earlier one, never itself, whichever way the IDs
+	// sort.
+	for _, ids := range [][2]string{{"t-a", "t-b"}, {"t-d", "t-c"}} {
+		at := testT0.Add(10 * time.Hour)
+		start(ids[0], at, 1)
+		if ended := start(ids[1], at.Add(400*time.Millisecond), 1); len(ended) != 1 || ended[0].ID != ids[0] {
+			t.Fatalf("second sign-in in one second ended %+v, want %s", ended, ids[0])
+		}
+		if got, err := s.SessionEnded(ctx, ids[1]); err != nil || got {
+			t.Fatalf("the new session %s ended = %v, %v", ids[1], got, err)
+		}
+		if err := s.EndSession(ctx, ids[1], at.Add(8*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// No limit: nothing is ended.
 	for i := range 5 {
 		if ended := start(fmt.Sprintf("u%d", i), testT0.Add(9*time.Hour+time.Duration(i)*time.Minute), 0); len(ended) != 0 {
