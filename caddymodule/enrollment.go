@@ -140,8 +140,11 @@ type EnrollConfig struct {
 	// Lockout is how long an account stays locked after 3 wrong passwords
 	// within 15 minutes (default 30m). The lock lives in the database.
 	Lockout caddy.Duration `json:"lockout,omitempty"`
-	// AttemptsPerIP bounds identity checks (roster, password, answers) from
-	// one client address per 15 minutes, across cards (default 30).
+	// AttemptsPerIP bounds identity checks (roster, password, answers,
+	// password sign-in) from one client address (an IPv6 /64) per 15
+	// minutes, across cards and accounts (default 30). The count lives in
+	// the account database, so it holds across nodes; correct password
+	// sign-ins are refunded.
 	AttemptsPerIP int `json:"attempts_per_ip,omitempty"`
 	// PasswordMinAge is how soon after a change the holder may change the
 	// password again (default 24h, ASD STIG V-222544); PasswordMaxAge how
@@ -226,7 +229,7 @@ func (h *Handler) provisionEnrollFlow() error {
 	if perIP <= 0 {
 		perIP = 30
 	}
-	h.ipAttempts = newIPLimiter(perIP, ipAttemptWindow)
+	h.ipAttempts = newAddressLimit(perIP, ipAttemptWindow, h.app.throttler())
 	return nil
 }
 

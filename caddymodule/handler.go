@@ -142,8 +142,8 @@ type Handler struct {
 
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
-	enrollFlow        *enroll.Flow // nil when enrollment is off
-	ipAttempts        *ipLimiter   // identity checks per client address
+	enrollFlow        *enroll.Flow  // nil when enrollment is off
+	ipAttempts        *addressLimit // identity checks per client address
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.

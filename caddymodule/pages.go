@@ -194,17 +194,10 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return seeOther(w, next)
 	}
 	if h.enrollFlow != nil {
-		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && !h.ipAttempts.allow(clientIP(r), now) {
-			h.app.audit.request(r, "enroll.rate_limited", outcomeFailure, cardFields(se.id)...)
-			w.Header().Set("Retry-After", "900")
-			return ui.WriteProblem(w, r, ui.Problem{
-				Status:  http.StatusTooManyRequests,
-				Code:    "too_many_attempts",
-				Title:   "Too many attempts",
-				Detail:  "Too many identity checks came from your network in the last 15 minutes.",
-				Steps:   []string{"Wait 15 minutes, then try again."},
-				Contact: h.Contact,
-			})
+		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) {
+			if done, err := h.limitAddress(w, r, now, "enroll.rate_limited", cardFields(se.id)...); done {
+				return err
+			}
 		}
 		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
 		return h.enrollFlow.Serve(w, r, enrollCard(se), csrf)

@@ -162,7 +162,19 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		next = consent.SafeNext(r.FormValue("next"))
 	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
+	if r.Method == http.MethodPost {
+		// Each account locks after three wrong passwords; this bounds
+		// trying one password on many accounts from one address.
+		if done, err := h.limitAddress(w, r, now, "signin.password"); done {
+			return err
+		}
+	}
 	return h.enrollFlow.ServeLogin(w, r, csrf, next, func(acct *store.Account) error {
+		// A correct password is not an attempt against the limit: people
+		// behind one NAT sign in all day.
+		if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
+			h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
+		}
 		session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
 		if err != nil {
 			return err
