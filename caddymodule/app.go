@@ -132,10 +132,12 @@ type App struct {
 	hasher *credential.Hasher
 	sealer *enroll.Sealer
 
-	revocation     *revocation.Checker
-	revocationOff  bool
-	verdicts       *expirable.LRU[string, revocation.Verdict]
-	verdictLookups singleflight.Group
+	revocation    *revocation.Checker
+	revocationOff bool
+	// revocationIntermediates: also check the chain's CA certificates.
+	revocationIntermediates bool
+	verdicts                *expirable.LRU[string, revocation.Verdict]
+	verdictLookups          singleflight.Group
 }
 
 // CaddyModule returns the Caddy module information.

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"crypto/x509"
 	"net/http"
 	"os"
 	"strings"
@@ -103,6 +104,16 @@ func cardFields(id *cacid.Identity) []zap.Field {
 		zap.String("cert_serial", id.Serial),
 		zap.String("cert_issuer", id.Issuer),
 		zap.String("cert_sha256", id.FingerprintHex),
+	}
+}
+
+// caFields identifies a CA certificate of a card's chain whose status
+// decided a verdict.
+func caFields(ca *x509.Certificate) []zap.Field {
+	return []zap.Field{
+		zap.String("ca_subject", cacid.DistinguishedName(ca.RawSubject, ca.Subject)),
+		zap.String("ca_serial", ca.SerialNumber.Text(16)),
+		zap.String("ca_sha256", certFingerprint(ca.Raw)),
 	}
 }
 

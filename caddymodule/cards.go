@@ -57,8 +57,9 @@ type cardEntry struct {
 	// card's registration cleared), nil otherwise.
 	byEDIPI *store.Account
 
-	// verdict is the card's revocation status; the entry expires with it.
-	verdict revocation.Verdict
+	// verdict is the revocation status of the card's chain; the entry
+	// expires with it.
+	verdict chainVerdict
 
 	epoch   uint64
 	expires time.Time
@@ -125,6 +126,20 @@ type cardCert struct {
 	subject, issuer, serial string
 	notAfter                time.Time
 	leaf, issuerCert        *x509.Certificate
+	// chain is the verified chain, card first, trust anchor last.
+	chain []*x509.Certificate
+}
+
+// chainOrLeaf is the chain to check for revocation: the verified one, or
+// the card and its issuer when only those are known.
+func (c *cardCert) chainOrLeaf() []*x509.Certificate {
+	if len(c.chain) > 0 {
+		return c.chain
+	}
+	if c.issuerCert != nil {
+		return []*x509.Certificate{c.leaf, c.issuerCert}
+	}
+	return []*x509.Certificate{c.leaf}
 }
 
 // lastUseResolution is how stale a card's "last used" time may get before a
@@ -138,7 +153,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL))}
 
 	// Revocation first: a revoked card learns nothing about accounts.
-	e.verdict = a.revocationStatus(ctx, cert.leaf, cert.issuerCert, id.FingerprintHex)
+	e.verdict = a.revocationStatus(ctx, cert.chainOrLeaf(), id.FingerprintHex)
 	if until := e.verdict.ValidUntil; !until.IsZero() && until.Before(e.expires) {
 		// (With revocation off the verdict has no expiry: zero.)
 		e.expires = until
@@ -273,7 +288,7 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 		gen := a.changeGen.Load()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}
+		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
 		acct, err := a.store.AccountByUsername(ctx, username)
 		switch {
 		case err == nil:

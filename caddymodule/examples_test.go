@@ -88,6 +88,8 @@ func TestHardenedExample(t *testing.T) {
 		t.Error("revocation fails open")
 	case rev.Mode != "ocsp_then_crl" || len(rev.CRLFiles) == 0 || len(rev.CRLIssuers) == 0:
 		t.Errorf("revocation %+v: want OCSP with a local CRL cache", *rev)
+	case !rev.Intermediates:
+		t.Error("the issuing CAs' revocation status is not checked")
 	}
 
 	audit, ok := cfg.Logging.Logs["cacgate_audit"]

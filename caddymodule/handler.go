@@ -479,6 +479,11 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
 	se.cert.issuerCert = issuer
+	if len(cs.VerifiedChains) > 0 {
+		se.cert.chain = cs.VerifiedChains[0]
+	} else {
+		se.cert.chain = se.poolChain
+	}
 	se.rejection = h.policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
 	if err != nil && se.rejection == nil {
@@ -513,7 +518,11 @@ func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (ca
 	}
 	se.card.Store(c)
 	if c.verdict.FailedOpen {
-		h.app.audit.request(r, "revocation.failed_open", outcomeFailure, append(cardFields(se.id), zap.NamedError("revocation_error", c.verdict.Err))...)
+		fields := append(cardFields(se.id), zap.NamedError("revocation_error", c.verdict.Err))
+		if c.verdict.ca != nil {
+			fields = append(fields, caFields(c.verdict.ca)...)
+		}
+		h.app.audit.request(r, "revocation.failed_open", outcomeFailure, fields...)
 	}
 	return c, true, nil
 }

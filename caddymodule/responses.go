@@ -143,13 +143,35 @@ func seeOther(w http.ResponseWriter, location string) error {
 	return nil
 }
 
-// refuseRevocation answers a card whose revocation status is not good:
-// revoked (403) or, failing closed, unknown because no status service
-// answered (503). Both are audited with the certificate's serial and issuer.
-func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v revocation.Verdict) error {
+// refuseRevocation answers a card whose chain's revocation status is not
+// good: the card or (with intermediates on) its issuing CA revoked (403)
+// or, failing closed, unknown because no status service answered (503).
+// All are audited with the certificate's serial and issuer, and the CA's
+// when it decided.
+func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v chainVerdict) error {
 	fields := append(cardFields(se.id), zap.String("revocation_source", v.Source))
 	if v.Err != nil {
 		fields = append(fields, zap.String("revocation_error", v.Err.Error()))
+	}
+	if v.ca != nil {
+		fields = append(fields, caFields(v.ca)...)
+	}
+	if v.Status == revocation.StatusRevoked && v.ca != nil {
+		h.app.metrics.request(outcomeDenied, "ca_revoked")
+		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
+			zap.String("reason", "ca_revoked"), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
+		return ui.WriteProblem(w, r, ui.Problem{
+			Status: http.StatusForbidden,
+			Code:   "ca_revoked",
+			Title:  "Your card's certificate authority has been revoked",
+			Detail: "Your certificate was issued under the certificate authority " + v.ca.Subject.CommonName + ", which was revoked on " +
+				v.RevokedAt.UTC().Format("2 January 2006") + ", so certificates issued under it can no longer be used to sign in.",
+			Steps: []string{
+				"If you have a newer CAC, use it instead.",
+				"Otherwise visit a RAPIDS ID card office to have your card's certificates reissued.",
+			},
+			Contact: h.Contact,
+		})
 	}
 	if v.Status == revocation.StatusRevoked {
 		h.app.metrics.request(outcomeDenied, "certificate_revoked")

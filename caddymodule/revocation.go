@@ -33,6 +33,7 @@ import (
 //		crl_issuers      <pem file>...
 //		fetch_crls       on|off
 //		refresh_interval <duration>
+//		intermediates    on|off
 //	}
 type RevocationConfig struct {
 	// Mode: ocsp_then_crl (default), crl_then_ocsp, ocsp, crl or off.
@@ -61,6 +62,14 @@ type RevocationConfig struct {
 	FetchCRLs *bool `json:"fetch_crls,omitempty"`
 	// RefreshInterval is how often CRL files are checked for changes (default 1m).
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// Intermediates also checks the revocation status of every CA
+	// certificate between the card and the trust anchor (DoD: the issuing
+	// DOD ID CA, on the root's CRL), with the same sources, cache and
+	// fail_open/fail_closed as the card. Off by default: with it on and
+	// fail closed, every card is refused until the root's CRL can be had
+	// (crl_files, or fetch_crls and the CA certificates' distribution
+	// points).
+	Intermediates bool `json:"intermediates,omitempty"`
 }
 
 // retryUnavailable bounds how long an "unavailable" verdict is reused, so a
@@ -108,6 +117,7 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 	}
 	a.revocation = checker
 	a.revocationOff = cfg.Mode == revocation.ModeOff
+	a.revocationIntermediates = rc.Intermediates
 	maxAge := time.Duration(rc.MaxCacheAge)
 	if maxAge <= 0 {
 		maxAge = time.Hour
@@ -116,15 +126,57 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 	return nil
 }
 
-// revocationStatus returns the card's revocation verdict, from the cache
-// while it is valid. Concurrent first checks for one card share one
-// lookup. The check runs detached from the request's cancellation, so a
-// client that gives up cannot leave an "unavailable" verdict behind for
-// everyone else; the checker's own timeouts bound it.
-func (a *App) revocationStatus(ctx context.Context, leaf, issuer *x509.Certificate, fingerprint string) revocation.Verdict {
+// chainVerdict is the revocation verdict on a card's certificate chain:
+// the card's own, or, when the card is good and intermediates are checked,
+// the first CA certificate's that is not good.
+type chainVerdict struct {
+	revocation.Verdict
+	// ca is the CA certificate the verdict is about; nil when it is the
+	// card's own.
+	ca *x509.Certificate
+}
+
+// revocationStatus returns the revocation verdict on chain: the card
+// (chain[0]) checked against its issuer (chain[1]) and, with intermediates
+// on, every CA certificate below the trust anchor (the chain's last
+// certificate, trusted by configuration) against its own issuer. A good
+// verdict is reusable until the earliest of the verdicts it combines.
+// fingerprint is the card's. Every certificate's verdict is cached and
+// looked up once at a time (see certStatus), so a CA's status is checked
+// once for all the cards it issued.
+func (a *App) revocationStatus(ctx context.Context, chain []*x509.Certificate, fingerprint string) chainVerdict {
 	if a.revocationOff {
-		return revocation.Verdict{Status: revocation.StatusGood, Source: "off"}
+		return chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "off"}}
 	}
+	var issuer *x509.Certificate
+	if len(chain) > 1 {
+		issuer = chain[1]
+	}
+	v := chainVerdict{Verdict: a.certStatus(ctx, chain[0], issuer, fingerprint)}
+	if v.Status != revocation.StatusGood || !a.revocationIntermediates {
+		return v
+	}
+	for i := 1; i < len(chain)-1; i++ {
+		cv := a.certStatus(ctx, chain[i], chain[i+1], certFingerprint(chain[i].Raw))
+		if cv.Status != revocation.StatusGood {
+			return chainVerdict{Verdict: cv, ca: chain[i]}
+		}
+		if !cv.ValidUntil.IsZero() && cv.ValidUntil.Before(v.ValidUntil) {
+			v.ValidUntil = cv.ValidUntil
+		}
+		if cv.FailedOpen && !v.FailedOpen {
+			v.FailedOpen, v.Err, v.ca = true, cv.Err, chain[i]
+		}
+	}
+	return v
+}
+
+// certStatus returns cert's revocation verdict, from the cache while it is
+// valid. Concurrent first checks for one certificate share one lookup. The
+// check runs detached from the request's cancellation, so a client that
+// gives up cannot leave an "unavailable" verdict behind for everyone else;
+// the checker's own timeouts bound it.
+func (a *App) certStatus(ctx context.Context, cert, issuer *x509.Certificate, fingerprint string) revocation.Verdict {
 	now := time.Now()
 	if v, ok := a.verdicts.Get(fingerprint); ok && now.Before(v.ValidUntil) {
 		return v
@@ -135,7 +187,7 @@ func (a *App) revocationStatus(ctx context.Context, leaf, issuer *x509.Certifica
 			v = revocation.Verdict{Status: revocation.StatusUnavailable, Err: errors.New("the issuing CA is unknown"), ValidUntil: now.Add(retryUnavailable)}
 		} else {
 			start := time.Now()
-			v = a.revocation.Check(context.WithoutCancel(ctx), leaf, issuer)
+			v = a.revocation.Check(context.WithoutCancel(ctx), cert, issuer)
 			a.metrics.revocationCheck(v, time.Since(start))
 		}
 		if v.ValidUntil.IsZero() {
@@ -234,6 +286,8 @@ func unmarshalRevocation(d *caddyfile.Dispenser) (*RevocationConfig, error) {
 			rc.FetchCRLs = &on
 		case "refresh_interval":
 			err = durationArg(d, &rc.RefreshInterval)
+		case "intermediates":
+			rc.Intermediates, err = onOffArg(d)
 		default:
 			return nil, d.Errf("unrecognized revocation option %q", sub)
 		}

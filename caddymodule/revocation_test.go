@@ -1,12 +1,15 @@
 package caddymodule
 
 import (
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -258,4 +261,109 @@ func TestAdminRevocationStats(t *testing.T) {
 	if c := st.Sources[0].CRLs; len(c) != 1 || !strings.Contains(c[0].Issuer, "TEST DOD ID CA-70") || c[0].Stale {
 		t.Fatalf("CRL stats: %+v", st.Sources[0])
 	}
+}
+
+// TestRevokedIntermediate: with intermediates on, a card whose issuing CA
+// is on the root's CRL is refused (page, JSON, audit, TLS verifier); an
+// empty root CRL admits it; without the root's CRL the card's status is
+// unknown and the gateway fails closed; with intermediates off (the
+// default) the CA's status is not asked.
+func TestRevokedIntermediate(t *testing.T) {
+	p := testPKI(t)
+	now := time.Now()
+	revokedCA, err := p.Root.CRL([]*x509.Certificate{p.Intermediate.Cert}, now.Add(-time.Hour), now.Add(24*time.Hour), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyRootCRL, err := p.Root.CRL(nil, now.Add(-time.Hour), now.Add(24*time.Hour), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// revocationWith writes the CA-70 CRL, the root CRL given (if any) and
+	// both CA certificates to a directory and returns the revocation block.
+	revocationWith := func(t *testing.T, rootCRL []byte, intermediates string) string {
+		dir := t.TempDir()
+		files := map[string][]byte{
+			"crl/ca-70.crl":    p.CRL,
+			"intermediate.pem": p.Intermediate.CertPEM,
+			"root.pem":         p.Root.CertPEM,
+		}
+		if rootCRL != nil {
+			files["crl/root.crl"] = rootCRL
+		}
+		os.Mkdir(filepath.Join(dir, "crl"), 0o700)
+		for name, data := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fmt.Sprintf(`revocation {
+				mode crl
+				crl_files %[1]s/crl
+				crl_issuers %[1]s/intermediate.pem %[1]s/root.pem
+				fetch_crls off
+				%[2]s
+			}`, dir, intermediates)
+	}
+
+	t.Run("CA revoked", func(t *testing.T) {
+		g := startGateway(t, revocationWith(t, revokedCA, "intermediates on"), "")
+		g.createAccount("1234567890", "john.q.doe")
+		c := g.client(card(t, "doe.john.quincy"))
+		resp, page := request(t, c, "GET", g.url("main", "/"), browser, nil)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "TEST DOD ID CA-70") || !strings.Contains(page, "RAPIDS") {
+			t.Fatalf("card of a revoked CA, browser: HTTP %d\n%s", resp.StatusCode, page)
+		}
+		if resp, body := request(t, c, "GET", g.url("main", "/"), apiClient, nil); resp.StatusCode != http.StatusForbidden || jsonProblem(t, body) != "ca_revoked" {
+			t.Fatalf("card of a revoked CA, API: HTTP %d %s", resp.StatusCode, body)
+		}
+		if g.backend.count() != 0 {
+			t.Fatal("a card of a revoked CA reached the backend")
+		}
+		entries := g.auditEntries(t, "access.denied")
+		if len(entries) == 0 {
+			t.Fatal("no access.denied audit entry")
+		}
+		e := entries[0]
+		if e["reason"] != "ca_revoked" || !strings.Contains(fmt.Sprint(e["ca_subject"]), "CN=TEST DOD ID CA-70") ||
+			e["ca_serial"] != p.Intermediate.Cert.SerialNumber.Text(16) || e["edipi"] != "1234567890" {
+			t.Fatalf("audit entry %v", e)
+		}
+		// The TLS verifier refuses the handshake.
+		if _, err := c.Get(g.url("handshake", "/")); err == nil {
+			t.Error("handshake of a revoked CA's card succeeded")
+		}
+	})
+	t.Run("CA good", func(t *testing.T) {
+		g := startGateway(t, revocationWith(t, emptyRootCRL, "intermediates on"), "")
+		g.createAccount("1234567890", "john.q.doe")
+		c := g.client(card(t, "doe.john.quincy"))
+		g.accept(t, c, "main")
+		if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("card of a good CA: HTTP %d", resp.StatusCode)
+		}
+		// The card itself is still checked.
+		if resp, body := request(t, g.client(card(t, "revoked.ronald")), "GET", g.url("main", "/"), apiClient, nil); jsonProblem(t, body) != "certificate_revoked" {
+			t.Fatalf("revoked card under a good CA: HTTP %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("root CRL missing, fail closed", func(t *testing.T) {
+		g := startGateway(t, revocationWith(t, nil, "intermediates on"), "")
+		g.createAccount("1234567890", "john.q.doe")
+		resp, body := request(t, g.client(card(t, "doe.john.quincy")), "GET", g.url("main", "/"), apiClient, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable || jsonProblem(t, body) != "revocation_unavailable" {
+			t.Fatalf("no status for the CA: HTTP %d %s", resp.StatusCode, body)
+		}
+		if e := g.auditEntries(t, "access.denied"); len(e) == 0 || e[0]["reason"] != "revocation_unavailable" || e[0]["ca_subject"] == nil {
+			t.Fatalf("audit entries %v", e)
+		}
+	})
+	t.Run("intermediates off", func(t *testing.T) {
+		g := startGateway(t, revocationWith(t, revokedCA, ""), "")
+		g.createAccount("1234567890", "john.q.doe")
+		c := g.client(card(t, "doe.john.quincy"))
+		if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("intermediates off, CA on the root's CRL: HTTP %d", resp.StatusCode)
+		}
+	})
 }

@@ -100,11 +100,14 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	// bound this further, and the verdict is cached for the HTTP handler.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	verdict := v.app.revocationStatus(ctx, leaf, issuer, certFingerprint(leaf.Raw))
+	verdict := v.app.revocationStatus(ctx, chain, certFingerprint(leaf.Raw))
 	switch verdict.Status {
 	case revocation.StatusGood:
 		return nil
 	case revocation.StatusRevoked:
+		if verdict.ca != nil {
+			return v.refuse(leaf, "ca_revoked", fmt.Errorf("issuing CA %q revoked", verdict.ca.Subject.CommonName))
+		}
 		return v.refuse(leaf, "certificate_revoked", errors.New("certificate revoked"))
 	default:
 		return v.refuse(leaf, "revocation_unavailable", fmt.Errorf("certificate status unavailable: %v", verdict.Err))
