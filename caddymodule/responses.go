@@ -156,32 +156,23 @@ func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *s
 	if v.ca != nil {
 		fields = append(fields, caFields(v.ca)...)
 	}
-	if v.Status == revocation.StatusRevoked && v.ca != nil {
-		h.app.metrics.request(outcomeDenied, "ca_revoked")
-		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
-			zap.String("reason", "ca_revoked"), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
-		return ui.WriteProblem(w, r, ui.Problem{
-			Status: http.StatusForbidden,
-			Code:   "ca_revoked",
-			Title:  "Your card's certificate authority has been revoked",
-			Detail: "Your certificate was issued under the certificate authority " + v.ca.Subject.CommonName + ", which was revoked on " +
-				v.RevokedAt.UTC().Format("2 January 2006") + ", so certificates issued under it can no longer be used to sign in.",
-			Steps: []string{
-				"If you have a newer CAC, use it instead.",
-				"Otherwise visit a RAPIDS ID card office to have your card's certificates reissued.",
-			},
-			Contact: h.Contact,
-		})
-	}
 	if v.Status == revocation.StatusRevoked {
-		h.app.metrics.request(outcomeDenied, "certificate_revoked")
+		revokedOn := v.RevokedAt.UTC().Format("2 January 2006")
+		code, title := "certificate_revoked", "Your certificate has been revoked"
+		detail := "The certificate authority revoked this certificate on " + revokedOn + ", so it can no longer be used to sign in."
+		if v.ca != nil {
+			code, title = "ca_revoked", "Your card's certificate authority has been revoked"
+			detail = "Your certificate was issued under the certificate authority " + v.ca.Subject.CommonName + ", which was revoked on " +
+				revokedOn + ", so certificates issued under it can no longer be used to sign in."
+		}
+		h.app.metrics.request(outcomeDenied, code)
 		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
-			zap.String("reason", "certificate_revoked"), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
+			zap.String("reason", code), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusForbidden,
-			Code:   "certificate_revoked",
-			Title:  "Your certificate has been revoked",
-			Detail: "The certificate authority revoked this certificate on " + v.RevokedAt.UTC().Format("2 January 2006") + ", so it can no longer be used to sign in.",
+			Code:   code,
+			Title:  title,
+			Detail: detail,
 			Steps: []string{
 				"If you have a newer CAC, use it instead.",
 				"Otherwise visit a RAPIDS ID card office to have your card's certificates reissued.",
