@@ -63,6 +63,7 @@ const (
 //			revocation    { ... }   (see RevocationConfig)
 //			roster        csv <file> | http <url>   (see RosterConfig)
 //			hash_concurrency <n>
+//			password_hash argon2id | pbkdf2 [<iterations>]
 //		}
 //	}
 //
@@ -104,6 +105,17 @@ type App struct {
 	// one core each), so an enrollment flood cannot starve proxying.
 	// Default 1.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
+	// PasswordHash is the algorithm new password and security-answer
+	// hashes are made with: "argon2id" (default) or "pbkdf2-sha512"
+	// (NIST SP 800-132, inside Go's FIPS 140-3 module), for assessors who
+	// require an approved KDF. Hashes stored with either keep verifying,
+	// so a site can switch; each secret moves to the new algorithm when
+	// it is next set.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// PBKDF2Iterations is PBKDF2's iteration count (default 210000, OWASP;
+	// 100000 to 10000000).
+	PBKDF2Iterations int `json:"pbkdf2_iterations,omitempty"`
 
 	// Node names this gateway node in audit entries (the "node" field).
 	// Placeholders such as {env.NODE_NAME} are expanded. Default: the

@@ -16,11 +16,7 @@ func TestBrowserPasswordSignOut(t *testing.T) {
 	requireBrowser(t)
 	g := startEnrollGateway(t, "password_login on")
 	// The account gets its password by enrolling with the card.
-	cardClient := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, cardClient, "main")
-	if _, page := enrollSteps(t, g, cardClient, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
+	enrollJohnson(t, g)
 
 	browserCtx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), nil))
 	ctx, cancel := context.WithTimeout(browserCtx, 60*time.Second)

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/cacgate/cacgate/credential"
 )
 
 func init() {
@@ -40,6 +42,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		revocation    [<mode>] | { ... }
 //		roster        csv <file> | http <url> [{ ... }]
 //		hash_concurrency <n>
+//		password_hash argon2id | pbkdf2 [<iterations>]
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -102,6 +105,28 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.HashConcurrency = n
+		case "password_hash":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			switch d.Val() {
+			case credential.Argon2id:
+				a.PasswordHash = credential.Argon2id
+			case "pbkdf2", credential.PBKDF2SHA512:
+				a.PasswordHash = credential.PBKDF2SHA512
+				if d.NextArg() {
+					n, err := strconv.Atoi(d.Val())
+					if err != nil {
+						return d.Errf("password_hash pbkdf2: iterations %q is not a number", d.Val())
+					}
+					a.PBKDF2Iterations = n
+				}
+			default:
+				return d.Errf("password_hash must be argon2id or pbkdf2, got %q", d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "node":
 			if err := stringArg(d, &a.Node); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/store"
 	"github.com/cacgate/cacgate/testpki"
 )
 
@@ -42,6 +44,30 @@ func startEnrollGatewayWith(t *testing.T, globalExtra, enrollBlock string, extra
 		t.Fatal(err)
 	}
 	return startGateway(t, "roster csv "+path+"\n"+globalExtra, enrollBlock)
+}
+
+// enrollJohnson enrolls robert.e.johnson (password Correct.Horse~Bat9) with
+// his card and returns that card's client, the banner accepted.
+func enrollJohnson(t *testing.T, g *gateway) *http.Client {
+	t.Helper()
+	c := g.client(card(t, "johnson.robert.e.jr"))
+	g.accept(t, c, "main")
+	if _, page := enrollSteps(t, g, c, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
+		t.Fatalf("enrolling robert.e.johnson:\n%s", page)
+	}
+	return c
+}
+
+// openStore opens a second handle on the gateway's account database, as
+// another node sharing it would.
+func (g *gateway) openStore(t *testing.T) *store.SQLStore {
+	t.Helper()
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 var hiddenState = regexp.MustCompile(`name="state" value="([^"]*)"`)

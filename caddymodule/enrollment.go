@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -43,6 +44,37 @@ type RosterConfig struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
+// Bounds on a configured PBKDF2 iteration count: OWASP's floor for
+// PBKDF2-HMAC-SHA-512 is about twice the lower one; the upper one is
+// credential's own (seconds of a core per sign-in).
+const (
+	minConfiguredPBKDF2Iterations = 100_000
+	maxConfiguredPBKDF2Iterations = 10_000_000
+)
+
+// hashParams are the parameters new password and answer hashes are made
+// with, from password_hash.
+func (a *App) hashParams() (credential.Params, error) {
+	switch a.PasswordHash {
+	case "", credential.Argon2id:
+		if a.PBKDF2Iterations != 0 {
+			return credential.Params{}, errors.New("pbkdf2_iterations needs password_hash pbkdf2-sha512")
+		}
+		return credential.DefaultParams, nil
+	case credential.PBKDF2SHA512:
+		p := credential.DefaultPBKDF2Params
+		if n := a.PBKDF2Iterations; n != 0 {
+			if n < minConfiguredPBKDF2Iterations || n > maxConfiguredPBKDF2Iterations {
+				return credential.Params{}, fmt.Errorf("pbkdf2_iterations must be between %d and %d, got %d",
+					minConfiguredPBKDF2Iterations, maxConfiguredPBKDF2Iterations, n)
+			}
+			p.Iterations = uint32(n)
+		}
+		return p, nil
+	}
+	return credential.Params{}, fmt.Errorf("password_hash must be %q or %q, got %q", credential.Argon2id, credential.PBKDF2SHA512, a.PasswordHash)
+}
+
 // provisionEnrollment sets up what self-enrollment needs app-wide: the
 // roster, the bounded password hasher and the state sealer. Without a
 // roster, enrollment is off and unregistered cards see whom to contact.
@@ -52,6 +84,10 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 	}
 	if a.HashConcurrency < 0 || a.HashConcurrency > 64 {
 		return fmt.Errorf("hash_concurrency must be between 1 and 64, got %d", a.HashConcurrency)
+	}
+	hashParams, err := a.hashParams()
+	if err != nil {
+		return err
 	}
 	if a.Roster == nil {
 		return nil
@@ -89,7 +125,7 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 		return fmt.Errorf(`roster source must be "csv" or "http", got %q`, a.Roster.Source)
 	}
 	a.startAttemptPruning(ctx) // throttle.go: per-card attempt counts shared through the store
-	a.hasher = credential.NewHasher(credential.DefaultParams, a.HashConcurrency)
+	a.hasher = credential.NewHasher(hashParams, a.HashConcurrency)
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	key, err := a.store.EnsureSecret(keyCtx, secretEnrollStateKey, randomBytes(32))

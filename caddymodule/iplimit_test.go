@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,17 +146,9 @@ func TestPasswordLoginAttemptsPerIP(t *testing.T) {
 		enroll {
 			attempts_per_ip 3
 		}`)
-	enroller := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, enroller, "main")
-	if _, page := enrollSteps(t, g, enroller, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
+	enrollJohnson(t, g)
 	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := g.openStore(t)
 	// Enrolling took identity checks from this address: start afresh.
 	forget := func() {
 		t.Helper()

@@ -208,11 +208,7 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 // with that password, the banner accepted.
 func passwordUser(t *testing.T, g *gateway) *http.Client {
 	t.Helper()
-	holder := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, holder, "main")
-	if _, page := enrollSteps(t, g, holder, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
+	enrollJohnson(t, g)
 	return passwordBrowser(t, g)
 }
 

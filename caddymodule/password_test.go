@@ -36,11 +36,7 @@ func TestPasswordLoginOffByDefault(t *testing.T) {
 func TestPasswordLogin(t *testing.T) {
 	g := startEnrollGateway(t, "password_login on")
 	// An account with a password, made by enrolling with the card.
-	card := g.client(card(t, "johnson.robert.e.jr"))
-	g.accept(t, card, "main")
-	if _, page := enrollSteps(t, g, card, "900-11-1892", "1975-04-12"); !strings.Contains(page, "robert.e.johnson") {
-		t.Fatalf("enrolling:\n%s", page)
-	}
+	enrollJohnson(t, g)
 
 	c := g.client(nil)
 	resp, page := request(t, c, "GET", g.url("main", "/app"), browser, nil)

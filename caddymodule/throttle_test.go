@@ -53,11 +53,7 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	c := g.client(holder)
 	g.accept(t, c, "main")
 
-	db, err := store.OpenSQLite(ctx, filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := g.openStore(t)
 	key, err := db.EnsureSecret(ctx, secretEnrollStateKey, randomBytes(32))
 	if err != nil {
 		t.Fatal(err)

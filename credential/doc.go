@@ -12,9 +12,11 @@
 // Every check returns sentences for the enrollment form and never repeats
 // the secret it judged.
 //
-// Secrets are stored only as argon2id hashes in the PHC string format, so
-// the cost parameters travel with each hash and can be raised later without
-// invalidating what is stored ([NeedsRehash]). Hashing deliberately costs
+// Secrets are stored only as argon2id hashes (or, where an assessor
+// requires a NIST-approved KDF, PBKDF2-HMAC-SHA-512: [PBKDF2SHA512]) in the
+// PHC string format, so the algorithm and cost parameters travel with each
+// hash and can be changed later without invalidating what is stored: a
+// Hasher verifies either kind ([NeedsRehash]). Hashing deliberately costs
 // tens of megabytes and a core for tens of milliseconds, so a [Hasher] runs
 // a bounded number of hashes at once: a flood of sign-in or enrollment
 // requests queues behind that bound (each waiter leaving when its context

@@ -7,16 +7,16 @@ import "errors"
 // the value: a stored hash is as sensitive as the secret it protects once it
 // reaches a log, because it can be attacked offline.
 var (
-	// ErrMalformedHash means a stored hash is not an argon2id PHC string
-	// this package accepts: a different algorithm or version, bad syntax,
+	// ErrMalformedHash means a stored hash is not an argon2id or PBKDF2
+	// PHC string this package accepts: a different algorithm or version, bad syntax,
 	// bad base64, or parameters outside the bounds Verify will run (in which
 	// case the error also matches ErrInvalidParams).
 	ErrMalformedHash = errors.New("credential: malformed stored hash")
 
-	// ErrInvalidParams means argon2id parameters are outside the range this
+	// ErrInvalidParams means hashing parameters are outside the range this
 	// package will hash with, whether they came from configuration or from
 	// a stored hash.
-	ErrInvalidParams = errors.New("credential: argon2id parameters out of range")
+	ErrInvalidParams = errors.New("credential: hashing parameters out of range")
 
 	// ErrUnacceptableAnswer means HashAnswer was given an answer that
 	// CheckAnswer refuses. Storing it would create a security question that

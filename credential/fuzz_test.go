@@ -21,6 +21,9 @@ func FuzzParsePHC(f *testing.F) {
 		"$argon2i$v=19$m=64,t=1,p=1$AAAAAAAAAAA$AAAAAAAAAAA",
 		"$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAA=$AAAAAAAAAAA",
 		"$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+		encodePHC(DefaultPBKDF2Params, salt, key),
+		"$pbkdf2-sha512$i=10000$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
+		"$pbkdf2-sha512$i=4294967295$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAA",
 		"$$$$$",
 		"",
 	} {

@@ -2,7 +2,9 @@ package credential
 
 import (
 	"context"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha512"
 	"crypto/subtle"
 	"sync/atomic"
 	"time"
@@ -10,8 +12,9 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Hasher hashes and verifies secrets with argon2id, running at most a fixed
-// number of hashes at once. Each hash takes [Params.Memory] of memory and
+// Hasher hashes secrets with argon2id (or PBKDF2, see Params) and verifies
+// them with whichever of the two made the stored hash, running at most a
+// fixed number of hashes at once. Each hash takes [Params.Memory] of memory and
 // [Params.Threads] cores for its duration, so the bound caps what sign-in and
 // enrollment can take from the proxy: with DefaultParams (one lane), a bound
 // of 1 on a two-core gateway always leaves a core free, and each slot rests
@@ -29,7 +32,7 @@ type Hasher struct {
 	running atomic.Int32
 	// derive computes the key. It is a field so tests can observe how many
 	// hashes run at once without depending on argon2's timing.
-	derive func(secret, salt []byte, p Params) []byte
+	derive func(secret, salt []byte, p Params) ([]byte, error)
 }
 
 // NewHasher returns a Hasher that hashes new secrets with p (zero fields
@@ -40,12 +43,19 @@ func NewHasher(p Params, maxConcurrent int) *Hasher {
 	return &Hasher{
 		params: p.withDefaults(),
 		slots:  make(chan struct{}, max(maxConcurrent, 1)),
-		derive: deriveArgon2id,
+		derive: deriveKey,
 	}
 }
 
-func deriveArgon2id(secret, salt []byte, p Params) []byte {
-	return argon2.IDKey(secret, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+// deriveKey derives the key of secret with p's algorithm. p has been
+// validated (Hash) or parsed within bounds (Verify).
+func deriveKey(secret, salt []byte, p Params) ([]byte, error) {
+	if p.Algorithm == PBKDF2SHA512 {
+		// Within Validate's bounds (salt and key of at least 16 bytes)
+		// this fails on nothing, even in FIPS 140-3 mode.
+		return pbkdf2.Key(sha512.New, string(secret), salt, int(p.Iterations), int(p.KeyLen))
+	}
+	return argon2.IDKey(secret, salt, p.Time, p.Memory, p.Threads, p.KeyLen), nil
 }
 
 // Params returns the parameters new hashes use, for NeedsRehash.
@@ -55,8 +65,9 @@ func (h *Hasher) Params() Params { return h.params }
 // waiting for a slot and slots resting after a hash are not counted.
 func (h *Hasher) InFlight() int { return int(h.running.Load()) }
 
-// Hash returns secret's argon2id hash with a fresh random salt, as a PHC
-// string: $argon2id$v=19$m=47104,t=1,p=1$<salt>$<hash>. It returns
+// Hash returns secret's hash with the Hasher's algorithm and a fresh
+// random salt, as a PHC string: $argon2id$v=19$m=47104,t=1,p=1$<salt>$<hash>
+// or $pbkdf2-sha512$i=210000$<salt>$<hash>. It returns
 // ctx.Err() if ctx ends while waiting for a slot; a hash that has started
 // runs to completion.
 func (h *Hasher) Hash(ctx context.Context, secret string) (string, error) {
@@ -151,7 +162,7 @@ func (h *Hasher) run(ctx context.Context, secret string, salt []byte, p Params) 
 	}()
 	b := []byte(secret)
 	defer clear(b)
-	return h.derive(b, salt, p), nil
+	return h.derive(b, salt, p)
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {

@@ -17,7 +17,7 @@ func TestBoundedConcurrency(t *testing.T) {
 	for _, bound := range []int{1, 2} {
 		h := NewHasher(internalFast, bound)
 		var running, peak atomic.Int32
-		h.derive = func(secret, salt []byte, p Params) []byte {
+		h.derive = func(secret, salt []byte, p Params) ([]byte, error) {
 			n := running.Add(1)
 			for {
 				old := peak.Load()
@@ -30,7 +30,7 @@ func TestBoundedConcurrency(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond) // long enough for the others to pile up
 			running.Add(-1)
-			return deriveArgon2id(secret, salt, p)
+			return deriveKey(secret, salt, p)
 		}
 		var wg sync.WaitGroup
 		for range 6 {
@@ -62,10 +62,10 @@ func TestWaitRespectsContext(t *testing.T) {
 	started := make(chan struct{})
 	unblock := make(chan struct{})
 	var once sync.Once
-	h.derive = func(secret, salt []byte, p Params) []byte {
+	h.derive = func(secret, salt []byte, p Params) ([]byte, error) {
 		once.Do(func() { close(started) })
 		<-unblock
-		return deriveArgon2id(secret, salt, p)
+		return deriveKey(secret, salt, p)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {

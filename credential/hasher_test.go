@@ -2,6 +2,9 @@ package credential_test
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -277,5 +280,116 @@ func TestZeroHasher(t *testing.T) {
 	var h credential.Hasher
 	if _, err := h.Hash(t.Context(), secret); err == nil {
 		t.Error("zero Hasher hashed instead of reporting that it was not created with NewHasher")
+	}
+}
+
+// fastPBKDF2 is PBKDF2 at the lowest iteration count Validate accepts, for
+// speed.
+var fastPBKDF2 = credential.Params{Algorithm: credential.PBKDF2SHA512, Iterations: 10_000, SaltLen: 16, KeyLen: 32}
+
+func TestPBKDF2RoundTrip(t *testing.T) {
+	ctx := context.Background()
+	h := credential.NewHasher(fastPBKDF2, 1)
+	encoded, err := h.Hash(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(encoded, "$pbkdf2-sha512$i=10000$") || strings.Count(encoded, "$") != 4 {
+		t.Fatalf("encoded %q", encoded)
+	}
+	if ok, err := h.Verify(ctx, secret, encoded); !ok || err != nil {
+		t.Fatalf("Verify(right secret) = %v, %v", ok, err)
+	}
+	if ok, err := h.Verify(ctx, secret+"x", encoded); ok || err != nil {
+		t.Fatalf("Verify(wrong secret) = %v, %v", ok, err)
+	}
+	// The key is PBKDF2-HMAC-SHA-512 of the secret and salt, as any other
+	// implementation computes it.
+	fields := strings.Split(encoded, "$")
+	salt, _ := base64.RawStdEncoding.DecodeString(fields[3])
+	want, err := pbkdf2.Key(sha512.New, secret, salt, 10_000, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fields[4] != base64.RawStdEncoding.EncodeToString(want) {
+		t.Fatal("the stored key is not PBKDF2-HMAC-SHA-512")
+	}
+	if !credential.NeedsRehash(encoded, credential.Params{Algorithm: credential.PBKDF2SHA512, Iterations: 20_000, SaltLen: 16, KeyLen: 32}) {
+		t.Error("NeedsRehash ignores a higher iteration count")
+	}
+	if credential.NeedsRehash(encoded, fastPBKDF2) {
+		t.Error("NeedsRehash with the hash's own parameters")
+	}
+}
+
+// TestSwitchingAlgorithms: a site that moves from argon2id to PBKDF2 (or
+// back) keeps verifying the hashes it stored before, and NeedsRehash
+// reports them.
+func TestSwitchingAlgorithms(t *testing.T) {
+	ctx := context.Background()
+	argon := credential.NewHasher(fast, 1)
+	pb := credential.NewHasher(fastPBKDF2, 1)
+	old, err := argon.Hash(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := pb.Hash(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		h       *credential.Hasher
+		encoded string
+	}{"pbkdf2 hasher, argon2id hash": {pb, old}, "argon2id hasher, pbkdf2 hash": {argon, fresh}} {
+		if ok, err := c.h.Verify(ctx, secret, c.encoded); !ok || err != nil {
+			t.Errorf("%s: Verify = %v, %v", name, ok, err)
+		}
+		if !credential.NeedsRehash(c.encoded, c.h.Params()) {
+			t.Errorf("%s: NeedsRehash = false", name)
+		}
+	}
+}
+
+func TestPBKDF2ParamsAndMalformed(t *testing.T) {
+	ctx := context.Background()
+	if got := credential.NewHasher(credential.Params{Algorithm: credential.PBKDF2SHA512}, 1).Params(); got != credential.DefaultPBKDF2Params {
+		t.Errorf("PBKDF2 defaults %+v, want %+v", got, credential.DefaultPBKDF2Params)
+	}
+	if err := credential.DefaultPBKDF2Params.Validate(); err != nil {
+		t.Errorf("DefaultPBKDF2Params.Validate() = %v", err)
+	}
+	for name, p := range map[string]credential.Params{
+		"too few iterations":  {Algorithm: credential.PBKDF2SHA512, Iterations: 9_999, SaltLen: 16, KeyLen: 32},
+		"too many iterations": {Algorithm: credential.PBKDF2SHA512, Iterations: 10_000_001, SaltLen: 16, KeyLen: 32},
+		"short salt":          {Algorithm: credential.PBKDF2SHA512, Iterations: 10_000, SaltLen: 8, KeyLen: 32},
+		"short key":           {Algorithm: credential.PBKDF2SHA512, Iterations: 10_000, SaltLen: 16, KeyLen: 8},
+		"argon2id fields":     {Algorithm: credential.PBKDF2SHA512, Iterations: 10_000, Memory: 64, SaltLen: 16, KeyLen: 32},
+		"iterations on argon": {Memory: 64, Time: 1, Threads: 1, Iterations: 10_000, SaltLen: 16, KeyLen: 32},
+		"unknown algorithm":   {Algorithm: "bcrypt", SaltLen: 16, KeyLen: 32},
+	} {
+		if err := p.Validate(); !errors.Is(err, credential.ErrInvalidParams) {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+		if _, err := credential.NewHasher(p, 1).Hash(ctx, secret); !errors.Is(err, credential.ErrInvalidParams) {
+			t.Errorf("%s: Hash = %v", name, err)
+		}
+	}
+	salt16 := base64.RawStdEncoding.EncodeToString(make([]byte, 16))
+	key32 := base64.RawStdEncoding.EncodeToString(make([]byte, 32))
+	h := credential.NewHasher(fastPBKDF2, 1)
+	for _, bad := range []string{
+		"$pbkdf2-sha512$i=10000$" + salt16,                      // no key
+		"$pbkdf2-sha512$i=10000$" + salt16 + "$" + key32 + "$x", // extra field
+		"$pbkdf2-sha512$i=010000$" + salt16 + "$" + key32,       // leading zero
+		"$pbkdf2-sha512$rounds=10000$" + salt16 + "$" + key32,   // other spelling
+		"$pbkdf2-sha512$i=4294967295$" + salt16 + "$" + key32,   // a tampered row asking for hours
+		"$pbkdf2-sha512$i=10000$AAAAAAAAAAA$" + key32,           // 8-byte salt
+		"$pbkdf2-sha256$i=10000$" + salt16 + "$" + key32,        // other hash
+		"$pbkdf2-sha512$v=19$i=10000$" + salt16 + "$" + key32,   // argon2-style version
+		"$pbkdf2-sha512$i=10000$" + salt16 + "=$" + key32,       // padding
+	} {
+		if ok, err := h.Verify(ctx, secret, bad); ok || !errors.Is(err, credential.ErrMalformedHash) {
+			t.Errorf("Verify(%q) = %v, %v; want ErrMalformedHash", bad, ok, err)
+		}
 	}
 }

@@ -35,8 +35,12 @@ type phcHash struct {
 }
 
 // encodePHC formats a hash as
-// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>.
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>, or for PBKDF2
+// $pbkdf2-sha512$i=<iterations>$<salt>$<key>.
 func encodePHC(p Params, salt, key []byte) string {
+	if p.Algorithm == PBKDF2SHA512 {
+		return fmt.Sprintf("$%s$i=%d$%s$%s", PBKDF2SHA512, p.Iterations, b64.EncodeToString(salt), b64.EncodeToString(key))
+	}
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
@@ -49,24 +53,42 @@ func parsePHC(s string) (phcHash, error) {
 		return phcHash{}, fmt.Errorf("%w: too long", ErrMalformedHash)
 	}
 	fields := strings.Split(s, "$")
-	if len(fields) != 6 || fields[0] != "" {
+	if len(fields) < 2 || fields[0] != "" {
 		return phcHash{}, fmt.Errorf("%w: not a PHC string", ErrMalformedHash)
 	}
-	if fields[1] != "argon2id" {
-		return phcHash{}, fmt.Errorf("%w: not an argon2id hash", ErrMalformedHash)
+	var p Params
+	switch fields[1] {
+	case Argon2id:
+		if len(fields) != 6 {
+			return phcHash{}, fmt.Errorf("%w: not a PHC string", ErrMalformedHash)
+		}
+		if fields[2] != "v="+strconv.Itoa(argon2.Version) {
+			return phcHash{}, fmt.Errorf("%w: unsupported argon2 version", ErrMalformedHash)
+		}
+		var err error
+		if p, err = parseCost(fields[3]); err != nil {
+			return phcHash{}, err
+		}
+		fields = fields[4:]
+	case PBKDF2SHA512:
+		if len(fields) != 5 {
+			return phcHash{}, fmt.Errorf("%w: not a PHC string", ErrMalformedHash)
+		}
+		digits, ok := strings.CutPrefix(fields[2], "i=")
+		iterations, okDecimal := parseDecimal(digits)
+		if !ok || !okDecimal {
+			return phcHash{}, fmt.Errorf("%w: parameters are not i=<iterations>", ErrMalformedHash)
+		}
+		p = Params{Algorithm: PBKDF2SHA512, Iterations: iterations}
+		fields = fields[3:]
+	default:
+		return phcHash{}, fmt.Errorf("%w: not an argon2id or %s hash", ErrMalformedHash, PBKDF2SHA512)
 	}
-	if fields[2] != "v="+strconv.Itoa(argon2.Version) {
-		return phcHash{}, fmt.Errorf("%w: unsupported argon2 version", ErrMalformedHash)
-	}
-	p, err := parseCost(fields[3])
-	if err != nil {
-		return phcHash{}, err
-	}
-	salt, ok := decodeB64(fields[4])
+	salt, ok := decodeB64(fields[0])
 	if !ok {
 		return phcHash{}, fmt.Errorf("%w: salt is not base64", ErrMalformedHash)
 	}
-	key, ok := decodeB64(fields[5])
+	key, ok := decodeB64(fields[1])
 	if !ok {
 		return phcHash{}, fmt.Errorf("%w: hash is not base64", ErrMalformedHash)
 	}
@@ -101,7 +123,7 @@ func parseCost(s string) (Params, error) {
 		// and converting first would let p=257 pass as p=1.
 		return Params{}, fmt.Errorf("%w: %w: threads must be 1 to %d", ErrMalformedHash, ErrInvalidParams, maxThreads)
 	}
-	return Params{Memory: values[0], Time: values[1], Threads: uint8(values[2])}, nil
+	return Params{Algorithm: Argon2id, Memory: values[0], Time: values[1], Threads: uint8(values[2])}, nil
 }
 
 // parseDecimal parses a canonical unsigned 32-bit decimal: digits only, no

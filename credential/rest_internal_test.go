@@ -12,10 +12,10 @@ func TestSlotRestsAfterHash(t *testing.T) {
 	const d = 40 * time.Millisecond
 	h := NewHasher(internalFast, 1)
 	var starts []time.Time
-	h.derive = func(secret, salt []byte, p Params) []byte {
+	h.derive = func(secret, salt []byte, p Params) ([]byte, error) {
 		starts = append(starts, time.Now()) // one slot: never concurrent
 		time.Sleep(d)
-		return deriveArgon2id(secret, salt, p)
+		return deriveKey(secret, salt, p)
 	}
 	begin := time.Now()
 	if _, err := h.Hash(t.Context(), "first"); err != nil {

@@ -24,6 +24,7 @@ type AccountManager interface {
 	LinkCard(ctx context.Context, accountID int64, c store.Card) error
 	UnlinkCard(ctx context.Context, username, fingerprint string) error
 	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
+	RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error)
 	SetAnswers(ctx context.Context, accountID int64, answers [3]store.Answer) error
 	RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, error)
 	ResetLoginFailures(ctx context.Context, accountID int64) error
@@ -102,6 +103,7 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 		if err := f.deps.Accounts.ResetLoginFailures(ctx, acct.ID); err != nil {
 			return passwordResult{}, fmt.Errorf("enroll: %w", err)
 		}
+		f.rehash(ctx, acct.ID, hash, password)
 		return passwordResult{OK: true}, nil
 	}
 	st, err := f.deps.Accounts.RecordLoginFailure(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
@@ -109,6 +111,23 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 		return passwordResult{}, fmt.Errorf("enroll: %w", err)
 	}
 	return passwordResult{State: st}, nil
+}
+
+// rehash replaces a correct password's stored hash by one made with the
+// hasher's current algorithm and parameters when they differ (a site that
+// moved to password_hash pbkdf2, or raised the cost): the password is at
+// hand only now. It costs this one sign-in a second hash. A failure
+// changes nothing for the sign-in, which has succeeded; the next one tries
+// again.
+func (f *Flow) rehash(ctx context.Context, accountID int64, stored, password string) {
+	if !credential.NeedsRehash(stored, f.deps.Hasher.Params()) {
+		return
+	}
+	fresh, err := f.deps.Hasher.Hash(ctx, password)
+	if err != nil {
+		return
+	}
+	_, _ = f.deps.Accounts.RehashPassword(ctx, accountID, stored, fresh)
 }
 
 // wrongPassword is the message for a password that did not verify.

@@ -145,6 +145,30 @@ func (s *SQLStore) SetPassword(ctx context.Context, accountID int64, hash string
 	return nil
 }
 
+// rehashPasswordSQL swaps the hash only if it is still the one verified,
+// so a password changed in between on another node is never overwritten.
+const rehashPasswordSQL = `UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ?`
+
+// RehashPassword implements Store.
+func (s *SQLStore) RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error) {
+	if old == "" || new == "" {
+		return false, errors.New("store: rehash password: empty password hash")
+	}
+	var n int64
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		res, err := ex.exec(ctx, rehashPasswordSQL, new, accountID, old)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: rehash password: %w", s.dialect.translate(err))
+	}
+	return n == 1, nil
+}
+
 const (
 	deleteAnswersSQL = `DELETE FROM security_answers WHERE account_id = ?`
 

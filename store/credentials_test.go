@@ -212,3 +212,45 @@ func testSetAnswers(t *testing.T, be backend) {
 		t.Errorf("security_answers holds %d rows, want 6", n)
 	}
 }
+
+func TestRehashPassword(t *testing.T) { forEachBackend(t, testRehashPassword) }
+
+// RehashPassword swaps the hash of the same password without making it a
+// password change, and never overwrites a password changed meanwhile.
+func testRehashPassword(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := be.openStore(t)
+	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
+	old := mustCredentials(t, s, a.ID).PasswordHash
+	before, err := s.AccountByUsername(ctx, a.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RehashPassword(ctx, a.ID, old, "rehashed"); !ok || err != nil {
+		t.Fatalf("RehashPassword = %v, %v", ok, err)
+	}
+	got := mustCredentials(t, s, a.ID)
+	if got.PasswordHash != "rehashed" || len(got.History) != 0 {
+		t.Fatalf("after rehash: current %q, history %q; want rehashed and no history", got.PasswordHash, got.History)
+	}
+	after, err := s.AccountByUsername(ctx, a.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.PasswordChangedAt.Equal(before.PasswordChangedAt) {
+		t.Errorf("rehash moved the password change time from %v to %v", before.PasswordChangedAt, after.PasswordChangedAt)
+	}
+	// The password changed since the hash was read: nothing is written.
+	if err := s.SetPassword(ctx, a.ID, "changed", 5); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RehashPassword(ctx, a.ID, "rehashed", "stale rehash"); ok || err != nil {
+		t.Fatalf("RehashPassword of a replaced hash = %v, %v", ok, err)
+	}
+	if got := mustCredentials(t, s, a.ID).PasswordHash; got != "changed" {
+		t.Fatalf("a stale rehash overwrote the changed password: %q", got)
+	}
+	if _, err := s.RehashPassword(ctx, a.ID, "", "x"); err == nil {
+		t.Error("empty old hash accepted")
+	}
+}

@@ -82,6 +82,15 @@ type Store interface {
 	// account.
 	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
 
+	// RehashPassword replaces an account's password hash old with new, a
+	// hash of the same password made with the current algorithm or
+	// parameters, if old is still the current hash. It is not a password
+	// change: the history and the time of the last change stay as they
+	// are. It reports whether it replaced the hash; false means the
+	// password was changed (or the account removed) meanwhile, and
+	// nothing was written.
+	RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error)
+
 	// SetAnswers replaces an account's three security answers at once. It
 	// fails with ErrQuestionRepeated, changing nothing, if two answers
 	// share a question, and with ErrNotFound if there is no such account.
