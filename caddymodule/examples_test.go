@@ -52,8 +52,9 @@ func TestHardenedExample(t *testing.T) {
 		} `json:"logging"`
 		Apps struct {
 			Cacgate struct {
-				Store      json.RawMessage   `json:"store"`
-				Revocation *RevocationConfig `json:"revocation"`
+				Store        json.RawMessage   `json:"store"`
+				Revocation   *RevocationConfig `json:"revocation"`
+				PasswordHash string            `json:"password_hash"`
 			} `json:"cacgate"`
 		} `json:"apps"`
 	}
@@ -90,6 +91,10 @@ func TestHardenedExample(t *testing.T) {
 		t.Errorf("revocation %+v: want OCSP with a local CRL cache", *rev)
 	case !rev.Intermediates:
 		t.Error("the issuing CAs' revocation status is not checked")
+	}
+
+	if cfg.Apps.Cacgate.PasswordHash != "pbkdf2-sha512" {
+		t.Errorf("password_hash %q, want the NIST-approved pbkdf2-sha512", cfg.Apps.Cacgate.PasswordHash)
 	}
 
 	audit, ok := cfg.Logging.Logs["cacgate_audit"]
