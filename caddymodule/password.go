@@ -27,7 +27,6 @@ import (
 // password, so the application can tell a weaker sign-in from a CAC.
 
 const (
-	pathLogout = ui.Prefix + "logout"
 	// loginCSRFCookie binds the sign-in form's CSRF token to this browser
 	// (there is no card to bind it to).
 	loginCSRFCookie = "__Host-cacgate-login"
@@ -188,53 +187,6 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		http.SetCookie(w, sessionCookie(token))
 		return seeOther(w, next)
 	})
-}
-
-// serveLogout ends a password session (POST) and tells the person so
-// (GET): the explicit logoff message of ASD STIG V-222392. A GET while
-// still signed in offers the sign-out button rather than claiming it.
-func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		return h.serveSignedOut(w, r)
-	case http.MethodPost:
-	default:
-		return methodNotAllowed(w, r, "GET, HEAD, POST")
-	}
-	if !sameOrigin(r) {
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf_failed", Title: "Sign-out refused",
-			Detail: "The sign-out request did not come from this site."})
-	}
-	now := time.Now()
-	if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now); ok {
-		recorded := h.app.endSession(r.Context(), s, now)
-		h.app.audit.request(r, "signout.password", outcomeSuccess, zap.String("username", s.Username),
-			zap.Bool("session_ended_in_store", recorded))
-	}
-	http.SetCookie(w, &http.Cookie{Name: consent.SessionCookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: -1})
-	return seeOther(w, pathLogout)
-}
-
-// serveSignedOut is the page sign-out lands on.
-func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), time.Now()); ok {
-		return ui.WriteNotice(w, r, ui.Notice{Status: http.StatusOK, Code: "signed_in", Title: "Sign out",
-			Paragraphs: []string{"You are signed in to this site with your username and password. Sign out to end that session."},
-			Form:       &ui.NoticeForm{Action: pathLogout, Button: "Sign out"},
-			Links:      []ui.Link{{Text: "Return to the site", Href: "/"}}})
-	}
-	n := ui.Notice{Status: http.StatusOK, Code: "signed_out", Title: "You have signed out",
-		Paragraphs: []string{
-			"Your password session on this site has ended.",
-			"If you signed in with a CAC, remove it from the reader and close every browser window: the browser keeps using the card until it is closed.",
-			"On a shared computer, close every browser window now.",
-		},
-		Links: []ui.Link{{Text: "Return to the site", Href: "/"}}}
-	if h.PasswordLogin {
-		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: enroll.PathLogin}}, n.Links...)
-	}
-	return ui.WriteNotice(w, r, n)
 }
 
 // loginLink is offered on the no-card page where password sign-in is on.
