@@ -118,6 +118,25 @@ func TestBrowserConsentFlow(t *testing.T) {
 	if got := h.Get("X-Cac-Edipi"); got != "1234567890" {
 		t.Errorf("backend X-Cac-Edipi = %q, want 1234567890", got)
 	}
+
+	// 5. Signing out with the card: the gateway's page, its button, the
+	// logoff message, and the banner again before the application.
+	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/.cacgate/logout"))); err != nil {
+		t.Fatalf("opening the sign-out page: %v", err)
+	}
+	checkPageBasics(t, ctx, "card sign-out page")
+	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign out"]`))); err != nil {
+		t.Fatalf("clicking Sign out: %v\npage text:\n%s", err, pageText(ctx))
+	}
+	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/logout", "You have signed out"); err != nil {
+		t.Fatalf("after Sign out: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
+	}
+	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/reports"))); err != nil {
+		t.Fatalf("navigating after sign-out: %v", err)
+	}
+	if got := evalOr(ctx, `document.location.pathname`); got != "/.cacgate/consent" {
+		t.Errorf("after signing out the browser reached %q, want the banner", got)
+	}
 }
 
 func TestBrowserNoCertificate(t *testing.T) {
