@@ -133,7 +133,9 @@ type cardCert struct {
 // chainOrLeaf is the chain to check for revocation: the verified one, or
 // the card and its issuer when only those are known.
 func (c *cardCert) chainOrLeaf() []*x509.Certificate {
-	if len(c.chain) > 0 {
+	// A verified chain of the card alone (the card itself in the TLS
+	// trust pool) names no issuer; the site's own pool may have found one.
+	if len(c.chain) > 1 {
 		return c.chain
 	}
 	if c.issuerCert != nil {

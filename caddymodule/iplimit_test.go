@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,6 +158,24 @@ func TestPasswordLoginAttemptsPerIP(t *testing.T) {
 		}
 	}
 	forget()
+
+	// Forged posts (from another site, or without the form's token) are
+	// refused before they count: a page elsewhere cannot make visitors'
+	// browsers use their address's allowance up.
+	for i := range 5 {
+		forged := url.Values{"username": {"john.q.doe"}, "password": {"Summer.Season~2026"}, "csrf": {"forged"}}
+		hdr := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}}
+		if i%2 == 0 {
+			hdr.Set("Sec-Fetch-Site", "cross-site")
+			hdr.Set("Origin", "https://evil.example")
+		}
+		if resp, _ := request(t, g.client(nil), "POST", g.url("main", "/.cacgate/login"), hdr, strings.NewReader(forged.Encode())); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("forged sign-in post %d: HTTP %d", i+1, resp.StatusCode)
+		}
+	}
+	if n, _, err := db.Attempts(ctx, addressAttemptPrefix+"127.0.0.1", time.Now(), ipAttemptWindow); err != nil || n != 0 {
+		t.Fatalf("forged posts counted %d, %v; want 0", n, err)
+	}
 
 	// Correct passwords do not use the allowance up.
 	for i := range 5 {

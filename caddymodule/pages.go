@@ -194,7 +194,9 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return seeOther(w, next)
 	}
 	if h.enrollFlow != nil {
-		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) {
+		// A post from another origin is refused by the flow's CSRF check;
+		// it must not use the address's allowance up first.
+		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && sameOrigin(r) {
 			if done, err := h.limitAddress(w, r, now, "enroll.rate_limited", cardFields(se.id)...); done {
 				return err
 			}

@@ -156,37 +156,41 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: nonce, Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	}
-	next := consent.SafeNext(r.URL.Query().Get("next"))
-	if r.Method == http.MethodPost {
-		next = consent.SafeNext(r.FormValue("next"))
-	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
-	if r.Method == http.MethodPost {
+	return h.enrollFlow.ServeLogin(w, r, enroll.Login{
+		CSRF: csrf,
+		Next: consent.SafeNext(r.URL.Query().Get("next")),
 		// Each account locks after three wrong passwords; this bounds
-		// trying one password on many accounts from one address.
-		if done, err := h.limitAddress(w, r, now, "signin.password"); done {
-			return err
+		// trying one password on many accounts from one address. Asked
+		// only for a same-origin form with a valid token, so a forged
+		// cross-site post cannot use the address's allowance up.
+		Limit: func() (bool, error) { return h.limitAddress(w, r, now, "signin.password") },
+		SignIn: func(acct *store.Account, next string) error {
+			return h.startPasswordSession(w, r, acct, next, now)
+		},
+	})
+}
+
+// startPasswordSession signs acct in after a correct password: the
+// session cookie (and, with session_limit, its record), then on to next.
+func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, acct *store.Account, next string, now time.Time) error {
+	// A correct password is not an attempt against the per-address
+	// limit: people behind one NAT sign in all day.
+	if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
+		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
+	}
+	session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
+	if err != nil {
+		return err
+	}
+	if h.SessionLimit > 0 {
+		if err := h.app.startLimitedSession(r, session, h.SessionLimit, now); err != nil {
+			// Without the record the limit cannot hold: no session.
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		}
 	}
-	return h.enrollFlow.ServeLogin(w, r, csrf, next, func(acct *store.Account) error {
-		// A correct password is not an attempt against the limit: people
-		// behind one NAT sign in all day.
-		if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
-			h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
-		}
-		session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
-		if err != nil {
-			return err
-		}
-		if h.SessionLimit > 0 {
-			if err := h.app.startLimitedSession(r, session, h.SessionLimit, now); err != nil {
-				// Without the record the limit cannot hold: no session.
-				return caddyhttp.Error(http.StatusServiceUnavailable, err)
-			}
-		}
-		http.SetCookie(w, sessionCookie(token))
-		return seeOther(w, next)
-	})
+	http.SetCookie(w, sessionCookie(token))
+	return seeOther(w, next)
 }
 
 // loginLink is offered on the no-card page where password sign-in is on.

@@ -329,9 +329,18 @@ func TestRevokedIntermediate(t *testing.T) {
 			e["ca_serial"] != p.Intermediate.Cert.SerialNumber.Text(16) || e["edipi"] != "1234567890" {
 			t.Fatalf("audit entry %v", e)
 		}
-		// The TLS verifier refuses the handshake.
+		// The TLS verifier refuses the handshake, and says which CA.
 		if _, err := c.Get(g.url("handshake", "/")); err == nil {
 			t.Error("handshake of a revoked CA's card succeeded")
+		}
+		var atHandshake map[string]any
+		for _, e := range g.auditEntries(t, "access.denied") {
+			if e["stage"] == "tls_handshake" {
+				atHandshake = e
+			}
+		}
+		if atHandshake == nil || atHandshake["reason"] != "ca_revoked" || !strings.Contains(fmt.Sprint(atHandshake["ca_subject"]), "CN=TEST DOD ID CA-70") {
+			t.Errorf("handshake refusal audit: %v", atHandshake)
 		}
 	})
 	t.Run("CA good", func(t *testing.T) {

@@ -101,28 +101,34 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	verdict := v.app.revocationStatus(ctx, chain, certFingerprint(leaf.Raw))
-	switch verdict.Status {
-	case revocation.StatusGood:
+	if verdict.Status == revocation.StatusGood {
 		return nil
-	case revocation.StatusRevoked:
-		if verdict.ca != nil {
-			return v.refuse(leaf, "ca_revoked", fmt.Errorf("issuing CA %q revoked", verdict.ca.Subject.CommonName))
-		}
+	}
+	var caAudit []zap.Field
+	whose := "certificate"
+	if verdict.ca != nil {
+		caAudit = caFields(verdict.ca)
+		whose = fmt.Sprintf("issuing CA %q", verdict.ca.Subject.CommonName)
+	}
+	switch {
+	case verdict.Status == revocation.StatusRevoked && verdict.ca != nil:
+		return v.refuse(leaf, "ca_revoked", fmt.Errorf("%s revoked", whose), caAudit...)
+	case verdict.Status == revocation.StatusRevoked:
 		return v.refuse(leaf, "certificate_revoked", errors.New("certificate revoked"))
 	default:
-		return v.refuse(leaf, "revocation_unavailable", fmt.Errorf("certificate status unavailable: %v", verdict.Err))
+		return v.refuse(leaf, "revocation_unavailable", fmt.Errorf("%s status unavailable: %v", whose, verdict.Err), caAudit...)
 	}
 }
 
 // refuse audits a handshake refusal. The handshake gives no client
 // address, so the entry identifies the card only.
-func (v *Verifier) refuse(leaf *x509.Certificate, code string, err error) error {
-	v.app.audit.write("access.denied", outcomeFailure, []zap.Field{
+func (v *Verifier) refuse(leaf *x509.Certificate, code string, err error, extra ...zap.Field) error {
+	v.app.audit.write("access.denied", outcomeFailure, append([]zap.Field{
 		zap.String("reason", code), zap.String("stage", "tls_handshake"),
 		zap.String("cert_subject", cacid.DistinguishedName(leaf.RawSubject, leaf.Subject)),
 		zap.String("cert_serial", leaf.SerialNumber.Text(16)),
 		zap.String("cert_issuer", cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer)),
-	})
+	}, extra...))
 	return fmt.Errorf("cacgate: %s: %w", code, err)
 }
 

@@ -226,7 +226,8 @@ func (f *Flow) accountPasswordForm(w http.ResponseWriter, r *http.Request, statu
 // on; when not, it has added an error to errs or answered with the locked
 // page (done is true).
 func (f *Flow) verifyCurrent(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF, acct *store.Account, hash, password, event string, errs *formErrors) (ok, done bool, err error) {
-	res, err := f.checkPassword(r.Context(), acct, hash, password)
+	// A password about to be replaced is not worth rehashing.
+	res, err := f.checkPassword(r.Context(), acct, hash, password, event != "password.changed")
 	if err != nil {
 		return false, false, err
 	}

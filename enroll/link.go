@@ -69,8 +69,10 @@ type passwordResult struct {
 // (nil for an unknown username; hash "" for an account without a
 // password, which never matches). A locked account is refused without
 // verifying. A failure is counted against acct; a success clears its
-// count.
-func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string) (passwordResult, error) {
+// count. With rehash, a correct password whose hash was made with other
+// parameters than the hasher's is stored again with them (see rehash);
+// callers about to replace the password pass false.
+func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (passwordResult, error) {
 	now := f.deps.Now()
 	if acct != nil {
 		st, err := f.deps.Accounts.LoginState(ctx, acct.ID, now, loginWindow, loginMaxFailures)
@@ -103,7 +105,9 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 		if err := f.deps.Accounts.ResetLoginFailures(ctx, acct.ID); err != nil {
 			return passwordResult{}, fmt.Errorf("enroll: %w", err)
 		}
-		f.rehash(ctx, acct.ID, hash, password)
+		if rehash {
+			f.rehash(ctx, acct.ID, hash, password)
+		}
 		return passwordResult{OK: true}, nil
 	}
 	st, err := f.deps.Accounts.RecordLoginFailure(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
@@ -233,7 +237,7 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 	} else if !allowed {
 		return f.linkTooManyAttempts(w, r, card)
 	}
-	res, err := f.checkPassword(ctx, acct, hash, password)
+	res, err := f.checkPassword(ctx, acct, hash, password, true)
 	password = ""
 	if err != nil || res.OK {
 		// Only a wrong password counts. If the refund fails, the

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cacgate/cacgate/consent"
 	"github.com/cacgate/cacgate/store"
 )
 
@@ -21,27 +22,46 @@ type loginPage struct {
 	Locked   string // lock end, when the account is locked
 }
 
+// Login is what ServeLogin needs from the gateway besides the request.
+type Login struct {
+	// CSRF makes and checks the form's token.
+	CSRF CSRF
+	// Next is where the form's sign-in will go, for a GET: the caller's
+	// pick from the query, already made safe. A POST goes where its form's
+	// next field says, made safe here (consent.SafeNext).
+	Next string
+	// Limit, if set, is called for a well-formed POST whose CSRF token
+	// checked out, before the password is: it counts the attempt against
+	// limits the flow does not keep (per client address) and, when it
+	// refuses, answers the request itself and reports done. Counting only
+	// then keeps forged cross-site posts from using up an allowance.
+	Limit func() (done bool, err error)
+	// SignIn starts the session (sets its cookie) for a correct password
+	// of an active account and answers the request, sending the person on
+	// to next.
+	SignIn func(acct *store.Account, next string) error
+}
+
 // ServeLogin serves the password sign-in form. It needs no card. On a
-// correct password for an active account it calls signIn, which starts the
-// session (sets its cookie) and answers the request. Wrong passwords are
-// counted in the database per account, as on the link page: three within 15
-// minutes lock the account, and the page says how many tries remain. The
-// caller passes next, already made safe.
-func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, next string, signIn func(*store.Account) error) error {
+// correct password for an active account it calls l.SignIn. Wrong
+// passwords are counted in the database per account, as on the link page:
+// three within 15 minutes lock the account, and the page says how many
+// tries remain.
+func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, l Login) error {
 	if f.deps.Accounts == nil {
 		return errors.New("enroll: no account manager for the sign-in page")
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		return f.render(w, http.StatusOK, "login", loginPage{CSRF: csrf.Token(), Contact: f.cfg.Contact, Next: next})
+		return f.render(w, http.StatusOK, "login", loginPage{CSRF: l.CSRF.Token(), Contact: f.cfg.Contact, Next: l.Next})
 	case http.MethodPost:
 	default:
 		return f.methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
-	if ok, err := f.readForm(w, r, csrf, "Go back, reload the sign-in page and try again."); !ok {
+	if ok, err := f.readForm(w, r, l.CSRF, "Go back, reload the sign-in page and try again."); !ok {
 		return err
 	}
-	page := loginPage{Contact: f.cfg.Contact, Next: next}
+	page := loginPage{Contact: f.cfg.Contact, Next: consent.SafeNext(r.PostForm.Get("next"))}
 	page.Username = strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))
 	password := r.PostForm.Get("password")
 	if page.Username == "" || len(page.Username) > 64 {
@@ -51,8 +71,13 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, nex
 		page.Errors.add("password", "Enter your password.")
 	}
 	if page.Errors.any() {
-		page.CSRF = csrf.Token()
+		page.CSRF = l.CSRF.Token()
 		return f.render(w, http.StatusUnprocessableEntity, "login", page)
+	}
+	if l.Limit != nil {
+		if done, err := l.Limit(); done {
+			return err
+		}
 	}
 
 	acct, err := f.deps.Accounts.AccountByUsername(r.Context(), page.Username)
@@ -67,11 +92,11 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, nex
 		}
 		hash = creds.PasswordHash
 	}
-	res, err := f.checkPassword(r.Context(), acct, hash, password)
+	res, err := f.checkPassword(r.Context(), acct, hash, password, true)
 	if err != nil {
 		return err
 	}
-	page.CSRF = csrf.Token()
+	page.CSRF = l.CSRF.Token()
 	fields := map[string]string{}
 	if acct != nil {
 		// Only a known username is recorded: someone may type a
@@ -105,5 +130,5 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, csrf CSRF, nex
 		return f.render(w, http.StatusForbidden, "login", page)
 	}
 	f.deps.Audit(r, "signin.password", "success", fields)
-	return signIn(acct)
+	return l.SignIn(acct, page.Next)
 }

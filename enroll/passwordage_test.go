@@ -67,7 +67,7 @@ func TestPasswordMaximumAge(t *testing.T) {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("Accept", "text/html")
 		w := httptest.NewRecorder()
-		if err := h.flow.ServeLogin(w, r, fakeCSRF{}, "/", func(*store.Account) error { signedIn = true; return nil }); err != nil {
+		if err := h.flow.ServeLogin(w, r, Login{CSRF: fakeCSRF{}, Next: "/", SignIn: func(*store.Account, string) error { signedIn = true; return nil }}); err != nil {
 			t.Fatal(err)
 		}
 		return w

@@ -49,7 +49,7 @@ func TestRehashOnSignIn(t *testing.T) {
 			"csrf": {"csrf-token"}, "username": {"john.q.doe"}, "password": {password}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		w := httptest.NewRecorder()
-		if err := h.flow.ServeLogin(w, r, fakeCSRF{}, "/", func(*store.Account) error { signedIn = true; return nil }); err != nil {
+		if err := h.flow.ServeLogin(w, r, Login{CSRF: fakeCSRF{}, Next: "/", SignIn: func(*store.Account, string) error { signedIn = true; return nil }}); err != nil {
 			t.Fatal(err)
 		}
 		return signedIn
