@@ -110,8 +110,8 @@ type App struct {
 	// hashes are made with: "argon2id" (default) or "pbkdf2-sha512"
 	// (NIST SP 800-132, inside Go's FIPS 140-3 module), for assessors who
 	// require an approved KDF. Hashes stored with either keep verifying,
-	// so a site can switch; each secret moves to the new algorithm when
-	// it is next set.
+	// so a site can switch: a password moves to the new algorithm at its
+	// next correct sign-in, security answers when they are next set.
 	PasswordHash string `json:"password_hash,omitempty"`
 	// PBKDF2Iterations is PBKDF2's iteration count (default 210000, OWASP;
 	// 100000 to 10000000).
