@@ -30,7 +30,7 @@ func withAccessRules(tb testing.TB, p *hotPath) {
 	}
 	tb.Cleanup(func() { p.h.Cleanup() })
 	w := httptest.NewRecorder()
-	if err := p.h.ServeHTTP(w, p.req, p.next); err != nil || w.Code != http.StatusOK {
+	if err := p.h.ServeHTTP(w, p.replay.next(), p.next); err != nil || w.Code != http.StatusOK {
 		tb.Fatalf("warm-up request with access rules: %v, HTTP %d %s", err, w.Code, w.Body)
 	}
 }
@@ -43,7 +43,7 @@ func BenchmarkHotPathAccessRules(b *testing.B) {
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.h.ServeHTTP(w, p.req, p.next); err != nil {
+		if err := p.h.ServeHTTP(w, p.replay.next(), p.next); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -56,7 +56,7 @@ func TestAccessDecisionIsCached(t *testing.T) {
 	p := newHotPath(t, "crl")
 	w := &discardWriter{h: http.Header{}}
 	serve := func() {
-		if err := p.h.ServeHTTP(w, p.req, p.next); err != nil {
+		if err := p.h.ServeHTTP(w, p.replay.next(), p.next); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -231,7 +231,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 
 	ttl := time.Duration(a.CacheTTL)
-	a.cards = expirable.NewLRU[string, *cardEntry](a.CacheSize, nil, ttl)
+	// An entry leaving the cache for any reason is marked dropped: the
+	// sites' entries hold it past eviction, and a change announced by
+	// another node can only reach the entries still in the cache.
+	a.cards = expirable.NewLRU[string, *cardEntry](a.CacheSize, func(_ string, e *cardEntry) { e.dropped.Store(true) }, ttl)
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)

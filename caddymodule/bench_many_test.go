@@ -28,7 +28,7 @@ func BenchmarkHotPathManyCards(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := p.h.ServeHTTP(w, reqs[i], p.next); err != nil {
+		if err := p.h.ServeHTTP(w, reqs[i].next(), p.next); err != nil {
 			b.Fatal(err)
 		}
 		if i++; i == n {
@@ -40,7 +40,7 @@ func BenchmarkHotPathManyCards(b *testing.B) {
 // manyCardRequests enrolls n fresh cards (one bulk import) and returns a
 // request for each with a valid consent cookie, every one served once so
 // the caches hold them all.
-func manyCardRequests(b *testing.B, p *hotPath, n int) []*http.Request {
+func manyCardRequests(b *testing.B, p *hotPath, n int) []*replay {
 	b.Helper()
 	pki := testPKI(b)
 	cards := make([]*testpki.Card, n)
@@ -85,7 +85,7 @@ func manyCardRequests(b *testing.B, p *hotPath, n int) []*http.Request {
 		b.Fatal(err)
 	}
 
-	reqs := make([]*http.Request, n)
+	reqs := make([]*replay, n)
 	w := httptest.NewRecorder()
 	for i, c := range cards {
 		token, err := p.h.app.tokens.Issue(fingerprint(c), time.Now(), time.Hour)
@@ -95,10 +95,11 @@ func manyCardRequests(b *testing.B, p *hotPath, n int) []*http.Request {
 		r := p.req.Clone(p.req.Context())
 		r.Header.Set("Cookie", "theme=dark; "+consent.CookieName+"="+token+"; other=1")
 		r.TLS = verifiedState(c, pki)
-		if err := p.h.ServeHTTP(w, r, p.next); err != nil || w.Code != http.StatusOK || r.Header.Get("X-Remote-User") == "" {
+		rp := newReplay(r)
+		if err := p.h.ServeHTTP(w, rp.next(), p.next); err != nil || w.Code != http.StatusOK || r.Header.Get("X-Remote-User") == "" {
 			b.Fatalf("warm-up request for card %d: %v, HTTP %d", i, err, w.Code)
 		}
-		reqs[i] = r
+		reqs[i] = rp
 	}
 	return reqs
 }

@@ -17,7 +17,7 @@ import (
 // clock, matches exempt paths, counts the request and calls next.
 func BenchmarkPieces(b *testing.B) {
 	p := newHotPath(b, "crl")
-	h, r := p.h, p.req
+	h, r := p.h, p.replay.next()
 	now := time.Now()
 	se := h.siteEntry(r.TLS, now)
 	card, _, err := h.currentCard(r, se, now)

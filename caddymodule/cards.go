@@ -61,7 +61,10 @@ type cardEntry struct {
 	// expires with it.
 	verdict chainVerdict
 
-	epoch   uint64
+	epoch uint64
+	// gen is the change generation (changes announced by other nodes)
+	// when the entry's build began.
+	gen     uint64
 	expires time.Time
 	// dropped is set when another node announces a change to the
 	// account or card: handlers holding the entry rebuild it.
@@ -85,34 +88,59 @@ func (e *cardEntry) stale(now time.Time, epoch uint64) bool {
 // is fresh, else from the database. Concurrent misses for one card share a
 // single database round trip.
 func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (*cardEntry, error) {
-	epoch := a.epoch.Load()
-	now := time.Now()
-	if e, ok := a.cards.Get(id.FingerprintHex); ok && !e.stale(now, epoch) {
-		a.metrics.cacheHit.Inc()
-		return e, nil
-	}
-	v, err, _ := a.lookups.Do(id.FingerprintHex, func() (any, error) {
-		a.metrics.cacheMiss.Inc()
-		gen := a.changeGen.Load()
+	return a.cachedEntry(id.FingerprintHex, func(epoch uint64, now time.Time) (*cardEntry, error) {
 		// Shared by every request waiting on this card, so it must not
 		// die with the first one's client; resolve has its own timeout.
-		e, err := a.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
+		return a.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
+	})
+}
+
+// cachedEntry returns the entry for key from the cache when it is fresh,
+// else builds it once for all the requests that want it at the same time.
+// A request that joined a build begun before a change it already knows of
+// (a local change bumps the epoch, one announced by another node the
+// change generation) is not served that build's pre-change entry: it asks
+// once more.
+func (a *App) cachedEntry(key string, build func(epoch uint64, now time.Time) (*cardEntry, error)) (*cardEntry, error) {
+	for try := 0; ; try++ {
+		epoch, gen := a.epoch.Load(), a.changeGen.Load()
+		now := time.Now()
+		if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
+			a.metrics.cacheHit.Inc()
+			return e, nil
+		}
+		v, err, _ := a.lookups.Do(key, func() (any, error) {
+			a.metrics.cacheMiss.Inc()
+			gen := a.changeGen.Load()
+			e, err := build(epoch, now)
+			if err != nil {
+				return nil, err
+			}
+			e.gen = gen
+			a.keep(key, e, gen)
+			return e, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		a.keep(id.FingerprintHex, e, gen)
+		e := v.(*cardEntry)
+		if try == 0 && (e.epoch != epoch || e.gen != gen) {
+			continue
+		}
 		return e, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return v.(*cardEntry), nil
 }
 
 // keep caches a freshly built entry, unless a change announced since gen
 // (when the build began) may have made it stale: then it serves the
 // request that built it and is rebuilt next time.
 func (a *App) keep(key string, e *cardEntry, gen uint64) {
+	// The entry it replaces may still be held by sites; replacing it does
+	// not count as an eviction, so mark it here: only entries in the cache
+	// hear of changes announced by other nodes.
+	if old, ok := a.cards.Peek(key); ok && old != e {
+		old.dropped.Store(true)
+	}
 	a.cards.Add(key, e)
 	if a.changeGen.Load() != gen {
 		e.dropped.Store(true)
@@ -278,16 +306,7 @@ func (e *cardEntry) fill(id *cacid.Identity) {
 // userEntry is card for a password session: the account by username,
 // cached under a key no certificate fingerprint can take.
 func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error) {
-	key := "user:" + username
-	epoch := a.epoch.Load()
-	now := time.Now()
-	if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
-		a.metrics.cacheHit.Inc()
-		return e, nil
-	}
-	v, err, _ := a.lookups.Do(key, func() (any, error) {
-		a.metrics.cacheMiss.Inc()
-		gen := a.changeGen.Load()
+	return a.cachedEntry("user:"+username, func(epoch uint64, now time.Time) (*cardEntry, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
@@ -299,13 +318,8 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, fmt.Errorf("looking up account: %w", err)
 		}
-		a.keep(key, e, gen)
 		return e, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*cardEntry), nil
 }
 
 func findCard(acct *store.Account, fingerprint string) *store.Card {

@@ -336,8 +336,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if strings.HasPrefix(r.URL.Path, ui.Prefix) {
 		return h.serveGatewayPage(w, r)
 	}
+	// Whatever the path, exempt ones included: no client-made identity
+	// reaches the backend, in headers, in trailers read later with the
+	// body, or by naming ours in Connection so the proxy drops them.
 	stripIdentityHeaders(r.Header, h.stripNames)
 	stripIdentityHeaders(r.Trailer, h.stripNames)
+	stripConnectionTokens(r.Header, h.stripNames)
+	guardTrailers(r, h.stripNames)
 
 	if h.exempt != nil {
 		exempt, err := h.exempt.MatchWithError(r)
@@ -345,6 +350,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if exempt {
+			dropGatewayCookies(r.Header)
 			return next.ServeHTTP(w, r)
 		}
 	}
@@ -371,6 +377,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	h.setIdentity(r, se, card, now)
+	dropGatewayCookies(r.Header)
 	h.app.metrics.granted.Inc()
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
 		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))

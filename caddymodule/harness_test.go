@@ -75,9 +75,10 @@ func card(t testing.TB, name string) *testpki.Card {
 
 // backend is the "legacy app": it records the headers of every request.
 type backend struct {
-	addr string
-	mu   sync.Mutex
-	seen []http.Header
+	addr     string
+	mu       sync.Mutex
+	seen     []http.Header
+	trailers []http.Header
 }
 
 func startBackend(t *testing.T) *backend {
@@ -89,8 +90,11 @@ func startBackend(t *testing.T) *backend {
 	}
 	b.addr = ln.Addr().String()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body to its end: that is when trailers arrive.
+		io.Copy(io.Discard, r.Body)
 		b.mu.Lock()
 		b.seen = append(b.seen, r.Header.Clone())
+		b.trailers = append(b.trailers, r.Trailer.Clone())
 		b.mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintf(w, "legacy app: %s %s\n", r.Method, r.URL.RequestURI())
@@ -109,6 +113,18 @@ func (b *backend) last(t *testing.T) http.Header {
 		t.Fatal("backend saw no request")
 	}
 	return b.seen[len(b.seen)-1]
+}
+
+// lastTrailer returns the trailers of the most recent request the backend
+// saw (nil if none).
+func (b *backend) lastTrailer(t *testing.T) http.Header {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.trailers) == 0 {
+		t.Fatal("backend saw no request")
+	}
+	return b.trailers[len(b.trailers)-1]
 }
 
 func (b *backend) count() int {

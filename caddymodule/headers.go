@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"unsafe"
@@ -98,4 +99,124 @@ func validHeaderName(s string) bool {
 // never modified; a key that is stored must be cloned first.
 func derKey(der []byte) string {
 	return unsafe.String(unsafe.SliceData(der), len(der))
+}
+
+// stripConnectionTokens removes identity header names from the request's
+// Connection header. A proxy deletes every header the client names there
+// as hop-by-hop (RFC 9110 section 7.6.1), and Caddy's reverse_proxy does so
+// after this handler has added its own: "Connection: X-Remote-User" would
+// otherwise make the backend lose the identity the gateway vouched for.
+// Other tokens (close, keep-alive, upgrade...) stay.
+func stripConnectionTokens(h http.Header, names *stripSet) {
+	vals, ok := h["Connection"]
+	if !ok {
+		return
+	}
+	dirty := false
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if names.match(strings.TrimSpace(tok)) {
+				dirty = true
+			}
+		}
+	}
+	if !dirty {
+		return
+	}
+	kept := make([]string, 0, len(vals))
+	for _, v := range vals {
+		var b strings.Builder
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok == "" || names.match(tok) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(tok)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = kept
+}
+
+// trailerGuard strips identity headers from the request's trailers when the
+// body has been read to its end, which is when net/http fills them in (with
+// whatever trailers the client sent, announced or not). Caddy's
+// reverse_proxy copies the trailers for the backend in the same Read, after
+// this one returns, so the copies never see the client's versions.
+type trailerGuard struct {
+	io.ReadCloser
+	req   *http.Request
+	names *stripSet
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		stripIdentityHeaders(g.req.Trailer, g.names)
+	}
+	return n, err
+}
+
+// guardTrailers wraps a request body that can carry trailers. Requests
+// without a body (http.NoBody: every GET a browser sends) are left alone,
+// so the hot path does not pay for it.
+func guardTrailers(r *http.Request, names *stripSet) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &trailerGuard{ReadCloser: r.Body, req: r, names: names}
+}
+
+// gatewayCookiePrefix starts the name of every cookie the gateway sets
+// (consent, password session, sign-in form): they are the gateway's
+// business, and the password session is a bearer token that a backend
+// which logs or leaks cookies must never see.
+const gatewayCookiePrefix = "__Host-cacgate-"
+
+// dropGatewayCookies removes the gateway's cookies from the Cookie header
+// the backend will get, keeping the application's own. It allocates only
+// when there is a gateway cookie to remove.
+func dropGatewayCookies(h http.Header) {
+	vals := h["Cookie"]
+	for i, v := range vals {
+		if !strings.Contains(v, gatewayCookiePrefix) {
+			continue
+		}
+		var b strings.Builder
+		b.Grow(len(v))
+		for pair := range strings.SplitSeq(v, ";") {
+			pair = strings.TrimSpace(pair)
+			if pair == "" || strings.HasPrefix(pair, gatewayCookiePrefix) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(pair)
+		}
+		vals[i] = b.String()
+	}
+	// Drop values left empty.
+	kept := vals[:0]
+	for _, v := range vals {
+		if v != "" {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		if vals != nil {
+			delete(h, "Cookie")
+		}
+		return
+	}
+	h["Cookie"] = kept
 }

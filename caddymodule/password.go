@@ -79,6 +79,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	}
 	h.renewSession(w, session, now)
 	h.setIdentity(r, se, card, now)
+	dropGatewayCookies(r.Header)
 	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
 }
