@@ -46,11 +46,15 @@ func newReplay(r *http.Request) *replay {
 	return &replay{r: r, cookie: r.Header.Get("Cookie"), vals: make([]string, 1)}
 }
 
-// next returns the request, its Cookie header as the browser sent it.
+// next returns the request, its Cookie header as the browser sent it and
+// no variable left from the previous use.
 func (rp *replay) next() *http.Request {
 	rp.vals = rp.vals[:1]
 	rp.vals[0] = rp.cookie
 	rp.r.Header["Cookie"] = rp.vals
+	if vars, ok := rp.r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		delete(vars, sentCookiesVar)
+	}
 	return rp.r
 }
 
@@ -196,7 +200,9 @@ func BenchmarkHotPathParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		w := &discardWriter{h: http.Header{}}
-		rp := newReplay(p.req.Clone(p.req.Context()))
+		// Each goroutine is its own connection: its own request variables.
+		ctx := context.WithValue(p.req.Context(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "127.0.0.1"})
+		rp := newReplay(p.req.Clone(ctx))
 		rp.cookie = p.replay.cookie
 		for pb.Next() {
 			if err := p.h.ServeHTTP(w, rp.next(), p.next); err != nil {

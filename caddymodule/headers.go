@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"unsafe"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // stripSet is the header names to strip, normalized and grouped by length:
@@ -182,13 +184,24 @@ func guardTrailers(r *http.Request, names *stripSet) {
 // which logs or leaks cookies must never see.
 const gatewayCookiePrefix = "__Host-cacgate-"
 
-// dropGatewayCookies removes the gateway's cookies from the Cookie header
-// the backend will get, keeping the application's own. It allocates only
-// when there is a gateway cookie to remove.
-func dropGatewayCookies(h http.Header) {
-	vals := h["Cookie"]
-	for i, v := range vals {
+// withoutGatewayCookies returns the Cookie header values without the
+// gateway's cookies, keeping the application's own, and whether there was
+// any to remove. vals is left as it is.
+func withoutGatewayCookies(vals []string) ([]string, bool) {
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, gatewayCookiePrefix) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return vals, false
+	}
+	kept := make([]string, 0, len(vals))
+	for _, v := range vals {
 		if !strings.Contains(v, gatewayCookiePrefix) {
+			kept = append(kept, v)
 			continue
 		}
 		var b strings.Builder
@@ -203,20 +216,43 @@ func dropGatewayCookies(h http.Header) {
 			}
 			b.WriteString(pair)
 		}
-		vals[i] = b.String()
-	}
-	// Drop values left empty.
-	kept := vals[:0]
-	for _, v := range vals {
-		if v != "" {
-			kept = append(kept, v)
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
 		}
 	}
-	if len(kept) == 0 {
-		if vals != nil {
-			delete(h, "Cookie")
-		}
+	return kept, true
+}
+
+// sentCookiesVar holds, in the request's Caddy variables, the Cookie header
+// as the browser sent it, once a cacgate handler has taken the gateway's
+// cookies out: a second cacgate handler further down the route (an inner
+// block with its own access rules) still reads the consent and session.
+const sentCookiesVar = "cacgate.sent_cookies"
+
+// hideGatewayCookies takes the gateway's cookies out of the Cookie header
+// the backend will get (see gatewayCookiePrefix), keeping them for later
+// cacgate handlers in the request's variables.
+func hideGatewayCookies(r *http.Request) {
+	vals := r.Header["Cookie"]
+	kept, changed := withoutGatewayCookies(vals)
+	if !changed {
 		return
 	}
-	h["Cookie"] = kept
+	if _, ok := caddyhttp.GetVar(r.Context(), sentCookiesVar).([]string); !ok {
+		caddyhttp.SetVar(r.Context(), sentCookiesVar, vals)
+	}
+	if len(kept) == 0 {
+		delete(r.Header, "Cookie")
+		return
+	}
+	r.Header["Cookie"] = kept
+}
+
+// sentCookies is the Cookie header as the browser sent it, gateway cookies
+// included, even after an earlier cacgate handler hid them.
+func sentCookies(r *http.Request) []string {
+	if v, ok := caddyhttp.GetVar(r.Context(), sentCookiesVar).([]string); ok {
+		return v
+	}
+	return r.Header["Cookie"]
 }

@@ -44,7 +44,7 @@ func userPrincipal(username string) string { return "user:" + username }
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
 func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
-	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), consent.SessionCookieName), now)
 	if err != nil {
 		// Whether the session was signed out cannot be checked.
 		return h.storeUnavailable(w, r, err)
@@ -63,7 +63,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		// the account went away since sign-in
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), userPrincipal(username), now) {
+	if !h.app.consents.Accepted(consent.CookieValue(sentCookies(r)), userPrincipal(username), now) {
 		return h.askConsent(w, r)
 	}
 	if p := h.accountProblem(card); p != nil {
@@ -79,7 +79,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	}
 	h.renewSession(w, session, now)
 	h.setIdentity(r, se, card, now)
-	dropGatewayCookies(r.Header)
+	hideGatewayCookies(r)
 	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
 }
