@@ -70,27 +70,85 @@ var columns = map[string]column{
 	},
 }
 
-// listSeparator separates the items of a list column.
-const listSeparator = ";"
+// listSeparator separates the items of a list column; listEscape, before
+// a ';' or a '\' in an item, makes it an ordinary character ("Army\;
+// Reserve" is the one category "Army; Reserve"). Roster categories are free
+// text, so any of them must survive the trip out and back in.
+const (
+	listSeparator = ';'
+	listEscape    = '\\'
+)
 
+// splitList reads a list cell: items separated by unescaped ';', each with
+// its surrounding spaces trimmed, empty ones dropped. A '\' before
+// anything but ';' or '\' is an ordinary character, as it was before
+// lists had escapes.
 func splitList(cell string) []string {
 	var items []string
-	for item := range strings.SplitSeq(cell, listSeparator) {
-		if item = strings.TrimSpace(item); item != "" {
-			items = append(items, item)
+	add := func(raw string) {
+		if raw = strings.TrimSpace(raw); raw != "" {
+			items = append(items, unescapeItem(raw))
 		}
 	}
+	start := 0
+	for i := 0; i < len(cell); i++ {
+		switch {
+		case cell[i] == listEscape && i+1 < len(cell) && (cell[i+1] == listSeparator || cell[i+1] == listEscape):
+			i++
+		case cell[i] == listSeparator:
+			add(cell[start:i])
+			start = i + 1
+		}
+	}
+	add(cell[start:])
 	return items
 }
 
-// joinList refuses items Reader would not read back as they are.
-func joinList(name string, items []string) (string, error) {
-	for i, item := range items {
-		if item == "" || strings.TrimSpace(item) != item || strings.Contains(item, listSeparator) {
-			return "", fmt.Errorf("column %s: item %d is empty, has surrounding spaces or contains %q", name, i+1, listSeparator)
-		}
+// unescapeItem drops the '\' of each "\;" and "\\" in an item.
+func unescapeItem(raw string) string {
+	if strings.IndexByte(raw, listEscape) < 0 {
+		return raw
 	}
-	return strings.Join(items, listSeparator), nil
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == listEscape && i+1 < len(raw) && (raw[i+1] == listSeparator || raw[i+1] == listEscape) {
+			i++
+		}
+		b.WriteByte(raw[i])
+	}
+	return b.String()
+}
+
+// escapeItem puts a '\' before each ';' and '\' of an item.
+func escapeItem(item string) string {
+	if !strings.ContainsAny(item, string([]byte{listSeparator, listEscape})) {
+		return item
+	}
+	var b strings.Builder
+	for i := 0; i < len(item); i++ {
+		if item[i] == listSeparator || item[i] == listEscape {
+			b.WriteByte(listEscape)
+		}
+		b.WriteByte(item[i])
+	}
+	return b.String()
+}
+
+// joinList writes a list cell, escaping each item. It refuses an item
+// Reader would not read back as it is: an empty one, or one with
+// surrounding spaces (the store refuses both in categories).
+func joinList(name string, items []string) (string, error) {
+	var b strings.Builder
+	for i, item := range items {
+		if item == "" || strings.TrimSpace(item) != item {
+			return "", fmt.Errorf("column %s: item %d is empty or has surrounding spaces", name, i+1)
+		}
+		if i > 0 {
+			b.WriteByte(listSeparator)
+		}
+		b.WriteString(escapeItem(item))
+	}
+	return b.String(), nil
 }
 
 // isFormulaStart reports whether a spreadsheet would take a cell starting

@@ -14,7 +14,10 @@
 //	                          the certificate), separated by ';'
 //
 // Items of the ';'-separated columns have surrounding spaces trimmed and
-// empty items dropped. A column left out of the header leaves the field
+// empty items dropped. Within an item, "\;" stands for a ';' that does not
+// separate and "\\" for a '\' (so a roster category such as "Army;
+// Reserve" is written "Army\; Reserve"); a '\' before any other character
+// is an ordinary character. A column left out of the header leaves the field
 // empty; an unknown or repeated column name is an error, so a misspelt
 // column cannot drop data silently. A UTF-8 byte order mark before the
 // header (as spreadsheets write it) is ignored.

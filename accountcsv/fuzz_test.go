@@ -20,6 +20,7 @@ func FuzzReader(f *testing.F) {
 		"\uFEFFEDIPI, username ,groups\n1,a,\"x;;y ; z\"\n",
 		"username,edipi,given_name\na,1,'=x\nb,2,''\nc,3,\"multi\nline\"\n",
 		"username,edipi\na,\"1\"\"2\"\n",
+		"username,edipi,categories\na,1,x\\;y;\\\\ ; \\z;q\\\n",
 		"username,edipi\na,1,extra\n",
 		"username,edipi\r\na,\"1\r\n2\"\r\n",
 		"username,username\n",

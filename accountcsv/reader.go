@@ -13,8 +13,9 @@ import (
 // Bounds on what Reader accepts.
 const (
 	// MaxFieldBytes bounds one cell: ample for any field the store keeps
-	// (the longest, 32 card fingerprints, is about 2 KiB).
-	MaxFieldBytes = 8 << 10
+	// (the longest, 32 categories of 128 characters of up to 4 bytes,
+	// written escaped, is about 16 KiB).
+	MaxFieldBytes = 24 << 10
 	// MaxRecordBytes bounds one row, quoted line breaks included.
 	MaxRecordBytes = 64 << 10
 )

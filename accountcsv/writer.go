@@ -25,9 +25,10 @@ func NewWriter(w io.Writer) *Writer {
 	return &Writer{csv: csv.NewWriter(w), row: make([]string, len(Columns))}
 }
 
-// Write writes one account. An account whose list items Reader could not
-// read back (an item with a ';', an empty one, or one with surrounding
-// spaces) is refused, naming the column, and nothing of it is written.
+// Write writes one account. A ';' or '\' in a list item is escaped with a
+// '\'. An account whose list items Reader could not read back (an empty
+// one, or one with surrounding spaces, which the store never holds) is
+// refused, naming the column, and nothing of it is written.
 func (w *Writer) Write(a *store.Account) error {
 	if err := w.writeHeader(); err != nil {
 		return err

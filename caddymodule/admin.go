@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -61,10 +63,25 @@ const (
 	adminBulkTimeout = 10 * time.Minute // import, export
 )
 
-// Routes returns the admin routes.
+// Routes returns the admin routes, and under /cacgate/ a catch-all that
+// answers a wrong method or an unknown path in the admin API's JSON error
+// shape, as Go's mux would in plain text.
 func (AdminAPI) Routes() []caddy.AdminRoute {
+	return append(adminRoutes(), caddy.AdminRoute{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(adminNoRoute)})
+}
+
+// adminPrefix is the subtree of the admin endpoint this module serves.
+const adminPrefix = "/cacgate/"
+
+// adminRoutes returns the routes proper, each with its method.
+func adminRoutes() []caddy.AdminRoute {
 	route := func(pattern string, timeout time.Duration, fn adminHandler) caddy.AdminRoute {
 		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if r.Method == http.MethodHead {
+				// A GET pattern matches HEAD too, which would run an
+				// export (and audit it) to send no body.
+				return adminMethodNotAllowed(w, r)
+			}
 			app, err := runningApp()
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
@@ -76,6 +93,9 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 	}
 	revocation := func(pattern string) caddy.AdminRoute {
 		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if r.Method == http.MethodHead {
+				return adminMethodNotAllowed(w, r)
+			}
 			app, err := runningApp()
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
@@ -101,6 +121,57 @@ func (AdminAPI) Routes() []caddy.AdminRoute {
 		route("GET /cacgate/groups", adminTimeout, adminListGroups),
 		revocation("GET /cacgate/revocation"),
 	}
+}
+
+// adminMethods are the methods the routes use, in the order Allow lists them.
+var adminMethods = []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodPut}
+
+// adminRouteMux holds the routes' patterns, to find which methods a path
+// has: Caddy's mux, which serves them, offers no such lookup.
+func adminRouteMux() *http.ServeMux {
+	routeMux.once.Do(func() {
+		routeMux.mux = http.NewServeMux()
+		for _, rt := range adminRoutes() {
+			routeMux.mux.Handle(rt.Pattern, http.NotFoundHandler())
+		}
+	})
+	return routeMux.mux
+}
+
+var routeMux struct {
+	once sync.Once
+	mux  *http.ServeMux
+}
+
+// allowedMethods returns the methods that have a route for r's path.
+func allowedMethods(r *http.Request) []string {
+	var allowed []string
+	for _, m := range adminMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := adminRouteMux().Handler(probe); pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}
+
+// adminMethodNotAllowed answers 405 with Allow, in the admin API's JSON error
+// shape; or 404 if r's path has no route at all.
+func adminMethodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	allowed := allowedMethods(r)
+	if len(allowed) == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no admin API route %s", clip(r.URL.Path, 100))}
+	}
+	allow := strings.Join(allowed, ", ")
+	w.Header().Set("Allow", allow)
+	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
+		Err: fmt.Errorf("method %s is not allowed on %s (allowed: %s)", clip(r.Method, 20), clip(r.URL.Path, 100), allow)}
+}
+
+// adminNoRoute serves what no route matched under adminPrefix: a path
+// whose routes take other methods, or none.
+func adminNoRoute(w http.ResponseWriter, r *http.Request) error {
+	return adminMethodNotAllowed(w, r)
 }
 
 // maxJSONBody bounds a JSON request body.

@@ -153,16 +153,15 @@ func (req *NewAccountRequest) account() *store.Account {
 	return a
 }
 
-// reservedUsernames are the literal path segments under /cacgate/accounts/:
-// an account so named could not be shown through the API, so none is made.
-var reservedUsernames = map[string]bool{"import": true, "export": true}
-
 // checkNewUsername is checkUsername for an account about to be created.
+// The literal path segments under /cacgate/accounts/ are reserved: an
+// account so named could not be shown through the API, so none is made
+// (the store refuses them too, in imports and enrollment).
 func checkNewUsername(username string) error {
 	if !store.ValidUsername(username) {
 		return errors.New("username must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter")
 	}
-	if reservedUsernames[username] {
+	if store.ReservedUsername(username) {
 		return fmt.Errorf("username %q is reserved by the admin API", username)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -152,6 +153,13 @@ func (o *adminOps) storeError(err error, username string) error {
 		return conflict("the card is already registered")
 	case errors.Is(err, store.ErrStatusConflict):
 		return conflict("account %q is not in the expected status", username)
+	case errors.Is(err, store.ErrInvalidAccount):
+		// The store's rule, in its words, which never quote the value.
+		msg := err.Error()
+		if i := strings.Index(msg, store.ErrInvalidAccount.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		return badRequest(errors.New(msg))
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("the account database did not answer in time")}
 	}

@@ -366,22 +366,13 @@ func exportCommand(r runner) *cobra.Command {
 				_, err := b.Export(ctx, cmd.OutOrStdout())
 				return err
 			}
-			// Personal data: readable by the owner only, and never over an
-			// existing file unless asked.
-			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-			if force {
-				flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-			}
-			f, err := os.OpenFile(output, flags, 0o600)
-			if err != nil {
+			var n int
+			err = writeExportFile(output, force, func(w io.Writer) error {
+				var err error
+				n, err = b.Export(ctx, w)
 				return err
-			}
-			n, err := b.Export(ctx, f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+			})
 			if err != nil {
-				os.Remove(output) // a partial export is worse than none
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.ErrOrStderr(), "Exported %d accounts to %s.\n", n, output)
@@ -391,6 +382,50 @@ func exportCommand(r runner) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600) instead of standard output")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite --output if it exists")
 	return cmd
+}
+
+// writeExportFile writes an export to path with write. The file holds
+// personal data, so it is made readable by its owner only (mode 0600), and
+// only complete exports reach path: a failed one leaves nothing behind.
+// Without force an existing file is refused (fs.ErrExist) before the
+// export starts. With force the export goes to a temporary file beside
+// path, made 0600 whatever mode the old file had, synced and renamed over
+// path only once complete, so a failure leaves the previous file as it was.
+func writeExportFile(path string, force bool, write func(io.Writer) error) (err error) {
+	var f *os.File
+	if force {
+		f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	} else {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name()) // a partial export is worse than none
+		}
+	}()
+	if force {
+		// CreateTemp makes the file 0600; say so in case that ever changes.
+		if err := f.Chmod(0o600); err != nil {
+			return err
+		}
+	}
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if force {
+		return os.Rename(f.Name(), path)
+	}
+	return nil
 }
 
 // readSmallFile reads a file the user named, refusing one larger than max.

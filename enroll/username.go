@@ -3,7 +3,14 @@ package enroll
 import (
 	"strings"
 	"unicode"
+
+	"github.com/cacgate/cacgate/store"
 )
+
+// maxUsernameBaseLen is the longest base UsernameBase returns: short enough
+// for the store's 64-character usernames with a suffix of up to four
+// digits (john.b.smith9999), far more namesakes than any site has.
+const maxUsernameBaseLen = store.MaxUsernameLen - 4
 
 // UsernameBase returns the DoD-style username base "first.m.last"
 // (lowercase; "first.last" without a middle initial), before the database
@@ -12,17 +19,42 @@ import (
 // Name parts come from the card or roster in any case. Letters and digits
 // are kept, a hyphen inside a name is kept ("obrien-smith"), spaces and
 // apostrophes are dropped ("Mary Ann" → "maryann", "O'Brien" → "obrien").
-// It returns "" when the given or family name has nothing usable, so the
-// caller can refuse instead of inventing a username.
+// A base longer than maxUsernameBaseLen keeps the first name and middle
+// initial and cuts the last name, down to half the room; only then is the
+// first name cut too. A cut never leaves a '-' at the end of a part.
+// It returns "" when the given or family name has nothing usable, or the
+// result would not be a valid username (one must start with a letter), so
+// the caller can refuse instead of inventing a username.
 func UsernameBase(given, middle, family string) string {
 	first, last := usernamePart(given), usernamePart(family)
 	if first == "" || last == "" {
 		return ""
 	}
+	initial := ""
 	if m := usernamePart(middle); m != "" {
-		return first + "." + m[:1] + "." + last
+		initial = m[:1] + "."
 	}
-	return first + "." + last
+	// room is what first and last may take together, besides the dots.
+	room := maxUsernameBaseLen - len(".") - len(initial)
+	if len(first)+len(last) > room {
+		keepLast := max(room-len(first), min(len(last), room/2))
+		first, last = cutPart(first, room-keepLast), cutPart(last, keepLast)
+	}
+	base := first + "." + initial + last
+	if !store.ValidUsername(base) {
+		return ""
+	}
+	return base
+}
+
+// cutPart shortens a usernamePart to at most n bytes (it is ASCII) without
+// leaving a hyphen at its end. The part starts with a letter or digit, so
+// something is always left for n >= 1.
+func cutPart(part string, n int) string {
+	if len(part) <= n {
+		return part
+	}
+	return strings.TrimRight(part[:n], "-")
 }
 
 // usernamePart lowercases a name to ASCII letters, digits and inner

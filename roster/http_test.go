@@ -237,7 +237,7 @@ func TestHTTPUnusableReplies(t *testing.T) {
 		{"null record", ok(`{"match":true,"records":[null]}`)},
 		{"control character in a name", ok(`{"match":true,"records":[{"category":"Active Army","last":"DOE\u001b[31m","first":"JOHN"}]}`)},
 		{"line break in a name", ok(`{"match":true,"records":[{"category":"Active Army","last":"DOE\nINFO forged log line","first":"JOHN"}]}`)},
-		{"overlong name", ok(`{"match":true,"records":[{"category":"Active Army","last":"` + strings.Repeat("X", maxNameBytes+1) + `","first":"JOHN"}]}`)},
+		{"overlong name", ok(`{"match":true,"records":[{"category":"Active Army","last":"` + strings.Repeat("X", maxNameRunes+1) + `","first":"JOHN"}]}`)},
 		{"repeated category", ok(`{"match":true,"records":[` + record + `,` + record + `]}`)},
 		{"too many records", ok(`{"match":true,"records":[` + strings.TrimSuffix(strings.Repeat(`{"category":"C`+`","last":"DOE","first":"JOHN"},`, maxRecordsPerEDIPI+1), ",") + `]}`)},
 		{"record of the wrong type", ok(`{"match":true,"records":["` + ssn + `"]}`)},

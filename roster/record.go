@@ -9,9 +9,13 @@ import (
 
 // Longest values accepted in a record's descriptive fields. They are
 // generous for real names and organizations, and keep a hostile roster
-// reply or file from filling pages and logs.
+// reply or file from filling pages and logs. A name is counted in
+// characters and holds to the store's bound on an account's names (64, as
+// the admin API and imports check them), so that an enrolled account
+// always exports and imports back; the category and organization bounds
+// in bytes are within the store's.
 const (
-	maxNameBytes         = 100
+	maxNameRunes         = 64
 	maxCategoryBytes     = 64
 	maxOrganizationBytes = 200
 )
@@ -27,23 +31,26 @@ func cleanRecordText(r *Record) string {
 		name     string
 		value    *string
 		max      int
+		runes    bool // max counts characters, not bytes
 		required bool
 	}{
-		{"category", &r.Category, maxCategoryBytes, true},
-		{"last", &r.Last, maxNameBytes, true},
-		{"first", &r.First, maxNameBytes, true},
-		{"middle", &r.Middle, maxNameBytes, false},
-		{"organization", &r.Organization, maxOrganizationBytes, false},
+		{"category", &r.Category, maxCategoryBytes, false, true},
+		{"last", &r.Last, maxNameRunes, true, true},
+		{"first", &r.First, maxNameRunes, true, true},
+		{"middle", &r.Middle, maxNameRunes, true, false},
+		{"organization", &r.Organization, maxOrganizationBytes, false, false},
 	}
 	for _, f := range fields {
 		*f.value = strings.TrimSpace(*f.value)
 		switch v := *f.value; {
 		case v == "" && f.required:
 			return f.name + " is empty"
-		case len(v) > f.max:
+		case !f.runes && len(v) > f.max:
 			return fmt.Sprintf("%s is longer than %d bytes", f.name, f.max)
 		case !isPrintable(v):
 			return f.name + " is not printable UTF-8 text"
+		case f.runes && utf8.RuneCountInString(v) > f.max:
+			return fmt.Sprintf("%s is longer than %d characters", f.name, f.max)
 		}
 	}
 	return ""

@@ -66,6 +66,11 @@ RETURNING id`
 
 // CreateAccount implements Store.
 func (s *SQLStore) CreateAccount(ctx context.Context, a *Account) error {
+	// The callers check usernames against ValidUsername; a reserved one
+	// is refused here too, as every way of creating an account does.
+	if ReservedUsername(a.Username) {
+		return fmt.Errorf("store: create account: %w", errReservedUsername)
+	}
 	at := now()
 	var id int64
 	err := s.inWriteTx(ctx, func(ex executor) error {

@@ -40,17 +40,31 @@ type Enrollment struct {
 }
 
 // check rejects enrollments that the schema would accept but that make no
-// sense: an account nobody can sign in to, or one disabled from birth.
+// sense: an account nobody can sign in to, or one disabled from birth; and
+// accounts the admin API or an import could not handle: a username base
+// that is no username, names or categories an import would refuse. Errors
+// about the account wrap ErrInvalidAccount.
 func (e *Enrollment) check() error {
 	switch {
 	case e.UsernameBase == "":
-		return errors.New("empty username base")
+		return fmt.Errorf("%w: empty username base", ErrInvalidAccount)
 	case e.PasswordHash == "":
 		return errors.New("a password hash is required")
 	case e.Account.Status != StatusActive && e.Account.Status != StatusPending:
 		return fmt.Errorf("status %q: an enrolled account is %q or %q", e.Account.Status, StatusActive, StatusPending)
 	}
-	return nil
+	if err := checkNewUsername(e.UsernameBase); err != nil {
+		return fmt.Errorf("username base: %w", err)
+	}
+	a := &e.Account
+	for _, t := range []struct{ field, value string }{
+		{"given_name", a.GivenName}, {"middle_name", a.MiddleName}, {"family_name", a.FamilyName}, {"suffix", a.Suffix},
+	} {
+		if err := checkText(t.field, t.value, maxNameRunes); err != nil {
+			return err
+		}
+	}
+	return checkCategories(a.Categories)
 }
 
 // maxUsernameAttempts bounds Enroll's retries on username conflicts. A
@@ -97,7 +111,14 @@ func (s *SQLStore) enroll(ctx context.Context, e *Enrollment, takenSuffixes user
 			for taken[suffix] {
 				suffix++
 			}
-			if a, err = enrollAs(ctx, ex, e, usernameWithSuffix(e.UsernameBase, suffix), now()); err != nil {
+			username := usernameWithSuffix(e.UsernameBase, suffix)
+			if !ValidUsername(username) {
+				// Checked before any row is written; the transaction
+				// is rolled back all the same.
+				return fmt.Errorf("%w: no username of at most %d characters is free for this base (the next is %d characters)",
+					ErrInvalidAccount, MaxUsernameLen, len(username))
+			}
+			if a, err = enrollAs(ctx, ex, e, username, now()); err != nil {
 				return err
 			}
 			return s.announce(ctx, ex, changeOf(a))

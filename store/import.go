@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"database/sql/driver"
 	"fmt"
 	"io"
 	"time"
@@ -109,20 +109,36 @@ func (s *SQLStore) ImportAccounts(ctx context.Context, next func() (*Account, er
 
 // withBulkConn runs fn on a write connection of its own, tuned for a large
 // import if the dialect knows how.
-func (s *SQLStore) withBulkConn(ctx context.Context, fn func(conn *sql.Conn) error) (err error) {
+//
+// fn's error is the result: once fn has committed, failing to put the
+// connection's settings back must not report the committed import as
+// failed. Such a connection is discarded instead of going back to the
+// pool, so no later statement runs with the import's settings.
+func (s *SQLStore) withBulkConn(ctx context.Context, fn func(conn *sql.Conn) error) error {
 	conn, err := s.writer.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	if tune := bulkTuning[s.dialect.name]; tune != nil {
-		restore, tuneErr := tune(ctx, executor{q: conn, rebind: s.dialect.rebind})
-		if tuneErr != nil {
-			return tuneErr
+		restore, err := tune(ctx, executor{q: conn, rebind: s.dialect.rebind})
+		if err != nil {
+			discardConn(conn) // it may be half tuned
+			return err
 		}
-		defer func() { err = errors.Join(err, restore()) }()
+		defer func() {
+			if restore() != nil {
+				discardConn(conn)
+			}
+		}()
 	}
 	return fn(conn)
+}
+
+// discardConn makes the pool close conn rather than reuse it: returning
+// driver.ErrBadConn from Raw marks the connection bad.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 const anyClearedCardSQL = `SELECT COUNT(*) FROM (SELECT 1 FROM cleared_cards LIMIT 1) x`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -13,12 +14,16 @@ import (
 // the offending value.
 var ErrInvalidAccount = errors.New("invalid account")
 
+// MaxUsernameLen is the longest username: the admin API, the CLI, imports
+// and enrollment all hold to it.
+const MaxUsernameLen = 64
+
 // ValidUsername reports whether name is a username the store accepts from
 // administrators and imports: 1 to 64 characters, lowercase ASCII letters,
 // digits, '.', '_' or '-', starting with a letter. Enrollment's generated
-// names ("john.b.smith13") follow the same rule.
+// names ("john.b.smith13") follow the same rule, and Enroll checks them.
 func ValidUsername(name string) bool {
-	if len(name) == 0 || len(name) > 64 || name[0] < 'a' || name[0] > 'z' {
+	if len(name) == 0 || len(name) > MaxUsernameLen || name[0] < 'a' || name[0] > 'z' {
 		return false
 	}
 	for i := 1; i < len(name); i++ {
@@ -28,6 +33,51 @@ func ValidUsername(name string) bool {
 		}
 	}
 	return true
+}
+
+// ReservedUsername reports whether name is one no account may have: the
+// literal path segments under the admin API's /cacgate/accounts/ ("import"
+// and "export"), which would hide such an account from the API. Every way
+// an account is created refuses them.
+func ReservedUsername(name string) bool {
+	return name == "import" || name == "export"
+}
+
+// errReservedUsername is why a reserved username is refused.
+var errReservedUsername = invalid(`usernames "import" and "export" are reserved: they are admin API paths`)
+
+// checkNewUsername checks the username of an account about to be created.
+func checkNewUsername(name string) error {
+	if !ValidUsername(name) {
+		return invalid("username must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter")
+	}
+	if ReservedUsername(name) {
+		return errReservedUsername
+	}
+	return nil
+}
+
+// checkCategories accepts roster categories an export can write and an
+// import read back as they are: at most maxCategories, each printable text
+// of at most maxCategoryRunes characters, not empty and without surrounding
+// spaces. A ';' is fine; the CSV format escapes it. Imports and enrollment
+// check them; CreateAccount trusts its callers (the admin API sets none).
+func checkCategories(categories []string) error {
+	if len(categories) > maxCategories {
+		return invalid(fmt.Sprintf("at most %d categories", maxCategories))
+	}
+	for _, c := range categories {
+		switch {
+		case c == "":
+			return invalid("a category is empty")
+		case strings.TrimSpace(c) != c:
+			return invalid("a category has surrounding spaces")
+		}
+		if err := checkText("categories", c, maxCategoryRunes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ValidEDIPI reports whether s is a DoD ID number: exactly 10 digits.
@@ -71,8 +121,8 @@ const (
 // name of the offending field with the error. An empty status is taken as
 // StatusActive by the caller, before this check.
 func validateAccount(a *Account) (field string, err error) {
-	if !ValidUsername(a.Username) {
-		return "username", invalid("username must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter")
+	if err := checkNewUsername(a.Username); err != nil {
+		return "username", err
 	}
 	if !ValidEDIPI(a.EDIPI) {
 		return "edipi", invalid("edipi must be the 10-digit DoD ID number")
@@ -111,16 +161,8 @@ func validateAccount(a *Account) (field string, err error) {
 			return "email", invalid("email must be a plain address like name@example.mil")
 		}
 	}
-	if len(a.Categories) > maxCategories {
-		return "categories", invalid(fmt.Sprintf("at most %d categories", maxCategories))
-	}
-	for _, c := range a.Categories {
-		if c == "" {
-			return "categories", invalid("a category is empty")
-		}
-		if err := checkText("categories", c, maxCategoryRunes); err != nil {
-			return "categories", err
-		}
+	if err := checkCategories(a.Categories); err != nil {
+		return "categories", err
 	}
 	if _, err := normalizeGroups(a.Groups); err != nil {
 		return "groups", fmt.Errorf("%w: %w", ErrInvalidAccount, err)
