@@ -350,7 +350,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if exempt {
-			hideGatewayCookies(r)
+			hideSessionCookie(r)
 			return next.ServeHTTP(w, r)
 		}
 	}
@@ -377,7 +377,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	h.setIdentity(r, se, card, now)
-	hideGatewayCookies(r)
+	hideSessionCookie(r)
 	h.app.metrics.granted.Inc()
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
 		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
@@ -412,7 +412,7 @@ func (h *Handler) gateConsented(w http.ResponseWriter, r *http.Request, now time
 	if done {
 		return se, card, done, err
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(sentCookies(r)), se.id.FingerprintHex, now) {
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
 		return se, card, true, h.askConsent(w, r)
 	}
 	return se, card, false, nil

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/cacgate/cacgate/consent"
 )
 
 // stripSet is the header names to strip, normalized and grouped by length:
@@ -178,68 +180,108 @@ func guardTrailers(r *http.Request, names *stripSet) {
 	r.Body = &trailerGuard{ReadCloser: r.Body, req: r, names: names}
 }
 
-// gatewayCookiePrefix starts the name of every cookie the gateway sets
-// (consent, password session, sign-in form): they are the gateway's
-// business, and the password session is a bearer token that a backend
-// which logs or leaks cookies must never see.
-const gatewayCookiePrefix = "__Host-cacgate-"
+// hiddenCookie is the gateway cookie the backend must never see: the
+// password session, a bearer credential that an application which logs or
+// leaks cookies would hand to anyone. The gateway's other cookies are
+// harmless there (the banner acceptance is bound to the card or to the
+// session, the sign-in form's nonce is a nonce) and are left, which keeps
+// a card holder's requests from paying for rewriting the Cookie header.
+const hiddenCookie = consent.SessionCookieName + "="
 
-// withoutGatewayCookies returns the Cookie header values without the
-// gateway's cookies, keeping the application's own, and whether there was
-// any to remove. vals is left as it is.
-func withoutGatewayCookies(vals []string) ([]string, bool) {
-	found := false
-	for _, v := range vals {
-		if strings.Contains(v, gatewayCookiePrefix) {
-			found = true
-			break
+// withoutSessionCookie returns one Cookie header value without the
+// hidden cookie, keeping every other. When the pairs kept sit together in
+// v (the hidden cookie before or after them, as browsers usually order
+// them) the result is a substring of v and costs no allocation.
+func withoutSessionCookie(v string) string {
+	first, last := -1, -1 // span of the kept pairs
+	pending := false      // a gateway pair since the first kept one
+	gap := false          // a gateway pair between kept ones
+	for pos := 0; pos <= len(v); {
+		end := strings.IndexByte(v[pos:], ';')
+		if end < 0 {
+			end = len(v)
+		} else {
+			end += pos
+		}
+		start, stop := pos, end
+		pos = end + 1
+		for start < stop && v[start] == ' ' {
+			start++
+		}
+		for stop > start && v[stop-1] == ' ' {
+			stop--
+		}
+		switch {
+		case start == stop:
+		case strings.HasPrefix(v[start:stop], hiddenCookie):
+			pending = first >= 0
+		default:
+			if first < 0 {
+				first = start
+			}
+			gap = gap || pending
+			last = stop
 		}
 	}
-	if !found {
-		return vals, false
+	switch {
+	case first < 0:
+		return ""
+	case !gap:
+		return v[first:last]
 	}
-	kept := make([]string, 0, len(vals))
-	for _, v := range vals {
-		if !strings.Contains(v, gatewayCookiePrefix) {
-			kept = append(kept, v)
+	var b strings.Builder
+	b.Grow(last - first)
+	for pair := range strings.SplitSeq(v, ";") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" || strings.HasPrefix(pair, hiddenCookie) {
 			continue
 		}
-		var b strings.Builder
-		b.Grow(len(v))
-		for pair := range strings.SplitSeq(v, ";") {
-			pair = strings.TrimSpace(pair)
-			if pair == "" || strings.HasPrefix(pair, gatewayCookiePrefix) {
-				continue
-			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(pair)
-		}
 		if b.Len() > 0 {
-			kept = append(kept, b.String())
+			b.WriteString("; ")
 		}
+		b.WriteString(pair)
 	}
-	return kept, true
+	return b.String()
 }
 
 // sentCookiesVar holds, in the request's Caddy variables, the Cookie header
-// as the browser sent it, once a cacgate handler has taken the gateway's
-// cookies out: a second cacgate handler further down the route (an inner
-// block with its own access rules) still reads the consent and session.
+// as the browser sent it, once a cacgate handler has taken the hidden
+// cookie out: a second cacgate handler further down the route (an inner
+// block with its own access rules) still reads the session.
 const sentCookiesVar = "cacgate.sent_cookies"
 
-// hideGatewayCookies takes the gateway's cookies out of the Cookie header
-// the backend will get (see gatewayCookiePrefix), keeping them for later
-// cacgate handlers in the request's variables.
-func hideGatewayCookies(r *http.Request) {
+// hiddenCookies is what hideSessionCookie keeps: the header as sent, and
+// the storage of the header the backend gets (one value, as HTTP/1.1 and
+// Go's HTTP/2 server deliver cookies), in one allocation; a pointer in the
+// request's variables costs no more.
+type hiddenCookies struct {
+	sent []string
+	kept [1]string
+}
+
+// hideSessionCookie takes the hidden cookie out of the Cookie header the
+// backend will get, keeping the header as sent for later cacgate handlers
+// in the request's variables.
+func hideSessionCookie(r *http.Request) {
 	vals := r.Header["Cookie"]
-	kept, changed := withoutGatewayCookies(vals)
-	if !changed {
+	if !hasSessionCookie(vals) {
+		// None sent, or an earlier cacgate handler hid them already.
 		return
 	}
-	if _, ok := caddyhttp.GetVar(r.Context(), sentCookiesVar).([]string); !ok {
-		caddyhttp.SetVar(r.Context(), sentCookiesVar, vals)
+	hc := &hiddenCookies{sent: vals}
+	caddyhttp.SetVar(r.Context(), sentCookiesVar, hc)
+	var kept []string
+	if len(vals) == 1 {
+		if v := withoutSessionCookie(vals[0]); v != "" {
+			hc.kept[0] = v
+			kept = hc.kept[:]
+		}
+	} else {
+		for _, v := range vals {
+			if v = withoutSessionCookie(v); v != "" {
+				kept = append(kept, v)
+			}
+		}
 	}
 	if len(kept) == 0 {
 		delete(r.Header, "Cookie")
@@ -248,11 +290,25 @@ func hideGatewayCookies(r *http.Request) {
 	r.Header["Cookie"] = kept
 }
 
-// sentCookies is the Cookie header as the browser sent it, gateway cookies
-// included, even after an earlier cacgate handler hid them.
-func sentCookies(r *http.Request) []string {
-	if v, ok := caddyhttp.GetVar(r.Context(), sentCookiesVar).([]string); ok {
-		return v
+func hasSessionCookie(vals []string) bool {
+	for _, v := range vals {
+		if strings.Contains(v, hiddenCookie) {
+			return true
+		}
 	}
-	return r.Header["Cookie"]
+	return false
+}
+
+// sentCookies is the Cookie header as the browser sent it, the hidden
+// cookie included, even after an earlier cacgate handler hid it. The first
+// handler finds them in the header itself, without asking the variables.
+func sentCookies(r *http.Request) []string {
+	vals := r.Header["Cookie"]
+	if hasSessionCookie(vals) {
+		return vals
+	}
+	if hc, ok := caddyhttp.GetVar(r.Context(), sentCookiesVar).(*hiddenCookies); ok {
+		return hc.sent
+	}
+	return vals
 }

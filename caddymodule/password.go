@@ -63,7 +63,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		// the account went away since sign-in
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(sentCookies(r)), userPrincipal(username), now) {
+	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), userPrincipal(username), now) {
 		return h.askConsent(w, r)
 	}
 	if p := h.accountProblem(card); p != nil {
@@ -79,7 +79,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	}
 	h.renewSession(w, session, now)
 	h.setIdentity(r, se, card, now)
-	hideGatewayCookies(r)
+	hideSessionCookie(r)
 	h.app.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
 }

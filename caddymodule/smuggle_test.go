@@ -83,9 +83,9 @@ func TestConnectionHeaderCannotDropIdentity(t *testing.T) {
 	}
 }
 
-// TestGatewayCookiesNotForwarded: the gateway's cookies (the consent token,
-// the password session, a bearer credential) stay between the browser and
-// the gateway; the application's own cookies reach it.
+// TestGatewayCookiesNotForwarded: the password session cookie, a bearer
+// credential, stays between the browser and the gateway, through nested
+// cacgate blocks too; the application's own cookies reach the backend.
 func TestGatewayCookiesNotForwarded(t *testing.T) {
 	g := startEnrollGateway(t, "password_login on")
 	enrollJohnson(t, g)
@@ -100,8 +100,8 @@ func TestGatewayCookiesNotForwarded(t *testing.T) {
 				t.Fatalf("%s %s: HTTP %d", name, path, resp.StatusCode)
 			}
 			cookies := strings.Join(g.backend.last(t).Values("Cookie"), "; ")
-			if strings.Contains(cookies, gatewayCookiePrefix) || strings.Contains(cookies, consent.SessionCookieName) {
-				t.Errorf("%s %s: the backend got the gateway's cookies: %q", name, path, cookies)
+			if strings.Contains(cookies, consent.SessionCookieName) {
+				t.Errorf("%s %s: the backend got the password session: %q", name, path, cookies)
 			}
 			if !strings.Contains(cookies, "app_session=42") || !strings.Contains(cookies, "theme=dark") {
 				t.Errorf("%s %s: the application's cookies were lost: %q", name, path, cookies)
