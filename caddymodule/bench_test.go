@@ -33,8 +33,8 @@ type hotPath struct {
 }
 
 // replay makes a request reusable across iterations as if the browser sent
-// it anew: the handler takes the gateway's cookies out of the Cookie header
-// before the backend sees it, so each use puts the header back as sent,
+// it anew: the handler may rewrite the Cookie header for the backend (it
+// takes a password session out), so each use puts the header back as sent,
 // without allocating (one slice, rewritten in place).
 type replay struct {
 	r      *http.Request
