@@ -295,6 +295,16 @@ func (s invalidatingStore) Enroll(ctx context.Context, e *store.Enrollment) (*st
 	return a, err
 }
 
+// SetPassword applies at once on this node: password sessions signed in
+// before the change end (the cached account carries the change time).
+func (s invalidatingStore) SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error {
+	err := s.Store.SetPassword(ctx, accountID, hash, keepHistory)
+	if err == nil {
+		s.app.invalidate()
+	}
+	return err
+}
+
 func (s invalidatingStore) LinkCard(ctx context.Context, accountID int64, c store.Card) error {
 	err := s.Store.LinkCard(ctx, accountID, c)
 	if err == nil {

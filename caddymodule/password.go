@@ -63,6 +63,15 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		// the account went away since sign-in
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
+	if changed := card.account.PasswordChangedAt; session.SignedIn.Before(changed.Truncate(time.Second)) {
+		// Signed in with a password since changed or reset: whoever
+		// changed it meant to shut this session out. Ended for every
+		// node, so it is audited once.
+		h.app.endSession(r.Context(), session, now)
+		h.app.audit.request(r, "session.ended", outcomeSuccess, zap.String("username", username),
+			zap.String("reason", "password_changed"), zap.Time("password_changed_at", changed.UTC()))
+		return h.refuse(w, r, nil, rejectNoCertificate)
+	}
 	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), userPrincipal(username), now) {
 		return h.askConsent(w, r)
 	}

@@ -72,6 +72,18 @@ func TestPasswordSessionIdle(t *testing.T) {
 	if s, err := tokens.VerifySession(issued, now); err != nil || s.IdleUntil.Sub(now) > 15*time.Minute || s.IdleUntil.Sub(now) < 14*time.Minute {
 		t.Fatalf("the sign-in's session: %+v %v, want a 15-minute idle limit", s, err)
 	}
+	// The tokens below are minted as signed in minutes ago: move the
+	// password's last change before that (a session signed in before the
+	// password changed is refused), and drop the cached account.
+	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE accounts SET password_changed_at = ? WHERE username = ?`, now.Add(-time.Hour).Unix(), "robert.e.johnson"); err != nil {
+		t.Fatal(err)
+	}
+	appIface.(*App).invalidate()
 
 	// Requests with a given session token and the user's banner cookie,
 	// nothing else.

@@ -29,6 +29,11 @@ type Session struct {
 	// IdleUntil is when the session ends unless renewed by activity; zero
 	// when it has no idle limit.
 	IdleUntil time.Time
+	// SignedIn is when the password was checked (renewals keep it): a
+	// session signed in before the password was last changed or reset
+	// must end, or a stolen session would outlive the change meant to
+	// stop it.
+	SignedIn time.Time
 }
 
 // valid reports whether s is still live at now.
@@ -41,6 +46,8 @@ func (s Session) valid(now time.Time) bool {
 type sessionClaims struct {
 	jwt.RegisteredClaims
 	Idle *jwt.NumericDate `json:"idle,omitempty"`
+	// AuthTime is the sign-in time (OpenID Connect's claim of that name).
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // IssueSession returns a signed password-session token for username, valid
@@ -61,7 +68,7 @@ func (t *Tokens) NewSession(username string, now time.Time, ttl, idle time.Durat
 	if _, err := rand.Read(id); err != nil {
 		return Session{}, "", err
 	}
-	s := Session{Username: username, ID: base64.RawURLEncoding.EncodeToString(id), Expires: now.Add(ttl)}
+	s := Session{Username: username, ID: base64.RawURLEncoding.EncodeToString(id), Expires: now.Add(ttl), SignedIn: now.Truncate(time.Second)}
 	token, err := t.signSession(s, now, idle)
 	if err != nil {
 		return Session{}, "", err
@@ -94,6 +101,9 @@ func (t *Tokens) signSession(s Session, now time.Time, idle time.Duration) (stri
 		ExpiresAt: jwt.NewNumericDate(s.Expires),
 		ID:        s.ID,
 	}}
+	if !s.SignedIn.IsZero() {
+		c.AuthTime = jwt.NewNumericDate(s.SignedIn)
+	}
 	if idle > 0 {
 		deadline := now.Add(idle)
 		if deadline.After(s.Expires) {
@@ -126,6 +136,14 @@ func (t *Tokens) VerifySession(token string, now time.Time) (Session, error) {
 	s := Session{Username: c.Subject, ID: c.ID, Expires: c.ExpiresAt.Time}
 	if c.Idle != nil {
 		s.IdleUntil = c.Idle.Time
+	}
+	// A token from before the claim existed counts from its own issue,
+	// the latest renewal: a lenient reading, never a stricter one.
+	switch {
+	case c.AuthTime != nil:
+		s.SignedIn = c.AuthTime.Time
+	case c.IssuedAt != nil:
+		s.SignedIn = c.IssuedAt.Time
 	}
 	if !s.valid(now) {
 		return Session{}, errors.New("session idle for too long")

@@ -136,8 +136,12 @@ func (s *SQLStore) SetPassword(ctx context.Context, accountID int64, hash string
 		if _, err := ex.exec(ctx, setPasswordHashSQL, hash, accountID); err != nil {
 			return err
 		}
-		_, err := ex.exec(ctx, trimPasswordHistorySQL, accountID, accountID, keepHistory)
-		return err
+		if _, err := ex.exec(ctx, trimPasswordHistorySQL, accountID, accountID, keepHistory); err != nil {
+			return err
+		}
+		// Other nodes drop the account's cached entries, whose change
+		// time ends the password sessions signed in before it.
+		return s.announce(ctx, ex, Change{AccountID: accountID})
 	})
 	if err != nil {
 		return fmt.Errorf("store: set password: %w", s.dialect.translate(err))
