@@ -30,7 +30,10 @@ type CRLSourceStatsJSON struct {
 	Waiting     []string       `json:"waiting_for_issuers,omitempty"`
 	LastSuccess *time.Time     `json:"last_success,omitempty"`
 	LastError   string         `json:"last_error,omitempty"`
-	NextFetch   *time.Time     `json:"next_fetch,omitempty"`
+	// RefusedOlder counts CRLs refused because one in use was newer (a
+	// replayed or rolled-back CRL).
+	RefusedOlder int        `json:"refused_older,omitempty"`
+	NextFetch    *time.Time `json:"next_fetch,omitempty"`
 }
 
 // CRLStatsJSON is one indexed CRL.
@@ -60,7 +63,7 @@ func revocationStatsJSON(a *App) RevocationStatsJSON {
 		Sources: []CRLSourceStatsJSON{},
 	}
 	for _, src := range st.Sources {
-		s := CRLSourceStatsJSON{Name: src.Name, Fetched: src.Fetched, Waiting: src.Waiting, LastError: src.LastError,
+		s := CRLSourceStatsJSON{Name: src.Name, Fetched: src.Fetched, Waiting: src.Waiting, LastError: src.LastError, RefusedOlder: src.RefusedOlder,
 			LastSuccess: optTime(src.LastSuccess), NextFetch: optTime(src.NextFetch), CRLs: []CRLStatsJSON{}}
 		for _, c := range src.CRLs {
 			s.CRLs = append(s.CRLs, CRLStatsJSON{Issuer: c.Issuer, Number: c.Number, ThisUpdate: c.ThisUpdate.UTC(),

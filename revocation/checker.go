@@ -186,7 +186,10 @@ func (c *Checker) checkCRL(leaf *x509.Certificate, iss *issuer, serial []byte, n
 	if c.cfg.FetchCRLs {
 		c.crls.requestFetches(view, leaf.CRLDistributionPoints, iss, now)
 	}
-	index := view.lookup(iss.id, leaf.CRLDistributionPoints)
+	// RFC 5280 section 6.3.3 (b)(2): whether a CRL limited to user or to
+	// CA certificates applies depends on the basic constraints' cA flag.
+	isCA := leaf.BasicConstraintsValid && leaf.IsCA
+	index := view.lookup(iss.id, leaf.CRLDistributionPoints, isCA)
 	if index == nil {
 		return Verdict{}, errNoCRL
 	}

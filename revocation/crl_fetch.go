@@ -60,7 +60,8 @@ func (c *Checker) nextFetchDue() (time.Time, bool) {
 }
 
 // fetchSource downloads and indexes one distribution point's CRL,
-// replacing the previous index only once the new one is built.
+// replacing the previous index only once the new one is built, and never
+// with an older CRL of the same CA and scope (refuseOlder).
 func (c *Checker) fetchSource(ctx context.Context, src *crlSource) {
 	started := time.Now()
 	c.crls.mu.Lock()
@@ -87,6 +88,24 @@ func (c *Checker) fetchSource(ctx context.Context, src *crlSource) {
 
 	c.crls.mu.Lock()
 	defer c.crls.mu.Unlock()
+	if err == nil && changed {
+		err = refuseOlder(src.indexes, indexes)
+	}
+	var older *olderCRLError
+	if errors.As(err, &older) {
+		// Not a CRL to use, but no reason to keep asking either: retried
+		// with backoff like a failed fetch, while the newer CRL serves.
+		src.refusedOlder++
+		src.failures++
+		src.lastErr = err
+		src.nextFetch = now.Add(fetchBackoff(src.failures))
+		c.logger.Warn("CRL download refused: older than the CRL in use (replayed by someone on the path, or a lagging mirror); keeping the newer CRL",
+			zap.String("url", url), zap.String("issuer", older.next.issuerName),
+			zap.Time("this_update", older.next.thisUpdate), zap.String("number", crlNumberText(older.next.number)),
+			zap.Time("in_use_this_update", older.current.thisUpdate), zap.String("in_use_number", crlNumberText(older.current.number)),
+			zap.Int("refused", src.refusedOlder), zap.Time("retry_at", src.nextFetch))
+		return
+	}
 	if err != nil {
 		src.failures++
 		src.lastErr = err

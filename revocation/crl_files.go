@@ -128,7 +128,8 @@ func eachCRL(data []byte, fn func(der []byte) error) error {
 // loadFile reads and indexes a CRL file, unless its content is what is
 // already indexed and no CA it waits for has been learned since. A CRL
 // whose issuer is unknown is set aside, not an error. On error the file's
-// previous indexes stay in use.
+// previous indexes stay in use, as they do when the file now holds an
+// older CRL of the same CA and scope than the one in use (refuseOlder).
 func (c *Checker) loadFile(path string) error {
 	started := time.Now()
 	data, info, readErr := readCRLFile(path)
@@ -176,6 +177,13 @@ func (c *Checker) loadFile(path string) error {
 
 	c.crls.mu.Lock()
 	defer c.crls.mu.Unlock()
+	if err == nil {
+		// A file replaced by an older CRL (a sync job fetching over plain
+		// HTTP, a restored backup) must not un-revoke certificates either.
+		if err = refuseOlder(src.indexes, indexes); err != nil {
+			src.refusedOlder++
+		}
+	}
 	if err != nil {
 		src.lastErr = err
 		return fmt.Errorf("CRL file %s: %w", path, err)

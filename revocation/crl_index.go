@@ -24,6 +24,9 @@ type crlIndex struct {
 	nextUpdate time.Time
 	number     []byte   // CRL number, INTEGER content; nil when absent
 	scope      []string // distribution point URIs this CRL is limited to; nil = all the CA's certificates
+	// onlyUserCerts and onlyCACerts limit the CRL to end-entity or to CA
+	// certificates (IDP onlyContainsUserCerts, onlyContainsCACerts).
+	onlyUserCerts, onlyCACerts bool
 
 	serials   []byte   // serial encodings back to back
 	ends      []uint32 // ends[i] is where serial i ends in serials
@@ -66,10 +69,16 @@ func (x *crlIndex) newerThan(other *crlIndex) bool {
 }
 
 // covers reports whether the CRL is authoritative for a certificate with
-// these distribution points (RFC 5280 section 6.3.3 (b)(2)(i)): a CRL
-// without an issuing distribution point name covers all of its CA's
-// certificates; one with names only certificates that name one of them.
-func (x *crlIndex) covers(distributionPoints []string) bool {
+// these distribution points that is a CA certificate (basic constraints cA)
+// or not (RFC 5280 section 6.3.3 (b)(2)): a CRL limited to user
+// certificates does not cover CA certificates, one limited to CA
+// certificates (an ARL) covers nothing else; a CRL without an issuing
+// distribution point name covers all of its CA's certificates, one with
+// names only certificates that name one of them.
+func (x *crlIndex) covers(distributionPoints []string, isCA bool) bool {
+	if isCA && x.onlyUserCerts || !isCA && x.onlyCACerts {
+		return false
+	}
 	if x.scope == nil {
 		return true
 	}
@@ -79,6 +88,67 @@ func (x *crlIndex) covers(distributionPoints []string) bool {
 		}
 	}
 	return false
+}
+
+// sameScope reports whether two CRLs of one CA cover the same
+// certificates, so that one is the other's successor.
+func (x *crlIndex) sameScope(other *crlIndex) bool {
+	return x.issuer.id == other.issuer.id && slices.Equal(x.scope, other.scope) &&
+		x.onlyUserCerts == other.onlyUserCerts && x.onlyCACerts == other.onlyCACerts
+}
+
+// olderCRLError is a CRL refused because it is older than the CRL of the
+// same CA and scope that it would replace.
+type olderCRLError struct {
+	next, current *crlIndex
+}
+
+func (e *olderCRLError) Error() string {
+	return fmt.Sprintf("CRL of %s (thisUpdate %s, number %s) is older than the CRL in use (thisUpdate %s, number %s): a replayed or rolled-back CRL; keeping the CRL in use",
+		e.next.issuerName, e.next.thisUpdate.UTC().Format(time.RFC3339), crlNumberText(e.next.number),
+		e.current.thisUpdate.UTC().Format(time.RFC3339), crlNumberText(e.current.number))
+}
+
+func crlNumberText(number []byte) string {
+	if number == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%X", number)
+}
+
+// refuseOlder returns an *olderCRLError if next, the CRLs just read from a
+// source, would replace any of current, the source's CRLs in use, with an
+// older CRL of the same CA and scope: one whose thisUpdate is earlier, or
+// whose CRL number is lower (RFC 5280 section 5.2.3: numbers increase).
+// Serving a CA's older, still unexpired CRL is how anyone on the path of a
+// plain-HTTP distribution point could un-revoke certificates. The most
+// recent CRL of each CA and scope on either side is compared, so a PEM
+// bundle may still hold several.
+func refuseOlder(current, next []*crlIndex) error {
+	for _, n := range next {
+		if newest(next, n) != n {
+			continue
+		}
+		c := newest(current, n)
+		if c == nil {
+			continue
+		}
+		if n.thisUpdate.Before(c.thisUpdate) || n.number != nil && c.number != nil && compareSerials(n.number, c.number) < 0 {
+			return &olderCRLError{next: n, current: c}
+		}
+	}
+	return nil
+}
+
+// newest returns the most recent index in list with like's CA and scope.
+func newest(list []*crlIndex, like *crlIndex) *crlIndex {
+	var best *crlIndex
+	for _, x := range list {
+		if x.sameScope(like) && (best == nil || x.newerThan(best)) {
+			best = x
+		}
+	}
+	return best
 }
 
 // stale reports whether the CRL is past its nextUpdate beyond the skew
@@ -154,13 +224,15 @@ func buildIndex(h *crlHeader) (*crlIndex, error) {
 	slices.SortFunc(refs, func(a, b entryRef) int { return compareEntryRefs(entries, a, b) })
 
 	x := &crlIndex{
-		thisUpdate: h.thisUpdate,
-		nextUpdate: h.nextUpdate,
-		scope:      h.scope,
-		serials:    make([]byte, 0, serialBytes),
-		ends:       make([]uint32, 0, len(refs)),
-		revokedAt:  make([]int64, 0, len(refs)),
-		reasons:    make([]uint8, 0, len(refs)),
+		thisUpdate:    h.thisUpdate,
+		nextUpdate:    h.nextUpdate,
+		scope:         h.scope,
+		onlyUserCerts: h.onlyUserCerts,
+		onlyCACerts:   h.onlyCACerts,
+		serials:       make([]byte, 0, serialBytes),
+		ends:          make([]uint32, 0, len(refs)),
+		revokedAt:     make([]int64, 0, len(refs)),
+		reasons:       make([]uint8, 0, len(refs)),
 	}
 	if h.number != nil {
 		x.number = bytes.Clone(h.number) // not a slice of the DER, which must be let go

@@ -36,7 +36,10 @@ type crlHeader struct {
 	nextUpdate time.Time
 	number     []byte // CRL number, INTEGER content; nil when absent
 	scope      []string
-	entries    cryptobyte.String // content of revokedCertificates
+	// onlyUserCerts and onlyCACerts are the issuing distribution point's
+	// onlyContainsUserCerts and onlyContainsCACerts (at most one is set).
+	onlyUserCerts, onlyCACerts bool
+	entries                    cryptobyte.String // content of revokedCertificates
 }
 
 func malformed(what string) error { return errors.New("malformed CRL: " + what) }
@@ -148,9 +151,9 @@ func (h *crlHeader) readExtensions(list cryptobyte.String) error {
 }
 
 // readIssuingDistributionPoint accepts the IDP of a complete, direct CRL
-// covering end-entity certificates, and records the distribution point
-// URIs that limit it to part of the CA's certificates (RFC 5280 section
-// 5.2.5).
+// and records what limits it to part of the CA's certificates (RFC 5280
+// section 5.2.5): distribution point URIs, and onlyContainsUserCerts or
+// onlyContainsCACerts (an authority revocation list, as roots publish).
 func (h *crlHeader) readIssuingDistributionPoint(value cryptobyte.String) error {
 	var idp cryptobyte.String
 	if !value.ReadASN1(&idp, cryptobyteasn1.SEQUENCE) || !value.Empty() {
@@ -185,12 +188,13 @@ func (h *crlHeader) readIssuingDistributionPoint(value cryptobyte.String) error 
 	flags := []struct {
 		tag         cryptobyteasn1.Tag
 		unsupported error // nil: allowed either way
+		record      *bool // where a TRUE is recorded, if anywhere
 	}{
-		{cryptobyteasn1.Tag(1).ContextSpecific(), nil}, // onlyContainsUserCerts
-		{cryptobyteasn1.Tag(2).ContextSpecific(), errors.New("CRLs of CA certificates only are not supported")},
-		{cryptobyteasn1.Tag(3).ContextSpecific(), errors.New("CRLs limited to some revocation reasons are not supported")},
-		{cryptobyteasn1.Tag(4).ContextSpecific(), errUnsupportedIndirectCRL},
-		{cryptobyteasn1.Tag(5).ContextSpecific(), errors.New("CRLs of attribute certificates are not supported")},
+		{cryptobyteasn1.Tag(1).ContextSpecific(), nil, &h.onlyUserCerts},                                                        // onlyContainsUserCerts
+		{cryptobyteasn1.Tag(2).ContextSpecific(), nil, &h.onlyCACerts},                                                          // onlyContainsCACerts
+		{cryptobyteasn1.Tag(3).ContextSpecific(), errors.New("CRLs limited to some revocation reasons are not supported"), nil}, // onlySomeReasons
+		{cryptobyteasn1.Tag(4).ContextSpecific(), errUnsupportedIndirectCRL, nil},                                               // indirectCRL
+		{cryptobyteasn1.Tag(5).ContextSpecific(), errors.New("CRLs of attribute certificates are not supported"), nil},          // onlyContainsAttributeCerts
 	}
 	for _, flag := range flags {
 		var content cryptobyte.String
@@ -212,9 +216,16 @@ func (h *crlHeader) readIssuingDistributionPoint(value cryptobyte.String) error 
 		if isTrue && flag.unsupported != nil {
 			return flag.unsupported
 		}
+		if flag.record != nil {
+			*flag.record = isTrue
+		}
 	}
 	if !idp.Empty() {
 		return malformed("trailing data in issuing distribution point")
+	}
+	if h.onlyUserCerts && h.onlyCACerts {
+		// RFC 5280 section 5.2.5: at most one may be asserted.
+		return malformed("issuing distribution point limited to both user and CA certificates")
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ type crlSource struct {
 	nextFetch    time.Time
 	failures     int
 
+	// refusedOlder counts downloads or re-reads refused by refuseOlder.
+	refusedOlder int
+
 	lastSuccess time.Time // last load or fetch that left the source up to date
 	lastErr     error
 }
@@ -102,12 +105,12 @@ func (s *crlStore) nudge() {
 }
 
 // lookup finds the CRL to judge a certificate of the CA iss by: among the
-// CRLs of that CA that cover the certificate's distribution points, the most
-// recent one.
-func (v *crlView) lookup(iss issuerID, distributionPoints []string) *crlIndex {
+// CRLs of that CA that cover a certificate with these distribution points,
+// CA or not, the most recent one.
+func (v *crlView) lookup(iss issuerID, distributionPoints []string, isCA bool) *crlIndex {
 	var best *crlIndex
 	for _, index := range v.byIssuer[iss] {
-		if index.covers(distributionPoints) && (best == nil || index.newerThan(best)) {
+		if index.covers(distributionPoints, isCA) && (best == nil || index.newerThan(best)) {
 			best = index
 		}
 	}

@@ -94,7 +94,8 @@ func TestCRLStartRejectsBadFiles(t *testing.T) {
 		{"empty.pem", []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), "no X509 CRL PEM block"},
 		{"delta.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: []byte{2, 1, 1}}}}), "delta CRLs"},
 		{"indirect.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{issuingDistributionPoint(t, idp{IndirectCRL: true})}}), "indirect CRLs"},
-		{"ca-only.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{issuingDistributionPoint(t, idp{OnlyContainsCACerts: true})}}), "CA certificates only"},
+		// CA-only CRLs (ARLs) are accepted for CA certificates only: crl_idp_test.go.
+		{"some-reasons.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{issuingDistributionPoint(t, idp{OnlySomeReasons: asn1.BitString{Bytes: []byte{0x40}, BitLength: 2}})}}), "some revocation reasons"},
 		{"critical.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}}}), "unsupported critical CRL extension"},
 		{"future.crl", pki.ca.makeCRL(t, crlSpec{thisUpdate: time.Now().Add(time.Hour)}), "not valid yet"},
 	}

@@ -8,7 +8,10 @@
 //   - OCSP responses are fetched on demand, validated (signature by the
 //     issuing CA or by a responder certificate it delegated with the
 //     OCSP-signing usage, matching CertID, thisUpdate/nextUpdate, optional
-//     nonce) and cached until their nextUpdate, bounded by MaxCacheAge.
+//     nonce) and cached until their nextUpdate, bounded by MaxCacheAge. A
+//     response without nextUpdate is refused once its thisUpdate is more than
+//     five minutes plus the clock skew old, so a captured one cannot be
+//     replayed.
 //     Concurrent checks of one certificate share one request, and failures
 //     are remembered briefly so a dead responder is not hammered.
 //   - CRLs, from files and optionally from the certificates' distribution
@@ -16,6 +19,12 @@
 //     by serial number. DoD CRLs hold hundreds of thousands of entries, so the
 //     index keeps only the serial bytes, the revocation time and the reason
 //     (about 30 bytes an entry) instead of crypto/x509's per-entry objects.
+//     A CRL older (earlier thisUpdate, or lower CRL number) than the CRL of
+//     the same CA and scope it would replace in a file or distribution point
+//     is refused, so a replayed CRL cannot un-revoke certificates. CRLs
+//     limited to user certificates (onlyContainsUserCerts) are not used for
+//     CA certificates, and those limited to CA certificates
+//     (onlyContainsCACerts, authority revocation lists) only for them.
 //
 // Check then costs a cache lookup or a binary search.
 //
@@ -38,8 +47,8 @@
 //   - Indirect CRLs (issuingDistributionPoint indirectCRL, or entries naming a
 //     certificateIssuer) are rejected: a CRL is only used for certificates of
 //     the CA that signed it.
-//   - CRLs limited to some revocation reasons (onlySomeReasons), to CA or to
-//     attribute certificates are rejected, since they cannot clear an end-entity
+//   - CRLs limited to some revocation reasons (onlySomeReasons) or to
+//     attribute certificates are rejected, since they cannot clear a
 //     certificate.
 //   - CRLs or CRL entries with any other critical extension are rejected.
 //   - SHA-1 signatures on CRLs are refused, like crypto/x509 refuses them.

@@ -66,8 +66,22 @@ func validateOCSPResponse(der []byte, leaf, issuer *x509.Certificate, nonce []by
 		return nil, errors.New("malformed OCSP response: nextUpdate before thisUpdate")
 	case !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate.Add(skew)):
 		return nil, fmt.Errorf("OCSP response is stale: nextUpdate was %s", resp.NextUpdate.UTC().Format(time.RFC3339))
+	case resp.NextUpdate.IsZero() && now.Sub(resp.ThisUpdate) > noNextUpdateMaxAge(skew):
+		// Without nextUpdate nothing else bounds the response's age, and
+		// without a nonce a captured "good" could be replayed for ever.
+		// Such responses come from responders that sign on demand, so a
+		// current one is minutes old at most.
+		return nil, fmt.Errorf("OCSP response without nextUpdate is too old: thisUpdate was %s, more than %v ago",
+			resp.ThisUpdate.UTC().Format(time.RFC3339), noNextUpdateMaxAge(skew))
 	}
 	return resp, nil
+}
+
+// noNextUpdateMaxAge is how old thisUpdate may be in an OCSP response
+// without nextUpdate: as long as such a verdict is reused
+// (noNextUpdateCacheAge), plus the clock-skew allowance.
+func noNextUpdateMaxAge(skew time.Duration) time.Duration {
+	return noNextUpdateCacheAge + skew
 }
 
 // authorizeSigner accepts a response signed by the issuing CA itself, or

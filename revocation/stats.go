@@ -39,6 +39,10 @@ type CRLSourceStats struct {
 	LastError string
 	// NextFetch is when a distribution point is fetched next.
 	NextFetch time.Time
+	// RefusedOlder counts downloads or re-reads refused because a CRL in
+	// them was older (earlier thisUpdate or lower CRL number) than the CRL
+	// of the same CA and scope in use: a replayed or rolled-back CRL.
+	RefusedOlder int
 }
 
 // CRLStats describes one indexed CRL.
@@ -70,6 +74,7 @@ func (c *Checker) Stats() Stats {
 		if src.fetched {
 			ss.NextFetch = src.nextFetch
 		}
+		ss.RefusedOlder = src.refusedOlder
 		if src.lastErr != nil {
 			ss.LastError = src.lastErr.Error()
 		}

@@ -76,5 +76,7 @@ const retryInterval = 30 * time.Second
 // 6960 section 4.2.2.1), so keeping it for MaxCacheAge would ignore the
 // responder; asking again on every request would hammer it. Five minutes
 // bounds how long a revocation goes unnoticed to what an OCSP responder's own
-// caching typically adds.
+// caching typically adds. With the clock skew it also bounds how old such a
+// response may be when received (noNextUpdateMaxAge), so a captured one
+// cannot be replayed later.
 const noNextUpdateCacheAge = 5 * time.Minute

@@ -69,13 +69,10 @@ type Policy struct {
 	ekus         []requiredEKU
 }
 
-// requiredEKU is one compiled RequiredEKU entry: a usage crypto/x509 knows,
-// or an OID it keeps in UnknownExtKeyUsage.
+// requiredEKU is one compiled RequiredEKU entry.
 type requiredEKU struct {
-	name    string
-	known   x509.ExtKeyUsage
-	isKnown bool
-	oid     asn1.ObjectIdentifier
+	name string
+	oid  asn1.ObjectIdentifier
 }
 
 // EKUNames are the extended key usages RequiredEKU accepts by name.
@@ -87,11 +84,24 @@ var EKUNames = map[string]asn1.ObjectIdentifier{
 	"anyExtendedKeyUsage": {2, 5, 29, 37, 0},
 }
 
-// knownEKUs maps the OIDs crypto/x509 parses into ExtKeyUsage values.
-var knownEKUs = map[string]x509.ExtKeyUsage{
-	"1.3.6.1.5.5.7.3.2": x509.ExtKeyUsageClientAuth,
-	"1.3.6.1.5.5.7.3.4": x509.ExtKeyUsageEmailProtection,
-	"2.5.29.37.0":       x509.ExtKeyUsageAny,
+// ekuOIDs maps every extended key usage crypto/x509 parses into an
+// ExtKeyUsage value back to its OID, so a required OID can be compared
+// with every usage a certificate carries, named or not.
+var ekuOIDs = map[x509.ExtKeyUsage]asn1.ObjectIdentifier{
+	x509.ExtKeyUsageAny:                            {2, 5, 29, 37, 0},
+	x509.ExtKeyUsageServerAuth:                     {1, 3, 6, 1, 5, 5, 7, 3, 1},
+	x509.ExtKeyUsageClientAuth:                     {1, 3, 6, 1, 5, 5, 7, 3, 2},
+	x509.ExtKeyUsageCodeSigning:                    {1, 3, 6, 1, 5, 5, 7, 3, 3},
+	x509.ExtKeyUsageEmailProtection:                {1, 3, 6, 1, 5, 5, 7, 3, 4},
+	x509.ExtKeyUsageIPSECEndSystem:                 {1, 3, 6, 1, 5, 5, 7, 3, 5},
+	x509.ExtKeyUsageIPSECTunnel:                    {1, 3, 6, 1, 5, 5, 7, 3, 6},
+	x509.ExtKeyUsageIPSECUser:                      {1, 3, 6, 1, 5, 5, 7, 3, 7},
+	x509.ExtKeyUsageTimeStamping:                   {1, 3, 6, 1, 5, 5, 7, 3, 8},
+	x509.ExtKeyUsageOCSPSigning:                    {1, 3, 6, 1, 5, 5, 7, 3, 9},
+	x509.ExtKeyUsageMicrosoftServerGatedCrypto:     {1, 3, 6, 1, 4, 1, 311, 10, 3, 3},
+	x509.ExtKeyUsageNetscapeServerGatedCrypto:      {2, 16, 840, 1, 113730, 4, 1},
+	x509.ExtKeyUsageMicrosoftCommercialCodeSigning: {1, 3, 6, 1, 4, 1, 311, 2, 1, 22},
+	x509.ExtKeyUsageMicrosoftKernelCodeSigning:     {1, 3, 6, 1, 4, 1, 311, 61, 1, 1},
 }
 
 // Compile validates the policy's lists and prepares them for matching.
@@ -124,9 +134,7 @@ func (p *Policy) Compile() error {
 				return fmt.Errorf("required EKU %q is neither a known name nor an OID", s)
 			}
 		}
-		r := requiredEKU{name: s, oid: oid}
-		r.known, r.isKnown = knownEKUs[oid.String()]
-		p.ekus = append(p.ekus, r)
+		p.ekus = append(p.ekus, requiredEKU{name: s, oid: oid})
 	}
 	if p.MaxChainDepth < 0 {
 		return fmt.Errorf("max chain depth must not be negative")
@@ -148,8 +156,11 @@ func CheckValidity(cert *x509.Certificate, now time.Time) *Rejection {
 }
 
 // Verify builds and verifies a chain from leaf to one of the policy's Roots,
-// using intermediates as sent by the client. Usage is checked separately
-// (CheckUsage) so the holder learns the precise reason.
+// using intermediates as sent by the client, for client authentication as
+// crypto/tls does: a CA whose extended key usage excludes clientAuth cannot
+// vouch for a card (EKU nesting). Such a chain is refused with CodeUsage.
+// A card whose own usage excludes clientAuth is left to Check (CheckUsage),
+// which gives the holder the precise reason.
 func (p *Policy) Verify(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([]*x509.Certificate, *Rejection) {
 	if p.Roots == nil {
 		return nil, &Rejection{CodeNotVerified, "Your certificate was not verified against this site's trusted certificate authorities."}
@@ -158,16 +169,36 @@ func (p *Policy) Verify(leaf *x509.Certificate, intermediates []*x509.Certificat
 	for _, c := range intermediates {
 		pool.AddCert(c)
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
+	opts := x509.VerifyOptions{
 		Roots:         p.Roots,
 		Intermediates: pool,
 		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	chains, err := leaf.Verify(opts)
+	if err == nil {
+		return chains[0], nil
+	}
+	// Is usage the only reason? Then say so rather than "untrusted".
+	opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+	chains, anyErr := leaf.Verify(opts)
+	if anyErr != nil {
 		return nil, &Rejection{CodeUntrusted, "Your certificate was not issued by a certificate authority this site trusts. Use your CAC's authentication (PIV/ID) certificate, not an email or third-party certificate."}
 	}
-	return chains[0], nil
+	if !allowsClientAuth(leaf) {
+		return chains[0], nil // Check refuses it, with the card's own reason
+	}
+	return nil, &Rejection{CodeUsage, "Your certificate was issued by a certificate authority that is not allowed to issue certificates for signing in (its extended key usage excludes client authentication). Use your CAC's authentication (PIV/ID) certificate."}
+}
+
+// allowsClientAuth reports whether the certificate's own extended key
+// usage permits client authentication as crypto/x509 judges it: no EKU
+// extension, clientAuth or anyExtendedKeyUsage.
+func allowsClientAuth(cert *x509.Certificate) bool {
+	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	return slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny)
 }
 
 // Check applies the policy's usage, issuer and certificate-policy rules.
@@ -199,14 +230,14 @@ func (p *Policy) CheckChainDepth(chain []*x509.Certificate) *Rejection {
 	return nil
 }
 
+// hasEKU reports whether the certificate carries the usage's OID, whether
+// crypto/x509 parsed it into ExtKeyUsage or left it in UnknownExtKeyUsage.
+// The match is exact: anyExtendedKeyUsage stands only for itself here.
 func hasEKU(leaf *x509.Certificate, want requiredEKU) bool {
-	if want.isKnown {
-		for _, u := range leaf.ExtKeyUsage {
-			if u == want.known {
-				return true
-			}
+	for _, u := range leaf.ExtKeyUsage {
+		if oid, ok := ekuOIDs[u]; ok && oid.Equal(want.oid) {
+			return true
 		}
-		return false
 	}
 	for _, oid := range leaf.UnknownExtKeyUsage {
 		if oid.Equal(want.oid) {
