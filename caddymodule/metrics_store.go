@@ -67,6 +67,18 @@ func (s timedStore) RecordLoginFailure(ctx context.Context, accountID int64, now
 	return s.Store.RecordLoginFailure(ctx, accountID, now, window, maxFailures, lockFor)
 }
 
+func (s timedStore) TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (st store.LoginState, allowed bool, err error) {
+	done := s.m.storeTimer("take_login_attempt")
+	defer func() { done(err) }()
+	return s.Store.TakeLoginAttempt(ctx, accountID, now, window, maxFailures, lockFor)
+}
+
+func (s timedStore) ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (lockedUntil time.Time, err error) {
+	done := s.m.storeTimer("release_login_attempt")
+	defer func() { done(err) }()
+	return s.Store.ReleaseLoginAttempt(ctx, accountID, now, ownLock)
+}
+
 func (s timedStore) LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (st store.LoginState, err error) {
 	done := s.m.storeTimer("login_state")
 	defer func() { done(err) }()

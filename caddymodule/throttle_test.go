@@ -34,7 +34,9 @@ func (m *mismatchRoster) Verify(context.Context, roster.Claim) (roster.Result, e
 	return roster.Result{}, nil
 }
 
-func (*mismatchRoster) NeedsPEBD(context.Context, string) (bool, error) { return false, nil }
+func (*mismatchRoster) NeedsPEBD(context.Context, string) (roster.PEBDNeed, error) {
+	return roster.PEBDNotAsked, nil
+}
 
 type allowCSRF struct{}
 

@@ -60,13 +60,16 @@ func (f *fakeRoster) Verify(_ context.Context, c roster.Claim) (roster.Result, e
 	return roster.Result{Match: true, Records: f.records}, nil
 }
 
-func (f *fakeRoster) NeedsPEBD(context.Context, string) (bool, error) {
+func (f *fakeRoster) NeedsPEBD(context.Context, string) (roster.PEBDNeed, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.unavailable {
-		return false, fmt.Errorf("%w: test", roster.ErrUnavailable)
+		return roster.PEBDNotAsked, fmt.Errorf("%w: test", roster.ErrUnavailable)
 	}
-	return f.needsPEBD, nil
+	if f.needsPEBD {
+		return roster.PEBDRequired, nil
+	}
+	return roster.PEBDNotAsked, nil
 }
 
 // fakeStore enforces the store's uniqueness rules.

@@ -26,9 +26,9 @@ type AccountManager interface {
 	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
 	RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error)
 	SetAnswers(ctx context.Context, accountID int64, answers [3]store.Answer) error
-	RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, error)
+	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
+	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
 	ResetLoginFailures(ctx context.Context, accountID int64) error
-	LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (store.LoginState, error)
 }
 
 // Password sign-in limits of the link and account pages. The failures are
@@ -65,23 +65,56 @@ type passwordResult struct {
 	State store.LoginState // after the failure counted; Locked() if refused for a lock
 }
 
+// takeAttempt counts an attempt on acct as a failure before its secret is
+// verified (store.Store.TakeLoginAttempt), so that however many requests
+// race, on however many nodes, at most loginMaxFailures secrets are
+// verified per window. allowed false means the account is locked: st says
+// until when, and nothing may be verified.
+func (f *Flow) takeAttempt(ctx context.Context, acct *store.Account, now time.Time) (st store.LoginState, allowed bool, err error) {
+	st, allowed, err = f.deps.Accounts.TakeLoginAttempt(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
+	if err != nil {
+		return store.LoginState{}, false, fmt.Errorf("enroll: %w", err)
+	}
+	return st, allowed, nil
+}
+
+// releaseAttempt takes back the attempt taken (taken is what takeAttempt
+// returned) once its secret proved right: the count is cleared, with the
+// lock that attempt set, if any. A lock that other attempts set meanwhile
+// stays, and refuses this one too: its result is then a locked state.
+func (f *Flow) releaseAttempt(ctx context.Context, acct *store.Account, taken store.LoginState) (passwordResult, error) {
+	until, err := f.deps.Accounts.ReleaseLoginAttempt(ctx, acct.ID, f.deps.Now(), taken.LockedUntil)
+	if err != nil {
+		return passwordResult{}, fmt.Errorf("enroll: %w", err)
+	}
+	if !until.IsZero() {
+		return passwordResult{State: store.LoginState{Failures: loginMaxFailures, LockedUntil: until}}, nil
+	}
+	return passwordResult{OK: true}, nil
+}
+
 // checkPassword verifies password against hash, the stored hash of acct
 // (nil for an unknown username; hash "" for an account without a
-// password, which never matches). A locked account is refused without
-// verifying. A failure is counted against acct; a success clears its
-// count. With rehash, a correct password whose hash was made with other
-// parameters than the hasher's is stored again with them (see rehash);
-// callers about to replace the password pass false.
+// password, which never matches). The attempt is counted against acct as a
+// failure before the password is verified, atomically: a locked account
+// is refused without verifying, and concurrent attempts cannot get past
+// the limit. A correct password takes its attempt back, clearing the
+// count, unless other attempts locked the account meanwhile. An error
+// while verifying leaves the attempt counted. With rehash, a correct
+// password whose hash was made with other parameters than the hasher's is
+// stored again with them (see rehash); callers about to replace the
+// password pass false.
 func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (passwordResult, error) {
-	now := f.deps.Now()
+	var taken store.LoginState
 	if acct != nil {
-		st, err := f.deps.Accounts.LoginState(ctx, acct.ID, now, loginWindow, loginMaxFailures)
+		st, allowed, err := f.takeAttempt(ctx, acct, f.deps.Now())
 		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: login state: %w", err)
+			return passwordResult{}, err
 		}
-		if st.Locked() {
+		if !allowed {
 			return passwordResult{State: st}, nil
 		}
+		taken = st
 	}
 	ok := false
 	if hash == "" {
@@ -101,20 +134,17 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 	if acct == nil {
 		return passwordResult{OK: false}, nil
 	}
-	if ok {
-		if err := f.deps.Accounts.ResetLoginFailures(ctx, acct.ID); err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: %w", err)
-		}
-		if rehash {
-			f.rehash(ctx, acct.ID, hash, password)
-		}
-		return passwordResult{OK: true}, nil
+	if !ok {
+		return passwordResult{State: taken}, nil
 	}
-	st, err := f.deps.Accounts.RecordLoginFailure(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
-	if err != nil {
-		return passwordResult{}, fmt.Errorf("enroll: %w", err)
+	res, err := f.releaseAttempt(ctx, acct, taken)
+	if err != nil || !res.OK {
+		return res, err
 	}
-	return passwordResult{State: st}, nil
+	if rehash {
+		f.rehash(ctx, acct.ID, hash, password)
+	}
+	return res, nil
 }
 
 // rehash replaces a correct password's stored hash by one made with the
@@ -200,7 +230,9 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 		return f.linkTooManyAttempts(w, r, card)
 	}
 	form := r.PostForm
-	page := linkPage{pageBase: f.base(card, csrf), Username: strings.TrimSpace(form.Get("username"))}
+	// Usernames are stored lowercase; look up what was typed as sign-in
+	// does.
+	page := linkPage{pageBase: f.base(card, csrf), Username: strings.ToLower(strings.TrimSpace(form.Get("username")))}
 	password := form.Get("password")
 	switch {
 	case page.Username == "":

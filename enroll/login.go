@@ -43,7 +43,8 @@ type Login struct {
 }
 
 // ServeLogin serves the password sign-in form. It needs no card. On a
-// correct password for an active account it calls l.SignIn. Wrong
+// correct password for an active account it calls l.SignIn; a disabled
+// account, or one waiting for approval, is refused. Wrong
 // passwords are counted in the database per account, as on the link page:
 // three within 15 minutes lock the account, and the page says how many
 // tries remain.
@@ -116,10 +117,17 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, l Login) error
 		page.Errors.add("password", wrongPassword("The username or password is not correct.", res.State, acct != nil))
 		return f.render(w, http.StatusUnauthorized, "login", page)
 	}
-	if acct.Status == store.StatusDisabled {
+	switch acct.Status {
+	case store.StatusDisabled:
 		fields["reason"] = "disabled"
 		f.deps.Audit(r, "signin.password", "failure", fields)
 		page.Errors.add("", "This account is disabled. Contact the site's administrators.")
+		return f.render(w, http.StatusForbidden, "login", page)
+	case store.StatusPending:
+		// No session: every page would refuse it anyway.
+		fields["reason"] = "pending"
+		f.deps.Audit(r, "signin.password", "failure", fields)
+		page.Errors.add("", "This account is waiting for approval by the site's administrators. You can sign in once it is approved.")
 		return f.render(w, http.StatusForbidden, "login", page)
 	}
 	// Only someone who knows the password learns that it expired.

@@ -47,6 +47,9 @@ type resetState struct {
 	AccountID int64                                `json:"a,omitempty"`
 	Decoy     string                               `json:"d,omitempty"` // why step 2 cannot succeed; "" for a real reset
 	Questions [credential.QuestionsRequired]string `json:"q"`
+	// Expires is when the state expires, in unix seconds: step 1's time
+	// plus the state TTL, kept when the answers form is shown again.
+	Expires int64 `json:"x,omitempty"`
 }
 
 type resetPage struct {
@@ -110,7 +113,9 @@ func (f *Flow) auditReset(r *http.Request, card Card, outcome, username string, 
 
 func (f *Flow) postResetUsername(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
 	ctx := r.Context()
-	page := resetPage{pageBase: f.base(card, csrf), Username: strings.TrimSpace(r.PostForm.Get("username"))}
+	// Usernames are stored lowercase; look up what was typed as sign-in
+	// does.
+	page := resetPage{pageBase: f.base(card, csrf), Username: strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))}
 	switch {
 	case page.Username == "":
 		page.Errors.add("username", "Enter your username.")
@@ -167,7 +172,10 @@ func resetQuestions(acct *store.Account, creds *store.Credentials, card Card) ([
 }
 
 func (f *Flow) resetAnswersForm(w http.ResponseWriter, status int, card Card, csrf CSRF, st *resetState, errs formErrors) error {
-	sealed, err := f.deps.Sealer.Seal(card.Identity.FingerprintHex, st, f.deps.Now(), f.cfg.StateTTL)
+	if st.Expires == 0 {
+		st.Expires = f.deps.Now().Add(f.cfg.StateTTL).Unix()
+	}
+	sealed, err := f.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
 		return fmt.Errorf("enroll: sealing reset state: %w", err)
 	}
@@ -336,48 +344,65 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 	if err := f.deps.Accounts.SetPassword(ctx, acct.ID, hash, passwordHistory); err != nil {
 		return fmt.Errorf("enroll: setting password: %w", err)
 	}
-	if err := f.deps.Accounts.ResetLoginFailures(ctx, acct.ID); err != nil {
-		return fmt.Errorf("enroll: %w", err)
-	}
+	// The password is changed: record it before anything else can fail.
 	f.auditReset(r, card, "success", acct.Username, nil)
+	// The right answers already cleared the count (checkAnswers); this
+	// clears any failure counted since. Best effort: the change is made
+	// and must be reported as made.
+	_ = f.deps.Accounts.ResetLoginFailures(ctx, acct.ID)
 	return f.render(w, http.StatusOK, "reset-done", resetDonePage{pageBase: f.base(card, csrf), Username: acct.Username})
 }
 
 // checkAnswers verifies all three answers (every one of them, so the time
 // taken does not tell which was wrong) against the account's hashes, or
-// against the dummy hash for a decoy state, which never succeeds. A locked
-// account is refused without verifying; a failure is counted against the
-// account like a wrong sign-in password. A decoy's failures are counted in
-// the throttle, per card and username, under the account's limits, so its
-// page counts down and locks like a real account's, on every node.
+// against the dummy hash for a decoy state, which never succeeds. As for a
+// sign-in password (checkPassword), the attempt is counted against the
+// account as a failure before any answer is verified, atomically, so a
+// locked account is refused without verifying and concurrent attempts
+// cannot get past the limit; right answers take the attempt back. A
+// decoy's attempts are counted the same way in the throttle, per card and
+// username, under the account's limits, so its page counts down and locks
+// like a real account's, on every node.
 func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (passwordResult, error) {
 	now := f.deps.Now()
-	decoyKey := f.decoyKey(st.Card, st.Username)
-	var decoyN int
-	var decoySince time.Time
-	if acct != nil {
-		ls, err := f.deps.Accounts.LoginState(ctx, acct.ID, now, loginWindow, loginMaxFailures)
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: login state: %w", err)
-		}
-		if ls.Locked() {
-			return passwordResult{State: ls}, nil
-		}
-	} else {
-		var err error
-		if decoyN, decoySince, err = f.failures(ctx, decoyKey, now, loginWindow); err != nil {
-			return passwordResult{}, err
-		}
-		if decoyN >= loginMaxFailures {
-			return passwordResult{State: decoyState(decoyN, decoySince, f.cfg.LockoutPeriod)}, nil
-		}
-	}
+	var taken store.LoginState
 	var hashes [credential.QuestionsRequired]string
 	if acct != nil {
+		ls, allowed, err := f.takeAttempt(ctx, acct, now)
+		if err != nil {
+			return passwordResult{}, err
+		}
+		if !allowed {
+			return passwordResult{State: ls}, nil
+		}
+		taken = ls
 		for i, a := range creds.Answers {
 			hashes[i] = a.Hash
 		}
 	} else {
+		decoyKey := f.decoyKey(st.Card, st.Username)
+		n, since, err := f.failures(ctx, decoyKey, now, loginWindow)
+		if err != nil {
+			return passwordResult{}, err
+		}
+		if n >= loginMaxFailures {
+			return passwordResult{State: decoyState(n, since, f.cfg.LockoutPeriod)}, nil
+		}
+		// The count after this failure, from the one read above: one
+		// atomic take rather than a take and another read, so that a
+		// failure here leaves nothing counted. A refused take means
+		// requests elsewhere used up the tries meanwhile.
+		allowed, err := f.take(ctx, decoyKey, now, loginWindow, loginMaxFailures)
+		if err != nil {
+			return passwordResult{}, err
+		}
+		if n == 0 {
+			since = now
+		}
+		if !allowed {
+			return passwordResult{State: decoyState(loginMaxFailures, since, f.cfg.LockoutPeriod)}, nil
+		}
+		taken = decoyState(n+1, since, f.cfg.LockoutPeriod)
 		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
 		if err != nil {
 			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
@@ -396,32 +421,10 @@ func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Acc
 			right++
 		}
 	}
-	if acct == nil {
-		// The count after this failure, from the one read above: one
-		// atomic take rather than a take and another read, so that a
-		// failure here leaves nothing counted. A refused take means
-		// requests elsewhere used up the tries meanwhile.
-		allowed, err := f.take(ctx, decoyKey, now, loginWindow, loginMaxFailures)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if decoyN == 0 {
-			decoySince = now
-		}
-		decoyN++
-		if !allowed {
-			decoyN = loginMaxFailures
-		}
-		return passwordResult{State: decoyState(decoyN, decoySince, f.cfg.LockoutPeriod)}, nil
+	if acct == nil || right < len(answers) {
+		return passwordResult{State: taken}, nil
 	}
-	if right == len(answers) {
-		return passwordResult{OK: true}, nil
-	}
-	ls, err := f.deps.Accounts.RecordLoginFailure(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
-	if err != nil {
-		return passwordResult{}, fmt.Errorf("enroll: %w", err)
-	}
-	return passwordResult{State: ls}, nil
+	return f.releaseAttempt(ctx, acct, taken)
 }
 
 // decoyState is the sign-in state a decoy shows after n failures counted

@@ -81,11 +81,17 @@ const maxSealed = 16 << 10
 
 // Seal returns v, bound to the card and valid for ttl, as URL-safe text.
 func (s *Sealer) Seal(cardFingerprint string, v any, now time.Time, ttl time.Duration) (string, error) {
+	return s.SealUntil(cardFingerprint, v, now.Add(ttl))
+}
+
+// SealUntil is Seal for a state valid until expires (whole seconds): a
+// state sealed again keeps the deadline it was first given.
+func (s *Sealer) SealUntil(cardFingerprint string, v any, expires time.Time) (string, error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
-	plain, err := json.Marshal(envelope{Card: cardFingerprint, Expires: now.Add(ttl).Unix(), Payload: payload})
+	plain, err := json.Marshal(envelope{Card: cardFingerprint, Expires: expires.Unix(), Payload: payload})
 	if err != nil {
 		return "", err
 	}

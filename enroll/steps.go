@@ -48,11 +48,19 @@ type enrollState struct {
 	Categories   []string      `json:"cat"`
 	Profile      profileFields `json:"prof"`
 	PasswordHash string        `json:"pw,omitempty"`
+	// Expires is when the state expires, in unix seconds: the identity
+	// check's time plus the state TTL. Sealing again (a form re-shown
+	// with errors, the next step) keeps it, so a state cannot be kept
+	// alive past it by re-posting.
+	Expires int64 `json:"x,omitempty"`
 }
 
 func (f *Flow) seal(card Card, st *enrollState) (string, error) {
 	st.Card = card.Identity.FingerprintHex
-	return f.deps.Sealer.Seal(card.Identity.FingerprintHex, st, f.deps.Now(), f.cfg.StateTTL)
+	if st.Expires == 0 {
+		st.Expires = f.deps.Now().Add(f.cfg.StateTTL).Unix()
+	}
+	return f.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
 }
 
 // open returns the state posted with r if it is valid for this card and at
@@ -84,20 +92,21 @@ func (st *enrollState) names(card Card) (given, middle, family, suffix string) {
 
 type identityPage struct {
 	pageBase
-	IDType    string // "ssn" or "fin": which radio is checked
-	AskPEBD   bool
-	Restarted bool
+	IDType       string // "ssn" or "fin": which radio is checked
+	AskPEBD      bool
+	PEBDOptional bool // asked "if you have one": an empty field is sent as none
+	Restarted    bool
 }
 
-func (f *Flow) needsPEBD(r *http.Request, card Card) (bool, error) {
+func (f *Flow) needsPEBD(r *http.Request, card Card) (roster.PEBDNeed, error) {
 	if !f.cfg.AskPEBD {
-		return false, nil
+		return roster.PEBDNotAsked, nil
 	}
 	return f.deps.Roster.NeedsPEBD(r.Context(), card.Identity.EDIPI)
 }
 
 func (f *Flow) showIdentity(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	ask, err := f.needsPEBD(r, card)
+	need, err := f.needsPEBD(r, card)
 	if err != nil {
 		return f.rosterError(w, r, card, err)
 	}
@@ -105,7 +114,8 @@ func (f *Flow) showIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 		f.audit(r, card, "enroll.started", "success", nil)
 	}
 	return f.render(w, http.StatusOK, "identity", identityPage{
-		pageBase: f.base(card, csrf), IDType: "ssn", AskPEBD: ask, Restarted: r.URL.Query().Get("restart") != "",
+		pageBase: f.base(card, csrf), IDType: "ssn", AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional,
+		Restarted: r.URL.Query().Get("restart") != "",
 	})
 }
 
@@ -129,12 +139,12 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 	} else if blocked {
 		return f.tooManyAttempts(w, r, card)
 	}
-	ask, err := f.needsPEBD(r, card)
+	need, err := f.needsPEBD(r, card)
 	if err != nil {
 		return f.rosterError(w, r, card, err)
 	}
 	form := r.PostForm
-	page := identityPage{pageBase: f.base(card, csrf), AskPEBD: ask, IDType: form.Get("idtype")}
+	page := identityPage{pageBase: f.base(card, csrf), AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional, IDType: form.Get("idtype")}
 	claim := roster.Claim{EDIPI: card.Identity.EDIPI, DOB: strings.TrimSpace(form.Get("dob"))}
 	switch page.IDType {
 	case "fin":
@@ -145,7 +155,7 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 		page.IDType = "ssn"
 		claim.SSN, claim.FIN = form.Get("ssn"), form.Get("fin")
 	}
-	if ask {
+	if need.Asked() {
 		claim.PEBD = strings.TrimSpace(form.Get("pebd"))
 	}
 	if err := roster.ValidateClaim(claim); err != nil {
@@ -154,7 +164,7 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 			return fmt.Errorf("enroll: validating claim: %w", err)
 		}
 		page.Errors.add(in.Field, in.Message)
-	} else if ask && claim.PEBD == "" {
+	} else if need == roster.PEBDRequired && claim.PEBD == "" {
 		page.Errors.add("pebd", "Enter your pay entry base date.")
 	}
 	if page.Errors.any() {

@@ -75,11 +75,14 @@ func (c *CSV) Verify(ctx context.Context, claim Claim) (Result, error) {
 	return c.current.Load().verify(claim.EDIPI, &n), nil
 }
 
-// NeedsPEBD implements Source: true when a record of edipi has a PEBD,
-// false otherwise, for an EDIPI the roster does not know too (the package
-// documentation says why).
-func (c *CSV) NeedsPEBD(_ context.Context, edipi string) (bool, error) {
-	return c.current.Load().needsPEBD(edipi), nil
+// NeedsPEBD implements Source: PEBDRequired when a record of edipi has a
+// PEBD, PEBDNotAsked otherwise, for an EDIPI the roster does not know too
+// (the package documentation says why).
+func (c *CSV) NeedsPEBD(_ context.Context, edipi string) (PEBDNeed, error) {
+	if c.current.Load().needsPEBD(edipi) {
+		return PEBDRequired, nil
+	}
+	return PEBDNotAsked, nil
 }
 
 // Len returns the number of records (lines) in the roster in use.

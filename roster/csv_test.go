@@ -168,14 +168,14 @@ func TestCSVNeedsPEBD(t *testing.T) {
 	c := openTestCSV(t)
 	for _, tt := range []struct {
 		edipi string
-		want  bool
+		want  PEBDNeed
 	}{
-		{maria.EDIPI, true},
-		{guardRecord.EDIPI, true}, // one of the two records has a PEBD
-		{john.EDIPI, false},
-		{retired.EDIPI, false},
-		{"9999999999", false}, // unknown: see the package documentation
-		{"not an edipi", false},
+		{maria.EDIPI, PEBDRequired},
+		{guardRecord.EDIPI, PEBDRequired}, // one of the two records has a PEBD
+		{john.EDIPI, PEBDNotAsked},
+		{retired.EDIPI, PEBDNotAsked},
+		{"9999999999", PEBDNotAsked}, // unknown: see the package documentation
+		{"not an edipi", PEBDNotAsked},
 	} {
 		got, err := c.NeedsPEBD(context.Background(), tt.edipi)
 		if err != nil || got != tt.want {

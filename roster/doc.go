@@ -65,13 +65,16 @@
 //
 // # Asking for the PEBD
 //
-// NeedsPEBD tells the form whether to ask for the PEBD. The CSV source
-// answers true when a record of the EDIPI has one, so sites that do not
-// want the PEBD leave the column empty. For an EDIPI it does not know it
-// answers false, as for a record without a PEBD. That lets a card holder
+// NeedsPEBD tells the form whether to ask for the PEBD, and whether it must
+// be given. The CSV source requires it (PEBDRequired) when a record of the
+// EDIPI has one, so sites that do not want the PEBD leave the column empty.
+// For an EDIPI it does not know it does not ask (PEBDNotAsked), as for a
+// record without a PEBD. That lets a card holder
 // learn whether the roster holds a PEBD for their own EDIPI; only the
 // holder of a verified card can ask, so this reveals a person's roster
 // record to that person alone, and the alternative (asking everybody) would
 // make people without a PEBD type a date that can never match. The HTTP
-// source always answers true: the service alone knows, and decides.
+// source always answers PEBDOptional: the form asks for the PEBD "if you
+// have one" and accepts an empty field; the service alone knows whether the
+// record has one, and decides.
 package roster

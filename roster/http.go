@@ -197,7 +197,8 @@ func (h *HTTP) requestError(ctx context.Context, err error) error {
 	return unavailable("request to the roster service failed", err)
 }
 
-// NeedsPEBD implements Source: always true. The service alone knows
-// whether the person's record has a PEBD; the form asks for it (as
-// "if you have one") and the service decides whether it must match.
-func (h *HTTP) NeedsPEBD(context.Context, string) (bool, error) { return true, nil }
+// NeedsPEBD implements Source: always PEBDOptional. The service alone
+// knows whether the person's record has a PEBD; the form asks for it "if
+// you have one", sends what is typed (nothing, for an empty field), and the
+// service decides whether it must match.
+func (h *HTTP) NeedsPEBD(context.Context, string) (PEBDNeed, error) { return PEBDOptional, nil }

@@ -354,13 +354,32 @@ func TestNewHTTPURLRules(t *testing.T) {
 	}
 }
 
-func TestHTTPNeedsPEBD(t *testing.T) {
+// The HTTP source cannot know whether a record has a PEBD: the form asks
+// for it as optional, and a claim without one is sent without one.
+func TestHTTPNeedsPEBDIsOptional(t *testing.T) {
 	h, err := NewHTTP(HTTPConfig{URL: "https://roster.example.mil/verify"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if need, err := h.NeedsPEBD(context.Background(), "1234567890"); !need || err != nil {
-		t.Fatalf("NeedsPEBD = %v, %v; want true", need, err)
+	need, err := h.NeedsPEBD(context.Background(), "1234567890")
+	if need != PEBDOptional || err != nil {
+		t.Fatalf("NeedsPEBD = %v, %v; want %v", need, err, PEBDOptional)
+	}
+	if !need.Asked() || PEBDNotAsked.Asked() || !PEBDRequired.Asked() {
+		t.Error("Asked() is wrong")
+	}
+	var n normalizedClaim
+	if err := n.parse(Claim{EDIPI: "1234567890", SSN: "219-09-9999", DOB: "1971-03-14"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body := newRequestBody("1234567890", &n)
+	defer body.Close()
+	data, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"edipi":"1234567890","ssn":"219099999","dob":"1971-03-14"}`; string(data) != want {
+		t.Fatalf("body without a PEBD %s, want %s", data, want)
 	}
 }
 

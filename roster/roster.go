@@ -1,6 +1,9 @@
 package roster
 
-import "context"
+import (
+	"context"
+	"strconv"
+)
 
 // Record is what the roster says about one personnel record, minus the
 // identifying secrets (the gateway never needs to see those).
@@ -41,10 +44,39 @@ type Source interface {
 	// failed ValidateClaim, which callers should run first.
 	Verify(ctx context.Context, c Claim) (Result, error)
 
-	// NeedsPEBD reports whether the enrollment form must ask for the pay
-	// entry base date for this EDIPI. See the package documentation for
-	// what each source answers and why.
-	NeedsPEBD(ctx context.Context, edipi string) (bool, error)
+	// NeedsPEBD reports whether the enrollment form asks for the pay entry
+	// base date for this EDIPI, and whether it must be given. See the
+	// package documentation for what each source answers and why.
+	NeedsPEBD(ctx context.Context, edipi string) (PEBDNeed, error)
+}
+
+// PEBDNeed is whether the enrollment form asks for the pay entry base date.
+type PEBDNeed int
+
+const (
+	// PEBDNotAsked: the form does not ask; the claim carries no PEBD.
+	PEBDNotAsked PEBDNeed = iota
+	// PEBDOptional: the form asks for it "if you have one" and accepts
+	// an empty field; the source decides whether the claim needs it.
+	PEBDOptional
+	// PEBDRequired: the form asks for it and refuses an empty field, for
+	// the record has one and the claim cannot match without it.
+	PEBDRequired
+)
+
+// Asked reports whether the form shows the PEBD field.
+func (n PEBDNeed) Asked() bool { return n == PEBDOptional || n == PEBDRequired }
+
+func (n PEBDNeed) String() string {
+	switch n {
+	case PEBDNotAsked:
+		return "not asked"
+	case PEBDOptional:
+		return "optional"
+	case PEBDRequired:
+		return "required"
+	}
+	return "PEBDNeed(" + strconv.Itoa(int(n)) + ")"
 }
 
 // Both sources answer for the same interface; a compile-time reminder.

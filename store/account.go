@@ -52,7 +52,7 @@ type Account struct {
 	// HasPassword, PasswordChangedAt and LockedUntil are filled by the
 	// Account* getters and the List* methods, and ignored by CreateAccount:
 	// passwords are set by Enroll and SetPassword, locks by
-	// RecordLoginFailure and Unlock. The password hash itself is never part
+	// TakeLoginAttempt, RecordLoginFailure and Unlock. The password hash itself is never part
 	// of an Account; see Credentials.
 	HasPassword       bool
 	PasswordChangedAt time.Time // zero if never

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -47,7 +48,7 @@ const (
 
 	newFailureCount = `CASE WHEN ` + countRestarts + ` THEN 1 ELSE failed_logins + 1 END`
 
-	recordLoginFailureSQL = `
+	countFailure = `
 UPDATE accounts SET
     failed_logins   = ` + newFailureCount + `,
     first_failed_at = CASE WHEN ` + countRestarts + ` THEN p.now ELSE first_failed_at END,
@@ -56,8 +57,27 @@ UPDATE accounts SET
                       END
 FROM (SELECT CAST(? AS BIGINT) AS now, CAST(? AS BIGINT) AS window_start,
              CAST(? AS BIGINT) AS max_failures, CAST(? AS BIGINT) AS lock_until) AS p
-WHERE accounts.id = ?
+WHERE accounts.id = ?`
+
+	returningLoginState = `
 RETURNING accounts.failed_logins, accounts.first_failed_at, accounts.locked_until`
+
+	recordLoginFailureSQL = countFailure + returningLoginState
+
+	// takeLoginAttemptSQL is recordLoginFailureSQL for an account that
+	// is not locked: a locked one is left as it is, and no row returned.
+	takeLoginAttemptSQL = countFailure + `
+  AND (accounts.locked_until IS NULL OR accounts.locked_until <= p.now)` + returningLoginState
+
+	// releaseLoginAttemptSQL clears the count and the lock whose end is
+	// its first parameter (NULL: none), and returns the lock left.
+	releaseLoginAttemptSQL = `
+UPDATE accounts SET
+    failed_logins   = 0,
+    first_failed_at = NULL,
+    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END
+WHERE id = ?
+RETURNING locked_until`
 
 	loginStateSQL = `SELECT failed_logins, first_failed_at, locked_until FROM accounts WHERE id = ?`
 
@@ -123,6 +143,59 @@ func (s *SQLStore) RecordLoginFailure(ctx context.Context, accountID int64, now 
 		return LoginState{}, fmt.Errorf("store: record login failure: %w", s.dialect.translate(err))
 	}
 	return p.state(failures, firstFailed, lockedUntil), nil
+}
+
+// takeLoginAttemptTries bounds how often TakeLoginAttempt retries when the
+// lock that refused an attempt is gone by the time it is read (lifted by
+// ReleaseLoginAttempt or Unlock in between).
+const takeLoginAttemptTries = 5
+
+// TakeLoginAttempt implements Store.
+func (s *SQLStore) TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, bool, error) {
+	p, err := newLockoutPolicy(now, window, maxFailures)
+	if err == nil && lockFor <= 0 {
+		err = fmt.Errorf("lockout period %v is not positive", lockFor)
+	}
+	if err != nil {
+		return LoginState{}, false, fmt.Errorf("store: take login attempt: %w", err)
+	}
+	for range takeLoginAttemptTries {
+		var (
+			failures                 int
+			firstFailed, lockedUntil sql.NullInt64
+		)
+		err := s.writes().queryRow(ctx, takeLoginAttemptSQL,
+			p.now, p.windowStart, p.maxFailures, unixCeil(now.Add(lockFor)), accountID,
+		).Scan(&failures, &firstFailed, &lockedUntil)
+		if err == nil {
+			return p.state(failures, firstFailed, lockedUntil), true, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return LoginState{}, false, fmt.Errorf("store: take login attempt: %w", s.dialect.translate(err))
+		}
+		// No such account, or a locked one.
+		err = s.writes().queryRow(ctx, loginStateSQL, accountID).Scan(&failures, &firstFailed, &lockedUntil)
+		if err != nil {
+			return LoginState{}, false, fmt.Errorf("store: take login attempt: %w", s.dialect.translate(err))
+		}
+		if st := p.state(failures, firstFailed, lockedUntil); st.Locked() {
+			return st, false, nil
+		}
+	}
+	return LoginState{}, false, errors.New("store: take login attempt: the account's lock kept changing")
+}
+
+// ReleaseLoginAttempt implements Store.
+func (s *SQLStore) ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error) {
+	var lockedUntil sql.NullInt64
+	err := s.writes().queryRow(ctx, releaseLoginAttemptSQL, unixOrNull(ownLock), accountID).Scan(&lockedUntil)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: release login attempt: %w", s.dialect.translate(err))
+	}
+	if lockedUntil.Valid && lockedUntil.Int64 > now.Unix() {
+		return fromUnix(lockedUntil.Int64), nil
+	}
+	return time.Time{}, nil
 }
 
 // LoginState implements Store.

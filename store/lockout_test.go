@@ -251,3 +251,167 @@ func testLoginStateErrors(t *testing.T, be backend) {
 	}
 	assertLoginState(t, "after refused calls", loginState(t, s, a.ID, testT0), 0, 3, time.Time{})
 }
+
+func takeLoginAttempt(t *testing.T, s *SQLStore, id int64, at time.Time) (LoginState, bool) {
+	t.Helper()
+	st, allowed, err := s.TakeLoginAttempt(context.Background(), id, at, testWindow, testMax, testLockFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, allowed
+}
+
+func releaseLoginAttempt(t *testing.T, s *SQLStore, id int64, at, ownLock time.Time) time.Time {
+	t.Helper()
+	until, err := s.ReleaseLoginAttempt(context.Background(), id, at, ownLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return until
+}
+
+func TestTakeLoginAttemptCountsBeforeVerifyingAndRefusesWhileLocked(t *testing.T) {
+	forEachBackend(t, testTakeLoginAttemptCountsBeforeVerifyingAndRefusesWhileLocked)
+}
+
+func testTakeLoginAttemptCountsBeforeVerifyingAndRefusesWhileLocked(t *testing.T, be backend) {
+	s := be.openStore(t)
+	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
+	var never time.Time
+
+	st, ok := takeLoginAttempt(t, s, a.ID, testT0)
+	assertLoginState(t, "take 1", st, 1, 2, never)
+	st, ok2 := takeLoginAttempt(t, s, a.ID, testT0.Add(time.Minute))
+	assertLoginState(t, "take 2", st, 2, 1, never)
+	lockedAt := testT0.Add(2 * time.Minute)
+	until := lockedAt.Add(testLockFor)
+	st, ok3 := takeLoginAttempt(t, s, a.ID, lockedAt)
+	assertLoginState(t, "take 3 locks", st, 3, 0, until)
+	if !ok || !ok2 || !ok3 {
+		t.Fatalf("takes before the lock refused: %v %v %v", ok, ok2, ok3)
+	}
+
+	// Locked: refused, and nothing counted.
+	st, ok = takeLoginAttempt(t, s, a.ID, lockedAt.Add(time.Minute))
+	if ok {
+		t.Error("an attempt on a locked account was allowed")
+	}
+	assertLoginState(t, "take while locked", st, 3, 0, until)
+	assertLoginState(t, "read while locked", loginState(t, s, a.ID, lockedAt.Add(time.Minute)), 3, 0, until)
+
+	// A right password of an earlier attempt does not lift a lock it did
+	// not set: the lock is still in force.
+	if got := releaseLoginAttempt(t, s, a.ID, lockedAt.Add(time.Minute), never); got != until {
+		t.Errorf("release of another attempt: lock %v, want %v", got, until)
+	}
+	if st := loginState(t, s, a.ID, lockedAt.Add(time.Minute)); st.LockedUntil != until {
+		t.Errorf("after release of another attempt: %+v", st)
+	}
+
+	// The attempt that set the lock, right after all, lifts it.
+	if got := releaseLoginAttempt(t, s, a.ID, lockedAt.Add(time.Minute), until); !got.IsZero() {
+		t.Errorf("release of the locking attempt: lock %v left", got)
+	}
+	assertLoginState(t, "after release", loginState(t, s, a.ID, lockedAt.Add(time.Minute)), 0, 3, never)
+	st, ok = takeLoginAttempt(t, s, a.ID, lockedAt.Add(time.Minute))
+	if !ok {
+		t.Error("attempt after release refused")
+	}
+	assertLoginState(t, "take after release", st, 1, 2, never)
+
+	// When a lock ends, the count restarts.
+	takeLoginAttempt(t, s, a.ID, lockedAt.Add(time.Minute))
+	relock := lockedAt.Add(2 * time.Minute)
+	st, _ = takeLoginAttempt(t, s, a.ID, relock)
+	assertLoginState(t, "locked again", st, 3, 0, relock.Add(testLockFor))
+	st, ok = takeLoginAttempt(t, s, a.ID, relock.Add(testLockFor))
+	if !ok {
+		t.Error("attempt at lock end refused")
+	}
+	assertLoginState(t, "take at lock end", st, 1, 2, never)
+}
+
+// However many attempts race on however many nodes, exactly testMax are
+// allowed (and so verified); every other one finds the lock.
+func TestTakeLoginAttemptConcurrentlyAcrossNodes(t *testing.T) {
+	forEachBackend(t, testTakeLoginAttemptConcurrentlyAcrossNodes)
+}
+
+func testTakeLoginAttemptConcurrentlyAcrossNodes(t *testing.T, be backend) {
+	const racers = 12
+	db := be.newDatabase(t)
+	nodes := []*SQLStore{db.open(t), db.open(t)}
+	a := mustEnroll(t, nodes[0], newEnrollment("john.b.smith", "1111111111", "card"))
+
+	var (
+		start   = make(chan struct{})
+		wg      sync.WaitGroup
+		states  = make([]LoginState, racers)
+		allowed = make([]bool, racers)
+		errs    = make([]error, racers)
+	)
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			states[i], allowed[i], errs[i] = nodes[i%2].TakeLoginAttempt(context.Background(), a.ID, testT0, testWindow, testMax, testLockFor)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	until := testT0.Add(testLockFor)
+	var counts []int
+	for i, st := range states {
+		if errs[i] != nil {
+			t.Fatalf("racer %d: %v", i, errs[i])
+		}
+		if !st.Locked() && !allowed[i] {
+			t.Errorf("racer %d refused without a lock: %+v", i, st)
+		}
+		if allowed[i] {
+			counts = append(counts, st.Failures)
+			continue
+		}
+		if st.LockedUntil != until || st.Failures != testMax {
+			t.Errorf("racer %d refused with %+v", i, st)
+		}
+	}
+	slices.Sort(counts)
+	if want := []int{1, 2, 3}; !slices.Equal(counts, want) {
+		t.Errorf("attempts allowed counted %v, want %v", counts, want)
+	}
+	assertLoginState(t, "after the race", loginState(t, nodes[1], a.ID, testT0), testMax, 0, until)
+}
+
+func TestTakeAndReleaseLoginAttemptErrors(t *testing.T) {
+	forEachBackend(t, testTakeAndReleaseLoginAttemptErrors)
+}
+
+func testTakeAndReleaseLoginAttemptErrors(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := be.openStore(t)
+	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
+	missing := a.ID + 1000
+
+	_, allowed, err := s.TakeLoginAttempt(ctx, missing, testT0, testWindow, testMax, testLockFor)
+	assertErrorIs(t, err, ErrNotFound)
+	if allowed {
+		t.Error("attempt on a missing account allowed")
+	}
+	_, err = s.ReleaseLoginAttempt(ctx, missing, testT0, time.Time{})
+	assertErrorIs(t, err, ErrNotFound)
+	for _, p := range []struct {
+		window  time.Duration
+		max     int
+		lockFor time.Duration
+	}{
+		{0, testMax, testLockFor},
+		{testWindow, 0, testLockFor},
+		{testWindow, testMax, 0},
+	} {
+		if _, allowed, err := s.TakeLoginAttempt(ctx, a.ID, testT0, p.window, p.max, p.lockFor); err == nil || allowed {
+			t.Errorf("TakeLoginAttempt(window %v, max %d, lock %v) = %v, %v", p.window, p.max, p.lockFor, allowed, err)
+		}
+	}
+	assertLoginState(t, "after refused calls", loginState(t, s, a.ID, testT0), 0, 3, time.Time{})
+}

@@ -104,6 +104,28 @@ type Store interface {
 	// the lock. It returns the state after this failure.
 	RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, error)
 
+	// TakeLoginAttempt counts a password attempt as a failure before the
+	// password is verified, so that however many attempts arrive at once,
+	// on any number of nodes, at most maxFailures are verified in a
+	// window. It is RecordLoginFailure for an account that is not locked,
+	// in one atomic step: allowed is true, and the state is the one after
+	// this failure, locked if it reached maxFailures. A locked account is
+	// refused: allowed is false, nothing is counted, and the state says
+	// until when. The attempt of a password that turns out right is taken
+	// back with ReleaseLoginAttempt; a wrong one stays counted. It fails
+	// with ErrNotFound if there is no such account.
+	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (st LoginState, allowed bool, err error)
+
+	// ReleaseLoginAttempt takes back an attempt TakeLoginAttempt allowed
+	// whose password was right: in one atomic step it clears the count of
+	// failed sign-ins, as ResetLoginFailures does, and lifts the lock that
+	// attempt set, ownLock (the LockedUntil its TakeLoginAttempt returned;
+	// zero if it set none). It returns the end of a lock still in force at
+	// now, which other attempts set meanwhile (the right password then
+	// must not be acted on), or the zero time. It fails with ErrNotFound
+	// if there is no such account.
+	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (lockedUntil time.Time, err error)
+
 	// ResetLoginFailures clears the count of failed sign-ins, as after a
 	// successful one. It does not lift a lock: only time or Unlock does.
 	ResetLoginFailures(ctx context.Context, accountID int64) error
