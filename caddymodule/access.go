@@ -21,7 +21,7 @@ import (
 // cacgate block) and are decided by package access; this file is the glue:
 // parsing, the facts of a request, the cached decision and the refusal.
 //
-// Each cacgate block has its own rules, so `handle /admin/*` with one block
+// Each cacgate block has its own rules, so `handle /admin*` with one block
 // and `handle` with another give two routes two policies over one app
 // (one store, one card cache, one consent).
 
@@ -158,7 +158,14 @@ func (h *Handler) checkAccessDeny(w http.ResponseWriter, r *http.Request, se *si
 // ones the backend receives) and, for a card, the certificate's.
 func accessFacts(se *siteEntry, card *cardEntry) *access.Facts {
 	f := &access.Facts{Card: se.id != nil, Affiliation: card.values[fieldAffiliation]}
-	if acct := card.account; acct != nil {
+	acct := card.account
+	if acct == nil {
+		// A card not linked to the account holding its DoD ID (on the
+		// enrollment pages): that account's facts still decide the deny
+		// rules, or a second card would open the door they close.
+		acct = card.byEDIPI
+	}
+	if acct != nil {
 		f.EDIPI, f.Categories, f.Groups = acct.EDIPI, acct.Categories, acct.Groups
 	}
 	if se.id != nil {

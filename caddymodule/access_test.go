@@ -25,7 +25,7 @@ import (
 // startAccessGateway runs Caddy with one app (one store) and sites whose
 // policies differ, the way an operator composes them:
 //
-//	routes  handle /admin/* → a cacgate block for group ops-admins;
+//	routes  handle /admin* → a cacgate block for group ops-admins;
 //	        handle          → a cacgate block for everyone
 //	        both deny the DoD IDs in banned.txt
 //	navy    one cacgate block: Navy affiliation and a policy OID required
@@ -85,7 +85,7 @@ func startAccessGateway(t *testing.T) *gateway {
 
 https://localhost:%[3]d {
 	%[4]s
-	handle /admin/* {
+	handle /admin* {
 		cacgate {
 			contact "Ops Help Desk"
 			allow group ops-admins
@@ -197,6 +197,10 @@ func TestAccessRoutesShareOneApp(t *testing.T) {
 	resp, page := request(t, doe, "GET", g.url("routes", "/admin/users"), browser, nil)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("admin route without the group: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	// The route's own index too (a pattern of /admin/* would miss it).
+	if resp, _ := request(t, doe, "GET", g.url("routes", "/admin"), browser, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("/admin without the group: HTTP %d", resp.StatusCode)
 	}
 	for _, want := range []string{
 		"You do not have access to this page",

@@ -209,9 +209,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("opening account store: %w", err)
 	}
 	a.store = timedStore{Store: opened, m: a.metrics}
-	if w, ok := opened.(changeWatcher); ok && w.CanWatch() {
-		go a.watchChanges(ctx, w)
-	}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -239,6 +236,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
 	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
+	// The change feed starts once the caches it drops entries from exist.
+	if w, ok := opened.(changeWatcher); ok && w.CanWatch() {
+		go a.watchChanges(ctx, w)
+	}
 	a.provisionSessionEnding(ctx)
 	if err := a.provisionEnrollment(ctx); err != nil {
 		return err

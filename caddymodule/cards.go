@@ -64,7 +64,10 @@ type cardEntry struct {
 	epoch uint64
 	// gen is the change generation (changes announced by other nodes)
 	// when the entry's build began.
-	gen     uint64
+	gen uint64
+	// edipi is the card's DoD ID, so that an account created for it
+	// elsewhere reaches an entry that found no account.
+	edipi   string
 	expires time.Time
 	// dropped is set when another node announces a change to the
 	// account or card: handlers holding the entry rebuild it.
@@ -180,7 +183,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	now := time.Now()
-	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL))}
+	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), edipi: id.EDIPI}
 
 	// Revocation first: a revoked card learns nothing about accounts.
 	e.verdict = a.revocationStatus(ctx, cert.chainOrLeaf(), id.FingerprintHex)

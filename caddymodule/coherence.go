@@ -85,8 +85,13 @@ func (a *App) applyChange(c store.Change) {
 	}
 }
 
-// concerns reports whether the entry was built from the account c names.
+// concerns reports whether the entry was built from the account c names,
+// or is for a card with the DoD ID c names (an account created or given
+// that ID elsewhere: the card may now be linked by it).
 func (e *cardEntry) concerns(c store.Change) bool {
+	if c.EDIPI != "" && e.edipi == c.EDIPI {
+		return true
+	}
 	for _, acct := range [...]*store.Account{e.account, e.byEDIPI} {
 		if acct == nil {
 			continue

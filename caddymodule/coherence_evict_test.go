@@ -115,3 +115,24 @@ func TestJoinedLookupAfterChange(t *testing.T) {
 		t.Errorf("%d account lookups, want 2 (the joined one, then a fresh one)", n)
 	}
 }
+
+// TestRemoteAccountReachesUnregisteredCard: a card seen before any account
+// held its DoD ID is cached as "no account"; an account created for that
+// DoD ID on another node (announced with the EDIPI only) drops the entry,
+// so link_by_edipi finds the account at the card's next request.
+func TestRemoteAccountReachesUnregisteredCard(t *testing.T) {
+	p := newHotPath(t, "off")
+	app := p.h.app
+	e := &cardEntry{epoch: app.epoch.Load(), expires: time.Now().Add(time.Hour), edipi: "1234567801"}
+	app.cards.Add("ab12", e)
+	app.applyChange(store.Change{AccountID: 99, Username: "new.person", EDIPI: "1234567801"})
+	if _, ok := app.cards.Peek("ab12"); ok || !e.dropped.Load() {
+		t.Fatal("the unregistered card's entry survived an account created for its DoD ID")
+	}
+	other := &cardEntry{epoch: app.epoch.Load(), expires: time.Now().Add(time.Hour), edipi: "1234567802"}
+	app.cards.Add("cd34", other)
+	app.applyChange(store.Change{AccountID: 99, Username: "new.person", EDIPI: "1234567801"})
+	if _, ok := app.cards.Peek("cd34"); !ok || other.dropped.Load() {
+		t.Fatal("a change for another DoD ID dropped an unrelated entry")
+	}
+}

@@ -26,11 +26,47 @@ func ParseIssuer(s string) (IssuerPattern, error) {
 	if h, err := hex.DecodeString(strings.ReplaceAll(s, ":", "")); err == nil && len(h) == sha256.Size {
 		return IssuerPattern{hash: [sha256.Size]byte(h), isHash: true}, nil
 	}
+	if strings.HasPrefix(s, "/") {
+		return IssuerPattern{}, fmt.Errorf("%q is in OpenSSL's /C=.../CN=... form: give the name as `openssl x509 -noout -issuer -nameopt RFC2253` prints it, or the CA's SHA-256", s)
+	}
 	dn := normalizeDN(s)
-	if !strings.Contains(dn, "=") {
-		return IssuerPattern{}, fmt.Errorf("%q is neither a distinguished name nor a SHA-256 fingerprint", s)
+	rdns := splitDN(dn)
+	for _, rdn := range rdns {
+		typ, value, ok := strings.Cut(rdn, "=")
+		if !ok || typ == "" || value == "" {
+			return IssuerPattern{}, fmt.Errorf("%q is neither a distinguished name nor a SHA-256 fingerprint", s)
+		}
+	}
+	// A name that can never equal a card's issuer must not load quietly:
+	// as a deny rule it would deny nothing.
+	switch {
+	case len(rdns) == 1:
+		return IssuerPattern{}, fmt.Errorf("%q names one attribute only: give the CA's whole distinguished name (`openssl x509 -noout -issuer -nameopt RFC2253`, e.g. CN=DOD ID CA-59, OU=PKI, OU=DoD, O=U.S. Government, C=US) or its SHA-256", s)
+	case strings.EqualFold(rdnType(rdns[0]), "C"):
+		return IssuerPattern{}, fmt.Errorf("%q lists the country first (OpenSSL's default order): give the name as `openssl x509 -noout -issuer -nameopt RFC2253` prints it, most specific first (CN=..., ..., C=US)", s)
 	}
 	return IssuerPattern{dn: dn}, nil
+}
+
+// splitDN splits a normalized name at its unescaped commas.
+func splitDN(dn string) []string {
+	var rdns []string
+	start := 0
+	for i := 0; i < len(dn); i++ {
+		switch dn[i] {
+		case '\\':
+			i++
+		case ',':
+			rdns = append(rdns, dn[start:i])
+			start = i + 1
+		}
+	}
+	return append(rdns, dn[start:])
+}
+
+func rdnType(rdn string) string {
+	typ, _, _ := strings.Cut(rdn, "=")
+	return typ
 }
 
 // IsHash reports whether the pattern pins the CA certificate's SHA-256

@@ -319,6 +319,12 @@ func normalizeDN(dn string) string {
 		}
 	}
 	parts = append(parts, strings.TrimSpace(dn[start:]))
+	// "CN = X" (OpenSSL's default spacing) is "CN=X".
+	for i, p := range parts {
+		if typ, value, ok := strings.Cut(p, "="); ok {
+			parts[i] = strings.TrimSpace(typ) + "=" + strings.TrimSpace(value)
+		}
+	}
 	return strings.Join(parts, ",")
 }
 
