@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -108,12 +109,50 @@ func (s PostgresStore) OpenStore(ctx caddy.Context) (store.Store, error) {
 		// hold the password.
 		return nil, fmt.Errorf("store postgres: dsn, after expanding placeholders: %w", err)
 	}
-	ctx.Logger().Info("opening account database", postgresLogFields(config, opts)...)
-	st, err := store.OpenPostgres(ctx, dsn, opts)
+	// One pool per database and pool settings, shared by the configs
+	// that use it: a reload reuses the running config's pool (and its
+	// migrations are not run again) instead of opening a second one
+	// beside it, which a server sized for nodes × (max_conns + 1)
+	// connections could refuse.
+	key := fmt.Sprintf("%s\x00%+v", dsn, opts)
+	v, loaded, err := postgresPools.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ctx.Logger().Info("opening account database", postgresLogFields(config, opts)...)
+		st, err := store.OpenPostgres(ctx, dsn, opts)
+		if err != nil {
+			return nil, fmt.Errorf("store postgres: database %s on %s: %w", config.Database, config.Host, err)
+		}
+		return sharedPostgres{st}, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store postgres: database %s on %s: %w", config.Database, config.Host, err)
+		return nil, err
 	}
-	return st, nil
+	if loaded {
+		ctx.Logger().Info("reusing account database connections", postgresLogFields(config, opts)...)
+	}
+	return &postgresUse{SQLStore: v.(sharedPostgres).SQLStore, key: key}, nil
+}
+
+// postgresPools holds the open PostgreSQL stores, keyed by expanded DSN
+// and pool settings (in memory only; the key holds the password).
+var postgresPools = caddy.NewUsagePool()
+
+// sharedPostgres is a pooled store; the last config to let go closes it.
+type sharedPostgres struct{ *store.SQLStore }
+
+func (s sharedPostgres) Destruct() error { return s.SQLStore.Close() }
+
+// postgresUse is one config's use of a pooled store: closing it lets go of
+// that use only.
+type postgresUse struct {
+	*store.SQLStore
+	key  string
+	once sync.Once
+}
+
+func (u *postgresUse) Close() error {
+	var err error
+	u.once.Do(func() { _, err = postgresPools.Delete(u.key) })
+	return err
 }
 
 // postgresLogFields say where the store connects: server, database and

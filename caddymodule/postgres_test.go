@@ -207,3 +207,46 @@ func TestPostgresLogFieldsOmitPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresStoreSharedAcrossReloads: a second config opening the same
+// database with the same settings (a reload) shares the first one's pool
+// instead of opening another beside it; the pool closes with its last user.
+func TestPostgresStoreSharedAcrossReloads(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	mod := PostgresStore{DSN: dsn, MaxConns: 2}
+	old, err := mod.OpenStore(newStoreContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded, err := mod.OpenStore(newStoreContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.(*postgresUse).SQLStore != reloaded.(*postgresUse).SQLStore {
+		t.Fatal("the reload opened a second pool")
+	}
+	other, err := PostgresStore{DSN: dsn, MaxConns: 3}.OpenStore(newStoreContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if other.(*postgresUse).SQLStore == old.(*postgresUse).SQLStore {
+		t.Fatal("different pool settings share one pool")
+	}
+	// The old config goes: the reloaded one keeps working, and closing
+	// the old use twice changes nothing.
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	ctx := context.Background()
+	if _, err := reloaded.EnsureSecret(ctx, "k", func() ([]byte, error) { return []byte("v"), nil }); err != nil {
+		t.Fatalf("the reloaded config's store after the old one closed: %v", err)
+	}
+	if err := reloaded.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reloaded.EnsureSecret(ctx, "k", func() ([]byte, error) { return []byte("v"), nil }); err == nil {
+		t.Fatal("the pool stayed open after its last user closed it")
+	}
+}
