@@ -1,6 +1,10 @@
 package access
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/cacgate/cacgate/trust"
+)
 
 // phrase says what an allow or require rule asks for, in words for the
 // person refused. It names groups, affiliations, categories, CAs and
@@ -44,28 +48,12 @@ func issuerNames(r *rule) string {
 
 // commonName is the CN of a DN, or the whole DN if it has none.
 func commonName(dn string) string {
-	for _, part := range splitDN(dn) {
+	for _, part := range trust.SplitDN(dn) {
 		if k, v, ok := strings.Cut(part, "="); ok && strings.EqualFold(strings.TrimSpace(k), "CN") {
 			return strings.ReplaceAll(strings.TrimSpace(v), `\`, "")
 		}
 	}
 	return dn
-}
-
-// splitDN splits at unescaped commas.
-func splitDN(dn string) []string {
-	var parts []string
-	start := 0
-	for i := 0; i < len(dn); i++ {
-		switch dn[i] {
-		case '\\':
-			i++
-		case ',':
-			parts = append(parts, dn[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, dn[start:])
 }
 
 // orList joins "a", "a or b", "a, b or c".

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -56,6 +57,18 @@ func enrollJohnson(t *testing.T, g *gateway) *http.Client {
 		t.Fatalf("enrolling robert.e.johnson:\n%s", page)
 	}
 	return c
+}
+
+// rawDB opens the gateway's SQLite account database with plain SQL, for
+// tests that look at or age rows behind the gateway's back.
+func (g *gateway) rawDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // openStore opens a second handle on the gateway's account database, as

@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"database/sql"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +19,7 @@ func TestPasswordLoginExpired(t *testing.T) {
 	passwordUser(t, g) // a fresh password signs in
 
 	// Age the password behind the gateway's back, as 61 days would.
-	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := g.rawDB(t)
 	res, err := db.Exec(`UPDATE accounts SET password_changed_at = ? WHERE username = ?`,
 		time.Now().Add(-61*24*time.Hour).Unix(), "robert.e.johnson")
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
@@ -75,11 +69,7 @@ func TestPasswordSessionIdle(t *testing.T) {
 	// The tokens below are minted as signed in minutes ago: move the
 	// password's last change before that (a session signed in before the
 	// password changed is refused), and drop the cached account.
-	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := g.rawDB(t)
 	if _, err := db.Exec(`UPDATE accounts SET password_changed_at = ? WHERE username = ?`, now.Add(-time.Hour).Unix(), "robert.e.johnson"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +190,7 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 	}
 
 	// Recorded in the database, where the other nodes look, and audited.
-	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := g.rawDB(t)
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM ended_sessions WHERE id = ?`, s.ID).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("ended_sessions rows for the session: %d, %v", n, err)

@@ -1,10 +1,8 @@
 package caddymodule
 
 import (
-	"database/sql"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,11 +45,7 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 		t.Fatalf("session.ended audit: %v", entries)
 	}
 	// Recorded for every node.
-	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := g.rawDB(t)
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM ended_sessions`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("ended_sessions rows %d, %v", n, err)

@@ -30,7 +30,7 @@ func ParseIssuer(s string) (IssuerPattern, error) {
 		return IssuerPattern{}, fmt.Errorf("%q is in OpenSSL's /C=.../CN=... form: give the name as `openssl x509 -noout -issuer -nameopt RFC2253` prints it, or the CA's SHA-256", s)
 	}
 	dn := normalizeDN(s)
-	rdns := splitDN(dn)
+	rdns := SplitDN(dn)
 	for _, rdn := range rdns {
 		typ, value, ok := strings.Cut(rdn, "=")
 		if !ok || typ == "" || value == "" {
@@ -48,8 +48,9 @@ func ParseIssuer(s string) (IssuerPattern, error) {
 	return IssuerPattern{dn: dn}, nil
 }
 
-// splitDN splits a normalized name at its unescaped commas.
-func splitDN(dn string) []string {
+// SplitDN splits a distinguished name into its RDNs at the commas that
+// are not escaped with a backslash, leaving spaces as they are.
+func SplitDN(dn string) []string {
 	var rdns []string
 	start := 0
 	for i := 0; i < len(dn); i++ {

@@ -307,23 +307,14 @@ func (p *Policy) policiesMet(leaf *x509.Certificate) bool {
 // normalizeDN drops the spaces people put after RDN separators, so
 // "CN=X, O=Y" matches Go's "CN=X,O=Y". Escaped commas are kept.
 func normalizeDN(dn string) string {
-	var parts []string
-	start := 0
-	for i := 0; i < len(dn); i++ {
-		switch dn[i] {
-		case '\\':
-			i++ // skip the escaped character
-		case ',':
-			parts = append(parts, strings.TrimSpace(dn[start:i]))
-			start = i + 1
-		}
-	}
-	parts = append(parts, strings.TrimSpace(dn[start:]))
-	// "CN = X" (OpenSSL's default spacing) is "CN=X".
+	parts := SplitDN(dn)
 	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		// "CN = X" (OpenSSL's default spacing) is "CN=X".
 		if typ, value, ok := strings.Cut(p, "="); ok {
-			parts[i] = strings.TrimSpace(typ) + "=" + strings.TrimSpace(value)
+			p = strings.TrimSpace(typ) + "=" + strings.TrimSpace(value)
 		}
+		parts[i] = p
 	}
 	return strings.Join(parts, ",")
 }
