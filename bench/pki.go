@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // benchPKI is everything the servers and the load generator need: the test

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // consentSecretName is the name under which the gateway keeps its consent

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // sharedPKI is generated once per test binary; its RSA card makes

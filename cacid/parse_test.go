@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 func TestParseStandardCard(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/access"
-	"github.com/cacgate/cacgate/ui"
+	"github.com/cacgate/cacgate/internal/access"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // Access policies: who may pass once identified. The rules live in the

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cacgate/cacgate/access"
+	"github.com/cacgate/cacgate/internal/access"
 )
 
 // withAccessRules gives the hot-path handler a policy of every cheap kind

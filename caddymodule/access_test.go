@@ -19,7 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/cacgate/cacgate/access"
+	"github.com/cacgate/cacgate/internal/access"
 )
 
 // startAccessGateway runs Caddy with one app (one store) and sites whose

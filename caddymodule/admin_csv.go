@@ -16,8 +16,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/accountcsv"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/accountcsv"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // Bulk account transfer: import from CSV (migrating a legacy app's users)

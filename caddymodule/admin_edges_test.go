@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // Wrong methods on the admin routes get the admin API's JSON error shape

@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // AccountJSON is an account as the admin API and CLI show it.

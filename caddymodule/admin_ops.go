@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // adminOps is account administration as both the admin API and the CLI

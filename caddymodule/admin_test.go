@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/accountcsv"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/accountcsv"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // adminRaw calls the admin API with a raw body and returns the status, the

@@ -20,12 +20,12 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/credential"
-	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
-	"github.com/cacgate/cacgate/roster"
-	"github.com/cacgate/cacgate/store"
 )
 
 func init() {
@@ -142,7 +142,7 @@ type App struct {
 
 	roster roster.Source
 	hasher *credential.Hasher
-	sealer *enroll.Sealer
+	sealer *selfservice.Sealer
 
 	revocation    *revocation.Checker
 	revocationOff bool

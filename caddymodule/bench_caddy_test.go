@@ -21,8 +21,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // BenchmarkCaddy runs whole requests through Caddy's HTTP server in this

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // BenchmarkHotPathManyCards is BenchmarkHotPath with 10,000 enrolled cards

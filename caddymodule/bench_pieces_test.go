@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/internal/consent"
 )
 
 // BenchmarkPieces takes the hot path (BenchmarkHotPath: enrolled card,

@@ -16,9 +16,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // hotPath is a handler wired to a real app (SQLite store in a temp dir) and

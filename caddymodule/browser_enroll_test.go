@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/internal/credential"
 )
 
 func TestBrowserEnrollment(t *testing.T) {

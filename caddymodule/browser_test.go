@@ -23,7 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"software.sslmate.com/src/go-pkcs12"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
-	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/internal/credential"
 )
 
 func init() {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
-	"github.com/cacgate/cacgate/store"
 )
 
 // The identity facts handed to the backend, in a fixed order so a card's

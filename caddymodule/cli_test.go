@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // cli runs `caddy cacgate accounts <args>` in-process and returns what it

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // Cross-node cache coherence.

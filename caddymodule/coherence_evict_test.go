@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // TestRemoteChangeReachesEvictedEntries: a change announced by another

@@ -10,8 +10,8 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 func init() {

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cacgate/cacgate/credential"
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // testRoster is a personnel roster for the test cards, with SSNs from the

@@ -12,11 +12,11 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/credential"
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/roster"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // secretEnrollStateKey seals the multi-step enrollment state; shared by
@@ -132,7 +132,7 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading enrollment state key: %w", err)
 	}
-	a.sealer, err = enroll.NewSealer(key)
+	a.sealer, err = selfservice.NewSealer(key)
 	return err
 }
 
@@ -234,7 +234,7 @@ func (h *Handler) provisionEnrollFlow() error {
 	if err != nil {
 		return err
 	}
-	flow, err := enroll.NewFlow(enroll.Config{
+	flow, err := selfservice.NewFlow(selfservice.Config{
 		Eligible:       ec.Eligible,
 		AskPEBD:        ec.VerifyPEBD,
 		RequireAddress: ec.RequireAddress,
@@ -248,7 +248,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		LockoutPeriod:  time.Duration(ec.Lockout),
 		PasswordMinAge: minAge,
 		PasswordMaxAge: maxAge,
-	}, enroll.Deps{
+	}, selfservice.Deps{
 		Roster:   h.app.roster,
 		Store:    invalidatingStore{h.app.store, h.app},
 		Hasher:   h.app.hasher,
@@ -274,7 +274,7 @@ func (h *Handler) provisionEnrollFlow() error {
 // per-address limit.
 func limitedEnrollPOST(path string) bool {
 	switch strings.TrimSuffix(path, "/") {
-	case enroll.PathNew, enroll.PathLink, enroll.Path + "/reset":
+	case selfservice.PathNew, selfservice.PathLink, selfservice.Path + "/reset":
 		return true
 	}
 	return false
@@ -344,8 +344,8 @@ func (c cardCSRF) Check(token string) bool {
 	return sameOrigin(c.r) && c.tokens.CheckCSRF(token, c.fingerprint, c.now)
 }
 
-func enrollCard(se *siteEntry) enroll.Card {
-	return enroll.Card{
+func enrollCard(se *siteEntry) selfservice.Card {
+	return selfservice.Card{
 		Identity: se.id,
 		Subject:  se.cert.subject,
 		Issuer:   se.cert.issuer,
@@ -356,7 +356,7 @@ func enrollCard(se *siteEntry) enroll.Card {
 
 // isEnrollPath reports whether path belongs to the enrollment pages.
 func isEnrollPath(path string) bool {
-	return path == enroll.Path || strings.HasPrefix(path, enroll.Path+"/")
+	return path == selfservice.Path || strings.HasPrefix(path, selfservice.Path+"/")
 }
 
 func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 func TestNoCertificate(t *testing.T) {

@@ -20,13 +20,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/cacgate/cacgate/access"
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/internal/access"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/trust"
-	"github.com/cacgate/cacgate/ui"
 )
 
 func init() {
@@ -142,8 +142,8 @@ type Handler struct {
 
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
-	enrollFlow        *enroll.Flow  // nil when enrollment is off
-	ipAttempts        *addressLimit // identity checks per client address
+	enrollFlow        *selfservice.Flow // nil when enrollment is off
+	ipAttempts        *addressLimit     // identity checks per client address
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
@@ -215,7 +215,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.consentPage, err = ui.ParsePage(consent.Templates, "templates/consent.html"); err != nil {
 		return err
 	}
-	if h.notRegisteredPage, err = ui.ParsePage(enroll.Templates, "templates/not-registered.html"); err != nil {
+	if h.notRegisteredPage, err = ui.ParsePage(selfservice.Templates, "templates/not-registered.html"); err != nil {
 		return err
 	}
 	if err := h.provisionAccess(); err != nil {

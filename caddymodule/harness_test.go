@@ -28,7 +28,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/cacgate/cacgate/internal/pgtest"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // TestMain points Caddy's data and config directories at a temporary

@@ -8,7 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/internal/consent"
 )
 
 // stripSet is the header names to strip, normalized and grouped by length:

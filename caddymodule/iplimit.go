@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/ui"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // addressLimit bounds identity checks (roster checks, passwords, security

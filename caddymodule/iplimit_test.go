@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 func TestAddressKey(t *testing.T) {
@@ -122,7 +122,7 @@ func (failingThrottler) TakeAttempt(context.Context, string, time.Time, time.Dur
 func TestAddressLimitFailsClosed(t *testing.T) {
 	p := newHotPath(t, "off")
 	p.h.ipAttempts = newAddressLimit(3, ipAttemptWindow, failingThrottler{})
-	r := httptest.NewRequest(http.MethodPost, enroll.PathLogin, nil)
+	r := httptest.NewRequest(http.MethodPost, selfservice.PathLogin, nil)
 	r.Header.Set("Accept", "application/json")
 	w := httptest.NewRecorder()
 	done, err := p.h.limitAddress(w, r, time.Now(), "signin.password")

@@ -7,9 +7,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/ui"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // The explicit logoff of ASD STIG V-222391/V-222392 at /.cacgate/logout.
@@ -91,7 +91,7 @@ func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {
 		},
 		Links: []ui.Link{{Text: "Return to the site", Href: "/"}}}
 	if h.PasswordLogin {
-		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: enroll.PathLogin}}, n.Links...)
+		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: selfservice.PathLogin}}, n.Links...)
 	}
 	return ui.WriteNotice(w, r, n)
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/internal/consent"
 )
 
 // TestCardSignOut: a card holder signs out at /.cacgate/logout: the page

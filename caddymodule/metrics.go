@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
-	"github.com/cacgate/cacgate/store"
 )
 
 // metrics are the gateway's Prometheus metrics, registered in the running

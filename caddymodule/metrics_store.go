@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // timedStore records the latency of the store operations on the request

@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/ui"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // Paths under the reserved prefix.
@@ -33,13 +33,13 @@ func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error
 		return h.serveAsset(w, r)
 	case r.URL.Path == consent.Path:
 		return h.serveConsent(w, r)
-	case r.URL.Path == enroll.PathLogin:
+	case r.URL.Path == selfservice.PathLogin:
 		return h.serveLogin(w, r)
 	case r.URL.Path == pathLogout:
 		return h.serveLogout(w, r)
 	case isEnrollPath(r.URL.Path):
 		return h.serveEnroll(w, r)
-	case r.URL.Path == enroll.PathAccount || strings.HasPrefix(r.URL.Path, enroll.PathAccount+"/"):
+	case r.URL.Path == selfservice.PathAccount || strings.HasPrefix(r.URL.Path, selfservice.PathAccount+"/"):
 		return h.serveAccount(w, r)
 	}
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
@@ -182,13 +182,13 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if done, err := h.checkAccessDeny(w, r, se, card); done {
 		return err
 	}
-	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != enroll.PathReset {
+	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != selfservice.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
 		// submit with "you already have an account"; the password reset
 		// is for registered card holders above all.
 		next := "/"
-		if r.URL.Path == enroll.Path {
+		if r.URL.Path == selfservice.Path {
 			next = consent.SafeNext(r.URL.Query().Get("next"))
 		}
 		return seeOther(w, next)
@@ -197,20 +197,20 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		// A post from another origin is refused by the flow's CSRF check;
 		// it must not use the address's allowance up first.
 		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && sameOrigin(r) {
-			if done, err := h.limitAddress(w, r, now, "enroll.rate_limited", cardFields(se.id)...); done {
+			if done, err := h.limitAddress(w, r, now, "selfservice.rate_limited", cardFields(se.id)...); done {
 				return err
 			}
 		}
 		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
 		return h.enrollFlow.Serve(w, r, enrollCard(se), csrf)
 	}
-	if r.URL.Path != enroll.Path || r.Method == http.MethodPost {
+	if r.URL.Path != selfservice.Path || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: h.Contact})
 	}
 	if !ui.WantsHTML(r) {
 		return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
 	}
-	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, enroll.NotRegisteredData{
+	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, selfservice.NotRegisteredData{
 		Holder:     holderName(se.id),
 		EDIPI:      se.id.EDIPI,
 		Subject:    se.id.Subject,

@@ -12,10 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/store"
-	"github.com/cacgate/cacgate/ui"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // Password sign-in ("I don't have a CAC/PIV"): for people without a card
@@ -167,7 +167,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
-	return h.enrollFlow.ServeLogin(w, r, enroll.Login{
+	return h.enrollFlow.ServeLogin(w, r, selfservice.Login{
 		CSRF: csrf,
 		Next: consent.SafeNext(r.URL.Query().Get("next")),
 		// Each account locks after three wrong passwords; this bounds
@@ -212,5 +212,5 @@ func (h *Handler) loginLinks(r *http.Request) []ui.Link {
 	if strings.HasPrefix(next, ui.Prefix) {
 		next = "/"
 	}
-	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: enroll.PathLogin + "?next=" + url.QueryEscape(next)}}
+	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: selfservice.PathLogin + "?next=" + url.QueryEscape(next)}}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/internal/credential"
 )
 
 // TestPasswordHashPBKDF2: with password_hash pbkdf2, enrollment stores the

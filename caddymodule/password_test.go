@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/internal/consent"
 )
 
 // signIn posts the password form for a client without a card and returns

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cacgate/cacgate/internal/pgtest"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 func TestPostgresStoreCaddyfile(t *testing.T) {

@@ -9,12 +9,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/enroll"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
-	"github.com/cacgate/cacgate/store"
 	"github.com/cacgate/cacgate/trust"
-	"github.com/cacgate/cacgate/ui"
 )
 
 // refuse answers a request whose certificate did not pass, and audits it.
@@ -72,7 +72,7 @@ func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) redirectToEnroll(w http.ResponseWriter, r *http.Request) error {
 	h.app.metrics.request(outcomeEnroll, "not_registered")
 	if ui.WantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		return seeOther(w, enroll.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
+		return seeOther(w, selfservice.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
 	return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
 }

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // ocspResponder is a real OCSP responder for the test CA, answering from a

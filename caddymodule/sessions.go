@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/consent"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // Signing out ends a password session on the server too. The session token

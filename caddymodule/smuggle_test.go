@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/consent"
+	"github.com/cacgate/cacgate/internal/consent"
 )
 
 // trailerBody is a request body of unknown length (sent chunked) whose

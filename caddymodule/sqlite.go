@@ -7,7 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 func init() {

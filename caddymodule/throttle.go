@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // The self-enrollment flow's per-card attempt limits are counted in the
@@ -25,14 +25,14 @@ const enrollAttemptPrefix = "enroll:"
 // node's never finds a live count gone.
 const (
 	attemptPruneInterval = 10 * time.Minute
-	attemptRetention     = 2 * enroll.ThrottleWindow
+	attemptRetention     = 2 * selfservice.ThrottleWindow
 	attemptPruneTimeout  = 30 * time.Second
 )
 
 // storeThrottle is the flow's Throttle on the account database.
 type storeThrottle struct{ t store.Throttler }
 
-var _ enroll.Throttle = storeThrottle{}
+var _ selfservice.Throttle = storeThrottle{}
 
 func (s storeThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
 	return s.t.TakeAttempt(ctx, enrollAttemptPrefix+key, now, window, max)
@@ -66,7 +66,7 @@ func (a *App) unwrappedStore() store.Store {
 // enrollThrottle is the Throttle for the app's enrollment flows: the
 // account database's when it has one, else nil, which leaves each flow
 // counting in this node's memory.
-func (a *App) enrollThrottle() enroll.Throttle {
+func (a *App) enrollThrottle() selfservice.Throttle {
 	if t := a.throttler(); t != nil {
 		return storeThrottle{t}
 	}

@@ -15,10 +15,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/credential"
-	"github.com/cacgate/cacgate/enroll"
-	"github.com/cacgate/cacgate/roster"
-	"github.com/cacgate/cacgate/store"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // mismatchRoster matches no claim, and counts how often it was asked.
@@ -60,12 +60,12 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := enroll.NewSealer(key)
+	sealer, err := selfservice.NewSealer(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rosterB := &mismatchRoster{}
-	nodeB, err := enroll.NewFlow(enroll.Config{}, enroll.Deps{
+	nodeB, err := selfservice.NewFlow(selfservice.Config{}, selfservice.Deps{
 		Roster:   rosterB,
 		Store:    db,
 		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
@@ -79,11 +79,11 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cardB := enroll.Card{Identity: id, Subject: id.Subject, Issuer: id.Issuer, Serial: "01", NotAfter: holder.Cert.NotAfter}
+	cardB := selfservice.Card{Identity: id, Subject: id.Subject, Issuer: id.Issuer, Serial: "01", NotAfter: holder.Cert.NotAfter}
 	postB := func(ssn, dob string) int {
 		t.Helper()
 		form := url.Values{"csrf": {"t"}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}
-		r := httptest.NewRequest(http.MethodPost, enroll.PathNew, strings.NewReader(form.Encode()))
+		r := httptest.NewRequest(http.MethodPost, selfservice.PathNew, strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("Accept", "text/html")
 		w := httptest.NewRecorder()
@@ -114,7 +114,7 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	if rosterB.verifies != 3 {
 		t.Errorf("node B asked its roster %d times, want 3", rosterB.verifies)
 	}
-	n, _, err := db.Attempts(ctx, enrollAttemptPrefix+"identity:"+id.FingerprintHex, time.Now(), enroll.ThrottleWindow)
+	n, _, err := db.Attempts(ctx, enrollAttemptPrefix+"identity:"+id.FingerprintHex, time.Now(), selfservice.ThrottleWindow)
 	if err != nil || n != 5 {
 		t.Errorf("shared count %d, %v; want 5", n, err)
 	}
@@ -167,8 +167,8 @@ func TestPruneAttemptsLoop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("pruning did not stop with its context")
 	}
-	if attemptRetention < enroll.ThrottleWindow {
-		t.Errorf("retention %v is shorter than the flow's window %v", attemptRetention, enroll.ThrottleWindow)
+	if attemptRetention < selfservice.ThrottleWindow {
+		t.Errorf("retention %v is shorter than the flow's window %v", attemptRetention, selfservice.ThrottleWindow)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // TestClusterSignOut: a password session signed out on node A is refused on

@@ -24,9 +24,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cacgate/cacgate/credential"
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/pgtest"
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 // A cluster: two gateway processes (the built binary) sharing one real

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/testpki"
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 var testPKI = sync.OnceValues(func() (*testpki.PKI, error) { return testpki.Generate(testpki.Options{}) })
