@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/access"
+	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -203,12 +205,12 @@ const codeAccessDenied = "access_denied"
 // refuseAccess answers 403 with what is missing, in words the decision
 // made safe to show, and audits the rule that refused.
 func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteEntry, card *cardEntry, d *access.Decision) error {
-	h.app.metrics.request(outcomeDenied, "access_"+d.Reason)
+	h.app.metrics.Request(metrics.Denied, "access_"+d.Reason)
 	method := authPassword
 	fields := []zap.Field{zap.String("reason", d.Reason), zap.Strings("rules", d.Rules)}
 	if se.id != nil {
 		method = authCAC
-		fields = append(fields, cardFields(se.id)...)
+		fields = append(fields, audit.Card(se.id)...)
 	}
 	fields = append(fields, zap.String("auth_method", method))
 	var steps []string
@@ -225,7 +227,7 @@ func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteE
 		// The person's own username, which the administrators need.
 		detail += " You are signed in as " + acct.Username + "."
 	}
-	h.app.audit.request(r, "access.denied", outcomeFailure, fields...)
+	h.app.audit.Request(r, "access.denied", audit.Failure, fields...)
 	if d.Reason == access.ReasonDenied {
 		steps = append(steps, "If you think this is a mistake, contact the site's administrators.")
 	} else {

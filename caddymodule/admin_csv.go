@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/accountcsv"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -118,7 +119,7 @@ func (o *adminOps) Import(ctx context.Context, who adminActor, in io.Reader, onC
 	for _, s := range report.SkippedRecords {
 		skipped = append(skipped, s.Record)
 	}
-	o.record(who, eventImport, outcomeSuccess, append(fields, zap.Int("records", records), zap.Int("imported", out.Imported),
+	o.record(who, eventImport, audit.Success, append(fields, zap.Int("records", records), zap.Int("imported", out.Imported),
 		zap.Int("cards", out.Cards), zap.Int("skipped", out.Skipped), zap.Ints("skipped_records", skipped))...)
 	return out, nil
 }
@@ -176,11 +177,11 @@ func (o *adminOps) Export(ctx context.Context, who adminActor, w io.Writer) (int
 		err = cw.Flush()
 	}
 	if err != nil {
-		o.record(who, eventExport, outcomeFailure, zap.Int("accounts", n), zap.String("reason", "error"))
+		o.record(who, eventExport, audit.Failure, zap.Int("accounts", n), zap.String("reason", "error"))
 		o.log.Error("account export failed", zap.Int("accounts_written", n), zap.Error(err))
 		return n, fmt.Errorf("export stopped after %d accounts: %w", n, err)
 	}
-	o.record(who, eventExport, outcomeSuccess, zap.Int("accounts", n))
+	o.record(who, eventExport, audit.Success, zap.Int("accounts", n))
 	return n, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -22,7 +23,7 @@ import (
 // running app's store; the CLI on a store it opens itself from the config.
 type adminOps struct {
 	store store.Store
-	audit *auditor
+	audit *audit.Log
 	log   *zap.Logger
 	// invalidate drops this process's cached card mappings after a change
 	// (the running app's invalidate); nil for the CLI, which has no cache.
@@ -81,12 +82,12 @@ func (a adminActor) fields() []zap.Field {
 
 // record writes one audit event for an admin action.
 func (o *adminOps) record(who adminActor, event, outcome string, fields ...zap.Field) {
-	o.audit.write(event, outcome, append(fields, who.fields()...))
+	o.audit.Write(event, outcome, append(fields, who.fields()...)...)
 }
 
 // fail audits a refused or failed change and returns err, which says why.
 func (o *adminOps) fail(who adminActor, event string, err error, fields ...zap.Field) error {
-	o.record(who, event, outcomeFailure, append(fields, zap.String("reason", reasonOf(err)))...)
+	o.record(who, event, audit.Failure, append(fields, zap.String("reason", reasonOf(err)))...)
 	return err
 }
 
@@ -217,7 +218,7 @@ func (o *adminOps) Create(ctx context.Context, who adminActor, req NewAccountReq
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, acct.Username), ids...)
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, append(ids, zap.String("status", string(acct.Status)), zap.Strings("groups", acct.Groups))...)
+	o.record(who, event, audit.Success, append(ids, zap.String("status", string(acct.Status)), zap.Strings("groups", acct.Groups))...)
 	created, err := o.store.AccountByUsername(ctx, acct.Username)
 	if err != nil {
 		return AccountJSON{}, o.storeError(err, acct.Username)
@@ -240,7 +241,7 @@ func (o *adminOps) Approve(ctx context.Context, who adminActor, username string)
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), zap.String("username", username))
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
+	o.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
 	return accountJSON(acct), nil
 }
 
@@ -256,7 +257,7 @@ func (o *adminOps) Disable(ctx context.Context, who adminActor, username string)
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), zap.String("username", username))
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
+	o.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
 	return accountJSON(acct), nil
 }
 
@@ -278,7 +279,7 @@ func (o *adminOps) Enable(ctx context.Context, who adminActor, username string) 
 			return AccountJSON{}, o.fail(who, event, o.storeError(rerr, username), zap.String("username", username))
 		}
 		if cur.Status == store.StatusActive {
-			o.record(who, event, outcomeSuccess, zap.String("username", username), zap.String("edipi", cur.EDIPI),
+			o.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", cur.EDIPI),
 				zap.String("status", string(cur.Status)), zap.Bool("changed", false))
 			return accountJSON(cur), nil
 		}
@@ -288,7 +289,7 @@ func (o *adminOps) Enable(ctx context.Context, who adminActor, username string) 
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), zap.String("username", username))
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, zap.String("username", username), zap.String("edipi", acct.EDIPI),
+	o.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI),
 		zap.String("status", string(acct.Status)), zap.Bool("changed", true))
 	return accountJSON(acct), nil
 }
@@ -312,7 +313,7 @@ func (o *adminOps) Unlock(ctx context.Context, who adminActor, username string) 
 	if !acct.LockedUntil.IsZero() {
 		fields = append(fields, zap.Time("was_locked_until", acct.LockedUntil.UTC()))
 	}
-	o.record(who, event, outcomeSuccess, fields...)
+	o.record(who, event, audit.Success, fields...)
 	if acct, err = o.store.AccountByUsername(ctx, username); err != nil {
 		return AccountJSON{}, o.storeError(err, username)
 	}
@@ -346,7 +347,7 @@ func (o *adminOps) LinkCard(ctx context.Context, who adminActor, username, certP
 	if err != nil {
 		return AccountJSON{}, o.fail(who, event, badRequest(err), fields...)
 	}
-	fields = append(fields, cardFields(id)...)
+	fields = append(fields, audit.Card(id)...)
 	acct, err := o.store.AccountByUsername(ctx, username)
 	if err != nil {
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), fields...)
@@ -363,7 +364,7 @@ func (o *adminOps) LinkCard(ctx context.Context, who adminActor, username, certP
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), fields...)
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, fields...)
+	o.record(who, event, audit.Success, fields...)
 	if acct, err = o.store.AccountByUsername(ctx, username); err != nil {
 		return AccountJSON{}, o.storeError(err, username)
 	}
@@ -389,6 +390,6 @@ func (o *adminOps) UnlinkCard(ctx context.Context, who adminActor, username, fin
 		return o.fail(who, event, o.storeError(err, username), fields...)
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, fields...)
+	o.record(who, event, audit.Success, fields...)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -170,7 +171,7 @@ func (o *adminOps) editGroups(ctx context.Context, who adminActor, event, userna
 		return AccountJSON{}, o.fail(who, event, o.storeError(err, username), fields...)
 	}
 	o.changed()
-	o.record(who, event, outcomeSuccess, append(fields, zap.String("edipi", acct.EDIPI), zap.Strings("account_groups", acct.Groups))...)
+	o.record(who, event, audit.Success, append(fields, zap.String("edipi", acct.EDIPI), zap.Strings("account_groups", acct.Groups))...)
 	return accountJSON(acct), nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/internal/accountcsv"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -193,7 +194,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	}
 	created := lastAudit(t, logPath, "admin.account.created")
 	checkLocalAdmin(t, created)
-	if created["outcome"] != outcomeSuccess || created["username"] != "jane.smith" || created["edipi"] != "1234567891" {
+	if created["outcome"] != audit.Success || created["username"] != "jane.smith" || created["edipi"] != "1234567891" {
 		t.Errorf("created audit: %v", created)
 	}
 
@@ -212,14 +213,14 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	}
 	e := lastAudit(t, logPath, "admin.account.disabled")
 	checkLocalAdmin(t, e)
-	if e["username"] != "john.q.doe" || e["edipi"] != "1234567890" || e["outcome"] != outcomeSuccess || e["node"] == "" || e["time"] == "" {
+	if e["username"] != "john.q.doe" || e["edipi"] != "1234567890" || e["outcome"] != audit.Success || e["node"] == "" || e["time"] == "" {
 		t.Errorf("disable audit: %v", e)
 	}
 	// Enabling a pending account is refused: approval is its own act.
 	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/enable", nil, nil); code != http.StatusConflict {
 		t.Errorf("enable pending: HTTP %d", code)
 	}
-	if e := lastAudit(t, logPath, "admin.account.enabled"); e["outcome"] != outcomeFailure || e["reason"] != "conflict" {
+	if e := lastAudit(t, logPath, "admin.account.enabled"); e["outcome"] != audit.Failure || e["reason"] != "conflict" {
 		t.Errorf("refused enable audit: %v", e)
 	}
 	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/enable", nil, &acct); code != http.StatusOK || acct.Status != "active" {
@@ -237,13 +238,13 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/approve", nil, &acct); code != http.StatusOK || acct.Status != "active" {
 		t.Fatalf("approve: HTTP %d", code)
 	}
-	if e := lastAudit(t, logPath, "admin.account.approved"); e["username"] != "jane.smith" || e["outcome"] != outcomeSuccess {
+	if e := lastAudit(t, logPath, "admin.account.approved"); e["username"] != "jane.smith" || e["outcome"] != audit.Success {
 		t.Errorf("approve audit: %v", e)
 	}
 	if code := g.adminDo("POST", "/cacgate/accounts/nobody/approve", nil, nil); code != http.StatusNotFound {
 		t.Errorf("approve unknown: HTTP %d", code)
 	}
-	if e := lastAudit(t, logPath, "admin.account.approved"); e["outcome"] != outcomeFailure || e["reason"] != "not_found" {
+	if e := lastAudit(t, logPath, "admin.account.approved"); e["outcome"] != audit.Failure || e["reason"] != "not_found" {
 		t.Errorf("failed approve audit: %v", e)
 	}
 
@@ -279,7 +280,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	if code := g.adminDo("PUT", "/cacgate/accounts/jane.smith/groups", GroupsRequest{Groups: []string{"ops"}}, &acct); code != http.StatusOK || !slices.Equal(acct.Groups, []string{"ops"}) {
 		t.Fatalf("PUT groups: HTTP %d %v", code, acct.Groups)
 	}
-	if e := lastAudit(t, logPath, "admin.groups.added"); e["username"] != "jane.smith" || e["outcome"] != outcomeSuccess {
+	if e := lastAudit(t, logPath, "admin.groups.added"); e["username"] != "jane.smith" || e["outcome"] != audit.Success {
 		t.Errorf("groups audit: %v", e)
 	}
 	if code := g.adminDo("DELETE", "/cacgate/accounts/john.q.doe/groups", GroupsRequest{Groups: []string{"ops", "never.in"}}, &acct); code != http.StatusOK ||
@@ -319,7 +320,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 		}
 		adminErrorText(t, body)
 	}
-	if e := lastAudit(t, logPath, "admin.card.unlinked"); e["outcome"] != outcomeFailure || e["reason"] != "not_found" || e["cert_sha256"] != strings.Repeat("ab", 32) {
+	if e := lastAudit(t, logPath, "admin.card.unlinked"); e["outcome"] != audit.Failure || e["reason"] != "not_found" || e["cert_sha256"] != strings.Repeat("ab", 32) {
 		t.Errorf("failed unlink audit: %v", e)
 	}
 
@@ -336,7 +337,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	}
 	e = lastAudit(t, logPath, "admin.card.unlinked")
 	checkLocalAdmin(t, e)
-	if e["outcome"] != outcomeSuccess || e["cert_sha256"] != fingerprint(leaf) {
+	if e["outcome"] != audit.Success || e["cert_sha256"] != fingerprint(leaf) {
 		t.Errorf("unlink audit: %v", e)
 	}
 }
@@ -436,7 +437,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 	}
 	e := lastAudit(t, logPath, eventImport)
 	checkLocalAdmin(t, e)
-	if e["outcome"] != outcomeSuccess || e["records"] != 3.0 || e["imported"] != 3.0 || e["source"] != "admin API" {
+	if e["outcome"] != audit.Success || e["records"] != 3.0 || e["imported"] != 3.0 || e["source"] != "admin API" {
 		t.Errorf("import audit: %v", e)
 	}
 	// The imported card is an enrolled card at once.
@@ -451,7 +452,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(msg, "record 1 (line 2)") || !strings.Contains(msg, "nothing was imported") {
 		t.Errorf("clashing import: HTTP %d %q", code, msg)
 	}
-	if e := lastAudit(t, logPath, eventImport); e["outcome"] != outcomeFailure || e["failed_record"] != 1.0 || e["reason"] != "conflict" {
+	if e := lastAudit(t, logPath, eventImport); e["outcome"] != audit.Failure || e["failed_record"] != 1.0 || e["reason"] != "conflict" {
 		t.Errorf("failed import audit: %v", e)
 	}
 	// Skipping them stores the new one and lists the rest by number.
@@ -546,7 +547,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 		!slices.Equal(got["robert.e.johnson"].Categories, []string{"Active Army"}) {
 		t.Errorf("export:\n%s", body)
 	}
-	if e := lastAudit(t, logPath, eventExport); e["accounts"] != 4.0 || e["outcome"] != outcomeSuccess {
+	if e := lastAudit(t, logPath, eventExport); e["accounts"] != 4.0 || e["outcome"] != audit.Success {
 		t.Errorf("export audit: %v", e)
 	}
 	if code, _, _ := g.adminRaw("GET", "/cacgate/accounts/export?format=json", "", nil); code != http.StatusBadRequest {

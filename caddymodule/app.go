@@ -20,8 +20,10 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -123,13 +125,16 @@ type App struct {
 	// containers get random names.
 	Node string `json:"node,omitempty"`
 
-	store    store.Store
-	tokens   *consent.Tokens
-	consents *consent.Cache
-	sessions *consent.SessionCache
-	signer   *assertion.Signer
-	cards    *expirable.LRU[string, *cardEntry]
-	lookups  singleflight.Group
+	store     *store.SQLStore
+	cardStore cardStore
+	// releaseStore lets go of this config's use of the store.
+	releaseStore func() error
+	tokens       *consent.Tokens
+	consents     *consent.Cache
+	sessions     *consent.SessionCache
+	signer       *assertion.Signer
+	cards        *expirable.LRU[string, *cardEntry]
+	lookups      singleflight.Group
 	// epoch is bumped by every local change to accounts or cards; cached
 	// entries from an older epoch are rebuilt, so a change made through
 	// this node's admin API takes effect at once.
@@ -137,8 +142,8 @@ type App struct {
 	// changeGen counts changes announced by other nodes; see keep.
 	changeGen atomic.Uint64
 	logger    *zap.Logger
-	audit     *auditor
-	metrics   *metrics
+	audit     *audit.Log
+	metrics   *metrics.Metrics
 
 	roster roster.Source
 	hasher *credential.Hasher
@@ -160,9 +165,11 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// StoreOpener is implemented by cacgate.stores.* modules.
+// StoreOpener is implemented by cacgate.stores.* modules. OpenStore
+// returns the store and how to let go of this config's use of it (a
+// PostgreSQL pool outlives a reload; an SQLite file is closed).
 type StoreOpener interface {
-	OpenStore(ctx caddy.Context) (store.Store, error)
+	OpenStore(ctx caddy.Context) (st *store.SQLStore, release func() error, err error)
 }
 
 // Provision opens the store (running its migrations) and loads or creates
@@ -172,10 +179,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionMetrics(ctx); err != nil {
 		return err
 	}
-	a.audit = newAuditor(ctx.Logger(auditLog{}), a.metrics)
-	if node := caddy.NewReplacer().ReplaceKnown(a.Node, ""); node != "" {
-		a.audit.node = node
-	}
+	a.audit = audit.New(ctx.Logger(auditLog{}), caddy.NewReplacer().ReplaceKnown(a.Node, ""))
+	a.audit.Source = requestSource
+	a.audit.Counted = a.metrics.Audited
 	if a.CacheSize == 0 {
 		a.CacheSize = DefaultCacheSize
 	}
@@ -204,11 +210,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("store module %T cannot open a store", mod)
 	}
-	opened, err := opener.OpenStore(ctx)
+	opened, release, err := opener.OpenStore(ctx)
 	if err != nil {
 		return fmt.Errorf("opening account store: %w", err)
 	}
-	a.store = timedStore{Store: opened, m: a.metrics}
+	opened.SetObserver(a.metrics.StoreOperation)
+	a.store, a.releaseStore = opened, release
+	a.cardStore = opened
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -237,8 +245,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
 	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
 	// The change feed starts once the caches it drops entries from exist.
-	if w, ok := opened.(changeWatcher); ok && w.CanWatch() {
-		go a.watchChanges(ctx, w)
+	if opened.CanWatch() {
+		go a.watchChanges(ctx, opened)
 	}
 	a.provisionSessionEnding(ctx)
 	if err := a.provisionEnrollment(ctx); err != nil {
@@ -270,8 +278,8 @@ func (a *App) Stop() error { return nil }
 
 // Cleanup closes the store. It is safe after a partial Provision.
 func (a *App) Cleanup() error {
-	if a.store != nil {
-		return a.store.Close()
+	if a.releaseStore != nil {
+		return a.releaseStore()
 	}
 	return nil
 }
@@ -279,7 +287,7 @@ func (a *App) Cleanup() error {
 // invalidate makes every cached card mapping stale, after a local change.
 func (a *App) invalidate() {
 	if a.metrics != nil {
-		a.metrics.changes.WithLabelValues("local").Inc()
+		a.metrics.Changes.WithLabelValues("local").Inc()
 	}
 	a.epoch.Add(1)
 	if a.cards != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/testpki"
@@ -109,7 +110,7 @@ func newHotPath(tb testing.TB, revocationMode string) *hotPath {
 	// and would make the benchmark measure log output.
 	h.logger = zap.NewNop()
 	app.logger = zap.NewNop()
-	app.audit = newAuditor(zap.NewNop(), app.metrics)
+	app.audit = audit.New(zap.NewNop(), "")
 
 	doe := card(tb, "doe.john.quincy")
 	acct := &store.Account{Username: "john.q.doe", EDIPI: "1234567890", GivenName: "John", FamilyName: "Doe", Email: "john.q.doe@mail.mil", Affiliation: "USA", Status: store.StatusActive}

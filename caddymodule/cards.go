@@ -15,6 +15,7 @@ import (
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -45,6 +46,15 @@ var placeholderKeys = func() (k [numFields]string) {
 	k[fieldUser] = "http.auth.user.id" // caddyauth's name for the user ID
 	return k
 }()
+
+// cardStore is what resolving a card needs of the account database.
+type cardStore interface {
+	AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error)
+	AccountByEDIPI(ctx context.Context, edipi string) (*store.Account, error)
+	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
+	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
+	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+}
 
 // cardEntry is what the gateway knows about one card: the account it maps
 // to and the identity values derived from both. Entries are immutable once
@@ -109,11 +119,11 @@ func (a *App) cachedEntry(key string, build func(epoch uint64, now time.Time) (*
 		epoch, gen := a.epoch.Load(), a.changeGen.Load()
 		now := time.Now()
 		if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
-			a.metrics.cacheHit.Inc()
+			a.metrics.CacheHit.Inc()
 			return e, nil
 		}
 		v, err, _ := a.lookups.Do(key, func() (any, error) {
-			a.metrics.cacheMiss.Inc()
+			a.metrics.CacheMiss.Inc()
 			gen := a.changeGen.Load()
 			e, err := build(epoch, now)
 			if err != nil {
@@ -195,7 +205,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 		return e, nil
 	}
 
-	acct, err := a.store.AccountByFingerprint(ctx, id.FingerprintHex)
+	acct, err := a.cardStore.AccountByFingerprint(ctx, id.FingerprintHex)
 	switch {
 	case err == nil:
 		e.account = acct
@@ -209,7 +219,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 
 	if e.account != nil {
 		if c := findCard(e.account, id.FingerprintHex); c != nil && now.Sub(c.LastUsedAt) > lastUseResolution {
-			if err := a.store.TouchCard(ctx, id.FingerprintHex, now); err != nil {
+			if err := a.cardStore.TouchCard(ctx, id.FingerprintHex, now); err != nil {
 				a.logger.Warn("recording card use", zap.Error(err))
 			}
 		}
@@ -222,7 +232,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 // its DoD ID and link_by_edipi is on, the card is linked to it. A disabled
 // account is returned unlinked, so the card is refused as disabled.
 func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (linked, byEDIPI *store.Account, err error) {
-	acct, err := a.store.AccountByEDIPI(ctx, id.EDIPI)
+	acct, err := a.cardStore.AccountByEDIPI(ctx, id.EDIPI)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil
 	}
@@ -237,7 +247,7 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	if !*a.LinkByEDIPI {
 		return nil, acct, nil
 	}
-	err = a.store.AutoLinkCard(ctx, acct.ID, store.Card{
+	err = a.cardStore.AutoLinkCard(ctx, acct.ID, store.Card{
 		Fingerprint: id.FingerprintHex,
 		Subject:     cert.subject,
 		Issuer:      cert.issuer,
@@ -246,7 +256,7 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	})
 	switch {
 	case err == nil:
-		a.audit.request(r, "card.linked", outcomeSuccess, append(cardFields(id),
+		a.audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
 			zap.String("username", acct.Username), zap.String("via", "link_by_edipi"))...)
 	case errors.Is(err, store.ErrCardTaken):
 		// another request or node linked it first; fall through to re-read
@@ -257,7 +267,7 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	default:
 		return nil, nil, fmt.Errorf("linking card: %w", err)
 	}
-	acct, err = a.store.AccountByFingerprint(ctx, id.FingerprintHex)
+	acct, err = a.cardStore.AccountByFingerprint(ctx, id.FingerprintHex)
 	if err != nil {
 		return nil, nil, fmt.Errorf("re-reading linked card: %w", err)
 	}
@@ -313,7 +323,7 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
-		acct, err := a.store.AccountByUsername(ctx, username)
+		acct, err := a.cardStore.AccountByUsername(ctx, username)
 		switch {
 		case err == nil:
 			e.account = acct

@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/cacgate/cacgate/internal/audit"
 )
 
 // The CLI's direct mode works on the account database the config names,
@@ -125,15 +127,15 @@ func openDirect(opt directOptions) (*adminOps, func() error, error) {
 			return nil, nil, fmt.Errorf("no account database at %s: check --config, and that HOME/XDG_DATA_HOME are the server's (or give --create-db to start a new one)", path)
 		}
 	}
-	st, err := opener.OpenStore(ctx)
+	st, release, err := opener.OpenStore(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the account store: %w", err)
 	}
-	audit := ctx.Logger(auditLog{})
-	ops := &adminOps{store: st, audit: newAuditor(audit, nil), log: caddy.Log().Named("cacgate.cli")}
+	auditLogger := ctx.Logger(auditLog{})
+	ops := &adminOps{store: st, audit: audit.New(auditLogger, ""), log: caddy.Log().Named("cacgate.cli")}
 	closeFn := func() error {
-		_ = audit.Sync() // a console or pipe cannot sync; the entries are written
-		return st.Close()
+		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
+		return release()
 	}
 	return ops, closeFn, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -155,7 +156,7 @@ func TestCLIDirectStore(t *testing.T) {
 	fails("not pending approval", "approve", "jane.smith")
 	e := lastAudit(t, auditPath, "admin.account.approved")
 	who := cliActor()
-	if e["admin"] != who.identity || e["admin_source"] != who.source || e["outcome"] != outcomeFailure || e["reason"] != "conflict" {
+	if e["admin"] != who.identity || e["admin_source"] != who.source || e["outcome"] != audit.Failure || e["reason"] != "conflict" {
 		t.Errorf("approve audit: %v, want the admin %s", e, who.identity)
 	}
 
@@ -212,7 +213,7 @@ func TestCLIDirectStore(t *testing.T) {
 		t.Errorf("link: %s", out)
 	}
 	fails("not the account's", "link", "john.q.doe", pemFile)
-	if e := lastAudit(t, auditPath, "admin.card.linked"); e["cert_sha256"] != fingerprint(robert) || e["outcome"] != outcomeFailure ||
+	if e := lastAudit(t, auditPath, "admin.card.linked"); e["cert_sha256"] != fingerprint(robert) || e["outcome"] != audit.Failure ||
 		e["username"] != "john.q.doe" || e["account_edipi"] != "1234567890" || e["edipi"] != "1234567892" {
 		t.Errorf("refused link audit: %v", e)
 	}

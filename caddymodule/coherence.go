@@ -50,7 +50,7 @@ func (a *App) applyChange(c store.Change) {
 	// generation tells card() and userEntry() not to keep them.
 	a.changeGen.Add(1)
 	if c.Resync {
-		a.metrics.changes.WithLabelValues("resync").Inc()
+		a.metrics.Changes.WithLabelValues("resync").Inc()
 		a.epoch.Add(1)
 		if a.cards != nil {
 			a.cards.Purge()
@@ -62,13 +62,13 @@ func (a *App) applyChange(c store.Change) {
 		return
 	}
 	if c.EndedSession != "" {
-		a.metrics.changes.WithLabelValues("remote").Inc()
+		a.metrics.Changes.WithLabelValues("remote").Inc()
 		if a.sessions != nil {
 			a.sessions.End(c.EndedSession, time.Unix(c.EndedSessionExpires, 0), time.Now())
 		}
 		return
 	}
-	a.metrics.changes.WithLabelValues("remote").Inc()
+	a.metrics.Changes.WithLabelValues("remote").Inc()
 	if a.cards == nil {
 		return
 	}

@@ -46,7 +46,7 @@ func TestRemoteChangeReachesEvictedEntries(t *testing.T) {
 				t.Fatalf("before the change: HTTP %d", c)
 			}
 			// Another node disables the account and announces it.
-			acct, err := app.unwrappedStore().(*store.SQLStore).SetStatus(context.Background(), "john.q.doe", store.StatusDisabled)
+			acct, err := app.store.SetStatus(context.Background(), "john.q.doe", store.StatusDisabled)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,14 +61,14 @@ func TestRemoteChangeReachesEvictedEntries(t *testing.T) {
 // stallingStore holds the first account lookup after it has read the
 // database, until released: a lookup in flight while a change is made.
 type stallingStore struct {
-	store.Store
+	cardStore
 	calls   atomic.Int32
 	entered chan struct{}
 	release chan struct{}
 }
 
 func (s *stallingStore) AccountByFingerprint(ctx context.Context, fp string) (*store.Account, error) {
-	a, err := s.Store.AccountByFingerprint(ctx, fp)
+	a, err := s.cardStore.AccountByFingerprint(ctx, fp)
 	if s.calls.Add(1) == 1 {
 		close(s.entered)
 		<-s.release
@@ -83,9 +83,9 @@ func TestJoinedLookupAfterChange(t *testing.T) {
 	p := newHotPath(t, "off")
 	app := p.h.app
 	se := p.h.siteEntry(p.req.TLS, time.Now())
-	db := app.unwrappedStore().(*store.SQLStore)
-	stall := &stallingStore{Store: app.store, entered: make(chan struct{}), release: make(chan struct{})}
-	app.store = stall
+	db := app.store
+	stall := &stallingStore{cardStore: app.cardStore, entered: make(chan struct{}), release: make(chan struct{})}
+	app.cardStore = stall
 	app.invalidate()
 
 	var wg sync.WaitGroup

@@ -327,7 +327,7 @@ func (a *App) auditEnroll(r *http.Request, event, outcome string, fields map[str
 	for k, v := range fields {
 		zf = append(zf, zap.String(k, v))
 	}
-	a.audit.request(r, event, outcome, zf...)
+	a.audit.Request(r, event, outcome, zf...)
 }
 
 // cardCSRF binds the flow's CSRF tokens to the card, with the same

@@ -22,7 +22,9 @@ import (
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/access"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
@@ -373,12 +375,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Once per card entry (per cache_ttl): the start of a session, not
 		// every request. Not "when this request filled the entry": the
 		// banner page fills it first on a card's first visit.
-		h.app.audit.request(r, "access.granted", outcomeSuccess, append(cardFields(se.id), zap.String("username", card.account.Username))...)
+		h.app.audit.Request(r, "access.granted", audit.Success, append(audit.Card(se.id), zap.String("username", card.account.Username))...)
 	}
 
 	h.setIdentity(r, se, card, now)
 	hideSessionCookie(r)
-	h.app.metrics.granted.Inc()
+	h.app.metrics.Granted.Inc()
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
 		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
 	}
@@ -424,7 +426,7 @@ func (h *Handler) answerAccountProblem(w http.ResponseWriter, r *http.Request, p
 	if p.Status == http.StatusSeeOther {
 		return h.redirectToEnroll(w, r)
 	}
-	h.app.metrics.request(outcomeDenied, p.Code)
+	h.app.metrics.Request(metrics.Denied, p.Code)
 	return ui.WriteProblem(w, r, *p)
 }
 
@@ -516,7 +518,7 @@ func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
 // that this request did so.
 func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (card *cardEntry, refreshed bool, err error) {
 	if c := se.card.Load(); c != nil && !c.stale(now, h.app.epoch.Load()) {
-		h.app.metrics.cacheHit.Inc()
+		h.app.metrics.CacheHit.Inc()
 		return c, false, nil
 	}
 	c, err := h.app.card(r.Context(), r, se.id, &se.cert)
@@ -525,11 +527,11 @@ func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (ca
 	}
 	se.card.Store(c)
 	if c.verdict.FailedOpen {
-		fields := append(cardFields(se.id), zap.NamedError("revocation_error", c.verdict.Err))
+		fields := append(audit.Card(se.id), zap.NamedError("revocation_error", c.verdict.Err))
 		if c.verdict.ca != nil {
-			fields = append(fields, caFields(c.verdict.ca)...)
+			fields = append(fields, audit.CA(c.verdict.ca)...)
 		}
-		h.app.audit.request(r, "revocation.failed_open", outcomeFailure, fields...)
+		h.app.audit.Request(r, "revocation.failed_open", audit.Failure, fields...)
 	}
 	return c, true, nil
 }

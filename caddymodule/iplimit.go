@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -174,7 +175,7 @@ func (h *Handler) limitAddress(w http.ResponseWriter, r *http.Request, now time.
 	if ok {
 		return false, nil
 	}
-	h.app.audit.request(r, event, outcomeFailure, append(fields, zap.String("reason", "too_many_attempts_from_address"))...)
+	h.app.audit.Request(r, event, audit.Failure, append(fields, zap.String("reason", "too_many_attempts_from_address"))...)
 	w.Header().Set("Retry-After", strconv.Itoa(int(h.ipAttempts.window/time.Second)))
 	return true, ui.WriteProblem(w, r, ui.Problem{
 		Status:  http.StatusTooManyRequests,

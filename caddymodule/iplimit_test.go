@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -200,7 +201,7 @@ func TestPasswordLoginAttemptsPerIP(t *testing.T) {
 	}
 	entries := g.auditEntries(t, "signin.password")
 	last := entries[len(entries)-1]
-	if last["outcome"] != outcomeFailure || last["reason"] != "too_many_attempts_from_address" || last["source_ip"] != "127.0.0.1" {
+	if last["outcome"] != audit.Failure || last["reason"] != "too_many_attempts_from_address" || last["source_ip"] != "127.0.0.1" {
 		t.Fatalf("audit entry %v", last)
 	}
 	// The refusal was not counted: the table holds the three failures.

@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -39,10 +40,10 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	now := time.Now()
 	if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now); ok {
 		recorded := h.app.endSession(r.Context(), s, now)
-		h.app.audit.request(r, "signout.password", outcomeSuccess, zap.String("username", s.Username),
+		h.app.audit.Request(r, "signout.password", audit.Success, zap.String("username", s.Username),
 			zap.Bool("session_ended_in_store", recorded))
 	} else if id, ok := h.cardSession(r, now); ok {
-		h.app.audit.request(r, "signout.card", outcomeSuccess, cardFields(id)...)
+		h.app.audit.Request(r, "signout.card", audit.Success, audit.Card(id)...)
 	}
 	// Whatever was or was not valid: the browser forgets both.
 	for _, name := range []string{consent.SessionCookieName, consent.CookieName} {

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -108,7 +109,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		principal, holder, subject = se.id.FingerprintHex, holderName(se.id), se.id.Subject
-		auditFields = cardFields(se.id)
+		auditFields = audit.Card(se.id)
 	}
 	if r.Method != http.MethodPost {
 		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
@@ -125,7 +126,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_form", Title: "The form could not be read", Detail: "Go back, reload the notice page and select I Accept again."})
 	}
 	if !sameOrigin(r) || !h.app.tokens.CheckCSRF(r.PostForm.Get("csrf"), principal, now) {
-		h.app.audit.request(r, "consent.accepted", outcomeFailure, append(auditFields, zap.String("reason", "csrf"))...)
+		h.app.audit.Request(r, "consent.accepted", audit.Failure, append(auditFields, zap.String("reason", "csrf"))...)
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusForbidden,
 			Code:   "csrf_failed",
@@ -149,7 +150,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		// No Expires/Max-Age: a browser-session cookie. The token inside
 		// expires after consent_ttl even if the browser stays open.
 	})
-	h.app.audit.request(r, "consent.accepted", outcomeSuccess, append(auditFields,
+	h.app.audit.Request(r, "consent.accepted", audit.Success, append(auditFields,
 		zap.Time("consent_expires", now.Add(ttl).UTC()))...)
 	return seeOther(w, consent.SafeNext(r.PostForm.Get("next")))
 }
@@ -197,7 +198,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		// A post from another origin is refused by the flow's CSRF check;
 		// it must not use the address's allowance up first.
 		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && sameOrigin(r) {
-			if done, err := h.limitAddress(w, r, now, "selfservice.rate_limited", cardFields(se.id)...); done {
+			if done, err := h.limitAddress(w, r, now, "selfservice.rate_limited", audit.Card(se.id)...); done {
 				return err
 			}
 		}

@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -68,7 +70,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		// changed it meant to shut this session out. Ended for every
 		// node, so it is audited once.
 		h.app.endSession(r.Context(), session, now)
-		h.app.audit.request(r, "session.ended", outcomeSuccess, zap.String("username", username),
+		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", username),
 			zap.String("reason", "password_changed"), zap.Time("password_changed_at", changed.UTC()))
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
@@ -79,7 +81,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		if p.Status == http.StatusSeeOther {
 			return h.refuse(w, r, nil, rejectNoCertificate)
 		}
-		h.app.metrics.request(outcomeDenied, p.Code)
+		h.app.metrics.Request(metrics.Denied, p.Code)
 		return ui.WriteProblem(w, r, *p)
 	}
 	se := h.userSiteEntry(username, now)
@@ -89,7 +91,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	h.renewSession(w, session, now)
 	h.setIdentity(r, se, card, now)
 	hideSessionCookie(r)
-	h.app.metrics.granted.Inc()
+	h.app.metrics.Granted.Inc()
 	return next.ServeHTTP(w, r)
 }
 

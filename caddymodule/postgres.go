@@ -94,20 +94,20 @@ func (s PostgresStore) options() (store.PostgresOptions, error) {
 // OpenStore expands the DSN's placeholders, connects, and runs the
 // migrations this node needs. It logs where it connects, never the
 // password.
-func (s PostgresStore) OpenStore(ctx caddy.Context) (store.Store, error) {
+func (s PostgresStore) OpenStore(ctx caddy.Context) (*store.SQLStore, func() error, error) {
 	opts, err := s.options()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dsn := caddy.NewReplacer().ReplaceKnown(s.DSN, "")
 	if dsn == "" {
-		return nil, fmt.Errorf("store postgres: the dsn %q is empty once its placeholders are expanded: is the environment variable set, or the file readable?", s.DSN)
+		return nil, nil, fmt.Errorf("store postgres: the dsn %q is empty once its placeholders are expanded: is the environment variable set, or the file readable?", s.DSN)
 	}
 	config, err := store.ParsePostgresDSN(dsn)
 	if err != nil {
 		// Neither the DSN nor its configured form is quoted: either may
 		// hold the password.
-		return nil, fmt.Errorf("store postgres: dsn, after expanding placeholders: %w", err)
+		return nil, nil, fmt.Errorf("store postgres: dsn, after expanding placeholders: %w", err)
 	}
 	// One pool per database and pool settings, shared by the configs
 	// that use it: a reload reuses the running config's pool (and its
@@ -124,12 +124,13 @@ func (s PostgresStore) OpenStore(ctx caddy.Context) (store.Store, error) {
 		return sharedPostgres{st}, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if loaded {
 		ctx.Logger().Info("reusing account database connections", postgresLogFields(config, opts)...)
 	}
-	return &postgresUse{SQLStore: v.(sharedPostgres).SQLStore, key: key}, nil
+	use := &postgresUse{key: key}
+	return v.(sharedPostgres).SQLStore, use.Close, nil
 }
 
 // postgresPools holds the open PostgreSQL stores, keyed by expanded DSN
@@ -142,9 +143,8 @@ type sharedPostgres struct{ *store.SQLStore }
 func (s sharedPostgres) Destruct() error { return s.SQLStore.Close() }
 
 // postgresUse is one config's use of a pooled store: closing it lets go of
-// that use only.
+// that use only, once.
 type postgresUse struct {
-	*store.SQLStore
 	key  string
 	once sync.Once
 }

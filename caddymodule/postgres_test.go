@@ -143,13 +143,12 @@ func TestPostgresStoreOpensWithPlaceholders(t *testing.T) {
 			if err := mod.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			st, err := mod.OpenStore(ctx)
+			st, release, err := mod.OpenStore(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer st.Close()
-			w, ok := st.(changeWatcher)
-			if !ok || !w.CanWatch() {
+			defer release()
+			if !st.CanWatch() {
 				t.Fatalf("store %T cannot follow changes", st)
 			}
 			key, err := st.EnsureSecret(ctx, "test-key", func() ([]byte, error) { return []byte("k"), nil })
@@ -172,7 +171,7 @@ func TestPostgresStoreOpenErrors(t *testing.T) {
 		{"postgres://cacgate:" + secret + "/oops@127.0.0.1/cacgate", "cannot be parsed"},
 		{"postgres://cacgate:" + secret + "@127.0.0.1:1/cacgate?sslmode=disable&connect_timeout=2", "database cacgate on 127.0.0.1"},
 	} {
-		_, err := PostgresStore{DSN: tc.dsn}.OpenStore(newStoreContext(t))
+		_, _, err := PostgresStore{DSN: tc.dsn}.OpenStore(newStoreContext(t))
 		if err == nil {
 			t.Errorf("OpenStore(%q) succeeded", tc.dsn)
 			continue
@@ -214,36 +213,36 @@ func TestPostgresLogFieldsOmitPassword(t *testing.T) {
 func TestPostgresStoreSharedAcrossReloads(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	mod := PostgresStore{DSN: dsn, MaxConns: 2}
-	old, err := mod.OpenStore(newStoreContext(t))
+	old, releaseOld, err := mod.OpenStore(newStoreContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reloaded, err := mod.OpenStore(newStoreContext(t))
+	reloaded, releaseReloaded, err := mod.OpenStore(newStoreContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if old.(*postgresUse).SQLStore != reloaded.(*postgresUse).SQLStore {
+	if old != reloaded {
 		t.Fatal("the reload opened a second pool")
 	}
-	other, err := PostgresStore{DSN: dsn, MaxConns: 3}.OpenStore(newStoreContext(t))
+	other, releaseOther, err := PostgresStore{DSN: dsn, MaxConns: 3}.OpenStore(newStoreContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
-	if other.(*postgresUse).SQLStore == old.(*postgresUse).SQLStore {
+	defer releaseOther()
+	if other == old {
 		t.Fatal("different pool settings share one pool")
 	}
-	// The old config goes: the reloaded one keeps working, and closing
-	// the old use twice changes nothing.
-	if err := old.Close(); err != nil {
+	// The old config goes: the reloaded one keeps working, and letting
+	// go of the old use twice changes nothing.
+	if err := releaseOld(); err != nil {
 		t.Fatal(err)
 	}
-	old.Close()
+	releaseOld()
 	ctx := context.Background()
 	if _, err := reloaded.EnsureSecret(ctx, "k", func() ([]byte, error) { return []byte("v"), nil }); err != nil {
 		t.Fatalf("the reloaded config's store after the old one closed: %v", err)
 	}
-	if err := reloaded.Close(); err != nil {
+	if err := releaseReloaded(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reloaded.EnsureSecret(ctx, "k", func() ([]byte, error) { return []byte("v"), nil }); err == nil {

@@ -9,7 +9,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -19,7 +21,7 @@ import (
 
 // refuse answers a request whose certificate did not pass, and audits it.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, rej *trust.Rejection) error {
-	h.app.metrics.request(outcomeDenied, rej.Code)
+	h.app.metrics.Request(metrics.Denied, rej.Code)
 	if rej == rejectNoCertificate {
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusUnauthorized,
@@ -37,13 +39,13 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, 
 	}
 	fields := []zap.Field{zap.String("reason", rej.Code)}
 	if se != nil && se.id != nil {
-		fields = append(fields, cardFields(se.id)...)
+		fields = append(fields, audit.Card(se.id)...)
 	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		c := r.TLS.PeerCertificates[0]
 		fields = append(fields, zap.String("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
 			zap.String("cert_serial", c.SerialNumber.Text(16)), zap.String("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
 	}
-	h.app.audit.request(r, "access.denied", outcomeFailure, fields...)
+	h.app.audit.Request(r, "access.denied", audit.Failure, fields...)
 	return ui.WriteProblem(w, r, ui.Problem{
 		Status:  http.StatusForbidden,
 		Code:    rej.Code,
@@ -56,7 +58,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, se *siteEntry, 
 // askConsent sends a browser to the banner, and tells API clients that
 // consent is missing (a program cannot click "I Accept").
 func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
-	h.app.metrics.request(outcomeConsentRequired, "")
+	h.app.metrics.Request(metrics.ConsentRequired, "")
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && ui.WantsHTML(r) {
 		return seeOther(w, consent.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
@@ -70,7 +72,7 @@ func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) redirectToEnroll(w http.ResponseWriter, r *http.Request) error {
-	h.app.metrics.request(outcomeEnroll, "not_registered")
+	h.app.metrics.Request(metrics.Enroll, "not_registered")
 	if ui.WantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return seeOther(w, selfservice.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
@@ -123,7 +125,7 @@ func (h *Handler) storeUnavailable(w http.ResponseWriter, r *http.Request, err e
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		status = 499 // client went away; nothing useful to say
 	}
-	h.app.metrics.request(outcomeUnavailable, "account_service_unavailable")
+	h.app.metrics.Request(metrics.Unavailable, "account_service_unavailable")
 	w.Header().Set("Retry-After", "30")
 	return ui.WriteProblem(w, r, ui.Problem{
 		Status:  status,
@@ -149,12 +151,12 @@ func seeOther(w http.ResponseWriter, location string) error {
 // All are audited with the certificate's serial and issuer, and the CA's
 // when it decided.
 func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v chainVerdict) error {
-	fields := append(cardFields(se.id), zap.String("revocation_source", v.Source))
+	fields := append(audit.Card(se.id), zap.String("revocation_source", v.Source))
 	if v.Err != nil {
 		fields = append(fields, zap.String("revocation_error", v.Err.Error()))
 	}
 	if v.ca != nil {
-		fields = append(fields, caFields(v.ca)...)
+		fields = append(fields, audit.CA(v.ca)...)
 	}
 	if v.Status == revocation.StatusRevoked {
 		revokedOn := v.RevokedAt.UTC().Format("2 January 2006")
@@ -165,8 +167,8 @@ func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *s
 			detail = "Your certificate was issued under the certificate authority " + v.ca.Subject.CommonName + ", which was revoked on " +
 				revokedOn + ", so certificates issued under it can no longer be used to sign in."
 		}
-		h.app.metrics.request(outcomeDenied, code)
-		h.app.audit.request(r, "access.denied", outcomeFailure, append(fields,
+		h.app.metrics.Request(metrics.Denied, code)
+		h.app.audit.Request(r, "access.denied", audit.Failure, append(fields,
 			zap.String("reason", code), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
 		return ui.WriteProblem(w, r, ui.Problem{
 			Status: http.StatusForbidden,
@@ -180,8 +182,8 @@ func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *s
 			Contact: h.Contact,
 		})
 	}
-	h.app.metrics.request(outcomeUnavailable, "revocation_unavailable")
-	h.app.audit.request(r, "access.denied", outcomeFailure, append(fields, zap.String("reason", "revocation_unavailable"))...)
+	h.app.metrics.Request(metrics.Unavailable, "revocation_unavailable")
+	h.app.audit.Request(r, "access.denied", audit.Failure, append(fields, zap.String("reason", "revocation_unavailable"))...)
 	w.Header().Set("Retry-After", "60")
 	return ui.WriteProblem(w, r, ui.Problem{
 		Status:  http.StatusServiceUnavailable,

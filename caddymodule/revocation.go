@@ -188,7 +188,7 @@ func (a *App) certStatus(ctx context.Context, cert, issuer *x509.Certificate, fi
 		} else {
 			start := time.Now()
 			v = a.revocation.Check(context.WithoutCancel(ctx), cert, issuer)
-			a.metrics.revocationCheck(v, time.Since(start))
+			a.metrics.RevocationCheck(v, time.Since(start))
 		}
 		if v.ValidUntil.IsZero() {
 			v.ValidUntil = now.Add(retryUnavailable)

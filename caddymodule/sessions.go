@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -28,8 +29,10 @@ const endedSessionPruneInterval = 10 * time.Minute
 
 // sessionEnder returns the app's store as a store.SessionEnder, or nil.
 func (a *App) sessionEnder() store.SessionEnder {
-	e, _ := a.unwrappedStore().(store.SessionEnder)
-	return e
+	if a.store == nil {
+		return nil
+	}
+	return a.store
 }
 
 // provisionSessionEnding connects the session cache to the database's
@@ -80,7 +83,7 @@ func (a *App) startLimitedSession(r *http.Request, s consent.Session, limit int,
 	}
 	for _, old := range ended {
 		a.sessions.End(old.ID, old.Expires, now)
-		a.audit.request(r, "session.ended", outcomeSuccess, zap.String("username", old.Username),
+		a.audit.Request(r, "session.ended", audit.Success, zap.String("username", old.Username),
 			zap.String("reason", "session_limit"), zap.Int("session_limit", limit))
 	}
 	return nil

@@ -33,10 +33,14 @@ func (SQLiteStore) CaddyModule() caddy.ModuleInfo {
 }
 
 // OpenStore opens the database file and runs its migrations.
-func (s SQLiteStore) OpenStore(ctx caddy.Context) (store.Store, error) {
+func (s SQLiteStore) OpenStore(ctx caddy.Context) (*store.SQLStore, func() error, error) {
 	path := s.path()
 	ctx.Logger().Info("opening account database", zap.String("path", path))
-	return store.OpenSQLite(ctx, path)
+	st, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st.Close, nil
 }
 
 // path is the database file: Path with placeholders expanded, or the

@@ -46,19 +46,11 @@ func (s storeThrottle) Failures(ctx context.Context, key string, now time.Time, 
 	return s.t.Attempts(ctx, enrollAttemptPrefix+key, now, window)
 }
 
-// throttler returns the store the app opened as a store.Throttler, or nil
-// if it is not one. The app keeps the store wrapped (timedStore), so the
-// wrapper is looked through.
+// throttler returns the app's store as a store.Throttler, or nil before
+// it has one.
 func (a *App) throttler() store.Throttler {
-	t, _ := a.unwrappedStore().(store.Throttler)
-	return t
-}
-
-// unwrappedStore is the store the app opened, without the metrics wrapper
-// (timedStore), for the optional interfaces the wrapper does not forward.
-func (a *App) unwrappedStore() store.Store {
-	if ts, ok := a.store.(timedStore); ok {
-		return ts.Store
+	if a.store == nil {
+		return nil
 	}
 	return a.store
 }

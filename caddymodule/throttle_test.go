@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +69,7 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 		Store:    db,
 		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
 		Sealer:   sealer,
-		Throttle: (&App{store: timedStore{Store: db}}).enrollThrottle(),
+		Throttle: (&App{store: db}).enrollThrottle(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -171,22 +170,3 @@ func TestPruneAttemptsLoop(t *testing.T) {
 		t.Errorf("retention %v is shorter than the flow's window %v", attemptRetention, selfservice.ThrottleWindow)
 	}
 }
-
-// TestAppThrottler: the app finds the Throttler under its store wrapper,
-// and without one leaves the flow to count in memory.
-func TestAppThrottler(t *testing.T) {
-	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if th := (&App{store: timedStore{Store: db}}).enrollThrottle(); th == nil {
-		t.Error("no throttle through timedStore")
-	}
-	if th := (&App{store: noThrottleStore{db}}).enrollThrottle(); th != nil {
-		t.Errorf("throttle %T from a store without one", th)
-	}
-}
-
-// noThrottleStore hides the SQLStore's Throttler methods.
-type noThrottleStore struct{ store.Store }

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/trust"
 )
@@ -107,7 +108,7 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	var caAudit []zap.Field
 	whose := "certificate"
 	if verdict.ca != nil {
-		caAudit = caFields(verdict.ca)
+		caAudit = audit.CA(verdict.ca)
 		whose = fmt.Sprintf("issuing CA %q", verdict.ca.Subject.CommonName)
 	}
 	switch {
@@ -123,12 +124,12 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 // refuse audits a handshake refusal. The handshake gives no client
 // address, so the entry identifies the card only.
 func (v *Verifier) refuse(leaf *x509.Certificate, code string, err error, extra ...zap.Field) error {
-	v.app.audit.write("access.denied", outcomeFailure, append([]zap.Field{
+	v.app.audit.Write("access.denied", audit.Failure, append([]zap.Field{
 		zap.String("reason", code), zap.String("stage", "tls_handshake"),
 		zap.String("cert_subject", cacid.DistinguishedName(leaf.RawSubject, leaf.Subject)),
 		zap.String("cert_serial", leaf.SerialNumber.Text(16)),
 		zap.String("cert_issuer", cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer)),
-	}, extra...))
+	}, extra...)...)
 	return fmt.Errorf("cacgate: %s: %w", code, err)
 }
 

@@ -169,18 +169,18 @@ func storableKey(key string) bool {
 	return utf8.ValidString(key) && !strings.ContainsRune(key, 0)
 }
 
-// AccountByUsername implements Store.
-func (s *SQLStore) AccountByUsername(ctx context.Context, username string) (*Account, error) {
+// accountByUsername does AccountByUsername (see observe.go).
+func (s *SQLStore) accountByUsername(ctx context.Context, username string) (*Account, error) {
 	return s.oneAccount(ctx, "by username", accountByUsernameSQL, username)
 }
 
-// AccountByEDIPI implements Store.
-func (s *SQLStore) AccountByEDIPI(ctx context.Context, edipi string) (*Account, error) {
+// accountByEDIPI does AccountByEDIPI (see observe.go).
+func (s *SQLStore) accountByEDIPI(ctx context.Context, edipi string) (*Account, error) {
 	return s.oneAccount(ctx, "by DoD ID", accountByEDIPISQL, edipi)
 }
 
-// AccountByFingerprint implements Store.
-func (s *SQLStore) AccountByFingerprint(ctx context.Context, fingerprint string) (*Account, error) {
+// accountByFingerprint does AccountByFingerprint (see observe.go).
+func (s *SQLStore) accountByFingerprint(ctx context.Context, fingerprint string) (*Account, error) {
 	return s.oneAccount(ctx, "by card", accountByFingerprintSQL, fingerprint)
 }
 

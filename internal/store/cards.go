@@ -71,8 +71,8 @@ func (s *SQLStore) LinkCard(ctx context.Context, accountID int64, c Card) error 
 	return s.linkError("link card", err)
 }
 
-// AutoLinkCard implements Store.
-func (s *SQLStore) AutoLinkCard(ctx context.Context, accountID int64, c Card) error {
+// autoLinkCard does AutoLinkCard (see observe.go).
+func (s *SQLStore) autoLinkCard(ctx context.Context, accountID int64, c Card) error {
 	err := s.inWriteTx(ctx, func(ex executor) error {
 		if err := ex.execOne(ctx, autoLinkCardSQL,
 			c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
@@ -122,8 +122,8 @@ func (s *SQLStore) UnlinkCard(ctx context.Context, username, fingerprint string)
 	return nil
 }
 
-// TouchCard implements Store.
-func (s *SQLStore) TouchCard(ctx context.Context, fingerprint string, at time.Time) error {
+// touchCard does TouchCard (see observe.go).
+func (s *SQLStore) touchCard(ctx context.Context, fingerprint string, at time.Time) error {
 	sec := at.Unix()
 	err := s.inWriteTx(ctx, func(ex executor) error {
 		var accountID int64

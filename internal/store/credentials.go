@@ -39,8 +39,8 @@ UNION ALL
 SELECT 2, id, hash, '' FROM password_history WHERE account_id = ?`
 )
 
-// Credentials implements Store.
-func (s *SQLStore) Credentials(ctx context.Context, accountID int64) (*Credentials, error) {
+// credentials does Credentials (see observe.go).
+func (s *SQLStore) credentials(ctx context.Context, accountID int64) (*Credentials, error) {
 	c, err := readCredentials(ctx, s.reads(), accountID)
 	if err != nil {
 		return nil, fmt.Errorf("store: credentials: %w", err)

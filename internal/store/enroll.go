@@ -73,10 +73,6 @@ func (e *Enrollment) check() error {
 // guarantees that Enroll ends.
 const maxUsernameAttempts = 50
 
-// Enroll implements Store.
-func (s *SQLStore) Enroll(ctx context.Context, e *Enrollment) (*Account, error) {
-	return s.enroll(ctx, e, takenUsernameSuffixes)
-}
 
 // usernameSuffixesFunc returns the suffixes (0 for the base itself) of the
 // usernames taken in base's family.

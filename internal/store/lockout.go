@@ -123,8 +123,8 @@ func (p lockoutPolicy) state(failures int, firstFailed, lockedUntil sql.NullInt6
 	}
 }
 
-// RecordLoginFailure implements Store.
-func (s *SQLStore) RecordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, error) {
+// recordLoginFailure does RecordLoginFailure (see observe.go).
+func (s *SQLStore) recordLoginFailure(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, error) {
 	p, err := newLockoutPolicy(now, window, maxFailures)
 	if err == nil && lockFor <= 0 {
 		err = fmt.Errorf("lockout period %v is not positive", lockFor)
@@ -150,8 +150,8 @@ func (s *SQLStore) RecordLoginFailure(ctx context.Context, accountID int64, now 
 // ReleaseLoginAttempt or Unlock in between).
 const takeLoginAttemptTries = 5
 
-// TakeLoginAttempt implements Store.
-func (s *SQLStore) TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, bool, error) {
+// takeLoginAttempt does TakeLoginAttempt (see observe.go).
+func (s *SQLStore) takeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (LoginState, bool, error) {
 	p, err := newLockoutPolicy(now, window, maxFailures)
 	if err == nil && lockFor <= 0 {
 		err = fmt.Errorf("lockout period %v is not positive", lockFor)
@@ -185,8 +185,8 @@ func (s *SQLStore) TakeLoginAttempt(ctx context.Context, accountID int64, now ti
 	return LoginState{}, false, errors.New("store: take login attempt: the account's lock kept changing")
 }
 
-// ReleaseLoginAttempt implements Store.
-func (s *SQLStore) ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error) {
+// releaseLoginAttempt does ReleaseLoginAttempt (see observe.go).
+func (s *SQLStore) releaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error) {
 	var lockedUntil sql.NullInt64
 	err := s.writes().queryRow(ctx, releaseLoginAttemptSQL, unixOrNull(ownLock), accountID).Scan(&lockedUntil)
 	if err != nil {
@@ -198,8 +198,8 @@ func (s *SQLStore) ReleaseLoginAttempt(ctx context.Context, accountID int64, now
 	return time.Time{}, nil
 }
 
-// LoginState implements Store.
-func (s *SQLStore) LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (LoginState, error) {
+// loginState does LoginState (see observe.go).
+func (s *SQLStore) loginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (LoginState, error) {
 	p, err := newLockoutPolicy(now, window, maxFailures)
 	if err != nil {
 		return LoginState{}, fmt.Errorf("store: login state: %w", err)

@@ -203,6 +203,7 @@ type SQLStore struct {
 	// readStmts runs the reader's queries as prepared statements.
 	readStmts *stmtCache
 	dialect   dialect
+	observer  observerBox
 }
 
 var _ Store = (*SQLStore)(nil)

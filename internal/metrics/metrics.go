@@ -1,0 +1,216 @@
+// Package metrics holds the gateway's Prometheus metrics. They are
+// registered in whatever registry the host gives (Caddy's per-config
+// registry, so they appear on the admin /metrics endpoint next to Caddy's
+// own); nothing here knows about Caddy.
+//
+// Label values are all from fixed sets chosen by the code (outcomes, reason
+// codes, operation names), never from request data, so no client can make
+// the series count grow.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/revocation"
+)
+
+// Metrics are the gateway's metrics. Every config load has a fresh
+// registry, so each load makes its own.
+type Metrics struct {
+	Requests *prometheus.CounterVec
+	// granted is requests{outcome="granted"}, resolved once: the hot path
+	// pays one atomic add.
+	Granted prometheus.Counter
+
+	CacheHit, CacheMiss prometheus.Counter
+
+	StoreSeconds *prometheus.HistogramVec
+
+	Enrollments *prometheus.CounterVec
+	Audits      *prometheus.CounterVec
+
+	RevocationChecks  *prometheus.CounterVec
+	RevocationSeconds *prometheus.HistogramVec
+
+	Changes *prometheus.CounterVec
+}
+
+const Namespace = "cacgate"
+
+// Request outcomes, the values of the outcome label.
+const (
+	Granted         = "granted"
+	Denied          = "denied"
+	ConsentRequired = "consent_required"
+	Enroll          = "enroll"
+	Unavailable     = "unavailable"
+)
+
+// New makes the metrics and registers them in reg.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "requests_total",
+			Help:      "Requests the gateway decided, by outcome (granted, denied, consent_required, enroll, unavailable) and reason code.",
+		}, []string{"outcome", "reason"}),
+		StoreSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "store_operation_duration_seconds",
+			Help:      "Latency of account database operations, by operation and result (ok, not_found, error).",
+			Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
+		}, []string{"operation", "result"}),
+		Enrollments: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "enrollments_total",
+			Help:      "Self-enrollment and account events (enroll.*, card.*, password.*, signin.*) by event and outcome.",
+		}, []string{"event", "outcome"}),
+		Audits: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "audit_events_total",
+			Help:      "Audit events written, by event and outcome.",
+		}, []string{"event", "outcome"}),
+		RevocationChecks: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "revocation_checks_total",
+			Help:      "Certificate revocation checks (made when a card's cached entry is refilled), by result and the source that decided.",
+		}, []string{"result", "source"}),
+		RevocationSeconds: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "revocation_check_duration_seconds",
+			Help:      "Latency of revocation checks, by the source that decided.",
+			Buckets:   []float64{.00001, .0001, .001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"source"}),
+		Changes: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "cache_invalidations_total",
+			Help:      "Card cache invalidations, by origin: local (a change made on this node) or remote (announced by another node through the store) and resync (the change feed reconnected).",
+		}, []string{"origin"}),
+	}
+	m.Granted = m.Requests.WithLabelValues(Granted, "")
+	cache := f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "card_cache_lookups_total",
+		Help:      "Card-to-account cache lookups, by result: hit (served from memory) or miss (revocation status and account read again).",
+	}, []string{"result"})
+	m.CacheHit, m.CacheMiss = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
+	return m
+}
+
+// Request counts one request's outcome.
+func (m *Metrics) Request(outcome, reason string) {
+	m.Requests.WithLabelValues(outcome, reason).Inc()
+}
+
+// OutcomeOfStatus is the outcome label for a problem page's HTTP status.
+func OutcomeOfStatus(status int) string {
+	switch {
+	case status == 303:
+		return Enroll
+	case status >= 500 || status == 499:
+		return Unavailable
+	default:
+		return Denied
+	}
+}
+
+// Audited counts one audit event written (audit.Log's Counted hook), and
+// account events once more by themselves.
+func (m *Metrics) Audited(event, outcome string) {
+	m.Audits.WithLabelValues(event, outcome).Inc()
+	if audit.AccountEvent(event) {
+		m.Enrollments.WithLabelValues(event, outcome).Inc()
+	}
+}
+
+// RevocationCheck records one revocation check.
+func (m *Metrics) RevocationCheck(v revocation.Verdict, took time.Duration) {
+	source := v.Source
+	if source == "" {
+		source = "none"
+	}
+	m.RevocationChecks.WithLabelValues(v.Status.String(), source).Inc()
+	m.RevocationSeconds.WithLabelValues(source).Observe(took.Seconds())
+}
+
+// StoreOperation records one account database operation (the store's
+// Observe hook).
+func (m *Metrics) StoreOperation(op string, took time.Duration, err error) {
+	{
+		result := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			result = "not_found"
+		default:
+			result = "error"
+		}
+		m.StoreSeconds.WithLabelValues(op, result).Observe(took.Seconds())
+	}
+}
+
+// AccountsCollector reports accounts by status as a gauge. Counting runs
+// at scrape time, but at most every accountsCountEvery and bounded by a
+// timeout, so a scraper can neither load the database nor hang the scrape.
+type AccountsCollector struct {
+	desc   *prometheus.Desc
+	count  func(ctx context.Context, s store.Status) (int, error)
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	at      time.Time
+	counted map[store.Status]int
+}
+
+const accountsCountEvery = 30 * time.Second
+
+// NewAccountsCollector reports the accounts count tells, by status, as the
+// cacgate_accounts gauge.
+func NewAccountsCollector(count func(ctx context.Context, s store.Status) (int, error), logger *zap.Logger) *AccountsCollector {
+	return &AccountsCollector{
+		desc:   prometheus.NewDesc(Namespace+"_accounts", "Accounts in the account database, by status.", []string{"status"}, nil),
+		count:  count,
+		logger: logger,
+	}
+}
+
+func (c *AccountsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *AccountsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counted == nil || time.Since(c.at) >= accountsCountEvery {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		counted := make(map[store.Status]int, 3)
+		var err error
+		for _, s := range []store.Status{store.StatusActive, store.StatusPending, store.StatusDisabled} {
+			if counted[s], err = c.count(ctx, s); err != nil {
+				break
+			}
+		}
+		cancel()
+		if err != nil {
+			// Report nothing rather than a wrong number; the scrape
+			// goes on with every other metric.
+			c.logger.Warn("counting accounts for metrics", zap.Error(err))
+			if c.counted == nil {
+				return
+			}
+		} else {
+			c.counted, c.at = counted, time.Now()
+		}
+	}
+	for s, n := range c.counted {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(s))
+	}
+}
