@@ -73,7 +73,6 @@ func (e *Enrollment) check() error {
 // guarantees that Enroll ends.
 const maxUsernameAttempts = 50
 
-
 // usernameSuffixesFunc returns the suffixes (0 for the base itself) of the
 // usernames taken in base's family.
 type usernameSuffixesFunc func(ctx context.Context, ex executor, base string) (map[int]bool, error)
