@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,15 +11,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/access"
-	"github.com/cacgate/cacgate/internal/audit"
-	"github.com/cacgate/cacgate/internal/metrics"
-	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // Access policies: who may pass once identified. The rules live in the
 // handler's "access" field (Caddyfile: allow / require / deny lines in the
-// cacgate block) and are decided by package access; this file is the glue:
-// parsing, the facts of a request, the cached decision and the refusal.
+// cacgate block), are decided by package access and applied by the
+// gateway core; this file is the glue: parsing, and the edipi_file lists
+// shared across blocks and config reloads.
 //
 // Each cacgate block has its own rules, so `handle /admin*` with one block
 // and `handle` with another give two routes two policies over one app
@@ -31,26 +27,15 @@ import (
 // changes (one stat each), off the request path.
 var accessFileCheckInterval = 5 * time.Second
 
-// accessVerdict is a site entry's cached decision: valid while the card
-// entry (account and card facts) is the same one and no edipi_file has
-// reloaded since.
-type accessVerdict struct {
-	card     *cardEntry
-	gen      uint64
-	decision *access.Decision
-}
-
-// provisionAccess compiles the rules (a config error names the bad rule).
-// Their edipi_file lists are shared, see openAccessList.
-func (h *Handler) provisionAccess() error {
+// provisionAccess compiles the rules (a config error names the bad rule);
+// nil when there are none. Their edipi_file lists are shared, see
+// openAccessList.
+func (h *Handler) provisionAccess() (*access.Policy, error) {
 	p, err := access.CompileWith(h.Access, h.openAccessList)
-	if err != nil {
-		return err
+	if err != nil || p.Empty() {
+		return nil, err
 	}
-	if !p.Empty() {
-		h.accessPolicy = p
-	}
-	return nil
+	return p, nil
 }
 
 // accessLists holds every edipi_file in use, keyed by path, with one
@@ -116,137 +101,6 @@ func (h *Handler) Cleanup() error {
 	}
 	h.accessListKeys = nil
 	return nil
-}
-
-// checkAccess applies the access rules to an identified, active account.
-// The decision is cached in the site entry, so an admitted request pays two
-// atomic loads and two comparisons. done reports that the request was
-// refused and answered.
-func (h *Handler) checkAccess(w http.ResponseWriter, r *http.Request, se *siteEntry, card *cardEntry) (done bool, err error) {
-	p := h.accessPolicy
-	if p == nil {
-		return false, nil
-	}
-	gen := p.Generation()
-	v := se.access.Load()
-	if v == nil || v.card != card || v.gen != gen {
-		v = &accessVerdict{card: card, gen: gen, decision: p.Decide(accessFacts(se, card))}
-		se.access.Store(v)
-	}
-	if v.decision.Allowed {
-		return false, nil
-	}
-	return true, h.refuseAccess(w, r, se, card, v.decision)
-}
-
-// checkAccessDeny applies only the deny rules, for the gateway's own
-// enrollment and account pages: people who do not meet the allow and
-// require rules yet must reach them (groups are granted to accounts, so
-// the account comes first), but people a deny rule excludes must not
-// create or keep up an account here. card.account may be nil (not yet
-// enrolled): the card's facts decide then.
-func (h *Handler) checkAccessDeny(w http.ResponseWriter, r *http.Request, se *siteEntry, card *cardEntry) (done bool, err error) {
-	if h.accessPolicy == nil {
-		return false, nil
-	}
-	d := h.accessPolicy.DecideDeny(accessFacts(se, card))
-	if d.Allowed {
-		return false, nil
-	}
-	return true, h.refuseAccess(w, r, se, card, d)
-}
-
-// accessFacts gathers what the rules decide on: the account's facts (the
-// ones the backend receives) and, for a card, the certificate's.
-func accessFacts(se *siteEntry, card *cardEntry) *access.Facts {
-	f := &access.Facts{Card: se.id != nil, Affiliation: card.values[fieldAffiliation]}
-	acct := card.account
-	if acct == nil {
-		// A card not linked to the account holding its DoD ID (on the
-		// enrollment pages): that account's facts still decide the deny
-		// rules, or a second card would open the door they close.
-		acct = card.byEDIPI
-	}
-	if acct != nil {
-		f.EDIPI, f.Categories, f.Groups = acct.EDIPI, acct.Categories, acct.Groups
-	}
-	if se.id != nil {
-		f.CardEDIPI = se.id.EDIPI
-		if f.Affiliation == "" {
-			f.Affiliation = se.id.Affiliation
-		}
-		f.IssuerDN = se.cert.issuer
-		if se.cert.issuerCert != nil {
-			sum := sha256.Sum256(se.cert.issuerCert.Raw)
-			f.IssuerSHA256 = &sum
-		}
-		if se.cert.leaf != nil {
-			f.Policies = se.cert.leaf.PolicyIdentifiers
-		}
-	}
-	return f
-}
-
-// accessProblemJSON is ui's problem JSON plus what the rules found
-// missing, for API clients.
-type accessProblemJSON struct {
-	Error   string   `json:"error"`
-	Reason  string   `json:"reason"`
-	Message string   `json:"message"`
-	Missing []string `json:"missing,omitempty"`
-	Steps   []string `json:"steps,omitempty"`
-	Contact string   `json:"contact,omitempty"`
-}
-
-// codeAccessDenied is the problem code of every access-policy refusal; the
-// decision's reason says which kind of rule.
-const codeAccessDenied = "access_denied"
-
-// refuseAccess answers 403 with what is missing, in words the decision
-// made safe to show, and audits the rule that refused.
-func (h *Handler) refuseAccess(w http.ResponseWriter, r *http.Request, se *siteEntry, card *cardEntry, d *access.Decision) error {
-	h.app.metrics.Request(metrics.Denied, "access_"+d.Reason)
-	method := authPassword
-	fields := []zap.Field{zap.String("reason", d.Reason), zap.Strings("rules", d.Rules)}
-	if se.id != nil {
-		method = authCAC
-		fields = append(fields, audit.Card(se.id)...)
-	}
-	fields = append(fields, zap.String("auth_method", method))
-	var steps []string
-	if d.NeedsCard {
-		steps = append(steps, "Sign in with your CAC or PIV card instead of a password.")
-	}
-	detail := d.Message()
-	if acct := card.account; acct != nil {
-		fields = append(fields, zap.String("username", acct.Username))
-		if se.id == nil {
-			// a password session's EDIPI is not in cardFields
-			fields = append(fields, zap.String("edipi", acct.EDIPI))
-		}
-		// The person's own username, which the administrators need.
-		detail += " You are signed in as " + acct.Username + "."
-	}
-	h.app.audit.Request(r, "access.denied", audit.Failure, fields...)
-	if d.Reason == access.ReasonDenied {
-		steps = append(steps, "If you think this is a mistake, contact the site's administrators.")
-	} else {
-		steps = append(steps, "If your work needs this page, ask the site's administrators for access: tell them your username and what is missing.")
-	}
-	p := ui.Problem{
-		Status:  http.StatusForbidden,
-		Code:    codeAccessDenied,
-		Title:   "You do not have access to this page",
-		Detail:  detail,
-		Steps:   steps,
-		Contact: h.Contact,
-	}
-	if ui.WantsHTML(r) {
-		return ui.WriteProblem(w, r, p)
-	}
-	return ui.WriteJSON(w, p.Status, accessProblemJSON{
-		Error: p.Code, Reason: d.Reason, Message: d.Message(), Missing: d.Missing, Steps: p.Steps, Contact: p.Contact,
-	})
 }
 
 // unmarshalAccessRule parses one rule line if sub is an effect:

@@ -31,10 +31,10 @@ import (
 //	navy    one cacgate block: Navy affiliation and a policy OID required
 //
 // banned.txt starts with a comment only; g.dir holds it.
-func startAccessGateway(t *testing.T) *gateway {
+func startAccessGateway(t *testing.T) *testGateway {
 	t.Helper()
 	p := testPKI(t)
-	g := &gateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
+	g := &testGateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
 	os.Mkdir(filepath.Join(g.dir, "crl"), 0o700)
 	for name, data := range map[string][]byte{
 		"root.pem":             p.Root.CertPEM,
@@ -162,7 +162,7 @@ func getProblem(t *testing.T, c *http.Client, url string) (int, problem) {
 }
 
 // auditEntries returns the audit log's entries for event, oldest first.
-func (g *gateway) auditEntries(t *testing.T, event string) []map[string]any {
+func (g *testGateway) auditEntries(t *testing.T, event string) []map[string]any {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(g.dir, "caddy.log"))
 	if err != nil {

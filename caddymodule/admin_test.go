@@ -24,7 +24,7 @@ import (
 
 // adminRaw calls the admin API with a raw body and returns the status, the
 // headers (with trailers) and the body.
-func (g *gateway) adminRaw(method, path, contentType string, body []byte) (int, http.Header, []byte) {
+func (g *testGateway) adminRaw(method, path, contentType string, body []byte) (int, http.Header, []byte) {
 	g.t.Helper()
 	req, err := http.NewRequest(method, "http://"+g.admin+path, bytes.NewReader(body))
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,6 +22,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
@@ -125,25 +125,19 @@ type App struct {
 	// containers get random names.
 	Node string `json:"node,omitempty"`
 
-	store     *store.SQLStore
-	cardStore cardStore
+	store *store.SQLStore
 	// releaseStore lets go of this config's use of the store.
 	releaseStore func() error
 	tokens       *consent.Tokens
 	consents     *consent.Cache
 	sessions     *consent.SessionCache
 	signer       *assertion.Signer
-	cards        *expirable.LRU[string, *cardEntry]
-	lookups      singleflight.Group
-	// epoch is bumped by every local change to accounts or cards; cached
-	// entries from an older epoch are rebuilt, so a change made through
-	// this node's admin API takes effect at once.
-	epoch atomic.Uint64
-	// changeGen counts changes announced by other nodes; see keep.
-	changeGen atomic.Uint64
-	logger    *zap.Logger
-	audit     *audit.Log
-	metrics   *metrics.Metrics
+	// core decides requests for every cacgate handler of the config: the
+	// card cache, link_by_edipi, cross-node invalidation.
+	core    *gateway.Core
+	logger  *zap.Logger
+	audit   *audit.Log
+	metrics *metrics.Metrics
 
 	roster roster.Source
 	hasher *credential.Hasher
@@ -216,7 +210,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
-	a.cardStore = opened
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -235,25 +228,43 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	ttl := time.Duration(a.CacheTTL)
-	// An entry leaving the cache for any reason is marked dropped: the
-	// sites' entries hold it past eviction, and a change announced by
-	// another node can only reach the entries still in the cache.
-	a.cards = expirable.NewLRU[string, *cardEntry](a.CacheSize, func(_ string, e *cardEntry) { e.dropped.Store(true) }, ttl)
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
 	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
-	// The change feed starts once the caches it drops entries from exist.
-	if opened.CanWatch() {
-		go a.watchChanges(ctx, opened)
-	}
-	a.provisionSessionEnding(ctx)
-	if err := a.provisionEnrollment(ctx); err != nil {
+	if err := a.provisionRevocation(ctx); err != nil {
 		return err
 	}
-	return a.provisionRevocation(ctx)
+	if a.core, err = gateway.New(gateway.Config{
+		Store:        opened,
+		Revocation:   a.revocation,
+		Signer:       a.signer,
+		Consents:     a.consents,
+		Audit:        a.audit,
+		Metrics:      a.metrics,
+		Logger:       a.logger,
+		Sessions:     sessionEvents{a.sessions},
+		CacheSize:    a.CacheSize,
+		CacheTTL:     time.Duration(a.CacheTTL),
+		AssertionTTL: time.Duration(a.AssertionTTL),
+		LinkByEDIPI:  *a.LinkByEDIPI,
+	}); err != nil {
+		return err
+	}
+	// The change feed starts once the caches it drops entries from exist.
+	if opened.CanWatch() {
+		go a.core.Watch(ctx, opened)
+	}
+	a.provisionSessionEnding(ctx)
+	return a.provisionEnrollment(ctx)
 }
+
+// sessionEvents passes password sessions ended on other nodes to the
+// session cache.
+type sessionEvents struct{ c *consent.SessionCache }
+
+func (s sessionEvents) Ended(id string, expires, now time.Time) { s.c.End(id, expires, now) }
+func (s sessionEvents) Resync()                                 { s.c.Purge() }
 
 // Validate checks the configuration.
 func (a *App) Validate() error { return a.validate() }
@@ -286,12 +297,8 @@ func (a *App) Cleanup() error {
 
 // invalidate makes every cached card mapping stale, after a local change.
 func (a *App) invalidate() {
-	if a.metrics != nil {
-		a.metrics.Changes.WithLabelValues("local").Inc()
-	}
-	a.epoch.Add(1)
-	if a.cards != nil {
-		a.cards.Purge()
+	if a.core != nil {
+		a.core.Invalidate()
 	}
 }
 

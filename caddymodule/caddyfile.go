@@ -149,6 +149,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	cacgate {
 //		banner            <file>
 //		contact           <text>
+//		refusals          page|handle_errors
 //		consent_ttl       <duration>
 //		allowed_issuers   <dn|sha256>...
 //		required_policies [all|any] <oid>...
@@ -203,6 +204,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "contact":
 			if err := stringArg(d, &h.Contact); err != nil {
+				return err
+			}
+		case "refusals":
+			if err := stringArg(d, &h.Refusals); err != nil {
 				return err
 			}
 		case "consent_ttl":

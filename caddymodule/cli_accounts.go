@@ -11,6 +11,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/cacgate/cacgate/internal/gateway"
 )
 
 // Time limits of the accounts commands.
@@ -48,7 +50,7 @@ func (o *cliOptions) backend() (accountsBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, ok := ops.store.(changeWatcher)
+	w, ok := ops.store.(gateway.ChangeFeed)
 	return &directBackend{ops: ops, who: cliActor(), closeFn: closeFn, announces: ok && w.CanWatch()}, nil
 }
 

@@ -31,12 +31,12 @@ const testRoster = `edipi,ssn,fin,dob,pebd,last,first,middle,category,organizati
 // startEnrollGateway runs the test gateway with a CSV roster (testRoster
 // plus extraRows) and the given site enroll block; globalExtra goes into
 // the global cacgate block.
-func startEnrollGateway(t *testing.T, enrollBlock string, extraRows ...string) *gateway {
+func startEnrollGateway(t *testing.T, enrollBlock string, extraRows ...string) *testGateway {
 	t.Helper()
 	return startEnrollGatewayWith(t, "", enrollBlock, extraRows...)
 }
 
-func startEnrollGatewayWith(t *testing.T, globalExtra, enrollBlock string, extraRows ...string) *gateway {
+func startEnrollGatewayWith(t *testing.T, globalExtra, enrollBlock string, extraRows ...string) *testGateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "roster.csv")
@@ -49,7 +49,7 @@ func startEnrollGatewayWith(t *testing.T, globalExtra, enrollBlock string, extra
 
 // enrollJohnson enrolls robert.e.johnson (password Correct.Horse~Bat9) with
 // his card and returns that card's client, the banner accepted.
-func enrollJohnson(t *testing.T, g *gateway) *http.Client {
+func enrollJohnson(t *testing.T, g *testGateway) *http.Client {
 	t.Helper()
 	c := g.client(card(t, "johnson.robert.e.jr"))
 	g.accept(t, c, "main")
@@ -61,7 +61,7 @@ func enrollJohnson(t *testing.T, g *gateway) *http.Client {
 
 // rawDB opens the gateway's SQLite account database with plain SQL, for
 // tests that look at or age rows behind the gateway's back.
-func (g *gateway) rawDB(t *testing.T) *sql.DB {
+func (g *testGateway) rawDB(t *testing.T) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(g.dir, "cacgate.db"))
 	if err != nil {
@@ -73,7 +73,7 @@ func (g *gateway) rawDB(t *testing.T) *sql.DB {
 
 // openStore opens a second handle on the gateway's account database, as
 // another node sharing it would.
-func (g *gateway) openStore(t *testing.T) *store.SQLStore {
+func (g *testGateway) openStore(t *testing.T) *store.SQLStore {
 	t.Helper()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(g.dir, "cacgate.db"))
 	if err != nil {
@@ -93,7 +93,7 @@ func post(t *testing.T, c *http.Client, u string, form url.Values) (*http.Respon
 
 // enrollSteps walks a card through self-enrollment and returns the last
 // page. It stops early (returning that page) when a step does not lead on.
-func enrollSteps(t *testing.T, g *gateway, c *http.Client, ssn, dob string) (*http.Response, string) {
+func enrollSteps(t *testing.T, g *testGateway, c *http.Client, ssn, dob string) (*http.Response, string) {
 	t.Helper()
 	resp, page := request(t, c, "GET", g.url("main", "/.cacgate/enroll/new"), browser, nil)
 	if resp.StatusCode != http.StatusOK {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -344,13 +345,13 @@ func (c cardCSRF) Check(token string) bool {
 	return sameOrigin(c.r) && c.tokens.CheckCSRF(token, c.fingerprint, c.now)
 }
 
-func enrollCard(se *siteEntry) selfservice.Card {
+func enrollCard(se *gateway.SiteEntry) selfservice.Card {
 	return selfservice.Card{
-		Identity: se.id,
-		Subject:  se.cert.subject,
-		Issuer:   se.cert.issuer,
-		Serial:   se.cert.serial,
-		NotAfter: se.cert.notAfter,
+		Identity: se.ID,
+		Subject:  se.Cert.Subject,
+		Issuer:   se.Cert.Issuer,
+		Serial:   se.Cert.Serial,
+		NotAfter: se.Cert.NotAfter,
 	}
 }
 

@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,25 +8,20 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/access"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/metrics"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/ui"
-	"github.com/cacgate/cacgate/revocation"
-	"github.com/cacgate/cacgate/trust"
 )
 
 func init() {
@@ -39,15 +32,15 @@ func init() {
 const DefaultConsentTTL = 12 * time.Hour
 
 // defaultHeaderNames are the request headers the backend receives.
-var defaultHeaderNames = [numFields]string{
-	fieldUser:        "X-Remote-User",
-	fieldEDIPI:       "X-Cac-Edipi",
-	fieldGivenName:   "X-Cac-Given-Name",
-	fieldFamilyName:  "X-Cac-Family-Name",
-	fieldEmail:       "X-Cac-Email",
-	fieldAffiliation: "X-Cac-Affiliation",
-	fieldCertSHA256:  "X-Cac-Cert-Sha256",
-	fieldAuthMethod:  "X-Cac-Auth-Method",
+var defaultHeaderNames = [gateway.NumFields]string{
+	gateway.FieldUser:        "X-Remote-User",
+	gateway.FieldEDIPI:       "X-Cac-Edipi",
+	gateway.FieldGivenName:   "X-Cac-Given-Name",
+	gateway.FieldFamilyName:  "X-Cac-Family-Name",
+	gateway.FieldEmail:       "X-Cac-Email",
+	gateway.FieldAffiliation: "X-Cac-Affiliation",
+	gateway.FieldCertSHA256:  "X-Cac-Cert-Sha256",
+	gateway.FieldAuthMethod:  "X-Cac-Auth-Method",
 }
 
 const (
@@ -102,6 +95,14 @@ type Handler struct {
 	// app's roster).
 	Enroll *EnrollConfig `json:"enroll,omitempty"`
 
+	// Refusals chooses who answers a refused request: "page" (default:
+	// the gateway's own pages, JSON for API clients) or "handle_errors"
+	// (an error for the server's handle_errors routes, with the reason in
+	// {cacgate.refusal.code}, {cacgate.refusal.title},
+	// {cacgate.refusal.detail} and {cacgate.refusal.retry_after}).
+	// Redirects to the banner and to enrollment are not refusals.
+	Refusals string `json:"refusals,omitempty"`
+
 	// PasswordLogin lets people without a card reader sign in with their
 	// account's username and password ("I don't have a CAC/PIV"). Off by
 	// default; needs self-enrollment (the app's roster), which is how
@@ -129,16 +130,16 @@ type Handler struct {
 	Access []access.Rule `json:"access,omitempty"`
 
 	app         *App
+	site        *gateway.Site // decides this site's requests
 	sessionIdle time.Duration // SessionIdle with its default; 0: none
 	logger      *zap.Logger
-	policy      trust.Policy
 	exempt      caddyhttp.MatchPath
 	banner      consent.Banner
 
 	// headerNames[i] is the canonical header for field i ("" = not sent);
 	// assertionHeader likewise. stripNames are every name the backend could
 	// mistake for ours, in normalized form (see sameHeaderName).
-	headerNames     [numFields]string
+	headerNames     [gateway.NumFields]string
 	assertionHeader string
 	stripNames      *stripSet
 
@@ -147,15 +148,7 @@ type Handler struct {
 	enrollFlow        *selfservice.Flow // nil when enrollment is off
 	ipAttempts        *addressLimit     // identity checks per client address
 
-	// sites caches, per certificate, this site's verdict on it and the
-	// assertion signed for it. Keyed by the certificate's DER bytes.
-	// Entries age by the request's clock (siteEntry.created): the hot path
-	// reads the time once.
-	sites   *lru.Cache[string, *siteEntry]
-	siteTTL time.Duration
-
-	accessPolicy   *access.Policy // nil when there are no access rules
-	accessListKeys []string       // edipi_file lists held; see Cleanup
+	accessListKeys []string // edipi_file lists held; see Cleanup
 }
 
 // CaddyModule returns the Caddy module information.
@@ -186,7 +179,8 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 
-	if h.policy, err = h.CertPolicy.compile(); err != nil {
+	policy, err := h.CertPolicy.compile()
+	if err != nil {
 		return err
 	}
 	if h.TrustPoolRaw != nil {
@@ -198,7 +192,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		if !ok {
 			return fmt.Errorf("trust_pool module %T is not a CA pool", mod)
 		}
-		h.policy.Roots = ca.CertPool()
+		policy.Roots = ca.CertPool()
 	}
 
 	if len(h.Exempt) > 0 {
@@ -220,7 +214,17 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.notRegisteredPage, err = ui.ParsePage(selfservice.Templates, "templates/not-registered.html"); err != nil {
 		return err
 	}
-	if err := h.provisionAccess(); err != nil {
+	accessPolicy, err := h.provisionAccess()
+	if err != nil {
+		return err
+	}
+	if h.site, err = h.app.core.NewSite(gateway.SiteConfig{
+		Policy:   policy,
+		Access:   accessPolicy,
+		Audience: h.Audience,
+		Contact:  h.Contact,
+		Logger:   h.logger,
+	}); err != nil {
 		return err
 	}
 	if err := h.provisionEnrollFlow(); err != nil {
@@ -239,13 +243,6 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.SessionIdle != nil {
 		h.sessionIdle = time.Duration(*h.SessionIdle)
 	}
-
-	// Site entries hold assertions, so they live as long as one does; the
-	// account mapping inside them is refreshed on the app's cache_ttl.
-	if h.sites, err = lru.New[string, *siteEntry](h.app.CacheSize); err != nil {
-		return err
-	}
-	h.siteTTL = time.Duration(h.app.AssertionTTL)
 	return nil
 }
 
@@ -263,7 +260,7 @@ func (h *Handler) provisionHeaders() error {
 		}
 		i := fieldIndex(field)
 		if i < 0 {
-			return fmt.Errorf("unknown identity header field %q (want one of %s, %s)", field, strings.Join(fieldKeys[:], ", "), headerKeyAssertion)
+			return fmt.Errorf("unknown identity header field %q (want one of %s, %s)", field, strings.Join(gateway.FieldKeys[:], ", "), headerKeyAssertion)
 		}
 		h.headerNames[i] = name
 	}
@@ -282,7 +279,7 @@ func (h *Handler) provisionHeaders() error {
 }
 
 func fieldIndex(key string) int {
-	for i, k := range fieldKeys {
+	for i, k := range gateway.FieldKeys {
 		if k == key {
 			return i
 		}
@@ -295,6 +292,11 @@ func (h *Handler) Validate() error {
 	if h.ConsentTTL < caddy.Duration(time.Minute) || h.ConsentTTL > caddy.Duration(7*24*time.Hour) {
 		return fmt.Errorf("consent_ttl must be between 1m and 168h, got %s", time.Duration(h.ConsentTTL))
 	}
+	switch h.Refusals {
+	case "", refusalsPage, refusalsHandleErrors:
+	default:
+		return fmt.Errorf("refusals must be %q or %q, got %q", refusalsPage, refusalsHandleErrors, h.Refusals)
+	}
 	if len(h.Contact) > 200 {
 		return fmt.Errorf("contact is longer than 200 characters")
 	}
@@ -305,32 +307,6 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*sessionRenewAfter, time.Duration(*h.SessionIdle))
 	}
 	return nil
-}
-
-// siteEntry is this site's view of one certificate. Fields set at creation
-// are immutable; card and assertion are swapped atomically on refresh.
-type siteEntry struct {
-	created   time.Time
-	id        *cacid.Identity
-	cert      cardCert
-	rejection *trust.Rejection // usage/issuer/policy/identity problem, nil if none
-	// poolChain is the chain the gateway's own trust pool verified (nil if
-	// none). A handshake-verified chain is checked per request instead,
-	// because it is a property of the connection, not of the certificate.
-	poolChain  []*x509.Certificate
-	poolReject *trust.Rejection
-
-	card      atomic.Pointer[cardEntry]
-	assertion atomic.Pointer[signedAssertion]
-	access    atomic.Pointer[accessVerdict] // this site's access decision
-}
-
-// signedAssertion is a cached X-Cac-Assertion value.
-type signedAssertion struct {
-	token     string
-	audience  string
-	card      *cardEntry // the entry whose claims were signed
-	refreshAt time.Time
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -361,242 +337,98 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.PasswordLogin && !hasCertificate(r) {
 		return h.servePasswordSession(w, r, next, now)
 	}
-	se, card, done, err := h.gateConsented(w, r, now)
-	if done {
-		return err
+	d := h.site.Admit(r, now)
+	if d.Outcome != gateway.Admitted {
+		return h.answer(w, r, d)
 	}
-	if p := h.accountProblem(card); p != nil {
-		return h.answerAccountProblem(w, r, p)
-	}
-	if done, err := h.checkAccess(w, r, se, card); done {
-		return err
-	}
-	if card.firstGrant() {
+	if d.Entry.FirstGrant() {
 		// Once per card entry (per cache_ttl): the start of a session, not
 		// every request. Not "when this request filled the entry": the
 		// banner page fills it first on a card's first visit.
-		h.app.audit.Request(r, "access.granted", audit.Success, append(audit.Card(se.id), zap.String("username", card.account.Username))...)
+		h.app.audit.Request(r, "access.granted", audit.Success, append(audit.Card(d.Site.ID), zap.String("username", d.Entry.Account.Username))...)
 	}
+	return h.forward(w, r, next, d, now)
+}
 
-	h.setIdentity(r, se, card, now)
+// forward hands an admitted request to the next handler with its identity.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d gateway.Decision, now time.Time) error {
+	h.setIdentity(r, d, now)
 	hideSessionCookie(r)
 	h.app.metrics.Granted.Inc()
 	if ce := h.logger.Check(zapcore.DebugLevel, "admitted"); ce != nil {
-		ce.Write(zap.String("username", card.values[fieldUser]), zap.String("cert_sha256", se.id.FingerprintHex))
+		ce.Write(zap.String("username", d.Entry.Values[gateway.FieldUser]), zap.String("cert_sha256", d.Entry.Values[gateway.FieldCertSHA256]))
 	}
 	return next.ServeHTTP(w, r)
 }
 
-// gate runs every check that comes before the banner: the certificate
-// (admit), its revocation status and the account lookup (both cached in the
-// card entry).
-// When done is true it has answered the request itself and err is the
-// handler's result.
-func (h *Handler) gate(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, done bool, err error) {
-	se, rej := h.admit(r, now)
-	if rej != nil {
-		return se, nil, true, h.refuse(w, r, se, rej)
+// answer answers a request the gateway did not admit: a redirect to the
+// banner or to enrollment, or a refusal page (JSON for API clients), or,
+// where the site hands refusals to Caddy (refusals handle_errors), an
+// error for the server's handle_errors routes.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, d gateway.Decision) error {
+	ref := h.site.Refuse(r, d)
+	if d.Outcome == gateway.NoCertificate {
+		ref.Problem.Links = h.loginLinks(r)
 	}
-	card, _, err = h.currentCard(r, se, now)
-	if err != nil {
-		return se, nil, true, h.storeUnavailable(w, r, err)
+	if ref.Location != "" {
+		return seeOther(w, ref.Location)
 	}
-	if card.verdict.Status != revocation.StatusGood {
-		return se, card, true, h.refuseRevocation(w, r, se, card.verdict)
+	if ref.RetryAfter != "" {
+		w.Header().Set("Retry-After", ref.RetryAfter)
 	}
-	return se, card, false, nil
+	if h.Refusals == refusalsHandleErrors {
+		return refusalError(r, ref)
+	}
+	if ref.JSON != nil && !ui.WantsHTML(r) {
+		return ui.WriteJSON(w, ref.Problem.Status, ref.JSON)
+	}
+	return ui.WriteProblem(w, r, ref.Problem)
 }
 
-// gateConsented is gate plus the banner: the card passed every check and
-// its holder accepted the notice, or the request has been answered.
-func (h *Handler) gateConsented(w http.ResponseWriter, r *http.Request, now time.Time) (se *siteEntry, card *cardEntry, done bool, err error) {
-	se, card, done, err = h.gate(w, r, now)
-	if done {
-		return se, card, done, err
-	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now) {
-		return se, card, true, h.askConsent(w, r)
-	}
-	return se, card, false, nil
+// refuseNoCard answers a request with neither a card nor a valid password
+// session.
+func (h *Handler) refuseNoCard(w http.ResponseWriter, r *http.Request) error {
+	return h.answer(w, r, gateway.Decision{Outcome: gateway.NoCertificate})
 }
 
-// answerAccountProblem answers what accountProblem found: enrollment for an
-// unregistered card, else a refusal page.
-func (h *Handler) answerAccountProblem(w http.ResponseWriter, r *http.Request, p *ui.Problem) error {
-	if p.Status == http.StatusSeeOther {
-		return h.redirectToEnroll(w, r)
-	}
-	h.app.metrics.Request(metrics.Denied, p.Code)
-	return ui.WriteProblem(w, r, *p)
+// unavailable fails closed when the account database cannot answer.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	return h.answer(w, r, gateway.Decision{Outcome: gateway.StoreUnavailable, Err: err})
 }
 
-// admit runs the certificate checks: presence, validity, chain, usage,
-// issuer, policy, identity. The returned entry is nil only when there is no
-// certificate at all.
-func (h *Handler) admit(r *http.Request, now time.Time) (*siteEntry, *trust.Rejection) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return nil, rejectNoCertificate
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	if rej := trust.CheckValidity(leaf, now); rej != nil {
-		return nil, rej
-	}
-	se := h.siteEntry(r.TLS, now)
-	chain := se.poolChain
-	if len(r.TLS.VerifiedChains) > 0 {
-		chain = r.TLS.VerifiedChains[0]
-	}
-	if chain == nil {
-		return se, se.poolReject
-	}
-	if rej := h.policy.CheckChainDepth(chain); rej != nil {
-		return se, rej
-	}
-	if se.rejection != nil {
-		return se, se.rejection
-	}
-	return se, nil
-}
-
-// rejectNoCertificate is the (non-)verdict for a request without a card.
-var rejectNoCertificate = &trust.Rejection{Code: "certificate_required"}
-
-// siteEntry returns the cached verdict for the connection's certificate,
-// computing it on first sight. No I/O happens here.
-func (h *Handler) siteEntry(cs *tls.ConnectionState, now time.Time) *siteEntry {
-	leaf := cs.PeerCertificates[0]
-	if se, ok := h.sites.Get(derKey(leaf.Raw)); ok && now.Sub(se.created) < h.siteTTL {
-		return se
-	}
-	se := &siteEntry{created: now, cert: cardCert{
-		subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
-		issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
-		serial:   leaf.SerialNumber.Text(16),
-		notAfter: leaf.NotAfter,
-		leaf:     leaf,
-	}}
-	var issuer *x509.Certificate
-	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
-		issuer = cs.VerifiedChains[0][1]
-	}
-	if h.policy.Roots != nil {
-		se.poolChain, se.poolReject = h.policy.Verify(leaf, cs.PeerCertificates[1:], now)
-		if len(se.poolChain) > 1 && issuer == nil {
-			issuer = se.poolChain[1]
-		}
-	} else {
-		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
-	}
-	se.cert.issuerCert = issuer
-	if len(cs.VerifiedChains) > 0 {
-		se.cert.chain = cs.VerifiedChains[0]
-	} else {
-		se.cert.chain = se.poolChain
-	}
-	se.rejection = h.policy.Check(leaf, issuer)
-	id, err := cacid.Parse(leaf)
-	if err != nil && se.rejection == nil {
-		reason := "it could not be read"
-		var cerr *cacid.Error
-		if errors.As(err, &cerr) {
-			reason = cerr.Reason
-		}
-		se.rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + reason + "."}
-	}
-	se.id = id
-	// Only a verdict reached with a verified chain is remembered: the
-	// issuer it was judged against is part of it, and a connection that
-	// verified nothing must not shape what a verified one sees later.
-	if issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0 {
-		h.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
-	}
-	return se
-}
-
-// currentCard returns the site entry's card entry (revocation verdict and
-// account), refreshing it from the app when it is stale; refreshed reports
-// that this request did so.
-func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (card *cardEntry, refreshed bool, err error) {
-	if c := se.card.Load(); c != nil && !c.stale(now, h.app.epoch.Load()) {
-		h.app.metrics.CacheHit.Inc()
-		return c, false, nil
-	}
-	c, err := h.app.card(r.Context(), r, se.id, &se.cert)
-	if err != nil {
-		return nil, false, err
-	}
-	se.card.Store(c)
-	if c.verdict.FailedOpen {
-		fields := append(audit.Card(se.id), zap.NamedError("revocation_error", c.verdict.Err))
-		if c.verdict.ca != nil {
-			fields = append(fields, audit.CA(c.verdict.ca)...)
-		}
-		h.app.audit.Request(r, "revocation.failed_open", audit.Failure, fields...)
-	}
-	return c, true, nil
+func seeOther(w http.ResponseWriter, location string) error {
+	ui.SetSecurityHeaders(w.Header())
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
 }
 
 // setIdentity hands the identity to the backend: headers and placeholders.
-func (h *Handler) setIdentity(r *http.Request, se *siteEntry, card *cardEntry, now time.Time) {
+func (h *Handler) setIdentity(r *http.Request, d gateway.Decision, now time.Time) {
+	card := d.Entry
 	// One backing array for all values of this request: downstream handlers
 	// (Caddy's header replace, for one) may modify header values in place,
 	// so the cached strings are never shared as slices across requests.
-	vals := make([]string, numFields+1)
+	vals := make([]string, gateway.NumFields+1)
 	for i, name := range h.headerNames {
 		// An empty value (no certificate behind a password sign-in) is
 		// no header at all rather than an empty one.
-		if name != "" && card.values[i] != "" {
-			vals[i] = card.values[i]
+		if name != "" && card.Values[i] != "" {
+			vals[i] = card.Values[i]
 			r.Header[name] = vals[i : i+1 : i+1]
 		}
 	}
 	if h.assertionHeader != "" {
-		if tok := h.assertionFor(r, se, card, now); tok != "" {
-			vals[numFields] = tok
-			r.Header[h.assertionHeader] = vals[numFields:]
+		if tok := h.site.Assertion(r, d, now); tok != "" {
+			vals[gateway.NumFields] = tok
+			r.Header[h.assertionHeader] = vals[gateway.NumFields:]
 		}
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		for i, key := range placeholderKeys {
-			repl.Set(key, card.boxed[i])
+		for i, key := range gateway.PlaceholderKeys {
+			repl.Set(key, card.Boxed[i])
 		}
 	}
-}
-
-// assertionFor returns the cached signed assertion for this card and
-// audience, signing a new one only when it is missing, for another
-// audience, about the account's previous data, or three-quarters expired.
-func (h *Handler) assertionFor(r *http.Request, se *siteEntry, card *cardEntry, now time.Time) string {
-	aud := h.Audience
-	if aud == "" {
-		aud = hostOnly(r.Host)
-	}
-	if sa := se.assertion.Load(); sa != nil && sa.audience == aud && now.Before(sa.refreshAt) &&
-		(sa.card == card || sa.card.claims == card.claims) {
-		return sa.token
-	}
-	ttl := time.Duration(h.app.AssertionTTL)
-	tok, err := h.app.signer.Sign(card.claims, aud, now, ttl)
-	if err != nil {
-		// Never forward a stale or missing assertion silently: log loudly;
-		// the plain headers still describe the verified identity.
-		h.logger.Error("signing assertion", zap.Error(err))
-		return ""
-	}
-	se.assertion.Store(&signedAssertion{token: tok, audience: aud, card: card, refreshAt: now.Add(ttl * 3 / 4)})
-	return tok
-}
-
-func hostOnly(hostport string) string {
-	if strings.HasPrefix(hostport, "[") {
-		if i := strings.IndexByte(hostport, ']'); i > 0 {
-			return hostport[1:i]
-		}
-	}
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
-		return hostport[:i]
-	}
-	return hostport
 }
 
 // Interface guards

@@ -134,7 +134,7 @@ func (b *backend) count() int {
 }
 
 // gateway is a running Caddy with cacgate, configured from a Caddyfile.
-type gateway struct {
+type testGateway struct {
 	t       *testing.T
 	dir     string
 	ports   map[string]int // site name -> port
@@ -171,10 +171,10 @@ func freePort(t testing.TB) int { return freePorts(t, 1)[0] }
 //
 // globalExtra and mainExtra are added to the global cacgate block and the
 // main site's cacgate block.
-func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
+func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 	t.Helper()
 	p := testPKI(t)
-	g := &gateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
+	g := &testGateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
 	os.Mkdir(filepath.Join(g.dir, "crl"), 0o700)
 	for _, f := range []struct {
 		name string
@@ -327,7 +327,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *gateway {
 
 // client returns an HTTP client presenting c (nil: no certificate) that
 // keeps cookies and does not follow redirects, so tests see every hop.
-func (g *gateway) client(c *testpki.Card) *http.Client {
+func (g *testGateway) client(c *testpki.Card) *http.Client {
 	tlsCfg := &tls.Config{RootCAs: g.roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
 	if c != nil {
 		tlsCfg.Certificates = []tls.Certificate{c.TLS}
@@ -347,7 +347,7 @@ func (g *gateway) client(c *testpki.Card) *http.Client {
 	}
 }
 
-func (g *gateway) url(site, path string) string {
+func (g *testGateway) url(site, path string) string {
 	return fmt.Sprintf("https://localhost:%d%s", g.ports[site], path)
 }
 
@@ -376,7 +376,7 @@ func request(t *testing.T, c *http.Client, method, url string, hdr http.Header, 
 var browser = http.Header{"Accept": {"text/html,application/xhtml+xml"}}
 
 // adminDo calls the admin API and decodes a JSON answer into out (if non-nil).
-func (g *gateway) adminDo(method, path string, body any, out any) int {
+func (g *testGateway) adminDo(method, path string, body any, out any) int {
 	g.t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -400,7 +400,7 @@ func (g *gateway) adminDo(method, path string, body any, out any) int {
 }
 
 // createAccount provisions an account through the admin API.
-func (g *gateway) createAccount(edipi, username string) AccountJSON {
+func (g *testGateway) createAccount(edipi, username string) AccountJSON {
 	g.t.Helper()
 	var a AccountJSON
 	if code := g.adminDo("POST", "/cacgate/accounts", map[string]string{"edipi": edipi, "username": username}, &a); code != http.StatusCreated {
@@ -411,7 +411,7 @@ func (g *gateway) createAccount(edipi, username string) AccountJSON {
 
 // accept walks the consent banner for the client's card on site and
 // returns after the acceptance cookie is set.
-func (g *gateway) accept(t *testing.T, c *http.Client, site string) {
+func (g *testGateway) accept(t *testing.T, c *http.Client, site string) {
 	t.Helper()
 	resp, body := request(t, c, "GET", g.url(site, "/.cacgate/consent?next=/"), browser, nil)
 	if resp.StatusCode != http.StatusOK {

@@ -170,7 +170,7 @@ func (l *ipLimiter) refund(key string) {
 func (h *Handler) limitAddress(w http.ResponseWriter, r *http.Request, now time.Time, event string, fields ...zap.Field) (done bool, err error) {
 	ok, err := h.ipAttempts.take(r.Context(), clientIP(r), now)
 	if err != nil {
-		return true, h.storeUnavailable(w, r, fmt.Errorf("counting an identity check per client address: %w", err))
+		return true, h.unavailable(w, r, fmt.Errorf("counting an identity check per client address: %w", err))
 	}
 	if ok {
 		return false, nil

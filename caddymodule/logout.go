@@ -60,11 +60,11 @@ func (h *Handler) cardSession(r *http.Request, now time.Time) (*cacid.Identity, 
 	if !hasCertificate(r) {
 		return nil, false
 	}
-	se, rej := h.admit(r, now)
-	if se == nil || rej != nil || se.id == nil {
+	se, rej := h.site.Certificate(r.TLS, now)
+	if se == nil || rej != nil || se.ID == nil {
 		return nil, false
 	}
-	return se.id, h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.id.FingerprintHex, now)
+	return se.ID, h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.ID.FingerprintHex, now)
 }
 
 func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {

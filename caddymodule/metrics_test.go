@@ -12,7 +12,7 @@ import (
 
 // scrape reads Caddy's admin /metrics and returns the cacgate_* samples,
 // keyed by the sample line's name and labels as printed.
-func (g *gateway) scrape(t *testing.T) map[string]float64 {
+func (g *testGateway) scrape(t *testing.T) map[string]float64 {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + g.admin + "/metrics")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -99,17 +100,18 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 	if h.PasswordLogin && !hasCertificate(r) {
 		username, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
 		if !ok {
-			return h.refuse(w, r, nil, rejectNoCertificate)
+			return h.refuseNoCard(w, r)
 		}
-		principal, holder, subject = userPrincipal(username), username, "signed in with a password"
-		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", authPassword)}
+		principal, holder, subject = gateway.UserPrincipal(username), username, "signed in with a password"
+		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", gateway.AuthPassword)}
 	} else {
-		se, _, done, err := h.gate(w, r, now)
-		if done {
-			return err
+		d := h.site.Gate(r, now)
+		if d.Outcome != gateway.Admitted {
+			return h.answer(w, r, d)
 		}
-		principal, holder, subject = se.id.FingerprintHex, holderName(se.id), se.id.Subject
-		auditFields = audit.Card(se.id)
+		id := d.Site.ID
+		principal, holder, subject = id.FingerprintHex, gateway.HolderName(id), id.Subject
+		auditFields = audit.Card(id)
 	}
 	if r.Method != http.MethodPost {
 		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
@@ -176,14 +178,12 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, done, err := h.gateConsented(w, r, now)
-	if done {
-		return err
+	d := h.site.CheckDeny(h.site.GateConsented(r, now))
+	if d.Outcome != gateway.Admitted {
+		return h.answer(w, r, d)
 	}
-	if done, err := h.checkAccessDeny(w, r, se, card); done {
-		return err
-	}
-	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != selfservice.PathReset {
+	se, card := d.Site, d.Entry
+	if card.Account != nil && r.Method != http.MethodPost && r.URL.Path != selfservice.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
 		// submit with "you already have an account"; the password reset
@@ -198,26 +198,26 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		// A post from another origin is refused by the flow's CSRF check;
 		// it must not use the address's allowance up first.
 		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && sameOrigin(r) {
-			if done, err := h.limitAddress(w, r, now, "selfservice.rate_limited", audit.Card(se.id)...); done {
+			if done, err := h.limitAddress(w, r, now, "enroll.rate_limited", audit.Card(se.ID)...); done {
 				return err
 			}
 		}
-		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
+		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.ID.FingerprintHex, r: r, now: now}
 		return h.enrollFlow.Serve(w, r, enrollCard(se), csrf)
 	}
 	if r.URL.Path != selfservice.Path || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: h.Contact})
 	}
 	if !ui.WantsHTML(r) {
-		return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
+		return ui.WriteProblem(w, r, gateway.ProblemNotRegistered(h.Contact))
 	}
 	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, selfservice.NotRegisteredData{
-		Holder:     holderName(se.id),
-		EDIPI:      se.id.EDIPI,
-		Subject:    se.id.Subject,
-		Issuer:     se.id.Issuer,
+		Holder:     gateway.HolderName(se.ID),
+		EDIPI:      se.ID.EDIPI,
+		Subject:    se.ID.Subject,
+		Issuer:     se.ID.Issuer,
 		Contact:    h.Contact,
-		HasAccount: card.byEDIPI != nil,
+		HasAccount: card.ByEDIPI != nil,
 	})
 }
 
@@ -229,20 +229,15 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) error {
 		return methodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	se, card, done, err := h.gateConsented(w, r, now)
-	if done {
-		return err
+	d := h.site.CheckDeny(gateway.RequireAccount(h.site.GateConsented(r, now)))
+	if d.Outcome != gateway.Admitted {
+		return h.answer(w, r, d)
 	}
-	if p := h.accountProblem(card); p != nil {
-		return h.answerAccountProblem(w, r, p)
-	}
-	if done, err := h.checkAccessDeny(w, r, se, card); done {
-		return err
-	}
+	se, card := d.Site, d.Entry
 	if h.enrollFlow == nil {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Detail: "Account self-service is not offered on this site.", Contact: h.Contact})
 	}
-	csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
-	return h.enrollFlow.ServeAccount(w, r, enrollCard(se), card.account, csrf)
+	csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.ID.FingerprintHex, r: r, now: now}
+	return h.enrollFlow.ServeAccount(w, r, enrollCard(se), card.Account, csrf)
 }

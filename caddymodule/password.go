@@ -14,7 +14,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/metrics"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -38,10 +38,6 @@ func hasCertificate(r *http.Request) bool {
 	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 }
 
-// principal is whom a consent is bound to: a card's fingerprint, or a
-// password-signed-in user (a prefix no hex fingerprint can have).
-func userPrincipal(username string) string { return "user:" + username }
-
 // servePasswordSession admits a request without a certificate when it
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
@@ -49,50 +45,27 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), consent.SessionCookieName), now)
 	if err != nil {
 		// Whether the session was signed out cannot be checked.
-		return h.storeUnavailable(w, r, err)
+		return h.unavailable(w, r, err)
 	}
 	if !ok || (h.sessionIdle > 0 && session.IdleUntil.IsZero()) {
 		// No session, one that ended, or one minted without the idle
 		// limit this site requires.
-		return h.refuse(w, r, nil, rejectNoCertificate)
+		return h.refuseNoCard(w, r)
 	}
-	username := session.Username
-	card, err := h.app.userEntry(r.Context(), username)
-	if err != nil {
-		return h.storeUnavailable(w, r, err)
-	}
-	if card.account == nil {
-		// the account went away since sign-in
-		return h.refuse(w, r, nil, rejectNoCertificate)
-	}
-	if changed := card.account.PasswordChangedAt; session.SignedIn.Before(changed.Truncate(time.Second)) {
+	d, ended := h.site.AdmitUser(r, session.Username, session.SignedIn, now)
+	if ended {
 		// Signed in with a password since changed or reset: whoever
 		// changed it meant to shut this session out. Ended for every
 		// node, so it is audited once.
 		h.app.endSession(r.Context(), session, now)
-		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", username),
-			zap.String("reason", "password_changed"), zap.Time("password_changed_at", changed.UTC()))
-		return h.refuse(w, r, nil, rejectNoCertificate)
+		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", session.Username),
+			zap.String("reason", "password_changed"), zap.Time("password_changed_at", d.Entry.Account.PasswordChangedAt.UTC()))
 	}
-	if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), userPrincipal(username), now) {
-		return h.askConsent(w, r)
-	}
-	if p := h.accountProblem(card); p != nil {
-		if p.Status == http.StatusSeeOther {
-			return h.refuse(w, r, nil, rejectNoCertificate)
-		}
-		h.app.metrics.Request(metrics.Denied, p.Code)
-		return ui.WriteProblem(w, r, *p)
-	}
-	se := h.userSiteEntry(username, now)
-	if done, err := h.checkAccess(w, r, se, card); done {
-		return err
+	if d.Outcome != gateway.Admitted {
+		return h.answer(w, r, d)
 	}
 	h.renewSession(w, session, now)
-	h.setIdentity(r, se, card, now)
-	hideSessionCookie(r)
-	h.app.metrics.Granted.Inc()
-	return next.ServeHTTP(w, r)
+	return h.forward(w, r, next, d, now)
 }
 
 // The idle limits of password sessions.
@@ -123,18 +96,6 @@ func (h *Handler) renewSession(w http.ResponseWriter, s consent.Session, now tim
 func sessionCookie(token string) *http.Cookie {
 	return &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode}
-}
-
-// userSiteEntry holds a password user's cached assertion for this site,
-// under a key no certificate's DER can take (DER starts with 0x30).
-func (h *Handler) userSiteEntry(username string, now time.Time) *siteEntry {
-	key := userPrincipal(username)
-	if se, ok := h.sites.Get(key); ok && now.Sub(se.created) < h.siteTTL {
-		return se
-	}
-	se := &siteEntry{created: now}
-	h.sites.Add(key, se)
-	return se
 }
 
 // loginCSRF binds the sign-in form to a random value in a __Host- cookie of

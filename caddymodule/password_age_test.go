@@ -204,7 +204,7 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 // passwordUser enrolls robert.e.johnson with his card (which gives the
 // account its password) and returns a browser without a card signed in
 // with that password, the banner accepted.
-func passwordUser(t *testing.T, g *gateway) *http.Client {
+func passwordUser(t *testing.T, g *testGateway) *http.Client {
 	t.Helper()
 	enrollJohnson(t, g)
 	return passwordBrowser(t, g)
@@ -212,7 +212,7 @@ func passwordUser(t *testing.T, g *gateway) *http.Client {
 
 // passwordBrowser is a browser without a card, signed in as
 // robert.e.johnson with his password, the banner accepted.
-func passwordBrowser(t *testing.T, g *gateway) *http.Client {
+func passwordBrowser(t *testing.T, g *testGateway) *http.Client {
 	t.Helper()
 	c := g.client(nil)
 	if resp, _ := signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusSeeOther {

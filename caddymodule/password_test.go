@@ -13,7 +13,7 @@ import (
 
 // signIn posts the password form for a client without a card and returns
 // the answer.
-func signIn(t *testing.T, g *gateway, c *http.Client, username, password string) (*http.Response, string) {
+func signIn(t *testing.T, g *testGateway, c *http.Client, username, password string) (*http.Response, string) {
 	t.Helper()
 	_, page := request(t, c, "GET", g.url("main", "/.cacgate/login?next=%2Fapp"), browser, nil)
 	return post(t, c, g.url("main", "/.cacgate/login"), url.Values{

@@ -1,4 +1,4 @@
-package caddymodule
+package gateway
 
 import (
 	"context"
@@ -23,53 +23,45 @@ import (
 // The identity facts handed to the backend, in a fixed order so a card's
 // values and a site's header names can be plain arrays.
 const (
-	fieldUser = iota
-	fieldEDIPI
-	fieldGivenName
-	fieldFamilyName
-	fieldEmail
-	fieldAffiliation
-	fieldCertSHA256
-	fieldAuthMethod
-	numFields
+	FieldUser = iota
+	FieldEDIPI
+	FieldGivenName
+	FieldFamilyName
+	FieldEmail
+	FieldAffiliation
+	FieldCertSHA256
+	FieldAuthMethod
+	NumFields
 )
 
-// fieldKeys are the Caddyfile/JSON names of the fields (used by the
+// FieldKeys are the Caddyfile/JSON names of the fields (used by the
 // "header" option) and the suffixes of the {http.auth.user.*} placeholders.
-var fieldKeys = [numFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"}
+var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"}
 
-// placeholderKeys are the full placeholder names, built once.
-var placeholderKeys = func() (k [numFields]string) {
+// PlaceholderKeys are the full placeholder names, built once.
+var PlaceholderKeys = func() (k [NumFields]string) {
 	for i := range k {
-		k[i] = "http.auth.user." + fieldKeys[i]
+		k[i] = "http.auth.user." + FieldKeys[i]
 	}
-	k[fieldUser] = "http.auth.user.id" // caddyauth's name for the user ID
+	k[FieldUser] = "http.auth.user.id" // caddyauth's name for the user ID
 	return k
 }()
 
-// cardStore is what resolving a card needs of the account database.
-type cardStore interface {
-	AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error)
-	AccountByEDIPI(ctx context.Context, edipi string) (*store.Account, error)
-	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
-	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
-	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
-}
-
-// cardEntry is what the gateway knows about one card: the account it maps
+// Entry is what the gateway knows about one card (or, for a password
+// sign-in, one username): the account it maps
 // to and the identity values derived from both. Entries are immutable once
 // built; a refresh builds a new one.
-type cardEntry struct {
-	// account is the registered account for the card, nil if none.
-	account *store.Account
-	// byEDIPI is an account holding the card's DoD ID when the card itself
+type Entry struct {
+	// Account is the registered account for the card, nil if none.
+	Account *store.Account
+	// ByEDIPI is an account holding the card's DoD ID when the card itself
 	// is not registered and could not be linked (link_by_edipi off, or the
 	// card's registration cleared), nil otherwise.
-	byEDIPI *store.Account
+	ByEDIPI *store.Account
 
-	// verdict is the revocation status of the card's chain; the entry
+	// Verdict is the revocation status of the card's chain; the entry
 	// expires with it.
-	verdict chainVerdict
+	Verdict revocation.ChainVerdict
 
 	epoch uint64
 	// gen is the change generation (changes announced by other nodes)
@@ -86,25 +78,26 @@ type cardEntry struct {
 	// audits access.granted.
 	granted atomic.Bool
 
-	values [numFields]string
-	// boxed holds values already converted to interfaces, so setting the
+	Values [NumFields]string
+	// Boxed holds values already converted to interfaces, so setting the
 	// {http.auth.user.*} placeholders on the hot path does not allocate.
-	boxed  [numFields]any
-	claims assertion.Claims
+	Boxed  [NumFields]any
+	Claims assertion.Claims
 }
 
-func (e *cardEntry) stale(now time.Time, epoch uint64) bool {
+// Stale reports whether the entry must be rebuilt before use.
+func (e *Entry) Stale(now time.Time, epoch uint64) bool {
 	return e.epoch != epoch || now.After(e.expires) || e.dropped.Load()
 }
 
-// card returns the current mapping for the card id, from the cache when it
+// Card returns the current mapping for the card id, from the cache when it
 // is fresh, else from the database. Concurrent misses for one card share a
 // single database round trip.
-func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (*cardEntry, error) {
-	return a.cachedEntry(id.FingerprintHex, func(epoch uint64, now time.Time) (*cardEntry, error) {
+func (c *Core) Card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert) (*Entry, error) {
+	return c.cachedEntry(id.FingerprintHex, func(epoch uint64, now time.Time) (*Entry, error) {
 		// Shared by every request waiting on this card, so it must not
 		// die with the first one's client; resolve has its own timeout.
-		return a.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
+		return c.resolve(context.WithoutCancel(ctx), r, id, cert, epoch)
 	})
 }
 
@@ -114,29 +107,29 @@ func (a *App) card(ctx context.Context, r *http.Request, id *cacid.Identity, cer
 // (a local change bumps the epoch, one announced by another node the
 // change generation) is not served that build's pre-change entry: it asks
 // once more.
-func (a *App) cachedEntry(key string, build func(epoch uint64, now time.Time) (*cardEntry, error)) (*cardEntry, error) {
+func (c *Core) cachedEntry(key string, build func(epoch uint64, now time.Time) (*Entry, error)) (*Entry, error) {
 	for try := 0; ; try++ {
-		epoch, gen := a.epoch.Load(), a.changeGen.Load()
+		epoch, gen := c.epoch.Load(), c.changeGen.Load()
 		now := time.Now()
-		if e, ok := a.cards.Get(key); ok && !e.stale(now, epoch) {
-			a.metrics.CacheHit.Inc()
+		if e, ok := c.cards.Get(key); ok && !e.Stale(now, epoch) {
+			c.cfg.Metrics.CacheHit.Inc()
 			return e, nil
 		}
-		v, err, _ := a.lookups.Do(key, func() (any, error) {
-			a.metrics.CacheMiss.Inc()
-			gen := a.changeGen.Load()
+		v, err, _ := c.lookups.Do(key, func() (any, error) {
+			c.cfg.Metrics.CacheMiss.Inc()
+			gen := c.changeGen.Load()
 			e, err := build(epoch, now)
 			if err != nil {
 				return nil, err
 			}
 			e.gen = gen
-			a.keep(key, e, gen)
+			c.keep(key, e, gen)
 			return e, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		e := v.(*cardEntry)
+		e := v.(*Entry)
 		if try == 0 && (e.epoch != epoch || e.gen != gen) {
 			continue
 		}
@@ -147,80 +140,80 @@ func (a *App) cachedEntry(key string, build func(epoch uint64, now time.Time) (*
 // keep caches a freshly built entry, unless a change announced since gen
 // (when the build began) may have made it stale: then it serves the
 // request that built it and is rebuilt next time.
-func (a *App) keep(key string, e *cardEntry, gen uint64) {
+func (c *Core) keep(key string, e *Entry, gen uint64) {
 	// The entry it replaces may still be held by sites; replacing it does
 	// not count as an eviction, so mark it here: only entries in the cache
 	// hear of changes announced by other nodes.
-	if old, ok := a.cards.Peek(key); ok && old != e {
+	if old, ok := c.cards.Peek(key); ok && old != e {
 		old.dropped.Store(true)
 	}
-	a.cards.Add(key, e)
-	if a.changeGen.Load() != gen {
+	c.cards.Add(key, e)
+	if c.changeGen.Load() != gen {
 		e.dropped.Store(true)
-		a.cards.Remove(key)
+		c.cards.Remove(key)
 	}
 }
 
-// cardCert is the certificate of a card: what the store records when it
+// CardCert is the certificate of a card: what the store records when it
 // is linked, and what a revocation check needs.
-type cardCert struct {
-	subject, issuer, serial string
-	notAfter                time.Time
-	leaf, issuerCert        *x509.Certificate
-	// chain is the verified chain, card first, trust anchor last.
-	chain []*x509.Certificate
+type CardCert struct {
+	Subject, Issuer, Serial string
+	NotAfter                time.Time
+	Leaf, IssuerCert        *x509.Certificate
+	// Chain is the verified chain, card first, trust anchor last.
+	Chain []*x509.Certificate
 }
 
 // chainOrLeaf is the chain to check for revocation: the verified one, or
 // the card and its issuer when only those are known.
-func (c *cardCert) chainOrLeaf() []*x509.Certificate {
+func (cc *CardCert) chainOrLeaf() []*x509.Certificate {
 	// A verified chain of the card alone (the card itself in the TLS
 	// trust pool) names no issuer; the site's own pool may have found one.
-	if len(c.chain) > 1 {
-		return c.chain
+	if len(cc.Chain) > 1 {
+		return cc.Chain
 	}
-	if c.issuerCert != nil {
-		return []*x509.Certificate{c.leaf, c.issuerCert}
+	if cc.IssuerCert != nil {
+		return []*x509.Certificate{cc.Leaf, cc.IssuerCert}
 	}
-	return []*x509.Certificate{c.leaf}
+	return []*x509.Certificate{cc.Leaf}
 }
 
 // lastUseResolution is how stale a card's "last used" time may get before a
 // cache refill writes it again; it bounds write load on the database.
 const lastUseResolution = 5 * time.Minute
 
-func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert, epoch uint64) (*cardEntry, error) {
+func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert, epoch uint64) (*Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	now := time.Now()
-	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), edipi: id.EDIPI}
+	e := &Entry{epoch: epoch, expires: now.Add(c.cfg.CacheTTL), edipi: id.EDIPI}
 
 	// Revocation first: a revoked card learns nothing about accounts.
-	e.verdict = a.revocationStatus(ctx, cert.chainOrLeaf(), id.FingerprintHex)
-	if until := e.verdict.ValidUntil; !until.IsZero() && until.Before(e.expires) {
+	e.Verdict = c.cfg.Revocation.CheckChain(ctx, cert.chainOrLeaf())
+	if until := e.Verdict.ValidUntil; !until.IsZero() && until.Before(e.expires) {
 		// (With revocation off the verdict has no expiry: zero.)
 		e.expires = until
 	}
-	if e.verdict.Status != revocation.StatusGood {
+	if e.Verdict.Status != revocation.StatusGood {
 		return e, nil
 	}
 
-	acct, err := a.cardStore.AccountByFingerprint(ctx, id.FingerprintHex)
+	acct, err := c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
 	switch {
 	case err == nil:
-		e.account = acct
+		e.Account = acct
 	case errors.Is(err, store.ErrNotFound):
-		if e.account, e.byEDIPI, err = a.linkByEDIPI(ctx, r, id, cert); err != nil {
+		if e.Account, e.ByEDIPI, err = c.linkByEDIPI(ctx, r, id, cert); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("looking up card: %w", err)
 	}
 
-	if e.account != nil {
-		if c := findCard(e.account, id.FingerprintHex); c != nil && now.Sub(c.LastUsedAt) > lastUseResolution {
-			if err := a.cardStore.TouchCard(ctx, id.FingerprintHex, now); err != nil {
-				a.logger.Warn("recording card use", zap.Error(err))
+	if e.Account != nil {
+		if rc := findCard(e.Account, id.FingerprintHex); rc != nil && now.Sub(rc.LastUsedAt) > lastUseResolution {
+			if err := c.cfg.Store.TouchCard(ctx, id.FingerprintHex, now); err != nil {
+				c.cfg.Logger.Warn("recording card use", zap.Error(err))
 			}
 		}
 		e.fill(id)
@@ -231,8 +224,8 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 // linkByEDIPI handles a card that is not registered: when an account holds
 // its DoD ID and link_by_edipi is on, the card is linked to it. A disabled
 // account is returned unlinked, so the card is refused as disabled.
-func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *cardCert) (linked, byEDIPI *store.Account, err error) {
-	acct, err := a.cardStore.AccountByEDIPI(ctx, id.EDIPI)
+func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert) (linked, byEDIPI *store.Account, err error) {
+	acct, err := c.cfg.Store.AccountByEDIPI(ctx, id.EDIPI)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil
 	}
@@ -244,19 +237,19 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 		// holder must hear "your account is disabled", not "get an account".
 		return acct, nil, nil
 	}
-	if !*a.LinkByEDIPI {
+	if !c.cfg.LinkByEDIPI {
 		return nil, acct, nil
 	}
-	err = a.cardStore.AutoLinkCard(ctx, acct.ID, store.Card{
+	err = c.cfg.Store.AutoLinkCard(ctx, acct.ID, store.Card{
 		Fingerprint: id.FingerprintHex,
-		Subject:     cert.subject,
-		Issuer:      cert.issuer,
-		Serial:      cert.serial,
-		NotAfter:    cert.notAfter,
+		Subject:     cert.Subject,
+		Issuer:      cert.Issuer,
+		Serial:      cert.Serial,
+		NotAfter:    cert.NotAfter,
 	})
 	switch {
 	case err == nil:
-		a.audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
+		c.cfg.Audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
 			zap.String("username", acct.Username), zap.String("via", "link_by_edipi"))...)
 	case errors.Is(err, store.ErrCardTaken):
 		// another request or node linked it first; fall through to re-read
@@ -267,7 +260,7 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 	default:
 		return nil, nil, fmt.Errorf("linking card: %w", err)
 	}
-	acct, err = a.cardStore.AccountByFingerprint(ctx, id.FingerprintHex)
+	acct, err = c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
 	if err != nil {
 		return nil, nil, fmt.Errorf("re-reading linked card: %w", err)
 	}
@@ -276,57 +269,57 @@ func (a *App) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identi
 
 // Ways of signing in, as the backend sees them.
 const (
-	authCAC      = "cac"
-	authPassword = "password"
+	AuthCAC      = "cac"
+	AuthPassword = "password"
 )
 
 // fill derives the backend-facing identity values from the account (the
 // registered facts) and the card; id is nil for a password sign-in.
-func (e *cardEntry) fill(id *cacid.Identity) {
-	acct := e.account
+func (e *Entry) fill(id *cacid.Identity) {
+	acct := e.Account
 	var cardGiven, cardFamily, cardEmail, cardAffiliation, fingerprint string
-	method := authPassword
+	method := AuthPassword
 	if id != nil {
 		cardGiven, cardFamily = displayName(id.GivenName), displayName(id.FamilyName)
 		cardEmail, cardAffiliation, fingerprint = id.Email, id.Affiliation, id.FingerprintHex
-		method = authCAC
+		method = AuthCAC
 	}
-	e.values = [numFields]string{
-		fieldUser:        acct.Username,
-		fieldEDIPI:       acct.EDIPI,
-		fieldGivenName:   firstNonEmpty(acct.GivenName, cardGiven),
-		fieldFamilyName:  firstNonEmpty(acct.FamilyName, cardFamily),
-		fieldEmail:       firstNonEmpty(acct.Email, cardEmail),
-		fieldAffiliation: firstNonEmpty(acct.Affiliation, cardAffiliation),
-		fieldCertSHA256:  fingerprint,
-		fieldAuthMethod:  method,
+	e.Values = [NumFields]string{
+		FieldUser:        acct.Username,
+		FieldEDIPI:       acct.EDIPI,
+		FieldGivenName:   firstNonEmpty(acct.GivenName, cardGiven),
+		FieldFamilyName:  firstNonEmpty(acct.FamilyName, cardFamily),
+		FieldEmail:       firstNonEmpty(acct.Email, cardEmail),
+		FieldAffiliation: firstNonEmpty(acct.Affiliation, cardAffiliation),
+		FieldCertSHA256:  fingerprint,
+		FieldAuthMethod:  method,
 	}
-	for i, v := range e.values {
-		e.boxed[i] = v
+	for i, v := range e.Values {
+		e.Boxed[i] = v
 	}
-	e.claims = assertion.Claims{
-		Username:    e.values[fieldUser],
-		EDIPI:       e.values[fieldEDIPI],
-		GivenName:   e.values[fieldGivenName],
-		FamilyName:  e.values[fieldFamilyName],
-		Email:       e.values[fieldEmail],
-		Affiliation: e.values[fieldAffiliation],
-		CertSHA256:  e.values[fieldCertSHA256],
+	e.Claims = assertion.Claims{
+		Username:    e.Values[FieldUser],
+		EDIPI:       e.Values[FieldEDIPI],
+		GivenName:   e.Values[FieldGivenName],
+		FamilyName:  e.Values[FieldFamilyName],
+		Email:       e.Values[FieldEmail],
+		Affiliation: e.Values[FieldAffiliation],
+		CertSHA256:  e.Values[FieldCertSHA256],
 		AuthMethod:  method,
 	}
 }
 
-// userEntry is card for a password session: the account by username,
+// UserEntry is Card for a password session: the account by username,
 // cached under a key no certificate fingerprint can take.
-func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error) {
-	return a.cachedEntry("user:"+username, func(epoch uint64, now time.Time) (*cardEntry, error) {
+func (c *Core) UserEntry(ctx context.Context, username string) (*Entry, error) {
+	return c.cachedEntry("user:"+username, func(epoch uint64, now time.Time) (*Entry, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
-		acct, err := a.cardStore.AccountByUsername(ctx, username)
+		e := &Entry{epoch: epoch, expires: now.Add(c.cfg.CacheTTL), Verdict: revocation.ChainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
+		acct, err := c.cfg.Store.AccountByUsername(ctx, username)
 		switch {
 		case err == nil:
-			e.account = acct
+			e.Account = acct
 			e.fill(nil)
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, fmt.Errorf("looking up account: %w", err)
@@ -369,8 +362,8 @@ func displayName(s string) string {
 	return b.String()
 }
 
-// holderName is the card holder's name for pages: "John Q. Doe Jr.".
-func holderName(id *cacid.Identity) string {
+// HolderName is the card holder's name for pages: "John Q. Doe Jr.".
+func HolderName(id *cacid.Identity) string {
 	parts := []string{displayName(id.GivenName)}
 	if id.MiddleName != "" {
 		parts = append(parts, string([]rune(id.MiddleName)[0])+".")
@@ -382,8 +375,8 @@ func holderName(id *cacid.Identity) string {
 	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
 }
 
-// firstGrant reports true to the first admitted request of the entry, and
+// FirstGrant reports true to the first admitted request of the entry, and
 // to no other: a load on the hot path, a compare-and-swap once.
-func (e *cardEntry) firstGrant() bool {
+func (e *Entry) FirstGrant() bool {
 	return !e.granted.Load() && e.granted.CompareAndSwap(false, true)
 }

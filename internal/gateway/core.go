@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/metrics"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/revocation"
+)
+
+// Store is what the core needs of the account database.
+type Store interface {
+	AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error)
+	AccountByEDIPI(ctx context.Context, edipi string) (*store.Account, error)
+	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
+	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
+	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+}
+
+// Config is what a Core is made of. Every field is required except Logger.
+type Config struct {
+	Store      Store
+	Revocation *revocation.Checker
+	Signer     *assertion.Signer
+	Consents   *consent.Cache
+	Audit      *audit.Log
+	Metrics    *metrics.Metrics
+	Logger     *zap.Logger
+	// Sessions hears of password sessions ended on other nodes; may be nil.
+	Sessions SessionEvents
+
+	// CacheSize bounds the cached cards; CacheTTL is how long a card's
+	// account mapping is trusted without asking the database again.
+	CacheSize int
+	CacheTTL  time.Duration
+	// AssertionTTL is the lifetime of a signed assertion.
+	AssertionTTL time.Duration
+	// LinkByEDIPI links an unregistered card to the account holding its
+	// DoD ID on first use.
+	LinkByEDIPI bool
+}
+
+// Core is the state every site of a config shares: one per config load.
+type Core struct {
+	cfg     Config
+	cards   *expirable.LRU[string, *Entry]
+	lookups singleflight.Group
+	// epoch is bumped by every local change to accounts or cards; cached
+	// entries from an older epoch are rebuilt, so a change made through
+	// this node takes effect here at once.
+	epoch atomic.Uint64
+	// changeGen counts changes announced by other nodes; see keep.
+	changeGen atomic.Uint64
+}
+
+// New returns a Core for cfg.
+func New(cfg Config) (*Core, error) {
+	switch {
+	case cfg.Store == nil || cfg.Revocation == nil || cfg.Signer == nil || cfg.Consents == nil || cfg.Audit == nil || cfg.Metrics == nil:
+		return nil, errors.New("gateway: incomplete configuration")
+	case cfg.CacheSize < 1 || cfg.CacheTTL <= 0 || cfg.AssertionTTL <= 0:
+		return nil, errors.New("gateway: cache size and lifetimes must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	c := &Core{cfg: cfg}
+	// An entry leaving the cache for any reason is marked dropped: the
+	// sites' entries hold it past eviction, and a change announced by
+	// another node can only reach the entries still in the cache.
+	c.cards = expirable.NewLRU[string, *Entry](cfg.CacheSize, func(_ string, e *Entry) { e.dropped.Store(true) }, cfg.CacheTTL)
+	return c, nil
+}
+
+// Invalidate makes every cached card mapping stale, after a change made on
+// this node (admin, enrollment, self-service).
+func (c *Core) Invalidate() {
+	c.cfg.Metrics.Changes.WithLabelValues("local").Inc()
+	c.epoch.Add(1)
+	c.cards.Purge()
+}
+
+// Consents is the consent token cache the core checks banners with.
+func (c *Core) Consents() *consent.Cache { return c.cfg.Consents }
+
+// Signer signs the sites' assertions.
+func (c *Core) Signer() *assertion.Signer { return c.cfg.Signer }

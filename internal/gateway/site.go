@@ -1,0 +1,474 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+
+	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/access"
+	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/revocation"
+	"github.com/cacgate/cacgate/trust"
+)
+
+// SiteConfig is one protected site's (one cacgate handler's) options.
+type SiteConfig struct {
+	// Policy is the site's certificate acceptance policy; with Roots set
+	// the site verifies chains itself (client_auth mode request).
+	Policy trust.Policy
+	// Access are the site's access rules; nil: everyone with an active
+	// account.
+	Access *access.Policy
+	// Audience is the assertion's "aud"; "" for the request's host.
+	Audience string
+	// Contact is shown on refusal pages.
+	Contact string
+	// Logger gets the site's operational messages (not audit events).
+	Logger *zap.Logger
+}
+
+// Site decides requests for one protected site over the shared Core.
+type Site struct {
+	core *Core
+	cfg  SiteConfig
+	// sites caches, per certificate, this site's verdict on it and the
+	// assertion signed for it. Keyed by the certificate's DER bytes.
+	// Entries age by the request's clock (SiteEntry.created): the hot path
+	// reads the time once.
+	sites   *lru.Cache[string, *SiteEntry]
+	siteTTL time.Duration
+}
+
+// NewSite returns the Site for cfg. Its certificate entries live as long
+// as an assertion does; the account mapping inside them is refreshed on
+// the core's cache_ttl.
+func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	sites, err := lru.New[string, *SiteEntry](c.cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Site{core: c, cfg: cfg, sites: sites, siteTTL: c.cfg.AssertionTTL}, nil
+}
+
+// Core is the shared core the site decides with.
+func (s *Site) Core() *Core { return s.core }
+
+// SiteEntry is this site's view of one certificate. Fields set at creation
+// are immutable; the card entry, assertion and access decision are swapped
+// atomically on refresh.
+type SiteEntry struct {
+	created time.Time
+	// ID is the card holder's identity (nil if the certificate is not a
+	// CAC identity; Rejection says why).
+	ID   *cacid.Identity
+	Cert CardCert
+	// Rejection is a usage/issuer/policy/identity problem, nil if none.
+	Rejection *trust.Rejection
+	// poolChain is the chain the site's own trust pool verified (nil if
+	// none). A handshake-verified chain is checked per request instead,
+	// because it is a property of the connection, not of the certificate.
+	poolChain  []*x509.Certificate
+	poolReject *trust.Rejection
+
+	card      atomic.Pointer[Entry]
+	assertion atomic.Pointer[signedAssertion]
+	access    atomic.Pointer[accessVerdict]
+}
+
+// signedAssertion is a cached assertion.
+type signedAssertion struct {
+	token     string
+	audience  string
+	card      *Entry // the entry whose claims were signed
+	refreshAt time.Time
+}
+
+// accessVerdict is a site entry's cached access decision: valid while the
+// card entry (account and card facts) is the same one and no edipi_file
+// has reloaded since.
+type accessVerdict struct {
+	card     *Entry
+	gen      uint64
+	decision *access.Decision
+}
+
+// Outcome is what a Decision says of a request.
+type Outcome uint8
+
+const (
+	// Admitted: a valid card (or password session) whose holder accepted
+	// the banner, with an active account the access rules let in.
+	// From Gate: the certificate, its revocation status and the account
+	// look-up passed (Entry.Account may be nil: not registered).
+	Admitted Outcome = iota
+	// NoCertificate: no card presented (or no valid password session).
+	NoCertificate
+	// CertificateRefused: the certificate failed a check (Rejection).
+	CertificateRefused
+	// RevocationRefused: the chain's revocation verdict is not good
+	// (Entry.Verdict: revoked, or unavailable failing closed).
+	RevocationRefused
+	// StoreUnavailable: the account database did not answer (Err).
+	StoreUnavailable
+	// ConsentRequired: the banner has not been accepted.
+	ConsentRequired
+	// NotRegistered: the card maps to no account (enrollment).
+	NotRegistered
+	// AccountInactive: the account is pending approval or disabled.
+	AccountInactive
+	// AccessDenied: the site's access rules refuse the account (Access).
+	AccessDenied
+)
+
+// Decision is the gateway's verdict on a request.
+type Decision struct {
+	Outcome Outcome
+	// Site is the site's view of the certificate; nil without one.
+	Site *SiteEntry
+	// Entry is the account side; nil before the account look-up.
+	Entry     *Entry
+	Rejection *trust.Rejection
+	Access    *access.Decision
+	Err       error
+}
+
+// Gate runs every check that comes before the banner: the certificate, its
+// revocation status and the account look-up (both cached in the card
+// entry). Admitted here means "passed the gate"; the account may be nil.
+func (s *Site) Gate(r *http.Request, now time.Time) Decision {
+	se, rej := s.Certificate(r.TLS, now)
+	if se == nil && rej == rejectNoCertificate {
+		return Decision{Outcome: NoCertificate}
+	}
+	if rej != nil {
+		return Decision{Outcome: CertificateRefused, Site: se, Rejection: rej}
+	}
+	card, err := s.currentCard(r, se, now)
+	if err != nil {
+		return Decision{Outcome: StoreUnavailable, Site: se, Err: err}
+	}
+	if card.Verdict.Status != revocation.StatusGood {
+		return Decision{Outcome: RevocationRefused, Site: se, Entry: card}
+	}
+	return Decision{Outcome: Admitted, Site: se, Entry: card}
+}
+
+// GateConsented is Gate plus the banner.
+func (s *Site) GateConsented(r *http.Request, now time.Time) Decision {
+	d := s.Gate(r, now)
+	if d.Outcome == Admitted && !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now) {
+		d.Outcome = ConsentRequired
+	}
+	return d
+}
+
+// Admit decides a request to the protected site: every check, in order,
+// and the access rules. The hot path (a known card with a fresh entry and
+// an accepted banner) does no I/O and no allocation.
+func (s *Site) Admit(r *http.Request, now time.Time) Decision {
+	d := s.GateConsented(r, now)
+	if d.Outcome != Admitted {
+		return d
+	}
+	return s.decideAccount(d)
+}
+
+// AdmitUser decides a request signed in with a password session for
+// username: the account's state, the banner (accepted for the user) and
+// the access rules. signedIn is when the session began: a session older
+// than the account's last password change is refused (ended reports it).
+func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Time) (d Decision, ended bool) {
+	card, err := s.core.UserEntry(r.Context(), username)
+	if err != nil {
+		return Decision{Outcome: StoreUnavailable, Err: err}, false
+	}
+	if card.Account == nil {
+		// the account went away since sign-in
+		return Decision{Outcome: NoCertificate}, false
+	}
+	if changed := card.Account.PasswordChangedAt; signedIn.Before(changed.Truncate(time.Second)) {
+		return Decision{Outcome: NoCertificate, Entry: card}, true
+	}
+	d = Decision{Outcome: Admitted, Site: s.userSiteEntry(username, now), Entry: card}
+	if !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), UserPrincipal(username), now) {
+		d.Outcome = ConsentRequired
+		return d, false
+	}
+	d = s.decideAccount(d)
+	if d.Outcome == NotRegistered {
+		d.Outcome = NoCertificate
+	}
+	return d, false
+}
+
+// decideAccount applies the account's state and the access rules.
+func (s *Site) decideAccount(d Decision) Decision {
+	if d = RequireAccount(d); d.Outcome != Admitted {
+		return d
+	}
+	if ad := s.accessDecision(d.Site, d.Entry); ad != nil && !ad.Allowed {
+		d.Outcome, d.Access = AccessDenied, ad
+	}
+	return d
+}
+
+// RequireAccount refuses an admitted decision whose card has no account
+// (NotRegistered) or whose account is not active (AccountInactive).
+func RequireAccount(d Decision) Decision {
+	switch {
+	case d.Outcome != Admitted:
+	case d.Entry.Account == nil:
+		d.Outcome = NotRegistered
+	case d.Entry.Account.Status != store.StatusActive:
+		d.Outcome = AccountInactive
+	}
+	return d
+}
+
+// CheckDeny applies only the deny rules, for the gateway's own enrollment
+// and account pages: people who do not meet the allow and require rules
+// yet must reach them (groups are granted to accounts, so the account
+// comes first), but people a deny rule excludes must not create or keep up
+// an account here. d must have passed the gate; its account may be nil.
+func (s *Site) CheckDeny(d Decision) Decision {
+	if s.cfg.Access == nil || d.Outcome != Admitted {
+		return d
+	}
+	if ad := s.cfg.Access.DecideDeny(accessFacts(d.Site, d.Entry)); !ad.Allowed {
+		d.Outcome, d.Access = AccessDenied, ad
+	}
+	return d
+}
+
+// accessDecision applies the access rules to an identified, active
+// account, cached in the site entry: an admitted request pays two atomic
+// loads and two comparisons. Nil when the site has no rules.
+func (s *Site) accessDecision(se *SiteEntry, card *Entry) *access.Decision {
+	p := s.cfg.Access
+	if p == nil {
+		return nil
+	}
+	gen := p.Generation()
+	v := se.access.Load()
+	if v == nil || v.card != card || v.gen != gen {
+		v = &accessVerdict{card: card, gen: gen, decision: p.Decide(accessFacts(se, card))}
+		se.access.Store(v)
+	}
+	return v.decision
+}
+
+// accessFacts gathers what the rules decide on: the account's facts (the
+// ones the backend receives) and, for a card, the certificate's.
+func accessFacts(se *SiteEntry, card *Entry) *access.Facts {
+	f := &access.Facts{Card: se.ID != nil, Affiliation: card.Values[FieldAffiliation]}
+	acct := card.Account
+	if acct == nil {
+		// A card not linked to the account holding its DoD ID (on the
+		// enrollment pages): that account's facts still decide the deny
+		// rules, or a second card would open the door they close.
+		acct = card.ByEDIPI
+	}
+	if acct != nil {
+		f.EDIPI, f.Categories, f.Groups = acct.EDIPI, acct.Categories, acct.Groups
+	}
+	if se.ID != nil {
+		f.CardEDIPI = se.ID.EDIPI
+		if f.Affiliation == "" {
+			f.Affiliation = se.ID.Affiliation
+		}
+		f.IssuerDN = se.Cert.Issuer
+		if se.Cert.IssuerCert != nil {
+			sum := issuerDigest(se.Cert.IssuerCert)
+			f.IssuerSHA256 = &sum
+		}
+		if se.Cert.Leaf != nil {
+			f.Policies = se.Cert.Leaf.PolicyIdentifiers
+		}
+	}
+	return f
+}
+
+// rejectNoCertificate is the (non-)verdict for a request without a card.
+var rejectNoCertificate = &trust.Rejection{Code: "certificate_required"}
+
+// Certificate runs the certificate checks on a connection's state:
+// presence, validity, chain, usage, issuer, policy, identity. The returned
+// entry is nil only when there is no certificate at all or it is outside
+// its validity period. No I/O happens here.
+func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, *trust.Rejection) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, rejectNoCertificate
+	}
+	leaf := cs.PeerCertificates[0]
+	if rej := trust.CheckValidity(leaf, now); rej != nil {
+		return nil, rej
+	}
+	se := s.siteEntry(cs, now)
+	chain := se.poolChain
+	if len(cs.VerifiedChains) > 0 {
+		chain = cs.VerifiedChains[0]
+	}
+	if chain == nil {
+		return se, se.poolReject
+	}
+	if rej := s.cfg.Policy.CheckChainDepth(chain); rej != nil {
+		return se, rej
+	}
+	if se.Rejection != nil {
+		return se, se.Rejection
+	}
+	return se, nil
+}
+
+// siteEntry returns the cached verdict for the connection's certificate,
+// computing it on first sight.
+func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
+	leaf := cs.PeerCertificates[0]
+	if se, ok := s.sites.Get(derKey(leaf.Raw)); ok && now.Sub(se.created) < s.siteTTL {
+		return se
+	}
+	se := &SiteEntry{created: now, Cert: CardCert{
+		Subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
+		Issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
+		Serial:   leaf.SerialNumber.Text(16),
+		NotAfter: leaf.NotAfter,
+		Leaf:     leaf,
+	}}
+	var issuer *x509.Certificate
+	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
+		issuer = cs.VerifiedChains[0][1]
+	}
+	if s.cfg.Policy.Roots != nil {
+		se.poolChain, se.poolReject = s.cfg.Policy.Verify(leaf, cs.PeerCertificates[1:], now)
+		if len(se.poolChain) > 1 && issuer == nil {
+			issuer = se.poolChain[1]
+		}
+	} else {
+		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
+	}
+	se.Cert.IssuerCert = issuer
+	if len(cs.VerifiedChains) > 0 {
+		se.Cert.Chain = cs.VerifiedChains[0]
+	} else {
+		se.Cert.Chain = se.poolChain
+	}
+	se.Rejection = s.cfg.Policy.Check(leaf, issuer)
+	id, err := cacid.Parse(leaf)
+	if err != nil && se.Rejection == nil {
+		reason := "it could not be read"
+		var cerr *cacid.Error
+		if errors.As(err, &cerr) {
+			reason = cerr.Reason
+		}
+		se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + reason + "."}
+	}
+	se.ID = id
+	// Only a verdict reached with a verified chain is remembered: the
+	// issuer it was judged against is part of it, and a connection that
+	// verified nothing must not shape what a verified one sees later.
+	if issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0 {
+		s.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+	}
+	return se
+}
+
+// userSiteEntry is the site entry of a password-signed-in user: no
+// certificate, the assertion and access decision cached per username.
+func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
+	key := UserPrincipal(username)
+	if se, ok := s.sites.Get(key); ok && now.Sub(se.created) < s.siteTTL {
+		return se
+	}
+	se := &SiteEntry{created: now}
+	s.sites.Add(key, se)
+	return se
+}
+
+// UserPrincipal is whom a consent is bound to for a password-signed-in
+// user: a prefix no hex fingerprint can have.
+func UserPrincipal(username string) string { return "user:" + username }
+
+// currentCard returns the site entry's card entry (revocation verdict and
+// account), refreshing it from the core when it is stale.
+func (s *Site) currentCard(r *http.Request, se *SiteEntry, now time.Time) (*Entry, error) {
+	c := s.core
+	if e := se.card.Load(); e != nil && !e.Stale(now, c.epoch.Load()) {
+		c.cfg.Metrics.CacheHit.Inc()
+		return e, nil
+	}
+	e, err := c.Card(r.Context(), r, se.ID, &se.Cert)
+	if err != nil {
+		return nil, err
+	}
+	se.card.Store(e)
+	if e.Verdict.FailedOpen {
+		fields := append(audit.Card(se.ID), zap.NamedError("revocation_error", e.Verdict.Err))
+		if e.Verdict.CA != nil {
+			fields = append(fields, audit.CA(e.Verdict.CA)...)
+		}
+		c.cfg.Audit.Request(r, "revocation.failed_open", audit.Failure, fields...)
+	}
+	return e, nil
+}
+
+// Assertion returns the signed assertion for an admitted request, cached:
+// a new one is signed only when it is missing, for another audience,
+// about the account's previous data, or three-quarters expired. "" if
+// signing failed (logged loudly: the plain headers still describe the
+// verified identity).
+func (s *Site) Assertion(r *http.Request, d Decision, now time.Time) string {
+	se, card := d.Site, d.Entry
+	aud := s.cfg.Audience
+	if aud == "" {
+		aud = hostOnly(r.Host)
+	}
+	if sa := se.assertion.Load(); sa != nil && sa.audience == aud && now.Before(sa.refreshAt) &&
+		(sa.card == card || sa.card.Claims == card.Claims) {
+		return sa.token
+	}
+	ttl := s.core.cfg.AssertionTTL
+	tok, err := s.core.cfg.Signer.Sign(card.Claims, aud, now, ttl)
+	if err != nil {
+		s.cfg.Logger.Error("signing assertion", zap.Error(err))
+		return ""
+	}
+	se.assertion.Store(&signedAssertion{token: tok, audience: aud, card: card, refreshAt: now.Add(ttl * 3 / 4)})
+	return tok
+}
+
+func hostOnly(hostport string) string {
+	if strings.HasPrefix(hostport, "[") {
+		if i := strings.IndexByte(hostport, ']'); i > 0 {
+			return hostport[1:i]
+		}
+	}
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && strings.IndexByte(hostport, ':') == i {
+		return hostport[:i]
+	}
+	return hostport
+}
+
+// derKey views a certificate's DER bytes as a map key without copying
+// them: the cache keeps a copy (strings.Clone) only when it adds an entry.
+func derKey(der []byte) string {
+	return unsafe.String(unsafe.SliceData(der), len(der))
+}
+
+// issuerDigest is the SHA-256 of the issuing CA's certificate, which
+// access rules may name instead of its distinguished name.
+func issuerDigest(issuer *x509.Certificate) [32]byte { return sha256.Sum256(issuer.Raw) }
