@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/access"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -175,8 +175,7 @@ func accessFacts(se *siteEntry, card *cardEntry) *access.Facts {
 		}
 		f.IssuerDN = se.cert.issuer
 		if se.cert.issuerCert != nil {
-			sum := sha256.Sum256(se.cert.issuerCert.Raw)
-			f.IssuerSHA256 = &sum
+			f.IssuerSHA256 = cacid.Fingerprint(se.cert.issuerCert.Raw)
 		}
 		if se.cert.leaf != nil {
 			f.Policies = se.cert.leaf.PolicyIdentifiers

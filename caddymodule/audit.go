@@ -113,7 +113,7 @@ func caFields(ca *x509.Certificate) []zap.Field {
 	return []zap.Field{
 		zap.String("ca_subject", cacid.DistinguishedName(ca.RawSubject, ca.Subject)),
 		zap.String("ca_serial", ca.SerialNumber.Text(16)),
-		zap.String("ca_sha256", certFingerprint(ca.Raw)),
+		zap.String("ca_sha256", cacid.Fingerprint(ca.Raw)),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
@@ -76,7 +77,7 @@ func fingerprintArg(arg string) (string, error) {
 	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
 		return "", err
 	}
-	return certFingerprint(block.Bytes), nil
+	return cacid.Fingerprint(block.Bytes), nil
 }
 
 // revocationCommand shows the running server's revocation state: there is

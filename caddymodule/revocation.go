@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/revocation"
 )
 
@@ -157,7 +158,7 @@ func (a *App) revocationStatus(ctx context.Context, chain []*x509.Certificate, f
 		return v
 	}
 	for i := 1; i < len(chain)-1; i++ {
-		cv := a.certStatus(ctx, chain[i], chain[i+1], certFingerprint(chain[i].Raw))
+		cv := a.certStatus(ctx, chain[i], chain[i+1], cacid.Fingerprint(chain[i].Raw))
 		if cv.Status != revocation.StatusGood {
 			return chainVerdict{Verdict: cv, ca: chain[i]}
 		}

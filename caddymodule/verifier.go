@@ -100,7 +100,7 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	// bound this further, and the verdict is cached for the HTTP handler.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	verdict := v.app.revocationStatus(ctx, chain, certFingerprint(leaf.Raw))
+	verdict := v.app.revocationStatus(ctx, chain, cacid.Fingerprint(leaf.Raw))
 	if verdict.Status == revocation.StatusGood {
 		return nil
 	}
