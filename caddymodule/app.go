@@ -144,12 +144,8 @@ type App struct {
 	hasher *credential.Hasher
 	sealer *selfservice.Sealer
 
-	revocation    *revocation.Checker
-	revocationOff bool
-	// revocationIntermediates: also check the chain's CA certificates.
-	revocationIntermediates bool
-	verdicts                *expirable.LRU[string, revocation.Verdict]
-	verdictLookups          singleflight.Group
+	// revocation checks cards' chains and caches the verdicts.
+	revocation *revocation.Checker
 }
 
 // CaddyModule returns the Caddy module information.

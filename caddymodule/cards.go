@@ -59,7 +59,7 @@ type cardEntry struct {
 
 	// verdict is the revocation status of the card's chain; the entry
 	// expires with it.
-	verdict chainVerdict
+	verdict revocation.ChainVerdict
 
 	epoch uint64
 	// gen is the change generation (changes announced by other nodes)
@@ -186,7 +186,7 @@ func (a *App) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, 
 	e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), edipi: id.EDIPI}
 
 	// Revocation first: a revoked card learns nothing about accounts.
-	e.verdict = a.revocationStatus(ctx, cert.chainOrLeaf(), id.FingerprintHex)
+	e.verdict = a.revocation.CheckChain(ctx, cert.chainOrLeaf())
 	if until := e.verdict.ValidUntil; !until.IsZero() && until.Before(e.expires) {
 		// (With revocation off the verdict has no expiry: zero.)
 		e.expires = until
@@ -312,7 +312,7 @@ func (a *App) userEntry(ctx context.Context, username string) (*cardEntry, error
 	return a.cachedEntry("user:"+username, func(epoch uint64, now time.Time) (*cardEntry, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
+		e := &cardEntry{epoch: epoch, expires: now.Add(time.Duration(a.CacheTTL)), verdict: revocation.ChainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}
 		acct, err := a.store.AccountByUsername(ctx, username)
 		switch {
 		case err == nil:

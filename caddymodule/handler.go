@@ -526,8 +526,8 @@ func (h *Handler) currentCard(r *http.Request, se *siteEntry, now time.Time) (ca
 	se.card.Store(c)
 	if c.verdict.FailedOpen {
 		fields := append(cardFields(se.id), zap.NamedError("revocation_error", c.verdict.Err))
-		if c.verdict.ca != nil {
-			fields = append(fields, caFields(c.verdict.ca)...)
+		if c.verdict.CA != nil {
+			fields = append(fields, caFields(c.verdict.CA)...)
 		}
 		h.app.audit.request(r, "revocation.failed_open", outcomeFailure, fields...)
 	}

@@ -148,21 +148,21 @@ func seeOther(w http.ResponseWriter, location string) error {
 // or, failing closed, unknown because no status service answered (503).
 // All are audited with the certificate's serial and issuer, and the CA's
 // when it decided.
-func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v chainVerdict) error {
+func (h *Handler) refuseRevocation(w http.ResponseWriter, r *http.Request, se *siteEntry, v revocation.ChainVerdict) error {
 	fields := append(cardFields(se.id), zap.String("revocation_source", v.Source))
 	if v.Err != nil {
 		fields = append(fields, zap.String("revocation_error", v.Err.Error()))
 	}
-	if v.ca != nil {
-		fields = append(fields, caFields(v.ca)...)
+	if v.CA != nil {
+		fields = append(fields, caFields(v.CA)...)
 	}
 	if v.Status == revocation.StatusRevoked {
 		revokedOn := v.RevokedAt.UTC().Format("2 January 2006")
 		code, title := "certificate_revoked", "Your certificate has been revoked"
 		detail := "The certificate authority revoked this certificate on " + revokedOn + ", so it can no longer be used to sign in."
-		if v.ca != nil {
+		if v.CA != nil {
 			code, title = "ca_revoked", "Your card's certificate authority has been revoked"
-			detail = "Your certificate was issued under the certificate authority " + v.ca.Subject.CommonName + ", which was revoked on " +
+			detail = "Your certificate was issued under the certificate authority " + v.CA.Subject.CommonName + ", which was revoked on " +
 				revokedOn + ", so certificates issued under it can no longer be used to sign in."
 		}
 		h.app.metrics.request(outcomeDenied, code)
