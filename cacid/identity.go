@@ -3,7 +3,6 @@ package cacid
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"time"
 )
 
@@ -37,8 +36,9 @@ type Identity struct {
 	CardUUID string
 
 	// Fingerprint is the SHA-256 of the certificate's DER encoding, and
-	// FingerprintHex its lower-case hex form. It identifies this certificate,
-	// not the person: a holder's certificates change with every new card.
+	// FingerprintHex its lower-case hex form, the certificate's
+	// Fingerprint. It identifies this certificate, not the person: a
+	// holder's certificates change with every new card.
 	Fingerprint    [32]byte
 	FingerprintHex string
 
@@ -111,7 +111,7 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 		Email:          email,
 		CardUUID:       cardUUID,
 		Fingerprint:    fingerprint,
-		FingerprintHex: hex.EncodeToString(fingerprint[:]),
+		FingerprintHex: fingerprintHex(fingerprint),
 		Subject:        DistinguishedName(cert.RawSubject, cert.Subject),
 		Issuer:         DistinguishedName(cert.RawIssuer, cert.Issuer),
 		Serial:         serial,

@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -269,12 +267,6 @@ func adminUnlinkCard(ops *adminOps, who adminActor, w http.ResponseWriter, r *ht
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// certFingerprint is the hex SHA-256 of a certificate's DER, as cards are keyed.
-func certFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
 }
 
 // Interface guards

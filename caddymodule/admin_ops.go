@@ -59,7 +59,7 @@ func apiActor(r *http.Request) adminActor {
 		return adminActor{
 			identity:   cacid.DistinguishedName(c.RawSubject, c.Subject),
 			source:     r.RemoteAddr,
-			certSHA256: certFingerprint(c.Raw),
+			certSHA256: cacid.Fingerprint(c.Raw),
 		}
 	}
 	source := r.RemoteAddr

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/accountcsv"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
@@ -355,7 +356,7 @@ func TestAPIActor(t *testing.T) {
 	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{adminCert}}
 	r.RemoteAddr = "192.0.2.7:443"
 	a := apiActor(r)
-	if !strings.Contains(a.identity, "CN=SMITH.JANE.1234567891") || a.source != "192.0.2.7:443" || a.certSHA256 != certFingerprint(adminCert.Raw) {
+	if !strings.Contains(a.identity, "CN=SMITH.JANE.1234567891") || a.source != "192.0.2.7:443" || a.certSHA256 != cacid.Fingerprint(adminCert.Raw) {
 		t.Errorf("remote admin: %+v", a)
 	}
 	var names []string

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/internal/audit"
@@ -143,12 +141,8 @@ type App struct {
 	hasher *credential.Hasher
 	sealer *selfservice.Sealer
 
-	revocation    *revocation.Checker
-	revocationOff bool
-	// revocationIntermediates: also check the chain's CA certificates.
-	revocationIntermediates bool
-	verdicts                *expirable.LRU[string, revocation.Verdict]
-	verdictLookups          singleflight.Group
+	// revocation checks cards' chains and caches the verdicts.
+	revocation *revocation.Checker
 }
 
 // CaddyModule returns the Caddy module information.

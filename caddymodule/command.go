@@ -10,22 +10,18 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/store"
-	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cacgate",
-		Usage: "<testpki|accounts|revocation> ...",
-		Short: "Manages cacgate accounts and test certificates",
+		Usage: "<accounts|revocation> ...",
+		Short: "Manages cacgate accounts and shows revocation state",
 		Long: `
-Commands for the cacgate CAC gateway.
-
-  caddy cacgate testpki <dir>
-      Writes a complete test PKI (DoD-style root and intermediate, a
-      localhost server certificate, and test CAC certificates with .p12
-      files, password "` + testpki.DemoP12Password + `") into <dir>.
+Commands for the cacgate CAC gateway. (The test PKI generator is a
+separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
 
   caddy cacgate accounts list|search|show|create|approve|disable|enable|unlock|
                          groups add|rm|list|link|unlink|import|export ...
@@ -38,24 +34,9 @@ Commands for the cacgate CAC gateway.
       memory their indexes take, and the OCSP cache.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(testPKICommand(), accountsCommand(), revocationCommand())
+			cmd.AddCommand(accountsCommand(), revocationCommand())
 		},
 	})
-}
-
-func testPKICommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "testpki <dir>",
-		Short: "Writes a test PKI with DoD-style CAC certificates (for testing only)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := testpki.WriteDemo(args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Test PKI written to %s (see %s/README.md). .p12 password: %s\n", args[0], args[0], testpki.DemoP12Password)
-			return nil
-		},
-	}
 }
 
 // fingerprintArg accepts a card's hex SHA-256 (colons allowed, any case)
@@ -76,7 +57,7 @@ func fingerprintArg(arg string) (string, error) {
 	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
 		return "", err
 	}
-	return certFingerprint(block.Bytes), nil
+	return cacid.Fingerprint(block.Bytes), nil
 }
 
 // revocationCommand shows the running server's revocation state: there is

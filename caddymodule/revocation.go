@@ -1,17 +1,14 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -72,10 +69,6 @@ type RevocationConfig struct {
 	Intermediates bool `json:"intermediates,omitempty"`
 }
 
-// retryUnavailable bounds how long an "unavailable" verdict is reused, so a
-// responder that comes back is noticed quickly without being hammered.
-const retryUnavailable = 30 * time.Second
-
 func (a *App) provisionRevocation(ctx caddy.Context) error {
 	rc := a.Revocation
 	if rc == nil {
@@ -97,6 +90,9 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 		CRLFiles:        rc.CRLFiles,
 		FetchCRLs:       fetch,
 		RefreshInterval: time.Duration(rc.RefreshInterval),
+		CacheSize:       a.CacheSize,
+		Intermediates:   rc.Intermediates,
+		OnCheck:         a.metrics.RevocationCheck,
 		Logger:          a.logger.Named("revocation"),
 	}
 	for _, file := range rc.CRLIssuers {
@@ -116,87 +112,7 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 		return fmt.Errorf("revocation: %w", err)
 	}
 	a.revocation = checker
-	a.revocationOff = cfg.Mode == revocation.ModeOff
-	a.revocationIntermediates = rc.Intermediates
-	maxAge := time.Duration(rc.MaxCacheAge)
-	if maxAge <= 0 {
-		maxAge = time.Hour
-	}
-	a.verdicts = expirable.NewLRU[string, revocation.Verdict](a.CacheSize, nil, maxAge)
 	return nil
-}
-
-// chainVerdict is the revocation verdict on a card's certificate chain:
-// the card's own, or, when the card is good and intermediates are checked,
-// the first CA certificate's that is not good.
-type chainVerdict struct {
-	revocation.Verdict
-	// ca is the CA certificate the verdict is about; nil when it is the
-	// card's own.
-	ca *x509.Certificate
-}
-
-// revocationStatus returns the revocation verdict on chain: the card
-// (chain[0]) checked against its issuer (chain[1]) and, with intermediates
-// on, every CA certificate below the trust anchor (the chain's last
-// certificate, trusted by configuration) against its own issuer. A good
-// verdict is reusable until the earliest of the verdicts it combines.
-// fingerprint is the card's. Every certificate's verdict is cached and
-// looked up once at a time (see certStatus), so a CA's status is checked
-// once for all the cards it issued.
-func (a *App) revocationStatus(ctx context.Context, chain []*x509.Certificate, fingerprint string) chainVerdict {
-	if a.revocationOff {
-		return chainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "off"}}
-	}
-	var issuer *x509.Certificate
-	if len(chain) > 1 {
-		issuer = chain[1]
-	}
-	v := chainVerdict{Verdict: a.certStatus(ctx, chain[0], issuer, fingerprint)}
-	if v.Status != revocation.StatusGood || !a.revocationIntermediates {
-		return v
-	}
-	for i := 1; i < len(chain)-1; i++ {
-		cv := a.certStatus(ctx, chain[i], chain[i+1], certFingerprint(chain[i].Raw))
-		if cv.Status != revocation.StatusGood {
-			return chainVerdict{Verdict: cv, ca: chain[i]}
-		}
-		if !cv.ValidUntil.IsZero() && cv.ValidUntil.Before(v.ValidUntil) {
-			v.ValidUntil = cv.ValidUntil
-		}
-		if cv.FailedOpen && !v.FailedOpen {
-			v.FailedOpen, v.Err, v.ca = true, cv.Err, chain[i]
-		}
-	}
-	return v
-}
-
-// certStatus returns cert's revocation verdict, from the cache while it is
-// valid. Concurrent first checks for one certificate share one lookup. The
-// check runs detached from the request's cancellation, so a client that
-// gives up cannot leave an "unavailable" verdict behind for everyone else;
-// the checker's own timeouts bound it.
-func (a *App) certStatus(ctx context.Context, cert, issuer *x509.Certificate, fingerprint string) revocation.Verdict {
-	now := time.Now()
-	if v, ok := a.verdicts.Get(fingerprint); ok && now.Before(v.ValidUntil) {
-		return v
-	}
-	res, _, _ := a.verdictLookups.Do(fingerprint, func() (any, error) {
-		var v revocation.Verdict
-		if issuer == nil {
-			v = revocation.Verdict{Status: revocation.StatusUnavailable, Err: errors.New("the issuing CA is unknown"), ValidUntil: now.Add(retryUnavailable)}
-		} else {
-			start := time.Now()
-			v = a.revocation.Check(context.WithoutCancel(ctx), cert, issuer)
-			a.metrics.RevocationCheck(v, time.Since(start))
-		}
-		if v.ValidUntil.IsZero() {
-			v.ValidUntil = now.Add(retryUnavailable)
-		}
-		a.verdicts.Add(fingerprint, v)
-		return v, nil
-	})
-	return res.(revocation.Verdict)
 }
 
 func loadPEMCertificates(file string) ([]*x509.Certificate, error) {

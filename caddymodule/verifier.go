@@ -101,18 +101,18 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	// bound this further, and the verdict is cached for the HTTP handler.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	verdict := v.app.revocationStatus(ctx, chain, certFingerprint(leaf.Raw))
+	verdict := v.app.revocation.CheckChain(ctx, chain)
 	if verdict.Status == revocation.StatusGood {
 		return nil
 	}
 	var caAudit []zap.Field
 	whose := "certificate"
-	if verdict.ca != nil {
-		caAudit = audit.CA(verdict.ca)
-		whose = fmt.Sprintf("issuing CA %q", verdict.ca.Subject.CommonName)
+	if verdict.CA != nil {
+		caAudit = audit.CA(verdict.CA)
+		whose = fmt.Sprintf("issuing CA %q", verdict.CA.Subject.CommonName)
 	}
 	switch {
-	case verdict.Status == revocation.StatusRevoked && verdict.ca != nil:
+	case verdict.Status == revocation.StatusRevoked && verdict.CA != nil:
 		return v.refuse(leaf, "ca_revoked", fmt.Errorf("%s revoked", whose), caAudit...)
 	case verdict.Status == revocation.StatusRevoked:
 		return v.refuse(leaf, "certificate_revoked", errors.New("certificate revoked"))

@@ -98,23 +98,6 @@ func TestListModules(t *testing.T) {
 	}
 }
 
-func TestTestPKICommand(t *testing.T) {
-	dir := t.TempDir()
-	out, err := caddy(t, dir, "cacgate", "testpki", filepath.Join(dir, "pki"))
-	if err != nil {
-		t.Fatalf("caddy cacgate testpki: %v\n%s", err, out)
-	}
-	for _, f := range []string{"root.pem", "intermediate.pem", "server.pem", "server-key.pem", "rogue-root.pem", "manifest.json", "README.md",
-		"cards/doe.john.quincy.pem", "cards/doe.john.quincy-key.pem", "cards/doe.john.quincy.p12", "cards/expired.edward.pem"} {
-		if _, err := os.Stat(filepath.Join(dir, "pki", f)); err != nil {
-			t.Errorf("testpki did not write %s", f)
-		}
-	}
-	if out, err := caddy(t, dir, "cacgate", "testpki"); err == nil {
-		t.Errorf("testpki without a directory succeeded:\n%s", out)
-	}
-}
-
 // demo is the repository's demo Caddyfile running from a temporary copy,
 // with its ports moved to free ones.
 type demo struct {

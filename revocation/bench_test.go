@@ -15,8 +15,9 @@ import (
 	"golang.org/x/crypto/ocsp"
 )
 
-// BenchmarkCheckCached is what a caller pays when its own verdict cache
-// expires and the OCSP verdict is still cached here.
+// BenchmarkCheckCached is Check answering from its OCSP cache: what a
+// caller of Check pays, and what CheckChain pays for a certificate its
+// verdict cache has evicted.
 func BenchmarkCheckCached(b *testing.B) {
 	pki := newTestPKI(b)
 	responder := newTestResponder(b, pki.ca)
@@ -34,6 +35,35 @@ func BenchmarkCheckCached(b *testing.B) {
 	}
 	if n := responder.requests.Load(); n != 1 {
 		b.Fatalf("%d OCSP requests, want 1", n)
+	}
+}
+
+// BenchmarkCheckChainCached is CheckChain answering from its verdict
+// cache, intermediates on: a fingerprint and a cache lookup per
+// certificate checked.
+func BenchmarkCheckChainCached(b *testing.B) {
+	pki := newTestPKI(b)
+	responder := newTestResponder(b, pki.ca)
+	leaf := pki.ca.issueLeaf(b, leafOptions{ocsp: []string{responder.url()}})
+	responder.set(leaf.SerialNumber, ocsp.Good)
+	// The responder answers for the issuing CA's certificates only, so the
+	// CA's own status fails open: a verdict cached like any other.
+	c := newChecker(b, Config{Mode: ModeOCSP, OCSPResponder: responder.url(), Intermediates: true, FailOpen: true, Logger: zap.NewNop()})
+	ctx := context.Background()
+	chain := []*x509.Certificate{leaf, pki.ca.cert, pki.root.cert}
+	if v := c.CheckChain(ctx, chain); v.Status != StatusGood {
+		b.Fatal(v.Err)
+	}
+	requests := responder.requests.Load()
+
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := c.CheckChain(ctx, chain); v.Status != StatusGood {
+			b.Fatal(v.Err)
+		}
+	}
+	if n := responder.requests.Load(); n != requests {
+		b.Fatalf("%d OCSP requests while cached, want none", n-requests)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/patrickmn/go-cache"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -16,7 +17,7 @@ import (
 
 // Checker checks certificates for revocation. It is safe for concurrent
 // use. Build it with New, then call Start to load CRLs and keep them fresh;
-// Check works before Start, but only with OCSP.
+// Check and CheckChain work before Start, but only with OCSP.
 type Checker struct {
 	cfg    Config
 	logger *zap.Logger
@@ -25,7 +26,13 @@ type Checker struct {
 	issuers *issuerRegistry
 	crls    *crlStore
 
-	ocspVerdicts   *cache.Cache // Verdict by certificate key
+	// verdicts is CheckChain's cache: Verdict by cacid.Fingerprint of the
+	// certificate, nil with ModeOff. See the package documentation for
+	// why each cache is the kind it is.
+	verdicts      *expirable.LRU[string, Verdict]
+	verdictFlight singleflight.Group
+
+	ocspVerdicts   *cache.Cache // Verdict by certificate key (issuer ID + serial)
 	ocspFailures   *cache.Cache // error by certificate key
 	ocspFlight     singleflight.Group
 	ocspSlots      chan struct{}
@@ -61,6 +68,9 @@ func New(cfg Config) (*Checker, error) {
 		stopped:      make(chan struct{}),
 	}
 	c.ocspFailureLog.lastWarn = make(map[string]time.Time)
+	if cfg.Mode != ModeOff {
+		c.verdicts = expirable.NewLRU[string, Verdict](cfg.CacheSize, nil, cfg.MaxCacheAge)
+	}
 	switch cfg.Mode {
 	case ModeOCSPThenCRL:
 		c.order = []source{sourceOCSP, sourceCRL}

@@ -120,6 +120,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{Config{Mode: ModeCRL}, "needs crl files or crl fetching"},
 		{Config{CRLFiles: []string{""}}, "crl file 1 is empty"},
 		{Config{CRLIssuers: []*x509.Certificate{nil}}, "crl issuer 1 is nil"},
+		{Config{CacheSize: -1}, "cache size must not be negative"},
 	}
 	for _, tc := range cases {
 		_, err := New(tc.cfg)
@@ -135,7 +136,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	got := c.cfg
 	if got.Mode != ModeOCSPThenCRL || got.OCSPTimeout != 5*time.Second || got.CRLTimeout != 30*time.Second ||
 		got.ClockSkew != 5*time.Minute || got.MaxCacheAge != time.Hour || got.RefreshInterval != time.Minute ||
-		got.HTTPClient == nil || got.Logger == nil || got.Now == nil || got.FailOpen {
+		got.CacheSize != 10000 || got.HTTPClient == nil || got.Logger == nil || got.Now == nil || got.FailOpen || got.Intermediates {
 		t.Errorf("defaults: %+v", got)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

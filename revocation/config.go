@@ -52,6 +52,9 @@ type Config struct {
 	// MaxCacheAge bounds how long any verdict may be reused, however far
 	// away nextUpdate is; default 1h, minimum 1m.
 	MaxCacheAge time.Duration
+	// CacheSize bounds the number of certificates whose verdict CheckChain
+	// keeps (the least recently used go first); default 10000.
+	CacheSize int
 
 	// CRLFiles are CRL files (DER or PEM, any name) and directories, of
 	// which every *.crl and *.pem file is read.
@@ -67,6 +70,17 @@ type Config struct {
 	// RefreshInterval is how often CRL files are checked for changes;
 	// default 1m.
 	RefreshInterval time.Duration
+
+	// Intermediates makes CheckChain also check every CA certificate
+	// between the card and the trust anchor (DoD: the issuing DOD ID CA,
+	// on the root's CRL), with the same sources, cache and failure policy
+	// as the card.
+	Intermediates bool
+	// OnCheck, when set, is called after every check CheckChain makes (not
+	// for verdicts it serves from its cache, nor for chains with no known
+	// issuer) with the verdict and how long the check took: the hook for
+	// metrics. It is called synchronously and must not block.
+	OnCheck func(v Verdict, elapsed time.Duration)
 
 	// HTTPClient makes OCSP and CRL requests; nil means a client that
 	// ignores proxy environment variables. Timeouts come from the request
@@ -85,6 +99,7 @@ const (
 	defaultMaxCacheAge     = time.Hour
 	minMaxCacheAge         = time.Minute
 	defaultRefreshInterval = time.Minute
+	defaultCacheSize       = 10000
 )
 
 // withDefaults validates cfg and fills in its defaults. The caller's slices
@@ -121,6 +136,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxCacheAge > 0 && cfg.MaxCacheAge < minMaxCacheAge {
 		errs = append(errs, fmt.Errorf("max cache age must be at least %v, got %v", minMaxCacheAge, cfg.MaxCacheAge))
+	}
+	switch {
+	case cfg.CacheSize < 0:
+		errs = append(errs, fmt.Errorf("cache size must not be negative, got %d", cfg.CacheSize))
+	case cfg.CacheSize == 0:
+		cfg.CacheSize = defaultCacheSize
 	}
 
 	if cfg.OCSPResponder != "" && !isHTTPURL(cfg.OCSPResponder) {

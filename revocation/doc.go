@@ -26,7 +26,47 @@
 //     CA certificates, and those limited to CA certificates
 //     (onlyContainsCACerts, authority revocation lists) only for them.
 //
-// Check then costs a cache lookup or a binary search.
+// Check then costs a cache lookup or a binary search. CheckChain, what a
+// gateway calls for every new client certificate, checks a whole verified
+// chain (the card and, with Config.Intermediates, its CA certificates) and
+// keeps each certificate's verdict, so that a certificate seen before costs
+// a fingerprint and one cache lookup per certificate checked, whatever the
+// sources and the failure policy decided.
+//
+// # Caches
+//
+// One cache library per kind of cache: a bounded LRU where clients add
+// entries at will (github.com/hashicorp/golang-lru/v2), a TTL map where
+// every entry has a lifetime of its own and costs a responder round trip
+// (github.com/patrickmn/go-cache).
+//
+//   - Verdicts (CheckChain): the final verdict per certificate, keyed by
+//     its fingerprint (cacid.Fingerprint), reused until its ValidUntil; a
+//     bounded expirable LRU (golang-lru's expirable package) of CacheSize
+//     entries, each dropped MaxCacheAge after it was stored. Bounded
+//     because every certificate a client presents adds an entry, at the
+//     cost of a handshake: millions of cards chain to the DoD roots, and a
+//     certificate whose issuer is unknown is cached too (unavailable, for
+//     the retry interval).
+//   - OCSP responses and OCSP failures (Check): OCSP's answer per
+//     certificate, keyed by issuing CA and serial number, kept until the
+//     response's nextUpdate (at most MaxCacheAge), a failure for the retry
+//     interval; go-cache TTL maps, whose janitor drops expired entries
+//     every minute. They need a lifetime per entry, and every entry cost a
+//     responder round trip (at most 32 run at a time) for a certificate
+//     given with its verified issuer, so they grow no faster than the
+//     responder answers and empty themselves within MaxCacheAge.
+//
+// The OCSP caches are not merged into the verdict cache: that would change
+// when responders are asked. They belong to Check, which callers may use
+// without CheckChain, and hold OCSP's answer alone: a failing responder is
+// not asked about a certificate again for the retry interval while the
+// CRL answers in its place, and a CRL loaded or refreshed meanwhile is
+// searched by the next Check at once. The verdict cache holds what all
+// sources and the failure policy made of a certificate, for CheckChain,
+// and evicts the least recently used certificate when full, which the OCSP
+// caches never do. CRLs are not cached: each is parsed once into an index
+// that Check searches.
 //
 // # Failure policy
 //

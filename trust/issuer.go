@@ -16,7 +16,7 @@ import (
 // everywhere.
 type IssuerPattern struct {
 	dn     string // normalized; empty for a hash pattern
-	hash   [sha256.Size]byte
+	hash   string // the CA's cacid.Fingerprint; empty for a name pattern
 	isHash bool
 }
 
@@ -24,7 +24,7 @@ type IssuerPattern struct {
 func ParseIssuer(s string) (IssuerPattern, error) {
 	s = strings.TrimSpace(s)
 	if h, err := hex.DecodeString(strings.ReplaceAll(s, ":", "")); err == nil && len(h) == sha256.Size {
-		return IssuerPattern{hash: [sha256.Size]byte(h), isHash: true}, nil
+		return IssuerPattern{hash: hex.EncodeToString(h), isHash: true}, nil
 	}
 	if strings.HasPrefix(s, "/") {
 		return IssuerPattern{}, fmt.Errorf("%q is in OpenSSL's /C=.../CN=... form: give the name as `openssl x509 -noout -issuer -nameopt RFC2253` prints it, or the CA's SHA-256", s)
@@ -79,11 +79,12 @@ func (p IssuerPattern) DN() string { return p.dn }
 
 // Match reports whether a card whose issuer name is issuerDN (as
 // cacid.DistinguishedName prints it) and whose verified issuing CA
-// certificate hashes to caSHA256 (nil when no verified chain is at hand)
-// is from this CA. A hash pattern never matches without the hash.
-func (p IssuerPattern) Match(issuerDN string, caSHA256 *[sha256.Size]byte) bool {
+// certificate's fingerprint is caFingerprint (cacid.Fingerprint; "" when
+// no verified chain is at hand) is from this CA. A hash pattern never
+// matches without the fingerprint.
+func (p IssuerPattern) Match(issuerDN, caFingerprint string) bool {
 	if p.isHash {
-		return caSHA256 != nil && *caSHA256 == p.hash
+		return caFingerprint != "" && caFingerprint == p.hash
 	}
 	return strings.EqualFold(normalizeDN(issuerDN), p.dn)
 }

@@ -6,7 +6,6 @@
 package trust
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
@@ -64,7 +63,7 @@ type Policy struct {
 	MaxChainDepth int
 
 	issuerDNs    []string
-	issuerHashes [][sha256.Size]byte
+	issuerHashes []string // cacid.Fingerprint of allowed CA certificates
 	policies     []asn1.ObjectIdentifier
 	ekus         []requiredEKU
 }
@@ -274,9 +273,9 @@ func (p *Policy) issuerAllowed(leaf, issuer *x509.Certificate) bool {
 		}
 	}
 	if issuer != nil && len(p.issuerHashes) > 0 {
-		sum := sha256.Sum256(issuer.Raw)
+		fingerprint := cacid.Fingerprint(issuer.Raw)
 		for _, want := range p.issuerHashes {
-			if sum == want {
+			if fingerprint == want {
 				return true
 			}
 		}

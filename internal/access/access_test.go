@@ -24,7 +24,7 @@ var (
 		Categories:   []string{"Active Army", "DA Civilian"},
 		Groups:       []string{"ops", "ops-admins"},
 		IssuerDN:     caDN,
-		IssuerSHA256: &caSum,
+		IssuerSHA256: hexSum(caSum),
 		Policies:     []asn1.ObjectIdentifier{oidMedium},
 	}
 )
@@ -80,7 +80,7 @@ func TestEveryKind(t *testing.T) {
 		{"issuer hash", r("allow", KindIssuer, hexSum(caSum)), &armyCardHolder, true},
 		{"issuer hash with colons", r("allow", KindIssuer, colons(hexSum(caSum))), &armyCardHolder, true},
 		{"issuer hash other", r("allow", KindIssuer, hexSum(otherCASum)), &armyCardHolder, false},
-		{"issuer hash without verified CA", r("allow", KindIssuer, hexSum(caSum)), with(armyCardHolder, func(f *Facts) { f.IssuerSHA256 = nil }), false},
+		{"issuer hash without verified CA", r("allow", KindIssuer, hexSum(caSum)), with(armyCardHolder, func(f *Facts) { f.IssuerSHA256 = "" }), false},
 		{"policy", r("allow", KindPolicy, "2.16.840.1.101.3.2.1.3.13", "2.16.840.1.101.2.1.11.42"), &armyCardHolder, true},
 		{"policy is exact", r("allow", KindPolicy, "2.16.840.1.101.2.1.11.420"), &armyCardHolder, false},
 		{"policy prefix is not a match", r("allow", KindPolicy, "2.16.840.1.101.2.1.11"), &armyCardHolder, false},
@@ -198,7 +198,7 @@ func TestAllowIsOrRequireIsAnd(t *testing.T) {
 
 func TestPasswordSignInCannotMeetCertificateRules(t *testing.T) {
 	password := with(armyCardHolder, func(f *Facts) {
-		f.Card, f.CardEDIPI, f.IssuerDN, f.IssuerSHA256, f.Policies = false, "", "", nil, nil
+		f.Card, f.CardEDIPI, f.IssuerDN, f.IssuerSHA256, f.Policies = false, "", "", "", nil
 	})
 	// Even with the issuer facts left in place, no card means no match.
 	stale := with(armyCardHolder, func(f *Facts) { f.Card = false })

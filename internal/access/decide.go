@@ -1,7 +1,6 @@
 package access
 
 import (
-	"crypto/sha256"
 	"encoding/asn1"
 	"strings"
 )
@@ -23,10 +22,10 @@ type Facts struct {
 	Groups      []string // access groups of the account
 
 	// IssuerDN is the card's issuer name (as cacid.DistinguishedName
-	// prints it); IssuerSHA256 the verified issuing CA certificate's hash,
-	// nil when no verified chain is at hand.
+	// prints it); IssuerSHA256 the verified issuing CA certificate's
+	// fingerprint (cacid.Fingerprint), "" when no verified chain is at hand.
 	IssuerDN     string
-	IssuerSHA256 *[sha256.Size]byte
+	IssuerSHA256 string
 	// Policies are the certificate policy OIDs of the card.
 	Policies []asn1.ObjectIdentifier
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -293,8 +292,7 @@ func accessFacts(se *SiteEntry, card *Entry) *access.Facts {
 		}
 		f.IssuerDN = se.Cert.Issuer
 		if se.Cert.IssuerCert != nil {
-			sum := issuerDigest(se.Cert.IssuerCert)
-			f.IssuerSHA256 = &sum
+			f.IssuerSHA256 = cacid.Fingerprint(se.Cert.IssuerCert.Raw)
 		}
 		if se.Cert.Leaf != nil {
 			f.Policies = se.Cert.Leaf.PolicyIdentifiers
@@ -468,7 +466,3 @@ func hostOnly(hostport string) string {
 func derKey(der []byte) string {
 	return unsafe.String(unsafe.SliceData(der), len(der))
 }
-
-// issuerDigest is the SHA-256 of the issuing CA's certificate, which
-// access rules may name instead of its distinguished name.
-func issuerDigest(issuer *x509.Certificate) [32]byte { return sha256.Sum256(issuer.Raw) }

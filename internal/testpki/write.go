@@ -2,10 +2,8 @@ package testpki
 
 import (
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/cacgate/cacgate/cacid"
 )
 
 // File modes of the written files. Keys are private to the owner even
@@ -142,13 +142,12 @@ type ManifestCard struct {
 func (p *PKI) manifestJSON() ([]byte, error) {
 	m := Manifest{Cards: make([]ManifestCard, 0, len(p.Cards))}
 	for _, card := range p.Cards {
-		fingerprint := sha256.Sum256(card.Cert.Raw)
 		m.Cards = append(m.Cards, ManifestCard{
 			Name:        card.Name,
 			Description: card.Description,
 			EDIPI:       card.EDIPI,
 			Subject:     subjectString(card.Cert),
-			SHA256:      hex.EncodeToString(fingerprint[:]),
+			SHA256:      cacid.Fingerprint(card.Cert.Raw),
 			NotAfter:    card.Cert.NotAfter.UTC(),
 		})
 	}

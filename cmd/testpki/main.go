@@ -1,0 +1,53 @@
+// Command testpki writes a complete test PKI into a directory: DoD-style
+// root and intermediate CAs, a localhost server certificate, and test CAC
+// certificates with .p12 files. FOR TESTING ONLY: every private key it
+// writes is meant to be public.
+//
+//	go run ./cmd/testpki <dir>
+//
+// It is a program of its own, not a subcommand of the gateway's caddy
+// binary, so the production binary does not carry the test-PKI generator.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cacgate/cacgate/internal/testpki"
+)
+
+const usage = "usage: go run ./cmd/testpki <dir>\n\n" +
+	"Writes a complete test PKI (DoD-style root and intermediate, a localhost\n" +
+	"server certificate, and test CAC certificates with .p12 files, password\n" +
+	"\"" + testpki.DemoP12Password + "\") into <dir>. For testing only.\n"
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "testpki:", err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprint(os.Stderr, "\n"+usage)
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("want exactly one argument, the directory to write")
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		_, err := fmt.Fprint(stdout, usage)
+		return err
+	}
+	if len(args) != 1 || args[0] == "" {
+		return errUsage
+	}
+	dir := args[0]
+	if err := testpki.WriteDemo(dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Test PKI written to %s (see %s/README.md). .p12 password: %s\n", dir, dir, testpki.DemoP12Password)
+	return nil
+}
