@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"go.uber.org/zap"
+
 	"github.com/cacgate/cacgate/internal/access"
 )
 
@@ -25,9 +27,11 @@ func withAccessRules(tb testing.TB, p *hotPath) {
 		{Effect: "deny", Kind: "group", Values: []string{"suspended"}},
 		{Effect: "deny", Kind: "edipi_file", Values: []string{banned}},
 	}
-	if err := p.h.provisionAccess(); err != nil {
+	// Provisioned again, as a config with these rules would be.
+	if err := p.h.provision(p.ctx, p.h.app); err != nil {
 		tb.Fatal(err)
 	}
+	p.h.logger = zap.NewNop()
 	tb.Cleanup(func() { p.h.Cleanup() })
 	w := httptest.NewRecorder()
 	if err := p.h.ServeHTTP(w, p.replay.next(), p.next); err != nil || w.Code != http.StatusOK {
@@ -49,10 +53,10 @@ func BenchmarkHotPathAccessRules(b *testing.B) {
 	}
 }
 
-// TestAccessDecisionIsCached: with rules, an admitted request allocates no
-// more than one without, and a cached decision survives until the card
-// entry changes.
-func TestAccessDecisionIsCached(t *testing.T) {
+// TestAccessRulesCostNoAllocation: with rules, an admitted request
+// allocates no more than one without (the decision is cached; see the
+// gateway package's tests).
+func TestAccessRulesCostNoAllocation(t *testing.T) {
 	p := newHotPath(t, "crl")
 	w := &discardWriter{h: http.Header{}}
 	serve := func() {
@@ -65,30 +69,5 @@ func TestAccessDecisionIsCached(t *testing.T) {
 	with := testing.AllocsPerRun(200, serve)
 	if with > without {
 		t.Errorf("admitted request: %v allocations with access rules, %v without", with, without)
-	}
-	se, ok := p.h.sites.Get(derKey(p.req.TLS.PeerCertificates[0].Raw))
-	if !ok || se.access.Load() == nil || !se.access.Load().decision.Allowed {
-		t.Fatal("no cached admitting decision in the site entry")
-	}
-	v := se.access.Load()
-	serve()
-	if se.access.Load() != v {
-		t.Error("the cached decision was rebuilt for an unchanged card entry")
-	}
-}
-
-// BenchmarkCheckAccessCached is the access check alone on the hot path: a
-// cached admitting decision (the whole cost rules add to a request).
-func BenchmarkCheckAccessCached(b *testing.B) {
-	p := newHotPath(b, "off")
-	withAccessRules(b, p)
-	se, _ := p.h.sites.Get(derKey(p.req.TLS.PeerCertificates[0].Raw))
-	card := se.card.Load()
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if done, _ := p.h.checkAccess(w, p.req, se, card); done {
-			b.Fatal("refused")
-		}
 	}
 }

@@ -403,7 +403,7 @@ func TestAccessProvisionErrors(t *testing.T) {
 		{access.Rule{Effect: "allow", Kind: "rank", Values: []string{"O-6"}}, `unknown kind "rank"`},
 	} {
 		h := &Handler{Access: []access.Rule{tc.rule}}
-		err := h.provisionAccess()
+		_, err := h.provisionAccess()
 		h.Cleanup()
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "access rule 1") {
 			t.Errorf("%v: error %v, want %q", tc.rule, err, tc.want)
@@ -499,12 +499,17 @@ func TestAccessListsSharedAcrossBlocks(t *testing.T) {
 	}
 	rules := []access.Rule{{Effect: "deny", Kind: "edipi_file", Values: []string{path}}}
 	a, b := &Handler{Access: rules}, &Handler{Access: rules}
-	for _, h := range []*Handler{a, b} {
-		if err := h.provisionAccess(); err != nil {
+	var pa, pb *access.Policy
+	for _, x := range []struct {
+		h *Handler
+		p **access.Policy
+	}{{a, &pa}, {b, &pb}} {
+		var err error
+		if *x.p, err = x.h.provisionAccess(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a.accessPolicy.Lists()[0] != b.accessPolicy.Lists()[0] {
+	if pa.Lists()[0] != pb.Lists()[0] {
 		t.Fatal("two blocks naming one file hold two lists")
 	}
 	if refs, ok := accessLists.References(path); !ok || refs != 2 {
@@ -517,13 +522,13 @@ func TestAccessListsSharedAcrossBlocks(t *testing.T) {
 	mt := time.Now().Add(time.Second)
 	os.Chtimes(path, mt, mt)
 	c := &Handler{Access: rules}
-	err := c.provisionAccess()
+	_, err := c.provisionAccess()
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("a new block on a broken file: %v", err)
 	}
 	c.Cleanup() // as Caddy does after a failed Provision
 	// The running blocks keep the list they had.
-	if !a.accessPolicy.Lists()[0].Contains("1234567890") {
+	if !pa.Lists()[0].Contains("1234567890") {
 		t.Fatal("the old list was dropped")
 	}
 

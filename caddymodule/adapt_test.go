@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/cacgate/cacgate/internal/gateway"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden adapt files with the current output (review the diff!)")
@@ -225,7 +227,7 @@ func TestProvisionRejectsBadHeaderConfig(t *testing.T) {
 	if err := h.provisionHeaders(); err != nil {
 		t.Fatal(err)
 	}
-	if h.headerNames[fieldUser] != "X-Forwarded-User" || h.headerNames[fieldEmail] != "" {
+	if h.headerNames[gateway.FieldUser] != "X-Forwarded-User" || h.headerNames[gateway.FieldEmail] != "" {
 		t.Errorf("header names %q", h.headerNames)
 	}
 	// The defaults are stripped even when renamed or disabled.

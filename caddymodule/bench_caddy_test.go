@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -251,8 +252,8 @@ https://localhost:%[7]d {
 			env.identity[name] = v
 		}
 	}
-	if len(env.identity) != int(numFields)+1 {
-		b.Fatalf("warm-up request carried %d identity headers, want %d", len(env.identity), numFields+1)
+	if len(env.identity) != int(gateway.NumFields)+1 {
+		b.Fatalf("warm-up request carried %d identity headers, want %d", len(env.identity), gateway.NumFields+1)
 	}
 	return env
 }

@@ -25,6 +25,7 @@ import (
 // hotPath is a handler wired to a real app (SQLite store in a temp dir) and
 // a request for an enrolled card with a valid consent cookie.
 type hotPath struct {
+	ctx  caddy.Context
 	h    *Handler
 	req  *http.Request
 	next caddyhttp.Handler
@@ -136,7 +137,7 @@ func newHotPath(tb testing.TB, revocationMode string) *hotPath {
 	req = req.WithContext(rctx)
 	req = req.WithContext(context.WithValue(rctx, caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(req)))
 
-	p := &hotPath{h: h, req: req, ocsp: responder, next: caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }), replay: newReplay(req)}
+	p := &hotPath{ctx: ctx, h: h, req: req, ocsp: responder, next: caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }), replay: newReplay(req)}
 	// The first request fills the caches (database lookup, assertion).
 	w := httptest.NewRecorder()
 	if err := h.ServeHTTP(w, p.replay.next(), p.next); err != nil || w.Code != http.StatusOK {

@@ -115,6 +115,9 @@ func (c *Core) cachedEntry(key string, build func(epoch uint64, now time.Time) (
 			c.cfg.Metrics.CacheHit.Inc()
 			return e, nil
 		}
+		if c.beforeLookup != nil {
+			c.beforeLookup()
+		}
 		v, err, _ := c.lookups.Do(key, func() (any, error) {
 			c.cfg.Metrics.CacheMiss.Inc()
 			gen := c.changeGen.Load()

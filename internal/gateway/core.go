@@ -61,6 +61,10 @@ type Core struct {
 	epoch atomic.Uint64
 	// changeGen counts changes announced by other nodes; see keep.
 	changeGen atomic.Uint64
+
+	// beforeLookup, when set (by tests), runs as a request is about to
+	// join or start a card's build.
+	beforeLookup func()
 }
 
 // New returns a Core for cfg.
