@@ -252,6 +252,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		}
 		request_header X-From-Placeholder "{http.auth.user.id}/{http.auth.user.edipi}"
 		reverse_proxy %[7]s
+		%[16]s
 	}
 
 	https://localhost:%[8]d {
@@ -291,7 +292,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 			g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
 					required_policies 2.16.840.1.101.2.1.11.42
 					revocation on
-				}`))
+				}`), mainSiteExtra(mainExtra))
 
 		adapter := caddyconfig.GetAdapter("caddyfile")
 		cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
@@ -323,6 +324,17 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		}
 	})
 	return g
+}
+
+// mainSiteExtra is what the main site gets besides its cacgate block: a
+// handle_errors route when the block hands refusals to it.
+func mainSiteExtra(mainExtra string) string {
+	if !strings.Contains(mainExtra, "refusals handle_errors") {
+		return ""
+	}
+	return `handle_errors {
+			respond "restyled {http.error.message}: {cacgate.refusal.title} ({cacgate.refusal.detail})" {http.error.status_code}
+		}`
 }
 
 // client returns an HTTP client presenting c (nil: no certificate) that
