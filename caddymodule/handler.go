@@ -311,6 +311,12 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// One path for everyone: the gateway, Caddy's matchers and the
+	// backend must not read the request's path in different ways.
+	if d := gateway.CheckPath(r); d.Outcome != gateway.Admitted {
+		stripIdentityHeaders(r.Header, h.stripNames)
+		return h.answer(w, r, d)
+	}
 	if strings.HasPrefix(r.URL.Path, ui.Prefix) {
 		return h.serveGatewayPage(w, r)
 	}

@@ -126,9 +126,9 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 func (v *Verifier) refuse(leaf *x509.Certificate, code string, err error, extra ...zap.Field) error {
 	v.app.audit.Write("access.denied", audit.Failure, append([]zap.Field{
 		zap.String("reason", code), zap.String("stage", "tls_handshake"),
-		zap.String("cert_subject", cacid.DistinguishedName(leaf.RawSubject, leaf.Subject)),
-		zap.String("cert_serial", leaf.SerialNumber.Text(16)),
-		zap.String("cert_issuer", cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer)),
+		audit.Text("cert_subject", cacid.DistinguishedName(leaf.RawSubject, leaf.Subject)),
+		audit.Text("cert_serial", leaf.SerialNumber.Text(16)),
+		audit.Text("cert_issuer", cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer)),
 	}, extra...)...)
 	return fmt.Errorf("cacgate: %s: %w", code, err)
 }

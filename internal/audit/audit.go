@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -105,6 +106,28 @@ func AccountEvent(event string) bool {
 	return false
 }
 
+// MaxText bounds a text field that a client chose (certificate names,
+// paths): an audit line per refused request must not carry kilobytes an
+// attacker picked.
+const MaxText = 256
+
+// Text is a client-chosen text field, cut to MaxText bytes (at a UTF-8
+// boundary) and marked with a trailing "…[truncated]" when cut.
+func Text(key, val string) zap.Field {
+	return zap.String(key, clip(val))
+}
+
+func clip(s string) string {
+	if len(s) <= MaxText {
+		return s
+	}
+	cut := MaxText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…[truncated]"
+}
+
 // Card identifies a card holder without any secret.
 func Card(id *cacid.Identity) []zap.Field {
 	if id == nil {
@@ -112,9 +135,9 @@ func Card(id *cacid.Identity) []zap.Field {
 	}
 	return []zap.Field{
 		zap.String("edipi", id.EDIPI),
-		zap.String("cert_subject", id.Subject),
-		zap.String("cert_serial", id.Serial),
-		zap.String("cert_issuer", id.Issuer),
+		Text("cert_subject", id.Subject),
+		Text("cert_serial", id.Serial),
+		Text("cert_issuer", id.Issuer),
 		zap.String("cert_sha256", id.FingerprintHex),
 	}
 }
@@ -123,8 +146,8 @@ func Card(id *cacid.Identity) []zap.Field {
 // verdict.
 func CA(ca *x509.Certificate) []zap.Field {
 	return []zap.Field{
-		zap.String("ca_subject", cacid.DistinguishedName(ca.RawSubject, ca.Subject)),
-		zap.String("ca_serial", ca.SerialNumber.Text(16)),
+		Text("ca_subject", cacid.DistinguishedName(ca.RawSubject, ca.Subject)),
+		Text("ca_serial", ca.SerialNumber.Text(16)),
 		zap.String("ca_sha256", cacid.Fingerprint(ca.Raw)),
 	}
 }

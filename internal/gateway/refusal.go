@@ -84,6 +84,17 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 		return Refusal{Problem: p}
 	case AccessDenied:
 		return s.refuseAccess(r, d)
+	case AmbiguousPath:
+		m.Request(metrics.Denied, "ambiguous_path")
+		s.core.cfg.Audit.Request(r, "access.denied", audit.Failure, zap.String("reason", "ambiguous_path"),
+			zap.String("path_problem", d.Rejection.Code), audit.Text("raw_path", r.URL.EscapedPath()))
+		return Refusal{Problem: ui.Problem{
+			Status:  http.StatusBadRequest,
+			Code:    "ambiguous_path",
+			Title:   "This address cannot be used",
+			Detail:  "The address holds encoded slashes or dots, empty or dot segments, or other forms that servers read in different ways, so this site does not serve it. Use the link or address the site gave you.",
+			Contact: s.cfg.Contact,
+		}}
 	}
 	// Admitted is not a refusal: fail closed all the same.
 	return s.storeUnavailable(r, errors.New("gateway: Refuse called for an admitted request"))
@@ -115,8 +126,8 @@ func (s *Site) refuseCertificate(r *http.Request, d Decision) Refusal {
 		fields = append(fields, audit.Card(d.Site.ID)...)
 	} else if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		c := r.TLS.PeerCertificates[0]
-		fields = append(fields, zap.String("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
-			zap.String("cert_serial", c.SerialNumber.Text(16)), zap.String("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
+		fields = append(fields, audit.Text("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
+			audit.Text("cert_serial", c.SerialNumber.Text(16)), audit.Text("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
 	}
 	s.core.cfg.Audit.Request(r, "access.denied", audit.Failure, fields...)
 	return Refusal{Problem: ui.Problem{

@@ -132,6 +132,9 @@ const (
 	AccountInactive
 	// AccessDenied: the site's access rules refuse the account (Access).
 	AccessDenied
+	// AmbiguousPath: the path as sent is not canonical (Rejection.Code
+	// says how); see NonCanonicalPath.
+	AmbiguousPath
 )
 
 // Decision is the gateway's verdict on a request.
@@ -144,6 +147,16 @@ type Decision struct {
 	Rejection *trust.Rejection
 	Access    *access.Decision
 	Err       error
+}
+
+// CheckPath refuses a request whose path, as the client sent it, could
+// mean another page to the backend than to the gateway and Caddy's
+// matchers (see NonCanonicalPath). Admitted when it is canonical.
+func CheckPath(r *http.Request) Decision {
+	if reason := NonCanonicalPath(r.URL.EscapedPath()); reason != "" {
+		return Decision{Outcome: AmbiguousPath, Rejection: &trust.Rejection{Code: reason}}
+	}
+	return Decision{Outcome: Admitted}
 }
 
 // Gate runs every check that comes before the banner: the certificate, its
