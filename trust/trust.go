@@ -164,30 +164,54 @@ func (p *Policy) Verify(leaf *x509.Certificate, intermediates []*x509.Certificat
 	if p.Roots == nil {
 		return nil, &Rejection{CodeNotVerified, "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
+	if len(intermediates) > MaxIntermediates {
+		// Path building tries every candidate issuer a client sends, so
+		// dozens of look-alike CA certificates cost seconds of CPU per
+		// handshake. DoD chains have one or two CAs below the root.
+		return nil, &Rejection{CodeUntrusted, "Your browser sent more certificate authority certificates than a CAC chain has, so this site did not try to verify them."}
+	}
 	pool := x509.NewCertPool()
 	for _, c := range intermediates {
 		pool.AddCert(c)
 	}
-	opts := x509.VerifyOptions{
+	// One path search, for any usage; the usage is judged on the chains
+	// it found, so a refusal can say whether usage was the only problem
+	// without searching a second time.
+	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         p.Roots,
 		Intermediates: pool,
 		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	chains, err := leaf.Verify(opts)
-	if err == nil {
-		return chains[0], nil
-	}
-	// Is usage the only reason? Then say so rather than "untrusted".
-	opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
-	chains, anyErr := leaf.Verify(opts)
-	if anyErr != nil {
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
 		return nil, &Rejection{CodeUntrusted, "Your certificate was not issued by a certificate authority this site trusts. Use your CAC's authentication (PIV/ID) certificate, not an email or third-party certificate."}
+	}
+	for _, chain := range chains {
+		if chainAllowsClientAuth(chain) {
+			return chain, nil
+		}
 	}
 	if !allowsClientAuth(leaf) {
 		return chains[0], nil // Check refuses it, with the card's own reason
 	}
 	return nil, &Rejection{CodeUsage, "Your certificate was issued by a certificate authority that is not allowed to issue certificates for signing in (its extended key usage excludes client authentication). Use your CAC's authentication (PIV/ID) certificate."}
+}
+
+// MaxIntermediates is the most CA certificates a client may send with its
+// certificate for Verify to consider (a DoD chain sends one or two).
+const MaxIntermediates = 4
+
+// chainAllowsClientAuth applies crypto/x509's extended key usage nesting to
+// a verified chain, as its Verify does with KeyUsages [clientAuth]: every
+// certificate, anchor included, must permit client authentication (no EKU
+// extension, clientAuth or anyExtendedKeyUsage).
+func chainAllowsClientAuth(chain []*x509.Certificate) bool {
+	for _, c := range chain {
+		if !allowsClientAuth(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // allowsClientAuth reports whether the certificate's own extended key

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -48,6 +49,13 @@ type Site struct {
 	// reads the time once.
 	sites   *lru.Cache[string, *SiteEntry]
 	siteTTL time.Duration
+	// refused caches, per certificate and the CA certificates sent with
+	// it, the entries of certificates this site's own trust pool refused:
+	// verifying a chain is the costliest thing a client can make the
+	// gateway do, and a client may send the same refused chain on every
+	// request. Keyed by a digest of the whole chain as sent, since the
+	// verdict depends on all of it.
+	refused *lru.Cache[[sha256.Size]byte, *SiteEntry]
 }
 
 // NewSite returns the Site for cfg. Its certificate entries live as long
@@ -61,7 +69,11 @@ func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Site{core: c, cfg: cfg, sites: sites, siteTTL: c.cfg.AssertionTTL}, nil
+	refused, err := lru.New[[sha256.Size]byte, *SiteEntry](c.cfg.CacheSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Site{core: c, cfg: cfg, sites: sites, refused: refused, siteTTL: c.cfg.AssertionTTL}, nil
 }
 
 // Core is the shared core the site decides with.
@@ -353,6 +365,13 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	if se, ok := s.sites.Get(derKey(leaf.Raw)); ok && now.Sub(se.created) < s.siteTTL {
 		return se
 	}
+	var chainKey [sha256.Size]byte
+	if s.cfg.Policy.Roots != nil && len(cs.VerifiedChains) == 0 {
+		chainKey = chainDigest(cs.PeerCertificates)
+		if se, ok := s.refused.Get(chainKey); ok && now.Sub(se.created) < s.siteTTL {
+			return se
+		}
+	}
 	se := &SiteEntry{created: now, Cert: CardCert{
 		Subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
 		Issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
@@ -392,10 +411,31 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	// Only a verdict reached with a verified chain is remembered: the
 	// issuer it was judged against is part of it, and a connection that
 	// verified nothing must not shape what a verified one sees later.
-	if issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0 {
+	switch {
+	case issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0:
 		s.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+	case s.cfg.Policy.Roots != nil:
+		// Refused by this site's pool, for this chain as sent: the same
+		// certificate with other CA certificates is judged afresh.
+		s.refused.Add(chainKey, se)
 	}
 	return se
+}
+
+// chainDigest names a certificate and the CA certificates sent with it.
+func chainDigest(certs []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	var n [4]byte
+	for _, c := range certs {
+		// Length-prefixed, so no two different chains run together alike.
+		l := len(c.Raw)
+		n[0], n[1], n[2], n[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // userSiteEntry is the site entry of a password-signed-in user: no

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/cacgate/cacgate/internal/access"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/trust"
 )
 
 // TestAdmitOutcomes walks a request through every outcome Admit can give,
@@ -196,6 +199,81 @@ func BenchmarkAdmit(b *testing.B) {
 	for b.Loop() {
 		if h.site.Admit(r, now).Outcome != Admitted {
 			b.Fatal("refused")
+		}
+	}
+}
+
+// TestRefusedChainVerifiedOnce: a site verifying chains itself (trust_pool,
+// client_auth mode request) judges a refused chain once; the same chain on
+// every later request costs a cache lookup, while the same certificate
+// with other CA certificates is judged afresh.
+func TestRefusedChainVerifiedOnce(t *testing.T) {
+	p, err := sharedPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.Root.Cert)
+	pol := trust.Policy{Roots: roots}
+	if err := pol.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, SiteConfig{Policy: pol})
+	leaf, inters, err := p.LookAlikeChain(trust.MaxIntermediates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &tls.ConnectionState{PeerCertificates: append([]*x509.Certificate{leaf}, inters...)}
+	now := time.Now()
+	first, rej := h.site.Certificate(cs, now)
+	if rej == nil || rej.Code != trust.CodeUntrusted {
+		t.Fatalf("look-alike chain: %v", rej)
+	}
+	for range 100 {
+		if se, _ := h.site.Certificate(cs, now); se != first {
+			t.Fatal("a refused chain was verified again")
+		}
+	}
+	other := &tls.ConnectionState{PeerCertificates: append([]*x509.Certificate{leaf}, inters[1:]...)}
+	if se, _ := h.site.Certificate(other, now); se == first {
+		t.Error("another chain got the first chain's verdict")
+	}
+	// A real card is verified by the pool and cached by its certificate.
+	doe := testCard(t, "doe.john.quincy")
+	real := &tls.ConnectionState{PeerCertificates: doe.Chain}
+	se, rej := h.site.Certificate(real, now)
+	if rej != nil || se.Cert.IssuerCert == nil {
+		t.Fatalf("real card: %v", rej)
+	}
+	if again, _ := h.site.Certificate(real, now); again != se {
+		t.Error("a verified card was not cached")
+	}
+}
+
+// BenchmarkRefusedChain is what a request presenting a refused look-alike
+// chain costs a trust_pool site after the first: a digest and a lookup.
+func BenchmarkRefusedChain(b *testing.B) {
+	p, err := sharedPKI()
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.Root.Cert)
+	pol := trust.Policy{Roots: roots}
+	if err := pol.Compile(); err != nil {
+		b.Fatal(err)
+	}
+	h := newHarness(b, SiteConfig{Policy: pol})
+	leaf, inters, err := p.LookAlikeChain(trust.MaxIntermediates)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs := &tls.ConnectionState{PeerCertificates: append([]*x509.Certificate{leaf}, inters...)}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, rej := h.site.Certificate(cs, now); rej == nil {
+			b.Fatal("verified")
 		}
 	}
 }
