@@ -32,6 +32,11 @@ func init() {
 	caddy.RegisterModule(new(App))
 }
 
+// auditRepeatWindow is how long repeats of one refusal (same certificate,
+// reason and client address) are counted before they are written as one
+// entry.
+const auditRepeatWindow = time.Minute
+
 // Defaults for the app's options.
 const (
 	DefaultCacheSize    = 10000
@@ -170,6 +175,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.audit = audit.New(ctx.Logger(auditLog{}), caddy.NewReplacer().ReplaceKnown(a.Node, ""))
 	a.audit.Source = requestSource
 	a.audit.Counted = a.metrics.Audited
+	// Refusals a client can repeat at will are written once per series
+	// and window, with a count (see audit.RequestRepeatable).
+	a.audit.CollapseRepeats(ctx, auditRepeatWindow)
 	if a.CacheSize == 0 {
 		a.CacheSize = DefaultCacheSize
 	}

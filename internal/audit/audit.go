@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -38,6 +39,8 @@ type Log struct {
 
 	// Counted is called once per event written (for a metric); may be nil.
 	Counted func(event, outcome string)
+
+	repeats atomic.Pointer[collapser] // see CollapseRepeats
 }
 
 // New returns a Log writing to log, naming node in every entry (default:

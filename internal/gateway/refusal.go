@@ -86,7 +86,7 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 		return s.refuseAccess(r, d)
 	case AmbiguousPath:
 		m.Request(metrics.Denied, "ambiguous_path")
-		s.core.cfg.Audit.Request(r, "access.denied", audit.Failure, zap.String("reason", "ambiguous_path"),
+		s.core.cfg.Audit.RequestRepeatable(r, "ambiguous_path\x00"+certKey(r), "access.denied", audit.Failure, zap.String("reason", "ambiguous_path"),
 			zap.String("path_problem", d.Rejection.Code), audit.Text("raw_path", r.URL.EscapedPath()))
 		return Refusal{Problem: ui.Problem{
 			Status:  http.StatusBadRequest,
@@ -129,7 +129,7 @@ func (s *Site) refuseCertificate(r *http.Request, d Decision) Refusal {
 		fields = append(fields, audit.Text("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
 			audit.Text("cert_serial", c.SerialNumber.Text(16)), audit.Text("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
 	}
-	s.core.cfg.Audit.Request(r, "access.denied", audit.Failure, fields...)
+	s.core.cfg.Audit.RequestRepeatable(r, rej.Code+"\x00"+certKey(r), "access.denied", audit.Failure, fields...)
 	return Refusal{Problem: ui.Problem{
 		Status:  http.StatusForbidden,
 		Code:    rej.Code,
@@ -204,7 +204,7 @@ func (s *Site) refuseRevocation(r *http.Request, d Decision) Refusal {
 				revokedOn + ", so certificates issued under it can no longer be used to sign in."
 		}
 		m.Request(metrics.Denied, code)
-		log.Request(r, "access.denied", audit.Failure, append(fields,
+		log.RequestRepeatable(r, code+"\x00"+d.Site.ID.FingerprintHex, "access.denied", audit.Failure, append(fields,
 			zap.String("reason", code), zap.Time("revoked_at", v.RevokedAt), zap.Int("revocation_reason", v.Reason))...)
 		return Refusal{Problem: ui.Problem{
 			Status: http.StatusForbidden,
@@ -219,7 +219,7 @@ func (s *Site) refuseRevocation(r *http.Request, d Decision) Refusal {
 		}}
 	}
 	m.Request(metrics.Unavailable, "revocation_unavailable")
-	log.Request(r, "access.denied", audit.Failure, append(fields, zap.String("reason", "revocation_unavailable"))...)
+	log.RequestRepeatable(r, "revocation_unavailable\x00"+d.Site.ID.FingerprintHex, "access.denied", audit.Failure, append(fields, zap.String("reason", "revocation_unavailable"))...)
 	return Refusal{RetryAfter: "60", Problem: ui.Problem{
 		Status:  http.StatusServiceUnavailable,
 		Code:    "revocation_unavailable",
@@ -229,6 +229,15 @@ func (s *Site) refuseRevocation(r *http.Request, d Decision) Refusal {
 		Contact: s.cfg.Contact,
 		Retry:   true,
 	}}
+}
+
+// certKey names the request's certificate for collapsing repeated
+// refusals ("" without one).
+func certKey(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	return cacid.Fingerprint(r.TLS.PeerCertificates[0].Raw)
 }
 
 // accessProblemJSON is ui's problem JSON plus what the rules found
