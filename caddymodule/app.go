@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -144,6 +145,9 @@ type App struct {
 	logger    *zap.Logger
 	audit     *audit.Log
 	metrics   *metrics.Metrics
+	// adminService is account administration on this app's store, for
+	// the admin API.
+	adminService *admin.Service
 
 	roster roster.Source
 	hasher *credential.Hasher
@@ -217,6 +221,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
 	a.cardStore = opened
+	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
