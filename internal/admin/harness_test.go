@@ -48,9 +48,6 @@ func (f *fixture) last(t *testing.T, event string) map[string]any {
 	return all[len(all)-1].ContextMap()
 }
 
-// count is how many audit events named event were written.
-func (f *fixture) count(event string) int { return f.events.FilterMessage(event).Len() }
-
 var testWho = Actor{Identity: "cli:tester@host", Source: "host"}
 
 var pki struct {
