@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -287,27 +286,11 @@ var maxImportBody int64 = 64 << 20
 const importSource = "admin API"
 
 func adminImportAccounts(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
-	for k, v := range r.URL.Query() {
-		if k != "on_conflict" || len(v) > 1 {
-			return svc.RefuseImport(who, importSource, admin.BadRequest(fmt.Errorf("unknown or repeated query parameter %q (only on_conflict)", admin.Clip(k, 40))))
-		}
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "text/csv" && mt != "application/csv") {
-		return svc.RefuseImport(who, importSource, admin.Errorf(http.StatusUnsupportedMediaType, "send the accounts as Content-Type: text/csv"))
-	}
-	// Read it all before the import's transaction begins, so a slow client
-	// cannot hold the database's write lock.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
+	csv, onConflict, err := admin.ReadImportRequest(w, r, maxImportBody)
 	if err != nil {
-		if tooBig := new(http.MaxBytesError); errors.As(err, &tooBig) {
-			err = admin.Errorf(http.StatusRequestEntityTooLarge, "CSV larger than %d MiB: import it with the CLI on the database instead", maxImportBody>>20)
-		} else {
-			err = admin.BadRequest(fmt.Errorf("reading the CSV: %w", err))
-		}
 		return svc.RefuseImport(who, importSource, err)
 	}
-	report, err := svc.Import(r.Context(), who, bytes.NewReader(body), r.URL.Query().Get("on_conflict"), importSource)
+	report, err := svc.Import(r.Context(), who, bytes.NewReader(csv), onConflict, importSource)
 	if err != nil {
 		return err
 	}

@@ -52,3 +52,31 @@ func TestRevocationStatsOf(t *testing.T) {
 		t.Errorf("empty stats: %+v", got)
 	}
 }
+
+func TestReadImportRequest(t *testing.T) {
+	for _, tc := range []struct {
+		query, contentType, body string
+		status                   int
+		msg                      string
+	}{
+		{"?on_conflict=skip", "text/csv; charset=utf-8", "username,edipi\n", 0, ""},
+		{"", "application/csv", "username,edipi\n", 0, ""},
+		{"?dry_run=1", "text/csv", "", 400, `unknown or repeated query parameter "dry_run" (only on_conflict)`},
+		{"?on_conflict=skip&on_conflict=fail", "text/csv", "", 400, `unknown or repeated query parameter "on_conflict"`},
+		{"", "application/json", "", 415, "send the accounts as Content-Type: text/csv"},
+		{"", "", "", 415, "send the accounts as Content-Type: text/csv"},
+		{"", "text/csv", strings.Repeat("x", 2<<20+1), 413, "CSV larger than 2 MiB: import it with the CLI on the database instead"},
+	} {
+		r := httptest.NewRequest("POST", "/cacgate/accounts/import"+tc.query, strings.NewReader(tc.body))
+		if tc.contentType != "" {
+			r.Header.Set("Content-Type", tc.contentType)
+		}
+		csv, onConflict, err := ReadImportRequest(httptest.NewRecorder(), r, 2<<20)
+		if status(err) != tc.status || (err != nil && err.Error() != tc.msg && !strings.HasPrefix(err.Error(), tc.msg)) {
+			t.Errorf("%s %q: %d %v, want %d %q", tc.query, tc.contentType, status(err), err, tc.status, tc.msg)
+		}
+		if err == nil && (string(csv) != tc.body || onConflict != r.URL.Query().Get("on_conflict")) {
+			t.Errorf("%s: read %q, on_conflict %q", tc.query, csv, onConflict)
+		}
+	}
+}
