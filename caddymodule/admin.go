@@ -1,17 +1,21 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/cacgate/cacgate/internal/admin"
 )
 
 func init() {
@@ -40,7 +44,9 @@ func init() {
 //
 // Every change is audited with the admin's identity: the client
 // certificate's subject when the admin endpoint is Caddy's remote admin
-// (mTLS), else "local" and the client's address.
+// (mTLS), else "local" and the client's address. The operations are the
+// running app's admin.Service; this module only routes, decodes and
+// answers.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -51,9 +57,9 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// adminHandler serves one admin route with the running app's operations
-// and the request's admin identity.
-type adminHandler func(ops *adminOps, who adminActor, w http.ResponseWriter, r *http.Request) error
+// adminHandler serves one admin route with the running app's admin
+// service and the request's admin identity.
+type adminHandler func(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error
 
 // Timeouts of admin requests' database work: the admin endpoint sets none.
 const (
@@ -65,7 +71,7 @@ const (
 // answers a wrong method or an unknown path in the admin API's JSON error
 // shape, as Go's mux would in plain text.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return append(adminRoutes(), caddy.AdminRoute{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(adminNoRoute)})
+	return append(adminRoutes(), caddy.AdminRoute{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(adminMethodNotAllowed)})
 }
 
 // adminPrefix is the subtree of the admin endpoint this module serves.
@@ -73,8 +79,8 @@ const adminPrefix = "/cacgate/"
 
 // adminRoutes returns the routes proper, each with its method.
 func adminRoutes() []caddy.AdminRoute {
-	route := func(pattern string, timeout time.Duration, fn adminHandler) caddy.AdminRoute {
-		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	serve := func(fn func(app *App, w http.ResponseWriter, r *http.Request) error) caddy.AdminRoute {
+		return caddy.AdminRoute{Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			if r.Method == http.MethodHead {
 				// A GET pattern matches HEAD too, which would run an
 				// export (and audit it) to send no body.
@@ -84,41 +90,49 @@ func adminRoutes() []caddy.AdminRoute {
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 			}
+			return apiError(fn(app, w, r))
+		})}
+	}
+	route := func(pattern string, timeout time.Duration, fn adminHandler) caddy.AdminRoute {
+		rt := serve(func(app *App, w http.ResponseWriter, r *http.Request) error {
 			ctx, cancel := context.WithTimeout(r.Context(), timeout)
 			defer cancel()
-			return fn(app.adminOps(), apiActor(r), w, r.WithContext(ctx))
-		})}
+			return fn(app.adminService, admin.APIActor(r), w, r.WithContext(ctx))
+		})
+		rt.Pattern = pattern
+		return rt
 	}
-	revocation := func(pattern string) caddy.AdminRoute {
-		return caddy.AdminRoute{Pattern: pattern, Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			if r.Method == http.MethodHead {
-				return adminMethodNotAllowed(w, r)
-			}
-			app, err := runningApp()
-			if err != nil {
-				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
-			}
-			return adminRevocationStats(app, w, r)
-		})}
-	}
+	revocation := serve(func(app *App, w http.ResponseWriter, _ *http.Request) error {
+		return writeAdminJSON(w, http.StatusOK, app.revocationStats())
+	})
+	revocation.Pattern = "GET /cacgate/revocation"
 	return []caddy.AdminRoute{
 		route("GET /cacgate/accounts", adminTimeout, adminSearchAccounts),
 		route("POST /cacgate/accounts", adminTimeout, adminCreateAccount),
 		route("POST /cacgate/accounts/import", adminBulkTimeout, adminImportAccounts),
 		route("GET /cacgate/accounts/export", adminBulkTimeout, adminExportAccounts),
 		route("GET /cacgate/accounts/{username}", adminTimeout, adminShowAccount),
-		route("POST /cacgate/accounts/{username}/approve", adminTimeout, adminAccountAction((*adminOps).Approve)),
-		route("POST /cacgate/accounts/{username}/disable", adminTimeout, adminAccountAction((*adminOps).Disable)),
-		route("POST /cacgate/accounts/{username}/enable", adminTimeout, adminAccountAction((*adminOps).Enable)),
-		route("POST /cacgate/accounts/{username}/unlock", adminTimeout, adminAccountAction((*adminOps).Unlock)),
-		route("POST /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(eventGroupsAdded, (*adminOps).AddGroups)),
-		route("PUT /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(eventGroupsAdded, (*adminOps).AddGroups)),
-		route("DELETE /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(eventGroupsRemoved, (*adminOps).RemoveGroups)),
+		route("POST /cacgate/accounts/{username}/approve", adminTimeout, adminAccountAction((*admin.Service).Approve)),
+		route("POST /cacgate/accounts/{username}/disable", adminTimeout, adminAccountAction((*admin.Service).Disable)),
+		route("POST /cacgate/accounts/{username}/enable", adminTimeout, adminAccountAction((*admin.Service).Enable)),
+		route("POST /cacgate/accounts/{username}/unlock", adminTimeout, adminAccountAction((*admin.Service).Unlock)),
+		route("POST /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(admin.EventGroupsAdded, (*admin.Service).AddGroups)),
+		route("PUT /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(admin.EventGroupsAdded, (*admin.Service).AddGroups)),
+		route("DELETE /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(admin.EventGroupsRemoved, (*admin.Service).RemoveGroups)),
 		route("POST /cacgate/accounts/{username}/cards", adminTimeout, adminLinkCard),
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminTimeout, adminUnlinkCard),
 		route("GET /cacgate/groups", adminTimeout, adminListGroups),
-		revocation("GET /cacgate/revocation"),
+		revocation,
 	}
+}
+
+// apiError answers an admin operation's error with its status and message.
+func apiError(err error) error {
+	var e *admin.Error
+	if errors.As(err, &e) {
+		return caddy.APIError{HTTPStatus: e.Status, Err: e.Err}
+	}
+	return err
 }
 
 // adminMethods are the methods the routes use, in the order Allow lists them.
@@ -154,54 +168,17 @@ func allowedMethods(r *http.Request) []string {
 }
 
 // adminMethodNotAllowed answers 405 with Allow, in the admin API's JSON error
-// shape; or 404 if r's path has no route at all.
+// shape; or 404 if r's path has no route at all. It also serves what no
+// route matched under adminPrefix.
 func adminMethodNotAllowed(w http.ResponseWriter, r *http.Request) error {
 	allowed := allowedMethods(r)
 	if len(allowed) == 0 {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no admin API route %s", clip(r.URL.Path, 100))}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no admin API route %s", admin.Clip(r.URL.Path, 100))}
 	}
 	allow := strings.Join(allowed, ", ")
 	w.Header().Set("Allow", allow)
 	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
-		Err: fmt.Errorf("method %s is not allowed on %s (allowed: %s)", clip(r.Method, 20), clip(r.URL.Path, 100), allow)}
-}
-
-// adminNoRoute serves what no route matched under adminPrefix: a path
-// whose routes take other methods, or none.
-func adminNoRoute(w http.ResponseWriter, r *http.Request) error {
-	return adminMethodNotAllowed(w, r)
-}
-
-// maxJSONBody bounds a JSON request body.
-const maxJSONBody = 64 << 10
-
-// decodeBody reads a small JSON body strictly: unknown fields, trailing
-// data and oversized bodies are errors, so a typo in a field name is not
-// silently ignored.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err)
-	}
-	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
-		if err == nil {
-			return badRequest(errors.New("request body: more than one JSON value"))
-		}
-		return bodyError(err)
-	}
-	return nil
-}
-
-func bodyError(err error) error {
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: fmt.Errorf("request body is larger than %d bytes", tooBig.Limit)}
-	case errors.Is(err, io.EOF):
-		return badRequest(errors.New("request body is empty; a JSON object is expected"))
-	}
-	return badRequest(fmt.Errorf("request body: %w", err))
+		Err: fmt.Errorf("method %s is not allowed on %s (allowed: %s)", admin.Clip(r.Method, 20), admin.Clip(r.URL.Path, 100), allow)}
 }
 
 func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
@@ -213,30 +190,42 @@ func writeAdminJSON(w http.ResponseWriter, status int, v any) error {
 	return enc.Encode(v)
 }
 
-func adminCreateAccount(ops *adminOps, who adminActor, w http.ResponseWriter, r *http.Request) error {
-	var req NewAccountRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return ops.fail(who, "admin.account.created", err)
-	}
-	acct, err := ops.Create(r.Context(), who, req)
+func adminSearchAccounts(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	q, err := admin.ParseSearch(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	return writeAdminJSON(w, http.StatusCreated, acct)
+	page, err := svc.Search(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, page)
 }
 
-func adminShowAccount(ops *adminOps, _ adminActor, w http.ResponseWriter, r *http.Request) error {
-	acct, err := ops.Show(r.Context(), r.PathValue("username"))
+func adminShowAccount(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	acct, err := svc.Show(r.Context(), r.PathValue("username"))
 	if err != nil {
 		return err
 	}
 	return writeAdminJSON(w, http.StatusOK, acct)
 }
 
+func adminCreateAccount(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NewAccountRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventAccountCreated, err, "")
+	}
+	acct, err := svc.Create(r.Context(), who, req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, acct)
+}
+
 // adminAccountAction serves a change to one account that takes no body.
-func adminAccountAction(op func(*adminOps, context.Context, adminActor, string) (AccountJSON, error)) adminHandler {
-	return func(ops *adminOps, who adminActor, w http.ResponseWriter, r *http.Request) error {
-		acct, err := op(ops, r.Context(), who, r.PathValue("username"))
+func adminAccountAction(op func(*admin.Service, context.Context, admin.Actor, string) (admin.Account, error)) adminHandler {
+	return func(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+		acct, err := op(svc, r.Context(), who, r.PathValue("username"))
 		if err != nil {
 			return err
 		}
@@ -244,29 +233,117 @@ func adminAccountAction(op func(*adminOps, context.Context, adminActor, string) 
 	}
 }
 
-// LinkCardRequest is the body of POST /cacgate/accounts/{username}/cards.
-type LinkCardRequest struct {
-	Certificate string `json:"certificate"` // PEM
+// adminEditGroups serves adding or removing groups: {"groups":[...]}.
+func adminEditGroups(event string, op func(*admin.Service, context.Context, admin.Actor, string, []string) (admin.Account, error)) adminHandler {
+	return func(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+		var req admin.GroupsRequest
+		if err := admin.DecodeJSON(w, r, &req); err != nil {
+			return svc.Refused(who, event, err, r.PathValue("username"))
+		}
+		acct, err := op(svc, r.Context(), who, r.PathValue("username"), req.Groups)
+		if err != nil {
+			return err
+		}
+		return writeAdminJSON(w, http.StatusOK, acct)
+	}
 }
 
-func adminLinkCard(ops *adminOps, who adminActor, w http.ResponseWriter, r *http.Request) error {
-	var req LinkCardRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		return ops.fail(who, "admin.card.linked", err, usernameField(r.PathValue("username")))
+func adminListGroups(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	groups, err := svc.Groups(r.Context())
+	if err != nil {
+		return err
 	}
-	acct, err := ops.LinkCard(r.Context(), who, r.PathValue("username"), req.Certificate)
+	return writeAdminJSON(w, http.StatusOK, groups)
+}
+
+func adminLinkCard(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.LinkCardRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventCardLinked, err, r.PathValue("username"))
+	}
+	acct, err := svc.LinkCard(r.Context(), who, r.PathValue("username"), req.Certificate)
 	if err != nil {
 		return err
 	}
 	return writeAdminJSON(w, http.StatusCreated, acct)
 }
 
-func adminUnlinkCard(ops *adminOps, who adminActor, w http.ResponseWriter, r *http.Request) error {
-	if err := ops.UnlinkCard(r.Context(), who, r.PathValue("username"), r.PathValue("fingerprint")); err != nil {
+func adminUnlinkCard(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	if err := svc.UnlinkCard(r.Context(), who, r.PathValue("username"), r.PathValue("fingerprint")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// maxImportBody bounds an import through the admin API: about 200,000
+// accounts. Larger migrations run the CLI on the database directly. A
+// variable so tests can lower it.
+var maxImportBody int64 = 64 << 20
+
+// importSource names an import through the admin API in the audit trail.
+const importSource = "admin API"
+
+func adminImportAccounts(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	csv, onConflict, err := admin.ReadImportRequest(w, r, maxImportBody)
+	if err != nil {
+		return svc.RefuseImport(who, importSource, err)
+	}
+	report, err := svc.Import(r.Context(), who, bytes.NewReader(csv), onConflict, importSource)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, report)
+}
+
+func adminExportAccounts(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	if len(r.URL.Query()) > 0 {
+		return admin.BadRequest(errors.New("export takes no query parameters"))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="cacgate-accounts-`+time.Now().UTC().Format("20060102")+`.csv"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Trailer", admin.ExportCountTrailer)
+	sw := &startedWriter{w: w}
+	n, err := svc.Export(r.Context(), who, sw)
+	if err != nil {
+		if !sw.started {
+			// Nothing sent yet: answer with an error instead.
+			h.Del("Trailer")
+			h.Del("Content-Disposition")
+			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: errors.New("the export failed (details in the log)")}
+		}
+		// Part of the CSV is out: break the connection, so the client
+		// sees a failed transfer rather than a short file.
+		panic(http.ErrAbortHandler)
+	}
+	h.Set(admin.ExportCountTrailer, strconv.Itoa(n))
+	return nil
+}
+
+// startedWriter remembers whether anything reached the client.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startedWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		s.started = true
+	}
+	return s.w.Write(p)
+}
+
+// revocationStats is GET /cacgate/revocation: the running app's revocation
+// checker state.
+func (a *App) revocationStats() admin.RevocationStats {
+	var mode string
+	failOpen := false
+	if a.Revocation != nil {
+		mode, failOpen = a.Revocation.Mode, a.Revocation.FailOpen
+	}
+	return admin.RevocationStatsOf(mode, failOpen, a.revocation.Stats())
 }
 
 // Interface guards

@@ -3,8 +3,6 @@ package caddymodule
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -45,14 +44,14 @@ func TestAdminMethodNotAllowedIsJSON(t *testing.T) {
 		adminErrorText(t, body)
 	}
 
-	exports := len(auditEntries(t, logPath, eventExport))
+	exports := len(auditEntries(t, logPath, admin.EventExport))
 	for _, path := range []string{"/cacgate/accounts/export", "/cacgate/accounts"} {
 		code, h, _ := g.adminRaw("HEAD", path, "", nil)
-		if code != http.StatusMethodNotAllowed || !strings.Contains(h.Get("Allow"), "GET") || h.Get(exportCountTrailer) != "" {
-			t.Errorf("HEAD %s: HTTP %d, Allow %q, count %q", path, code, h.Get("Allow"), h.Get(exportCountTrailer))
+		if code != http.StatusMethodNotAllowed || !strings.Contains(h.Get("Allow"), "GET") || h.Get(admin.ExportCountTrailer) != "" {
+			t.Errorf("HEAD %s: HTTP %d, Allow %q, count %q", path, code, h.Get("Allow"), h.Get(admin.ExportCountTrailer))
 		}
 	}
-	if n := len(auditEntries(t, logPath, eventExport)); n != exports {
+	if n := len(auditEntries(t, logPath, admin.EventExport)); n != exports {
 		t.Errorf("HEAD ran an export: %d export audit entries, had %d", n, exports)
 	}
 	// The real routes still answer.
@@ -75,7 +74,7 @@ func TestAdminImportRefusesReservedUsernames(t *testing.T) {
 			t.Errorf("import of %q: HTTP %d %s", name, code, body)
 		}
 	}
-	var page AccountPageJSON
+	var page admin.AccountPage
 	if g.adminDo("GET", "/cacgate/accounts", nil, &page); page.Total != 0 {
 		t.Errorf("%d accounts stored", page.Total)
 	}
@@ -104,15 +103,15 @@ func TestCLIExportCategoryWithSeparator(t *testing.T) {
 	db2 := filepath.Join(dir2, "cacgate.db")
 	cfg2 := []string{"--config", cliSite(t, dir2, db2, filepath.Join(dir2, "audit.log"))}
 	mustCLI(t, append([]string{"import", exported, "--create-db"}, cfg2...)...)
-	var acct AccountJSON
+	var acct admin.Account
 	cliJSON(t, &acct, append([]string{"show", "john.q.doe"}, cfg2...)...)
 	if !reflect.DeepEqual(acct.Categories, odd) {
 		t.Errorf("categories after export and import: %q, want %q", acct.Categories, odd)
 	}
 }
 
-// export --output --force replaces the file whole, with mode 0600, and
-// leaves the old one alone if the export fails.
+// export --output --force replaces the file whole, with mode 0600 (the
+// admin package tests that a failed export leaves the old one alone).
 func TestCLIExportForceReplacesSafely(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "cacgate.db")
@@ -132,36 +131,5 @@ func TestCLIExportForceReplacesSafely(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(out); !bytes.HasPrefix(data, []byte("username,edipi,")) {
 		t.Errorf("replaced export holds %q", data)
-	}
-
-	// A failed export keeps the previous file and leaves no temporary one.
-	os.WriteFile(out, []byte("old export\n"), 0o600)
-	boom := errors.New("boom")
-	err = writeExportFile(out, true, func(w io.Writer) error {
-		io.WriteString(w, "partial")
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Errorf("writeExportFile = %v, want boom", err)
-	}
-	if data, _ := os.ReadFile(out); string(data) != "old export\n" {
-		t.Errorf("after a failed export the file holds %q", data)
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.Name() != "out.csv" && strings.Contains(e.Name(), "out.csv") {
-			t.Errorf("left behind %s", e.Name())
-		}
-	}
-	// Without --force an existing file is refused, and a new one is made.
-	if err := writeExportFile(out, false, func(io.Writer) error { return nil }); !errors.Is(err, os.ErrExist) {
-		t.Errorf("existing file without force: %v", err)
-	}
-	fresh := filepath.Join(dir, "fresh.csv")
-	if err := writeExportFile(fresh, false, func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("new export: %v %v", fi.Mode(), err)
 	}
 }

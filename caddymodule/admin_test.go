@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,10 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/accountcsv"
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
+)
+
+// The gateway tests' names for the admin API's answers.
+type (
+	AccountJSON         = admin.Account
+	AccountPageJSON     = admin.AccountPage
+	LinkCardRequest     = admin.LinkCardRequest
+	RevocationStatsJSON = admin.RevocationStats
 )
 
 // adminRaw calls the admin API with a raw body and returns the status, the
@@ -103,7 +108,7 @@ func checkLocalAdmin(t *testing.T, e map[string]any) {
 
 func TestAdminAPISearchAndShow(t *testing.T) {
 	g := startGateway(t, "", "")
-	for _, a := range []NewAccountRequest{
+	for _, a := range []admin.NewAccountRequest{
 		{EDIPI: "1234567890", Username: "john.q.doe", GivenName: "John", FamilyName: "Doe", Email: "john.q.doe@mail.mil", Groups: []string{"ops"}},
 		{EDIPI: "1234567891", Username: "jane.smith", GivenName: "Jane", FamilyName: "Smith", Status: "pending"},
 		{EDIPI: "1234567892", Username: "robert.e.johnson", GivenName: "Robert", FamilyName: "Johnson", Groups: []string{"ops", "finance.readers"}},
@@ -112,15 +117,15 @@ func TestAdminAPISearchAndShow(t *testing.T) {
 			t.Fatalf("creating %s: HTTP %d", a.Username, code)
 		}
 	}
-	search := func(query string) AccountPageJSON {
+	search := func(query string) admin.AccountPage {
 		t.Helper()
-		var page AccountPageJSON
+		var page admin.AccountPage
 		if code := g.adminDo("GET", "/cacgate/accounts"+query, nil, &page); code != http.StatusOK {
 			t.Fatalf("GET /cacgate/accounts%s: HTTP %d", query, code)
 		}
 		return page
 	}
-	usernames := func(p AccountPageJSON) []string {
+	usernames := func(p admin.AccountPage) []string {
 		var out []string
 		for _, a := range p.Accounts {
 			out = append(out, a.Username)
@@ -153,7 +158,7 @@ func TestAdminAPISearchAndShow(t *testing.T) {
 	if p := search("?limit=2&offset=1"); p.Offset != 1 || p.Limit != 2 {
 		t.Errorf("page bounds echoed as offset %d limit %d", p.Offset, p.Limit)
 	}
-	if p := search(""); p.Limit != defaultPageLimit || p.Accounts[1].Groups[0] != "ops" {
+	if p := search(""); p.Limit != admin.DefaultPageLimit || p.Accounts[1].Groups[0] != "ops" {
 		t.Errorf("default page: limit %d, groups %v", p.Limit, p.Accounts[1].Groups)
 	}
 
@@ -167,7 +172,7 @@ func TestAdminAPISearchAndShow(t *testing.T) {
 		adminErrorText(t, body)
 	}
 
-	var acct AccountJSON
+	var acct admin.Account
 	if code := g.adminDo("GET", "/cacgate/accounts/robert.e.johnson", nil, &acct); code != http.StatusOK ||
 		acct.EDIPI != "1234567892" || !slices.Equal(acct.Groups, []string{"finance.readers", "ops"}) {
 		t.Fatalf("show: HTTP %d %+v", code, acct)
@@ -205,7 +210,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	if resp, _ := request(t, c, "GET", g.url("main", "/"), browser, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("before disable: HTTP %d", resp.StatusCode)
 	}
-	var acct AccountJSON
+	var acct admin.Account
 	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/disable", nil, &acct); code != http.StatusOK || acct.Status != "disabled" {
 		t.Fatalf("disable: HTTP %d %+v", code, acct)
 	}
@@ -265,7 +270,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	if g.adminDo("GET", "/cacgate/accounts/jane.smith", nil, &acct); acct.LockedUntil == nil || !acct.LockedUntil.After(time.Now()) {
 		t.Fatalf("account not locked: %+v", acct.LockedUntil)
 	}
-	acct = AccountJSON{} // a field the answer leaves out must not survive from the last one
+	acct = admin.Account{} // a field the answer leaves out must not survive from the last one
 	if code := g.adminDo("POST", "/cacgate/accounts/jane.smith/unlock", nil, &acct); code != http.StatusOK || acct.LockedUntil != nil {
 		t.Fatalf("unlock: HTTP %d, locked until %v", code, acct.LockedUntil)
 	}
@@ -274,26 +279,26 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	}
 
 	// Groups: added (PUT and POST alike), removed, listed, audited.
-	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/groups", GroupsRequest{Groups: []string{"ops", "finance.readers"}}, &acct); code != http.StatusOK ||
+	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/groups", admin.GroupsRequest{Groups: []string{"ops", "finance.readers"}}, &acct); code != http.StatusOK ||
 		!slices.Equal(acct.Groups, []string{"finance.readers", "ops"}) {
 		t.Fatalf("add groups: HTTP %d %v", code, acct.Groups)
 	}
-	if code := g.adminDo("PUT", "/cacgate/accounts/jane.smith/groups", GroupsRequest{Groups: []string{"ops"}}, &acct); code != http.StatusOK || !slices.Equal(acct.Groups, []string{"ops"}) {
+	if code := g.adminDo("PUT", "/cacgate/accounts/jane.smith/groups", admin.GroupsRequest{Groups: []string{"ops"}}, &acct); code != http.StatusOK || !slices.Equal(acct.Groups, []string{"ops"}) {
 		t.Fatalf("PUT groups: HTTP %d %v", code, acct.Groups)
 	}
 	if e := lastAudit(t, logPath, "admin.groups.added"); e["username"] != "jane.smith" || e["outcome"] != audit.Success {
 		t.Errorf("groups audit: %v", e)
 	}
-	if code := g.adminDo("DELETE", "/cacgate/accounts/john.q.doe/groups", GroupsRequest{Groups: []string{"ops", "never.in"}}, &acct); code != http.StatusOK ||
+	if code := g.adminDo("DELETE", "/cacgate/accounts/john.q.doe/groups", admin.GroupsRequest{Groups: []string{"ops", "never.in"}}, &acct); code != http.StatusOK ||
 		!slices.Equal(acct.Groups, []string{"finance.readers"}) {
 		t.Fatalf("remove groups: HTTP %d %v", code, acct.Groups)
 	}
 	if e := lastAudit(t, logPath, "admin.groups.removed"); e["username"] != "john.q.doe" {
 		t.Errorf("groups removed audit: %v", e)
 	}
-	var groups []GroupJSON
+	var groups []admin.Group
 	if code := g.adminDo("GET", "/cacgate/groups", nil, &groups); code != http.StatusOK ||
-		!slices.Equal(groups, []GroupJSON{{Name: "finance.readers", Accounts: 1}, {Name: "ops", Accounts: 1}}) {
+		!slices.Equal(groups, []admin.Group{{Name: "finance.readers", Accounts: 1}, {Name: "ops", Accounts: 1}}) {
 		t.Fatalf("groups: HTTP %d %+v", code, groups)
 	}
 	for _, tc := range []struct {
@@ -308,8 +313,8 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 		{"POST", "/cacgate/accounts/nobody/groups", `{"groups":["ops"]}`, http.StatusNotFound},
 		{"DELETE", "/cacgate/accounts/Nobody/groups", `{"groups":["ops"]}`, http.StatusBadRequest},
 		{"POST", "/cacgate/accounts", `{"edipi":"1234567899","username":"x.y","groups":"ops"}`, http.StatusBadRequest},
-		{"POST", "/cacgate/accounts", `{"edipi":"1234567899","username":"x.y","pad":"` + strings.Repeat("a", maxJSONBody) + `"}`, http.StatusRequestEntityTooLarge},
-		{"POST", "/cacgate/accounts/john.q.doe/cards", `{"certificate":"` + strings.Repeat("A", maxJSONBody) + `"}`, http.StatusRequestEntityTooLarge},
+		{"POST", "/cacgate/accounts", `{"edipi":"1234567899","username":"x.y","pad":"` + strings.Repeat("a", admin.MaxJSONBody) + `"}`, http.StatusRequestEntityTooLarge},
+		{"POST", "/cacgate/accounts/john.q.doe/cards", `{"certificate":"` + strings.Repeat("A", admin.MaxJSONBody) + `"}`, http.StatusRequestEntityTooLarge},
 		{"POST", "/cacgate/accounts/john.q.doe/cards", `{"certificate":"not a pem"}`, http.StatusBadRequest},
 		{"DELETE", "/cacgate/accounts/john.q.doe/cards/" + strings.Repeat("A", 64), ``, http.StatusBadRequest},
 		{"DELETE", "/cacgate/accounts/john.q.doe/cards/" + strings.Repeat("ab", 32), ``, http.StatusNotFound},
@@ -327,7 +332,7 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 
 	// Cards: linked by PEM and unlinked, both audited with the card.
 	leaf := card(t, "doe.john.quincy.piv")
-	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/cards", LinkCardRequest{Certificate: string(pemChain(leaf.Chain[:1]))}, &acct); code != http.StatusCreated {
+	if code := g.adminDo("POST", "/cacgate/accounts/john.q.doe/cards", admin.LinkCardRequest{Certificate: string(pemChain(leaf.Chain[:1]))}, &acct); code != http.StatusCreated {
 		t.Fatalf("link: HTTP %d", code)
 	}
 	if e := lastAudit(t, logPath, "admin.card.linked"); e["cert_sha256"] != fingerprint(leaf) || e["username"] != "john.q.doe" {
@@ -340,49 +345,6 @@ func TestAdminAPIChangesAreAuditedAndImmediate(t *testing.T) {
 	checkLocalAdmin(t, e)
 	if e["outcome"] != audit.Success || e["cert_sha256"] != fingerprint(leaf) {
 		t.Errorf("unlink audit: %v", e)
-	}
-}
-
-// TestAPIActor checks whose name admin changes are recorded under.
-func TestAPIActor(t *testing.T) {
-	r := httptest.NewRequest("POST", "/cacgate/accounts/x/disable", nil)
-	r.RemoteAddr = "127.0.0.1:5555"
-	if a := apiActor(r); a.identity != "local" || a.source != "127.0.0.1:5555" || a.certSHA256 != "" {
-		t.Errorf("local admin: %+v", a)
-	}
-	// Caddy's remote admin requires a client certificate: its subject is
-	// the admin.
-	adminCert := card(t, "smith.jane").Cert
-	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{adminCert}}
-	r.RemoteAddr = "192.0.2.7:443"
-	a := apiActor(r)
-	if !strings.Contains(a.identity, "CN=SMITH.JANE.1234567891") || a.source != "192.0.2.7:443" || a.certSHA256 != cacid.Fingerprint(adminCert.Raw) {
-		t.Errorf("remote admin: %+v", a)
-	}
-	var names []string
-	for _, f := range a.fields() {
-		names = append(names, f.Key)
-	}
-	if !slices.Equal(names, []string{"admin", "admin_source", "admin_cert_sha256"}) {
-		t.Errorf("actor fields: %v", names)
-	}
-}
-
-// TestReasonOf keeps audit reasons to codes, never error text.
-func TestReasonOf(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{badRequest(store.ErrInvalidQuery), "invalid_request"},
-		{notFound("no account %q", "x"), "not_found"},
-		{conflict("taken"), "conflict"},
-		{unprocessable(store.ErrInvalidAccount), "invalid_records"},
-		{io.ErrUnexpectedEOF, "error"},
-	} {
-		if got := reasonOf(tc.err); got != tc.want {
-			t.Errorf("reasonOf(%v) = %q, want %q", tc.err, got, tc.want)
-		}
 	}
 }
 
@@ -413,10 +375,10 @@ func TestAdminAPIImportExport(t *testing.T) {
 		// A name a spreadsheet would run as a formula survives the round trip.
 		{Username: "robert.e.johnson", EDIPI: "1234567892", GivenName: "=HYPERLINK(1)", FamilyName: "Johnson", Categories: []string{"Active Army"}},
 	}
-	importCSV := func(query string, data []byte) (int, ImportReportJSON, string) {
+	importCSV := func(query string, data []byte) (int, admin.ImportReport, string) {
 		t.Helper()
 		code, _, body := g.adminRaw("POST", "/cacgate/accounts/import"+query, "text/csv; charset=utf-8", data)
-		var report ImportReportJSON
+		var report admin.ImportReport
 		if code == http.StatusOK {
 			if err := json.Unmarshal(body, &report); err != nil {
 				t.Fatal(err)
@@ -427,7 +389,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 	}
 	total := func() int {
 		t.Helper()
-		var page AccountPageJSON
+		var page admin.AccountPage
 		g.adminDo("GET", "/cacgate/accounts", nil, &page)
 		return page.Total
 	}
@@ -436,7 +398,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 	if code != http.StatusOK || report.Records != 3 || report.Imported != 3 || report.Cards != 1 || report.Skipped != 0 || report.OnConflict != "fail" {
 		t.Fatalf("import: HTTP %d %+v %s", code, report, msg)
 	}
-	e := lastAudit(t, logPath, eventImport)
+	e := lastAudit(t, logPath, admin.EventImport)
 	checkLocalAdmin(t, e)
 	if e["outcome"] != audit.Success || e["records"] != 3.0 || e["imported"] != 3.0 || e["source"] != "admin API" {
 		t.Errorf("import audit: %v", e)
@@ -453,17 +415,17 @@ func TestAdminAPIImportExport(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(msg, "record 1 (line 2)") || !strings.Contains(msg, "nothing was imported") {
 		t.Errorf("clashing import: HTTP %d %q", code, msg)
 	}
-	if e := lastAudit(t, logPath, eventImport); e["outcome"] != audit.Failure || e["failed_record"] != 1.0 || e["reason"] != "conflict" {
+	if e := lastAudit(t, logPath, admin.EventImport); e["outcome"] != audit.Failure || e["failed_record"] != 1.0 || e["reason"] != "conflict" {
 		t.Errorf("failed import audit: %v", e)
 	}
 	// Skipping them stores the new one and lists the rest by number.
 	newcomer := &store.Account{Username: "luis.a.garcia", EDIPI: "1234567896"}
 	code, report, msg = importCSV("?on_conflict=skip", csvOf(t, append(slices.Clone(legacy), newcomer)...))
 	if code != http.StatusOK || report.Imported != 1 || report.Skipped != 3 || len(report.SkippedRecords) != 3 ||
-		report.SkippedRecords[2] != (SkippedRecordJSON{Record: 3, Line: 4, Username: "robert.e.johnson", Taken: "username"}) {
+		report.SkippedRecords[2] != (admin.SkippedRecord{Record: 3, Line: 4, Username: "robert.e.johnson", Taken: "username"}) {
 		t.Fatalf("skipping import: HTTP %d %+v %s", code, report, msg)
 	}
-	if e := lastAudit(t, logPath, eventImport); e["skipped"] != 3.0 || e["on_conflict"] != "skip" {
+	if e := lastAudit(t, logPath, admin.EventImport); e["skipped"] != 3.0 || e["on_conflict"] != "skip" {
 		t.Errorf("skipping import audit: %v", e)
 	}
 
@@ -479,7 +441,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 	if code != http.StatusUnprocessableEntity || !strings.Contains(msg, "record 2 (line 3), edipi") || strings.Contains(msg, "99999") {
 		t.Errorf("invalid record: HTTP %d %q", code, msg)
 	}
-	if e := lastAudit(t, logPath, eventImport); e["failed_record"] != 2.0 || e["reason"] != "invalid_records" {
+	if e := lastAudit(t, logPath, admin.EventImport); e["failed_record"] != 2.0 || e["reason"] != "invalid_records" {
 		t.Errorf("invalid import audit: %v", e)
 	}
 	for _, tc := range []struct {
@@ -521,13 +483,13 @@ func TestAdminAPIImportExport(t *testing.T) {
 	if code, _, msg := importCSV("", csvOf(t, legacy...)); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized import: HTTP %d %q", code, msg)
 	}
-	if e := lastAudit(t, logPath, eventImport); e["reason"] != "too_large" {
+	if e := lastAudit(t, logPath, admin.EventImport); e["reason"] != "too_large" {
 		t.Errorf("oversized import audit: %v", e)
 	}
 
 	// Export: every account, streamed as CSV, the count last.
 	code, hdr, body := g.adminRaw("GET", "/cacgate/accounts/export", "", nil)
-	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || hdr.Get(exportCountTrailer) != "4" {
+	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || hdr.Get(admin.ExportCountTrailer) != "4" {
 		t.Fatalf("export: HTTP %d %v", code, hdr)
 	}
 	rd := accountcsv.NewReader(bytes.NewReader(body))
@@ -548,7 +510,7 @@ func TestAdminAPIImportExport(t *testing.T) {
 		!slices.Equal(got["robert.e.johnson"].Categories, []string{"Active Army"}) {
 		t.Errorf("export:\n%s", body)
 	}
-	if e := lastAudit(t, logPath, eventExport); e["accounts"] != 4.0 || e["outcome"] != audit.Success {
+	if e := lastAudit(t, logPath, admin.EventExport); e["accounts"] != 4.0 || e["outcome"] != audit.Success {
 		t.Errorf("export audit: %v", e)
 	}
 	if code, _, _ := g.adminRaw("GET", "/cacgate/accounts/export?format=json", "", nil); code != http.StatusBadRequest {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -141,6 +142,9 @@ type App struct {
 	logger  *zap.Logger
 	audit   *audit.Log
 	metrics *metrics.Metrics
+	// adminService is account administration on this app's store, for
+	// the admin API.
+	adminService *admin.Service
 
 	roster roster.Source
 	hasher *credential.Hasher
@@ -212,6 +216,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
+	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -2,17 +2,23 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/cacgate/cacgate/internal/gateway"
+	"github.com/cacgate/cacgate/internal/admin"
 )
 
 // Time limits of the accounts commands.
@@ -30,9 +36,21 @@ type cliOptions struct {
 	createDB        bool
 }
 
-// backend picks where the command runs: the admin API of a running server
+// session is what an accounts command runs against: the Backend, and who
+// runs it, for the audit trail.
+type session struct {
+	admin.Backend
+	who admin.Actor
+	// delayed: changes reach running servers only within their cache_ttl
+	// (direct mode on a store that does not announce changes).
+	delayed bool
+	close   func() error
+}
+
+// open picks where the command runs: the admin API of a running server
 // with --address or --api, else the database the config names.
-func (o *cliOptions) backend() (accountsBackend, error) {
+func (o *cliOptions) open() (*session, error) {
+	who := admin.CLIActor()
 	if o.address != "" || o.api {
 		config := o.config
 		if config == "" && o.address == "" {
@@ -44,55 +62,80 @@ func (o *cliOptions) backend() (accountsBackend, error) {
 		if err != nil {
 			return nil, fmt.Errorf("finding the admin API address: %w", err)
 		}
-		return &apiBackend{address: addr}, nil
+		return &session{Backend: adminClient(addr), who: who, close: func() error { return nil }}, nil
 	}
-	ops, closeFn, err := openDirect(directOptions{config: o.config, adapter: o.adapter, createDB: o.createDB})
+	d, err := openDirect(directOptions{config: o.config, adapter: o.adapter, createDB: o.createDB})
 	if err != nil {
 		return nil, err
 	}
-	w, ok := ops.store.(gateway.ChangeFeed)
-	return &directBackend{ops: ops, who: cliActor(), closeFn: closeFn, announces: ok && w.CanWatch()}, nil
+	return &session{Backend: d.svc, who: who, delayed: !d.announces, close: d.close}, nil
 }
 
-// runner wraps a command's work: it opens the backend, bounds the work in
-// time, and closes the backend.
+// adminClient is the admin API client of the server at addr.
+func adminClient(addr string) *admin.Client {
+	return &admin.Client{Address: addr, Send: func(method, uri string, header http.Header, body io.Reader) (*http.Response, error) {
+		resp, err := caddycmd.AdminAPIRequest(addr, method, uri, header, body)
+		if err != nil {
+			return nil, apiCallError(addr, err)
+		}
+		return resp, nil
+	}}
+}
+
+// apiErrorText is how caddycmd.AdminAPIRequest reports an error status.
+var apiErrorText = regexp.MustCompile(`(?s)^caddy responded with error: HTTP (\d{3}): (.*)$`)
+
+// apiCallError turns the admin API's error answer, {"error": "..."}, into
+// "HTTP <status>: <message>".
+func apiCallError(address string, err error) error {
+	m := apiErrorText.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("admin API at %s: %w (is the server running? without --address the CLI works on the database directly)", address, err)
+	}
+	status, _ := strconv.Atoi(m[1])
+	var body caddy.APIError
+	msg := strings.TrimSpace(m[2])
+	if json.Unmarshal([]byte(msg), &body) == nil && body.Message != "" {
+		msg = body.Message
+	}
+	return admin.Errorf(status, "HTTP %d: %s", status, msg)
+}
+
+// runner wraps a command's work: it opens the session, bounds the work in
+// time, and closes the session.
 type runner struct {
 	opt *cliOptions
 }
 
-func (r runner) run(timeout time.Duration, fn func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+func (r runner) run(timeout time.Duration, fn func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) (err error) {
-		b, err := r.opt.backend()
+		s, err := r.opt.open()
 		if err != nil {
 			return err
 		}
 		defer func() {
-			if cerr := b.Close(); err == nil {
+			if cerr := s.close(); err == nil {
 				err = cerr
 			}
 		}()
 		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 		defer cancel()
-		return fn(ctx, b, cmd, args)
+		return fn(ctx, s, cmd, args)
 	}
 }
-
-// directChangeNote tells when running servers see a change made on a
-// store that does not announce changes.
-const directChangeNote = "Note: changed in the database directly; a running server applies it within its cache_ttl (default 1m). Use --address or --api to apply it at once through the server."
 
 // changed reports a change in a human line (or JSON), and in direct mode
 // on a store that does not announce changes, when running servers will
 // see it.
-func (r runner) changed(cmd *cobra.Command, b accountsBackend, v any, format string, args ...any) error {
-	if d, ok := b.(*directBackend); ok && !d.announces {
-		defer fmt.Fprintln(cmd.ErrOrStderr(), directChangeNote)
+func (r runner) changed(cmd *cobra.Command, s *session, v any, format string, args ...any) error {
+	if s.delayed {
+		defer fmt.Fprintln(cmd.ErrOrStderr(), admin.DirectChangeNote)
 	}
 	if r.opt.json {
 		if v == nil {
 			return nil
 		}
-		return printJSON(cmd.OutOrStdout(), v)
+		return admin.PrintJSON(cmd.OutOrStdout(), v)
 	}
 	_, err := fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
 	return err
@@ -133,10 +176,10 @@ Output is a table for people; --json prints what the admin API answers.
 		searchCommand(r, "search [text]", "Searches accounts by name, username, DoD ID or email", true),
 		showCommand(r),
 		createCommand(r),
-		actionCommand(r, "approve", "Approves an account waiting for approval (pending -> active)", "Approved"),
-		actionCommand(r, "disable", "Disables an account: its cards are refused", "Disabled"),
-		actionCommand(r, "enable", "Re-enables a disabled account", "Enabled"),
-		actionCommand(r, "unlock", "Lifts an account's password lockout", "Unlocked"),
+		actionCommand(r, "approve", "Approves an account waiting for approval (pending -> active)", "Approved", admin.Backend.Approve),
+		actionCommand(r, "disable", "Disables an account: its cards are refused", "Disabled", admin.Backend.Disable),
+		actionCommand(r, "enable", "Re-enables a disabled account", "Enabled", admin.Backend.Enable),
+		actionCommand(r, "unlock", "Lifts an account's password lockout", "Unlocked", admin.Backend.Unlock),
 		groupsCommand(r),
 		linkCommand(r),
 		unlinkCommand(r),
@@ -147,69 +190,69 @@ Output is a table for people; --json prints what the admin API answers.
 }
 
 func searchCommand(r runner, use, short string, withText bool) *cobra.Command {
-	var s AccountSearch
+	var search admin.AccountSearch
 	args := cobra.NoArgs
 	if withText {
 		args = cobra.MaximumNArgs(1)
 	}
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: args,
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-			q := s
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			q := search
 			if len(args) == 1 {
 				q.Text = args[0]
 			}
-			page, err := b.Search(ctx, q)
+			page, err := s.Search(ctx, q)
 			if err != nil {
 				return err
 			}
 			if r.opt.json {
-				return printJSON(cmd.OutOrStdout(), page)
+				return admin.PrintJSON(cmd.OutOrStdout(), page)
 			}
-			return printAccountPage(cmd.OutOrStdout(), page)
+			return admin.PrintAccountPage(cmd.OutOrStdout(), page)
 		}),
 	}
 	f := cmd.Flags()
 	if withText {
-		f.StringVar(&s.Username, "username", "", "only the account with exactly this username")
-		f.StringVar(&s.EDIPI, "edipi", "", "only the account with exactly this DoD ID")
+		f.StringVar(&search.Username, "username", "", "only the account with exactly this username")
+		f.StringVar(&search.EDIPI, "edipi", "", "only the account with exactly this DoD ID")
 	}
-	f.StringVar(&s.Status, "status", "", "only accounts in this status: active, disabled or pending")
-	f.StringVar(&s.Group, "group", "", "only accounts in this group")
-	f.IntVar(&s.Offset, "offset", 0, "skip this many accounts")
-	f.IntVar(&s.Limit, "limit", defaultPageLimit, fmt.Sprintf("show at most this many accounts (1-%d)", maxPageLimit))
+	f.StringVar(&search.Status, "status", "", "only accounts in this status: active, disabled or pending")
+	f.StringVar(&search.Group, "group", "", "only accounts in this group")
+	f.IntVar(&search.Offset, "offset", 0, "skip this many accounts")
+	f.IntVar(&search.Limit, "limit", admin.DefaultPageLimit, fmt.Sprintf("show at most this many accounts (1-%d)", admin.MaxPageLimit))
 	return cmd
 }
 
 func showCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "show <username>", Short: "Shows one account and its cards", Args: cobra.ExactArgs(1),
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-			acct, err := b.Show(ctx, args[0])
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			acct, err := s.Show(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			if r.opt.json {
-				return printJSON(cmd.OutOrStdout(), acct)
+				return admin.PrintJSON(cmd.OutOrStdout(), acct)
 			}
-			return printAccount(cmd.OutOrStdout(), acct)
+			return admin.PrintAccount(cmd.OutOrStdout(), acct)
 		}),
 	}
 }
 
 func createCommand(r runner) *cobra.Command {
-	var req NewAccountRequest
+	var req admin.NewAccountRequest
 	cmd := &cobra.Command{
 		Use: "create", Short: "Creates an account (its cards link on first use by DoD ID)", Args: cobra.NoArgs,
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) error {
 			if req.EDIPI == "" || req.Username == "" {
 				return errors.New("--edipi and --username are required")
 			}
-			acct, err := b.Create(ctx, req)
+			acct, err := s.Create(ctx, s.who, req)
 			if err != nil {
 				return err
 			}
-			return r.changed(cmd, b, acct, "Created %s (DoD ID %s, %s).", acct.Username, acct.EDIPI, acct.Status)
+			return r.changed(cmd, s, acct, "Created %s (DoD ID %s, %s).", acct.Username, acct.EDIPI, acct.Status)
 		}),
 	}
 	f := cmd.Flags()
@@ -226,26 +269,26 @@ func createCommand(r runner) *cobra.Command {
 	return cmd
 }
 
-func actionCommand(r runner, action, short, done string) *cobra.Command {
+func actionCommand(r runner, action, short, done string, op func(admin.Backend, context.Context, admin.Actor, string) (admin.Account, error)) *cobra.Command {
 	return &cobra.Command{
 		Use: action + " <username>", Short: short, Args: cobra.ExactArgs(1),
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-			acct, err := b.Action(ctx, action, args[0])
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			acct, err := op(s.Backend, ctx, s.who, args[0])
 			if err != nil {
 				return err
 			}
-			return r.changed(cmd, b, acct, "%s %s: status %s.", done, acct.Username, acct.Status)
+			return r.changed(cmd, s, acct, "%s %s: status %s.", done, acct.Username, acct.Status)
 		}),
 	}
 }
 
 func groupsCommand(r runner) *cobra.Command {
 	groups := &cobra.Command{Use: "groups", Short: "Lists groups, and puts accounts in groups or takes them out"}
-	edit := func(use, short string, add bool) *cobra.Command {
+	edit := func(use, short string, op func(admin.Backend, context.Context, admin.Actor, string, []string) (admin.Account, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " <username> <group>...", Short: short, Args: cobra.MinimumNArgs(2),
-			RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-				acct, err := b.EditGroups(ctx, add, args[0], args[1:])
+			RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+				acct, err := op(s.Backend, ctx, s.who, args[0], args[1:])
 				if err != nil {
 					return err
 				}
@@ -253,26 +296,26 @@ func groupsCommand(r runner) *cobra.Command {
 				if len(acct.Groups) > 0 {
 					in = fmt.Sprint(acct.Groups)
 				}
-				return r.changed(cmd, b, acct, "%s is in %s.", acct.Username, in)
+				return r.changed(cmd, s, acct, "%s is in %s.", acct.Username, in)
 			}),
 		}
 	}
-	rm := edit("rm", "Takes an account out of groups", false)
+	rm := edit("rm", "Takes an account out of groups", admin.Backend.RemoveGroups)
 	rm.Aliases = []string{"remove"}
 	groups.AddCommand(
-		edit("add", "Puts an account in groups", true),
+		edit("add", "Puts an account in groups", admin.Backend.AddGroups),
 		rm,
 		&cobra.Command{
 			Use: "list", Short: "Lists the groups in use and how many accounts each has", Args: cobra.NoArgs,
-			RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) error {
-				list, err := b.Groups(ctx)
+			RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) error {
+				list, err := s.Groups(ctx)
 				if err != nil {
 					return err
 				}
 				if r.opt.json {
-					return printJSON(cmd.OutOrStdout(), list)
+					return admin.PrintJSON(cmd.OutOrStdout(), list)
 				}
-				return printGroups(cmd.OutOrStdout(), list)
+				return admin.PrintGroups(cmd.OutOrStdout(), list)
 			}),
 		},
 	)
@@ -282,16 +325,16 @@ func groupsCommand(r runner) *cobra.Command {
 func linkCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "link <username> <cert.pem>", Short: "Registers a card (its certificate PEM) to an account", Args: cobra.ExactArgs(2),
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-			pemBytes, err := readSmallFile(args[1], maxPEM)
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			pemBytes, err := admin.ReadSmallFile(args[1], admin.MaxPEM)
 			if err != nil {
 				return err
 			}
-			acct, err := b.LinkCard(ctx, args[0], string(pemBytes))
+			acct, err := s.LinkCard(ctx, s.who, args[0], string(pemBytes))
 			if err != nil {
 				return err
 			}
-			return r.changed(cmd, b, acct, "Linked the card to %s (%d cards).", acct.Username, len(acct.Cards))
+			return r.changed(cmd, s, acct, "Linked the card to %s (%d cards).", acct.Username, len(acct.Cards))
 		}),
 	}
 }
@@ -299,15 +342,15 @@ func linkCommand(r runner) *cobra.Command {
 func unlinkCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "unlink <username> <sha256|cert.pem>", Short: "Clears a card's registration", Args: cobra.ExactArgs(2),
-		RunE: r.run(cliTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
-			fp, err := fingerprintArg(args[1])
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			fp, err := admin.FingerprintArg(args[1])
 			if err != nil {
 				return err
 			}
-			if err := b.UnlinkCard(ctx, args[0], fp); err != nil {
+			if err := s.UnlinkCard(ctx, s.who, args[0], fp); err != nil {
 				return err
 			}
-			return r.changed(cmd, b, nil, "Unlinked card %s from %s; it is not linked again by DoD ID.", fp, args[0])
+			return r.changed(cmd, s, nil, "Unlinked card %s from %s; it is not linked again by DoD ID.", fp, args[0])
 		}),
 	}
 }
@@ -325,7 +368,7 @@ Records whose username, DoD ID or card already exists fail the import
 (--on-conflict fail, the default) or are skipped and listed (skip).
 `,
 		Args: cobra.ExactArgs(1),
-		RunE: r.run(cliBulkTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
 			name := "standard input"
 			if args[0] != "-" {
@@ -336,20 +379,17 @@ Records whose username, DoD ID or card already exists fail the import
 				defer f.Close()
 				in, name = f, filepath.Base(args[0])
 			}
-			if d, ok := b.(*directBackend); ok {
-				d.source = name
-			}
-			report, err := b.Import(ctx, in, onConflict)
+			report, err := s.Import(ctx, s.who, in, onConflict, name)
 			if err != nil {
 				return err
 			}
 			if r.opt.json {
-				return r.changed(cmd, b, report, "")
+				return r.changed(cmd, s, report, "")
 			}
-			if d, ok := b.(*directBackend); ok && !d.announces {
-				defer fmt.Fprintln(cmd.ErrOrStderr(), directChangeNote)
+			if s.delayed {
+				defer fmt.Fprintln(cmd.ErrOrStderr(), admin.DirectChangeNote)
 			}
-			return printImportReport(cmd.OutOrStdout(), report)
+			return admin.PrintImportReport(cmd.OutOrStdout(), report)
 		}),
 	}
 	cmd.Flags().StringVar(&onConflict, "on-conflict", "fail", "what a record whose username, DoD ID or card exists does: fail (the import) or skip (the record)")
@@ -363,15 +403,15 @@ func exportCommand(r runner) *cobra.Command {
 		Use:   "export",
 		Short: "Exports every account with its cards and groups as CSV (no passwords or answers)",
 		Args:  cobra.NoArgs,
-		RunE: r.run(cliBulkTimeout, func(ctx context.Context, b accountsBackend, cmd *cobra.Command, _ []string) (err error) {
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) (err error) {
 			if output == "" || output == "-" {
-				_, err := b.Export(ctx, cmd.OutOrStdout())
+				_, err := s.Export(ctx, s.who, cmd.OutOrStdout())
 				return err
 			}
 			var n int
-			err = writeExportFile(output, force, func(w io.Writer) error {
+			err = admin.WriteExportFile(output, force, func(w io.Writer) error {
 				var err error
-				n, err = b.Export(ctx, w)
+				n, err = s.Export(ctx, s.who, w)
 				return err
 			})
 			if err != nil {
@@ -384,65 +424,4 @@ func exportCommand(r runner) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (mode 0600) instead of standard output")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite --output if it exists")
 	return cmd
-}
-
-// writeExportFile writes an export to path with write. The file holds
-// personal data, so it is made readable by its owner only (mode 0600), and
-// only complete exports reach path: a failed one leaves nothing behind.
-// Without force an existing file is refused (fs.ErrExist) before the
-// export starts. With force the export goes to a temporary file beside
-// path, made 0600 whatever mode the old file had, synced and renamed over
-// path only once complete, so a failure leaves the previous file as it was.
-func writeExportFile(path string, force bool, write func(io.Writer) error) (err error) {
-	var f *os.File
-	if force {
-		f, err = os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	} else {
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	}
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name()) // a partial export is worse than none
-		}
-	}()
-	if force {
-		// CreateTemp makes the file 0600; say so in case that ever changes.
-		if err := f.Chmod(0o600); err != nil {
-			return err
-		}
-	}
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if force {
-		return os.Rename(f.Name(), path)
-	}
-	return nil
-}
-
-// readSmallFile reads a file the user named, refusing one larger than max.
-func readSmallFile(name string, max int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
-	}
-	return data, nil
 }

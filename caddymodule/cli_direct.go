@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 )
 
@@ -79,27 +79,36 @@ type directOptions struct {
 	createDB bool
 }
 
+// directStore is the admin service on the store the config names.
+type directStore struct {
+	svc *admin.Service
+	// announces: the store tells running servers of changes (PostgreSQL);
+	// otherwise they see them within cache_ttl.
+	announces bool
+	close     func() error
+}
+
 // openDirect opens the store the config names and returns the admin
-// operations on it, and a function that closes it.
-func openDirect(opt directOptions) (*adminOps, func() error, error) {
+// service on it, with how to close it.
+func openDirect(opt directOptions) (*directStore, error) {
 	cfgJSON, file, err := loadCLIConfig(opt.config, opt.adapter)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var cfg struct {
 		Logging *caddy.Logging             `json:"logging,omitempty"`
 		Apps    map[string]json.RawMessage `json:"apps,omitempty"`
 	}
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w", file, err)
+		return nil, fmt.Errorf("config %s: %w", file, err)
 	}
 	var app cliStoreConfig
 	if raw, ok := cfg.Apps["cacgate"]; ok {
 		if err := json.Unmarshal(raw, &app); err != nil {
-			return nil, nil, fmt.Errorf("config %s: apps.cacgate: %w", file, err)
+			return nil, fmt.Errorf("config %s: apps.cacgate: %w", file, err)
 		}
 	} else if !usesCacgateHandler.Match(cfgJSON) {
-		return nil, nil, fmt.Errorf("config %s does not use cacgate", file)
+		return nil, fmt.Errorf("config %s does not use cacgate", file)
 	}
 	if app.StoreRaw == nil {
 		// What the app does without a store option.
@@ -112,32 +121,32 @@ func openDirect(opt directOptions) (*adminOps, func() error, error) {
 	// experimental in Caddy; it is what provisions logging publicly.)
 	ctx, err := caddy.ProvisionContext(&caddy.Config{Logging: cfg.Logging})
 	if err != nil {
-		return nil, nil, fmt.Errorf("setting up logging from %s: %w", file, err)
+		return nil, fmt.Errorf("setting up logging from %s: %w", file, err)
 	}
 	mod, err := ctx.LoadModule(&app, "StoreRaw")
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading the account store module: %w", err)
+		return nil, fmt.Errorf("loading the account store module: %w", err)
 	}
 	opener, ok := mod.(StoreOpener)
 	if !ok {
-		return nil, nil, fmt.Errorf("store module %T cannot open a store", mod)
+		return nil, fmt.Errorf("store module %T cannot open a store", mod)
 	}
 	if path, ok := sqlitePath(mod); ok && !opt.createDB {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("no account database at %s: check --config, and that HOME/XDG_DATA_HOME are the server's (or give --create-db to start a new one)", path)
+			return nil, fmt.Errorf("no account database at %s: check --config, and that HOME/XDG_DATA_HOME are the server's (or give --create-db to start a new one)", path)
 		}
 	}
 	st, release, err := opener.OpenStore(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the account store: %w", err)
+		return nil, fmt.Errorf("opening the account store: %w", err)
 	}
 	auditLogger := ctx.Logger(auditLog{})
-	ops := &adminOps{store: st, audit: audit.New(auditLogger, ""), log: caddy.Log().Named("cacgate.cli")}
+	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli")}
 	closeFn := func() error {
 		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
 		return release()
 	}
-	return ops, closeFn, nil
+	return &directStore{svc: svc, announces: st.CanWatch(), close: closeFn}, nil
 }
 
 // sqlitePath is where an SQLite store module keeps its database, as its
@@ -153,22 +162,4 @@ func sqlitePath(mod any) (string, bool) {
 		return "", false
 	}
 	return s.path(), true
-}
-
-// cliActor is who runs the CLI: the OS user and host, and the user sudo
-// was run by, if any.
-func cliActor() adminActor {
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
-	a := adminActor{identity: "cli:" + name + "@" + host, source: host}
-	if sudo := os.Getenv("SUDO_USER"); sudo != "" && sudo != name {
-		a.sudoUser = clip(sudo, 64)
-	}
-	return a
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -108,7 +109,7 @@ func TestCLIDirectStore(t *testing.T) {
 	if out := run("import", legacy, "--create-db"); !strings.Contains(out, "Read 3 records: imported 3 accounts with 1 cards.") {
 		t.Fatalf("import: %s", out)
 	}
-	if e := lastAudit(t, auditPath, eventImport); e["source"] != "legacy.csv" || e["imported"] != 3.0 || !strings.HasPrefix(e["admin"].(string), "cli:") {
+	if e := lastAudit(t, auditPath, admin.EventImport); e["source"] != "legacy.csv" || e["imported"] != 3.0 || !strings.HasPrefix(e["admin"].(string), "cli:") {
 		t.Errorf("import audit: %v", e)
 	}
 
@@ -121,7 +122,7 @@ func TestCLIDirectStore(t *testing.T) {
 	if out := run("list", "--limit", "2"); !strings.Contains(out, "Accounts 1-2 of 3. Next page: --offset 2") {
 		t.Errorf("paged list:\n%s", out)
 	}
-	var page AccountPageJSON
+	var page admin.AccountPage
 	runJSON(&page, "list", "--status", "pending")
 	if page.Total != 1 || page.Accounts[0].Username != "jane.smith" {
 		t.Errorf("list --status pending: %+v", page)
@@ -155,9 +156,9 @@ func TestCLIDirectStore(t *testing.T) {
 	}
 	fails("not pending approval", "approve", "jane.smith")
 	e := lastAudit(t, auditPath, "admin.account.approved")
-	who := cliActor()
-	if e["admin"] != who.identity || e["admin_source"] != who.source || e["outcome"] != audit.Failure || e["reason"] != "conflict" {
-		t.Errorf("approve audit: %v, want the admin %s", e, who.identity)
+	who := admin.CLIActor()
+	if e["admin"] != who.Identity || e["admin_source"] != who.Source || e["outcome"] != audit.Failure || e["reason"] != "conflict" {
+		t.Errorf("approve audit: %v, want the admin %s", e, who.Identity)
 	}
 
 	// A lockout, made the way failed sign-ins make it, lifted by unlock.
@@ -176,7 +177,7 @@ func TestCLIDirectStore(t *testing.T) {
 	if out := run("list", "--status", "active"); !strings.Contains(out, "active (locked)") {
 		t.Errorf("a locked account is not shown as locked:\n%s", out)
 	}
-	var acct AccountJSON
+	var acct admin.Account
 	runJSON(&acct, "unlock", "jane.smith")
 	if acct.LockedUntil != nil {
 		t.Errorf("unlock: still locked until %v", acct.LockedUntil)
@@ -186,13 +187,13 @@ func TestCLIDirectStore(t *testing.T) {
 		t.Errorf("groups add: %s", out)
 	}
 	run("groups", "rm", "john.q.doe", "ops")
-	var groups []GroupJSON
+	var groups []admin.Group
 	runJSON(&groups, "groups", "list")
-	if !slices.Equal(groups, []GroupJSON{{Name: "finance.readers", Accounts: 1}}) {
+	if !slices.Equal(groups, []admin.Group{{Name: "finance.readers", Accounts: 1}}) {
 		t.Errorf("groups list: %+v", groups)
 	}
 	fails("group 1", "groups", "add", "john.q.doe", "Finance Readers")
-	if e := lastAudit(t, auditPath, eventGroupsRemoved); e["username"] != "john.q.doe" || e["admin"] != who.identity {
+	if e := lastAudit(t, auditPath, admin.EventGroupsRemoved); e["username"] != "john.q.doe" || e["admin"] != who.Identity {
 		t.Errorf("groups audit: %v", e)
 	}
 
@@ -238,7 +239,7 @@ func TestCLIDirectStore(t *testing.T) {
 	}
 	fails("exists", "export", "--output", exported)
 	run("export", "--output", exported, "--force")
-	if e := lastAudit(t, auditPath, eventExport); e["accounts"] != 4.0 || e["admin"] != who.identity {
+	if e := lastAudit(t, auditPath, admin.EventExport); e["accounts"] != 4.0 || e["admin"] != who.Identity {
 		t.Errorf("export audit: %v", e)
 	}
 	stdoutCSV := run("export")
@@ -251,13 +252,13 @@ func TestCLIDirectStore(t *testing.T) {
 	if out := mustCLI(t, append([]string{"import", exported, "--create-db"}, cfg2...)...); !strings.Contains(out, "imported 4 accounts with 2 cards") {
 		t.Fatalf("re-import: %s", out)
 	}
-	var before, after AccountPageJSON
+	var before, after admin.AccountPage
 	runJSON(&before, "list")
 	cliJSON(t, &after, append([]string{"list"}, cfg2...)...)
-	summary := func(p AccountPageJSON) string {
+	summary := func(p admin.AccountPage) string {
 		var b strings.Builder
 		for _, a := range p.Accounts {
-			fmt.Fprintf(&b, "%s %s %s %s %v %d|", a.Username, a.EDIPI, a.Status, fullName(a), a.Groups, len(a.Cards))
+			fmt.Fprintf(&b, "%s %s %s %s %v %d|", a.Username, a.EDIPI, a.Status, admin.FullName(a), a.Groups, len(a.Cards))
 			for _, c := range a.Cards {
 				b.WriteString(c.Fingerprint + " ")
 			}
@@ -270,11 +271,11 @@ func TestCLIDirectStore(t *testing.T) {
 	// From standard input, skipping what exists.
 	csvData, _ := os.ReadFile(exported)
 	out, errOut, err = cli(t, string(csvData), append([]string{"import", "-", "--on-conflict", "skip", "--json"}, cfg2...)...)
-	var report ImportReportJSON
+	var report admin.ImportReport
 	if err != nil || json.Unmarshal([]byte(out), &report) != nil || report.Skipped != 4 || report.Imported != 0 || report.SkippedRecords[0].Line != 2 {
 		t.Errorf("import - --on-conflict skip: %v %+v\n%s", err, report, errOut)
 	}
-	if e := lastAudit(t, filepath.Join(dir2, "audit.log"), eventImport); e["source"] != "standard input" || e["skipped"] != 4.0 {
+	if e := lastAudit(t, filepath.Join(dir2, "audit.log"), admin.EventImport); e["source"] != "standard input" || e["skipped"] != 4.0 {
 		t.Errorf("stdin import audit: %v", e)
 	}
 
@@ -342,14 +343,14 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	}
 	run("approve", "jane.smith")
 	run("groups", "add", "jane.smith", "ops")
-	var page AccountPageJSON
+	var page admin.AccountPage
 	cliJSON(t, &page, append([]string{"search", "--group", "ops", "--status", "active"}, api...)...)
 	if page.Total != 2 {
 		t.Errorf("search through the API: %+v", page)
 	}
-	var groups []GroupJSON
+	var groups []admin.Group
 	cliJSON(t, &groups, append([]string{"groups", "list"}, api...)...)
-	if !slices.Equal(groups, []GroupJSON{{Name: "ops", Accounts: 2}}) {
+	if !slices.Equal(groups, []admin.Group{{Name: "ops", Accounts: 2}}) {
 		t.Errorf("groups through the API: %+v", groups)
 	}
 	exported := filepath.Join(t.TempDir(), "out.csv")
@@ -361,7 +362,7 @@ func TestCLIThroughAdminAPI(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "HTTP 404: ") {
 		t.Errorf("show unknown through the API: %v", err)
 	}
-	if e := lastAudit(t, filepath.Join(g.dir, "caddy.log"), eventGroupsAdded); e["admin"] != "local" || e["username"] != "jane.smith" {
+	if e := lastAudit(t, filepath.Join(g.dir, "caddy.log"), admin.EventGroupsAdded); e["admin"] != "local" || e["username"] != "jane.smith" {
 		t.Errorf("the API audits CLI changes as the local admin: %v", e)
 	}
 }

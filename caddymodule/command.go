@@ -1,17 +1,12 @@
 package caddymodule
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"net/http"
-	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
-	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/admin"
 )
 
 func init() {
@@ -39,27 +34,6 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
 	})
 }
 
-// fingerprintArg accepts a card's hex SHA-256 (colons allowed, any case)
-// or the path of its PEM certificate.
-func fingerprintArg(arg string) (string, error) {
-	clean := strings.ToLower(strings.ReplaceAll(arg, ":", ""))
-	if store.ValidFingerprint(clean) {
-		return clean, nil
-	}
-	data, err := readSmallFile(arg, maxPEM)
-	if err != nil {
-		return "", fmt.Errorf("%q is neither a SHA-256 fingerprint nor a readable certificate file", arg)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return "", fmt.Errorf("%s holds no PEM certificate", arg)
-	}
-	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-		return "", err
-	}
-	return cacid.Fingerprint(block.Bytes), nil
-}
-
 // revocationCommand shows the running server's revocation state: there is
 // none without a server.
 func revocationCommand() *cobra.Command {
@@ -73,11 +47,11 @@ func revocationCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("finding the admin API address: %w", err)
 			}
-			var st RevocationStatsJSON
-			if err := (&apiBackend{address: addr}).call(cmd.Context(), http.MethodGet, "/cacgate/revocation", nil, "", &st); err != nil {
+			st, err := adminClient(addr).RevocationStats(cmd.Context())
+			if err != nil {
 				return err
 			}
-			return printJSON(cmd.OutOrStdout(), st)
+			return admin.PrintJSON(cmd.OutOrStdout(), st)
 		},
 	}
 	cmd.Flags().StringVar(&address, "address", "", "admin API address (default: from --config, else localhost:2019)")

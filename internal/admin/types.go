@@ -1,4 +1,4 @@
-package caddymodule
+package admin
 
 import (
 	"errors"
@@ -11,8 +11,8 @@ import (
 	"github.com/cacgate/cacgate/internal/store"
 )
 
-// AccountJSON is an account as the admin API and CLI show it.
-type AccountJSON struct {
+// Account is an account as the admin API and CLI show it.
+type Account struct {
 	Username     string     `json:"username"`
 	EDIPI        string     `json:"edipi"`
 	GivenName    string     `json:"given_name,omitempty"`
@@ -33,11 +33,11 @@ type AccountJSON struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	LastLoginAt  *time.Time `json:"last_login_at,omitempty"`
-	Cards        []CardJSON `json:"cards"`
+	Cards        []Card     `json:"cards"`
 }
 
-// CardJSON is a registered card as the admin API shows it.
-type CardJSON struct {
+// Card is a registered card as the admin API shows it.
+type Card struct {
 	Fingerprint string     `json:"sha256"`
 	Subject     string     `json:"subject"`
 	Issuer      string     `json:"issuer"`
@@ -47,17 +47,17 @@ type CardJSON struct {
 	LastUsedAt  *time.Time `json:"last_used_at,omitempty"`
 }
 
-// AccountPageJSON is GET /cacgate/accounts: one page of the accounts that
+// AccountPage is GET /cacgate/accounts: one page of the accounts that
 // match, and how many match in all.
-type AccountPageJSON struct {
-	Accounts []AccountJSON `json:"accounts"`
-	Total    int           `json:"total"`
-	Offset   int           `json:"offset"`
-	Limit    int           `json:"limit"`
+type AccountPage struct {
+	Accounts []Account `json:"accounts"`
+	Total    int       `json:"total"`
+	Offset   int       `json:"offset"`
+	Limit    int       `json:"limit"`
 }
 
-// GroupJSON is one group of GET /cacgate/groups.
-type GroupJSON struct {
+// Group is one group of GET /cacgate/groups.
+type Group struct {
 	Name     string `json:"name"`
 	Accounts int    `json:"accounts"`
 }
@@ -67,20 +67,20 @@ type GroupsRequest struct {
 	Groups []string `json:"groups"`
 }
 
-func accountJSON(a *store.Account) AccountJSON {
-	out := AccountJSON{
+func accountOf(a *store.Account) Account {
+	out := Account{
 		Username: a.Username, EDIPI: a.EDIPI, GivenName: a.GivenName, MiddleName: a.MiddleName,
 		FamilyName: a.FamilyName, Suffix: a.Suffix, Email: a.Email, Affiliation: a.Affiliation,
 		Categories: a.Categories, Groups: a.Groups, Organization: a.Organization, Location: a.Location,
 		WorkAddress: a.WorkAddress, Phone: a.Phone, HasPassword: a.HasPassword, LockedUntil: optTime(a.LockedUntil),
 		Status: string(a.Status), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
-		LastLoginAt: optTime(a.LastLoginAt), Cards: []CardJSON{},
+		LastLoginAt: optTime(a.LastLoginAt), Cards: []Card{},
 	}
 	if out.Groups == nil {
 		out.Groups = []string{}
 	}
 	for _, c := range a.Cards {
-		out.Cards = append(out.Cards, CardJSON{
+		out.Cards = append(out.Cards, Card{
 			Fingerprint: c.Fingerprint, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial,
 			NotAfter: c.NotAfter.UTC(), CreatedAt: c.CreatedAt.UTC(), LastUsedAt: optTime(c.LastUsedAt),
 		})
@@ -178,7 +178,7 @@ func checkGroups(groups []string) error {
 	}
 	for i, g := range groups {
 		if !store.ValidGroupName(g) {
-			return fmt.Errorf("group %d (%q) must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", i+1, clip(g, 70))
+			return fmt.Errorf("group %d (%q) must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", i+1, Clip(g, 70))
 		}
 	}
 	return nil
@@ -194,4 +194,9 @@ func checkText(field, v string, max int) error {
 		}
 	}
 	return nil
+}
+
+// LinkCardRequest is the body of POST /cacgate/accounts/{username}/cards.
+type LinkCardRequest struct {
+	Certificate string `json:"certificate"` // PEM
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package admin
 
 import (
 	"encoding/json"
@@ -13,7 +13,8 @@ import (
 // The accounts commands print tables and lines for people by default, and
 // with --json exactly what the admin API answers, for scripts.
 
-func printJSON(w io.Writer, v any) error {
+// PrintJSON prints v as the admin API answers it (indented JSON).
+func PrintJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -33,7 +34,8 @@ func cell(s string) string {
 	}, s)
 }
 
-func fullName(a AccountJSON) string {
+// FullName is the account holder's name, its parts in order.
+func FullName(a Account) string {
 	var parts []string
 	for _, p := range []string{a.GivenName, a.MiddleName, a.FamilyName, a.Suffix} {
 		if p != "" {
@@ -50,7 +52,9 @@ func shortTime(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04Z")
 }
 
-func printAccountPage(w io.Writer, page AccountPageJSON) error {
+// PrintAccountPage prints a page of accounts as a table, with where the
+// page is in the whole and how to get the next.
+func PrintAccountPage(w io.Writer, page AccountPage) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tEDIPI\tSTATUS\tNAME\tGROUPS\tCARDS\tLAST LOGIN")
 	for _, a := range page.Accounts {
@@ -58,7 +62,7 @@ func printAccountPage(w io.Writer, page AccountPageJSON) error {
 		if a.LockedUntil != nil && a.LockedUntil.After(time.Now()) {
 			status += " (locked)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(a.Username), cell(a.EDIPI), cell(status), cell(fullName(a)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(a.Username), cell(a.EDIPI), cell(status), cell(FullName(a)),
 			cell(strings.Join(a.Groups, ",")), len(a.Cards), shortTime(a.LastLoginAt))
 	}
 	if err := tw.Flush(); err != nil {
@@ -83,7 +87,8 @@ func printAccountPage(w io.Writer, page AccountPageJSON) error {
 	return err
 }
 
-func printAccount(w io.Writer, a AccountJSON) error {
+// PrintAccount prints one account and its cards.
+func PrintAccount(w io.Writer, a Account) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -93,7 +98,7 @@ func printAccount(w io.Writer, a AccountJSON) error {
 	row("Username", a.Username)
 	row("EDIPI", a.EDIPI)
 	row("Status", a.Status)
-	row("Name", fullName(a))
+	row("Name", FullName(a))
 	row("Email", a.Email)
 	row("Affiliation", a.Affiliation)
 	row("Categories", strings.Join(a.Categories, ", "))
@@ -134,7 +139,8 @@ func printAccount(w io.Writer, a AccountJSON) error {
 	return tw.Flush()
 }
 
-func printGroups(w io.Writer, groups []GroupJSON) error {
+// PrintGroups prints the groups in use as a table.
+func PrintGroups(w io.Writer, groups []Group) error {
 	if len(groups) == 0 {
 		_, err := fmt.Fprintln(w, "No account is in any group.")
 		return err
@@ -147,7 +153,8 @@ func printGroups(w io.Writer, groups []GroupJSON) error {
 	return tw.Flush()
 }
 
-func printImportReport(w io.Writer, r ImportReportJSON) error {
+// PrintImportReport prints what an import stored and which records it skipped.
+func PrintImportReport(w io.Writer, r ImportReport) error {
 	fmt.Fprintf(w, "Read %d records: imported %d accounts with %d cards", r.Records, r.Imported, r.Cards)
 	if r.Skipped > 0 {
 		fmt.Fprintf(w, ", skipped %d whose username, DoD ID or card was taken", r.Skipped)
