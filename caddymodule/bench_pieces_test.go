@@ -65,7 +65,7 @@ func BenchmarkPieces(b *testing.B) {
 	b.Run("consent", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), id.FingerprintHex, now) {
+			if !h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), id.FingerprintHex, now, time.Hour) {
 				b.Fatal("consent not accepted")
 			}
 		}

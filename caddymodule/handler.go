@@ -219,11 +219,12 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		return err
 	}
 	if h.site, err = h.app.core.NewSite(gateway.SiteConfig{
-		Policy:   policy,
-		Access:   accessPolicy,
-		Audience: h.Audience,
-		Contact:  h.Contact,
-		Logger:   h.logger,
+		Policy:     policy,
+		Access:     accessPolicy,
+		Audience:   h.Audience,
+		Contact:    h.Contact,
+		ConsentTTL: time.Duration(h.ConsentTTL),
+		Logger:     h.logger,
 	}); err != nil {
 		return err
 	}

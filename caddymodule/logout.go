@@ -64,7 +64,7 @@ func (h *Handler) cardSession(r *http.Request, now time.Time) (*cacid.Identity, 
 	if se == nil || rej != nil || se.ID == nil {
 		return nil, false
 	}
-	return se.ID, h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.ID.FingerprintHex, now)
+	return se.ID, h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.ID.FingerprintHex, now, time.Duration(h.ConsentTTL))
 }
 
 func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {

@@ -39,12 +39,12 @@ func BenchmarkAccepted(b *testing.B) {
 	}
 	c := NewCache(tok, 10000, 10*time.Minute)
 	hdr := benchCookieHeader(token)
-	if !c.Accepted(CookieValue(hdr), fpA, now) {
+	if !c.Accepted(CookieValue(hdr), fpA, now, time.Hour) {
 		b.Fatal("token not accepted")
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if !c.Accepted(CookieValue(hdr), fpA, now) {
+		if !c.Accepted(CookieValue(hdr), fpA, now, time.Hour) {
 			b.Fatal("token not accepted")
 		}
 	}
@@ -66,14 +66,14 @@ func BenchmarkAcceptedManyCards(b *testing.B) {
 			b.Fatal(err)
 		}
 		hdrs[i] = benchCookieHeader(token)
-		if !c.Accepted(CookieValue(hdrs[i]), fps[i], now) {
+		if !c.Accepted(CookieValue(hdrs[i]), fps[i], now, time.Hour) {
 			b.Fatal("token not accepted")
 		}
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if !c.Accepted(CookieValue(hdrs[i]), fps[i], now) {
+		if !c.Accepted(CookieValue(hdrs[i]), fps[i], now, time.Hour) {
 			b.Fatal("token not accepted")
 		}
 		if i++; i == n {

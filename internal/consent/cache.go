@@ -36,9 +36,12 @@ func NewCache(tokens *Tokens, size int, ttl time.Duration) *Cache {
 }
 
 // Accepted reports whether token is a valid, unexpired consent made by the
-// card with the given fingerprint. token may alias request memory: it is
-// copied before being stored.
-func (c *Cache) Accepted(token, fingerprint string, now time.Time) bool {
+// card with the given fingerprint no longer than maxAge ago. maxAge is the
+// site's own consent_ttl: the cookie is shared by every site (and port) of
+// the host, and an acceptance made where it lasts 12 hours must not
+// satisfy a site that asks every minute. token may alias request memory:
+// it is copied before being stored.
+func (c *Cache) Accepted(token, fingerprint string, now time.Time, maxAge time.Duration) bool {
 	if token == "" {
 		return false
 	}
@@ -51,7 +54,7 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time) bool {
 		cached = cachedClaims{Claims: claims, cachedAt: now}
 		c.lru.Add(strings.Clone(token), cached)
 	}
-	return cached.Fingerprint == fingerprint && now.Before(cached.Expires)
+	return cached.Fingerprint == fingerprint && now.Before(cached.Expires) && now.Sub(cached.Issued) < maxAge
 }
 
 // CookieValue extracts the consent cookie from raw Cookie header values

@@ -115,17 +115,17 @@ func TestCacheAcceptsOnlyVerifiedTokensForTheRightCard(t *testing.T) {
 	now := time.Now()
 	s, _ := tok.Issue(fpA, now, time.Hour)
 	for i := 0; i < 2; i++ { // miss, then hit
-		if !cache.Accepted(s, fpA, now) {
+		if !cache.Accepted(s, fpA, now, 12*time.Hour) {
 			t.Fatalf("round %d: valid token refused", i)
 		}
-		if cache.Accepted(s, fpB, now) {
+		if cache.Accepted(s, fpB, now, 12*time.Hour) {
 			t.Fatalf("round %d: token accepted for another card", i)
 		}
 	}
-	if cache.Accepted(s, fpA, now.Add(2*time.Hour)) {
+	if cache.Accepted(s, fpA, now.Add(2*time.Hour), 12*time.Hour) {
 		t.Error("cached token accepted after it expired")
 	}
-	if cache.Accepted(s[:len(s)-2]+"xx", fpA, now) || cache.Accepted("", fpA, now) {
+	if cache.Accepted(s[:len(s)-2]+"xx", fpA, now, 12*time.Hour) || cache.Accepted("", fpA, now, 12*time.Hour) {
 		t.Error("tampered or empty token accepted")
 	}
 }
@@ -384,5 +384,29 @@ func TestSessionEnded(t *testing.T) {
 	cache.End("other", now.Add(time.Minute), now.Add(2*time.Hour))
 	if _, ok := cache.ended.Load(sa.ID); ok {
 		t.Error("an expired session's end record was kept")
+	}
+}
+
+// TestAcceptedWithinMaxAge: an acceptance counts for a site only as long as
+// that site's own lifetime, from when it was made.
+func TestAcceptedWithinMaxAge(t *testing.T) {
+	tokens, err := NewTokens([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache(tokens, 10, time.Minute)
+	now := time.Now()
+	tok, err := tokens.Issue("ab", now, 12*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cache.Accepted(tok, "ab", now.Add(30*time.Second), time.Minute) {
+		t.Error("refused within max age")
+	}
+	if cache.Accepted(tok, "ab", now.Add(90*time.Second), time.Minute) {
+		t.Error("accepted past max age (served from the cache)")
+	}
+	if !cache.Accepted(tok, "ab", now.Add(90*time.Second), 12*time.Hour) {
+		t.Error("refused by a site with a longer lifetime")
 	}
 }

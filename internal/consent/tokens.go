@@ -69,6 +69,7 @@ func derive(master []byte, label string) []byte {
 // Claims is what a verified consent token says.
 type Claims struct {
 	Fingerprint string    // hex SHA-256 of the accepting certificate
+	Issued      time.Time // when the banner was accepted
 	Expires     time.Time // acceptance is void after this
 }
 
@@ -113,7 +114,10 @@ func (t *Tokens) Verify(token string, now time.Time) (Claims, error) {
 	if rc.Subject == "" {
 		return Claims{}, errors.New("consent token has no subject")
 	}
-	return Claims{Fingerprint: rc.Subject, Expires: rc.ExpiresAt.Time}, nil
+	if rc.IssuedAt == nil {
+		return Claims{}, errors.New("consent token has no issue time")
+	}
+	return Claims{Fingerprint: rc.Subject, Issued: rc.IssuedAt.Time, Expires: rc.ExpiresAt.Time}, nil
 }
 
 // CSRF returns a token to embed in the banner form. It is bound to the card

@@ -19,7 +19,7 @@ import (
 func TestRemoteChangeReachesEvictedEntries(t *testing.T) {
 	for _, how := range []string{"evicted", "replaced"} {
 		t.Run(how, func(t *testing.T) {
-			h := newHarness(t, SiteConfig{})
+			h := newHarness(t, SiteConfig{ConsentTTL: time.Hour})
 			acct := h.enrollDoe(t)
 			doe := testCard(t, "doe.john.quincy")
 			admit := func() Outcome { return h.site.Admit(h.request(t, doe, true), time.Now()).Outcome }
@@ -76,7 +76,7 @@ func (s *stallingStore) AccountByFingerprint(ctx context.Context, fp string) (*s
 // disabled, while a lookup begun before the change is still in flight,
 // is not served that lookup's pre-change account.
 func TestJoinedLookupAfterChange(t *testing.T) {
-	h := newHarness(t, SiteConfig{})
+	h := newHarness(t, SiteConfig{ConsentTTL: time.Hour})
 	acct := h.enrollDoe(t)
 	doe := testCard(t, "doe.john.quincy")
 	if o := h.site.Admit(h.request(t, doe, true), time.Now()).Outcome; o != Admitted {
@@ -126,7 +126,7 @@ func TestJoinedLookupAfterChange(t *testing.T) {
 // DoD ID on another node (announced with the EDIPI only) drops the entry,
 // so link_by_edipi finds the account at the card's next request.
 func TestRemoteAccountReachesUnregisteredCard(t *testing.T) {
-	h := newHarness(t, SiteConfig{})
+	h := newHarness(t, SiteConfig{ConsentTTL: time.Hour})
 	e := &Entry{epoch: h.core.epoch.Load(), expires: time.Now().Add(time.Hour), edipi: "1234567801"}
 	h.core.cards.Add("ab12", e)
 	h.core.ApplyChange(store.Change{AccountID: 99, Username: "new.person", EDIPI: "1234567801"})

@@ -94,6 +94,9 @@ func newHarness(t testing.TB, cfg SiteConfig) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.ConsentTTL == 0 {
+		cfg.ConsentTTL = time.Hour
+	}
 	site, err := core.NewSite(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,10 @@ type SiteConfig struct {
 	Audience string
 	// Contact is shown on refusal pages.
 	Contact string
+	// ConsentTTL is how long an acceptance of the banner lasts on this
+	// site, counted from when it was made: the consent cookie is shared
+	// by every site of the host, each of which holds it to its own limit.
+	ConsentTTL time.Duration
 	// Logger gets the site's operational messages (not audit events).
 	Logger *zap.Logger
 }
@@ -64,6 +68,9 @@ type Site struct {
 func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.ConsentTTL <= 0 {
+		return nil, errors.New("gateway: a site needs a positive consent lifetime")
 	}
 	sites, err := lru.New[string, *SiteEntry](c.cfg.CacheSize)
 	if err != nil {
@@ -195,7 +202,7 @@ func (s *Site) Gate(r *http.Request, now time.Time) Decision {
 // GateConsented is Gate plus the banner.
 func (s *Site) GateConsented(r *http.Request, now time.Time) Decision {
 	d := s.Gate(r, now)
-	if d.Outcome == Admitted && !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now) {
+	if d.Outcome == Admitted && !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 	}
 	return d
@@ -229,7 +236,7 @@ func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Ti
 		return Decision{Outcome: NoCertificate, Entry: card}, true
 	}
 	d = Decision{Outcome: Admitted, Site: s.userSiteEntry(username, now), Entry: card}
-	if !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), UserPrincipal(username), now) {
+	if !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), UserPrincipal(username), now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 		return d, false
 	}

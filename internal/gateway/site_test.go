@@ -96,7 +96,7 @@ func TestAdmitAccessRules(t *testing.T) {
 // TestRefuseRedirects: a browser without an accepted banner, or with an
 // unregistered card, is sent on; a program gets the problem.
 func TestRefuseRedirects(t *testing.T) {
-	h := newHarness(t, SiteConfig{})
+	h := newHarness(t, SiteConfig{ConsentTTL: time.Hour})
 	doe := testCard(t, "doe.john.quincy")
 	r := h.request(t, doe, false)
 	ref := h.site.Refuse(r, h.site.Admit(r, time.Now()))
@@ -129,7 +129,7 @@ func (s *countingStore) AccountByFingerprint(ctx context.Context, fp string) (*s
 // TestHotPathDoesNoIO: once a card is known, admitting it again reads the
 // caches only, and the cached assertion is reused.
 func TestHotPathDoesNoIO(t *testing.T) {
-	h := newHarness(t, SiteConfig{})
+	h := newHarness(t, SiteConfig{ConsentTTL: time.Hour})
 	h.enrollDoe(t)
 	counting := &countingStore{Store: h.db}
 	h.core.cfg.Store = counting
@@ -188,7 +188,7 @@ func TestAccessDecisionIsCached(t *testing.T) {
 // BenchmarkAdmit is the core's share of the hot path: an enrolled card
 // with an accepted banner, everything cached.
 func BenchmarkAdmit(b *testing.B) {
-	h := newHarness(b, SiteConfig{})
+	h := newHarness(b, SiteConfig{ConsentTTL: time.Hour})
 	h.enrollDoe(b)
 	r := h.request(b, testCard(b, "doe.john.quincy"), true)
 	now := time.Now()
@@ -275,5 +275,34 @@ func BenchmarkRefusedChain(b *testing.B) {
 		if _, rej := h.site.Certificate(cs, now); rej == nil {
 			b.Fatal("verified")
 		}
+	}
+}
+
+// TestConsentTTLPerSite: the consent cookie is shared by every site of the
+// host; each site holds an acceptance to its own consent_ttl, counted from
+// when it was made, whatever lifetime the accepting site gave it.
+func TestConsentTTLPerSite(t *testing.T) {
+	h := newHarness(t, SiteConfig{ConsentTTL: time.Minute})
+	h.enrollDoe(t)
+	doe := testCard(t, "doe.john.quincy")
+	accepted := time.Now()
+	tok, err := h.tokens.Issue(cacid.Fingerprint(doe.Cert.Raw), accepted, 12*time.Hour) // a 12h site's acceptance
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.request(t, doe, false)
+	r.Header.Set("Cookie", consent.CookieName+"="+tok)
+	if d := h.site.Admit(r, accepted.Add(30*time.Second)); d.Outcome != Admitted {
+		t.Fatalf("within the site's minute: outcome %d", d.Outcome)
+	}
+	if d := h.site.Admit(r, accepted.Add(2*time.Minute)); d.Outcome != ConsentRequired {
+		t.Fatalf("past the site's minute: outcome %d, want ConsentRequired", d.Outcome)
+	}
+	long, err := h.core.NewSite(SiteConfig{ConsentTTL: 12 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := long.Admit(r, accepted.Add(2*time.Minute)); d.Outcome != Admitted {
+		t.Fatalf("a 12h site: outcome %d", d.Outcome)
 	}
 }
