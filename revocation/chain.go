@@ -96,7 +96,12 @@ func (c *Checker) cachedCheck(ctx context.Context, cert, issuer *x509.Certificat
 		if v.ValidUntil.IsZero() {
 			v.ValidUntil = now.Add(retryInterval)
 		}
-		c.verdicts.Add(fingerprint, v)
+		// Kept no longer than MaxCacheAge, whatever the source promised.
+		kept := v
+		if maxUntil := now.Add(c.cfg.MaxCacheAge); kept.ValidUntil.After(maxUntil) {
+			kept.ValidUntil = maxUntil
+		}
+		c.verdicts.Add(fingerprint, kept)
 		return v, nil
 	})
 	return res.(Verdict)

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/patrickmn/go-cache"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -29,7 +29,7 @@ type Checker struct {
 	// verdicts is CheckChain's cache: Verdict by cacid.Fingerprint of the
 	// certificate, nil with ModeOff. See the package documentation for
 	// why each cache is the kind it is.
-	verdicts      *expirable.LRU[string, Verdict]
+	verdicts      *lru.Cache[string, Verdict]
 	verdictFlight singleflight.Group
 
 	ocspVerdicts   *cache.Cache // Verdict by certificate key (issuer ID + serial)
@@ -69,7 +69,12 @@ func New(cfg Config) (*Checker, error) {
 	}
 	c.ocspFailureLog.lastWarn = make(map[string]time.Time)
 	if cfg.Mode != ModeOff {
-		c.verdicts = expirable.NewLRU[string, Verdict](cfg.CacheSize, nil, cfg.MaxCacheAge)
+		// Entries expire by their ValidUntil, read on lookup: no timer
+		// (golang-lru's expirable LRU starts a goroutine that would
+		// outlive the config).
+		if c.verdicts, err = lru.New[string, Verdict](cfg.CacheSize); err != nil {
+			return nil, err
+		}
 	}
 	switch cfg.Mode {
 	case ModeOCSPThenCRL:

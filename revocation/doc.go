@@ -42,8 +42,9 @@
 //
 //   - Verdicts (CheckChain): the final verdict per certificate, keyed by
 //     its fingerprint (cacid.Fingerprint), reused until its ValidUntil; a
-//     bounded expirable LRU (golang-lru's expirable package) of CacheSize
-//     entries, each dropped MaxCacheAge after it was stored. Bounded
+//     bounded LRU (golang-lru) of CacheSize entries, each kept until its
+//     ValidUntil but no longer than MaxCacheAge after it was stored (read
+//     on lookup, so the cache runs no timer). Bounded
 //     because every certificate a client presents adds an entry, at the
 //     cost of a handshake: millions of cards chain to the DoD roots, and a
 //     certificate whose issuer is unknown is cached too (unavailable, for

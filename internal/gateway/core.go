@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -53,7 +53,7 @@ type Config struct {
 // Core is the state every site of a config shares: one per config load.
 type Core struct {
 	cfg     Config
-	cards   *expirable.LRU[string, *Entry]
+	cards   *lru.Cache[string, *Entry]
 	lookups singleflight.Group
 	// epoch is bumped by every local change to accounts or cards; cached
 	// entries from an older epoch are rebuilt, so a change made through
@@ -81,8 +81,15 @@ func New(cfg Config) (*Core, error) {
 	c := &Core{cfg: cfg}
 	// An entry leaving the cache for any reason is marked dropped: the
 	// sites' entries hold it past eviction, and a change announced by
-	// another node can only reach the entries still in the cache.
-	c.cards = expirable.NewLRU[string, *Entry](cfg.CacheSize, func(_ string, e *Entry) { e.dropped.Store(true) }, cfg.CacheTTL)
+	// another node can only reach the entries still in the cache. Entries
+	// expire by their own clock (Entry.Stale), so the cache needs no
+	// timer of its own (golang-lru's expirable LRU starts a goroutine that
+	// outlives the config).
+	cards, err := lru.NewWithEvict[string, *Entry](cfg.CacheSize, func(_ string, e *Entry) { e.dropped.Store(true) })
+	if err != nil {
+		return nil, err
+	}
+	c.cards = cards
 	return c, nil
 }
 
