@@ -234,6 +234,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		log {
 			output file %[2]s/caddy.log
 			level DEBUG
+			%[17]s
 		}
 		persist_config off
 		storage file_system %[2]s/storage
@@ -292,7 +293,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 			g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
 					required_policies 2.16.840.1.101.2.1.11.42
 					revocation on
-				}`), mainSiteExtra(mainExtra))
+				}`), mainSiteExtra(mainExtra), logFormat(globalExtra))
 
 		adapter := caddyconfig.GetAdapter("caddyfile")
 		cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
@@ -324,6 +325,21 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		}
 	})
 	return g
+}
+
+// logFormat is the log's format: the README's filter that keeps the
+// assertion out of DEBUG logs, when globalExtra asks for it with a
+// "# filter-assertion" line.
+func logFormat(globalExtra string) string {
+	if !strings.Contains(globalExtra, "# filter-assertion") {
+		return ""
+	}
+	return `format filter {
+				wrap json
+				fields {
+					request>headers>X-Cac-Assertion delete
+				}
+			}`
 }
 
 // mainSiteExtra is what the main site gets besides its cacgate block: a
