@@ -6,7 +6,6 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -364,7 +363,11 @@ func parseJWKS(t *testing.T, doc string) *ecdsa.PublicKey {
 	}
 	x, _ := base64.RawURLEncoding.DecodeString(k.X)
 	y, _ := base64.RawURLEncoding.DecodeString(k.Y)
-	return &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		t.Fatalf("JWK is not a P-256 point: %v", err)
+	}
+	return pub
 }
 
 func TestAccountStates(t *testing.T) {

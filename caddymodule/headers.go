@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"unsafe"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -96,13 +95,6 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-// derKey views a certificate's DER bytes as a string for a cache lookup
-// without copying them. The bytes belong to a parsed certificate and are
-// never modified; a key that is stored must be cloned first.
-func derKey(der []byte) string {
-	return unsafe.String(unsafe.SliceData(der), len(der))
 }
 
 // stripConnectionTokens removes identity header names from the request's

@@ -74,12 +74,6 @@ func startOCSPResponder(t testing.TB, ca *testpki.Authority, revoked ...*testpki
 	return o
 }
 
-func (o *ocspResponder) revoke(c *testpki.Card) {
-	o.mu.Lock()
-	o.revoked[c.Cert.SerialNumber.Text(16)] = true
-	o.mu.Unlock()
-}
-
 func jsonProblem(t *testing.T, body string) string {
 	t.Helper()
 	var p struct{ Error string }

@@ -115,9 +115,6 @@ type rule struct {
 	oids    []asn1.ObjectIdentifier
 }
 
-// needsCard reports whether the rule tests the certificate.
-func (r *rule) needsCard() bool { return r.kind == KindIssuer || r.kind == KindPolicy }
-
 // Policy is a compiled, immutable set of rules. Its edipi_file lists are
 // reloaded by Refresh, Watch or whoever shares and watches them;
 // Generation moves when any of them does.
