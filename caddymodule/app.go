@@ -26,6 +26,7 @@ import (
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -131,7 +132,7 @@ type App struct {
 	releaseStore func() error
 	tokens       *consent.Tokens
 	consents     *consent.Cache
-	sessions     *consent.SessionCache
+	sessions     *session.Manager
 	signer       *assertion.Signer
 	cards        *expirable.LRU[string, *cardEntry]
 	lookups      singleflight.Group
@@ -227,6 +228,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.tokens, err = consent.NewTokens(consentKey); err != nil {
 		return err
 	}
+	if err := a.provisionSessions(ctx, consentKey); err != nil {
+		return err
+	}
 	signingKey, err := a.store.EnsureSecret(keyCtx, secretAssertionKey, assertion.GenerateKey)
 	if err != nil {
 		return fmt.Errorf("loading assertion signing key: %w", err)
@@ -243,12 +247,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
-	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
 	// The change feed starts once the caches it drops entries from exist.
 	if opened.CanWatch() {
 		go a.watchChanges(ctx, opened)
 	}
-	a.provisionSessionEnding(ctx)
 	if err := a.provisionEnrollment(ctx); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
 	"github.com/cacgate/cacgate/trust"
@@ -229,9 +230,6 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.PasswordLogin && h.enrollFlow == nil {
 		return errors.New("password_login needs self-enrollment: configure the global roster (and do not set enroll off)")
 	}
-	if h.PasswordLogin && h.SessionLimit > 0 && h.app.sessionEnder() == nil {
-		return errors.New("session_limit needs an account store that records sessions (sqlite or postgres)")
-	}
 	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(8 * time.Hour)
 	}
@@ -301,8 +299,8 @@ func (h *Handler) Validate() error {
 	if h.SessionLimit < 0 || h.SessionLimit > 100 {
 		return fmt.Errorf("session_limit must be between 1 and 100 (or off), got %d", h.SessionLimit)
 	}
-	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*sessionRenewAfter {
-		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*sessionRenewAfter, time.Duration(*h.SessionIdle))
+	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*session.RenewAfter {
+		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*session.RenewAfter, time.Duration(*h.SessionIdle))
 	}
 	return nil
 }

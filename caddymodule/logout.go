@@ -10,6 +10,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -38,7 +39,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 			Detail: "The sign-out request did not come from this site."})
 	}
 	now := time.Now()
-	if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now); ok {
+	if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now); ok {
 		recorded := h.app.endSession(r.Context(), s, now)
 		h.app.audit.Request(r, "signout.password", audit.Success, zap.String("username", s.Username),
 			zap.Bool("session_ended_in_store", recorded))
@@ -46,7 +47,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		h.app.audit.Request(r, "signout.card", audit.Success, audit.Card(id)...)
 	}
 	// Whatever was or was not valid: the browser forgets both.
-	for _, name := range []string{consent.SessionCookieName, consent.CookieName} {
+	for _, name := range []string{session.CookieName, consent.CookieName} {
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	}
@@ -69,7 +70,7 @@ func (h *Handler) cardSession(r *http.Request, now time.Time) (*cacid.Identity, 
 
 func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {
 	now := time.Now()
-	if _, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now); ok {
+	if _, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now); ok {
 		return ui.WriteNotice(w, r, ui.Notice{Status: http.StatusOK, Code: "signed_in", Title: "Sign out",
 			Paragraphs: []string{"You are signed in to this site with your username and password. Sign out to end that session."},
 			Form:       &ui.NoticeForm{Action: pathLogout, Button: "Sign out"},

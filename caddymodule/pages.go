@@ -12,6 +12,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -97,7 +98,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 	var principal, holder, subject string
 	var auditFields []zap.Field
 	if h.PasswordLogin && !hasCertificate(r) {
-		username, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], consent.SessionCookieName), now)
+		username, ok := h.app.sessions.User(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now)
 		if !ok {
 			return h.refuse(w, r, nil, rejectNoCertificate)
 		}
@@ -115,7 +116,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 		return ui.WriteHTML(w, http.StatusOK, h.consentPage, consent.PageData{
 			Banner:  h.banner,
 			CSRF:    h.app.tokens.CSRF(principal, now),
-			Next:    consent.SafeNext(r.URL.Query().Get("next")),
+			Next:    ui.SafeNext(r.URL.Query().Get("next")),
 			Holder:  holder,
 			Subject: subject,
 		})
@@ -152,7 +153,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) error {
 	})
 	h.app.audit.Request(r, "consent.accepted", audit.Success, append(auditFields,
 		zap.Time("consent_expires", now.Add(ttl).UTC()))...)
-	return seeOther(w, consent.SafeNext(r.PostForm.Get("next")))
+	return seeOther(w, ui.SafeNext(r.PostForm.Get("next")))
 }
 
 // sameOrigin rejects cross-site form posts where the browser says so; the
@@ -190,7 +191,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		// is for registered card holders above all.
 		next := "/"
 		if r.URL.Path == selfservice.Path {
-			next = consent.SafeNext(r.URL.Query().Get("next"))
+			next = ui.SafeNext(r.URL.Query().Get("next"))
 		}
 		return seeOther(w, next)
 	}

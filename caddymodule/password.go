@@ -16,6 +16,7 @@ import (
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -46,17 +47,17 @@ func userPrincipal(username string) string { return "user:" + username }
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
 func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
-	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), consent.SessionCookieName), now)
+	sess, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), session.CookieName), now)
 	if err != nil {
 		// Whether the session was signed out cannot be checked.
 		return h.storeUnavailable(w, r, err)
 	}
-	if !ok || (h.sessionIdle > 0 && session.IdleUntil.IsZero()) {
+	if !ok || (h.sessionIdle > 0 && sess.IdleUntil.IsZero()) {
 		// No session, one that ended, or one minted without the idle
 		// limit this site requires.
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
-	username := session.Username
+	username := sess.Username
 	card, err := h.app.userEntry(r.Context(), username)
 	if err != nil {
 		return h.storeUnavailable(w, r, err)
@@ -65,11 +66,11 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		// the account went away since sign-in
 		return h.refuse(w, r, nil, rejectNoCertificate)
 	}
-	if changed := card.account.PasswordChangedAt; session.SignedIn.Before(changed.Truncate(time.Second)) {
+	if changed := card.account.PasswordChangedAt; sess.SignedIn.Before(changed.Truncate(time.Second)) {
 		// Signed in with a password since changed or reset: whoever
 		// changed it meant to shut this session out. Ended for every
 		// node, so it is audited once.
-		h.app.endSession(r.Context(), session, now)
+		h.app.endSession(r.Context(), sess, now)
 		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", username),
 			zap.String("reason", "password_changed"), zap.Time("password_changed_at", changed.UTC()))
 		return h.refuse(w, r, nil, rejectNoCertificate)
@@ -88,29 +89,23 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 	if done, err := h.checkAccess(w, r, se, card); done {
 		return err
 	}
-	h.renewSession(w, session, now)
+	h.renewSession(w, sess, now)
 	h.setIdentity(r, se, card, now)
 	hideSessionCookie(r)
 	h.app.metrics.Granted.Inc()
 	return next.ServeHTTP(w, r)
 }
 
-// The idle limits of password sessions.
-const (
-	defaultSessionIdle = 15 * time.Minute // ASD STIG V-222389
-	// sessionRenewAfter is how stale an idle deadline may get before a
-	// request renews it: re-signing the cookie on every request would cost
-	// a signature each, so the idle limit is kept to within this.
-	sessionRenewAfter = time.Minute
-)
+// The idle limit of password sessions.
+const defaultSessionIdle = 15 * time.Minute // ASD STIG V-222389
 
 // renewSession pushes the session's idle deadline back by re-issuing its
-// cookie, when the deadline is more than sessionRenewAfter old.
-func (h *Handler) renewSession(w http.ResponseWriter, s consent.Session, now time.Time) {
-	if h.sessionIdle <= 0 || s.IdleUntil.Sub(now) > h.sessionIdle-sessionRenewAfter || !s.IdleUntil.Before(s.Expires) {
+// cookie, when the deadline is more than session.RenewAfter old.
+func (h *Handler) renewSession(w http.ResponseWriter, s session.Session, now time.Time) {
+	token, err := h.app.sessions.Renew(s, now, h.sessionIdle)
+	if token == "" && err == nil {
 		return
 	}
-	token, err := h.app.tokens.RenewSession(s, now, h.sessionIdle)
 	if err != nil {
 		// The session is still valid until its current deadline.
 		h.logger.Error("renewing a password session", zap.String("username", s.Username), zap.Error(err))
@@ -121,7 +116,7 @@ func (h *Handler) renewSession(w http.ResponseWriter, s consent.Session, now tim
 
 // sessionCookie is the password-session cookie carrying token.
 func sessionCookie(token string) *http.Cookie {
-	return &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
+	return &http.Cookie{Name: session.CookieName, Value: token, Path: "/", Secure: true,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode}
 }
 
@@ -171,7 +166,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
 	return h.enrollFlow.ServeLogin(w, r, selfservice.Login{
 		CSRF: csrf,
-		Next: consent.SafeNext(r.URL.Query().Get("next")),
+		Next: ui.SafeNext(r.URL.Query().Get("next")),
 		// Each account locks after three wrong passwords; this bounds
 		// trying one password on many accounts from one address. Asked
 		// only for a same-origin form with a valid token, so a forged
@@ -191,16 +186,15 @@ func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, a
 	if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
 		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
 	}
-	session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
+	_, token, ended, err := h.app.sessions.Start(r.Context(), acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle, h.SessionLimit)
 	if err != nil {
-		return err
-	}
-	if h.SessionLimit > 0 {
-		if err := h.app.startLimitedSession(r, session, h.SessionLimit, now); err != nil {
+		if h.SessionLimit > 0 {
 			// Without the record the limit cannot hold: no session.
 			return caddyhttp.Error(http.StatusServiceUnavailable, err)
 		}
+		return err
 	}
+	h.app.auditSessionLimit(r, ended, h.SessionLimit)
 	http.SetCookie(w, sessionCookie(token))
 	return seeOther(w, next)
 }

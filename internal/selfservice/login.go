@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // PathLogin is the password sign-in for people without a card reader
@@ -28,7 +28,7 @@ type Login struct {
 	CSRF CSRF
 	// Next is where the form's sign-in will go, for a GET: the caller's
 	// pick from the query, already made safe. A POST goes where its form's
-	// next field says, made safe here (consent.SafeNext).
+	// next field says, made safe here (ui.SafeNext).
 	Next string
 	// Limit, if set, is called for a well-formed POST whose CSRF token
 	// checked out, before the password is: it counts the attempt against
@@ -62,7 +62,7 @@ func (f *Flow) ServeLogin(w http.ResponseWriter, r *http.Request, l Login) error
 	if ok, err := f.readForm(w, r, l.CSRF, "Go back, reload the sign-in page and try again."); !ok {
 		return err
 	}
-	page := loginPage{Contact: f.cfg.Contact, Next: consent.SafeNext(r.PostForm.Get("next"))}
+	page := loginPage{Contact: f.cfg.Contact, Next: ui.SafeNext(r.PostForm.Get("next"))}
 	page.Username = strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))
 	password := r.PostForm.Get("password")
 	if page.Username == "" || len(page.Username) > 64 {
