@@ -217,9 +217,6 @@ func (ec *EnrollConfig) passwordAges() (minAge, maxAge time.Duration, err error)
 	return minAge, maxAge, nil
 }
 
-// ipAttemptWindow is the window of AttemptsPerIP.
-const ipAttemptWindow = 15 * time.Minute
-
 // provisionEnrollFlow builds this site's enrollment flow, or leaves it nil
 // when enrollment is off (no roster, or "enroll off").
 func (h *Handler) provisionEnrollFlow() error {
@@ -248,6 +245,8 @@ func (h *Handler) provisionEnrollFlow() error {
 		LockoutPeriod:  time.Duration(ec.Lockout),
 		PasswordMinAge: minAge,
 		PasswordMaxAge: maxAge,
+		// The per-address limit is part of the flow's attempt guard.
+		AttemptsPerAddress: ec.AttemptsPerIP,
 	}, selfservice.Deps{
 		Roster:   h.app.roster,
 		Store:    invalidatingStore{h.app.store, h.app},
@@ -255,17 +254,12 @@ func (h *Handler) provisionEnrollFlow() error {
 		Sealer:   h.app.sealer,
 		Audit:    h.app.auditEnroll,
 		OnChange: h.app.invalidate,
-		Throttle: h.app.enrollThrottle(),
+		Throttle: h.app.store,
 	})
 	if err != nil {
 		return err
 	}
 	h.enrollFlow = flow
-	perIP := ec.AttemptsPerIP
-	if perIP <= 0 {
-		perIP = 30
-	}
-	h.ipAttempts = newAddressLimit(perIP, ipAttemptWindow, h.app.throttler())
 	return nil
 }
 

@@ -146,7 +146,6 @@ type Handler struct {
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
 	enrollFlow        *selfservice.Flow // nil when enrollment is off
-	ipAttempts        *addressLimit     // identity checks per client address
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.

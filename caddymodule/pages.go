@@ -199,7 +199,7 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		// A post from another origin is refused by the flow's CSRF check;
 		// it must not use the address's allowance up first.
 		if r.Method == http.MethodPost && limitedEnrollPOST(r.URL.Path) && sameOrigin(r) {
-			if done, err := h.limitAddress(w, r, now, "selfservice.rate_limited", audit.Card(se.id)...); done {
+			if done, err := h.limitAddress(w, r, "selfservice.rate_limited", audit.Card(se.id)...); done {
 				return err
 			}
 		}

@@ -171,7 +171,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		// trying one password on many accounts from one address. Asked
 		// only for a same-origin form with a valid token, so a forged
 		// cross-site post cannot use the address's allowance up.
-		Limit: func() (bool, error) { return h.limitAddress(w, r, now, "signin.password") },
+		Limit: func() (bool, error) { return h.limitAddress(w, r, "signin.password") },
 		SignIn: func(acct *store.Account, next string) error {
 			return h.startPasswordSession(w, r, acct, next, now)
 		},
@@ -183,7 +183,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, acct *store.Account, next string, now time.Time) error {
 	// A correct password is not an attempt against the per-address
 	// limit: people behind one NAT sign in all day.
-	if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
+	if err := h.enrollFlow.Guard().RefundAddress(r.Context(), clientIP(r)); err != nil {
 		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
 	}
 	_, token, ended, err := h.app.sessions.Start(r.Context(), acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle, h.SessionLimit)

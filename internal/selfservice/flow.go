@@ -47,6 +47,10 @@ type Config struct {
 	StateTTL       time.Duration // default 30m
 	LockoutPeriod  time.Duration // how long 3 wrong passwords lock an account; default 30m
 	MaxCards       int           // cards one account may have registered; default 5
+	// AttemptsPerAddress bounds identity checks from one client address
+	// (an IPv6 /64) per AddressWindow, across cards and accounts:
+	// attempts_per_ip. Default DefaultAttemptsPerAddr.
+	AttemptsPerAddress int
 	// PasswordMinAge is how long after a change the holder may change the
 	// password again; PasswordMaxAge how long a password signs in before it
 	// must be changed. Zero means no limit (the gateway sets the STIG's 24h
@@ -77,11 +81,10 @@ type Deps struct {
 	// OnChange is called after a card is linked or unlinked, so the
 	// gateway can drop what it cached about cards. Nil means nothing.
 	OnChange func()
-	// Throttle counts failed attempts per card (identity checks, link
-	// passwords, reset answers). With several gateway nodes it must be
-	// shared by all of them, as store.Throttler is. Nil means counts in
-	// this process's memory, which hold on one node only.
-	Throttle Throttle
+	// Throttle is where the attempt guard counts failed attempts (per
+	// card, per decoy username, per client address): the account
+	// database, which every gateway node shares and every store provides.
+	Throttle store.Throttler
 }
 
 // Card is the admitted card the gateway hands the flow (its checks already
@@ -101,9 +104,6 @@ type CSRF interface {
 // Limits of the flow.
 const (
 	maxBody         = 32 << 10
-	maxFailures     = 5
-	failureWindow   = 15 * time.Minute
-	maxLimiterCards = 10000
 	defaultStateTTL = 30 * time.Minute
 	maxEmailLen     = 254
 	maxAddressLen   = 200
@@ -129,6 +129,7 @@ type Flow struct {
 	cfg   Config
 	deps  Deps
 	pages map[string]*template.Template
+	guard *Guard
 	dummy dummyHash // for link.go's unknown usernames
 }
 
@@ -143,6 +144,8 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 		return nil, errors.New("enroll: a hasher is required")
 	case deps.Sealer == nil:
 		return nil, errors.New("enroll: a state sealer is required")
+	case deps.Throttle == nil:
+		return nil, errors.New("enroll: an attempt counter (the account store) is required")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -152,9 +155,6 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 	}
 	if deps.OnChange == nil {
 		deps.OnChange = func() {}
-	}
-	if deps.Throttle == nil {
-		deps.Throttle = newMemoryThrottle(maxLimiterCards)
 	}
 	if cfg.LockoutPeriod <= 0 {
 		cfg.LockoutPeriod = defaultLockoutPeriod
@@ -180,7 +180,8 @@ func NewFlow(cfg Config, deps Deps) (*Flow, error) {
 		}
 		pages[name] = t
 	}
-	return &Flow{cfg: cfg, deps: deps, pages: pages}, nil
+	return &Flow{cfg: cfg, deps: deps, pages: pages,
+		guard: NewGuard(deps.Throttle, deps.Accounts, cfg.AttemptsPerAddress, cfg.LockoutPeriod, deps.Now)}, nil
 }
 
 func cleanChoices(list, def []string) []string {
@@ -269,6 +270,23 @@ func (f *Flow) readForm(w http.ResponseWriter, r *http.Request, csrf CSRF, retry
 	}
 	return true, nil
 }
+
+// Guard is the flow's attempt guard, which the gateway also asks to count
+// and refund password sign-ins per client address.
+func (f *Flow) Guard() *Guard { return f.guard }
+
+// throttleUnavailable answers an attempt the guard could not count: fail
+// closed, with the flow's "try again later" page. nothing says what was
+// left undone ("No account was created."). The caller audits.
+func (f *Flow) throttleUnavailable(w http.ResponseWriter, r *http.Request, nothing string) error {
+	w.Header().Set("Retry-After", "60")
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusServiceUnavailable, Code: "attempts_unavailable",
+		Title: "Try again later", Detail: "Your attempt cannot be checked right now. " + nothing,
+		Steps: []string{"Wait a minute and try again."}, Contact: f.cfg.Contact, Retry: true})
+}
+
+// throttleUnavailableReason is the audit reason of throttleUnavailable.
+const throttleUnavailableReason = "throttle_unavailable"
 
 func (f *Flow) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {
 	w.Header().Set("Allow", allow)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -114,7 +115,11 @@ type auditRecord struct {
 }
 
 type harness struct {
-	t      *testing.T
+	t *testing.T
+	// db counts the guard's attempts, as the gateway's account database
+	// does; storeHarness also keeps its accounts there.
+	db     *store.SQLStore
+	dbPath string
 	flow   *Flow
 	roster *fakeRoster
 	store  *fakeStore
@@ -152,11 +157,19 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.Contact == "" {
 		cfg.Contact = "Service desk, 555-0100"
 	}
+	h.dbPath = filepath.Join(t.TempDir(), "cacgate.db")
+	db, err := store.OpenSQLite(context.Background(), h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
 	flow, err := NewFlow(cfg, Deps{
-		Roster: h.roster,
-		Store:  h.store,
-		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 4),
-		Sealer: h.sealer,
+		Roster:   h.roster,
+		Store:    h.store,
+		Throttle: db,
+		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 4),
+		Sealer:   h.sealer,
 		Audit: func(_ *http.Request, event, outcome string, fields map[string]string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -629,66 +642,6 @@ type failingStore struct{}
 
 func (failingStore) Enroll(context.Context, *store.Enrollment) (*store.Account, error) {
 	return nil, errors.New("database is locked")
-}
-
-func TestMemoryThrottleBounded(t *testing.T) {
-	ctx := context.Background()
-	l := newMemoryThrottle(3)
-	now := time.Now()
-	take := func(key string, at time.Time) bool {
-		t.Helper()
-		ok, err := l.Take(ctx, key, at, time.Minute, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	blocked := func(key string, at time.Time) bool {
-		t.Helper()
-		n, _, err := l.Failures(ctx, key, at, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n >= 2
-	}
-	for i := range 10 {
-		take(fmt.Sprint(i), now.Add(time.Duration(i)*time.Second))
-	}
-	if len(l.seen) > 3 {
-		t.Errorf("%d entries", len(l.seen))
-	}
-	if !take("9", now.Add(10*time.Second)) || take("9", now.Add(10*time.Second)) {
-		t.Error("take beyond the limit")
-	}
-	if !blocked("9", now.Add(11*time.Second)) || blocked("8", now.Add(11*time.Second)) {
-		t.Error("counting")
-	}
-	if err := l.Refund(ctx, "9"); err != nil {
-		t.Fatal(err)
-	}
-	if blocked("9", now.Add(11*time.Second)) {
-		t.Error("refund")
-	}
-	take("9", now.Add(11*time.Second))
-	if blocked("9", now.Add(2*time.Minute)) {
-		t.Error("window did not expire")
-	}
-	if n, since, _ := l.Failures(ctx, "9", now.Add(11*time.Second), time.Minute); n != 2 || !since.Equal(now.Add(9*time.Second)) {
-		t.Errorf("failures %d since %v", n, since)
-	}
-	// Refunds never go below zero.
-	for range 5 {
-		l.Refund(ctx, "9")
-	}
-	allowed := 0
-	for range 5 {
-		if take("9", now.Add(12*time.Second)) {
-			allowed++
-		}
-	}
-	if allowed != 2 {
-		t.Errorf("%d allowed after refunds, want 2", allowed)
-	}
 }
 
 // Parallel wrong attempts cannot get past the limit: each is counted

@@ -31,15 +31,11 @@ type AccountManager interface {
 	ResetLoginFailures(ctx context.Context, accountID int64) error
 }
 
-// Password sign-in limits of the link and account pages. The failures are
-// counted in the database, per account, so they hold across gateway nodes.
+// Limits of the link and account pages' forms.
 const (
-	loginWindow          = 15 * time.Minute
-	loginMaxFailures     = 3
-	defaultLockoutPeriod = 30 * time.Minute
-	defaultMaxCards      = 5
-	maxUsernameLen       = 64
-	maxPasswordLen       = 256
+	defaultMaxCards = 5
+	maxUsernameLen  = 64
+	maxPasswordLen  = 256
 )
 
 // dummyHash is a hash of a random secret, verified against when there is
@@ -59,40 +55,6 @@ func (d *dummyHash) get(ctx context.Context, h *credential.Hasher) (string, erro
 	return d.hash, d.err
 }
 
-// passwordResult is the outcome of checkPassword.
-type passwordResult struct {
-	OK    bool
-	State store.LoginState // after the failure counted; Locked() if refused for a lock
-}
-
-// takeAttempt counts an attempt on acct as a failure before its secret is
-// verified (store.Store.TakeLoginAttempt), so that however many requests
-// race, on however many nodes, at most loginMaxFailures secrets are
-// verified per window. allowed false means the account is locked: st says
-// until when, and nothing may be verified.
-func (f *Flow) takeAttempt(ctx context.Context, acct *store.Account, now time.Time) (st store.LoginState, allowed bool, err error) {
-	st, allowed, err = f.deps.Accounts.TakeLoginAttempt(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
-	if err != nil {
-		return store.LoginState{}, false, fmt.Errorf("enroll: %w", err)
-	}
-	return st, allowed, nil
-}
-
-// releaseAttempt takes back the attempt taken (taken is what takeAttempt
-// returned) once its secret proved right: the count is cleared, with the
-// lock that attempt set, if any. A lock that other attempts set meanwhile
-// stays, and refuses this one too: its result is then a locked state.
-func (f *Flow) releaseAttempt(ctx context.Context, acct *store.Account, taken store.LoginState) (passwordResult, error) {
-	until, err := f.deps.Accounts.ReleaseLoginAttempt(ctx, acct.ID, f.deps.Now(), taken.LockedUntil)
-	if err != nil {
-		return passwordResult{}, fmt.Errorf("enroll: %w", err)
-	}
-	if !until.IsZero() {
-		return passwordResult{State: store.LoginState{Failures: loginMaxFailures, LockedUntil: until}}, nil
-	}
-	return passwordResult{OK: true}, nil
-}
-
 // checkPassword verifies password against hash, the stored hash of acct
 // (nil for an unknown username; hash "" for an account without a
 // password, which never matches). The attempt is counted against acct as a
@@ -104,40 +66,29 @@ func (f *Flow) releaseAttempt(ctx context.Context, acct *store.Account, taken st
 // password whose hash was made with other parameters than the hasher's is
 // stored again with them (see rehash); callers about to replace the
 // password pass false.
-func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (passwordResult, error) {
-	var taken store.LoginState
-	if acct != nil {
-		st, allowed, err := f.takeAttempt(ctx, acct, f.deps.Now())
+func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (LoginResult, error) {
+	verify := func(ctx context.Context) (bool, error) {
+		if hash == "" {
+			dummy, err := f.dummy.get(ctx, f.deps.Hasher)
+			if err != nil {
+				return false, fmt.Errorf("enroll: dummy hash: %w", err)
+			}
+			if _, err := f.deps.Hasher.Verify(ctx, password, dummy); err != nil {
+				return false, fmt.Errorf("enroll: verifying password: %w", err)
+			}
+			return false, nil
+		}
+		ok, err := f.deps.Hasher.Verify(ctx, password, hash)
 		if err != nil {
-			return passwordResult{}, err
+			return false, fmt.Errorf("enroll: verifying password: %w", err)
 		}
-		if !allowed {
-			return passwordResult{State: st}, nil
-		}
-		taken = st
-	}
-	ok := false
-	if hash == "" {
-		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
-		}
-		if _, err := f.deps.Hasher.Verify(ctx, password, dummy); err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
-		}
-	} else {
-		var err error
-		if ok, err = f.deps.Hasher.Verify(ctx, password, hash); err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
-		}
+		return ok, nil
 	}
 	if acct == nil {
-		return passwordResult{OK: false}, nil
+		_, err := verify(ctx)
+		return LoginResult{}, err
 	}
-	if !ok {
-		return passwordResult{State: taken}, nil
-	}
-	res, err := f.releaseAttempt(ctx, acct, taken)
+	res, err := f.guard.Account(ctx, acct, verify)
 	if err != nil || !res.OK {
 		return res, err
 	}
@@ -223,11 +174,9 @@ func (f *Flow) serveLink(w http.ResponseWriter, r *http.Request, card Card, csrf
 func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
 	ctx := r.Context()
 	now := f.deps.Now()
-	key := linkKey(card)
-	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.linkThrottleUnavailable(w, r, card)
-	} else if blocked {
-		return f.linkTooManyAttempts(w, r, card)
+	limit := linkLimit(card)
+	if err := f.guard.Check(ctx, limit); err != nil {
+		return f.linkLimited(w, r, card, err)
 	}
 	form := r.PostForm
 	// Usernames are stored lowercase; look up what was typed as sign-in
@@ -264,22 +213,20 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 		}
 		hash = creds.PasswordHash
 	}
-	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.linkThrottleUnavailable(w, r, card)
-	} else if !allowed {
-		return f.linkTooManyAttempts(w, r, card)
-	}
-	res, err := f.checkPassword(ctx, acct, hash, password, true)
+	// Only a wrong password counts against the card. If the count
+	// cannot be given back, the right password is not acted on: no card
+	// is linked on a count that cannot be trusted.
+	var res LoginResult
+	_, err = f.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+		var err error
+		res, err = f.checkPassword(ctx, acct, hash, password, true)
+		return res.OK, err
+	})
 	password = ""
-	if err != nil || res.OK {
-		// Only a wrong password counts. If the refund fails, the
-		// right password is not acted on: no card is linked on a
-		// throttle that cannot be trusted.
-		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
-			return f.linkThrottleUnavailable(w, r, card)
-		}
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrUnavailable):
+		return f.linkLimited(w, r, card, err)
+	case err != nil:
 		return err
 	}
 	if res.State.Locked() {
@@ -337,12 +284,13 @@ func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf 
 		Pending: acct.Status == store.StatusPending})
 }
 
-func (f *Flow) linkThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.audit(r, card, "card.linked", "unavailable", map[string]string{"via": "holder", "reason": throttleUnavailableReason})
-	return f.throttleUnavailable(w, r, "The card was not registered.")
-}
-
-func (f *Flow) linkTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {
+// linkLimited answers a link attempt the guard refused (ErrLimited or
+// ErrUnavailable).
+func (f *Flow) linkLimited(w http.ResponseWriter, r *http.Request, card Card, err error) error {
+	if !errors.Is(err, ErrLimited) {
+		f.audit(r, card, "card.linked", "unavailable", map[string]string{"via": "holder", "reason": throttleUnavailableReason})
+		return f.throttleUnavailable(w, r, "The card was not registered.")
+	}
 	f.audit(r, card, "card.linked", "limited", map[string]string{"via": "holder"})
 	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",

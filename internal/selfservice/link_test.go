@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,19 +36,14 @@ type storeHarness struct {
 func newStoreHarness(t *testing.T, cfg Config) *storeHarness {
 	t.Helper()
 	h := newHarness(t, cfg)
-	path := filepath.Join(t.TempDir(), "cacgate.db")
-	db, err := store.OpenSQLite(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, path := h.db, h.dbPath
 	sh := &storeHarness{harness: h, db: db, path: path}
 	if cfg.Contact == "" {
 		cfg.Contact = "Service desk, 555-0100"
 	}
 	old := h.flow.deps
 	flow, err := NewFlow(cfg, Deps{Roster: old.Roster, Store: db, Hasher: old.Hasher, Sealer: old.Sealer,
-		Audit: old.Audit, Now: old.Now, OnChange: func() { sh.changes.Add(1) }})
+		Throttle: db, Audit: old.Audit, Now: old.Now, OnChange: func() { sh.changes.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}

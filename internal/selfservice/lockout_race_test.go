@@ -28,6 +28,7 @@ type gatedAccounts struct {
 func gate(s *storeHarness) *gatedAccounts {
 	g := &gatedAccounts{AccountManager: s.flow.deps.Accounts, release: make(chan struct{})}
 	s.flow.deps.Accounts = g
+	s.flow.guard.locks = g // the guard counts through the same store
 	return g
 }
 

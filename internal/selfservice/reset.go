@@ -216,12 +216,9 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 		return f.restartReset(w, r)
 	}
 	ctx := r.Context()
-	now := f.deps.Now()
-	key := resetKey(card)
-	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.resetThrottleUnavailable(w, r, card)
-	} else if blocked {
-		return f.resetTooManyAttempts(w, r, card)
+	limit := resetLimit(card)
+	if err := f.guard.Check(ctx, limit); err != nil {
+		return f.resetLimited(w, r, card, err)
 	}
 	form := r.PostForm
 	var answers [credential.QuestionsRequired]string
@@ -279,25 +276,20 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 		}
 	}
 
-	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.resetThrottleUnavailable(w, r, card)
-	} else if !allowed {
-		return f.resetTooManyAttempts(w, r, card)
-	}
-	res, err := f.checkAnswers(ctx, st, acct, creds, answers)
+	// Only wrong answers count against the card. If the count cannot be
+	// given back, right answers are not acted on: no password is changed
+	// on a count that cannot be trusted.
+	var res LoginResult
+	_, err := f.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+		var err error
+		res, err = f.checkAnswers(ctx, st, acct, creds, answers)
+		return res.OK, err
+	})
 	answers = [credential.QuestionsRequired]string{}
-	if err != nil || res.OK {
-		// Only wrong answers count. If the refund fails, right answers
-		// are not acted on: no password is changed on a throttle that
-		// cannot be trusted.
-		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	if errors.Is(err, errThrottle) {
-		return f.resetThrottleUnavailable(w, r, card)
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrUnavailable):
+		return f.resetLimited(w, r, card, err)
+	case err != nil:
 		return err
 	}
 	username := ""
@@ -363,79 +355,37 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 // decoy's attempts are counted the same way in the throttle, per card and
 // username, under the account's limits, so its page counts down and locks
 // like a real account's, on every node.
-func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (passwordResult, error) {
-	now := f.deps.Now()
-	var taken store.LoginState
+func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (LoginResult, error) {
+	// verify checks every answer, so the time taken does not tell which
+	// was wrong.
+	verify := func(ctx context.Context, hashes [credential.QuestionsRequired]string) (bool, error) {
+		right := 0
+		for i, a := range answers {
+			ok, err := f.deps.Hasher.VerifyAnswer(ctx, a, hashes[i])
+			if err != nil {
+				return false, fmt.Errorf("enroll: verifying answer: %w", err)
+			}
+			if ok {
+				right++
+			}
+		}
+		return right == len(answers), nil
+	}
+	if acct == nil {
+		return f.guard.Decoy(ctx, f.decoyKey(st.Card, st.Username), func(ctx context.Context) error {
+			dummy, err := f.dummy.get(ctx, f.deps.Hasher)
+			if err != nil {
+				return fmt.Errorf("enroll: dummy hash: %w", err)
+			}
+			_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
+			return err
+		})
+	}
 	var hashes [credential.QuestionsRequired]string
-	if acct != nil {
-		ls, allowed, err := f.takeAttempt(ctx, acct, now)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if !allowed {
-			return passwordResult{State: ls}, nil
-		}
-		taken = ls
-		for i, a := range creds.Answers {
-			hashes[i] = a.Hash
-		}
-	} else {
-		decoyKey := f.decoyKey(st.Card, st.Username)
-		n, since, err := f.failures(ctx, decoyKey, now, loginWindow)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if n >= loginMaxFailures {
-			return passwordResult{State: decoyState(n, since, f.cfg.LockoutPeriod)}, nil
-		}
-		// The count after this failure, from the one read above: one
-		// atomic take rather than a take and another read, so that a
-		// failure here leaves nothing counted. A refused take means
-		// requests elsewhere used up the tries meanwhile.
-		allowed, err := f.take(ctx, decoyKey, now, loginWindow, loginMaxFailures)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if n == 0 {
-			since = now
-		}
-		if !allowed {
-			return passwordResult{State: decoyState(loginMaxFailures, since, f.cfg.LockoutPeriod)}, nil
-		}
-		taken = decoyState(n+1, since, f.cfg.LockoutPeriod)
-		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
-		}
-		for i := range hashes {
-			hashes[i] = dummy
-		}
+	for i, a := range creds.Answers {
+		hashes[i] = a.Hash
 	}
-	right := 0
-	for i, a := range answers {
-		ok, err := f.deps.Hasher.VerifyAnswer(ctx, a, hashes[i])
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying answer: %w", err)
-		}
-		if ok {
-			right++
-		}
-	}
-	if acct == nil || right < len(answers) {
-		return passwordResult{State: taken}, nil
-	}
-	return f.releaseAttempt(ctx, acct, taken)
-}
-
-// decoyState is the sign-in state a decoy shows after n failures counted
-// since its window began: as a real account's, locked from the limit on.
-func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
-	n = min(n, loginMaxFailures)
-	ls := store.LoginState{Failures: n, Remaining: loginMaxFailures - n}
-	if n >= loginMaxFailures {
-		ls.LockedUntil = since.Add(lockFor)
-	}
-	return ls
+	return f.guard.Account(ctx, acct, func(ctx context.Context) (bool, error) { return verify(ctx, hashes) })
 }
 
 // reusedPassword reports whether password is the current one or one of the
@@ -464,9 +414,14 @@ func (f *Flow) refuseReset(w http.ResponseWriter, r *http.Request, card Card, ac
 		Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
 }
 
-func (f *Flow) resetThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.auditReset(r, card, "unavailable", "", map[string]string{"reason": throttleUnavailableReason})
-	return f.throttleUnavailable(w, r, "The password was not changed.")
+// resetLimited answers a reset the guard refused (ErrLimited or
+// ErrUnavailable).
+func (f *Flow) resetLimited(w http.ResponseWriter, r *http.Request, card Card, err error) error {
+	if !errors.Is(err, ErrLimited) {
+		f.auditReset(r, card, "unavailable", "", map[string]string{"reason": throttleUnavailableReason})
+		return f.throttleUnavailable(w, r, "The password was not changed.")
+	}
+	return f.resetTooManyAttempts(w, r, card)
 }
 
 func (f *Flow) resetTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {

@@ -1,6 +1,7 @@
 package selfservice
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -132,12 +133,9 @@ func (f *Flow) rosterError(w http.ResponseWriter, r *http.Request, card Card, er
 
 func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
 	ctx := r.Context()
-	now := f.deps.Now()
-	key := identityKey(card)
-	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.identityThrottleUnavailable(w, r, card)
-	} else if blocked {
-		return f.tooManyAttempts(w, r, card)
+	limit := identityLimit(card)
+	if err := f.guard.Check(ctx, limit); err != nil {
+		return f.identityLimited(w, r, card, err)
 	}
 	need, err := f.needsPEBD(r, card)
 	if err != nil {
@@ -170,23 +168,20 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 	if page.Errors.any() {
 		return f.render(w, http.StatusUnprocessableEntity, "identity", page)
 	}
-	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.identityThrottleUnavailable(w, r, card)
-	} else if !allowed {
-		return f.tooManyAttempts(w, r, card)
-	}
-	res, err := f.deps.Roster.Verify(ctx, claim)
+	// Only a mismatch counts. A refund that fails leaves the attempt
+	// counted, and the match unused: the person is told to try again,
+	// and nothing is created on a count that cannot be trusted.
+	var res roster.Result
+	_, err = f.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+		var err error
+		res, err = f.deps.Roster.Verify(ctx, claim)
+		return res.Match, err
+	})
 	claim = roster.Claim{}
-	if err != nil || res.Match {
-		// Only a mismatch counts. A refund that fails leaves the
-		// attempt counted, and the match unused: the person is told to
-		// try again, and nothing is created on a throttle that cannot
-		// be trusted.
-		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
-			return f.identityThrottleUnavailable(w, r, card)
-		}
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrUnavailable):
+		return f.identityLimited(w, r, card, err)
+	case err != nil:
 		return f.rosterError(w, r, card, err)
 	}
 	if !res.Match {
@@ -219,17 +214,18 @@ func (f *Flow) postIdentity(w http.ResponseWriter, r *http.Request, card Card, c
 	return f.profileForm(w, http.StatusOK, card, csrf, st, profileFields{}, formErrors{})
 }
 
-func (f *Flow) tooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {
+// identityLimited answers an identity check the guard refused (ErrLimited
+// or ErrUnavailable).
+func (f *Flow) identityLimited(w http.ResponseWriter, r *http.Request, card Card, err error) error {
+	if !errors.Is(err, ErrLimited) {
+		f.audit(r, card, "enroll.identity", "unavailable", map[string]string{"reason": throttleUnavailableReason})
+		return f.throttleUnavailable(w, r, "No account was created.")
+	}
 	f.audit(r, card, "enroll.identity", "limited", nil)
 	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
 		Title: "Too many attempts", Detail: "The information entered for this card did not match the personnel records too many times.",
 		Steps: []string{"Wait 15 minutes before trying again.", "Check your information, or contact the help desk."}, Contact: f.cfg.Contact})
-}
-
-func (f *Flow) identityThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.audit(r, card, "enroll.identity", "unavailable", map[string]string{"reason": throttleUnavailableReason})
-	return f.throttleUnavailable(w, r, "No account was created.")
 }
 
 type ineligiblePage struct {

@@ -14,26 +14,11 @@ import (
 	"github.com/cacgate/cacgate/internal/store"
 )
 
-// dbThrottle is the Throttle a gateway builds on its account database, as
-// caddymodule does: every node's flow counts in the same table.
-type dbThrottle struct{ t store.Throttler }
-
-func (d dbThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
-	return d.t.TakeAttempt(ctx, "enroll:"+key, now, window, max)
-}
-
-func (d dbThrottle) Refund(ctx context.Context, key string) error {
-	return d.t.RefundAttempt(ctx, "enroll:"+key)
-}
-
-func (d dbThrottle) Failures(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
-	return d.t.Attempts(ctx, "enroll:"+key, now, window)
-}
-
-// failingThrottle counts in memory but fails the chosen methods, for the
-// keys that contain match ("" for all), as a database that is down would.
+// failingThrottle counts in the harness's database but fails the chosen
+// methods, for the keys that contain match ("" for all), as a database
+// that is down would.
 type failingThrottle struct {
-	inner Throttle
+	inner store.Throttler
 	match string
 
 	mu                                 sync.Mutex
@@ -43,8 +28,8 @@ type failingThrottle struct {
 
 var errDatabaseDown = errors.New("dial tcp 10.0.0.5:5432: connection refused")
 
-func newFailingThrottle() *failingThrottle {
-	return &failingThrottle{inner: newMemoryThrottle(100)}
+func newFailingThrottle(db store.Throttler) *failingThrottle {
+	return &failingThrottle{inner: db}
 }
 
 func (f *failingThrottle) set(failures, take, refund bool) {
@@ -59,34 +44,38 @@ func (f *failingThrottle) fails(key string, which *bool) bool {
 	return *which && strings.Contains(key, f.match)
 }
 
-func (f *failingThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
+func (f *failingThrottle) TakeAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
 	if f.fails(key, &f.failTake) {
 		return false, errDatabaseDown
 	}
-	return f.inner.Take(ctx, key, now, window, max)
+	return f.inner.TakeAttempt(ctx, key, now, window, max)
 }
 
-func (f *failingThrottle) Refund(ctx context.Context, key string) error {
+func (f *failingThrottle) RefundAttempt(ctx context.Context, key string) error {
 	f.mu.Lock()
 	f.refunds++
 	f.mu.Unlock()
 	if f.fails(key, &f.failRefund) {
 		return errDatabaseDown
 	}
-	return f.inner.Refund(ctx, key)
+	return f.inner.RefundAttempt(ctx, key)
 }
 
-func (f *failingThrottle) Failures(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+func (f *failingThrottle) Attempts(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
 	if f.fails(key, &f.failFailures) {
 		return 0, time.Time{}, errDatabaseDown
 	}
-	return f.inner.Failures(ctx, key, now, window)
+	return f.inner.Attempts(ctx, key, now, window)
+}
+
+func (f *failingThrottle) PruneAttempts(ctx context.Context, before time.Time) (int64, error) {
+	return f.inner.PruneAttempts(ctx, before)
 }
 
 // counted returns the attempts the inner throttle holds for key.
 func (f *failingThrottle) counted(t *testing.T, key string, now time.Time) int {
 	t.Helper()
-	n, _, err := f.inner.Failures(context.Background(), key, now, failureWindow)
+	n, _, err := f.inner.Attempts(context.Background(), cardPrefix+key, now, failureWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +83,7 @@ func (f *failingThrottle) counted(t *testing.T, key string, now time.Time) int {
 }
 
 // useThrottle rebuilds the harness's flow with th as its throttle.
-func (h *harness) useThrottle(th Throttle) {
+func (h *harness) useThrottle(th store.Throttler) {
 	h.t.Helper()
 	deps := h.flow.deps
 	deps.Throttle = th
@@ -138,7 +127,7 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
-			th := newFailingThrottle()
+			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
 			wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
@@ -159,13 +148,13 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 // whatever the throttle's state, and the person sees the mismatch.
 func TestThrottleRefundNotNeededForMismatch(t *testing.T) {
 	h := newHarness(t, Config{})
-	th := newFailingThrottle()
+	th := newFailingThrottle(h.db)
 	th.set(false, false, true)
 	h.useThrottle(th)
 	bad := identityForm()
 	bad.Set("dob", "1980-01-01")
 	wantStatus(t, h.post(PathNew, bad), http.StatusUnprocessableEntity, "does not match")
-	if n := th.counted(t, identityKey(h.card), h.now); n != 1 {
+	if n := th.counted(t, identityLimit(h.card).Key, h.now); n != 1 {
 		t.Errorf("%d counted, want 1", n)
 	}
 }
@@ -182,7 +171,7 @@ func TestThrottleErrorFailsClosedLink(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newStoreHarness(t, Config{})
 			h.addAccount("john.q.doe", "1234567890", testPassword)
-			th := newFailingThrottle()
+			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
 			wantUnavailable(t, h.harness, h.post(PathLink, linkForm("john.q.doe", testPassword)), "card.linked", "The card was not registered.")
@@ -212,7 +201,7 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newStoreHarness(t, Config{})
 			a := h.addResetAccount("john.q.doe", "1234567890")
-			th := newFailingThrottle()
+			th := newFailingThrottle(h.db)
 			th.match = c.match
 			h.useThrottle(th)
 			state := h.resetStart(c.username)
@@ -223,7 +212,7 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 				t.Error("password changed")
 			}
 			if c.match != "" {
-				if n := th.counted(t, resetKey(h.card), h.now); n != 0 {
+				if n := th.counted(t, resetLimit(h.card).Key, h.now); n != 0 {
 					t.Errorf("card's attempt left counted: %d", n)
 				}
 			}
@@ -254,7 +243,6 @@ type node struct {
 func twoNodes(t *testing.T) (a, b *node) {
 	t.Helper()
 	sh := newStoreHarness(t, Config{})
-	sh.useThrottle(dbThrottle{sh.db})
 	a = &node{sh.harness, sh.db, sh.path}
 
 	db2, err := store.OpenSQLite(context.Background(), sh.path)
@@ -266,7 +254,7 @@ func twoNodes(t *testing.T) (a, b *node) {
 	deps := hb.flow.deps
 	deps.Roster, deps.Store, deps.Accounts = sh.roster, db2, nil
 	deps.Sealer, deps.Now = sh.sealer, sh.flow.deps.Now
-	deps.Throttle = dbThrottle{db2}
+	deps.Throttle = db2
 	hb.roster, hb.sealer = sh.roster, sh.sealer
 	if hb.flow, err = NewFlow(hb.flow.cfg, deps); err != nil {
 		t.Fatal(err)
