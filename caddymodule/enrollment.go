@@ -14,9 +14,9 @@ import (
 
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
-	"github.com/cacgate/cacgate/internal/store"
 )
 
 // secretEnrollStateKey seals the multi-step enrollment state; shared by
@@ -231,7 +231,7 @@ func (h *Handler) provisionEnrollFlow() error {
 	if err != nil {
 		return err
 	}
-	flow, err := selfservice.NewFlow(selfservice.Config{
+	svc, err := selfservice.New(selfservice.Config{
 		Eligible:       ec.Eligible,
 		AskPEBD:        ec.VerifyPEBD,
 		RequireAddress: ec.RequireAddress,
@@ -249,18 +249,21 @@ func (h *Handler) provisionEnrollFlow() error {
 		AttemptsPerAddress: ec.AttemptsPerIP,
 	}, selfservice.Deps{
 		Roster:   h.app.roster,
-		Store:    invalidatingStore{h.app.store, h.app},
+		Accounts: h.app.store,
 		Hasher:   h.app.hasher,
 		Sealer:   h.app.sealer,
-		Audit:    h.app.auditEnroll,
-		OnChange: h.app.invalidate,
 		Throttle: h.app.store,
+		Audit:    h.app.auditSelfService,
+		// A change to accounts or cards takes effect at once on this
+		// node; password sessions signed in before a password change
+		// end (the cached account carries the change time).
+		OnChange: h.app.invalidate,
 	})
 	if err != nil {
 		return err
 	}
-	h.enrollFlow = flow
-	return nil
+	h.enrollFlow, err = portal.NewPages(svc)
+	return err
 }
 
 // limitedEnrollPOST reports whether a POST to path checks an identity
@@ -268,60 +271,24 @@ func (h *Handler) provisionEnrollFlow() error {
 // per-address limit.
 func limitedEnrollPOST(path string) bool {
 	switch strings.TrimSuffix(path, "/") {
-	case selfservice.PathNew, selfservice.PathLink, selfservice.Path + "/reset":
+	case portal.PathNew, portal.PathLink, portal.PathReset:
 		return true
 	}
 	return false
 }
 
-// invalidatingStore makes every change that affects card mappings take
-// effect at once on this node.
-type invalidatingStore struct {
-	store.Store
-	app *App
-}
-
-func (s invalidatingStore) Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error) {
-	a, err := s.Store.Enroll(ctx, e)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return a, err
-}
-
-// SetPassword applies at once on this node: password sessions signed in
-// before the change end (the cached account carries the change time).
-func (s invalidatingStore) SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error {
-	err := s.Store.SetPassword(ctx, accountID, hash, keepHistory)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return err
-}
-
-func (s invalidatingStore) LinkCard(ctx context.Context, accountID int64, c store.Card) error {
-	err := s.Store.LinkCard(ctx, accountID, c)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return err
-}
-
-func (s invalidatingStore) UnlinkCard(ctx context.Context, username, fingerprint string) error {
-	err := s.Store.UnlinkCard(ctx, username, fingerprint)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return err
-}
-
-// auditEnroll adapts the enrollment flow's audit hook to the audit log.
-func (a *App) auditEnroll(r *http.Request, event, outcome string, fields map[string]string) {
+// auditSelfService adapts the self-service use cases' audit hook to the
+// audit log, with the request the portal put in the context.
+func (a *App) auditSelfService(ctx context.Context, event, outcome string, fields map[string]string) {
 	zf := make([]zap.Field, 0, len(fields))
 	for k, v := range fields {
 		zf = append(zf, zap.String(k, v))
 	}
-	a.audit.Request(r, event, outcome, zf...)
+	if r := portal.Request(ctx); r != nil {
+		a.audit.Request(r, event, outcome, zf...)
+		return
+	}
+	a.audit.Write(event, outcome, zf...)
 }
 
 // cardCSRF binds the flow's CSRF tokens to the card, with the same
@@ -350,7 +317,7 @@ func enrollCard(se *siteEntry) selfservice.Card {
 
 // isEnrollPath reports whether path belongs to the enrollment pages.
 func isEnrollPath(path string) bool {
-	return path == selfservice.Path || strings.HasPrefix(path, selfservice.Path+"/")
+	return path == portal.PathEnroll || strings.HasPrefix(path, portal.PathEnroll+"/")
 }
 
 func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {

@@ -25,7 +25,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
@@ -145,7 +145,7 @@ type Handler struct {
 
 	consentPage       *template.Template
 	notRegisteredPage *template.Template
-	enrollFlow        *selfservice.Flow // nil when enrollment is off
+	enrollFlow        *portal.Pages // self-service pages; nil when enrollment is off
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
@@ -217,7 +217,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.consentPage, err = ui.ParsePage(consent.Templates, "templates/consent.html"); err != nil {
 		return err
 	}
-	if h.notRegisteredPage, err = ui.ParsePage(selfservice.Templates, "templates/not-registered.html"); err != nil {
+	if h.notRegisteredPage, err = ui.ParsePage(portal.Templates, "templates/not-registered.html"); err != nil {
 		return err
 	}
 	if err := h.provisionAccess(); err != nil {

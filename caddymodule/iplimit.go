@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/selfservice"
-	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // limitAddress counts an identity check from the request's client address
@@ -21,7 +19,7 @@ import (
 // since a limit that cannot be checked must not let the attempt through.
 // done reports that the response was written.
 func (h *Handler) limitAddress(w http.ResponseWriter, r *http.Request, event string, fields ...zap.Field) (done bool, err error) {
-	err = h.enrollFlow.Guard().TakeAddress(r.Context(), clientIP(r))
+	err = h.enrollFlow.Service().Guard().TakeAddress(r.Context(), clientIP(r))
 	switch {
 	case err == nil:
 		return false, nil
@@ -29,13 +27,5 @@ func (h *Handler) limitAddress(w http.ResponseWriter, r *http.Request, event str
 		return true, h.storeUnavailable(w, r, fmt.Errorf("counting an identity check per client address: %w", err))
 	}
 	h.app.audit.Request(r, event, audit.Failure, append(fields, zap.String("reason", "too_many_attempts_from_address"))...)
-	w.Header().Set("Retry-After", strconv.Itoa(int(selfservice.AddressWindow/time.Second)))
-	return true, ui.WriteProblem(w, r, ui.Problem{
-		Status:  http.StatusTooManyRequests,
-		Code:    "too_many_attempts",
-		Title:   "Too many attempts",
-		Detail:  "Too many identity checks came from your network in the last 15 minutes.",
-		Steps:   []string{"Wait 15 minutes, then try again."},
-		Contact: h.Contact,
-	})
+	return true, portal.AddressLimited(w, r, h.Contact)
 }

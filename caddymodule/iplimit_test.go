@@ -13,6 +13,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -32,14 +33,17 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.h.enrollFlow, err = selfservice.NewFlow(selfservice.Config{}, selfservice.Deps{
-		Roster: &mismatchRoster{}, Store: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store},
+	svc, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
+		Roster: &mismatchRoster{}, Accounts: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store},
 		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodPost, selfservice.PathLogin, nil)
+	if p.h.enrollFlow, err = portal.NewPages(svc); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, portal.PathLogin, nil)
 	r.Header.Set("Accept", "application/json")
 	w := httptest.NewRecorder()
 	done, err := p.h.limitAddress(w, r, "signin.password")

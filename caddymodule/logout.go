@@ -9,7 +9,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -93,7 +93,7 @@ func (h *Handler) serveSignedOut(w http.ResponseWriter, r *http.Request) error {
 		},
 		Links: []ui.Link{{Text: "Return to the site", Href: "/"}}}
 	if h.PasswordLogin {
-		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: selfservice.PathLogin}}, n.Links...)
+		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: portal.PathLogin}}, n.Links...)
 	}
 	return ui.WriteNotice(w, r, n)
 }

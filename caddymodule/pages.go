@@ -11,7 +11,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
@@ -35,13 +35,13 @@ func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error
 		return h.serveAsset(w, r)
 	case r.URL.Path == consent.Path:
 		return h.serveConsent(w, r)
-	case r.URL.Path == selfservice.PathLogin:
+	case r.URL.Path == portal.PathLogin:
 		return h.serveLogin(w, r)
 	case r.URL.Path == pathLogout:
 		return h.serveLogout(w, r)
 	case isEnrollPath(r.URL.Path):
 		return h.serveEnroll(w, r)
-	case r.URL.Path == selfservice.PathAccount || strings.HasPrefix(r.URL.Path, selfservice.PathAccount+"/"):
+	case r.URL.Path == portal.PathAccount || strings.HasPrefix(r.URL.Path, portal.PathAccount+"/"):
 		return h.serveAccount(w, r)
 	}
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
@@ -184,13 +184,13 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 	if done, err := h.checkAccessDeny(w, r, se, card); done {
 		return err
 	}
-	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != selfservice.PathReset {
+	if card.account != nil && r.Method != http.MethodPost && r.URL.Path != portal.PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
 		// submit with "you already have an account"; the password reset
 		// is for registered card holders above all.
 		next := "/"
-		if r.URL.Path == selfservice.Path {
+		if r.URL.Path == portal.PathEnroll {
 			next = ui.SafeNext(r.URL.Query().Get("next"))
 		}
 		return seeOther(w, next)
@@ -206,13 +206,13 @@ func (h *Handler) serveEnroll(w http.ResponseWriter, r *http.Request) error {
 		csrf := cardCSRF{tokens: h.app.tokens, fingerprint: se.id.FingerprintHex, r: r, now: now}
 		return h.enrollFlow.Serve(w, r, enrollCard(se), csrf)
 	}
-	if r.URL.Path != selfservice.Path || r.Method == http.MethodPost {
+	if r.URL.Path != portal.PathEnroll || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: h.Contact})
 	}
 	if !ui.WantsHTML(r) {
 		return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
 	}
-	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, selfservice.NotRegisteredData{
+	return ui.WriteHTML(w, http.StatusForbidden, h.notRegisteredPage, portal.NotRegisteredData{
 		Holder:     holderName(se.id),
 		EDIPI:      se.id.EDIPI,
 		Subject:    se.id.Subject,

@@ -15,7 +15,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -164,14 +164,15 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	}
 	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
-	return h.enrollFlow.ServeLogin(w, r, selfservice.Login{
+	return h.enrollFlow.ServeLogin(w, r, portal.Login{
 		CSRF: csrf,
 		Next: ui.SafeNext(r.URL.Query().Get("next")),
-		// Each account locks after three wrong passwords; this bounds
-		// trying one password on many accounts from one address. Asked
-		// only for a same-origin form with a valid token, so a forged
-		// cross-site post cannot use the address's allowance up.
-		Limit: func() (bool, error) { return h.limitAddress(w, r, "signin.password") },
+		// Each account locks after three wrong passwords; the address's
+		// count bounds trying one password on many accounts. The pages
+		// count it only for a same-origin form with a valid token, so a
+		// forged cross-site post cannot use the address's allowance up.
+		Address:     clientIP(r),
+		Unavailable: func(err error) error { return h.storeUnavailable(w, r, err) },
 		SignIn: func(acct *store.Account, next string) error {
 			return h.startPasswordSession(w, r, acct, next, now)
 		},
@@ -183,7 +184,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, acct *store.Account, next string, now time.Time) error {
 	// A correct password is not an attempt against the per-address
 	// limit: people behind one NAT sign in all day.
-	if err := h.enrollFlow.Guard().RefundAddress(r.Context(), clientIP(r)); err != nil {
+	if err := h.enrollFlow.Service().SignedIn(r.Context(), clientIP(r)); err != nil {
 		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
 	}
 	_, token, ended, err := h.app.sessions.Start(r.Context(), acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle, h.SessionLimit)
@@ -208,5 +209,5 @@ func (h *Handler) loginLinks(r *http.Request) []ui.Link {
 	if strings.HasPrefix(next, ui.Prefix) {
 		next = "/"
 	}
-	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: selfservice.PathLogin + "?next=" + url.QueryEscape(next)}}
+	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: portal.PathLogin + "?next=" + url.QueryEscape(next)}}
 }

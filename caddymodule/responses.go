@@ -12,7 +12,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
@@ -74,7 +74,7 @@ func (h *Handler) askConsent(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) redirectToEnroll(w http.ResponseWriter, r *http.Request) error {
 	h.app.metrics.Request(metrics.Enroll, "not_registered")
 	if ui.WantsHTML(r) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		return seeOther(w, selfservice.Path+"?next="+url.QueryEscape(r.URL.RequestURI()))
+		return seeOther(w, portal.PathEnroll+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
 	return ui.WriteProblem(w, r, problemNotRegistered(h.Contact))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
 )
@@ -60,13 +61,17 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rosterB := &mismatchRoster{}
-	nodeB, err := selfservice.NewFlow(selfservice.Config{}, selfservice.Deps{
+	svcB, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
 		Roster:   rosterB,
-		Store:    db,
+		Accounts: db,
 		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
 		Sealer:   sealer,
 		Throttle: db,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := portal.NewPages(svcB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +83,7 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	postB := func(ssn, dob string) int {
 		t.Helper()
 		form := url.Values{"csrf": {"t"}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}
-		r := httptest.NewRequest(http.MethodPost, selfservice.PathNew, strings.NewReader(form.Encode()))
+		r := httptest.NewRequest(http.MethodPost, portal.PathNew, strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("Accept", "text/html")
 		w := httptest.NewRecorder()

@@ -69,12 +69,13 @@ func (e unavailable) Unwrap() error        { return e.err }
 
 // The guard's limits.
 const (
-	// Per card and flow.
-	failureWindow = 15 * time.Minute
-	maxFailures   = 5
-	// Per account (and decoy).
-	loginWindow          = 15 * time.Minute
-	loginMaxFailures     = 3
+	// Per card and flow: FailureWindow and MaxFailures.
+	FailureWindow = 15 * time.Minute
+	MaxFailures   = 5
+	// Per account (and decoy): LoginWindow and LoginMaxFailures, then
+	// locked for the lockout period.
+	LoginWindow          = 15 * time.Minute
+	LoginMaxFailures     = 3
 	defaultLockoutPeriod = 30 * time.Minute
 	// Per client address.
 	AddressWindow          = 15 * time.Minute
@@ -87,7 +88,7 @@ const MaxThrottleKeyLen = 120
 
 // ThrottleWindow is the longest window the guard counts attempts in: the
 // store may forget counts whose window began longer ago.
-const ThrottleWindow = max(failureWindow, loginWindow, AddressWindow)
+const ThrottleWindow = max(FailureWindow, LoginWindow, AddressWindow)
 
 // Namespaces of the guard's counters in the store's table of attempts. The
 // names are those the counters had before the guard, so counts survive an
@@ -130,7 +131,7 @@ func identityLimit(card Card) Limit { return cardLimit("identity:" + card.Identi
 func linkLimit(card Card) Limit     { return cardLimit("link:" + card.Identity.FingerprintHex) }
 func resetLimit(card Card) Limit    { return cardLimit("reset:" + card.Identity.FingerprintHex) }
 
-func cardLimit(key string) Limit { return Limit{Key: key, Window: failureWindow, Max: maxFailures} }
+func cardLimit(key string) Limit { return Limit{Key: key, Window: FailureWindow, Max: MaxFailures} }
 
 // checkKey fails closed on a key longer than promised, which a card
 // fingerprint of the wrong form would make: counting it under a shortened
@@ -228,7 +229,7 @@ type LoginResult struct {
 // set, if any; a lock that other attempts set meanwhile stays, and refuses
 // this one too. An error while verifying leaves the attempt counted.
 func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(context.Context) (bool, error)) (LoginResult, error) {
-	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), loginWindow, loginMaxFailures, g.lockout)
+	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), LoginWindow, LoginMaxFailures, g.lockout)
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("enroll: %w", err)
 	}
@@ -247,7 +248,7 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 		return LoginResult{}, fmt.Errorf("enroll: %w", err)
 	}
 	if !until.IsZero() {
-		return LoginResult{State: store.LoginState{Failures: loginMaxFailures, LockedUntil: until}}, nil
+		return LoginResult{State: store.LoginState{Failures: LoginMaxFailures, LockedUntil: until}}, nil
 	}
 	return LoginResult{OK: true}, nil
 }
@@ -257,18 +258,18 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 // limits: the page counts down and locks like a real account's, on every
 // node, and does not tell whether the username exists.
 func (g *Guard) Decoy(ctx context.Context, key string, verify func(context.Context) error) (LoginResult, error) {
-	n, since, err := g.failures(ctx, key, loginWindow)
+	n, since, err := g.failures(ctx, key, LoginWindow)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if n >= loginMaxFailures {
+	if n >= LoginMaxFailures {
 		return LoginResult{State: decoyState(n, since, g.lockout)}, nil
 	}
 	// The count after this failure, from the one read above: one atomic
 	// take rather than a take and another read, so that a failure here
 	// leaves nothing counted. A refused take means requests elsewhere
 	// used up the tries meanwhile.
-	allowed, err := g.take(ctx, key, loginWindow, loginMaxFailures)
+	allowed, err := g.take(ctx, key, LoginWindow, LoginMaxFailures)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -276,7 +277,7 @@ func (g *Guard) Decoy(ctx context.Context, key string, verify func(context.Conte
 		since = g.now()
 	}
 	if !allowed {
-		return LoginResult{State: decoyState(loginMaxFailures, since, g.lockout)}, nil
+		return LoginResult{State: decoyState(LoginMaxFailures, since, g.lockout)}, nil
 	}
 	if err := verify(ctx); err != nil {
 		return LoginResult{}, err
@@ -287,9 +288,9 @@ func (g *Guard) Decoy(ctx context.Context, key string, verify func(context.Conte
 // decoyState is the sign-in state a decoy shows after n failures counted
 // since its window began: as a real account's, locked from the limit on.
 func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
-	n = min(n, loginMaxFailures)
-	ls := store.LoginState{Failures: n, Remaining: loginMaxFailures - n}
-	if n >= loginMaxFailures {
+	n = min(n, LoginMaxFailures)
+	ls := store.LoginState{Failures: n, Remaining: LoginMaxFailures - n}
+	if n >= LoginMaxFailures {
 		ls.LockedUntil = since.Add(lockFor)
 	}
 	return ls
@@ -383,6 +384,35 @@ func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Du
 
 // decoyKey counts the wrong answers given for a username that cannot be
 // reset, per card and username (case folded, as usernames are looked up).
-func (f *Flow) decoyKey(cardFingerprint, username string) string {
-	return "reset-decoy:" + cardFingerprint + ":" + f.deps.Sealer.tag(strings.ToLower(username))
+func (s *Service) decoyKey(cardFingerprint, username string) string {
+	return "reset-decoy:" + cardFingerprint + ":" + s.deps.Sealer.tag(strings.ToLower(username))
+}
+
+func isLimited(err error) bool { return errors.Is(err, ErrLimited) }
+
+// isGuardRefusal reports whether err is the guard refusing an attempt
+// (limited, or its counts unavailable) rather than a failure of the check.
+func isGuardRefusal(err error) bool {
+	return errors.Is(err, ErrLimited) || errors.Is(err, ErrUnavailable)
+}
+
+// ThrottleUnavailableReason is the audit reason of an attempt refused
+// because the guard could not count it.
+const ThrottleUnavailableReason = "throttle_unavailable"
+
+// refusal audits the guard's refusal of a card's attempt as event (with
+// fields) and returns its outcome: "limited", or "unavailable" with the
+// reason throttle_unavailable.
+func (s *Service) refusal(ctx context.Context, card Card, err error, event string, fields map[string]string) Outcome {
+	o := limitOutcome(err)
+	if o.Status == Limited {
+		s.audit(ctx, card, event, "limited", fields)
+		return o
+	}
+	extra := map[string]string{"reason": ThrottleUnavailableReason}
+	for k, v := range fields {
+		extra[k] = v
+	}
+	s.audit(ctx, card, event, "unavailable", extra)
+	return o
 }

@@ -31,7 +31,7 @@ func newTestGuard(t *testing.T, perAddress int) (*Guard, *store.SQLStore, *time.
 func TestGuardTryCountsOnlyFailures(t *testing.T) {
 	g, db, now := newTestGuard(t, 0)
 	ctx := context.Background()
-	l := Limit{Key: "link:" + fpTest, Window: failureWindow, Max: 3}
+	l := Limit{Key: "link:" + fpTest, Window: FailureWindow, Max: 3}
 	counted := func() int {
 		t.Helper()
 		n, _, err := db.Attempts(ctx, cardPrefix+l.Key, *now, l.Window)
@@ -59,7 +59,7 @@ func TestGuardTryCountsOnlyFailures(t *testing.T) {
 	if _, err := g.Try(ctx, l, func(context.Context) (bool, error) { ran = true; return true, nil }); !errors.Is(err, ErrLimited) || ran {
 		t.Fatalf("Try after the limit: %v, ran %v", err, ran)
 	}
-	*now = now.Add(failureWindow)
+	*now = now.Add(FailureWindow)
 	if err := g.Check(ctx, l); err != nil {
 		t.Fatalf("Check after the window: %v", err)
 	}
@@ -108,7 +108,7 @@ func TestGuardFailsClosed(t *testing.T) {
 		t.Fatalf("refund failing: %v %v", ok, err)
 	}
 	// A key longer than promised is refused, not cut.
-	long := Limit{Key: string(make([]byte, MaxThrottleKeyLen+1)), Window: failureWindow, Max: 5}
+	long := Limit{Key: string(make([]byte, MaxThrottleKeyLen+1)), Window: FailureWindow, Max: 5}
 	if err := NewGuard(db, db, 0, 0, clock).Check(ctx, long); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("long key: %v", err)
 	}
@@ -256,3 +256,5 @@ func TestPruneAttemptsLoop(t *testing.T) {
 	cancel()
 	<-done
 }
+
+var errDatabaseDown = errors.New("dial tcp 10.0.0.5:5432: connection refused")

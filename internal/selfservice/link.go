@@ -5,37 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
-	"github.com/cacgate/cacgate/internal/ui"
-)
-
-// AccountManager is the slice of store.Store the link page and the account
-// pages need.
-type AccountManager interface {
-	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
-	Credentials(ctx context.Context, accountID int64) (*store.Credentials, error)
-	LinkCard(ctx context.Context, accountID int64, c store.Card) error
-	UnlinkCard(ctx context.Context, username, fingerprint string) error
-	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
-	RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error)
-	SetAnswers(ctx context.Context, accountID int64, answers [3]store.Answer) error
-	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
-	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
-	ResetLoginFailures(ctx context.Context, accountID int64) error
-}
-
-// Limits of the link and account pages' forms.
-const (
-	defaultMaxCards = 5
-	maxUsernameLen  = 64
-	maxPasswordLen  = 256
 )
 
 // dummyHash is a hash of a random secret, verified against when there is
@@ -55,32 +29,52 @@ func (d *dummyHash) get(ctx context.Context, h *credential.Hasher) (string, erro
 	return d.hash, d.err
 }
 
+// lookup returns the account with username and its stored password hash;
+// nil and "" for an unknown username.
+func (s *Service) lookup(ctx context.Context, username string) (*store.Account, string, error) {
+	acct, err := s.deps.Accounts.AccountByUsername(ctx, username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, "", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("selfservice: looking up account: %w", err)
+	}
+	creds, err := s.credentials(ctx, acct)
+	if err != nil {
+		return nil, "", err
+	}
+	return acct, creds.PasswordHash, nil
+}
+
+func (s *Service) credentials(ctx context.Context, acct *store.Account) (*store.Credentials, error) {
+	creds, err := s.deps.Accounts.Credentials(ctx, acct.ID)
+	if err != nil {
+		return nil, fmt.Errorf("selfservice: reading credentials: %w", err)
+	}
+	return creds, nil
+}
+
 // checkPassword verifies password against hash, the stored hash of acct
 // (nil for an unknown username; hash "" for an account without a
-// password, which never matches). The attempt is counted against acct as a
-// failure before the password is verified, atomically: a locked account
-// is refused without verifying, and concurrent attempts cannot get past
-// the limit. A correct password takes its attempt back, clearing the
-// count, unless other attempts locked the account meanwhile. An error
-// while verifying leaves the attempt counted. With rehash, a correct
-// password whose hash was made with other parameters than the hasher's is
-// stored again with them (see rehash); callers about to replace the
-// password pass false.
-func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (LoginResult, error) {
+// password, which never matches), through the guard's account lock
+// (Guard.Account). With rehash, a correct password whose hash was made
+// with other parameters than the hasher's is stored again with them;
+// callers about to replace the password pass false.
+func (s *Service) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (LoginResult, error) {
 	verify := func(ctx context.Context) (bool, error) {
 		if hash == "" {
-			dummy, err := f.dummy.get(ctx, f.deps.Hasher)
+			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
 			if err != nil {
-				return false, fmt.Errorf("enroll: dummy hash: %w", err)
+				return false, fmt.Errorf("selfservice: dummy hash: %w", err)
 			}
-			if _, err := f.deps.Hasher.Verify(ctx, password, dummy); err != nil {
-				return false, fmt.Errorf("enroll: verifying password: %w", err)
+			if _, err := s.deps.Hasher.Verify(ctx, password, dummy); err != nil {
+				return false, fmt.Errorf("selfservice: verifying password: %w", err)
 			}
 			return false, nil
 		}
-		ok, err := f.deps.Hasher.Verify(ctx, password, hash)
+		ok, err := s.deps.Hasher.Verify(ctx, password, hash)
 		if err != nil {
-			return false, fmt.Errorf("enroll: verifying password: %w", err)
+			return false, fmt.Errorf("selfservice: verifying password: %w", err)
 		}
 		return ok, nil
 	}
@@ -88,12 +82,12 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 		_, err := verify(ctx)
 		return LoginResult{}, err
 	}
-	res, err := f.guard.Account(ctx, acct, verify)
+	res, err := s.guard.Account(ctx, acct, verify)
 	if err != nil || !res.OK {
 		return res, err
 	}
 	if rehash {
-		f.rehash(ctx, acct.ID, hash, password)
+		s.rehash(ctx, acct.ID, hash, password)
 	}
 	return res, nil
 }
@@ -104,197 +98,250 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 // hand only now. It costs this one sign-in a second hash. A failure
 // changes nothing for the sign-in, which has succeeded; the next one tries
 // again.
-func (f *Flow) rehash(ctx context.Context, accountID int64, stored, password string) {
-	if !credential.NeedsRehash(stored, f.deps.Hasher.Params()) {
+func (s *Service) rehash(ctx context.Context, accountID int64, stored, password string) {
+	if !credential.NeedsRehash(stored, s.deps.Hasher.Params()) {
 		return
 	}
-	fresh, err := f.deps.Hasher.Hash(ctx, password)
+	fresh, err := s.deps.Hasher.Hash(ctx, password)
 	if err != nil {
 		return
 	}
-	_, _ = f.deps.Accounts.RehashPassword(ctx, accountID, stored, fresh)
+	_, _ = s.deps.Accounts.RehashPassword(ctx, accountID, stored, fresh)
 }
 
-// wrongPassword is the message for a password that did not verify.
-func wrongPassword(lead string, st store.LoginState, known bool) string {
-	if !known {
-		return lead
+// secretOutcome is the outcome of a password or answers that did not
+// check out (res.OK false): Locked or Wrong.
+func secretOutcome(res LoginResult, known bool) Outcome {
+	if res.State.Locked() {
+		return Outcome{Status: Locked, Login: res.State}
 	}
-	switch st.Remaining {
-	case 1:
-		return lead + " You have 1 try remaining before the account is locked."
-	default:
-		return lead + " You have " + strconv.Itoa(st.Remaining) + " tries remaining before the account is locked."
+	return Outcome{Status: Wrong, Login: res.State, Known: known}
+}
+
+// normUsername is a typed username as looked up: usernames are stored
+// lowercase.
+func normUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// checkUsername adds the username's problems to errs.
+func checkUsername(errs *FieldErrors, username string) {
+	switch {
+	case username == "":
+		errs.Add("username", "Enter your username.")
+	case len(username) > maxUsernameLen || !isCleanText(username):
+		errs.Add("username", "Enter a username of at most 64 characters.")
 	}
-}
-
-type lockedPage struct {
-	pageBase
-	Until string
-}
-
-// renderLocked answers for a locked account.
-func (f *Flow) renderLocked(w http.ResponseWriter, card Card, csrf CSRF, st store.LoginState) error {
-	return f.render(w, http.StatusForbidden, "locked", lockedPage{pageBase: f.base(card, csrf), Until: formatTime(st.LockedUntil)})
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // ---- "I already have an account: register this card" ----
 
-type linkPage struct {
-	pageBase
-	Username string
+// LinkInput is the registration form as sent.
+type LinkInput struct {
+	Username, Password string
 }
 
-type linkedPage struct {
-	pageBase
-	Username string
-	Pending  bool
+// LinkResult is the outcome of LinkCard.
+type LinkResult struct {
+	Outcome
+	Username string         // as looked up, for the form
+	Account  *store.Account // the account (Done; Refused when known)
 }
 
-func (f *Flow) serveLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	if f.deps.Accounts == nil {
-		return errors.New("enroll: no account manager for the link page")
-	}
-	if r.Method != http.MethodPost {
-		return f.render(w, http.StatusOK, "link", linkPage{pageBase: f.base(card, csrf)})
-	}
-	if ok, err := f.readForm(w, r, csrf, "Go back to the registration page, reload it and try again."); !ok {
-		return err
-	}
-	return f.postLink(w, r, card, csrf)
-}
-
-func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	ctx := r.Context()
-	now := f.deps.Now()
+// LinkCard registers the card to the holder's existing account, given its
+// username and password: under the card's attempt limit (only a wrong
+// password counts) and the account's lock. Outcomes: Done, Invalid,
+// Wrong, Locked, Limited, Unavailable, Refused (password_expired,
+// disabled, edipi_mismatch, too_many_cards, card_taken, account_gone).
+func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkResult, error) {
+	const event = "card.linked"
+	via := map[string]string{"via": "holder"}
 	limit := linkLimit(card)
-	if err := f.guard.Check(ctx, limit); err != nil {
-		return f.linkLimited(w, r, card, err)
+	if err := s.guard.Check(ctx, limit); err != nil {
+		return LinkResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	}
-	form := r.PostForm
-	// Usernames are stored lowercase; look up what was typed as sign-in
-	// does.
-	page := linkPage{pageBase: f.base(card, csrf), Username: strings.ToLower(strings.TrimSpace(form.Get("username")))}
-	password := form.Get("password")
+	res := LinkResult{Username: normUsername(in.Username)}
+	checkUsername(&res.Errors, res.Username)
 	switch {
-	case page.Username == "":
-		page.Errors.add("username", "Enter your username.")
-	case len(page.Username) > maxUsernameLen || !isCleanText(page.Username):
-		page.Errors.add("username", "Enter a username of at most 64 characters.")
+	case in.Password == "":
+		res.Errors.Add("password", "Enter your password.")
+	case len(in.Password) > maxPasswordLen:
+		res.Errors.Add("password", "Enter a password of at most 256 characters.")
 	}
-	switch {
-	case password == "":
-		page.Errors.add("password", "Enter your password.")
-	case len(password) > maxPasswordLen:
-		page.Errors.add("password", "Enter a password of at most 256 characters.")
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
 	}
-	if page.Errors.any() {
-		return f.render(w, http.StatusUnprocessableEntity, "link", page)
+	acct, hash, err := s.lookup(ctx, res.Username)
+	if err != nil {
+		return LinkResult{}, err
 	}
-	acct, err := f.deps.Accounts.AccountByUsername(ctx, page.Username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		acct = nil
-	case err != nil:
-		return fmt.Errorf("enroll: looking up account: %w", err)
-	}
-	hash := ""
-	if acct != nil {
-		creds, err := f.deps.Accounts.Credentials(ctx, acct.ID)
-		if err != nil {
-			return fmt.Errorf("enroll: reading credentials: %w", err)
-		}
-		hash = creds.PasswordHash
-	}
-	// Only a wrong password counts against the card. If the count
-	// cannot be given back, the right password is not acted on: no card
-	// is linked on a count that cannot be trusted.
-	var res LoginResult
-	_, err = f.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+	// If the count cannot be given back, the right password is not acted
+	// on: no card is linked on a count that cannot be trusted.
+	var login LoginResult
+	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
 		var err error
-		res, err = f.checkPassword(ctx, acct, hash, password, true)
-		return res.OK, err
+		login, err = s.checkPassword(ctx, acct, hash, in.Password, true)
+		return login.OK, err
 	})
-	password = ""
 	switch {
-	case errors.Is(err, ErrLimited), errors.Is(err, ErrUnavailable):
-		return f.linkLimited(w, r, card, err)
+	case isGuardRefusal(err):
+		res.Outcome = s.refusal(ctx, card, err, event, via)
+		return res, nil
 	case err != nil:
-		return err
+		return LinkResult{}, err
 	}
-	if res.State.Locked() {
-		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": "locked"})
-		return f.renderLocked(w, card, csrf, res.State)
-	}
-	if !res.OK {
-		extra := map[string]string{"via": "holder", "reason": "bad_password"}
-		if acct != nil {
-			extra["username"] = acct.Username
-		} else {
+	if !login.OK {
+		res.Outcome = secretOutcome(login, acct != nil)
+		fields := map[string]string{"via": "holder", "reason": "bad_password"}
+		switch {
+		case res.Status == Locked:
+			fields["username"], fields["reason"] = acct.Username, "locked"
+		case acct != nil:
+			fields["username"] = acct.Username
+		default:
 			// The typed username is not recorded: it may be a
 			// password typed in the wrong field.
-			extra["reason"] = "unknown_username"
+			fields["reason"] = "unknown_username"
 		}
-		f.audit(r, card, "card.linked", "failure", extra)
-		page.Errors.add("", wrongPassword("The username or password is not correct.", res.State, acct != nil))
-		return f.render(w, http.StatusUnprocessableEntity, "link", page)
+		s.audit(ctx, card, event, "failure", fields)
+		if res.Status == Wrong {
+			res.Errors.Add("", WrongSecret("The username or password is not correct.", res.Outcome))
+		}
+		return res, nil
 	}
-	refuse := func(status int, code, reason, title, detail string) error {
-		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": reason})
-		return ui.WriteProblem(w, r, ui.Problem{Status: status, Code: code, Title: title, Detail: detail,
-			Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
+	res.Account = acct
+	refuse := func(reason string) (LinkResult, error) {
+		s.audit(ctx, card, event, "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": reason})
+		res.Outcome = refused(reason)
+		return res, nil
 	}
-	expires, expired := f.passwordExpiry(acct, now)
+	expires, expired := s.PasswordExpiry(acct, s.deps.Now())
 	switch {
 	case expired:
-		return refuse(http.StatusForbidden, "password_expired", "password_expired", "Password expired",
-			expiredSentence(expires)+" Reset it with your security questions (\"Forgot your password?\" on the registration page), then register this card. The card was not registered.")
+		res, err := refuse("password_expired")
+		res.Expires = expires
+		return res, err
 	case acct.Status == store.StatusDisabled:
-		return refuse(http.StatusForbidden, "account_disabled", "disabled", "Account disabled",
-			"The account "+acct.Username+" is disabled, so no card can be registered to it. The card was not registered.")
+		return refuse("disabled")
 	case acct.EDIPI != card.Identity.EDIPI:
-		return refuse(http.StatusForbidden, "edipi_mismatch", "edipi_mismatch", "This card belongs to someone else",
-			"This card belongs to a different DoD ID than the account "+acct.Username+". A card can only be registered to its holder's own account. The card was not registered.")
-	case len(acct.Cards) >= f.cfg.MaxCards:
-		return refuse(http.StatusConflict, "too_many_cards", "too_many_cards", "Too many cards registered",
-			fmt.Sprintf("The account %s already has %d cards registered, the most allowed. Sign in with one of them and clear the registration of a card you no longer use, then register this one.", acct.Username, len(acct.Cards)))
+		return refuse("edipi_mismatch")
+	case len(acct.Cards) >= s.cfg.MaxCards:
+		return refuse("too_many_cards")
 	}
-	err = f.deps.Accounts.LinkCard(ctx, acct.ID, store.Card{Fingerprint: card.Identity.FingerprintHex, Subject: card.Subject,
-		Issuer: card.Issuer, Serial: card.Serial, NotAfter: card.NotAfter})
+	err = s.deps.Accounts.LinkCard(ctx, acct.ID, card.storeCard())
 	switch {
 	case errors.Is(err, store.ErrCardTaken):
-		return refuse(http.StatusConflict, "card_taken", "card_taken", "Card already registered",
-			"This card is already registered to an account. A card can be registered to one account only.")
+		return refuse("card_taken")
 	case errors.Is(err, store.ErrNotFound):
-		return refuse(http.StatusConflict, "account_gone", "account_gone", "Account not found",
-			"The account was removed while the card was being registered. The card was not registered.")
+		return refuse("account_gone")
 	case err != nil:
-		return fmt.Errorf("enroll: linking card: %w", err)
+		return LinkResult{}, fmt.Errorf("selfservice: linking card: %w", err)
 	}
-	f.audit(r, card, "card.linked", "success", map[string]string{"via": "holder", "username": acct.Username})
-	f.deps.OnChange()
-	return f.render(w, http.StatusOK, "linked", linkedPage{pageBase: f.base(card, csrf), Username: acct.Username,
-		Pending: acct.Status == store.StatusPending})
+	s.deps.OnChange()
+	s.audit(ctx, card, event, "success", map[string]string{"via": "holder", "username": acct.Username})
+	return res, nil
 }
 
-// linkLimited answers a link attempt the guard refused (ErrLimited or
-// ErrUnavailable).
-func (f *Flow) linkLimited(w http.ResponseWriter, r *http.Request, card Card, err error) error {
-	if !errors.Is(err, ErrLimited) {
-		f.audit(r, card, "card.linked", "unavailable", map[string]string{"via": "holder", "reason": throttleUnavailableReason})
-		return f.throttleUnavailable(w, r, "The card was not registered.")
+// ---- password sign-in ----
+
+// SignInInput is the sign-in form as sent. Address is the client's
+// address, counted against attempts_per_ip.
+type SignInInput struct {
+	Username, Password string
+	Address            string
+}
+
+// SignInResult is the outcome of SignIn.
+type SignInResult struct {
+	Outcome
+	Username string         // as looked up, for the form
+	Account  *store.Account // Done: whom to sign in
+}
+
+// SignIn checks a password sign-in (for people without a card reader):
+// under the client address's limit (a correct sign-in is given back: the
+// gateway calls SignedIn once the session started) and the account's
+// lock. A disabled account, one waiting for approval, or an expired
+// password is refused. Outcomes: Done, Invalid, Wrong, Locked, Limited
+// (the address), Unavailable (the address's count), Refused (disabled,
+// pending, password_expired).
+func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, error) {
+	const event = "signin.password"
+	res := SignInResult{Username: normUsername(in.Username)}
+	if res.Username == "" || len(res.Username) > maxUsernameLen {
+		res.Errors.Add("username", "Enter your username.")
 	}
-	f.audit(r, card, "card.linked", "limited", map[string]string{"via": "holder"})
-	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
-	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
-		Title: "Too many attempts", Detail: "A wrong username or password was entered with this card too many times.",
-		Steps:   []string{"Wait 15 minutes before trying again.", "If you have forgotten your password, use the password reset, or contact the help desk."},
-		Contact: f.cfg.Contact})
+	if in.Password == "" || len(in.Password) > maxPasswordLen {
+		res.Errors.Add("password", "Enter your password.")
+	}
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
+	}
+	// Each account locks after three wrong passwords; this bounds trying
+	// one password on many accounts from one address.
+	if err := s.guard.TakeAddress(ctx, in.Address); err != nil {
+		res.Outcome = limitOutcome(err)
+		if res.Status == Limited {
+			s.deps.Audit(ctx, event, "failure", map[string]string{"reason": "too_many_attempts_from_address"})
+		}
+		return res, nil
+	}
+	acct, hash, err := s.lookup(ctx, res.Username)
+	if err != nil {
+		return SignInResult{}, err
+	}
+	login, err := s.checkPassword(ctx, acct, hash, in.Password, true)
+	if err != nil {
+		return SignInResult{}, err
+	}
+	fields := map[string]string{}
+	if acct != nil {
+		// Only a known username is recorded: someone may type a
+		// password into the username field.
+		fields["username"] = acct.Username
+	}
+	fail := func(o Outcome) (SignInResult, error) {
+		o.Errors = res.Errors // the messages added for the form
+		res.Outcome = o
+		fields["reason"] = o.Reason
+		s.deps.Audit(ctx, event, "failure", fields)
+		return res, nil
+	}
+	switch {
+	case login.State.Locked():
+		o := secretOutcome(login, true)
+		o.Reason = "locked"
+		res.Errors.Add("password", "Too many wrong passwords were entered for this account. It is locked until "+FormatTime(login.State.LockedUntil)+".")
+		return fail(o)
+	case !login.OK:
+		o := secretOutcome(login, acct != nil)
+		res.Errors.Add("password", WrongSecret("The username or password is not correct.", o))
+		o.Reason = "bad_password"
+		return fail(o)
+	}
+	switch acct.Status {
+	case store.StatusDisabled:
+		res.Errors.Add("", "This account is disabled. Contact the site's administrators.")
+		return fail(refused("disabled"))
+	case store.StatusPending:
+		// No session: every page would refuse it anyway.
+		res.Errors.Add("", "This account is waiting for approval by the site's administrators. You can sign in once it is approved.")
+		return fail(refused("pending"))
+	}
+	// Only someone who knows the password learns that it expired.
+	if expires, expired := s.PasswordExpiry(acct, s.deps.Now()); expired {
+		o := refused("password_expired")
+		o.Expires = expires
+		return fail(o)
+	}
+	s.deps.Audit(ctx, event, "success", fields)
+	res.Account = acct
+	return res, nil
+}
+
+// SignedIn gives back the client address's attempt of a sign-in that
+// started a session: a correct password is not an attempt against the
+// per-address limit, since people behind one NAT sign in all day.
+func (s *Service) SignedIn(ctx context.Context, address string) error {
+	return s.guard.RefundAddress(ctx, address)
 }

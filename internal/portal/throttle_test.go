@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -85,13 +86,8 @@ func (f *failingThrottle) counted(t *testing.T, key string, now time.Time) int {
 // useThrottle rebuilds the harness's flow with th as its throttle.
 func (h *harness) useThrottle(th store.Throttler) {
 	h.t.Helper()
-	deps := h.flow.deps
-	deps.Throttle = th
-	flow, err := NewFlow(h.flow.cfg, deps)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.flow = flow
+	h.deps.Throttle = th
+	h.rebuild()
 }
 
 // wantUnavailable checks the fail-closed answer: the "try again later"
@@ -107,7 +103,7 @@ func wantUnavailable(t *testing.T, h *harness, w *httptest.ResponseRecorder, eve
 			t.Errorf("page shows %q", s)
 		}
 	}
-	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != throttleUnavailableReason {
+	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != selfservice.ThrottleUnavailableReason {
 		t.Errorf("not audited as %s unavailable: %+v", event, h.audits)
 	}
 }
@@ -126,7 +122,7 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 		{"refunding a match", false, false, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, Config{})
+			h := newHarness(t, selfservice.Config{})
 			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
@@ -147,14 +143,14 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 // A failed refund of a mismatch is never attempted: a mismatch is counted
 // whatever the throttle's state, and the person sees the mismatch.
 func TestThrottleRefundNotNeededForMismatch(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	th := newFailingThrottle(h.db)
 	th.set(false, false, true)
 	h.useThrottle(th)
 	bad := identityForm()
 	bad.Set("dob", "1980-01-01")
 	wantStatus(t, h.post(PathNew, bad), http.StatusUnprocessableEntity, "does not match")
-	if n := th.counted(t, identityLimit(h.card).Key, h.now); n != 1 {
+	if n := th.counted(t, identityKey(h.card), h.now); n != 1 {
 		t.Errorf("%d counted, want 1", n)
 	}
 }
@@ -169,7 +165,7 @@ func TestThrottleErrorFailsClosedLink(t *testing.T) {
 		{"refunding a right password", false, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newStoreHarness(t, Config{})
+			h := newStoreHarness(t, selfservice.Config{})
 			h.addAccount("john.q.doe", "1234567890", testPassword)
 			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
@@ -199,7 +195,7 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 		{"counting for a decoy", "nobody.here", "reset-decoy:", false, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newStoreHarness(t, Config{})
+			h := newStoreHarness(t, selfservice.Config{})
 			a := h.addResetAccount("john.q.doe", "1234567890")
 			th := newFailingThrottle(h.db)
 			th.match = c.match
@@ -212,7 +208,7 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 				t.Error("password changed")
 			}
 			if c.match != "" {
-				if n := th.counted(t, resetLimit(h.card).Key, h.now); n != 0 {
+				if n := th.counted(t, resetKey(h.card), h.now); n != 0 {
 					t.Errorf("card's attempt left counted: %d", n)
 				}
 			}
@@ -242,7 +238,7 @@ type node struct {
 // audits) sharing one database file, one sealing key and one clock.
 func twoNodes(t *testing.T) (a, b *node) {
 	t.Helper()
-	sh := newStoreHarness(t, Config{})
+	sh := newStoreHarness(t, selfservice.Config{})
 	a = &node{sh.harness, sh.db, sh.path}
 
 	db2, err := store.OpenSQLite(context.Background(), sh.path)
@@ -250,15 +246,12 @@ func twoNodes(t *testing.T) (a, b *node) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db2.Close() })
-	hb := newHarness(t, Config{})
-	deps := hb.flow.deps
-	deps.Roster, deps.Store, deps.Accounts = sh.roster, db2, nil
-	deps.Sealer, deps.Now = sh.sealer, sh.flow.deps.Now
-	deps.Throttle = db2
+	hb := newHarness(t, selfservice.Config{})
+	hb.deps.Roster, hb.deps.Accounts = sh.roster, db2
+	hb.deps.Sealer, hb.deps.Now = sh.sealer, sh.deps.Now
+	hb.deps.Throttle = db2
 	hb.roster, hb.sealer = sh.roster, sh.sealer
-	if hb.flow, err = NewFlow(hb.flow.cfg, deps); err != nil {
-		t.Fatal(err)
-	}
+	hb.rebuild()
 	return a, &node{hb, db2, sh.path}
 }
 
@@ -384,37 +377,14 @@ func TestSharedThrottleDecoyAcrossNodes(t *testing.T) {
 	}
 }
 
-// A key longer than MaxThrottleKeyLen, which only a malformed fingerprint
+// A key longer than selfservice.MaxThrottleKeyLen, which only a malformed fingerprint
 // could make, is refused like a throttle failure rather than counted under
 // a name a shared throttle might cut or reject.
 func TestThrottleKeyTooLongFailsClosed(t *testing.T) {
-	h := newHarness(t, Config{})
-	h.card = testCard("1234567890", strings.Repeat("ab", MaxThrottleKeyLen))
+	h := newHarness(t, selfservice.Config{})
+	h.card = testCard("1234567890", strings.Repeat("ab", selfservice.MaxThrottleKeyLen))
 	wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
 	if h.roster.verifies != 0 {
 		t.Error("roster asked")
-	}
-}
-
-func TestDecoyKeyHidesUsername(t *testing.T) {
-	h := newHarness(t, Config{})
-	fp := strings.Repeat("ab", 32)
-	k := h.flow.decoyKey(fp, "Nobody.Here")
-	if k != h.flow.decoyKey(fp, "nobody.here") {
-		t.Error("decoy key depends on case")
-	}
-	if strings.Contains(strings.ToLower(k), "nobody") || len(k) > MaxThrottleKeyLen {
-		t.Errorf("decoy key %q", k)
-	}
-	if k == h.flow.decoyKey(fp, "nobody.there") || k == h.flow.decoyKey(strings.Repeat("cd", 32), "nobody.here") {
-		t.Error("decoy keys collide")
-	}
-	other := newHarness(t, Config{}) // another site's sealing key
-	if k == other.flow.decoyKey(fp, "nobody.here") {
-		t.Error("decoy key does not depend on the key")
-	}
-	// The longest username the form accepts still fits.
-	if k := h.flow.decoyKey(fp, strings.Repeat("\u0130", maxUsernameLen)); len(k) > MaxThrottleKeyLen {
-		t.Errorf("decoy key of %d bytes", len(k))
 	}
 }

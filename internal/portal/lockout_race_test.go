@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -19,21 +20,21 @@ import (
 // counted and being verified, until release is closed, so a test can line
 // up concurrent attempts deterministically.
 type gatedAccounts struct {
-	AccountManager
+	selfservice.Accounts
 	taken   atomic.Int32 // TakeLoginAttempt calls answered
 	allowed atomic.Int32 // of which allowed, and so verified
 	release chan struct{}
 }
 
 func gate(s *storeHarness) *gatedAccounts {
-	g := &gatedAccounts{AccountManager: s.flow.deps.Accounts, release: make(chan struct{})}
-	s.flow.deps.Accounts = g
-	s.flow.guard.locks = g // the guard counts through the same store
+	g := &gatedAccounts{Accounts: s.deps.Accounts, release: make(chan struct{})}
+	s.deps.Accounts = g
+	s.rebuild()
 	return g
 }
 
 func (g *gatedAccounts) TakeLoginAttempt(ctx context.Context, id int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error) {
-	st, ok, err := g.AccountManager.TakeLoginAttempt(ctx, id, now, window, maxFailures, lockFor)
+	st, ok, err := g.Accounts.TakeLoginAttempt(ctx, id, now, window, maxFailures, lockFor)
 	g.taken.Add(1)
 	if ok {
 		g.allowed.Add(1)
@@ -54,7 +55,7 @@ func (g *gatedAccounts) waitTaken(t *testing.T, n int32) {
 }
 
 // signIn posts the password sign-in form; safe from any goroutine.
-func signIn(t *testing.T, f *Flow, username, password string, signedIn *atomic.Int32) *httptest.ResponseRecorder {
+func signIn(t *testing.T, f *Pages, username, password string, signedIn *atomic.Int32) *httptest.ResponseRecorder {
 	form := url.Values{"csrf": {"csrf-token"}, "username": {username}, "password": {password}}
 	r := httptest.NewRequest(http.MethodPost, PathLogin, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -74,7 +75,7 @@ func signIn(t *testing.T, f *Flow, username, password string, signedIn *atomic.I
 // before any failure is counted: at most three are verified, and a right
 // password sent once the third was counted is refused, not signed in.
 func TestPasswordSignInConcurrentGuessesVerifyAtMostThree(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	g := gate(h)
 	const guesses = 12
@@ -120,8 +121,9 @@ func TestPasswordSignInConcurrentGuessesVerifyAtMostThree(t *testing.T) {
 // The reviewer's scenario, unstaged: a realistic, slow hasher with one
 // slot; a right guess queued behind the wrong ones must not sign in.
 func TestPasswordSignInRightGuessQueuedBehindWrongOnesIsRefused(t *testing.T) {
-	h := newStoreHarness(t, Config{})
-	h.flow.deps.Hasher = credential.NewHasher(credential.DefaultParams, 1)
+	h := newStoreHarness(t, selfservice.Config{})
+	h.deps.Hasher = credential.NewHasher(credential.DefaultParams, 1)
+	h.rebuild()
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	const guesses = 11
 	var (
@@ -146,7 +148,7 @@ func TestPasswordSignInRightGuessQueuedBehindWrongOnesIsRefused(t *testing.T) {
 // A right password whose attempt was counted before two wrong ones locked
 // the account is refused too: the lock began before it was verified.
 func TestPasswordRightButOvertakenByLockIsRefused(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	g := gate(h)
 	var (
@@ -171,7 +173,7 @@ func TestPasswordRightButOvertakenByLockIsRefused(t *testing.T) {
 // The attempt that reaches the limit locks the account while it is being
 // verified; a right password there lifts that lock again.
 func TestPasswordRightOnLastTrySignsInAndClearsLock(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	var signedIn atomic.Int32
 	wantStatus(t, signIn(t, h.flow, "John.Q.Doe", testWrongPassword, &signedIn), http.StatusUnauthorized, "2 tries remaining")
@@ -190,10 +192,10 @@ func TestPasswordRightOnLastTrySignsInAndClearsLock(t *testing.T) {
 // the per-card throttle is not what stops them) are verified at most three
 // times per account; right answers after the lock change nothing.
 func TestResetConcurrentWrongAnswersVerifyAtMostThree(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	const guesses = 6
-	cards := make([]Card, guesses+1)
+	cards := make([]selfservice.Card, guesses+1)
 	states := make([]string, guesses+1)
 	for i := range cards {
 		cards[i] = testCard("1234567890", fingerprintOf(string(rune('a'+i))+"1"))
