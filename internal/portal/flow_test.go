@@ -788,7 +788,6 @@ const (
 
 // The guard's per-card keys, and its namespace in the attempts table.
 func identityKey(c selfservice.Card) string { return "identity:" + c.Identity.FingerprintHex }
-func linkKey(c selfservice.Card) string     { return "link:" + c.Identity.FingerprintHex }
 func resetKey(c selfservice.Card) string    { return "reset:" + c.Identity.FingerprintHex }
 
 const cardPrefix = "enroll:"
