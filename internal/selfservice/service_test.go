@@ -36,7 +36,9 @@ func (oneRoster) Verify(_ context.Context, c roster.Claim) (roster.Result, error
 	return roster.Result{Match: true, Records: []roster.Record{{EDIPI: "1234567890", Category: "Active Army", Last: "DOE", First: "JOHN"}}}, nil
 }
 
-func (oneRoster) NeedsPEBD(context.Context, string) (roster.PEBDNeed, error) { return roster.PEBDNotAsked, nil }
+func (oneRoster) NeedsPEBD(context.Context, string) (roster.PEBDNeed, error) {
+	return roster.PEBDNotAsked, nil
+}
 
 type event struct {
 	name, outcome string
