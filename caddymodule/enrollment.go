@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/roster"
@@ -266,17 +264,6 @@ func (h *Handler) provisionEnrollFlow() error {
 	return err
 }
 
-// limitedEnrollPOST reports whether a POST to path checks an identity
-// (roster facts, a password or answers) and so counts against the
-// per-address limit.
-func limitedEnrollPOST(path string) bool {
-	switch strings.TrimSuffix(path, "/") {
-	case portal.PathNew, portal.PathLink, portal.PathReset:
-		return true
-	}
-	return false
-}
-
 // auditSelfService adapts the self-service use cases' audit hook to the
 // audit log, with the request the portal put in the context.
 func (a *App) auditSelfService(ctx context.Context, event, outcome string, fields map[string]string) {
@@ -289,35 +276,6 @@ func (a *App) auditSelfService(ctx context.Context, event, outcome string, field
 		return
 	}
 	a.audit.Write(event, outcome, zf...)
-}
-
-// cardCSRF binds the flow's CSRF tokens to the card, with the same
-// cross-origin check as the banner.
-type cardCSRF struct {
-	tokens      *consent.Tokens
-	fingerprint string
-	r           *http.Request
-	now         time.Time
-}
-
-func (c cardCSRF) Token() string { return c.tokens.CSRF(c.fingerprint, c.now) }
-func (c cardCSRF) Check(token string) bool {
-	return sameOrigin(c.r) && c.tokens.CheckCSRF(token, c.fingerprint, c.now)
-}
-
-func enrollCard(se *siteEntry) selfservice.Card {
-	return selfservice.Card{
-		Identity: se.id,
-		Subject:  se.cert.subject,
-		Issuer:   se.cert.issuer,
-		Serial:   se.cert.serial,
-		NotAfter: se.cert.notAfter,
-	}
-}
-
-// isEnrollPath reports whether path belongs to the enrollment pages.
-func isEnrollPath(path string) bool {
-	return path == portal.PathEnroll || strings.HasPrefix(path, portal.PathEnroll+"/")
 }
 
 func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -143,9 +142,8 @@ type Handler struct {
 	assertionHeader string
 	stripNames      *stripSet
 
-	consentPage       *template.Template
-	notRegisteredPage *template.Template
-	enrollFlow        *portal.Pages // self-service pages; nil when enrollment is off
+	enrollFlow *portal.Pages  // self-service pages; nil when enrollment is off
+	portal     *portal.Portal // every page under /.cacgate/
 
 	// sites caches, per certificate, this site's verdict on it and the
 	// assertion signed for it. Keyed by the certificate's DER bytes.
@@ -214,12 +212,6 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 			return err
 		}
 	}
-	if h.consentPage, err = ui.ParsePage(consent.Templates, "templates/consent.html"); err != nil {
-		return err
-	}
-	if h.notRegisteredPage, err = ui.ParsePage(portal.Templates, "templates/not-registered.html"); err != nil {
-		return err
-	}
 	if err := h.provisionAccess(); err != nil {
 		return err
 	}
@@ -235,6 +227,9 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	h.sessionIdle = defaultSessionIdle
 	if h.SessionIdle != nil {
 		h.sessionIdle = time.Duration(*h.SessionIdle)
+	}
+	if err := h.provisionPortal(); err != nil { // pages.go
+		return err
 	}
 
 	// Site entries hold assertions, so they live as long as one does; the

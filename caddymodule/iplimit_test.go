@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/portal"
@@ -43,12 +44,18 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 	if p.h.enrollFlow, err = portal.NewPages(svc); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodPost, portal.PathLogin, nil)
+	if err := p.h.provisionPortal(); err != nil {
+		t.Fatal(err)
+	}
+	// An identity check (an enrollment POST) from an admitted card: the
+	// portal asks the guard to count it per address before anything.
+	r := httptest.NewRequest(http.MethodPost, portal.PathNew, nil)
 	r.Header.Set("Accept", "application/json")
+	id := &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32)}
+	r = portal.WithVisitor(r, portal.Visitor{Card: &selfservice.Card{Identity: id}})
 	w := httptest.NewRecorder()
-	done, err := p.h.limitAddress(w, r, "signin.password")
-	if !done || err != nil {
-		t.Fatalf("limitAddress = %v, %v; want done", done, err)
+	if err := p.h.portal.ServeHTTP(w, r); err != nil {
+		t.Fatal(err)
 	}
 	var body struct {
 		Error string `json:"error"`

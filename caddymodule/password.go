@@ -1,8 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,7 +15,6 @@ import (
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
-	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -29,19 +26,13 @@ import (
 // holder's — minus the certificate's, and with X-Cac-Auth-Method:
 // password, so the application can tell a weaker sign-in from a CAC.
 
-const (
-	// loginCSRFCookie binds the sign-in form's CSRF token to this browser
-	// (there is no card to bind it to).
-	loginCSRFCookie = "__Host-cacgate-login"
-)
-
 func hasCertificate(r *http.Request) bool {
 	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 }
 
 // principal is whom a consent is bound to: a card's fingerprint, or a
 // password-signed-in user (a prefix no hex fingerprint can have).
-func userPrincipal(username string) string { return "user:" + username }
+func userPrincipal(username string) string { return portal.UserPrincipal(username) }
 
 // servePasswordSession admits a request without a certificate when it
 // carries a valid password session, with the same checks a card gets
@@ -111,13 +102,7 @@ func (h *Handler) renewSession(w http.ResponseWriter, s session.Session, now tim
 		h.logger.Error("renewing a password session", zap.String("username", s.Username), zap.Error(err))
 		return
 	}
-	http.SetCookie(w, sessionCookie(token))
-}
-
-// sessionCookie is the password-session cookie carrying token.
-func sessionCookie(token string) *http.Cookie {
-	return &http.Cookie{Name: session.CookieName, Value: token, Path: "/", Secure: true,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	http.SetCookie(w, portal.SessionCookie(token))
 }
 
 // userSiteEntry holds a password user's cached assertion for this site,
@@ -130,74 +115,6 @@ func (h *Handler) userSiteEntry(username string, now time.Time) *siteEntry {
 	se := &siteEntry{created: now}
 	h.sites.Add(key, se)
 	return se
-}
-
-// loginCSRF binds the sign-in form to a random value in a __Host- cookie of
-// this browser; a cross-site page can neither read nor set it.
-type loginCSRF struct {
-	tokens *consent.Tokens
-	nonce  string
-	r      *http.Request
-	now    time.Time
-}
-
-func (c loginCSRF) Token() string { return c.tokens.CSRF("login:"+c.nonce, c.now) }
-func (c loginCSRF) Check(token string) bool {
-	return c.nonce != "" && sameOrigin(c.r) && c.tokens.CheckCSRF(token, "login:"+c.nonce, c.now)
-}
-
-// serveLogin is /.cacgate/login.
-func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	if !h.PasswordLogin {
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
-			Detail: "Sign-in without a card is not offered on this site.", Contact: h.Contact})
-	}
-	now := time.Now()
-	nonce := consent.CookieByName(r.Header["Cookie"], loginCSRFCookie)
-	if r.Method != http.MethodPost && (len(nonce) < 16 || len(nonce) > 64) {
-		b := make([]byte, 18)
-		if _, err := rand.Read(b); err != nil {
-			return err
-		}
-		nonce = base64.RawURLEncoding.EncodeToString(b)
-		http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: nonce, Path: "/", Secure: true, HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
-	}
-	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
-	return h.enrollFlow.ServeLogin(w, r, portal.Login{
-		CSRF: csrf,
-		Next: ui.SafeNext(r.URL.Query().Get("next")),
-		// Each account locks after three wrong passwords; the address's
-		// count bounds trying one password on many accounts. The pages
-		// count it only for a same-origin form with a valid token, so a
-		// forged cross-site post cannot use the address's allowance up.
-		Address:     clientIP(r),
-		Unavailable: func(err error) error { return h.storeUnavailable(w, r, err) },
-		SignIn: func(acct *store.Account, next string) error {
-			return h.startPasswordSession(w, r, acct, next, now)
-		},
-	})
-}
-
-// startPasswordSession signs acct in after a correct password: the
-// session cookie (and, with session_limit, its record), then on to next.
-func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, acct *store.Account, next string, now time.Time) error {
-	// A correct password is not an attempt against the per-address
-	// limit: people behind one NAT sign in all day.
-	if err := h.enrollFlow.Service().SignedIn(r.Context(), clientIP(r)); err != nil {
-		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
-	}
-	_, token, ended, err := h.app.sessions.Start(r.Context(), acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle, h.SessionLimit)
-	if err != nil {
-		if h.SessionLimit > 0 {
-			// Without the record the limit cannot hold: no session.
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
-		}
-		return err
-	}
-	h.app.auditSessionLimit(r, ended, h.SessionLimit)
-	http.SetCookie(w, sessionCookie(token))
-	return seeOther(w, next)
 }
 
 // loginLink is offered on the no-card page where password sign-in is on.

@@ -2,14 +2,11 @@ package caddymodule
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/session"
-	"github.com/cacgate/cacgate/internal/store"
 )
 
 // provisionSessions builds the password-session manager on the account
@@ -36,13 +33,4 @@ func (a *App) endSession(ctx context.Context, s session.Session, now time.Time) 
 		return false
 	}
 	return true
-}
-
-// auditSessionLimit records the sessions a sign-in ended under
-// session_limit.
-func (a *App) auditSessionLimit(r *http.Request, ended []store.LiveSession, limit int) {
-	for _, old := range ended {
-		a.audit.Request(r, "session.ended", audit.Success, zap.String("username", old.Username),
-			zap.String("reason", "session_limit"), zap.Int("session_limit", limit))
-	}
 }
