@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -127,4 +128,15 @@ func (h *Handler) loginLinks(r *http.Request) []ui.Link {
 		next = "/"
 	}
 	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: portal.PathLogin + "?next=" + url.QueryEscape(next)}}
+}
+
+// endSession signs session s out on every node. It reports whether the
+// database recorded it; either way this node refuses the session at once.
+func (a *App) endSession(ctx context.Context, s session.Session, now time.Time) bool {
+	if err := a.sessions.EndEverywhere(ctx, s, now); err != nil {
+		a.logger.Error("recording a sign-out: other nodes may accept the session's tokens until they expire",
+			zap.String("username", s.Username), zap.Error(err))
+		return false
+	}
+	return true
 }
