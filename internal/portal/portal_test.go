@@ -35,7 +35,9 @@ func (g *fakeGateway) Unavailable(w http.ResponseWriter, r *http.Request, err er
 	return nil
 }
 
-func (*fakeGateway) Fail(status int, err error) error { return errors.Join(errors.New(http.StatusText(status)), err) }
+func (*fakeGateway) Fail(status int, err error) error {
+	return errors.Join(errors.New(http.StatusText(status)), err)
+}
 
 type portalFixture struct {
 	p        *Portal
