@@ -193,64 +193,26 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 	if err := s.guard.Check(ctx, limit); err != nil {
 		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	}
-	var errs FieldErrors
-	for i, a := range in.Answers {
-		n := strconv.Itoa(i + 1)
-		switch {
-		case strings.TrimSpace(a) == "":
-			errs.Add("answer-"+n, "Enter your answer to question "+n+".")
-		case len(a) > maxPasswordLen:
-			errs.Add("answer-"+n, "Enter an answer of at most 256 characters.")
-		}
-	}
-	switch {
-	case in.Password == "":
-		errs.Add("password", "Enter a new password.")
-	case len(in.Password) > maxPasswordLen:
-		errs.Add("password", "Enter a password of at most 256 characters.")
-	case in.Confirm != in.Password:
-		errs.Add("confirm", "The two passwords do not match.")
-	}
 	again := func(o Outcome) (ResetResult, error) {
 		form, err := s.resetForm(card, st)
 		return ResetResult{Outcome: o, Form: form}, err
 	}
-	if errs.Any() {
+	if errs := checkResetInput(in); errs.Any() {
 		return again(Outcome{Status: Invalid, Errors: errs})
 	}
-
-	// The account as it is now; a real reset whose account changed
-	// meanwhile is refused clearly.
-	var acct *store.Account
-	var creds *store.Credentials
-	if st.Decoy == "" {
-		var err error
-		acct, err = s.deps.Accounts.AccountByUsername(ctx, st.Username)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
-			return ResetResult{Outcome: outcome(Restart)}, nil
-		case err != nil:
-			return ResetResult{}, fmt.Errorf("selfservice: looking up account: %w", err)
-		}
-		if creds, err = s.credentials(ctx, acct); err != nil {
-			return ResetResult{}, err
-		}
-		ids, decoy := resetQuestions(acct, creds, card)
-		switch {
-		case decoy == decoyDisabled || decoy == decoyEDIPIMismatch:
-			s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoy})
-			return ResetResult{Outcome: refused(decoy), Account: acct}, nil
-		case decoy != "" || ids != st.Questions:
-			// Answers removed or changed since step 1: ask again.
-			return ResetResult{Outcome: outcome(Restart)}, nil
-		}
+	acct, creds, stop, err := s.resetAccount(ctx, card, st)
+	switch {
+	case err != nil:
+		return ResetResult{}, err
+	case stop != nil:
+		return *stop, nil
 	}
 
 	// Only wrong answers count against the card. If the count cannot be
 	// given back, right answers are not acted on: no password is changed
 	// on a count that cannot be trusted.
 	var login LoginResult
-	_, err := s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
 		var err error
 		login, err = s.checkAnswers(ctx, st, acct, creds, in.Answers)
 		return login.OK, err
@@ -286,24 +248,11 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 	}
 
 	// All three answers are right: the new password.
-	id := card.Identity
-	if broken := s.cfg.Password.Check(in.Password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
-		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
-		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "policy"})
-		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
+	if errs, err := s.resetTo(ctx, card, acct, creds, in.Password); err != nil || errs.Any() {
+		if err != nil {
+			return ResetResult{}, err
+		}
 		return again(Outcome{Status: Invalid, Errors: errs})
-	}
-	reused, err := s.reusedPassword(ctx, creds, in.Password)
-	if err != nil {
-		return ResetResult{}, err
-	}
-	if reused {
-		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "reused"})
-		errs.Add("password", reusedMessage)
-		return again(Outcome{Status: Invalid, Errors: errs})
-	}
-	if err := s.setPassword(ctx, acct, in.Password); err != nil {
-		return ResetResult{}, err
 	}
 	// The password is changed: record it before anything else can fail.
 	s.auditReset(ctx, card, "success", acct.Username, nil)
@@ -312,6 +261,84 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 	// and must be reported as made.
 	_ = s.deps.Accounts.ResetLoginFailures(ctx, acct.ID)
 	return ResetResult{Account: acct}, nil
+}
+
+// checkResetInput returns the problems of step 2's form.
+func checkResetInput(in ResetInput) FieldErrors {
+	var errs FieldErrors
+	for i, a := range in.Answers {
+		n := strconv.Itoa(i + 1)
+		switch {
+		case strings.TrimSpace(a) == "":
+			errs.Add("answer-"+n, "Enter your answer to question "+n+".")
+		case len(a) > maxPasswordLen:
+			errs.Add("answer-"+n, "Enter an answer of at most 256 characters.")
+		}
+	}
+	switch {
+	case in.Password == "":
+		errs.Add("password", "Enter a new password.")
+	case len(in.Password) > maxPasswordLen:
+		errs.Add("password", "Enter a password of at most 256 characters.")
+	case in.Confirm != in.Password:
+		errs.Add("confirm", "The two passwords do not match.")
+	}
+	return errs
+}
+
+// resetAccount returns a real reset's account as it is now, with its
+// credentials (nil, nil for a decoy). A real reset whose account changed
+// meanwhile stops: with Restart when it is gone or its questions changed,
+// Refused (audited) when it was disabled or is another person's.
+func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (*store.Account, *store.Credentials, *ResetResult, error) {
+	if st.Decoy != "" {
+		return nil, nil, nil, nil
+	}
+	restart := &ResetResult{Outcome: outcome(Restart)}
+	acct, err := s.deps.Accounts.AccountByUsername(ctx, st.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
+		return nil, nil, restart, nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("selfservice: looking up account: %w", err)
+	}
+	creds, err := s.credentials(ctx, acct)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ids, decoy := resetQuestions(acct, creds, card)
+	switch {
+	case decoy == decoyDisabled || decoy == decoyEDIPIMismatch:
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoy})
+		return nil, nil, &ResetResult{Outcome: refused(decoy), Account: acct}, nil
+	case decoy != "" || ids != st.Questions:
+		// Answers removed or changed since step 1: ask again.
+		return nil, nil, restart, nil
+	}
+	return acct, creds, nil, nil
+}
+
+// resetTo sets acct's new password after right answers, unless the policy
+// or the history refuses it (its problems, audited).
+func (s *Service) resetTo(ctx context.Context, card Card, acct *store.Account, creds *store.Credentials, password string) (FieldErrors, error) {
+	var errs FieldErrors
+	id := card.Identity
+	if broken := s.cfg.Password.Check(password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
+		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "policy"})
+		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
+		return errs, nil
+	}
+	reused, err := s.reusedPassword(ctx, creds, password)
+	if err != nil {
+		return errs, err
+	}
+	if reused {
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "reused"})
+		errs.Add("password", reusedMessage)
+		return errs, nil
+	}
+	return errs, s.setPassword(ctx, acct, password)
 }
 
 // reusedMessage refuses a password used recently.
