@@ -149,7 +149,7 @@ func TestPasswordLogin(t *testing.T) {
 
 	// Three wrong passwords lock the account; the right one is then refused.
 	for i := 0; i < 3; i++ {
-		_, page = signIn(t, g, c, "robert.e.johnson", "Wrong.Password~1")
+		signIn(t, g, c, "robert.e.johnson", "Wrong.Password~1")
 	}
 	if resp, page = signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "locked until") {
 		t.Fatalf("locked account: HTTP %d\n%s", resp.StatusCode, page)
