@@ -1,12 +1,17 @@
-// Package portal is the gateway's own web pages under /.cacgate/: the
+// Package portal is the gateway's own web pages, everything under
+// /.cacgate/, served by one router (Portal): the consent banner, the
+// assertion key set, the stylesheet, password sign-in and sign-out, and the
 // self-service pages (enrollment, registering a card, password reset, the
-// account pages, password sign-in) over the use cases of package
-// selfservice, rendered from the embedded templates.
+// account pages) over the use cases of package selfservice, rendered from
+// the embedded templates.
 //
-// It knows HTTP and nothing of Caddy: the gateway admits the request (card
-// checks, consent, access rules) and hands the pages what it decided (the
-// card, the account). Keeping forms, status codes and page wording here,
-// and the rules in selfservice, lets each be read and tested alone.
+// It knows HTTP and nothing of Caddy. Which checks a page needs is the
+// portal's call (Portal.Admission); running them (certificate, revocation,
+// account, banner, access rules) is the gateway's, which hands the result
+// over in the request's context (Visitor) and lends its error answers
+// (Gateway). Keeping forms, status codes and wording here, the rules in
+// selfservice, and admission in the gateway lets each be read and tested
+// alone.
 package portal
 
 import (
