@@ -25,6 +25,7 @@ import (
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -134,7 +135,7 @@ type App struct {
 	releaseStore func() error
 	tokens       *consent.Tokens
 	consents     *consent.Cache
-	sessions     *consent.SessionCache
+	sessions     *session.Manager
 	signer       *assertion.Signer
 	// core decides requests for every cacgate handler of the config: the
 	// card cache, link_by_edipi, cross-node invalidation.
@@ -227,6 +228,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.tokens, err = consent.NewTokens(consentKey); err != nil {
 		return err
 	}
+	if err := a.provisionSessions(ctx, consentKey); err != nil {
+		return err
+	}
 	signingKey, err := a.store.EnsureSecret(keyCtx, secretAssertionKey, assertion.GenerateKey)
 	if err != nil {
 		return fmt.Errorf("loading assertion signing key: %w", err)
@@ -238,7 +242,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// A verified consent token is remembered for at most ten minutes, so a
 	// key rotation or restart costs at most one re-verification per card.
 	a.consents = consent.NewCache(a.tokens, a.CacheSize, 10*time.Minute)
-	a.sessions = consent.NewSessionCache(a.tokens, a.CacheSize, 10*time.Minute)
 	if err := a.provisionRevocation(ctx); err != nil {
 		return err
 	}
@@ -262,16 +265,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if opened.CanWatch() {
 		go a.core.Watch(ctx, opened)
 	}
-	a.provisionSessionEnding(ctx)
 	return a.provisionEnrollment(ctx)
 }
 
 // sessionEvents passes password sessions ended on other nodes to the
 // session cache.
-type sessionEvents struct{ c *consent.SessionCache }
+type sessionEvents struct{ m *session.Manager }
 
-func (s sessionEvents) Ended(id string, expires, now time.Time) { s.c.End(id, expires, now) }
-func (s sessionEvents) Resync()                                 { s.c.Purge() }
+func (s sessionEvents) Ended(id string, expires, now time.Time) { s.m.End(id, expires, now) }
+func (s sessionEvents) Resync()                                 { s.m.Purge() }
 
 // Validate checks the configuration.
 func (a *App) Validate() error { return a.validate() }

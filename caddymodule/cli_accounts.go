@@ -36,9 +36,9 @@ type cliOptions struct {
 	createDB        bool
 }
 
-// session is what an accounts command runs against: the Backend, and who
+// cliSession is what an accounts command runs against: the Backend, and who
 // runs it, for the audit trail.
-type session struct {
+type cliSession struct {
 	admin.Backend
 	who admin.Actor
 	// delayed: changes reach running servers only within their cache_ttl
@@ -49,7 +49,7 @@ type session struct {
 
 // open picks where the command runs: the admin API of a running server
 // with --address or --api, else the database the config names.
-func (o *cliOptions) open() (*session, error) {
+func (o *cliOptions) open() (*cliSession, error) {
 	who := admin.CLIActor()
 	if o.address != "" || o.api {
 		config := o.config
@@ -62,13 +62,13 @@ func (o *cliOptions) open() (*session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("finding the admin API address: %w", err)
 		}
-		return &session{Backend: adminClient(addr), who: who, close: func() error { return nil }}, nil
+		return &cliSession{Backend: adminClient(addr), who: who, close: func() error { return nil }}, nil
 	}
 	d, err := openDirect(directOptions{config: o.config, adapter: o.adapter, createDB: o.createDB})
 	if err != nil {
 		return nil, err
 	}
-	return &session{Backend: d.svc, who: who, delayed: !d.announces, close: d.close}, nil
+	return &cliSession{Backend: d.svc, who: who, delayed: !d.announces, close: d.close}, nil
 }
 
 // adminClient is the admin API client of the server at addr.
@@ -107,7 +107,7 @@ type runner struct {
 	opt *cliOptions
 }
 
-func (r runner) run(timeout time.Duration, fn func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+func (r runner) run(timeout time.Duration, fn func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) (err error) {
 		s, err := r.opt.open()
 		if err != nil {
@@ -127,7 +127,7 @@ func (r runner) run(timeout time.Duration, fn func(ctx context.Context, s *sessi
 // changed reports a change in a human line (or JSON), and in direct mode
 // on a store that does not announce changes, when running servers will
 // see it.
-func (r runner) changed(cmd *cobra.Command, s *session, v any, format string, args ...any) error {
+func (r runner) changed(cmd *cobra.Command, s *cliSession, v any, format string, args ...any) error {
 	if s.delayed {
 		defer fmt.Fprintln(cmd.ErrOrStderr(), admin.DirectChangeNote)
 	}
@@ -197,7 +197,7 @@ func searchCommand(r runner, use, short string, withText bool) *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: args,
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			q := search
 			if len(args) == 1 {
 				q.Text = args[0]
@@ -227,7 +227,7 @@ func searchCommand(r runner, use, short string, withText bool) *cobra.Command {
 func showCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "show <username>", Short: "Shows one account and its cards", Args: cobra.ExactArgs(1),
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			acct, err := s.Show(ctx, args[0])
 			if err != nil {
 				return err
@@ -244,7 +244,7 @@ func createCommand(r runner) *cobra.Command {
 	var req admin.NewAccountRequest
 	cmd := &cobra.Command{
 		Use: "create", Short: "Creates an account (its cards link on first use by DoD ID)", Args: cobra.NoArgs,
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, _ []string) error {
 			if req.EDIPI == "" || req.Username == "" {
 				return errors.New("--edipi and --username are required")
 			}
@@ -272,7 +272,7 @@ func createCommand(r runner) *cobra.Command {
 func actionCommand(r runner, action, short, done string, op func(admin.Backend, context.Context, admin.Actor, string) (admin.Account, error)) *cobra.Command {
 	return &cobra.Command{
 		Use: action + " <username>", Short: short, Args: cobra.ExactArgs(1),
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			acct, err := op(s.Backend, ctx, s.who, args[0])
 			if err != nil {
 				return err
@@ -287,7 +287,7 @@ func groupsCommand(r runner) *cobra.Command {
 	edit := func(use, short string, op func(admin.Backend, context.Context, admin.Actor, string, []string) (admin.Account, error)) *cobra.Command {
 		return &cobra.Command{
 			Use: use + " <username> <group>...", Short: short, Args: cobra.MinimumNArgs(2),
-			RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+			RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 				acct, err := op(s.Backend, ctx, s.who, args[0], args[1:])
 				if err != nil {
 					return err
@@ -307,7 +307,7 @@ func groupsCommand(r runner) *cobra.Command {
 		rm,
 		&cobra.Command{
 			Use: "list", Short: "Lists the groups in use and how many accounts each has", Args: cobra.NoArgs,
-			RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) error {
+			RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, _ []string) error {
 				list, err := s.Groups(ctx)
 				if err != nil {
 					return err
@@ -325,7 +325,7 @@ func groupsCommand(r runner) *cobra.Command {
 func linkCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "link <username> <cert.pem>", Short: "Registers a card (its certificate PEM) to an account", Args: cobra.ExactArgs(2),
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			pemBytes, err := admin.ReadSmallFile(args[1], admin.MaxPEM)
 			if err != nil {
 				return err
@@ -342,7 +342,7 @@ func linkCommand(r runner) *cobra.Command {
 func unlinkCommand(r runner) *cobra.Command {
 	return &cobra.Command{
 		Use: "unlink <username> <sha256|cert.pem>", Short: "Clears a card's registration", Args: cobra.ExactArgs(2),
-		RunE: r.run(cliTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			fp, err := admin.FingerprintArg(args[1])
 			if err != nil {
 				return err
@@ -368,7 +368,7 @@ Records whose username, DoD ID or card already exists fail the import
 (--on-conflict fail, the default) or are skipped and listed (skip).
 `,
 		Args: cobra.ExactArgs(1),
-		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, args []string) error {
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
 			name := "standard input"
 			if args[0] != "-" {
@@ -403,7 +403,7 @@ func exportCommand(r runner) *cobra.Command {
 		Use:   "export",
 		Short: "Exports every account with its cards and groups as CSV (no passwords or answers)",
 		Args:  cobra.NoArgs,
-		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *session, cmd *cobra.Command, _ []string) (err error) {
+		RunE: r.run(cliBulkTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, _ []string) (err error) {
 			if output == "" || output == "-" {
 				_, err := s.Export(ctx, s.who, cmd.OutOrStdout())
 				return err

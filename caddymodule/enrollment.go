@@ -5,19 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
-	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
-	"github.com/cacgate/cacgate/internal/gateway"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
-	"github.com/cacgate/cacgate/internal/store"
 )
 
 // secretEnrollStateKey seals the multi-step enrollment state; shared by
@@ -218,9 +215,6 @@ func (ec *EnrollConfig) passwordAges() (minAge, maxAge time.Duration, err error)
 	return minAge, maxAge, nil
 }
 
-// ipAttemptWindow is the window of AttemptsPerIP.
-const ipAttemptWindow = 15 * time.Minute
-
 // provisionEnrollFlow builds this site's enrollment flow, or leaves it nil
 // when enrollment is off (no roster, or "enroll off").
 func (h *Handler) provisionEnrollFlow() error {
@@ -235,7 +229,7 @@ func (h *Handler) provisionEnrollFlow() error {
 	if err != nil {
 		return err
 	}
-	flow, err := selfservice.NewFlow(selfservice.Config{
+	svc, err := selfservice.New(selfservice.Config{
 		Eligible:       ec.Eligible,
 		AskPEBD:        ec.VerifyPEBD,
 		RequireAddress: ec.RequireAddress,
@@ -249,115 +243,39 @@ func (h *Handler) provisionEnrollFlow() error {
 		LockoutPeriod:  time.Duration(ec.Lockout),
 		PasswordMinAge: minAge,
 		PasswordMaxAge: maxAge,
+		// The per-address limit is part of the flow's attempt guard.
+		AttemptsPerAddress: ec.AttemptsPerIP,
 	}, selfservice.Deps{
 		Roster:   h.app.roster,
-		Store:    invalidatingStore{h.app.store, h.app},
+		Accounts: h.app.store,
 		Hasher:   h.app.hasher,
 		Sealer:   h.app.sealer,
-		Audit:    h.app.auditEnroll,
+		Throttle: h.app.store,
+		Audit:    h.app.auditSelfService,
+		// A change to accounts or cards takes effect at once on this
+		// node; password sessions signed in before a password change
+		// end (the cached account carries the change time).
 		OnChange: h.app.invalidate,
-		Throttle: h.app.enrollThrottle(),
 	})
 	if err != nil {
 		return err
 	}
-	h.enrollFlow = flow
-	perIP := ec.AttemptsPerIP
-	if perIP <= 0 {
-		perIP = 30
-	}
-	h.ipAttempts = newAddressLimit(perIP, ipAttemptWindow, h.app.throttler())
-	return nil
-}
-
-// limitedEnrollPOST reports whether a POST to path checks an identity
-// (roster facts, a password or answers) and so counts against the
-// per-address limit.
-func limitedEnrollPOST(path string) bool {
-	switch strings.TrimSuffix(path, "/") {
-	case selfservice.PathNew, selfservice.PathLink, selfservice.Path + "/reset":
-		return true
-	}
-	return false
-}
-
-// invalidatingStore makes every change that affects card mappings take
-// effect at once on this node.
-type invalidatingStore struct {
-	store.Store
-	app *App
-}
-
-func (s invalidatingStore) Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error) {
-	a, err := s.Store.Enroll(ctx, e)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return a, err
-}
-
-// SetPassword applies at once on this node: password sessions signed in
-// before the change end (the cached account carries the change time).
-func (s invalidatingStore) SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error {
-	err := s.Store.SetPassword(ctx, accountID, hash, keepHistory)
-	if err == nil {
-		s.app.invalidate()
-	}
+	h.enrollFlow, err = portal.NewPages(svc)
 	return err
 }
 
-func (s invalidatingStore) LinkCard(ctx context.Context, accountID int64, c store.Card) error {
-	err := s.Store.LinkCard(ctx, accountID, c)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return err
-}
-
-func (s invalidatingStore) UnlinkCard(ctx context.Context, username, fingerprint string) error {
-	err := s.Store.UnlinkCard(ctx, username, fingerprint)
-	if err == nil {
-		s.app.invalidate()
-	}
-	return err
-}
-
-// auditEnroll adapts the enrollment flow's audit hook to the audit log.
-func (a *App) auditEnroll(r *http.Request, event, outcome string, fields map[string]string) {
+// auditSelfService adapts the self-service use cases' audit hook to the
+// audit log, with the request the portal put in the context.
+func (a *App) auditSelfService(ctx context.Context, event, outcome string, fields map[string]string) {
 	zf := make([]zap.Field, 0, len(fields))
 	for k, v := range fields {
 		zf = append(zf, zap.String(k, v))
 	}
-	a.audit.Request(r, event, outcome, zf...)
-}
-
-// cardCSRF binds the flow's CSRF tokens to the card, with the same
-// cross-origin check as the banner.
-type cardCSRF struct {
-	tokens      *consent.Tokens
-	fingerprint string
-	r           *http.Request
-	now         time.Time
-}
-
-func (c cardCSRF) Token() string { return c.tokens.CSRF(c.fingerprint, c.now) }
-func (c cardCSRF) Check(token string) bool {
-	return sameOrigin(c.r) && c.tokens.CheckCSRF(token, c.fingerprint, c.now)
-}
-
-func enrollCard(se *gateway.SiteEntry) selfservice.Card {
-	return selfservice.Card{
-		Identity: se.ID,
-		Subject:  se.Cert.Subject,
-		Issuer:   se.Cert.Issuer,
-		Serial:   se.Cert.Serial,
-		NotAfter: se.Cert.NotAfter,
+	if r := portal.Request(ctx); r != nil {
+		a.audit.Request(r, event, outcome, zf...)
+		return
 	}
-}
-
-// isEnrollPath reports whether path belongs to the enrollment pages.
-func isEnrollPath(path string) bool {
-	return path == selfservice.Path || strings.HasPrefix(path, selfservice.Path+"/")
+	a.audit.Write(event, outcome, zf...)
 }
 
 func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {
@@ -511,4 +429,13 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 		}
 	}
 	return ec, nil
+}
+
+// startAttemptPruning deletes the self-service attempt guard's expired
+// counters in the account database in the background until ctx is done
+// (the app's config is unloaded).
+func (a *App) startAttemptPruning(ctx caddy.Context) {
+	go selfservice.PruneAttempts(ctx, a.store, selfservice.PruneInterval, time.Now,
+		func(err error) { a.logger.Warn("pruning expired attempt counts", zap.Error(err)) },
+		func(n int64) { a.logger.Debug("pruned expired attempt counts", zap.Int64("deleted", n)) })
 }

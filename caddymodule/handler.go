@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -20,7 +19,8 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
-	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/portal"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -143,10 +143,8 @@ type Handler struct {
 	assertionHeader string
 	stripNames      *stripSet
 
-	consentPage       *template.Template
-	notRegisteredPage *template.Template
-	enrollFlow        *selfservice.Flow // nil when enrollment is off
-	ipAttempts        *addressLimit     // identity checks per client address
+	enrollFlow *portal.Pages  // self-service pages; nil when enrollment is off
+	portal     *portal.Portal // every page under /.cacgate/
 
 	accessListKeys []string // edipi_file lists held; see Cleanup
 }
@@ -208,12 +206,6 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 			return err
 		}
 	}
-	if h.consentPage, err = ui.ParsePage(consent.Templates, "templates/consent.html"); err != nil {
-		return err
-	}
-	if h.notRegisteredPage, err = ui.ParsePage(selfservice.Templates, "templates/not-registered.html"); err != nil {
-		return err
-	}
 	accessPolicy, err := h.provisionAccess()
 	if err != nil {
 		return err
@@ -234,15 +226,15 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if h.PasswordLogin && h.enrollFlow == nil {
 		return errors.New("password_login needs self-enrollment: configure the global roster (and do not set enroll off)")
 	}
-	if h.PasswordLogin && h.SessionLimit > 0 && h.app.sessionEnder() == nil {
-		return errors.New("session_limit needs an account store that records sessions (sqlite or postgres)")
-	}
 	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(8 * time.Hour)
 	}
 	h.sessionIdle = defaultSessionIdle
 	if h.SessionIdle != nil {
 		h.sessionIdle = time.Duration(*h.SessionIdle)
+	}
+	if err := h.provisionPortal(); err != nil { // pages.go
+		return err
 	}
 	return nil
 }
@@ -304,8 +296,8 @@ func (h *Handler) Validate() error {
 	if h.SessionLimit < 0 || h.SessionLimit > 100 {
 		return fmt.Errorf("session_limit must be between 1 and 100 (or off), got %d", h.SessionLimit)
 	}
-	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*sessionRenewAfter {
-		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*sessionRenewAfter, time.Duration(*h.SessionIdle))
+	if h.SessionIdle != nil && *h.SessionIdle != 0 && time.Duration(*h.SessionIdle) < 2*session.RenewAfter {
+		return fmt.Errorf("session_idle must be at least %s (or off), got %s", 2*session.RenewAfter, time.Duration(*h.SessionIdle))
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/session"
 )
 
 // stripSet is the header names to strip, normalized and grouped by length:
@@ -178,7 +178,7 @@ func guardTrailers(r *http.Request, names *stripSet) {
 // harmless there (the banner acceptance is bound to the card or to the
 // session, the sign-in form's nonce is a nonce) and are left, which keeps
 // a card holder's requests from paying for rewriting the Cookie header.
-const hiddenCookie = consent.SessionCookieName + "="
+const hiddenCookie = session.CookieName + "="
 
 // withoutSessionCookie returns one Cookie header value without the
 // hidden cookie, keeping every other. When the pairs kept sit together in

@@ -8,108 +8,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
-
-func TestAddressKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7":                  "192.0.2.7",
-		"192.0.2.7:54321":            "192.0.2.7",
-		"::ffff:192.0.2.7":           "192.0.2.7",
-		"2001:db8:1:2:3:4:5:6":       "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::1":       "2001:db8:1:2::/64", // same /64: one client
-		"[2001:db8:1:3::1]:443":      "2001:db8:1:3::/64",
-		"fe80::1%eth0":               "fe80::/64",
-		"not an address":             "invalid",
-		"":                           "invalid",
-		"999.1.1.1":                  "invalid",
-		"192.0.2.7\r\nX-Injected: 1": "invalid",
-	} {
-		if got := addressKey(in); got != want {
-			t.Errorf("addressKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if len(addressAttemptPrefix+"ffff:ffff:ffff:ffff::/64") > store.MaxAttemptNameLen {
-		t.Error("an address key does not fit the attempts table")
-	}
-	// The counters are pruned attemptRetention after their window began,
-	// which must outlast the window.
-	if ipAttemptWindow > attemptRetention/2 {
-		t.Errorf("ipAttemptWindow %v is over half of attemptRetention %v", ipAttemptWindow, attemptRetention)
-	}
-}
-
-func TestIPLimiter(t *testing.T) {
-	now := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
-	l := newAddressLimit(3, 15*time.Minute, nil)
-	ctx := context.Background()
-	take := func(ip string, at time.Time) bool {
-		t.Helper()
-		ok, err := l.take(ctx, ip, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	for i := range 3 {
-		if !take("192.0.2.1", now) {
-			t.Fatalf("attempt %d refused", i+1)
-		}
-	}
-	if take("192.0.2.1", now) {
-		t.Fatal("fourth attempt allowed")
-	}
-	if !take("192.0.2.2", now) {
-		t.Fatal("another address shares the first one's count")
-	}
-	// Refused attempts are not counted: one refund makes room for one.
-	l.refund(ctx, "192.0.2.1")
-	if !take("192.0.2.1", now) || take("192.0.2.1", now) {
-		t.Fatal("a refund did not make room for exactly one attempt")
-	}
-	// Another address in the same IPv6 /64 is the same client.
-	for range 3 {
-		take("2001:db8::1", now)
-	}
-	if take("2001:db8::2", now) {
-		t.Fatal("a second address in the /64 got a fresh allowance")
-	}
-	// The window passes.
-	if !take("192.0.2.1", now.Add(15*time.Minute)) {
-		t.Fatal("still refused after the window")
-	}
-	// Refunding an address never seen changes nothing.
-	l.refund(ctx, "198.51.100.9")
-}
-
-// TestIPLimiterConcurrentFirstAttempts: many first attempts from one
-// address at once share one counter, so exactly max get through.
-func TestIPLimiterConcurrentFirstAttempts(t *testing.T) {
-	l := newAddressLimit(10, 15*time.Minute, nil)
-	now := time.Now()
-	var allowed atomic.Int32
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if ok, _ := l.take(context.Background(), "203.0.113.5", now); ok {
-				allowed.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	if n := allowed.Load(); n != 10 {
-		t.Fatalf("%d of 64 concurrent attempts allowed, want 10", n)
-	}
-}
 
 // failingThrottler is an account database that cannot count attempts.
 type failingThrottler struct{ store.Throttler }
@@ -122,13 +30,32 @@ func (failingThrottler) TakeAttempt(context.Context, string, time.Time, time.Dur
 // attempt is refused with 503, not let through uncounted.
 func TestAddressLimitFailsClosed(t *testing.T) {
 	p := newHotPath(t, "off")
-	p.h.ipAttempts = newAddressLimit(3, ipAttemptWindow, failingThrottler{})
-	r := httptest.NewRequest(http.MethodPost, selfservice.PathLogin, nil)
+	sealer, err := selfservice.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
+		Roster: &mismatchRoster{}, Accounts: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store},
+		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.h.enrollFlow, err = portal.NewPages(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.h.provisionPortal(); err != nil {
+		t.Fatal(err)
+	}
+	// An identity check (an enrollment POST) from an admitted card: the
+	// portal asks the guard to count it per address before anything.
+	r := httptest.NewRequest(http.MethodPost, portal.PathNew, nil)
 	r.Header.Set("Accept", "application/json")
+	id := &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32)}
+	r = portal.WithVisitor(r, portal.Visitor{Card: &selfservice.Card{Identity: id}})
 	w := httptest.NewRecorder()
-	done, err := p.h.limitAddress(w, r, time.Now(), "signin.password")
-	if !done || err != nil {
-		t.Fatalf("limitAddress = %v, %v; want done", done, err)
+	if err := p.h.portal.ServeHTTP(w, r); err != nil {
+		t.Fatal(err)
 	}
 	var body struct {
 		Error string `json:"error"`
@@ -174,7 +101,7 @@ func TestPasswordLoginAttemptsPerIP(t *testing.T) {
 			t.Fatalf("forged sign-in post %d: HTTP %d", i+1, resp.StatusCode)
 		}
 	}
-	if n, _, err := db.Attempts(ctx, addressAttemptPrefix+"127.0.0.1", time.Now(), ipAttemptWindow); err != nil || n != 0 {
+	if n, _, err := db.Attempts(ctx, "ip:127.0.0.1", time.Now(), selfservice.AddressWindow); err != nil || n != 0 {
 		t.Fatalf("forged posts counted %d, %v; want 0", n, err)
 	}
 
@@ -205,14 +132,14 @@ func TestPasswordLoginAttemptsPerIP(t *testing.T) {
 		t.Fatalf("audit entry %v", last)
 	}
 	// The refusal was not counted: the table holds the three failures.
-	if n, _, err := db.Attempts(ctx, addressAttemptPrefix+"127.0.0.1", time.Now(), ipAttemptWindow); err != nil || n != 3 {
+	if n, _, err := db.Attempts(ctx, "ip:127.0.0.1", time.Now(), selfservice.AddressWindow); err != nil || n != 3 {
 		t.Fatalf("count %d, %v; want 3", n, err)
 	}
 
 	// Attempts counted by another node sharing the database hold here.
 	forget()
 	for range 3 {
-		if ok, err := db.TakeAttempt(ctx, addressAttemptPrefix+"127.0.0.1", time.Now(), ipAttemptWindow, 3); !ok || err != nil {
+		if ok, err := db.TakeAttempt(ctx, "ip:127.0.0.1", time.Now(), selfservice.AddressWindow, 3); !ok || err != nil {
 			t.Fatalf("node B's attempt: %v, %v", ok, err)
 		}
 	}

@@ -1,8 +1,7 @@
 package caddymodule
 
 import (
-	"crypto/rand"
-	"encoding/base64"
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
-	"github.com/cacgate/cacgate/internal/selfservice"
-	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/portal"
+	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -28,12 +27,6 @@ import (
 // holder's — minus the certificate's, and with X-Cac-Auth-Method:
 // password, so the application can tell a weaker sign-in from a CAC.
 
-const (
-	// loginCSRFCookie binds the sign-in form's CSRF token to this browser
-	// (there is no card to bind it to).
-	loginCSRFCookie = "__Host-cacgate-login"
-)
-
 func hasCertificate(r *http.Request) bool {
 	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 }
@@ -42,128 +35,48 @@ func hasCertificate(r *http.Request) bool {
 // carries a valid password session, with the same checks a card gets
 // short of the certificate's.
 func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, now time.Time) error {
-	session, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), consent.SessionCookieName), now)
+	sess, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(sentCookies(r), session.CookieName), now)
 	if err != nil {
 		// Whether the session was signed out cannot be checked.
 		return h.unavailable(w, r, err)
 	}
-	if !ok || (h.sessionIdle > 0 && session.IdleUntil.IsZero()) {
+	if !ok || (h.sessionIdle > 0 && sess.IdleUntil.IsZero()) {
 		// No session, one that ended, or one minted without the idle
 		// limit this site requires.
 		return h.refuseNoCard(w, r)
 	}
-	d, ended := h.site.AdmitUser(r, session.Username, session.SignedIn, now)
+	d, ended := h.site.AdmitUser(r, sess.Username, sess.SignedIn, now)
 	if ended {
 		// Signed in with a password since changed or reset: whoever
 		// changed it meant to shut this session out. Ended for every
 		// node, so it is audited once.
-		h.app.endSession(r.Context(), session, now)
-		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", session.Username),
+		h.app.endSession(r.Context(), sess, now)
+		h.app.audit.Request(r, "session.ended", audit.Success, zap.String("username", sess.Username),
 			zap.String("reason", "password_changed"), zap.Time("password_changed_at", d.Entry.Account.PasswordChangedAt.UTC()))
 	}
 	if d.Outcome != gateway.Admitted {
 		return h.answer(w, r, d)
 	}
-	h.renewSession(w, session, now)
+	h.renewSession(w, sess, now)
 	return h.forward(w, r, next, d, now)
 }
 
-// The idle limits of password sessions.
-const (
-	defaultSessionIdle = 15 * time.Minute // ASD STIG V-222389
-	// sessionRenewAfter is how stale an idle deadline may get before a
-	// request renews it: re-signing the cookie on every request would cost
-	// a signature each, so the idle limit is kept to within this.
-	sessionRenewAfter = time.Minute
-)
+// The idle limit of password sessions.
+const defaultSessionIdle = 15 * time.Minute // ASD STIG V-222389
 
 // renewSession pushes the session's idle deadline back by re-issuing its
-// cookie, when the deadline is more than sessionRenewAfter old.
-func (h *Handler) renewSession(w http.ResponseWriter, s consent.Session, now time.Time) {
-	if h.sessionIdle <= 0 || s.IdleUntil.Sub(now) > h.sessionIdle-sessionRenewAfter || !s.IdleUntil.Before(s.Expires) {
+// cookie, when the deadline is more than session.RenewAfter old.
+func (h *Handler) renewSession(w http.ResponseWriter, s session.Session, now time.Time) {
+	token, err := h.app.sessions.Renew(s, now, h.sessionIdle)
+	if token == "" && err == nil {
 		return
 	}
-	token, err := h.app.tokens.RenewSession(s, now, h.sessionIdle)
 	if err != nil {
 		// The session is still valid until its current deadline.
 		h.logger.Error("renewing a password session", zap.String("username", s.Username), zap.Error(err))
 		return
 	}
-	http.SetCookie(w, sessionCookie(token))
-}
-
-// sessionCookie is the password-session cookie carrying token.
-func sessionCookie(token string) *http.Cookie {
-	return &http.Cookie{Name: consent.SessionCookieName, Value: token, Path: "/", Secure: true,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode}
-}
-
-// loginCSRF binds the sign-in form to a random value in a __Host- cookie of
-// this browser; a cross-site page can neither read nor set it.
-type loginCSRF struct {
-	tokens *consent.Tokens
-	nonce  string
-	r      *http.Request
-	now    time.Time
-}
-
-func (c loginCSRF) Token() string { return c.tokens.CSRF("login:"+c.nonce, c.now) }
-func (c loginCSRF) Check(token string) bool {
-	return c.nonce != "" && sameOrigin(c.r) && c.tokens.CheckCSRF(token, "login:"+c.nonce, c.now)
-}
-
-// serveLogin is /.cacgate/login.
-func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	if !h.PasswordLogin {
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
-			Detail: "Sign-in without a card is not offered on this site.", Contact: h.Contact})
-	}
-	now := time.Now()
-	nonce := consent.CookieByName(r.Header["Cookie"], loginCSRFCookie)
-	if r.Method != http.MethodPost && (len(nonce) < 16 || len(nonce) > 64) {
-		b := make([]byte, 18)
-		if _, err := rand.Read(b); err != nil {
-			return err
-		}
-		nonce = base64.RawURLEncoding.EncodeToString(b)
-		http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Value: nonce, Path: "/", Secure: true, HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
-	}
-	csrf := loginCSRF{tokens: h.app.tokens, nonce: nonce, r: r, now: now}
-	return h.enrollFlow.ServeLogin(w, r, selfservice.Login{
-		CSRF: csrf,
-		Next: consent.SafeNext(r.URL.Query().Get("next")),
-		// Each account locks after three wrong passwords; this bounds
-		// trying one password on many accounts from one address. Asked
-		// only for a same-origin form with a valid token, so a forged
-		// cross-site post cannot use the address's allowance up.
-		Limit: func() (bool, error) { return h.limitAddress(w, r, now, "signin.password") },
-		SignIn: func(acct *store.Account, next string) error {
-			return h.startPasswordSession(w, r, acct, next, now)
-		},
-	})
-}
-
-// startPasswordSession signs acct in after a correct password: the
-// session cookie (and, with session_limit, its record), then on to next.
-func (h *Handler) startPasswordSession(w http.ResponseWriter, r *http.Request, acct *store.Account, next string, now time.Time) error {
-	// A correct password is not an attempt against the per-address
-	// limit: people behind one NAT sign in all day.
-	if err := h.ipAttempts.refund(r.Context(), clientIP(r)); err != nil {
-		h.logger.Warn("refunding a sign-in's attempt per client address", zap.Error(err))
-	}
-	session, token, err := h.app.tokens.NewSession(acct.Username, now, time.Duration(h.SessionTTL), h.sessionIdle)
-	if err != nil {
-		return err
-	}
-	if h.SessionLimit > 0 {
-		if err := h.app.startLimitedSession(r, session, h.SessionLimit, now); err != nil {
-			// Without the record the limit cannot hold: no session.
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
-		}
-	}
-	http.SetCookie(w, sessionCookie(token))
-	return seeOther(w, next)
+	http.SetCookie(w, portal.SessionCookie(token))
 }
 
 // loginLink is offered on the no-card page where password sign-in is on.
@@ -175,5 +88,16 @@ func (h *Handler) loginLinks(r *http.Request) []ui.Link {
 	if strings.HasPrefix(next, ui.Prefix) {
 		next = "/"
 	}
-	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: selfservice.PathLogin + "?next=" + url.QueryEscape(next)}}
+	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: portal.PathLogin + "?next=" + url.QueryEscape(next)}}
+}
+
+// endSession signs session s out on every node. It reports whether the
+// database recorded it; either way this node refuses the session at once.
+func (a *App) endSession(ctx context.Context, s session.Session, now time.Time) bool {
+	if err := a.sessions.EndEverywhere(ctx, s, now); err != nil {
+		a.logger.Error("recording a sign-out: other nodes may accept the session's tokens until they expire",
+			zap.String("username", s.Username), zap.Error(err))
+		return false
+	}
+	return true
 }

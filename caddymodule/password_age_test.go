@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/session"
 )
 
 // TestPasswordLoginExpired runs the default password lifetimes through the
@@ -53,7 +54,7 @@ func TestPasswordSessionIdle(t *testing.T) {
 		switch ck.Name {
 		case consent.CookieName:
 			consentCookie = ck.Value
-		case consent.SessionCookieName:
+		case session.CookieName:
 			issued = ck.Value
 		}
 	}
@@ -61,9 +62,9 @@ func TestPasswordSessionIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := appIface.(*App).tokens
+	tokens := appIface.(*App).sessions.Tokens()
 	now := time.Now()
-	if s, err := tokens.VerifySession(issued, now); err != nil || s.IdleUntil.Sub(now) > 15*time.Minute || s.IdleUntil.Sub(now) < 14*time.Minute {
+	if s, err := tokens.Verify(issued, now); err != nil || s.IdleUntil.Sub(now) > 15*time.Minute || s.IdleUntil.Sub(now) < 14*time.Minute {
 		t.Fatalf("the sign-in's session: %+v %v, want a 15-minute idle limit", s, err)
 	}
 	// The tokens below are minted as signed in minutes ago: move the
@@ -82,12 +83,12 @@ func TestPasswordSessionIdle(t *testing.T) {
 	get := func(token string) *http.Response {
 		t.Helper()
 		resp, _ := request(t, bare, "GET", g.url("main", "/app"), http.Header{"Accept": {"text/html"},
-			"Cookie": {consent.CookieName + "=" + consentCookie + "; " + consent.SessionCookieName + "=" + token}}, nil)
+			"Cookie": {consent.CookieName + "=" + consentCookie + "; " + session.CookieName + "=" + token}}, nil)
 		return resp
 	}
 	mint := func(at time.Time, idle time.Duration) string {
 		t.Helper()
-		tok, err := tokens.IssueSession("robert.e.johnson", at, 8*time.Hour, idle)
+		tok, err := tokens.Issue("robert.e.johnson", at, 8*time.Hour, idle)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +96,7 @@ func TestPasswordSessionIdle(t *testing.T) {
 	}
 	renewed := func(resp *http.Response) string {
 		for _, ck := range resp.Cookies() {
-			if ck.Name == consent.SessionCookieName {
+			if ck.Name == session.CookieName {
 				return ck.Value
 			}
 		}
@@ -113,8 +114,8 @@ func TestPasswordSessionIdle(t *testing.T) {
 		t.Fatalf("session idle for 3 minutes: HTTP %d", resp.StatusCode)
 	}
 	fresh := renewed(resp)
-	was, _ := tokens.VerifySession(old, now)
-	got, err := tokens.VerifySession(fresh, time.Now())
+	was, _ := tokens.Verify(old, now)
+	got, err := tokens.Verify(fresh, time.Now())
 	if err != nil || got.ID != was.ID || !got.Expires.Equal(was.Expires) || got.IdleUntil.Before(now.Add(14*time.Minute)) {
 		t.Fatalf("renewed session %+v (%v), was %+v", got, err, was)
 	}
@@ -142,7 +143,7 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 	var token string
 	for _, ck := range c.Jar.Cookies(u) {
 		cookies = append(cookies, ck.Name+"="+ck.Value)
-		if ck.Name == consent.SessionCookieName {
+		if ck.Name == session.CookieName {
 			token = ck.Value
 		}
 	}
@@ -169,13 +170,13 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := appIface.(*App).tokens
+	tokens := appIface.(*App).sessions.Tokens()
 	now := time.Now()
-	s, err := tokens.VerifySession(token, now)
+	s, err := tokens.Verify(token, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	renewed, err := tokens.RenewSession(s, now, 15*time.Minute)
+	renewed, err := tokens.Renew(s, now, 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestSignOutEndsCopiedSession(t *testing.T) {
 			consentCookie = ck
 		}
 	}
-	if code := replay(consentCookie + "; " + consent.SessionCookieName + "=" + renewed); code != http.StatusUnauthorized {
+	if code := replay(consentCookie + "; " + session.CookieName + "=" + renewed); code != http.StatusUnauthorized {
 		t.Fatalf("renewed copy after sign-out: HTTP %d", code)
 	}
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/session"
 )
 
 // signIn posts the password form for a client without a card and returns
@@ -61,7 +61,7 @@ func TestPasswordLogin(t *testing.T) {
 		t.Fatalf("sign-in: HTTP %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	setCookie := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
-	for _, want := range []string{consent.SessionCookieName + "=", "HttpOnly", "Secure", "SameSite=Lax"} {
+	for _, want := range []string{session.CookieName + "=", "HttpOnly", "Secure", "SameSite=Lax"} {
 		if !strings.Contains(setCookie, want) {
 			t.Errorf("session cookie lacks %q: %s", want, setCookie)
 		}
@@ -103,7 +103,7 @@ func TestPasswordLogin(t *testing.T) {
 
 	// A forged session is nobody.
 	forged := g.client(nil)
-	if resp, _ := request(t, forged, "GET", g.url("main", "/app"), http.Header{"Accept": {"text/html"}, "Cookie": {consent.SessionCookieName + "=eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb2JlcnQuZS5qb2huc29uIn0."}}, nil); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := request(t, forged, "GET", g.url("main", "/app"), http.Header{"Accept": {"text/html"}, "Cookie": {session.CookieName + "=eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb2JlcnQuZS5qb2huc29uIn0."}}, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forged session: HTTP %d", resp.StatusCode)
 	}
 
@@ -149,7 +149,7 @@ func TestPasswordLogin(t *testing.T) {
 
 	// Three wrong passwords lock the account; the right one is then refused.
 	for i := 0; i < 3; i++ {
-		_, page = signIn(t, g, c, "robert.e.johnson", "Wrong.Password~1")
+		signIn(t, g, c, "robert.e.johnson", "Wrong.Password~1")
 	}
 	if resp, page = signIn(t, g, c, "robert.e.johnson", "Correct.Horse~Bat9"); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "locked until") {
 		t.Fatalf("locked account: HTTP %d\n%s", resp.StatusCode, page)

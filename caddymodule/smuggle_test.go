@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/session"
 )
 
 // trailerBody is a request body of unknown length (sent chunked) whose
@@ -100,7 +100,7 @@ func TestGatewayCookiesNotForwarded(t *testing.T) {
 				t.Fatalf("%s %s: HTTP %d", name, path, resp.StatusCode)
 			}
 			cookies := strings.Join(g.backend.last(t).Values("Cookie"), "; ")
-			if strings.Contains(cookies, consent.SessionCookieName) {
+			if strings.Contains(cookies, session.CookieName) {
 				t.Errorf("%s %s: the backend got the password session: %q", name, path, cookies)
 			}
 			if !strings.Contains(cookies, "app_session=42") || !strings.Contains(cookies, "theme=dark") {

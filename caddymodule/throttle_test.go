@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
-	"github.com/cacgate/cacgate/internal/store"
 )
 
 // mismatchRoster matches no claim, and counts how often it was asked.
@@ -64,13 +61,17 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rosterB := &mismatchRoster{}
-	nodeB, err := selfservice.NewFlow(selfservice.Config{}, selfservice.Deps{
+	svcB, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
 		Roster:   rosterB,
-		Store:    db,
+		Accounts: db,
 		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
 		Sealer:   sealer,
-		Throttle: (&App{store: db}).enrollThrottle(),
+		Throttle: db,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := portal.NewPages(svcB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	postB := func(ssn, dob string) int {
 		t.Helper()
 		form := url.Values{"csrf": {"t"}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}
-		r := httptest.NewRequest(http.MethodPost, selfservice.PathNew, strings.NewReader(form.Encode()))
+		r := httptest.NewRequest(http.MethodPost, portal.PathNew, strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("Accept", "text/html")
 		w := httptest.NewRecorder()
@@ -113,60 +114,8 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	if rosterB.verifies != 3 {
 		t.Errorf("node B asked its roster %d times, want 3", rosterB.verifies)
 	}
-	n, _, err := db.Attempts(ctx, enrollAttemptPrefix+"identity:"+id.FingerprintHex, time.Now(), selfservice.ThrottleWindow)
+	n, _, err := db.Attempts(ctx, "enroll:identity:"+id.FingerprintHex, time.Now(), selfservice.ThrottleWindow)
 	if err != nil || n != 5 {
 		t.Errorf("shared count %d, %v; want 5", n, err)
-	}
-}
-
-// fakeThrottler records PruneAttempts calls; the first fails.
-type fakeThrottler struct {
-	store.Throttler
-	calls chan time.Time
-	mu    sync.Mutex
-	n     int
-}
-
-func (f *fakeThrottler) PruneAttempts(_ context.Context, before time.Time) (int64, error) {
-	f.mu.Lock()
-	f.n++
-	first := f.n == 1
-	f.mu.Unlock()
-	f.calls <- before
-	if first {
-		return 0, errors.New("database is locked")
-	}
-	return 3, nil
-}
-
-func TestPruneAttemptsLoop(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-	f := &fakeThrottler{calls: make(chan time.Time, 10)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pruneAttempts(ctx, f, zap.NewNop(), 5*time.Millisecond, func() time.Time { return now })
-	}()
-	// A failed prune does not stop the loop.
-	for i := range 2 {
-		select {
-		case before := <-f.calls:
-			if want := now.Add(-attemptRetention); !before.Equal(want) {
-				t.Errorf("prune %d: before %v, want %v", i+1, before, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("prune %d never ran", i+1)
-		}
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("pruning did not stop with its context")
-	}
-	if attemptRetention < selfservice.ThrottleWindow {
-		t.Errorf("retention %v is shorter than the flow's window %v", attemptRetention, selfservice.ThrottleWindow)
 	}
 }

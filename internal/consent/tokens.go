@@ -1,7 +1,9 @@
 // Package consent implements the DoD Standard Mandatory Notice and Consent
 // Banner step: the banner text, the page that shows it, the signed cookie
 // that records a card holder's acceptance, and the CSRF token that protects
-// the "I Accept" form.
+// the "I Accept" form. Password sessions, which are an identity rather
+// than an acknowledgement, are package session; the safe return path after
+// the banner is ui.SafeNext.
 //
 // An acceptance is bound to the certificate that made it (its SHA-256
 // fingerprint): the cookie is useless with any other card, so a stolen or
@@ -43,7 +45,6 @@ const MinKeySize = 32
 type Tokens struct {
 	consentKey []byte
 	csrfKey    []byte
-	sessionKey []byte
 }
 
 // NewTokens derives the token keys from master, which must be random and at
@@ -56,7 +57,6 @@ func NewTokens(master []byte) (*Tokens, error) {
 	return &Tokens{
 		consentKey: derive(master, "cacgate consent token v1"),
 		csrfKey:    derive(master, "cacgate consent csrf v1"),
-		sessionKey: derive(master, "cacgate password session v1"),
 	}, nil
 }
 

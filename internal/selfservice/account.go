@@ -4,163 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
-	"github.com/cacgate/cacgate/internal/ui"
 )
 
-// Paths of the signed-in person's account pages. The gateway sends every
-// request under PathAccount to Flow.ServeAccount.
-const (
-	PathAccount          = "/.cacgate/account"
-	PathAccountClearCard = PathAccount + "/cards/clear"
-	PathAccountPassword  = PathAccount + "/password"
-	PathAccountAnswers   = PathAccount + "/answers"
-)
+// The signed-in card holder's account: clearing a card's registration,
+// changing the password, changing the security answers. The gateway has
+// found the account active before any of these runs.
 
-// passwordHistory is how many earlier passwords a new one may not repeat
-// (besides the current one), and how many the store keeps.
-const passwordHistory = 5
-
-// accountCard is one registered card as the account page shows it.
-type accountCard struct {
-	N           int // 1-based, for ids
-	Fingerprint string
-	Subject     string
-	Issuer      string
-	Expires     string
-	LastUsed    string
-	Current     bool // the card in use
-	Clearable   bool
-}
-
-type accountPage struct {
-	pageBase
-	Account        *store.Account
-	Name           string
-	LastLogin      string
-	Password       string // when it changed and expires
-	Cards          []accountCard
-	CurrentAlone   bool   // the card in use is the only one: it cannot be cleared
-	CurrentCleared bool   // the card in use was just cleared
-	Message        string // confirmation of the change just made
-}
-
-type accountPasswordPage struct {
-	pageBase
-	Username   string
-	HasCurrent bool
-	Rules      []string
-}
-
-type accountAnswersPage struct {
-	pageBase
-	HasCurrent bool
-	Slots      []questionSlot
-	Questions  []credential.Question
-}
-
-// ServeAccount answers a request under PathAccount for the admitted card
-// and its account (which the gateway has found active). Like Serve, it
-// writes the response itself and returns a non-nil error only for an
-// internal failure, having written nothing.
-func (f *Flow) ServeAccount(w http.ResponseWriter, r *http.Request, card Card, acct *store.Account, csrf CSRF) error {
-	switch {
-	case card.Identity == nil || card.Identity.FingerprintHex == "":
-		return errors.New("enroll: card without identity")
-	case acct == nil:
-		return errors.New("enroll: account page without an account")
-	case f.deps.Accounts == nil:
-		return errors.New("enroll: no account manager for the account pages")
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPost:
-	default:
-		return f.methodNotAllowed(w, r, "GET, HEAD, POST")
-	}
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	switch path {
-	case PathAccount, PathAccountClearCard, PathAccountPassword, PathAccountAnswers:
-	default:
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
-			Detail: "There is no account page at this address.", Contact: f.cfg.Contact})
-	}
-	if r.Method != http.MethodPost {
-		switch path {
-		case PathAccount:
-			return f.accountPage(w, http.StatusOK, card, csrf, acct, formErrors{}, "", false)
-		case PathAccountPassword:
-			return f.accountPasswordForm(w, r, http.StatusOK, card, csrf, acct, formErrors{})
-		case PathAccountAnswers:
-			return f.accountAnswersForm(w, r, http.StatusOK, card, csrf, acct, [credential.QuestionsRequired]string{}, formErrors{})
-		default: // the clear action only exists as a POST
-			http.Redirect(w, r, PathAccount, http.StatusSeeOther)
-			return nil
-		}
-	}
-	if path == PathAccount {
-		return f.methodNotAllowed(w, r, "GET, HEAD")
-	}
-	if ok, err := f.readForm(w, r, csrf, "Go back to your account page, reload it and try again."); !ok {
-		return err
-	}
-	switch path {
-	case PathAccountClearCard:
-		return f.postClearCard(w, r, card, csrf, acct)
-	case PathAccountPassword:
-		return f.postAccountPassword(w, r, card, csrf, acct)
-	default:
-		return f.postAccountAnswers(w, r, card, csrf, acct)
-	}
-}
-
-func (f *Flow) accountPage(w http.ResponseWriter, status int, card Card, csrf CSRF, acct *store.Account, errs formErrors, message string, currentCleared bool) error {
-	page := accountPage{
-		pageBase: f.base(card, csrf), Account: acct, Message: message, CurrentCleared: currentCleared,
-		Name:      joinName(acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix),
-		LastLogin: formatTime(acct.LastLoginAt),
-		Password:  f.passwordSummary(acct, f.deps.Now()),
-	}
-	page.Errors = errs
-	current := card.Identity.FingerprintHex
-	for i, c := range acct.Cards {
-		ac := accountCard{N: i + 1, Fingerprint: c.Fingerprint, Subject: c.Subject, Issuer: c.Issuer,
-			Expires: c.NotAfter.UTC().Format("2006-01-02"), LastUsed: formatTime(c.LastUsedAt), Current: c.Fingerprint == current}
-		ac.Clearable = !ac.Current || len(acct.Cards) > 1
-		if ac.Current && !ac.Clearable {
-			page.CurrentAlone = true
-		}
-		page.Cards = append(page.Cards, ac)
-	}
-	return f.render(w, status, "account", page)
-}
-
-// reload reads the account again after a change.
-func (f *Flow) reload(ctx context.Context, acct *store.Account) (*store.Account, error) {
-	fresh, err := f.deps.Accounts.AccountByUsername(ctx, acct.Username)
-	if err != nil {
-		return nil, fmt.Errorf("enroll: reading account: %w", err)
-	}
-	return fresh, nil
-}
-
-func (f *Flow) auditAccount(r *http.Request, card Card, acct *store.Account, event, outcome string, extra map[string]string) {
+func (s *Service) auditAccount(ctx context.Context, card Card, acct *store.Account, event, outcome string, extra map[string]string) {
 	fields := map[string]string{"username": acct.Username}
 	for k, v := range extra {
 		fields[k] = v
 	}
-	f.audit(r, card, event, outcome, fields)
+	s.audit(ctx, card, event, outcome, fields)
 }
 
-// ---- clearing a card's registration ----
+// reload reads the account again after a change.
+func (s *Service) reload(ctx context.Context, acct *store.Account) (*store.Account, error) {
+	fresh, err := s.deps.Accounts.AccountByUsername(ctx, acct.Username)
+	if err != nil {
+		return nil, fmt.Errorf("selfservice: reading account: %w", err)
+	}
+	return fresh, nil
+}
 
-func (f *Flow) postClearCard(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF, acct *store.Account) error {
-	fp := strings.ToLower(strings.TrimSpace(r.PostForm.Get("sha256")))
+// ClearCardResult is the outcome of ClearCard.
+type ClearCardResult struct {
+	Outcome
+	Account *store.Account // as it is now (Done)
+	Cleared *store.Card    // the card whose registration was cleared (Done)
+	Current bool           // it was the card in use
+}
+
+// ClearCard clears the registration of the account's card with the SHA-256
+// fingerprint fp. The card in use cannot be cleared when it is the only
+// one. Outcomes: Done (also when it was cleared meanwhile), Refused
+// (not_on_account, only_card).
+func (s *Service) ClearCard(ctx context.Context, card Card, acct *store.Account, fp string) (ClearCardResult, error) {
+	const event = "card.unlinked"
+	fp = strings.ToLower(strings.TrimSpace(fp))
 	var target *store.Card
 	for i := range acct.Cards {
 		if acct.Cards[i].Fingerprint == fp {
@@ -168,243 +53,216 @@ func (f *Flow) postClearCard(w http.ResponseWriter, r *http.Request, card Card, 
 		}
 	}
 	if target == nil {
-		f.auditAccount(r, card, acct, "card.unlinked", "failure", map[string]string{"via": "holder", "reason": "not_on_account"})
-		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "card_not_found", Title: "Card not found",
-			Detail: "That card is not registered to your account. Nothing was changed.",
-			Steps:  []string{"Go back to your account page and reload it."}, Contact: f.cfg.Contact})
+		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"via": "holder", "reason": "not_on_account"})
+		return ClearCardResult{Outcome: refused("not_on_account")}, nil
 	}
 	current := fp == card.Identity.FingerprintHex
 	if current && len(acct.Cards) < 2 {
-		f.auditAccount(r, card, acct, "card.unlinked", "failure", map[string]string{"via": "holder", "reason": "only_card", "cleared": fp})
-		var errs formErrors
-		errs.add("", "The card you are using is the only card registered to your account, so its registration cannot be cleared. Register another card first.")
-		return f.accountPage(w, http.StatusConflict, card, csrf, acct, errs, "", false)
+		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"via": "holder", "reason": "only_card", "cleared": fp})
+		o := refused("only_card")
+		o.Errors.Add("", "The card you are using is the only card registered to your account, so its registration cannot be cleared. Register another card first.")
+		return ClearCardResult{Outcome: o, Account: acct}, nil
 	}
-	err := f.deps.Accounts.UnlinkCard(r.Context(), acct.Username, fp)
+	err := s.deps.Accounts.UnlinkCard(ctx, acct.Username, fp)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// cleared meanwhile (another tab, an administrator)
 	case err != nil:
-		return fmt.Errorf("enroll: unlinking card: %w", err)
+		return ClearCardResult{}, fmt.Errorf("selfservice: unlinking card: %w", err)
 	default:
-		f.auditAccount(r, card, acct, "card.unlinked", "success", map[string]string{"via": "holder", "cleared": fp})
-		f.deps.OnChange()
+		s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder", "cleared": fp})
+		s.deps.OnChange()
 	}
-	fresh, err := f.reload(r.Context(), acct)
+	fresh, err := s.reload(ctx, acct)
 	if err != nil {
-		return err
+		return ClearCardResult{}, err
 	}
-	msg := "The registration of the card " + target.Subject + " was cleared. It can no longer be used to sign in to your account."
-	return f.accountPage(w, http.StatusOK, card, csrf, fresh, formErrors{}, msg, current)
+	return ClearCardResult{Account: fresh, Cleared: target, Current: current}, nil
 }
 
-// ---- changing the password ----
-
-func (f *Flow) credentials(ctx context.Context, acct *store.Account) (*store.Credentials, error) {
-	creds, err := f.deps.Accounts.Credentials(ctx, acct.ID)
-	if err != nil {
-		return nil, fmt.Errorf("enroll: reading credentials: %w", err)
-	}
-	return creds, nil
+// PasswordForm is what the change-password form shows.
+type PasswordForm struct {
+	HasCurrent bool // the account has a password, which the form asks for
+	Rules      []string
 }
 
-func (f *Flow) accountPasswordForm(w http.ResponseWriter, r *http.Request, status int, card Card, csrf CSRF, acct *store.Account, errs formErrors) error {
-	creds, err := f.credentials(r.Context(), acct)
+// PasswordForm returns what the change-password form shows for acct.
+func (s *Service) PasswordForm(ctx context.Context, acct *store.Account) (PasswordForm, error) {
+	creds, err := s.credentials(ctx, acct)
 	if err != nil {
-		return err
+		return PasswordForm{}, err
 	}
-	page := accountPasswordPage{pageBase: f.base(card, csrf), Username: acct.Username, HasCurrent: creds.PasswordHash != "", Rules: f.cfg.Password.Rules()}
-	if page.HasCurrent {
-		page.Rules = append(page.Rules, credential.ChangeRule)
+	f := PasswordForm{HasCurrent: creds.PasswordHash != "", Rules: s.cfg.Password.Rules()}
+	if f.HasCurrent {
+		f.Rules = append(f.Rules, credential.ChangeRule)
 	}
-	page.Errors = errs
-	return f.render(w, status, "account-password", page)
+	return f, nil
 }
 
-// verifyCurrent checks the current password typed on an account form,
-// counting a failure like a sign-in. It reports whether the form may go
-// on; when not, it has added an error to errs or answered with the locked
-// page (done is true).
-func (f *Flow) verifyCurrent(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF, acct *store.Account, hash, password, event string, errs *formErrors) (ok, done bool, err error) {
+// checkCurrent checks the current password typed on an account form
+// through the guard's account lock. It returns nil when the form may go
+// on, else its Locked or Wrong outcome (audited as event).
+func (s *Service) checkCurrent(ctx context.Context, card Card, acct *store.Account, hash, password, event string) (*Outcome, error) {
 	// A password about to be replaced is not worth rehashing.
-	res, err := f.checkPassword(r.Context(), acct, hash, password, event != "password.changed")
-	if err != nil {
-		return false, false, err
+	res, err := s.checkPassword(ctx, acct, hash, password, event != "password.changed")
+	if err != nil || res.OK {
+		return nil, err
 	}
-	switch {
-	case res.State.Locked():
-		f.auditAccount(r, card, acct, event, "failure", map[string]string{"reason": "locked"})
-		return false, true, f.renderLocked(w, card, csrf, res.State)
-	case !res.OK:
-		f.auditAccount(r, card, acct, event, "failure", map[string]string{"reason": "bad_password"})
-		errs.add("current", wrongPassword("The current password is not correct.", res.State, true))
-		return false, false, nil
+	o := secretOutcome(res, true)
+	if o.Status == Locked {
+		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "locked"})
+		return &o, nil
 	}
-	return true, false, nil
+	s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "bad_password"})
+	o.Errors.Add("current", WrongSecret("The current password is not correct.", o))
+	return &o, nil
 }
 
-func (f *Flow) postAccountPassword(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF, acct *store.Account) error {
-	ctx := r.Context()
-	creds, err := f.credentials(ctx, acct)
+// ChangePasswordInput is the change-password form as sent.
+type ChangePasswordInput struct {
+	Current, Password, Confirm string
+}
+
+// AccountResult is the outcome of a change on the account pages.
+type AccountResult struct {
+	Outcome
+	Account *store.Account // as it is now (Done)
+}
+
+// ChangePassword changes acct's password, given the current one (when it
+// has one): not sooner than the minimum age after the last change, under
+// the account's lock, following the policy, far enough from the current
+// one, not one of the recent ones. Outcomes: Done, Invalid, Wrong, Locked.
+func (s *Service) ChangePassword(ctx context.Context, card Card, acct *store.Account, in ChangePasswordInput) (AccountResult, error) {
+	const event = "password.changed"
+	creds, err := s.credentials(ctx, acct)
 	if err != nil {
-		return err
+		return AccountResult{}, err
 	}
-	form := r.PostForm
-	current, password := form.Get("current"), form.Get("password")
-	var errs formErrors
+	var errs FieldErrors
+	invalid := func() (AccountResult, error) {
+		return AccountResult{Outcome: Outcome{Status: Invalid, Errors: errs}}, nil
+	}
 	hasCurrent := creds.PasswordHash != ""
-	if at := f.passwordChangeAllowedAt(acct, f.deps.Now()); hasCurrent && !at.IsZero() {
-		f.auditAccount(r, card, acct, "password.changed", "failure", map[string]string{"reason": "too_soon"})
-		errs.add("password", "Your password was changed less than "+formatAge(f.cfg.PasswordMinAge)+" ago. You can change it again after "+formatTime(at)+
+	if at := s.passwordChangeAllowedAt(acct, s.deps.Now()); hasCurrent && !at.IsZero() {
+		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "too_soon"})
+		errs.Add("password", "Your password was changed less than "+formatAge(s.cfg.PasswordMinAge)+" ago. You can change it again after "+FormatTime(at)+
 			". If you think someone else knows it, contact the site's administrators.")
-		return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+		return invalid()
 	}
-	if hasCurrent && current == "" {
-		errs.add("current", "Enter your current password.")
-	} else if len(current) > maxPasswordLen {
-		errs.add("current", "Enter a password of at most 256 characters.")
+	if hasCurrent && in.Current == "" {
+		errs.Add("current", "Enter your current password.")
+	} else if len(in.Current) > maxPasswordLen {
+		errs.Add("current", "Enter a password of at most 256 characters.")
 	}
 	id := card.Identity
-	if broken := f.cfg.Password.Check(password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
+	if broken := s.cfg.Password.Check(in.Password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
 		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
-		errs.add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
-	} else if form.Get("confirm") != password {
-		errs.add("confirm", "The two passwords do not match.")
+		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
+	} else if in.Confirm != in.Password {
+		errs.Add("confirm", "The two passwords do not match.")
 	}
-	if errs.any() {
-		return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+	if errs.Any() {
+		return invalid()
 	}
 	if hasCurrent {
-		ok, done, err := f.verifyCurrent(w, r, card, csrf, acct, creds.PasswordHash, current, "password.changed", &errs)
-		if !ok {
-			if done || err != nil {
-				return err
+		if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
+			if o == nil {
+				return AccountResult{}, err
 			}
-			return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+			return AccountResult{Outcome: *o}, nil
 		}
 		// Only a holder who typed the current password can be held to
 		// changing enough of it; a reset by the security answers cannot.
-		if credential.CharactersChanged(current, password) < credential.MinCharactersChanged {
-			f.auditAccount(r, card, acct, "password.changed", "failure", map[string]string{"reason": "too_similar"})
-			errs.add("password", "Choose a password further from your current one. "+credential.ChangeRule)
-			return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
+		if credential.CharactersChanged(in.Current, in.Password) < credential.MinCharactersChanged {
+			s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "too_similar"})
+			errs.Add("password", "Choose a password further from your current one. "+credential.ChangeRule)
+			return invalid()
 		}
 	}
-	recent := []string{creds.PasswordHash}
-	recent = append(recent, creds.History[:min(passwordHistory, len(creds.History))]...)
-	for _, old := range recent {
-		if old == "" {
-			continue
-		}
-		same, err := f.deps.Hasher.Verify(ctx, password, old)
-		if err != nil {
-			return fmt.Errorf("enroll: verifying password history: %w", err)
-		}
-		if same {
-			f.auditAccount(r, card, acct, "password.changed", "failure", map[string]string{"reason": "reused"})
-			errs.add("password", "Choose a password you have not used recently: it must differ from your current password and your last "+strconv.Itoa(passwordHistory)+".")
-			return f.accountPasswordForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, errs)
-		}
-	}
-	hash, err := f.deps.Hasher.Hash(ctx, password)
+	reused, err := s.reusedPassword(ctx, creds, in.Password)
 	if err != nil {
-		return fmt.Errorf("enroll: hashing password: %w", err)
+		return AccountResult{}, err
 	}
-	if err := f.deps.Accounts.SetPassword(ctx, acct.ID, hash, passwordHistory); err != nil {
-		return fmt.Errorf("enroll: setting password: %w", err)
+	if reused {
+		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "reused"})
+		errs.Add("password", reusedMessage)
+		return invalid()
 	}
-	f.auditAccount(r, card, acct, "password.changed", "success", map[string]string{"via": "holder"})
-	fresh, err := f.reload(ctx, acct)
+	if err := s.setPassword(ctx, acct, in.Password); err != nil {
+		return AccountResult{}, err
+	}
+	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
+	fresh, err := s.reload(ctx, acct)
 	if err != nil {
-		return err
+		return AccountResult{}, err
 	}
-	return f.accountPage(w, http.StatusOK, card, csrf, fresh, formErrors{}, "Your password was changed.", false)
+	return AccountResult{Account: fresh}, nil
 }
 
-// ---- changing the security answers ----
-
-func (f *Flow) accountAnswersForm(w http.ResponseWriter, r *http.Request, status int, card Card, csrf CSRF, acct *store.Account, chosen [credential.QuestionsRequired]string, errs formErrors) error {
-	creds, err := f.credentials(r.Context(), acct)
-	if err != nil {
-		return err
-	}
-	if status == http.StatusOK && chosen == [credential.QuestionsRequired]string{} {
-		for i, a := range creds.Answers {
-			chosen[i] = a.QuestionID
-		}
-	}
-	page := accountAnswersPage{pageBase: f.base(card, csrf), HasCurrent: creds.PasswordHash != "", Questions: credential.Questions()}
-	for i, id := range chosen {
-		page.Slots = append(page.Slots, questionSlot{N: i + 1, Selected: id})
-	}
-	page.Errors = errs
-	return f.render(w, status, "account-answers", page)
+// AnswersForm is what the change-answers form shows.
+type AnswersForm struct {
+	HasCurrent bool                                 // the form asks for the current password
+	Chosen     [credential.QuestionsRequired]string // the account's questions
 }
 
-// readPicks reads the three question picks of a questions form and checks
-// them, returning their problems keyed by field id.
-func readPicks(form url.Values) ([credential.QuestionsRequired]string, []credential.AnswerPick, formErrors) {
-	var chosen [credential.QuestionsRequired]string
-	picks := make([]credential.AnswerPick, credential.QuestionsRequired)
-	for i := range picks {
-		n := strconv.Itoa(i + 1)
-		chosen[i] = form.Get("question-" + n)
-		picks[i] = credential.AnswerPick{QuestionID: chosen[i], Answer: form.Get("answer-" + n), Confirm: form.Get("confirm-" + n)}
+// AnswersForm returns what the change-answers form shows for acct.
+func (s *Service) AnswersForm(ctx context.Context, acct *store.Account) (AnswersForm, error) {
+	creds, err := s.credentials(ctx, acct)
+	if err != nil {
+		return AnswersForm{}, err
 	}
-	var errs formErrors
-	if problems := credential.CheckQuestions(picks); problems != nil {
-		for slot := range credential.QuestionsRequired {
-			for _, field := range []string{credential.FieldQuestion, credential.FieldAnswer, credential.FieldConfirm} {
-				if msg, ok := problems[credential.FieldKey{Slot: slot, Field: field}]; ok {
-					errs.add(field+"-"+strconv.Itoa(slot+1), msg)
-				}
-			}
-		}
+	f := AnswersForm{HasCurrent: creds.PasswordHash != ""}
+	for i, a := range creds.Answers {
+		f.Chosen[i] = a.QuestionID
 	}
-	return chosen, picks, errs
+	return f, nil
 }
 
-func (f *Flow) postAccountAnswers(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF, acct *store.Account) error {
-	ctx := r.Context()
-	creds, err := f.credentials(ctx, acct)
+// ChangeAnswersInput is the change-answers form as sent.
+type ChangeAnswersInput struct {
+	Current string
+	Picks   [credential.QuestionsRequired]credential.AnswerPick
+}
+
+// ChangeAnswers replaces acct's security questions and answers, given the
+// current password (when it has one), under the account's lock.
+// Outcomes: Done, Invalid, Wrong, Locked.
+func (s *Service) ChangeAnswers(ctx context.Context, card Card, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
+	const event = "answers.changed"
+	creds, err := s.credentials(ctx, acct)
 	if err != nil {
-		return err
+		return AccountResult{}, err
 	}
 	hasCurrent := creds.PasswordHash != ""
-	current := r.PostForm.Get("current")
-	var errs formErrors
-	if hasCurrent && current == "" {
-		errs.add("current", "Enter your current password.")
-	} else if len(current) > maxPasswordLen {
-		errs.add("current", "Enter a password of at most 256 characters.")
+	var errs FieldErrors
+	if hasCurrent && in.Current == "" {
+		errs.Add("current", "Enter your current password.")
+	} else if len(in.Current) > maxPasswordLen {
+		errs.Add("current", "Enter a password of at most 256 characters.")
 	}
-	chosen, picks, pickErrs := readPicks(r.PostForm)
+	_, pickErrs := checkPicks(in.Picks)
 	for _, e := range pickErrs.List {
-		errs.add(e.Field, e.Message)
+		errs.Add(e.Field, e.Message)
 	}
-	if errs.any() {
-		return f.accountAnswersForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, chosen, errs)
+	if errs.Any() {
+		return AccountResult{Outcome: Outcome{Status: Invalid, Errors: errs}}, nil
 	}
 	if hasCurrent {
-		ok, done, err := f.verifyCurrent(w, r, card, csrf, acct, creds.PasswordHash, current, "answers.changed", &errs)
-		if !ok {
-			if done || err != nil {
-				return err
+		if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
+			if o == nil {
+				return AccountResult{}, err
 			}
-			return f.accountAnswersForm(w, r, http.StatusUnprocessableEntity, card, csrf, acct, chosen, errs)
+			return AccountResult{Outcome: *o}, nil
 		}
 	}
-	var answers [credential.QuestionsRequired]store.Answer
-	for i, pick := range picks {
-		h, err := f.deps.Hasher.HashAnswer(ctx, pick.Answer)
-		if err != nil {
-			return fmt.Errorf("enroll: hashing answer: %w", err)
-		}
-		answers[i] = store.Answer{QuestionID: pick.QuestionID, Hash: h}
+	answers, err := s.hashAnswers(ctx, in.Picks)
+	if err != nil {
+		return AccountResult{}, err
 	}
-	if err := f.deps.Accounts.SetAnswers(ctx, acct.ID, answers); err != nil {
-		return fmt.Errorf("enroll: setting answers: %w", err)
+	if err := s.deps.Accounts.SetAnswers(ctx, acct.ID, answers); err != nil {
+		return AccountResult{}, fmt.Errorf("selfservice: setting answers: %w", err)
 	}
-	f.auditAccount(r, card, acct, "answers.changed", "success", map[string]string{"via": "holder"})
-	return f.accountPage(w, http.StatusOK, card, csrf, acct, formErrors{}, "Your security questions and answers were changed.", false)
+	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
+	return AccountResult{Account: acct}, nil
 }

@@ -1,27 +1,468 @@
-// Package enroll holds the pages a card holder sees when their card is not
-// yet registered to an account. Today that is a page that says so, shows
-// the card's facts, and names whom to contact; the self-enrollment flow
-// (identity validated against a personnel roster) builds on it.
 package selfservice
 
-import "embed"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
-// Path is where the gateway sends cards that have no account.
-const Path = "/.cacgate/enroll"
+	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/store"
+)
 
-// Templates holds the enrollment pages, for ui.ParsePage.
+// Enrollment ("create a new account"): identity validation against the
+// roster, profile and password, security questions, account created.
 //
-//go:embed templates/*.html
-var Templates embed.FS
+// Between steps the state travels sealed (encrypted and authenticated by
+// the Sealer, bound to the card's fingerprint) with the person's browser,
+// in the form: it needs no shared server memory (any gateway node can
+// continue the flow), two tabs cannot mix two attempts, and nothing (such
+// as the password hash) stays stored in the browser after the flow ends.
 
-// NotRegisteredData is what the not-registered page shows.
-type NotRegisteredData struct {
-	Holder  string // display name from the card
-	EDIPI   string // the card's DoD ID, which an administrator needs
-	Subject string
-	Issuer  string
-	Contact string // the site's contact option
-	// HasAccount is true when an account with this DoD ID exists but the
-	// card could not be linked to it automatically.
-	HasAccount bool
+// Steps recorded in the sealed state.
+const (
+	stepVerified = 2 // identity validated: the profile form is next
+	stepProfile  = 3 // profile and password set: the questions form is next
+)
+
+// stateRecord is a roster record as the state carries it: no secrets.
+type stateRecord struct {
+	Category     string `json:"c"`
+	Last         string `json:"l"`
+	First        string `json:"f"`
+	Middle       string `json:"m,omitempty"`
+	Organization string `json:"o,omitempty"`
+}
+
+// Profile is what the person typed on the profile form (no secrets).
+type Profile struct {
+	Email        string `json:"e"`
+	Organization string `json:"o"`
+	Location     string `json:"g"`
+	Address      string `json:"a,omitempty"`
+	Phone        string `json:"p,omitempty"`
+}
+
+// enrollState is sealed between steps. It never holds an SSN, FIN, date of
+// birth, PEBD, password or answer: only verified roster facts, non-secret
+// form fields, and the password's hash.
+type enrollState struct {
+	Card         string        `json:"card"`
+	Step         int           `json:"step"`
+	Records      []stateRecord `json:"rec"`
+	Categories   []string      `json:"cat"`
+	Profile      Profile       `json:"prof"`
+	PasswordHash string        `json:"pw,omitempty"`
+	// Expires is when the state expires, in unix seconds: the identity
+	// check's time plus the state TTL. Sealing again (a form re-shown
+	// with errors, the next step) keeps it, so a state cannot be kept
+	// alive past it by re-posting.
+	Expires int64 `json:"x,omitempty"`
+}
+
+func (s *Service) seal(card Card, st *enrollState) (string, error) {
+	st.Card = card.Identity.FingerprintHex
+	if st.Expires == 0 {
+		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
+	}
+	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
+	if err != nil {
+		return "", fmt.Errorf("enroll: sealing state: %w", err)
+	}
+	return sealed, nil
+}
+
+// open returns the sealed state if it is valid for this card and at step
+// want.
+func (s *Service) open(sealed string, card Card, want int) (*enrollState, bool) {
+	var st enrollState
+	if err := s.deps.Sealer.Open(sealed, card.Identity.FingerprintHex, &st, s.deps.Now()); err != nil {
+		return nil, false
+	}
+	if st.Card != card.Identity.FingerprintHex || st.Step != want || len(st.Categories) == 0 {
+		return nil, false
+	}
+	return &st, true
+}
+
+// names returns the person's name parts: from the first roster record,
+// else from the card.
+func (st *enrollState) names(card Card) (given, middle, family, suffix string) {
+	suffix = card.Identity.Suffix
+	if len(st.Records) > 0 {
+		rec := st.Records[0]
+		return rec.First, rec.Middle, rec.Last, suffix
+	}
+	id := card.Identity
+	return id.GivenName, id.MiddleName, id.FamilyName, suffix
+}
+
+// ---- step 2: identity validation ----
+
+// IdentityForm is what the identity form asks.
+type IdentityForm struct {
+	AskPEBD      bool
+	PEBDOptional bool // asked "if you have one": an empty field is sent as none
+}
+
+// IdentityForm returns what the identity form asks of this card's holder.
+// started records that the holder began enrolling (the form's first
+// showing). Its outcome is Done or RosterUnavailable.
+func (s *Service) IdentityForm(ctx context.Context, card Card, started bool) (IdentityForm, Outcome, error) {
+	need, err := s.needsPEBD(ctx, card)
+	if err != nil {
+		o, err := s.rosterError(ctx, card, err)
+		return IdentityForm{}, o, err
+	}
+	if started {
+		s.audit(ctx, card, "enroll.started", "success", nil)
+	}
+	return IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, Outcome{}, nil
+}
+
+func (s *Service) needsPEBD(ctx context.Context, card Card) (roster.PEBDNeed, error) {
+	if !s.cfg.AskPEBD {
+		return roster.PEBDNotAsked, nil
+	}
+	return s.deps.Roster.NeedsPEBD(ctx, card.Identity.EDIPI)
+}
+
+// rosterError is the outcome of a roster failure: RosterUnavailable
+// (audited) when it cannot be reached, else an internal error.
+func (s *Service) rosterError(ctx context.Context, card Card, err error) (Outcome, error) {
+	if !errors.Is(err, roster.ErrUnavailable) {
+		return Outcome{}, fmt.Errorf("enroll: roster: %w", err)
+	}
+	s.audit(ctx, card, "enroll.identity", "unavailable", nil)
+	return outcome(RosterUnavailable), nil
+}
+
+// IdentityInput is the identity form as sent.
+type IdentityInput struct {
+	IDType        string // "ssn" or "fin"; anything else reads both
+	SSN, FIN, DOB string
+	PEBD          string
+}
+
+// IdentityResult is the outcome of CheckIdentity.
+type IdentityResult struct {
+	Outcome
+	Form   IdentityForm
+	IDType string // the radio to show checked
+	// Ineligible: the person's categories and those the site accepts.
+	Ineligible      bool
+	Yours, Eligible []string
+	// Next is the profile step, when the identity checked out.
+	Next ProfileForm
+}
+
+// CheckIdentity checks the holder's identity facts against the roster,
+// under the card's attempt limit (only a mismatch counts). Outcomes:
+// Done (Next is the profile form, or Ineligible), Invalid, Wrong (no
+// match), Limited, Unavailable, RosterUnavailable.
+func (s *Service) CheckIdentity(ctx context.Context, card Card, in IdentityInput) (IdentityResult, error) {
+	limit := identityLimit(card)
+	if err := s.guard.Check(ctx, limit); err != nil {
+		return IdentityResult{Outcome: s.refusal(ctx, card, err, "enroll.identity", nil)}, nil
+	}
+	need, err := s.needsPEBD(ctx, card)
+	if err != nil {
+		o, err := s.rosterError(ctx, card, err)
+		return IdentityResult{Outcome: o}, err
+	}
+	res := IdentityResult{Form: IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, IDType: in.IDType}
+	claim := roster.Claim{EDIPI: card.Identity.EDIPI, DOB: strings.TrimSpace(in.DOB)}
+	switch in.IDType {
+	case "fin":
+		claim.FIN = in.FIN
+	case "ssn":
+		claim.SSN = in.SSN
+	default:
+		res.IDType = "ssn"
+		claim.SSN, claim.FIN = in.SSN, in.FIN
+	}
+	if need.Asked() {
+		claim.PEBD = strings.TrimSpace(in.PEBD)
+	}
+	if err := roster.ValidateClaim(claim); err != nil {
+		var bad *roster.InputError
+		if !errors.As(err, &bad) {
+			return IdentityResult{}, fmt.Errorf("enroll: validating claim: %w", err)
+		}
+		res.Errors.Add(bad.Field, bad.Message)
+	} else if need == roster.PEBDRequired && claim.PEBD == "" {
+		res.Errors.Add("pebd", "Enter your pay entry base date.")
+	}
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
+	}
+	// Only a mismatch counts. A refund that fails leaves the attempt
+	// counted, and the match unused: the person is told to try again,
+	// and nothing is created on a count that cannot be trusted.
+	var match roster.Result
+	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+		var err error
+		match, err = s.deps.Roster.Verify(ctx, claim)
+		return match.Match, err
+	})
+	claim = roster.Claim{}
+	switch {
+	case isGuardRefusal(err):
+		res.Outcome = s.refusal(ctx, card, err, "enroll.identity", nil)
+		return res, nil
+	case err != nil:
+		res.Outcome, err = s.rosterError(ctx, card, err)
+		return res, err
+	}
+	if !match.Match {
+		s.audit(ctx, card, "enroll.identity", "failure", map[string]string{"reason": "no_match"})
+		msg := "The information you entered does not match the personnel records for your DoD ID. Check it and try again, or contact "
+		if s.cfg.Contact != "" {
+			msg += s.cfg.Contact + "."
+		} else {
+			msg += "the site's administrators."
+		}
+		res.Status = Wrong
+		res.Errors.Add("", msg)
+		return res, nil
+	}
+	var personCats []string
+	st := &enrollState{Step: stepVerified}
+	for _, rec := range match.Records {
+		personCats = append(personCats, rec.Category)
+		st.Records = append(st.Records, stateRecord{Category: rec.Category, Last: rec.Last, First: rec.First, Middle: rec.Middle, Organization: rec.Organization})
+	}
+	st.Categories = EligibleCategories(personCats, s.cfg.Eligible)
+	if len(st.Categories) == 0 {
+		s.audit(ctx, card, "enroll.identity", "ineligible", map[string]string{"categories": strings.Join(personCats, "; ")})
+		res.Ineligible, res.Yours, res.Eligible = true, personCats, s.cfg.Eligible
+		if len(res.Eligible) == 0 {
+			res.Eligible = Categories
+		}
+		return res, nil
+	}
+	s.audit(ctx, card, "enroll.identity", "success", map[string]string{"categories": strings.Join(st.Categories, "; ")})
+	res.Next, err = s.profileForm(card, st, Profile{})
+	return res, err
+}
+
+// ---- step 3: profile and password ----
+
+// ProfileForm is the profile step's form: the sealed state to send back,
+// whom it is for, and what was typed so far.
+type ProfileForm struct {
+	State      string
+	Name       string
+	Categories []string
+	Profile    Profile
+}
+
+func (s *Service) profileForm(card Card, st *enrollState, p Profile) (ProfileForm, error) {
+	sealed, err := s.seal(card, st)
+	if err != nil {
+		return ProfileForm{}, err
+	}
+	given, middle, family, suffix := st.names(card)
+	return ProfileForm{State: sealed, Name: JoinName(given, middle, family, suffix), Categories: st.Categories, Profile: p}, nil
+}
+
+// ProfileInput is the profile form as sent.
+type ProfileInput struct {
+	State             string
+	Profile           Profile
+	Password, Confirm string
+}
+
+// ProfileResult is the outcome of SetProfile.
+type ProfileResult struct {
+	Outcome
+	Form ProfileForm   // Invalid: the form to show again
+	Next QuestionsForm // Done: the questions step
+}
+
+// SetProfile checks the profile and the new password and hashes it.
+// Outcomes: Done, Invalid, Restart.
+func (s *Service) SetProfile(ctx context.Context, card Card, in ProfileInput) (ProfileResult, error) {
+	st, ok := s.open(in.State, card, stepVerified)
+	if !ok {
+		return ProfileResult{Outcome: outcome(Restart)}, nil
+	}
+	p := Profile{
+		Email:        strings.TrimSpace(in.Profile.Email),
+		Organization: in.Profile.Organization,
+		Location:     in.Profile.Location,
+		Address:      strings.TrimSpace(in.Profile.Address),
+		Phone:        strings.TrimSpace(in.Profile.Phone),
+	}
+	var errs FieldErrors
+	switch {
+	case p.Email == "":
+		errs.Add("email", "Enter an email address outside this site, such as your work or personal email.")
+	case !validEmail(p.Email):
+		errs.Add("email", "Enter an email address in the form name@example.com, of at most 254 characters.")
+	}
+	if !contains(s.cfg.Organizations, p.Organization) {
+		errs.Add("organization", "Choose your organization from the list.")
+	}
+	if !contains(s.cfg.Locations, p.Location) {
+		errs.Add("location", "Choose your geographic location from the list.")
+	}
+	switch {
+	case p.Address == "" && s.cfg.RequireAddress:
+		errs.Add("address", "Enter your work address.")
+	case len(p.Address) > maxAddressLen || !isCleanText(p.Address):
+		errs.Add("address", "Enter a work address of at most 200 characters on one line.")
+	}
+	switch {
+	case p.Phone == "" && s.cfg.RequirePhone:
+		errs.Add("phone", "Enter your work phone number.")
+	case p.Phone != "" && !validPhone(p.Phone):
+		errs.Add("phone", "Enter a phone number of at least 7 digits, using only digits, spaces and + - ( ) x.")
+	}
+	given, middle, family, suffix := st.names(card)
+	base := UsernameBase(given, middle, family)
+	if broken := s.cfg.Password.Check(in.Password, given, middle, family, suffix, base,
+		card.Identity.GivenName, card.Identity.MiddleName, card.Identity.FamilyName); len(broken) > 0 {
+		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
+	} else if in.Confirm != in.Password {
+		errs.Add("confirm", "The two passwords do not match.")
+	}
+	if errs.Any() {
+		form, err := s.profileForm(card, st, p)
+		return ProfileResult{Outcome: Outcome{Status: Invalid, Errors: errs}, Form: form}, err
+	}
+	hash, err := s.deps.Hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return ProfileResult{}, fmt.Errorf("enroll: hashing password: %w", err)
+	}
+	st.Step, st.Profile, st.PasswordHash = stepProfile, p, hash
+	next, err := s.questionsForm(card, st, [credential.QuestionsRequired]string{})
+	return ProfileResult{Next: next}, err
+}
+
+// ---- step 4: security questions ----
+
+// QuestionsForm is the questions step's form.
+type QuestionsForm struct {
+	State  string
+	Chosen [credential.QuestionsRequired]string // question IDs picked so far
+}
+
+func (s *Service) questionsForm(card Card, st *enrollState, chosen [credential.QuestionsRequired]string) (QuestionsForm, error) {
+	sealed, err := s.seal(card, st)
+	return QuestionsForm{State: sealed, Chosen: chosen}, err
+}
+
+// QuestionsInput is the questions form as sent.
+type QuestionsInput struct {
+	State string
+	Picks [credential.QuestionsRequired]credential.AnswerPick
+}
+
+// EnrollResult is the outcome of Complete.
+type EnrollResult struct {
+	Outcome
+	Form    QuestionsForm // Invalid: the form to show again
+	Account *store.Account
+	Name    string
+	// Exists: the card or the DoD ID already has an account (Refused,
+	// reasons edipi_taken and card_taken).
+}
+
+// Complete checks the security questions and creates the account, active
+// or pending approval. Outcomes: Done, Invalid, Restart, Refused
+// (no_username, edipi_taken, card_taken).
+func (s *Service) Complete(ctx context.Context, card Card, in QuestionsInput) (EnrollResult, error) {
+	st, ok := s.open(in.State, card, stepProfile)
+	if !ok || st.PasswordHash == "" {
+		return EnrollResult{Outcome: outcome(Restart)}, nil
+	}
+	chosen, errs := checkPicks(in.Picks)
+	if errs.Any() {
+		form, err := s.questionsForm(card, st, chosen)
+		return EnrollResult{Outcome: Outcome{Status: Invalid, Errors: errs}, Form: form}, err
+	}
+	answers, err := s.hashAnswers(ctx, in.Picks)
+	if err != nil {
+		return EnrollResult{}, err
+	}
+	given, middle, family, suffix := st.names(card)
+	base := UsernameBase(given, middle, family)
+	if base == "" {
+		s.audit(ctx, card, "enroll.completed", "failure", map[string]string{"reason": "no_username"})
+		return EnrollResult{Outcome: refused("no_username")}, nil
+	}
+	status := store.StatusActive
+	if s.cfg.Approval {
+		status = store.StatusPending
+	}
+	affiliation := card.Identity.Affiliation
+	if affiliation == "" {
+		affiliation = st.Profile.Organization
+	}
+	e := &store.Enrollment{
+		Account: store.Account{
+			EDIPI: card.Identity.EDIPI, GivenName: given, MiddleName: middle, FamilyName: family, Suffix: suffix,
+			Email: st.Profile.Email, Affiliation: affiliation, Status: status, Categories: st.Categories,
+			Organization: st.Profile.Organization, Location: st.Profile.Location,
+			WorkAddress: st.Profile.Address, Phone: st.Profile.Phone,
+		},
+		UsernameBase: base,
+		Card:         card.storeCard(),
+		PasswordHash: st.PasswordHash,
+		Answers:      answers,
+	}
+	acct, err := s.deps.Accounts.Enroll(ctx, e)
+	switch {
+	case errors.Is(err, store.ErrEDIPITaken), errors.Is(err, store.ErrCardTaken):
+		reason := "edipi_taken"
+		if errors.Is(err, store.ErrCardTaken) {
+			reason = "card_taken"
+		}
+		s.audit(ctx, card, "enroll.completed", "failure", map[string]string{"reason": reason})
+		return EnrollResult{Outcome: refused(reason)}, nil
+	case err != nil:
+		return EnrollResult{}, fmt.Errorf("enroll: creating account: %w", err)
+	}
+	s.deps.OnChange()
+	s.audit(ctx, card, "enroll.completed", "success", map[string]string{
+		"username": acct.Username, "status": string(acct.Status), "categories": strings.Join(acct.Categories, "; "),
+	})
+	return EnrollResult{Account: acct, Name: JoinName(given, middle, family, suffix)}, nil
+}
+
+// checkPicks checks three question picks, returning the chosen IDs and
+// their problems keyed by field id ("question-1", "answer-2" …).
+func checkPicks(picks [credential.QuestionsRequired]credential.AnswerPick) ([credential.QuestionsRequired]string, FieldErrors) {
+	var chosen [credential.QuestionsRequired]string
+	for i, p := range picks {
+		chosen[i] = p.QuestionID
+	}
+	var errs FieldErrors
+	if problems := credential.CheckQuestions(picks[:]); problems != nil {
+		for slot := range credential.QuestionsRequired {
+			for _, field := range []string{credential.FieldQuestion, credential.FieldAnswer, credential.FieldConfirm} {
+				if msg, ok := problems[credential.FieldKey{Slot: slot, Field: field}]; ok {
+					errs.Add(field+"-"+strconv.Itoa(slot+1), msg)
+				}
+			}
+		}
+	}
+	return chosen, errs
+}
+
+func (s *Service) hashAnswers(ctx context.Context, picks [credential.QuestionsRequired]credential.AnswerPick) ([credential.QuestionsRequired]store.Answer, error) {
+	var answers [credential.QuestionsRequired]store.Answer
+	for i, pick := range picks {
+		h, err := s.deps.Hasher.HashAnswer(ctx, pick.Answer)
+		if err != nil {
+			return answers, fmt.Errorf("enroll: hashing answer: %w", err)
+		}
+		answers[i] = store.Answer{QuestionID: pick.QuestionID, Hash: h}
+	}
+	return answers, nil
 }

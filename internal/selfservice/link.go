@@ -5,41 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
-	"github.com/cacgate/cacgate/internal/ui"
-)
-
-// AccountManager is the slice of store.Store the link page and the account
-// pages need.
-type AccountManager interface {
-	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
-	Credentials(ctx context.Context, accountID int64) (*store.Credentials, error)
-	LinkCard(ctx context.Context, accountID int64, c store.Card) error
-	UnlinkCard(ctx context.Context, username, fingerprint string) error
-	SetPassword(ctx context.Context, accountID int64, hash string, keepHistory int) error
-	RehashPassword(ctx context.Context, accountID int64, old, new string) (bool, error)
-	SetAnswers(ctx context.Context, accountID int64, answers [3]store.Answer) error
-	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
-	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
-	ResetLoginFailures(ctx context.Context, accountID int64) error
-}
-
-// Password sign-in limits of the link and account pages. The failures are
-// counted in the database, per account, so they hold across gateway nodes.
-const (
-	loginWindow          = 15 * time.Minute
-	loginMaxFailures     = 3
-	defaultLockoutPeriod = 30 * time.Minute
-	defaultMaxCards      = 5
-	maxUsernameLen       = 64
-	maxPasswordLen       = 256
 )
 
 // dummyHash is a hash of a random secret, verified against when there is
@@ -59,90 +29,65 @@ func (d *dummyHash) get(ctx context.Context, h *credential.Hasher) (string, erro
 	return d.hash, d.err
 }
 
-// passwordResult is the outcome of checkPassword.
-type passwordResult struct {
-	OK    bool
-	State store.LoginState // after the failure counted; Locked() if refused for a lock
+// lookup returns the account with username and its stored password hash;
+// nil and "" for an unknown username.
+func (s *Service) lookup(ctx context.Context, username string) (*store.Account, string, error) {
+	acct, err := s.deps.Accounts.AccountByUsername(ctx, username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, "", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("selfservice: looking up account: %w", err)
+	}
+	creds, err := s.credentials(ctx, acct)
+	if err != nil {
+		return nil, "", err
+	}
+	return acct, creds.PasswordHash, nil
 }
 
-// takeAttempt counts an attempt on acct as a failure before its secret is
-// verified (store.Store.TakeLoginAttempt), so that however many requests
-// race, on however many nodes, at most loginMaxFailures secrets are
-// verified per window. allowed false means the account is locked: st says
-// until when, and nothing may be verified.
-func (f *Flow) takeAttempt(ctx context.Context, acct *store.Account, now time.Time) (st store.LoginState, allowed bool, err error) {
-	st, allowed, err = f.deps.Accounts.TakeLoginAttempt(ctx, acct.ID, now, loginWindow, loginMaxFailures, f.cfg.LockoutPeriod)
+func (s *Service) credentials(ctx context.Context, acct *store.Account) (*store.Credentials, error) {
+	creds, err := s.deps.Accounts.Credentials(ctx, acct.ID)
 	if err != nil {
-		return store.LoginState{}, false, fmt.Errorf("enroll: %w", err)
+		return nil, fmt.Errorf("selfservice: reading credentials: %w", err)
 	}
-	return st, allowed, nil
-}
-
-// releaseAttempt takes back the attempt taken (taken is what takeAttempt
-// returned) once its secret proved right: the count is cleared, with the
-// lock that attempt set, if any. A lock that other attempts set meanwhile
-// stays, and refuses this one too: its result is then a locked state.
-func (f *Flow) releaseAttempt(ctx context.Context, acct *store.Account, taken store.LoginState) (passwordResult, error) {
-	until, err := f.deps.Accounts.ReleaseLoginAttempt(ctx, acct.ID, f.deps.Now(), taken.LockedUntil)
-	if err != nil {
-		return passwordResult{}, fmt.Errorf("enroll: %w", err)
-	}
-	if !until.IsZero() {
-		return passwordResult{State: store.LoginState{Failures: loginMaxFailures, LockedUntil: until}}, nil
-	}
-	return passwordResult{OK: true}, nil
+	return creds, nil
 }
 
 // checkPassword verifies password against hash, the stored hash of acct
 // (nil for an unknown username; hash "" for an account without a
-// password, which never matches). The attempt is counted against acct as a
-// failure before the password is verified, atomically: a locked account
-// is refused without verifying, and concurrent attempts cannot get past
-// the limit. A correct password takes its attempt back, clearing the
-// count, unless other attempts locked the account meanwhile. An error
-// while verifying leaves the attempt counted. With rehash, a correct
-// password whose hash was made with other parameters than the hasher's is
-// stored again with them (see rehash); callers about to replace the
-// password pass false.
-func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (passwordResult, error) {
-	var taken store.LoginState
-	if acct != nil {
-		st, allowed, err := f.takeAttempt(ctx, acct, f.deps.Now())
+// password, which never matches), through the guard's account lock
+// (Guard.Account). With rehash, a correct password whose hash was made
+// with other parameters than the hasher's is stored again with them;
+// callers about to replace the password pass false.
+func (s *Service) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (LoginResult, error) {
+	verify := func(ctx context.Context) (bool, error) {
+		if hash == "" {
+			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
+			if err != nil {
+				return false, fmt.Errorf("selfservice: dummy hash: %w", err)
+			}
+			if _, err := s.deps.Hasher.Verify(ctx, password, dummy); err != nil {
+				return false, fmt.Errorf("selfservice: verifying password: %w", err)
+			}
+			return false, nil
+		}
+		ok, err := s.deps.Hasher.Verify(ctx, password, hash)
 		if err != nil {
-			return passwordResult{}, err
+			return false, fmt.Errorf("selfservice: verifying password: %w", err)
 		}
-		if !allowed {
-			return passwordResult{State: st}, nil
-		}
-		taken = st
-	}
-	ok := false
-	if hash == "" {
-		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
-		}
-		if _, err := f.deps.Hasher.Verify(ctx, password, dummy); err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
-		}
-	} else {
-		var err error
-		if ok, err = f.deps.Hasher.Verify(ctx, password, hash); err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying password: %w", err)
-		}
+		return ok, nil
 	}
 	if acct == nil {
-		return passwordResult{OK: false}, nil
+		_, err := verify(ctx)
+		return LoginResult{}, err
 	}
-	if !ok {
-		return passwordResult{State: taken}, nil
-	}
-	res, err := f.releaseAttempt(ctx, acct, taken)
+	res, err := s.guard.Account(ctx, acct, verify)
 	if err != nil || !res.OK {
 		return res, err
 	}
 	if rehash {
-		f.rehash(ctx, acct.ID, hash, password)
+		s.rehash(ctx, acct.ID, hash, password)
 	}
 	return res, nil
 }
@@ -153,200 +98,155 @@ func (f *Flow) checkPassword(ctx context.Context, acct *store.Account, hash, pas
 // hand only now. It costs this one sign-in a second hash. A failure
 // changes nothing for the sign-in, which has succeeded; the next one tries
 // again.
-func (f *Flow) rehash(ctx context.Context, accountID int64, stored, password string) {
-	if !credential.NeedsRehash(stored, f.deps.Hasher.Params()) {
+func (s *Service) rehash(ctx context.Context, accountID int64, stored, password string) {
+	if !credential.NeedsRehash(stored, s.deps.Hasher.Params()) {
 		return
 	}
-	fresh, err := f.deps.Hasher.Hash(ctx, password)
+	fresh, err := s.deps.Hasher.Hash(ctx, password)
 	if err != nil {
 		return
 	}
-	_, _ = f.deps.Accounts.RehashPassword(ctx, accountID, stored, fresh)
+	_, _ = s.deps.Accounts.RehashPassword(ctx, accountID, stored, fresh)
 }
 
-// wrongPassword is the message for a password that did not verify.
-func wrongPassword(lead string, st store.LoginState, known bool) string {
-	if !known {
-		return lead
+// secretOutcome is the outcome of a password or answers that did not
+// check out (res.OK false): Locked or Wrong.
+func secretOutcome(res LoginResult, known bool) Outcome {
+	if res.State.Locked() {
+		return Outcome{Status: Locked, Login: res.State}
 	}
-	switch st.Remaining {
-	case 1:
-		return lead + " You have 1 try remaining before the account is locked."
-	default:
-		return lead + " You have " + strconv.Itoa(st.Remaining) + " tries remaining before the account is locked."
+	return Outcome{Status: Wrong, Login: res.State, Known: known}
+}
+
+// normUsername is a typed username as looked up: usernames are stored
+// lowercase.
+func normUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// checkUsername adds the username's problems to errs.
+func checkUsername(errs *FieldErrors, username string) {
+	switch {
+	case username == "":
+		errs.Add("username", "Enter your username.")
+	case len(username) > maxUsernameLen || !isCleanText(username):
+		errs.Add("username", "Enter a username of at most 64 characters.")
 	}
-}
-
-type lockedPage struct {
-	pageBase
-	Until string
-}
-
-// renderLocked answers for a locked account.
-func (f *Flow) renderLocked(w http.ResponseWriter, card Card, csrf CSRF, st store.LoginState) error {
-	return f.render(w, http.StatusForbidden, "locked", lockedPage{pageBase: f.base(card, csrf), Until: formatTime(st.LockedUntil)})
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // ---- "I already have an account: register this card" ----
 
-type linkPage struct {
-	pageBase
-	Username string
+// LinkInput is the registration form as sent.
+type LinkInput struct {
+	Username, Password string
 }
 
-type linkedPage struct {
-	pageBase
-	Username string
-	Pending  bool
+// LinkResult is the outcome of LinkCard.
+type LinkResult struct {
+	Outcome
+	Username string         // as looked up, for the form
+	Account  *store.Account // the account (Done; Refused when known)
 }
 
-func (f *Flow) serveLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	if f.deps.Accounts == nil {
-		return errors.New("enroll: no account manager for the link page")
+// LinkCard registers the card to the holder's existing account, given its
+// username and password: under the card's attempt limit (only a wrong
+// password counts) and the account's lock. Outcomes: Done, Invalid,
+// Wrong, Locked, Limited, Unavailable, Refused (password_expired,
+// disabled, edipi_mismatch, too_many_cards, card_taken, account_gone).
+func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkResult, error) {
+	const event = "card.linked"
+	via := map[string]string{"via": "holder"}
+	limit := linkLimit(card)
+	if err := s.guard.Check(ctx, limit); err != nil {
+		return LinkResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	}
-	if r.Method != http.MethodPost {
-		return f.render(w, http.StatusOK, "link", linkPage{pageBase: f.base(card, csrf)})
-	}
-	if ok, err := f.readForm(w, r, csrf, "Go back to the registration page, reload it and try again."); !ok {
-		return err
-	}
-	return f.postLink(w, r, card, csrf)
-}
-
-func (f *Flow) postLink(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	ctx := r.Context()
-	now := f.deps.Now()
-	key := linkKey(card)
-	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.linkThrottleUnavailable(w, r, card)
-	} else if blocked {
-		return f.linkTooManyAttempts(w, r, card)
-	}
-	form := r.PostForm
-	// Usernames are stored lowercase; look up what was typed as sign-in
-	// does.
-	page := linkPage{pageBase: f.base(card, csrf), Username: strings.ToLower(strings.TrimSpace(form.Get("username")))}
-	password := form.Get("password")
+	res := LinkResult{Username: normUsername(in.Username)}
+	checkUsername(&res.Errors, res.Username)
 	switch {
-	case page.Username == "":
-		page.Errors.add("username", "Enter your username.")
-	case len(page.Username) > maxUsernameLen || !isCleanText(page.Username):
-		page.Errors.add("username", "Enter a username of at most 64 characters.")
+	case in.Password == "":
+		res.Errors.Add("password", "Enter your password.")
+	case len(in.Password) > maxPasswordLen:
+		res.Errors.Add("password", "Enter a password of at most 256 characters.")
 	}
-	switch {
-	case password == "":
-		page.Errors.add("password", "Enter your password.")
-	case len(password) > maxPasswordLen:
-		page.Errors.add("password", "Enter a password of at most 256 characters.")
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
 	}
-	if page.Errors.any() {
-		return f.render(w, http.StatusUnprocessableEntity, "link", page)
-	}
-	acct, err := f.deps.Accounts.AccountByUsername(ctx, page.Username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		acct = nil
-	case err != nil:
-		return fmt.Errorf("enroll: looking up account: %w", err)
-	}
-	hash := ""
-	if acct != nil {
-		creds, err := f.deps.Accounts.Credentials(ctx, acct.ID)
-		if err != nil {
-			return fmt.Errorf("enroll: reading credentials: %w", err)
-		}
-		hash = creds.PasswordHash
-	}
-	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.linkThrottleUnavailable(w, r, card)
-	} else if !allowed {
-		return f.linkTooManyAttempts(w, r, card)
-	}
-	res, err := f.checkPassword(ctx, acct, hash, password, true)
-	password = ""
-	if err != nil || res.OK {
-		// Only a wrong password counts. If the refund fails, the
-		// right password is not acted on: no card is linked on a
-		// throttle that cannot be trusted.
-		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
-			return f.linkThrottleUnavailable(w, r, card)
-		}
-	}
+	acct, hash, err := s.lookup(ctx, res.Username)
 	if err != nil {
-		return err
+		return LinkResult{}, err
 	}
-	if res.State.Locked() {
-		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": "locked"})
-		return f.renderLocked(w, card, csrf, res.State)
+	// If the count cannot be given back, the right password is not acted
+	// on: no card is linked on a count that cannot be trusted.
+	var login LoginResult
+	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
+		var err error
+		login, err = s.checkPassword(ctx, acct, hash, in.Password, true)
+		return login.OK, err
+	})
+	switch {
+	case isGuardRefusal(err):
+		res.Outcome = s.refusal(ctx, card, err, event, via)
+		return res, nil
+	case err != nil:
+		return LinkResult{}, err
 	}
-	if !res.OK {
-		extra := map[string]string{"via": "holder", "reason": "bad_password"}
-		if acct != nil {
-			extra["username"] = acct.Username
-		} else {
+	if !login.OK {
+		res.Outcome = secretOutcome(login, acct != nil)
+		fields := map[string]string{"via": "holder", "reason": "bad_password"}
+		switch {
+		case res.Status == Locked:
+			fields["username"], fields["reason"] = acct.Username, "locked"
+		case acct != nil:
+			fields["username"] = acct.Username
+		default:
 			// The typed username is not recorded: it may be a
 			// password typed in the wrong field.
-			extra["reason"] = "unknown_username"
+			fields["reason"] = "unknown_username"
 		}
-		f.audit(r, card, "card.linked", "failure", extra)
-		page.Errors.add("", wrongPassword("The username or password is not correct.", res.State, acct != nil))
-		return f.render(w, http.StatusUnprocessableEntity, "link", page)
+		s.audit(ctx, card, event, "failure", fields)
+		if res.Status == Wrong {
+			res.Errors.Add("", WrongSecret("The username or password is not correct.", res.Outcome))
+		}
+		return res, nil
 	}
-	refuse := func(status int, code, reason, title, detail string) error {
-		f.audit(r, card, "card.linked", "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": reason})
-		return ui.WriteProblem(w, r, ui.Problem{Status: status, Code: code, Title: title, Detail: detail,
-			Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
+	res.Account = acct
+	o, err := s.link(ctx, card, acct)
+	if err != nil {
+		return LinkResult{}, err
 	}
-	expires, expired := f.passwordExpiry(acct, now)
+	if o.Status == Refused {
+		s.audit(ctx, card, event, "failure", map[string]string{"via": "holder", "username": acct.Username, "reason": o.Reason})
+		res.Outcome = o
+		return res, nil
+	}
+	s.deps.OnChange()
+	s.audit(ctx, card, event, "success", map[string]string{"via": "holder", "username": acct.Username})
+	return res, nil
+}
+
+// link registers the card to acct, whose password checked out, unless a
+// rule refuses it (Refused, with its reason).
+func (s *Service) link(ctx context.Context, card Card, acct *store.Account) (Outcome, error) {
+	expires, expired := s.PasswordExpiry(acct, s.deps.Now())
 	switch {
 	case expired:
-		return refuse(http.StatusForbidden, "password_expired", "password_expired", "Password expired",
-			expiredSentence(expires)+" Reset it with your security questions (\"Forgot your password?\" on the registration page), then register this card. The card was not registered.")
+		o := refused("password_expired")
+		o.Expires = expires
+		return o, nil
 	case acct.Status == store.StatusDisabled:
-		return refuse(http.StatusForbidden, "account_disabled", "disabled", "Account disabled",
-			"The account "+acct.Username+" is disabled, so no card can be registered to it. The card was not registered.")
+		return refused("disabled"), nil
 	case acct.EDIPI != card.Identity.EDIPI:
-		return refuse(http.StatusForbidden, "edipi_mismatch", "edipi_mismatch", "This card belongs to someone else",
-			"This card belongs to a different DoD ID than the account "+acct.Username+". A card can only be registered to its holder's own account. The card was not registered.")
-	case len(acct.Cards) >= f.cfg.MaxCards:
-		return refuse(http.StatusConflict, "too_many_cards", "too_many_cards", "Too many cards registered",
-			fmt.Sprintf("The account %s already has %d cards registered, the most allowed. Sign in with one of them and clear the registration of a card you no longer use, then register this one.", acct.Username, len(acct.Cards)))
+		return refused("edipi_mismatch"), nil
+	case len(acct.Cards) >= s.cfg.MaxCards:
+		return refused("too_many_cards"), nil
 	}
-	err = f.deps.Accounts.LinkCard(ctx, acct.ID, store.Card{Fingerprint: card.Identity.FingerprintHex, Subject: card.Subject,
-		Issuer: card.Issuer, Serial: card.Serial, NotAfter: card.NotAfter})
+	err := s.deps.Accounts.LinkCard(ctx, acct.ID, card.storeCard())
 	switch {
 	case errors.Is(err, store.ErrCardTaken):
-		return refuse(http.StatusConflict, "card_taken", "card_taken", "Card already registered",
-			"This card is already registered to an account. A card can be registered to one account only.")
+		return refused("card_taken"), nil
 	case errors.Is(err, store.ErrNotFound):
-		return refuse(http.StatusConflict, "account_gone", "account_gone", "Account not found",
-			"The account was removed while the card was being registered. The card was not registered.")
+		return refused("account_gone"), nil
 	case err != nil:
-		return fmt.Errorf("enroll: linking card: %w", err)
+		return Outcome{}, fmt.Errorf("selfservice: linking card: %w", err)
 	}
-	f.audit(r, card, "card.linked", "success", map[string]string{"via": "holder", "username": acct.Username})
-	f.deps.OnChange()
-	return f.render(w, http.StatusOK, "linked", linkedPage{pageBase: f.base(card, csrf), Username: acct.Username,
-		Pending: acct.Status == store.StatusPending})
-}
-
-func (f *Flow) linkThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.audit(r, card, "card.linked", "unavailable", map[string]string{"via": "holder", "reason": throttleUnavailableReason})
-	return f.throttleUnavailable(w, r, "The card was not registered.")
-}
-
-func (f *Flow) linkTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.audit(r, card, "card.linked", "limited", map[string]string{"via": "holder"})
-	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
-	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
-		Title: "Too many attempts", Detail: "A wrong username or password was entered with this card too many times.",
-		Steps:   []string{"Wait 15 minutes before trying again.", "If you have forgotten your password, use the password reset, or contact the help desk."},
-		Contact: f.cfg.Contact})
+	return Outcome{}, nil
 }

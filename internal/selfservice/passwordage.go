@@ -8,60 +8,60 @@ import (
 )
 
 // Password lifetimes (Config.PasswordMinAge and PasswordMaxAge) apply to
-// the passwords the flow knows: a holder may not change the password again
+// the passwords self-service knows: a holder may not change the password again
 // within the minimum age (ASD STIG V-222544, 24 hours), and a password older
 // than the maximum age no longer signs in or registers a card (60 days in
 // the STIG) until it is changed on the account page (with the card) or
 // reset with the security answers. Resets are exempt from the minimum age:
 // someone who forgot a password must not wait a day.
 
-// passwordExpiry returns when acct's password expires (zero when it never
+// PasswordExpiry returns when acct's password expires (zero when it never
 // does, or there is none) and whether it already has at now. A password
 // whose change time is unknown counts as expired: fail closed.
-func (f *Flow) passwordExpiry(acct *store.Account, now time.Time) (expires time.Time, expired bool) {
-	if f.cfg.PasswordMaxAge <= 0 || acct == nil || !acct.HasPassword {
+func (s *Service) PasswordExpiry(acct *store.Account, now time.Time) (expires time.Time, expired bool) {
+	if s.cfg.PasswordMaxAge <= 0 || acct == nil || !acct.HasPassword {
 		return time.Time{}, false
 	}
 	if acct.PasswordChangedAt.IsZero() {
 		return time.Time{}, true
 	}
-	expires = acct.PasswordChangedAt.Add(f.cfg.PasswordMaxAge)
+	expires = acct.PasswordChangedAt.Add(s.cfg.PasswordMaxAge)
 	return expires, !now.Before(expires)
 }
 
 // passwordChangeAllowedAt returns when the holder may next change acct's
 // password (zero: now).
-func (f *Flow) passwordChangeAllowedAt(acct *store.Account, now time.Time) time.Time {
-	if f.cfg.PasswordMinAge <= 0 || !acct.HasPassword || acct.PasswordChangedAt.IsZero() {
+func (s *Service) passwordChangeAllowedAt(acct *store.Account, now time.Time) time.Time {
+	if s.cfg.PasswordMinAge <= 0 || !acct.HasPassword || acct.PasswordChangedAt.IsZero() {
 		return time.Time{}
 	}
-	if at := acct.PasswordChangedAt.Add(f.cfg.PasswordMinAge); now.Before(at) {
+	if at := acct.PasswordChangedAt.Add(s.cfg.PasswordMinAge); now.Before(at) {
 		return at
 	}
 	return time.Time{}
 }
 
-// passwordSummary is the account page's line about the password.
-func (f *Flow) passwordSummary(acct *store.Account, now time.Time) string {
+// PasswordSummary is the account page's line about the password.
+func (s *Service) PasswordSummary(acct *store.Account, now time.Time) string {
 	if !acct.HasPassword {
 		return "none set"
 	}
-	s := "changed " + formatTime(acct.PasswordChangedAt)
-	switch expires, expired := f.passwordExpiry(acct, now); {
+	line := "changed " + FormatTime(acct.PasswordChangedAt)
+	switch expires, expired := s.PasswordExpiry(acct, now); {
 	case expired:
-		s += "; expired: change it to sign in with it again"
+		line += "; expired: change it to sign in with it again"
 	case !expires.IsZero():
-		s += "; expires " + formatTime(expires)
+		line += "; expires " + FormatTime(expires)
 	}
-	return s
+	return line
 }
 
-// expiredSentence says that a password expired, and when if known.
-func expiredSentence(expires time.Time) string {
+// ExpiredSentence says that a password expired, and when if known.
+func ExpiredSentence(expires time.Time) string {
 	if expires.IsZero() {
 		return "Your password has expired."
 	}
-	return "Your password expired on " + formatTime(expires) + "."
+	return "Your password expired on " + FormatTime(expires) + "."
 }
 
 // formatAge renders a lifetime the way people say it: "24 hours", "60 days".

@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
-	"github.com/cacgate/cacgate/internal/ui"
 )
 
-// PathReset is the self-service password reset: "Forgot your password?".
-// Step 1 asks for the username and answers with the account's three
+// The self-service password reset ("Forgot your password?"), for a card
+// holder: step 1 takes the username and answers with the account's three
 // security questions; step 2 takes the three answers and the new password.
-const PathReset = Path + "/reset"
 
 // resetPurpose marks a sealed reset state, so that no other sealed state
 // (an enrollment's) is taken for one.
@@ -52,53 +49,15 @@ type resetState struct {
 	Expires int64 `json:"x,omitempty"`
 }
 
-type resetPage struct {
-	pageBase
+// ResetForm is step 2's form: the sealed state to send back, the
+// username and the questions (IDs) to answer.
+type ResetForm struct {
+	State     string
 	Username  string
-	Restarted bool
+	Questions [credential.QuestionsRequired]string
 }
 
-type resetQuestion struct {
-	N    int
-	Text string
-}
-
-type resetAnswersPage struct {
-	pageBase
-	Username  string
-	Questions []resetQuestion
-	Rules     []string
-}
-
-type resetDonePage struct {
-	pageBase
-	Username string
-}
-
-func (f *Flow) serveReset(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	if f.deps.Accounts == nil {
-		return errors.New("enroll: no account manager for the password reset")
-	}
-	if r.Method != http.MethodPost {
-		return f.render(w, http.StatusOK, "reset", resetPage{pageBase: f.base(card, csrf), Restarted: r.URL.Query().Get("restart") != ""})
-	}
-	if ok, err := f.readForm(w, r, csrf, "Go back to the password reset page, reload it and try again."); !ok {
-		return err
-	}
-	if r.PostForm.Get("step") == "answers" {
-		return f.postResetAnswers(w, r, card, csrf)
-	}
-	return f.postResetUsername(w, r, card, csrf)
-}
-
-// restartReset sends the person back to step 1 because the sealed state is
-// missing, expired, altered or made for another card.
-func (f *Flow) restartReset(w http.ResponseWriter, r *http.Request) error {
-	http.Redirect(w, r, PathReset+"?restart=1", http.StatusSeeOther)
-	return nil
-}
-
-func (f *Flow) auditReset(r *http.Request, card Card, outcome, username string, extra map[string]string) {
+func (s *Service) auditReset(ctx context.Context, card Card, outcome, username string, extra map[string]string) {
 	fields := map[string]string{"via": "holder"}
 	if username != "" {
 		fields["username"] = username
@@ -106,37 +65,38 @@ func (f *Flow) auditReset(r *http.Request, card Card, outcome, username string, 
 	for k, v := range extra {
 		fields[k] = v
 	}
-	f.audit(r, card, "password.reset", outcome, fields)
+	s.audit(ctx, card, "password.reset", outcome, fields)
 }
 
-// ---- step 1: the username ----
+// ResetQuestionsResult is the outcome of ResetQuestions.
+type ResetQuestionsResult struct {
+	Outcome
+	Username string
+	Form     ResetForm // Done: step 2
+}
 
-func (f *Flow) postResetUsername(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	ctx := r.Context()
-	// Usernames are stored lowercase; look up what was typed as sign-in
-	// does.
-	page := resetPage{pageBase: f.base(card, csrf), Username: strings.ToLower(strings.TrimSpace(r.PostForm.Get("username")))}
-	switch {
-	case page.Username == "":
-		page.Errors.add("username", "Enter your username.")
-	case len(page.Username) > maxUsernameLen || !isCleanText(page.Username):
-		page.Errors.add("username", "Enter a username of at most 64 characters.")
+// ResetQuestions is step 1: the questions of username's account, or decoy
+// questions for a username that cannot be reset with this card (so the
+// page does not tell whether it exists). Outcomes: Done, Invalid.
+func (s *Service) ResetQuestions(ctx context.Context, card Card, username string) (ResetQuestionsResult, error) {
+	res := ResetQuestionsResult{Username: normUsername(username)}
+	checkUsername(&res.Errors, res.Username)
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
 	}
-	if page.Errors.any() {
-		return f.render(w, http.StatusUnprocessableEntity, "reset", page)
-	}
-	st := resetState{Purpose: resetPurpose, Card: card.Identity.FingerprintHex, Username: page.Username}
-	acct, err := f.deps.Accounts.AccountByUsername(ctx, page.Username)
+	st := resetState{Purpose: resetPurpose, Card: card.Identity.FingerprintHex, Username: res.Username}
+	acct, err := s.deps.Accounts.AccountByUsername(ctx, res.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		st.Decoy = decoyUnknown
 	case err != nil:
-		return fmt.Errorf("enroll: looking up account: %w", err)
+		return ResetQuestionsResult{}, fmt.Errorf("selfservice: looking up account: %w", err)
 	default:
 		st.AccountID, st.Username = acct.ID, acct.Username
-		creds, err := f.credentials(ctx, acct)
+		creds, err := s.credentials(ctx, acct)
 		if err != nil {
-			return err
+			return ResetQuestionsResult{}, err
 		}
 		st.Questions, st.Decoy = resetQuestions(acct, creds, card)
 	}
@@ -144,10 +104,11 @@ func (f *Flow) postResetUsername(w http.ResponseWriter, r *http.Request, card Ca
 		st.Questions = decoyQuestions
 		if st.Decoy == decoyEDIPIMismatch {
 			// Answered like any account, but worth recording.
-			f.auditReset(r, card, "failure", acct.Username, map[string]string{"reason": decoyEDIPIMismatch, "step": "username"})
+			s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoyEDIPIMismatch, "step": "username"})
 		}
 	}
-	return f.resetAnswersForm(w, http.StatusOK, card, csrf, &st, formErrors{})
+	res.Form, err = s.resetForm(card, &st)
+	return res, err
 }
 
 // resetQuestions returns the account's question IDs, or why it cannot be
@@ -171,27 +132,21 @@ func resetQuestions(acct *store.Account, creds *store.Credentials, card Card) ([
 	return ids, ""
 }
 
-func (f *Flow) resetAnswersForm(w http.ResponseWriter, status int, card Card, csrf CSRF, st *resetState, errs formErrors) error {
+func (s *Service) resetForm(card Card, st *resetState) (ResetForm, error) {
 	if st.Expires == 0 {
-		st.Expires = f.deps.Now().Add(f.cfg.StateTTL).Unix()
+		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
-	sealed, err := f.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
+	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
-		return fmt.Errorf("enroll: sealing reset state: %w", err)
+		return ResetForm{}, fmt.Errorf("selfservice: sealing reset state: %w", err)
 	}
-	page := resetAnswersPage{pageBase: f.base(card, csrf), Username: st.Username, Rules: f.cfg.Password.Rules()}
-	for i, id := range st.Questions {
-		q, _ := credential.QuestionByID(id)
-		page.Questions = append(page.Questions, resetQuestion{N: i + 1, Text: q.Text})
-	}
-	page.State, page.Errors = sealed, errs
-	return f.render(w, status, "reset-answers", page)
+	return ResetForm{State: sealed, Username: st.Username, Questions: st.Questions}, nil
 }
 
-// openReset returns the reset state posted with r if it is valid for card.
-func (f *Flow) openReset(r *http.Request, card Card) (*resetState, bool) {
+// openReset returns the sealed reset state if it is valid for card.
+func (s *Service) openReset(sealed string, card Card) (*resetState, bool) {
 	var st resetState
-	if err := f.deps.Sealer.Open(r.PostForm.Get("state"), card.Identity.FingerprintHex, &st, f.deps.Now()); err != nil {
+	if err := s.deps.Sealer.Open(sealed, card.Identity.FingerprintHex, &st, s.deps.Now()); err != nil {
 		return nil, false
 	}
 	if st.Purpose != resetPurpose || st.Card != card.Identity.FingerprintHex || st.Username == "" {
@@ -208,97 +163,66 @@ func (f *Flow) openReset(r *http.Request, card Card) (*resetState, bool) {
 	return &st, true
 }
 
-// ---- step 2: the answers and the new password ----
+// ResetInput is step 2's form as sent.
+type ResetInput struct {
+	State             string
+	Answers           [credential.QuestionsRequired]string
+	Password, Confirm string
+}
 
-func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Card, csrf CSRF) error {
-	st, ok := f.openReset(r, card)
+// ResetResult is the outcome of ResetPassword.
+type ResetResult struct {
+	Outcome
+	Form    ResetForm      // the form to show again (Invalid, Wrong)
+	Account *store.Account // Done; Refused
+}
+
+// ResetPassword is step 2: the three answers, checked under the card's
+// attempt limit and the account's lock (a decoy's attempts count down and
+// lock the same way), and the new password. Outcomes: Done, Invalid,
+// Wrong, Locked, Limited, Unavailable, Restart, Refused (disabled,
+// edipi_mismatch).
+func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (ResetResult, error) {
+	st, ok := s.openReset(in.State, card)
 	if !ok {
-		return f.restartReset(w, r)
+		return ResetResult{Outcome: outcome(Restart)}, nil
 	}
-	ctx := r.Context()
-	now := f.deps.Now()
-	key := resetKey(card)
-	if blocked, err := f.blocked(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.resetThrottleUnavailable(w, r, card)
-	} else if blocked {
-		return f.resetTooManyAttempts(w, r, card)
+	const event = "password.reset"
+	via := map[string]string{"via": "holder"}
+	limit := resetLimit(card)
+	if err := s.guard.Check(ctx, limit); err != nil {
+		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	}
-	form := r.PostForm
-	var answers [credential.QuestionsRequired]string
-	var errs formErrors
-	for i := range answers {
-		n := strconv.Itoa(i + 1)
-		answers[i] = form.Get("answer-" + n)
-		switch {
-		case strings.TrimSpace(answers[i]) == "":
-			errs.add("answer-"+n, "Enter your answer to question "+n+".")
-		case len(answers[i]) > maxPasswordLen:
-			errs.add("answer-"+n, "Enter an answer of at most 256 characters.")
-		}
+	again := func(o Outcome) (ResetResult, error) {
+		form, err := s.resetForm(card, st)
+		return ResetResult{Outcome: o, Form: form}, err
 	}
-	password, confirm := form.Get("password"), form.Get("confirm")
+	if errs := checkResetInput(in); errs.Any() {
+		return again(Outcome{Status: Invalid, Errors: errs})
+	}
+	acct, creds, stop, err := s.resetAccount(ctx, card, st)
 	switch {
-	case password == "":
-		errs.add("password", "Enter a new password.")
-	case len(password) > maxPasswordLen:
-		errs.add("password", "Enter a password of at most 256 characters.")
-	case confirm != password:
-		errs.add("confirm", "The two passwords do not match.")
-	}
-	if errs.any() {
-		return f.resetAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, st, errs)
+	case err != nil:
+		return ResetResult{}, err
+	case stop != nil:
+		return *stop, nil
 	}
 
-	// The account as it is now; a real reset whose account changed
-	// meanwhile is refused clearly.
-	var acct *store.Account
-	var creds *store.Credentials
-	if st.Decoy == "" {
+	// Only wrong answers count against the card. If the count cannot be
+	// given back, right answers are not acted on: no password is changed
+	// on a count that cannot be trusted.
+	var login LoginResult
+	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
 		var err error
-		acct, err = f.deps.Accounts.AccountByUsername(ctx, st.Username)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
-			return f.restartReset(w, r)
-		case err != nil:
-			return fmt.Errorf("enroll: looking up account: %w", err)
-		}
-		if creds, err = f.credentials(ctx, acct); err != nil {
-			return err
-		}
-		ids, decoy := resetQuestions(acct, creds, card)
-		switch {
-		case decoy == decoyDisabled:
-			return f.refuseReset(w, r, card, acct, "account_disabled", decoyDisabled, "Account disabled",
-				"The account "+acct.Username+" is disabled, so its password cannot be reset. The password was not changed.")
-		case decoy == decoyEDIPIMismatch:
-			return f.refuseReset(w, r, card, acct, "edipi_mismatch", decoyEDIPIMismatch, "This card belongs to someone else",
-				"This card belongs to a different DoD ID than the account "+acct.Username+". A card holder can only reset the password of their own account. The password was not changed.")
-		case decoy != "" || ids != st.Questions:
-			// Answers removed or changed since step 1: ask again.
-			return f.restartReset(w, r)
-		}
-	}
-
-	if allowed, err := f.take(ctx, key, now, failureWindow, maxFailures); err != nil {
-		return f.resetThrottleUnavailable(w, r, card)
-	} else if !allowed {
-		return f.resetTooManyAttempts(w, r, card)
-	}
-	res, err := f.checkAnswers(ctx, st, acct, creds, answers)
-	answers = [credential.QuestionsRequired]string{}
-	if err != nil || res.OK {
-		// Only wrong answers count. If the refund fails, right answers
-		// are not acted on: no password is changed on a throttle that
-		// cannot be trusted.
-		if rerr := f.refund(ctx, key); rerr != nil && err == nil {
-			err = rerr
-		}
-	}
-	if errors.Is(err, errThrottle) {
-		return f.resetThrottleUnavailable(w, r, card)
-	}
-	if err != nil {
-		return err
+		login, err = s.checkAnswers(ctx, st, acct, creds, in.Answers)
+		return login.OK, err
+	})
+	in.Answers = [credential.QuestionsRequired]string{}
+	switch {
+	case isGuardRefusal(err):
+		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
+	case err != nil:
+		return ResetResult{}, err
 	}
 	username := ""
 	if acct != nil {
@@ -306,173 +230,185 @@ func (f *Flow) postResetAnswers(w http.ResponseWriter, r *http.Request, card Car
 	} else if st.Decoy != decoyUnknown {
 		username = st.Username // an existing account's name, not something typed in error
 	}
-	if res.State.Locked() {
-		f.auditReset(r, card, "failure", username, map[string]string{"reason": "locked"})
-		return f.renderLocked(w, card, csrf, res.State)
-	}
-	if !res.OK {
+	if !login.OK {
+		o := secretOutcome(login, true)
 		reason := "bad_answers"
-		if st.Decoy != "" {
+		switch {
+		case o.Status == Locked:
+			reason = "locked"
+		case st.Decoy != "":
 			reason = st.Decoy
 		}
-		f.auditReset(r, card, "failure", username, map[string]string{"reason": reason})
-		errs.add("", wrongPassword("One or more answers are not correct.", res.State, true))
-		return f.resetAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, st, errs)
+		s.auditReset(ctx, card, "failure", username, map[string]string{"reason": reason})
+		if o.Status == Locked {
+			return ResetResult{Outcome: o}, nil
+		}
+		o.Errors.Add("", WrongSecret("One or more answers are not correct.", o))
+		return again(o)
 	}
 
 	// All three answers are right: the new password.
-	id := card.Identity
-	if broken := f.cfg.Password.Check(password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
-		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
-		f.auditReset(r, card, "failure", acct.Username, map[string]string{"reason": "policy"})
-		errs.add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
-		return f.resetAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, st, errs)
-	}
-	reused, err := f.reusedPassword(ctx, creds, password)
-	if err != nil {
-		return err
-	}
-	if reused {
-		f.auditReset(r, card, "failure", acct.Username, map[string]string{"reason": "reused"})
-		errs.add("password", "Choose a password you have not used recently: it must differ from your current password and your last "+strconv.Itoa(passwordHistory)+".")
-		return f.resetAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, st, errs)
-	}
-	hash, err := f.deps.Hasher.Hash(ctx, password)
-	if err != nil {
-		return fmt.Errorf("enroll: hashing password: %w", err)
-	}
-	if err := f.deps.Accounts.SetPassword(ctx, acct.ID, hash, passwordHistory); err != nil {
-		return fmt.Errorf("enroll: setting password: %w", err)
+	if errs, err := s.resetTo(ctx, card, acct, creds, in.Password); err != nil || errs.Any() {
+		if err != nil {
+			return ResetResult{}, err
+		}
+		return again(Outcome{Status: Invalid, Errors: errs})
 	}
 	// The password is changed: record it before anything else can fail.
-	f.auditReset(r, card, "success", acct.Username, nil)
+	s.auditReset(ctx, card, "success", acct.Username, nil)
 	// The right answers already cleared the count (checkAnswers); this
 	// clears any failure counted since. Best effort: the change is made
 	// and must be reported as made.
-	_ = f.deps.Accounts.ResetLoginFailures(ctx, acct.ID)
-	return f.render(w, http.StatusOK, "reset-done", resetDonePage{pageBase: f.base(card, csrf), Username: acct.Username})
+	_ = s.deps.Accounts.ResetLoginFailures(ctx, acct.ID)
+	return ResetResult{Account: acct}, nil
+}
+
+// checkResetInput returns the problems of step 2's form.
+func checkResetInput(in ResetInput) FieldErrors {
+	var errs FieldErrors
+	for i, a := range in.Answers {
+		n := strconv.Itoa(i + 1)
+		switch {
+		case strings.TrimSpace(a) == "":
+			errs.Add("answer-"+n, "Enter your answer to question "+n+".")
+		case len(a) > maxPasswordLen:
+			errs.Add("answer-"+n, "Enter an answer of at most 256 characters.")
+		}
+	}
+	switch {
+	case in.Password == "":
+		errs.Add("password", "Enter a new password.")
+	case len(in.Password) > maxPasswordLen:
+		errs.Add("password", "Enter a password of at most 256 characters.")
+	case in.Confirm != in.Password:
+		errs.Add("confirm", "The two passwords do not match.")
+	}
+	return errs
+}
+
+// resetAccount returns a real reset's account as it is now, with its
+// credentials (nil, nil for a decoy). A real reset whose account changed
+// meanwhile stops: with Restart when it is gone or its questions changed,
+// Refused (audited) when it was disabled or is another person's.
+func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (*store.Account, *store.Credentials, *ResetResult, error) {
+	if st.Decoy != "" {
+		return nil, nil, nil, nil
+	}
+	restart := &ResetResult{Outcome: outcome(Restart)}
+	acct, err := s.deps.Accounts.AccountByUsername(ctx, st.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
+		return nil, nil, restart, nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("selfservice: looking up account: %w", err)
+	}
+	creds, err := s.credentials(ctx, acct)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ids, decoy := resetQuestions(acct, creds, card)
+	switch {
+	case decoy == decoyDisabled || decoy == decoyEDIPIMismatch:
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoy})
+		return nil, nil, &ResetResult{Outcome: refused(decoy), Account: acct}, nil
+	case decoy != "" || ids != st.Questions:
+		// Answers removed or changed since step 1: ask again.
+		return nil, nil, restart, nil
+	}
+	return acct, creds, nil, nil
+}
+
+// resetTo sets acct's new password after right answers, unless the policy
+// or the history refuses it (its problems, audited).
+func (s *Service) resetTo(ctx context.Context, card Card, acct *store.Account, creds *store.Credentials, password string) (FieldErrors, error) {
+	var errs FieldErrors
+	id := card.Identity
+	if broken := s.cfg.Password.Check(password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
+		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "policy"})
+		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
+		return errs, nil
+	}
+	reused, err := s.reusedPassword(ctx, creds, password)
+	if err != nil {
+		return errs, err
+	}
+	if reused {
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "reused"})
+		errs.Add("password", reusedMessage)
+		return errs, nil
+	}
+	return errs, s.setPassword(ctx, acct, password)
+}
+
+// reusedMessage refuses a password used recently.
+var reusedMessage = "Choose a password you have not used recently: it must differ from your current password and your last " + strconv.Itoa(PasswordHistory) + "."
+
+// setPassword hashes and stores acct's new password; the gateway drops its
+// cached account, so password sessions signed in before end at once.
+func (s *Service) setPassword(ctx context.Context, acct *store.Account, password string) error {
+	hash, err := s.deps.Hasher.Hash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("selfservice: hashing password: %w", err)
+	}
+	if err := s.deps.Accounts.SetPassword(ctx, acct.ID, hash, PasswordHistory); err != nil {
+		return fmt.Errorf("selfservice: setting password: %w", err)
+	}
+	s.deps.OnChange()
+	return nil
 }
 
 // checkAnswers verifies all three answers (every one of them, so the time
-// taken does not tell which was wrong) against the account's hashes, or
-// against the dummy hash for a decoy state, which never succeeds. As for a
-// sign-in password (checkPassword), the attempt is counted against the
-// account as a failure before any answer is verified, atomically, so a
-// locked account is refused without verifying and concurrent attempts
-// cannot get past the limit; right answers take the attempt back. A
-// decoy's attempts are counted the same way in the throttle, per card and
-// username, under the account's limits, so its page counts down and locks
-// like a real account's, on every node.
-func (f *Flow) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (passwordResult, error) {
-	now := f.deps.Now()
-	var taken store.LoginState
+// taken does not tell which was wrong) against the account's hashes
+// through the guard's account lock, or against the dummy hash for a decoy
+// state, which never succeeds, through the guard's decoy count.
+func (s *Service) checkAnswers(ctx context.Context, st *resetState, acct *store.Account, creds *store.Credentials, answers [credential.QuestionsRequired]string) (LoginResult, error) {
+	verify := func(ctx context.Context, hashes [credential.QuestionsRequired]string) (bool, error) {
+		right := 0
+		for i, a := range answers {
+			ok, err := s.deps.Hasher.VerifyAnswer(ctx, a, hashes[i])
+			if err != nil {
+				return false, fmt.Errorf("selfservice: verifying answer: %w", err)
+			}
+			if ok {
+				right++
+			}
+		}
+		return right == len(answers), nil
+	}
+	if acct == nil {
+		return s.guard.Decoy(ctx, s.decoyKey(st.Card, st.Username), func(ctx context.Context) error {
+			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
+			if err != nil {
+				return fmt.Errorf("selfservice: dummy hash: %w", err)
+			}
+			_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
+			return err
+		})
+	}
 	var hashes [credential.QuestionsRequired]string
-	if acct != nil {
-		ls, allowed, err := f.takeAttempt(ctx, acct, now)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if !allowed {
-			return passwordResult{State: ls}, nil
-		}
-		taken = ls
-		for i, a := range creds.Answers {
-			hashes[i] = a.Hash
-		}
-	} else {
-		decoyKey := f.decoyKey(st.Card, st.Username)
-		n, since, err := f.failures(ctx, decoyKey, now, loginWindow)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if n >= loginMaxFailures {
-			return passwordResult{State: decoyState(n, since, f.cfg.LockoutPeriod)}, nil
-		}
-		// The count after this failure, from the one read above: one
-		// atomic take rather than a take and another read, so that a
-		// failure here leaves nothing counted. A refused take means
-		// requests elsewhere used up the tries meanwhile.
-		allowed, err := f.take(ctx, decoyKey, now, loginWindow, loginMaxFailures)
-		if err != nil {
-			return passwordResult{}, err
-		}
-		if n == 0 {
-			since = now
-		}
-		if !allowed {
-			return passwordResult{State: decoyState(loginMaxFailures, since, f.cfg.LockoutPeriod)}, nil
-		}
-		taken = decoyState(n+1, since, f.cfg.LockoutPeriod)
-		dummy, err := f.dummy.get(ctx, f.deps.Hasher)
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: dummy hash: %w", err)
-		}
-		for i := range hashes {
-			hashes[i] = dummy
-		}
+	for i, a := range creds.Answers {
+		hashes[i] = a.Hash
 	}
-	right := 0
-	for i, a := range answers {
-		ok, err := f.deps.Hasher.VerifyAnswer(ctx, a, hashes[i])
-		if err != nil {
-			return passwordResult{}, fmt.Errorf("enroll: verifying answer: %w", err)
-		}
-		if ok {
-			right++
-		}
-	}
-	if acct == nil || right < len(answers) {
-		return passwordResult{State: taken}, nil
-	}
-	return f.releaseAttempt(ctx, acct, taken)
-}
-
-// decoyState is the sign-in state a decoy shows after n failures counted
-// since its window began: as a real account's, locked from the limit on.
-func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
-	n = min(n, loginMaxFailures)
-	ls := store.LoginState{Failures: n, Remaining: loginMaxFailures - n}
-	if n >= loginMaxFailures {
-		ls.LockedUntil = since.Add(lockFor)
-	}
-	return ls
+	return s.guard.Account(ctx, acct, func(ctx context.Context) (bool, error) { return verify(ctx, hashes) })
 }
 
 // reusedPassword reports whether password is the current one or one of the
-// last passwordHistory.
-func (f *Flow) reusedPassword(ctx context.Context, creds *store.Credentials, password string) (bool, error) {
+// last PasswordHistory.
+func (s *Service) reusedPassword(ctx context.Context, creds *store.Credentials, password string) (bool, error) {
 	recent := []string{creds.PasswordHash}
-	recent = append(recent, creds.History[:min(passwordHistory, len(creds.History))]...)
+	recent = append(recent, creds.History[:min(PasswordHistory, len(creds.History))]...)
 	for _, old := range recent {
 		if old == "" {
 			continue
 		}
-		same, err := f.deps.Hasher.Verify(ctx, password, old)
+		same, err := s.deps.Hasher.Verify(ctx, password, old)
 		if err != nil {
-			return false, fmt.Errorf("enroll: verifying password history: %w", err)
+			return false, fmt.Errorf("selfservice: verifying password history: %w", err)
 		}
 		if same {
 			return true, nil
 		}
 	}
 	return false, nil
-}
-
-func (f *Flow) refuseReset(w http.ResponseWriter, r *http.Request, card Card, acct *store.Account, code, reason, title, detail string) error {
-	f.auditReset(r, card, "failure", acct.Username, map[string]string{"reason": reason})
-	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: code, Title: title, Detail: detail,
-		Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: f.cfg.Contact})
-}
-
-func (f *Flow) resetThrottleUnavailable(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.auditReset(r, card, "unavailable", "", map[string]string{"reason": throttleUnavailableReason})
-	return f.throttleUnavailable(w, r, "The password was not changed.")
-}
-
-func (f *Flow) resetTooManyAttempts(w http.ResponseWriter, r *http.Request, card Card) error {
-	f.auditReset(r, card, "limited", "", nil)
-	w.Header().Set("Retry-After", strconv.Itoa(int(failureWindow/time.Second)))
-	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
-		Title: "Too many attempts", Detail: "Wrong security answers were entered with this card too many times.",
-		Steps: []string{"Wait 15 minutes before trying again.", "Or contact the help desk."}, Contact: f.cfg.Contact})
 }

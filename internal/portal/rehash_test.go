@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -16,7 +17,7 @@ import (
 // argon2id hash and is stored again with the new algorithm, without
 // counting as a password change; a wrong one changes nothing.
 func TestRehashOnSignIn(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword)
 	storedHash := func() string {
 		t.Helper()
@@ -34,13 +35,8 @@ func TestRehashOnSignIn(t *testing.T) {
 
 	// The site switches to PBKDF2.
 	pbkdf2 := credential.Params{Algorithm: credential.PBKDF2SHA512, Iterations: 10_000, SaltLen: 16, KeyLen: 32}
-	deps := h.flow.deps
-	deps.Hasher = credential.NewHasher(pbkdf2, 1)
-	flow, err := NewFlow(h.flow.cfg, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.flow = flow
+	h.deps.Hasher = credential.NewHasher(pbkdf2, 1)
+	h.rebuild()
 
 	login := func(password string) bool {
 		t.Helper()

@@ -1,18 +1,17 @@
-package selfservice
+package portal
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -34,26 +33,18 @@ type storeHarness struct {
 	changes atomic.Int32
 }
 
-func newStoreHarness(t *testing.T, cfg Config) *storeHarness {
+func newStoreHarness(t *testing.T, cfg selfservice.Config) *storeHarness {
 	t.Helper()
 	h := newHarness(t, cfg)
-	path := filepath.Join(t.TempDir(), "cacgate.db")
-	db, err := store.OpenSQLite(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, path := h.db, h.dbPath
 	sh := &storeHarness{harness: h, db: db, path: path}
 	if cfg.Contact == "" {
 		cfg.Contact = "Service desk, 555-0100"
 	}
-	old := h.flow.deps
-	flow, err := NewFlow(cfg, Deps{Roster: old.Roster, Store: db, Hasher: old.Hasher, Sealer: old.Sealer,
-		Audit: old.Audit, Now: old.Now, OnChange: func() { sh.changes.Add(1) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.flow = flow
+	h.cfg = cfg
+	h.deps.Accounts = db
+	h.deps.OnChange = func() { sh.changes.Add(1) }
+	h.rebuild()
 	t.Cleanup(sh.checkNoAccountSecrets)
 	return sh
 }
@@ -101,7 +92,7 @@ func (s *storeHarness) addAccount(username, edipi, password string, cards ...sto
 		s.t.Fatal(err)
 	}
 	if password != "" {
-		hash, err := s.flow.deps.Hasher.Hash(ctx, password)
+		hash, err := s.deps.Hasher.Hash(ctx, password)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -138,7 +129,7 @@ func linkForm(username, password string) url.Values {
 }
 
 func TestLinkSuccess(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, storeCard("cd"))
 	wantStatus(t, h.get(PathLink), http.StatusOK, `for="username"`, `for="password"`, `autocomplete="username"`,
 		`autocomplete="current-password"`, `action="/.cacgate/enroll/link"`)
@@ -159,7 +150,7 @@ func TestLinkSuccess(t *testing.T) {
 }
 
 func TestLinkWrongPasswordLocks(t *testing.T) {
-	h := newStoreHarness(t, Config{LockoutPeriod: time.Hour})
+	h := newStoreHarness(t, selfservice.Config{LockoutPeriod: time.Hour})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	w := h.post(PathLink, linkForm("john.q.doe", testWrongPassword))
 	wantStatus(t, w, http.StatusUnprocessableEntity, "The username or password is not correct.", "2 tries remaining", `value="john.q.doe"`)
@@ -170,8 +161,8 @@ func TestLinkWrongPasswordLocks(t *testing.T) {
 	// Locked: even the right password is refused, and the lock is shown.
 	w = h.post(PathLink, linkForm("john.q.doe", testPassword))
 	wantStatus(t, w, http.StatusForbidden, "Account locked")
-	st, err := h.db.LoginState(context.Background(), a.ID, h.flow.deps.Now(), loginWindow, loginMaxFailures)
-	if err != nil || !st.Locked() || st.LockedUntil.Sub(h.flow.deps.Now()) < 59*time.Minute {
+	st, err := h.db.LoginState(context.Background(), a.ID, h.deps.Now(), loginWindow, loginMaxFailures)
+	if err != nil || !st.Locked() || st.LockedUntil.Sub(h.deps.Now()) < 59*time.Minute {
 		t.Errorf("login state %+v, %v", st, err)
 	}
 	if h.cardOwner(h.card.Identity.FingerprintHex) != "" || h.changes.Load() != 0 {
@@ -183,18 +174,18 @@ func TestLinkWrongPasswordLocks(t *testing.T) {
 }
 
 func TestLinkSuccessResetsFailures(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	h.post(PathLink, linkForm("john.q.doe", testWrongPassword))
 	wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusOK)
-	st, err := h.db.LoginState(context.Background(), a.ID, h.flow.deps.Now(), loginWindow, loginMaxFailures)
+	st, err := h.db.LoginState(context.Background(), a.ID, h.deps.Now(), loginWindow, loginMaxFailures)
 	if err != nil || st.Failures != 0 {
 		t.Errorf("failures not reset: %+v, %v", st, err)
 	}
 }
 
 func TestLinkUnknownUsername(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword)
 	h.addAccount("no.password", "1234567891", "")
 	for _, user := range []string{"nobody.here", "no.password"} {
@@ -214,7 +205,7 @@ func TestLinkUnknownUsername(t *testing.T) {
 
 func TestLinkRefusals(t *testing.T) {
 	t.Run("edipi mismatch", func(t *testing.T) {
-		h := newStoreHarness(t, Config{})
+		h := newStoreHarness(t, selfservice.Config{})
 		h.addAccount("jane.doe", "9999999999", testPassword)
 		wantStatus(t, h.post(PathLink, linkForm("jane.doe", testPassword)), http.StatusForbidden,
 			"This card belongs to a different DoD ID than the account")
@@ -226,7 +217,7 @@ func TestLinkRefusals(t *testing.T) {
 		}
 	})
 	t.Run("max cards", func(t *testing.T) {
-		h := newStoreHarness(t, Config{MaxCards: 2})
+		h := newStoreHarness(t, selfservice.Config{MaxCards: 2})
 		h.addAccount("john.q.doe", "1234567890", testPassword, storeCard("c1"), storeCard("c2"))
 		wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusConflict, "already has 2 cards registered")
 		if h.cardOwner(h.card.Identity.FingerprintHex) != "" {
@@ -234,7 +225,7 @@ func TestLinkRefusals(t *testing.T) {
 		}
 	})
 	t.Run("card taken", func(t *testing.T) {
-		h := newStoreHarness(t, Config{})
+		h := newStoreHarness(t, selfservice.Config{})
 		h.addAccount("john.q.doe", "1234567890", testPassword)
 		taken := storeCard("ab") // h.card's fingerprint
 		h.addAccount("other.person", "5555555555", "", taken)
@@ -244,7 +235,7 @@ func TestLinkRefusals(t *testing.T) {
 		}
 	})
 	t.Run("disabled", func(t *testing.T) {
-		h := newStoreHarness(t, Config{})
+		h := newStoreHarness(t, selfservice.Config{})
 		h.addAccount("john.q.doe", "1234567890", testPassword)
 		if _, err := h.db.SetStatus(context.Background(), "john.q.doe", store.StatusDisabled); err != nil {
 			t.Fatal(err)
@@ -257,13 +248,13 @@ func TestLinkRefusals(t *testing.T) {
 }
 
 func TestLinkCSRF(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	form := linkForm("john.q.doe", testWrongPassword)
 	wantStatus(t, h.do(http.MethodPost, PathLink, form, h.card, fakeCSRF{}), http.StatusForbidden)
 	form.Set("csrf", "forged")
 	wantStatus(t, h.do(http.MethodPost, PathLink, form, h.card, fakeCSRF{}), http.StatusForbidden)
-	st, err := h.db.LoginState(context.Background(), a.ID, h.flow.deps.Now(), loginWindow, loginMaxFailures)
+	st, err := h.db.LoginState(context.Background(), a.ID, h.deps.Now(), loginWindow, loginMaxFailures)
 	if err != nil || st.Failures != 0 {
 		t.Errorf("failure counted without a CSRF token: %+v, %v", st, err)
 	}
@@ -273,7 +264,7 @@ func TestLinkCSRF(t *testing.T) {
 }
 
 func TestLinkCardLimiter(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	// Wrong passwords spread over many accounts: the card runs out first.
 	for i := range maxFailures {
 		user := fmt.Sprintf("user%d", i)
@@ -284,12 +275,4 @@ func TestLinkCardLimiter(t *testing.T) {
 	h.advance(failureWindow)
 	h.addAccount("john.q.doe", "1234567890", testPassword)
 	wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusOK)
-}
-
-func TestLinkNeedsAccountManager(t *testing.T) {
-	h := newHarness(t, Config{}) // fakeStore only enrolls
-	r := httptest.NewRequest(http.MethodGet, PathLink, nil)
-	if err := h.flow.Serve(httptest.NewRecorder(), r, h.card, fakeCSRF{}); err == nil {
-		t.Error("link page served without an account manager")
-	}
 }

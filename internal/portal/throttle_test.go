@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -11,29 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
-// dbThrottle is the Throttle a gateway builds on its account database, as
-// caddymodule does: every node's flow counts in the same table.
-type dbThrottle struct{ t store.Throttler }
-
-func (d dbThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
-	return d.t.TakeAttempt(ctx, "enroll:"+key, now, window, max)
-}
-
-func (d dbThrottle) Refund(ctx context.Context, key string) error {
-	return d.t.RefundAttempt(ctx, "enroll:"+key)
-}
-
-func (d dbThrottle) Failures(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
-	return d.t.Attempts(ctx, "enroll:"+key, now, window)
-}
-
-// failingThrottle counts in memory but fails the chosen methods, for the
-// keys that contain match ("" for all), as a database that is down would.
+// failingThrottle counts in the harness's database but fails the chosen
+// methods, for the keys that contain match ("" for all), as a database
+// that is down would.
 type failingThrottle struct {
-	inner Throttle
+	inner store.Throttler
 	match string
 
 	mu                                 sync.Mutex
@@ -43,8 +29,8 @@ type failingThrottle struct {
 
 var errDatabaseDown = errors.New("dial tcp 10.0.0.5:5432: connection refused")
 
-func newFailingThrottle() *failingThrottle {
-	return &failingThrottle{inner: newMemoryThrottle(100)}
+func newFailingThrottle(db store.Throttler) *failingThrottle {
+	return &failingThrottle{inner: db}
 }
 
 func (f *failingThrottle) set(failures, take, refund bool) {
@@ -59,34 +45,38 @@ func (f *failingThrottle) fails(key string, which *bool) bool {
 	return *which && strings.Contains(key, f.match)
 }
 
-func (f *failingThrottle) Take(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
+func (f *failingThrottle) TakeAttempt(ctx context.Context, key string, now time.Time, window time.Duration, max int) (bool, error) {
 	if f.fails(key, &f.failTake) {
 		return false, errDatabaseDown
 	}
-	return f.inner.Take(ctx, key, now, window, max)
+	return f.inner.TakeAttempt(ctx, key, now, window, max)
 }
 
-func (f *failingThrottle) Refund(ctx context.Context, key string) error {
+func (f *failingThrottle) RefundAttempt(ctx context.Context, key string) error {
 	f.mu.Lock()
 	f.refunds++
 	f.mu.Unlock()
 	if f.fails(key, &f.failRefund) {
 		return errDatabaseDown
 	}
-	return f.inner.Refund(ctx, key)
+	return f.inner.RefundAttempt(ctx, key)
 }
 
-func (f *failingThrottle) Failures(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+func (f *failingThrottle) Attempts(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
 	if f.fails(key, &f.failFailures) {
 		return 0, time.Time{}, errDatabaseDown
 	}
-	return f.inner.Failures(ctx, key, now, window)
+	return f.inner.Attempts(ctx, key, now, window)
+}
+
+func (f *failingThrottle) PruneAttempts(ctx context.Context, before time.Time) (int64, error) {
+	return f.inner.PruneAttempts(ctx, before)
 }
 
 // counted returns the attempts the inner throttle holds for key.
 func (f *failingThrottle) counted(t *testing.T, key string, now time.Time) int {
 	t.Helper()
-	n, _, err := f.inner.Failures(context.Background(), key, now, failureWindow)
+	n, _, err := f.inner.Attempts(context.Background(), cardPrefix+key, now, failureWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +84,10 @@ func (f *failingThrottle) counted(t *testing.T, key string, now time.Time) int {
 }
 
 // useThrottle rebuilds the harness's flow with th as its throttle.
-func (h *harness) useThrottle(th Throttle) {
+func (h *harness) useThrottle(th store.Throttler) {
 	h.t.Helper()
-	deps := h.flow.deps
-	deps.Throttle = th
-	flow, err := NewFlow(h.flow.cfg, deps)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.flow = flow
+	h.deps.Throttle = th
+	h.rebuild()
 }
 
 // wantUnavailable checks the fail-closed answer: the "try again later"
@@ -118,7 +103,7 @@ func wantUnavailable(t *testing.T, h *harness, w *httptest.ResponseRecorder, eve
 			t.Errorf("page shows %q", s)
 		}
 	}
-	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != throttleUnavailableReason {
+	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != selfservice.ThrottleUnavailableReason {
 		t.Errorf("not audited as %s unavailable: %+v", event, h.audits)
 	}
 }
@@ -137,8 +122,8 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 		{"refunding a match", false, false, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, Config{})
-			th := newFailingThrottle()
+			h := newHarness(t, selfservice.Config{})
+			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
 			wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
@@ -158,8 +143,8 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 // A failed refund of a mismatch is never attempted: a mismatch is counted
 // whatever the throttle's state, and the person sees the mismatch.
 func TestThrottleRefundNotNeededForMismatch(t *testing.T) {
-	h := newHarness(t, Config{})
-	th := newFailingThrottle()
+	h := newHarness(t, selfservice.Config{})
+	th := newFailingThrottle(h.db)
 	th.set(false, false, true)
 	h.useThrottle(th)
 	bad := identityForm()
@@ -180,9 +165,9 @@ func TestThrottleErrorFailsClosedLink(t *testing.T) {
 		{"refunding a right password", false, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newStoreHarness(t, Config{})
+			h := newStoreHarness(t, selfservice.Config{})
 			h.addAccount("john.q.doe", "1234567890", testPassword)
-			th := newFailingThrottle()
+			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
 			wantUnavailable(t, h.harness, h.post(PathLink, linkForm("john.q.doe", testPassword)), "card.linked", "The card was not registered.")
@@ -210,9 +195,9 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 		{"counting for a decoy", "nobody.here", "reset-decoy:", false, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newStoreHarness(t, Config{})
+			h := newStoreHarness(t, selfservice.Config{})
 			a := h.addResetAccount("john.q.doe", "1234567890")
-			th := newFailingThrottle()
+			th := newFailingThrottle(h.db)
 			th.match = c.match
 			h.useThrottle(th)
 			state := h.resetStart(c.username)
@@ -253,8 +238,7 @@ type node struct {
 // audits) sharing one database file, one sealing key and one clock.
 func twoNodes(t *testing.T) (a, b *node) {
 	t.Helper()
-	sh := newStoreHarness(t, Config{})
-	sh.useThrottle(dbThrottle{sh.db})
+	sh := newStoreHarness(t, selfservice.Config{})
 	a = &node{sh.harness, sh.db, sh.path}
 
 	db2, err := store.OpenSQLite(context.Background(), sh.path)
@@ -262,15 +246,12 @@ func twoNodes(t *testing.T) (a, b *node) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db2.Close() })
-	hb := newHarness(t, Config{})
-	deps := hb.flow.deps
-	deps.Roster, deps.Store, deps.Accounts = sh.roster, db2, nil
-	deps.Sealer, deps.Now = sh.sealer, sh.flow.deps.Now
-	deps.Throttle = dbThrottle{db2}
+	hb := newHarness(t, selfservice.Config{})
+	hb.deps.Roster, hb.deps.Accounts = sh.roster, db2
+	hb.deps.Sealer, hb.deps.Now = sh.sealer, sh.deps.Now
+	hb.deps.Throttle = db2
 	hb.roster, hb.sealer = sh.roster, sh.sealer
-	if hb.flow, err = NewFlow(hb.flow.cfg, deps); err != nil {
-		t.Fatal(err)
-	}
+	hb.rebuild()
 	return a, &node{hb, db2, sh.path}
 }
 
@@ -396,37 +377,14 @@ func TestSharedThrottleDecoyAcrossNodes(t *testing.T) {
 	}
 }
 
-// A key longer than MaxThrottleKeyLen, which only a malformed fingerprint
+// A key longer than selfservice.MaxThrottleKeyLen, which only a malformed fingerprint
 // could make, is refused like a throttle failure rather than counted under
 // a name a shared throttle might cut or reject.
 func TestThrottleKeyTooLongFailsClosed(t *testing.T) {
-	h := newHarness(t, Config{})
-	h.card = testCard("1234567890", strings.Repeat("ab", MaxThrottleKeyLen))
+	h := newHarness(t, selfservice.Config{})
+	h.card = testCard("1234567890", strings.Repeat("ab", selfservice.MaxThrottleKeyLen))
 	wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
 	if h.roster.verifies != 0 {
 		t.Error("roster asked")
-	}
-}
-
-func TestDecoyKeyHidesUsername(t *testing.T) {
-	h := newHarness(t, Config{})
-	fp := strings.Repeat("ab", 32)
-	k := h.flow.decoyKey(fp, "Nobody.Here")
-	if k != h.flow.decoyKey(fp, "nobody.here") {
-		t.Error("decoy key depends on case")
-	}
-	if strings.Contains(strings.ToLower(k), "nobody") || len(k) > MaxThrottleKeyLen {
-		t.Errorf("decoy key %q", k)
-	}
-	if k == h.flow.decoyKey(fp, "nobody.there") || k == h.flow.decoyKey(strings.Repeat("cd", 32), "nobody.here") {
-		t.Error("decoy keys collide")
-	}
-	other := newHarness(t, Config{}) // another site's sealing key
-	if k == other.flow.decoyKey(fp, "nobody.here") {
-		t.Error("decoy key does not depend on the key")
-	}
-	// The longest username the form accepts still fits.
-	if k := h.flow.decoyKey(fp, strings.Repeat("\u0130", maxUsernameLen)); len(k) > MaxThrottleKeyLen {
-		t.Errorf("decoy key of %d bytes", len(k))
 	}
 }

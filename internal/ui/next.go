@@ -1,4 +1,4 @@
-package consent
+package ui
 
 import (
 	"net/url"

@@ -1,12 +1,14 @@
-package selfservice
+package portal
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -114,20 +117,26 @@ type auditRecord struct {
 }
 
 type harness struct {
-	t      *testing.T
-	flow   *Flow
+	t *testing.T
+	// db counts the guard's attempts, as the gateway's account database
+	// does; storeHarness also keeps its accounts there.
+	db     *store.SQLStore
+	dbPath string
+	flow   *Pages
+	cfg    selfservice.Config
+	deps   selfservice.Deps
 	roster *fakeRoster
 	store  *fakeStore
-	sealer *Sealer
-	card   Card
+	sealer *selfservice.Sealer
+	card   selfservice.Card
 	now    time.Time
 	mu     sync.Mutex
 	audits []auditRecord
 	bodies []string // every page rendered, for the secrets check
 }
 
-func testCard(edipi, fingerprint string) Card {
-	return Card{
+func testCard(edipi, fingerprint string) selfservice.Card {
+	return selfservice.Card{
 		Identity: &cacid.Identity{EDIPI: edipi, FamilyName: "DOE", GivenName: "JOHN", MiddleName: "QUINCY",
 			Affiliation: "USA", FingerprintHex: fingerprint},
 		Subject:  "CN=DOE.JOHN.QUINCY." + edipi + ",OU=USA,OU=PKI,OU=DoD,O=U.S. Government,C=US",
@@ -137,7 +146,7 @@ func testCard(edipi, fingerprint string) Card {
 	}
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t *testing.T, cfg selfservice.Config) *harness {
 	t.Helper()
 	h := &harness{
 		t: t,
@@ -152,12 +161,21 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.Contact == "" {
 		cfg.Contact = "Service desk, 555-0100"
 	}
-	flow, err := NewFlow(cfg, Deps{
-		Roster: h.roster,
-		Store:  h.store,
-		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 4),
-		Sealer: h.sealer,
-		Audit: func(_ *http.Request, event, outcome string, fields map[string]string) {
+	h.dbPath = filepath.Join(t.TempDir(), "cacgate.db")
+	db, err := store.OpenSQLite(context.Background(), h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
+	h.cfg = cfg
+	h.deps = selfservice.Deps{
+		Roster:   h.roster,
+		Accounts: harnessAccounts{db, h.store.Enroll},
+		Throttle: db,
+		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 4),
+		Sealer:   h.sealer,
+		Audit: func(_ context.Context, event, outcome string, fields map[string]string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.audits = append(h.audits, auditRecord{event, outcome, fields})
@@ -167,13 +185,34 @@ func newHarness(t *testing.T, cfg Config) *harness {
 			defer h.mu.Unlock()
 			return h.now
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	h.flow = flow
+	h.rebuild()
 	t.Cleanup(h.checkNoSecrets)
 	return h
+}
+
+// rebuild makes the harness's pages again from h.cfg and h.deps, after a
+// test changed them.
+func (h *harness) rebuild() {
+	h.t.Helper()
+	svc, err := selfservice.New(h.cfg, h.deps)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if h.flow, err = NewPages(svc); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// harnessAccounts is the harness's database with enrollment going to
+// enroll (the fake store that counts accounts, or one that fails).
+type harnessAccounts struct {
+	selfservice.Accounts
+	enroll func(context.Context, *store.Enrollment) (*store.Account, error)
+}
+
+func (a harnessAccounts) Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error) {
+	return a.enroll(ctx, e)
 }
 
 func (h *harness) advance(d time.Duration) {
@@ -183,7 +222,7 @@ func (h *harness) advance(d time.Duration) {
 }
 
 // do sends a request as card and returns the response.
-func (h *harness) do(method, path string, form url.Values, card Card, csrf CSRF) *httptest.ResponseRecorder {
+func (h *harness) do(method, path string, form url.Values, card selfservice.Card, csrf CSRF) *httptest.ResponseRecorder {
 	h.t.Helper()
 	var r *http.Request
 	if form != nil {
@@ -304,8 +343,8 @@ func wantStatus(t *testing.T, w *httptest.ResponseRecorder, code int, contains .
 }
 
 func TestFlowHappyPath(t *testing.T) {
-	h := newHarness(t, Config{})
-	wantStatus(t, h.get(Path), http.StatusOK, `href="/.cacgate/enroll/new"`, `href="/.cacgate/enroll/link"`, "Create a new account")
+	h := newHarness(t, selfservice.Config{})
+	wantStatus(t, h.get(PathEnroll), http.StatusOK, `href="/.cacgate/enroll/new"`, `href="/.cacgate/enroll/link"`, "Create a new account")
 	wantStatus(t, h.get(PathNew), http.StatusOK, `name="ssn"`, `name="fin"`, `type="date"`, `autocomplete="off"`)
 
 	w := h.post(PathNew, identityForm())
@@ -350,7 +389,7 @@ func TestFlowHappyPath(t *testing.T) {
 }
 
 func TestFlowRosterMismatch(t *testing.T) {
-	h := newHarness(t, Config{Contact: "the Army help desk"})
+	h := newHarness(t, selfservice.Config{Contact: "the Army help desk"})
 	form := identityForm()
 	form.Set("dob", "1971-03-15")
 	w := h.post(PathNew, form)
@@ -373,14 +412,14 @@ func TestFlowRosterMismatch(t *testing.T) {
 }
 
 func TestFlowRosterUnavailable(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	h.roster.unavailable = true
 	wantStatus(t, h.post(PathNew, identityForm()), http.StatusServiceUnavailable, "Try again later")
 	if a := h.audited("enroll.identity", "unavailable"); a == nil {
 		t.Errorf("not audited: %+v", h.audits)
 	}
 	// Asking whether to show the PEBD needs the roster too.
-	h2 := newHarness(t, Config{AskPEBD: true})
+	h2 := newHarness(t, selfservice.Config{AskPEBD: true})
 	h2.roster.unavailable = true
 	wantStatus(t, h2.get(PathNew), http.StatusServiceUnavailable)
 	if h.store.count() != 0 {
@@ -389,7 +428,7 @@ func TestFlowRosterUnavailable(t *testing.T) {
 }
 
 func TestFlowIneligible(t *testing.T) {
-	h := newHarness(t, Config{Eligible: []string{"Contractor", "DoD Civilian"}})
+	h := newHarness(t, selfservice.Config{Eligible: []string{"Contractor", "DoD Civilian"}})
 	w := h.post(PathNew, identityForm())
 	wantStatus(t, w, http.StatusForbidden, "Contractor", "DoD Civilian", "Active Army")
 	if strings.Contains(w.Body.String(), `name="state"`) {
@@ -404,7 +443,7 @@ func TestFlowIneligible(t *testing.T) {
 }
 
 func TestFlowAttemptLimit(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	bad := identityForm()
 	bad.Set("dob", "1980-01-01")
 	for range maxFailures {
@@ -429,7 +468,7 @@ func TestFlowAttemptLimit(t *testing.T) {
 }
 
 func TestFlowFieldErrorsKeepNonSecrets(t *testing.T) {
-	h := newHarness(t, Config{RequirePhone: true})
+	h := newHarness(t, selfservice.Config{RequirePhone: true})
 
 	// Identity: malformed SSN → field error, nothing echoed.
 	form := identityForm()
@@ -484,7 +523,7 @@ func TestFlowFieldErrorsKeepNonSecrets(t *testing.T) {
 }
 
 func TestFlowStepSkipping(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	restart := func(w *httptest.ResponseRecorder, name string) {
 		t.Helper()
 		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != PathNew+"?restart=1" {
@@ -504,8 +543,8 @@ func TestFlowStepSkipping(t *testing.T) {
 	restart(h.post(PathQuestions, questionsForm(string(raw))), "tampered")
 
 	// A valid state sealed for another card.
-	other, err := h.sealer.Seal(strings.Repeat("cd", 32), enrollState{Card: strings.Repeat("cd", 32), Step: stepProfile,
-		Categories: []string{"Active Army"}, PasswordHash: "x"}, h.now, time.Hour)
+	other, err := h.sealer.Seal(strings.Repeat("cd", 32), map[string]any{"card": strings.Repeat("cd", 32), "step": 3,
+		"cat": []string{"Active Army"}, "pw": "x"}, h.now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +570,7 @@ func TestFlowStepSkipping(t *testing.T) {
 }
 
 func TestFlowCSRF(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	for _, p := range []string{PathNew, PathProfile, PathQuestions} {
 		form := identityForm()
 		w := h.do(http.MethodPost, p, form, h.card, fakeCSRF{})
@@ -545,7 +584,7 @@ func TestFlowCSRF(t *testing.T) {
 }
 
 func TestFlowDoubleSubmit(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	state := h.walkToQuestions()
 	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusOK, "Account registration complete")
 	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusConflict, "You already have an account", `href="/"`)
@@ -558,7 +597,7 @@ func TestFlowDoubleSubmit(t *testing.T) {
 }
 
 func TestFlowApproval(t *testing.T) {
-	h := newHarness(t, Config{Approval: true})
+	h := newHarness(t, selfservice.Config{Approval: true})
 	state := h.walkToQuestions()
 	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusOK, "Your account is waiting for approval", "john.q.doe")
 	if h.store.accounts[0].Account.Status != store.StatusPending {
@@ -567,7 +606,7 @@ func TestFlowApproval(t *testing.T) {
 }
 
 func TestFlowPEBD(t *testing.T) {
-	h := newHarness(t, Config{AskPEBD: true})
+	h := newHarness(t, selfservice.Config{AskPEBD: true})
 	h.roster.needsPEBD = true
 	wantStatus(t, h.get(PathNew), http.StatusOK, `name="pebd"`)
 	wantStatus(t, h.post(PathNew, identityForm()), http.StatusUnprocessableEntity, `href="#pebd"`)
@@ -576,7 +615,7 @@ func TestFlowPEBD(t *testing.T) {
 	wantStatus(t, h.post(PathNew, form), http.StatusOK, "1 of 2")
 
 	// Without AskPEBD the field is never shown.
-	h2 := newHarness(t, Config{})
+	h2 := newHarness(t, selfservice.Config{})
 	h2.roster.needsPEBD = true
 	if strings.Contains(h2.get(PathNew).Body.String(), `name="pebd"`) {
 		t.Error("PEBD asked although AskPEBD is off")
@@ -584,17 +623,17 @@ func TestFlowPEBD(t *testing.T) {
 }
 
 func TestFlowMethodsAndLimits(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {
 		w := h.do(m, PathNew, nil, h.card, fakeCSRF{})
 		if w.Code != http.StatusMethodNotAllowed {
 			t.Errorf("%s: %d", m, w.Code)
 		}
 	}
-	if w := h.post(Path, url.Values{}); w.Code != http.StatusMethodNotAllowed {
+	if w := h.post(PathEnroll, url.Values{}); w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST choice: %d", w.Code)
 	}
-	if w := h.get(Path + "/nope"); w.Code != http.StatusNotFound {
+	if w := h.get(PathEnroll + "/nope"); w.Code != http.StatusNotFound {
 		t.Errorf("unknown page: %d", w.Code)
 	}
 	big := identityForm()
@@ -608,9 +647,10 @@ func TestFlowMethodsAndLimits(t *testing.T) {
 }
 
 func TestFlowStoreErrorIsReturned(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	state := h.walkToQuestions()
-	h.flow.deps.Store = failingStore{}
+	h.deps.Accounts = harnessAccounts{h.db, failingStore{}.Enroll}
+	h.rebuild()
 	r := httptest.NewRequest(http.MethodPost, PathQuestions, strings.NewReader(questionsForm(state).Encode()+"&csrf=csrf-token"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()
@@ -631,70 +671,10 @@ func (failingStore) Enroll(context.Context, *store.Enrollment) (*store.Account, 
 	return nil, errors.New("database is locked")
 }
 
-func TestMemoryThrottleBounded(t *testing.T) {
-	ctx := context.Background()
-	l := newMemoryThrottle(3)
-	now := time.Now()
-	take := func(key string, at time.Time) bool {
-		t.Helper()
-		ok, err := l.Take(ctx, key, at, time.Minute, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	blocked := func(key string, at time.Time) bool {
-		t.Helper()
-		n, _, err := l.Failures(ctx, key, at, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n >= 2
-	}
-	for i := range 10 {
-		take(fmt.Sprint(i), now.Add(time.Duration(i)*time.Second))
-	}
-	if len(l.seen) > 3 {
-		t.Errorf("%d entries", len(l.seen))
-	}
-	if !take("9", now.Add(10*time.Second)) || take("9", now.Add(10*time.Second)) {
-		t.Error("take beyond the limit")
-	}
-	if !blocked("9", now.Add(11*time.Second)) || blocked("8", now.Add(11*time.Second)) {
-		t.Error("counting")
-	}
-	if err := l.Refund(ctx, "9"); err != nil {
-		t.Fatal(err)
-	}
-	if blocked("9", now.Add(11*time.Second)) {
-		t.Error("refund")
-	}
-	take("9", now.Add(11*time.Second))
-	if blocked("9", now.Add(2*time.Minute)) {
-		t.Error("window did not expire")
-	}
-	if n, since, _ := l.Failures(ctx, "9", now.Add(11*time.Second), time.Minute); n != 2 || !since.Equal(now.Add(9*time.Second)) {
-		t.Errorf("failures %d since %v", n, since)
-	}
-	// Refunds never go below zero.
-	for range 5 {
-		l.Refund(ctx, "9")
-	}
-	allowed := 0
-	for range 5 {
-		if take("9", now.Add(12*time.Second)) {
-			allowed++
-		}
-	}
-	if allowed != 2 {
-		t.Errorf("%d allowed after refunds, want 2", allowed)
-	}
-}
-
 // Parallel wrong attempts cannot get past the limit: each is counted
 // before the roster answers.
 func TestFlowAttemptLimitParallel(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	bad := identityForm()
 	bad.Set("dob", "1980-01-01")
 	bad.Set("csrf", "csrf-token")
@@ -714,9 +694,9 @@ func TestFlowAttemptLimitParallel(t *testing.T) {
 	}
 }
 
-func TestNewFlowNeedsDeps(t *testing.T) {
-	if _, err := NewFlow(Config{}, Deps{}); err == nil {
-		t.Error("NewFlow accepted no dependencies")
+func TestNewServiceNeedsDeps(t *testing.T) {
+	if _, err := selfservice.New(selfservice.Config{}, selfservice.Deps{}); err == nil {
+		t.Error("selfservice.New accepted no dependencies")
 	}
 }
 
@@ -785,4 +765,40 @@ func checkAccessible(t *testing.T, name, body string) {
 			t.Errorf("%s: reference to missing id %q", name, id)
 		}
 	}
+}
+
+func newSealer(t *testing.T) *selfservice.Sealer {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	s, err := selfservice.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The guard's limits, as the tests count them.
+const (
+	maxFailures      = selfservice.MaxFailures
+	failureWindow    = selfservice.FailureWindow
+	loginWindow      = selfservice.LoginWindow
+	loginMaxFailures = selfservice.LoginMaxFailures
+)
+
+// The guard's per-card keys, and its namespace in the attempts table.
+func identityKey(c selfservice.Card) string { return "identity:" + c.Identity.FingerprintHex }
+func resetKey(c selfservice.Card) string    { return "reset:" + c.Identity.FingerprintHex }
+
+const cardPrefix = "enroll:"
+
+const passwordHistory = selfservice.PasswordHistory
+
+func mustSeal(t *testing.T, s *selfservice.Sealer, v any) string {
+	t.Helper()
+	out, err := s.Seal("card-a", v, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

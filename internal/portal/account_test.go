@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -60,7 +61,7 @@ func (s *storeHarness) thisCard() store.Card {
 }
 
 func TestAccountPage(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	w := h.getAccount(PathAccount)
 	wantStatus(t, w, http.StatusOK, "john.q.doe", "JOHN QUINCY DOE", "1234567890", "john.doe@example.com", "USA", "Europe",
@@ -82,7 +83,7 @@ func TestAccountPage(t *testing.T) {
 }
 
 func TestAccountClearOtherCard(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	w := h.postAccount(PathAccountClearCard, url.Values{"sha256": {fingerprintOf("cd")}})
 	wantStatus(t, w, http.StatusOK, "was cleared", "(this card)")
@@ -113,7 +114,7 @@ func TestAccountClearOtherCard(t *testing.T) {
 }
 
 func TestAccountClearThisCard(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	acct := h.account("john.q.doe")
 	r := httptest.NewRequest(http.MethodPost, PathAccountClearCard,
@@ -132,7 +133,7 @@ func TestAccountClearThisCard(t *testing.T) {
 }
 
 func TestAccountClearForeignCard(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	h.addAccount("other.person", "5555555555", "", storeCard("ef"))
 	for _, fp := range []string{fingerprintOf("ef"), "", "not-a-fingerprint"} {
@@ -156,7 +157,7 @@ func (s *storeHarness) passwordIs(username, password string) bool {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	ok, err := s.flow.deps.Hasher.Verify(context.Background(), password, creds.PasswordHash)
+	ok, err := s.deps.Hasher.Verify(context.Background(), password, creds.PasswordHash)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func (s *storeHarness) passwordIs(username, password string) bool {
 }
 
 func TestAccountPassword(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard())
 	wantStatus(t, h.getAccount(PathAccountPassword), http.StatusOK, `for="current"`, `for="password"`, `for="confirm"`,
 		`autocomplete="current-password"`, `autocomplete="new-password"`, "15 to 20 characters")
@@ -231,7 +232,7 @@ func TestAccountPassword(t *testing.T) {
 }
 
 func TestAccountPasswordLock(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard())
 	wantStatus(t, h.postAccount(PathAccountPassword, passwordForm(testWrongPassword, testNewPassword, testNewPassword)),
 		http.StatusUnprocessableEntity, "2 tries remaining")
@@ -254,7 +255,7 @@ func answersForm(current string) url.Values {
 }
 
 func TestAccountAnswers(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard())
 	wantStatus(t, h.getAccount(PathAccountAnswers), http.StatusOK, `for="current"`, `for="question-1"`, `for="answer-3"`, `for="confirm-2"`)
 
@@ -276,7 +277,7 @@ func TestAccountAnswers(t *testing.T) {
 	if creds.Answers[0].QuestionID != "first-car" || creds.Answers[2].QuestionID != "childhood-street" {
 		t.Fatalf("answers: %+v", creds.Answers)
 	}
-	if ok, err := h.flow.deps.Hasher.VerifyAnswer(context.Background(), "Blue  HERON", creds.Answers[0].Hash); err != nil || !ok {
+	if ok, err := h.deps.Hasher.VerifyAnswer(context.Background(), "Blue  HERON", creds.Answers[0].Hash); err != nil || !ok {
 		t.Errorf("answer 1 does not verify: %v %v", ok, err)
 	}
 	if a := h.audited("answers.changed", "success"); a == nil || a.Fields["username"] != "john.q.doe" {
@@ -287,7 +288,7 @@ func TestAccountAnswers(t *testing.T) {
 }
 
 func TestAccountMethodsAndCSRF(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	for _, p := range []string{PathAccount, PathAccountClearCard, PathAccountPassword, PathAccountAnswers} {
 		for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {

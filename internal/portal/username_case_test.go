@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -14,7 +15,7 @@ import (
 // typed as the sign-in page does, so a capitalised or padded username is
 // the same account, and a right password is not counted as wrong.
 func TestLinkAcceptsCapitalisedUsername(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	wantStatus(t, h.post(PathLink, linkForm("  John.Q.DOE ", testPassword)), http.StatusOK,
 		"This card is now registered to <strong>john.q.doe</strong>")
@@ -29,7 +30,7 @@ func TestLinkAcceptsCapitalisedUsername(t *testing.T) {
 // The password reset finds the account, not the decoy, for a capitalised
 // username.
 func TestResetAcceptsCapitalisedUsername(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("John.Q.Doe", "What was the name of your first pet?")
 	wantStatus(t, h.post(PathReset, rightAnswers(state, testNewPassword)), http.StatusOK, "Your password has been changed")
@@ -39,7 +40,7 @@ func TestResetAcceptsCapitalisedUsername(t *testing.T) {
 }
 
 // failingReset is an account manager whose ResetLoginFailures fails.
-type failingReset struct{ AccountManager }
+type failingReset struct{ selfservice.Accounts }
 
 func (failingReset) ResetLoginFailures(context.Context, int64) error {
 	return errors.New("database went away")
@@ -48,10 +49,11 @@ func (failingReset) ResetLoginFailures(context.Context, int64) error {
 // Once the new password is stored, a failure to clear the sign-in failures
 // must neither turn the page into an error nor leave the change unaudited.
 func TestResetSucceedsAndIsAuditedWhenClearingFailuresFails(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
-	h.flow.deps.Accounts = failingReset{h.flow.deps.Accounts}
+	h.deps.Accounts = failingReset{h.deps.Accounts}
+	h.rebuild()
 	wantStatus(t, h.post(PathReset, rightAnswers(state, testNewPassword)), http.StatusOK, "Your password has been changed")
 	if !h.passwordIs("john.q.doe", testNewPassword) {
 		t.Error("password not changed")
@@ -66,7 +68,7 @@ func TestResetSucceedsAndIsAuditedWhenClearingFailuresFails(t *testing.T) {
 // the refusal is audited with its reason. A wrong password still tells
 // nothing about the account.
 func TestPasswordSignInRefusesPendingAccount(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addAccount("john.q.doe", "1234567890", testPassword)
 	if _, err := h.db.SetStatus(context.Background(), "john.q.doe", store.StatusPending); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"net/http"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cacgate/cacgate/internal/selfservice"
 )
 
 // wantRestart checks that w sends the person back to the start because the
@@ -22,7 +24,7 @@ func wantRestart(t *testing.T, what string, w *httptest.ResponseRecorder, path s
 // which must keep the identity check's deadline: the state TTL (30 minutes)
 // counts from the identity check, not from the last post.
 func TestEnrollProfileRepostDoesNotExtendStateDeadline(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	state := stateOf(t, h.post(PathNew, identityForm()))
 	h.advance(29 * time.Minute)
 	bad := profileForm(state)
@@ -39,7 +41,7 @@ func TestEnrollProfileRepostDoesNotExtendStateDeadline(t *testing.T) {
 
 // The same on the questions form, whose state comes from the profile step.
 func TestEnrollQuestionsRepostDoesNotExtendStateDeadline(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, selfservice.Config{})
 	state := stateOf(t, h.post(PathNew, identityForm()))
 	h.advance(20 * time.Minute)
 	w := h.post(PathProfile, profileForm(state))
@@ -58,7 +60,7 @@ func TestEnrollQuestionsRepostDoesNotExtendStateDeadline(t *testing.T) {
 	}
 
 	// Within the deadline, the re-rendered state still works.
-	h2 := newHarness(t, Config{})
+	h2 := newHarness(t, selfservice.Config{})
 	state = stateOf(t, h2.post(PathNew, identityForm()))
 	h2.advance(29 * time.Minute)
 	w = h2.post(PathProfile, profileForm(state))
@@ -71,7 +73,7 @@ func TestEnrollQuestionsRepostDoesNotExtendStateDeadline(t *testing.T) {
 
 // The password reset's answers form keeps step 1's deadline too.
 func TestResetAnswersRepostDoesNotExtendStateDeadline(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	h.advance(29 * time.Minute)

@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/internal/credential"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -20,7 +21,7 @@ func (s *storeHarness) addResetAccount(username, edipi string) *store.Account {
 	ctx := context.Background()
 	var answers [credential.QuestionsRequired]store.Answer
 	for i, qa := range [][2]string{{"first-pet", testAnswer1}, {"childhood-street", testAnswer2}, {"first-car", testAnswer3}} {
-		h, err := s.flow.deps.Hasher.HashAnswer(ctx, qa[1])
+		h, err := s.deps.Hasher.HashAnswer(ctx, qa[1])
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -34,7 +35,7 @@ func (s *storeHarness) addResetAccount(username, edipi string) *store.Account {
 
 func (s *storeHarness) failures(a *store.Account) store.LoginState {
 	s.t.Helper()
-	st, err := s.db.LoginState(context.Background(), a.ID, s.flow.deps.Now(), loginWindow, loginMaxFailures)
+	st, err := s.db.LoginState(context.Background(), a.ID, s.deps.Now(), loginWindow, loginMaxFailures)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func rightAnswers(state, password string) url.Values {
 }
 
 func TestResetSuccess(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	wantStatus(t, h.get(PathReset), http.StatusOK, "1 of 2", `for="username"`, `action="/.cacgate/enroll/reset"`)
 	wantStatus(t, h.get(PathLink), http.StatusOK, `href="/.cacgate/enroll/reset"`, "Forgot your password?")
@@ -87,7 +88,7 @@ func TestResetSuccess(t *testing.T) {
 }
 
 func TestResetWrongAnswerLocks(t *testing.T) {
-	h := newStoreHarness(t, Config{LockoutPeriod: time.Hour})
+	h := newStoreHarness(t, selfservice.Config{LockoutPeriod: time.Hour})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	wrong := resetForm(state, testAnswer1, "elm street", testAnswer3, testNewPassword, testNewPassword)
@@ -105,7 +106,7 @@ func TestResetWrongAnswerLocks(t *testing.T) {
 	// with sign-in.
 	wantStatus(t, h.post(PathReset, rightAnswers(state, testNewPassword)), http.StatusForbidden, "Account locked")
 	wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusForbidden, "Account locked")
-	if st := h.failures(a); !st.Locked() || st.LockedUntil.Sub(h.flow.deps.Now()) < 59*time.Minute {
+	if st := h.failures(a); !st.Locked() || st.LockedUntil.Sub(h.deps.Now()) < 59*time.Minute {
 		t.Errorf("login state %+v", st)
 	}
 	if !h.passwordIs("john.q.doe", testPassword) {
@@ -118,7 +119,7 @@ func TestResetWrongAnswerLocks(t *testing.T) {
 }
 
 func TestResetPasswordRules(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	for _, c := range []struct {
@@ -169,7 +170,7 @@ func TestResetNeutral(t *testing.T) {
 		{"another person's", "jane.doe", decoyEDIPIMismatch, func(h *storeHarness) { h.addResetAccount("jane.doe", "9999999999") }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newStoreHarness(t, Config{})
+			h := newStoreHarness(t, selfservice.Config{})
 			c.setup(h)
 			state := h.resetStart(c.username, decoy...)
 			if c.reason == decoyEDIPIMismatch {
@@ -202,7 +203,7 @@ func TestResetNeutral(t *testing.T) {
 // TestResetRefusedBetweenSteps: an account disabled after step 1 is refused
 // clearly at step 2.
 func TestResetRefusedBetweenSteps(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	if _, err := h.db.SetStatus(context.Background(), "john.q.doe", store.StatusDisabled); err != nil {
@@ -218,7 +219,7 @@ func TestResetRefusedBetweenSteps(t *testing.T) {
 }
 
 func TestResetStateChecks(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	restart := func(w interface{ Result() *http.Response }) {
@@ -240,7 +241,7 @@ func TestResetStateChecks(t *testing.T) {
 	form.Set("csrf", "csrf-token")
 	restart(h.do(http.MethodPost, PathReset, form, other, fakeCSRF{}))
 	// Expired.
-	h.advance(defaultStateTTL + time.Second)
+	h.advance(30*time.Minute + time.Second)
 	restart(h.post(PathReset, rightAnswers(state, testNewPassword)))
 	wantStatus(t, h.get(PathReset+"?restart=1"), http.StatusOK, "expired")
 	if !h.passwordIs("john.q.doe", testPassword) {
@@ -249,7 +250,7 @@ func TestResetStateChecks(t *testing.T) {
 }
 
 func TestResetMethodsAndCSRF(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	state := h.resetStart("john.q.doe")
 	for _, form := range []url.Values{{"username": {"john.q.doe"}}, resetForm(state, "x", "y", "z", testNewPassword, testNewPassword),
@@ -276,7 +277,7 @@ func TestResetMethodsAndCSRF(t *testing.T) {
 }
 
 func TestResetCardLimiter(t *testing.T) {
-	h := newStoreHarness(t, Config{})
+	h := newStoreHarness(t, selfservice.Config{})
 	// Wrong answers spread over usernames: the card runs out first.
 	for i := range maxFailures {
 		state := h.resetStart("nobody" + string(rune('a'+i)))
@@ -289,3 +290,12 @@ func TestResetCardLimiter(t *testing.T) {
 	state = h.resetStart("john.q.doe")
 	wantStatus(t, h.post(PathReset, rightAnswers(state, testNewPassword)), http.StatusOK)
 }
+
+// The audit reasons of a reset that cannot succeed.
+const (
+	decoyUnknown       = "unknown_username"
+	decoyNoPassword    = "no_password"
+	decoyNoAnswers     = "no_answers"
+	decoyDisabled      = "disabled"
+	decoyEDIPIMismatch = "edipi_mismatch"
+)

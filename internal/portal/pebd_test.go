@@ -1,4 +1,4 @@
-package selfservice
+package portal
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cacgate/cacgate/internal/roster"
+	"github.com/cacgate/cacgate/internal/selfservice"
 )
 
 // With an HTTP roster the gateway cannot know whether a record has a PEBD:
@@ -36,8 +37,9 @@ func TestEnrollHTTPRosterPEBDIsOptional(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, Config{AskPEBD: true})
-	h.flow.deps.Roster = src
+	h := newHarness(t, selfservice.Config{AskPEBD: true})
+	h.deps.Roster = src
+	h.rebuild()
 
 	wantStatus(t, h.get(PathNew), http.StatusOK, `name="pebd"`, "Pay entry base date (PEBD), if you have one", `aria-describedby="pebd-hint"`)
 	wantStatus(t, h.post(PathNew, identityForm()), http.StatusOK, "1 of 2", "DA Civilian")
@@ -66,13 +68,13 @@ func TestEnrollHTTPRosterPEBDIsOptional(t *testing.T) {
 // A CSV roster whose record has a PEBD still requires it; one whose record
 // has none does not ask.
 func TestEnrollCSVRosterPEBDRequiredWhenRecordHasOne(t *testing.T) {
-	h := newHarness(t, Config{AskPEBD: true})
+	h := newHarness(t, selfservice.Config{AskPEBD: true})
 	h.roster.needsPEBD = true
 	w := h.get(PathNew)
 	wantStatus(t, w, http.StatusOK, `<label for="pebd">Pay entry base date (PEBD)</label>`)
 	wantStatus(t, h.post(PathNew, identityForm()), http.StatusUnprocessableEntity, "Enter your pay entry base date.")
 
-	h2 := newHarness(t, Config{AskPEBD: true})
+	h2 := newHarness(t, selfservice.Config{AskPEBD: true})
 	if w := h2.get(PathNew); w.Code != http.StatusOK || strings.Contains(w.Body.String(), `name="pebd"`) {
 		t.Error("PEBD asked for a record without one")
 	}

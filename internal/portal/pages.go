@@ -1,0 +1,207 @@
+// Package portal is the gateway's own web pages, everything under
+// /.cacgate/, served by one router (Portal): the consent banner, the
+// assertion key set, the stylesheet, password sign-in and sign-out, and the
+// self-service pages (enrollment, registering a card, password reset, the
+// account pages) over the use cases of package selfservice, rendered from
+// the embedded templates.
+//
+// It knows HTTP and nothing of Caddy. Which checks a page needs is the
+// portal's call (Portal.Admission); running them (certificate, revocation,
+// account, banner, access rules) is the gateway's, which hands the result
+// over in the request's context (Visitor) and lends its error answers
+// (Gateway). Keeping forms, status codes and wording here, the rules in
+// selfservice, and admission in the gateway lets each be read and tested
+// alone.
+package portal
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cacgate/cacgate/internal/selfservice"
+	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
+)
+
+// Paths of the self-service pages.
+const (
+	// PathEnroll is where the gateway sends cards that have no account.
+	PathEnroll    = ui.Prefix + "enroll"
+	PathNew       = PathEnroll + "/new"
+	PathLink      = PathEnroll + "/link" // "register this card to my account"
+	PathProfile   = PathEnroll + "/profile"
+	PathQuestions = PathEnroll + "/questions"
+	// PathReset is the password reset: "Forgot your password?".
+	PathReset = PathEnroll + "/reset"
+	// PathAccount is the signed-in card holder's account pages.
+	PathAccount          = ui.Prefix + "account"
+	PathAccountClearCard = PathAccount + "/cards/clear"
+	PathAccountPassword  = PathAccount + "/password"
+	PathAccountAnswers   = PathAccount + "/answers"
+	// PathLogin is the password sign-in for people without a card reader
+	// ("I don't have a CAC/PIV"), offered only where the site turns it on.
+	PathLogin = ui.Prefix + "login"
+)
+
+// Templates holds the self-service pages, for ui.ParsePage.
+//
+//go:embed templates/*.html
+var Templates embed.FS
+
+// maxBody bounds a form's body.
+const maxBody = 32 << 10
+
+// CSRF makes and checks anti-forgery tokens bound to the card (or, on the
+// sign-in page, to the browser). Check also refuses cross-site posts.
+type CSRF interface {
+	Token() string
+	Check(token string) bool
+}
+
+// Pages serves the self-service pages of one site.
+type Pages struct {
+	svc   *selfservice.Service
+	cfg   selfservice.Config
+	pages map[string]*template.Template
+}
+
+// NewPages parses the templates and returns the pages over svc.
+func NewPages(svc *selfservice.Service) (*Pages, error) {
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists",
+		"link", "linked", "locked", "account", "account-password", "account-answers",
+		"reset", "reset-answers", "reset-done", "login"} {
+		t, err := ui.ParsePage(Templates, "templates/flow-common.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("portal: parsing %s page: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return &Pages{svc: svc, cfg: svc.Config(), pages: pages}, nil
+}
+
+// Service is the use cases the pages call.
+func (p *Pages) Service() *selfservice.Service { return p.svc }
+
+// requestKey carries the request in its context, for the audit log.
+type requestKey struct{}
+
+// withRequest puts r in its own context, so that the use cases' audit
+// events (which get only a context) carry the request's source address,
+// request ID, host and path.
+func withRequest(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), requestKey{}, r))
+}
+
+// Request returns the request ctx belongs to, or nil: for the gateway's
+// audit hook of the use cases.
+func Request(ctx context.Context) *http.Request {
+	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	return r
+}
+
+// readForm reads a POST's form under the body limit and checks its CSRF
+// token. When it reports false it has answered the request (or returns the
+// error of doing so).
+func (p *Pages) readForm(w http.ResponseWriter, r *http.Request, csrf CSRF, retry string) (bool, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+				Title: "Form too large", Detail: "The form sent was too large.", Contact: p.cfg.Contact})
+		}
+		return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusBadRequest, Code: "bad_request",
+			Title: "Bad request", Detail: "The form could not be read.", Contact: p.cfg.Contact})
+	}
+	if !csrf.Check(r.PostForm.Get("csrf")) {
+		return false, ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "csrf",
+			Title: "Form expired", Detail: "The form you sent has expired or did not come from this site.",
+			Steps: []string{retry}, Contact: p.cfg.Contact})
+	}
+	return true, nil
+}
+
+// MethodNotAllowed answers a method the page does not take.
+func MethodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {
+	w.Header().Set("Allow", allow)
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Title: "Method not allowed", Detail: "This page does not accept " + r.Method + " requests."})
+}
+
+func (p *Pages) render(w http.ResponseWriter, status int, page string, data any) error {
+	return ui.WriteHTML(w, status, p.pages[page], data)
+}
+
+// redirect sends the person to location (303).
+func redirect(w http.ResponseWriter, r *http.Request, location string) error {
+	http.Redirect(w, r, location, http.StatusSeeOther)
+	return nil
+}
+
+// pageBase is what every self-service page shows.
+type pageBase struct {
+	CSRF    string
+	Contact string
+	Holder  string
+	EDIPI   string
+	Errors  selfservice.FieldErrors
+	State   string
+}
+
+func (p *Pages) base(card selfservice.Card, csrf CSRF) pageBase {
+	return pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: card.HolderName(), EDIPI: card.Identity.EDIPI}
+}
+
+// unavailable answers an attempt the guard could not count: fail closed,
+// with the "try again later" page. nothing says what was left undone ("No
+// account was created."). The use case has audited it.
+func (p *Pages) unavailable(w http.ResponseWriter, r *http.Request, nothing string) error {
+	w.Header().Set("Retry-After", "60")
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusServiceUnavailable, Code: "attempts_unavailable",
+		Title: "Try again later", Detail: "Your attempt cannot be checked right now. " + nothing,
+		Steps: []string{"Wait a minute and try again."}, Contact: p.cfg.Contact, Retry: true})
+}
+
+// tooMany answers a card that used up its attempts (15 minutes).
+func (p *Pages) tooMany(w http.ResponseWriter, r *http.Request, detail string, steps ...string) error {
+	w.Header().Set("Retry-After", strconv.Itoa(int((15*time.Minute)/time.Second)))
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
+		Title: "Too many attempts", Detail: detail, Steps: steps, Contact: p.cfg.Contact})
+}
+
+type lockedPage struct {
+	pageBase
+	Until string
+}
+
+// renderLocked answers for a locked account.
+func (p *Pages) renderLocked(w http.ResponseWriter, card selfservice.Card, csrf CSRF, st store.LoginState) error {
+	return p.render(w, http.StatusForbidden, "locked", lockedPage{pageBase: p.base(card, csrf), Until: selfservice.FormatTime(st.LockedUntil)})
+}
+
+// refuse answers a Refused outcome with a problem page.
+func (p *Pages) refuse(w http.ResponseWriter, r *http.Request, status int, code, title, detail string) error {
+	return ui.WriteProblem(w, r, ui.Problem{Status: status, Code: code, Title: title, Detail: detail,
+		Steps: []string{"If you think this is a mistake, contact the site's administrators."}, Contact: p.cfg.Contact})
+}
+
+// checkCard refuses a card the gateway handed without an identity.
+func checkCard(card selfservice.Card) error {
+	if card.Identity == nil || card.Identity.FingerprintHex == "" {
+		return errors.New("portal: card without identity")
+	}
+	return nil
+}
+
+// trimPath is the request's path without a trailing slash.
+func trimPath(r *http.Request) string { return strings.TrimSuffix(r.URL.Path, "/") }
+
+var errAccountless = errors.New("portal: account page without an account")

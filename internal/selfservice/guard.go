@@ -1,0 +1,418 @@
+package selfservice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/cacgate/cacgate/internal/store"
+)
+
+// Guard is the one attempt guard every check of a secret in self-service
+// runs through: roster facts (enrollment), a password (registering a card,
+// password sign-in, the account pages) and security answers (reset). It
+// keeps three kinds of count, all in the account database so that they
+// hold across every gateway node (each node counting on its own would give
+// a card, or a stolen card, each node's allowance):
+//
+//   - per card and flow (Limit): five failures in 15 minutes, then "too
+//     many attempts";
+//   - per account (the store's login state): three wrong secrets in 15
+//     minutes lock the account for the lockout period; a username that
+//     cannot be reset counts the same way under a decoy key, so its page
+//     counts down and locks like a real account's;
+//   - per client address (attempts_per_ip): a bound on one client cycling
+//     through cards or usernames, across flows.
+//
+// Counts are taken before the secret is verified (so that however many
+// requests race, at most the limit are verified), and given back when the
+// secret proved right: only failures count. A count that cannot be read
+// or written refuses the attempt (ErrUnavailable), counting nothing and
+// changing nothing: a limit that cannot be checked must not let attempts
+// through.
+type Guard struct {
+	counts store.Throttler
+	locks  LoginLocker
+	now    func() time.Time
+	// lockout is how long a locked account (or decoy) stays locked.
+	lockout time.Duration
+	// perAddress is attempts_per_ip.
+	perAddress int
+}
+
+// LoginLocker is the store's per-account count of wrong secrets.
+type LoginLocker interface {
+	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
+	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
+}
+
+// Errors of the guard.
+var (
+	// ErrLimited means the card (or address) has used up its attempts.
+	ErrLimited = errors.New("selfservice: too many attempts")
+	// ErrUnavailable means the attempt counts cannot be read or written;
+	// the attempt is refused.
+	ErrUnavailable = errors.New("selfservice: attempt counts unavailable")
+)
+
+// unavailable wraps a count failure so that it matches ErrUnavailable and
+// still carries the cause.
+type unavailable struct{ err error }
+
+func (e unavailable) Error() string        { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e unavailable) Is(target error) bool { return target == ErrUnavailable }
+func (e unavailable) Unwrap() error        { return e.err }
+
+// The guard's limits.
+const (
+	// Per card and flow: FailureWindow and MaxFailures.
+	FailureWindow = 15 * time.Minute
+	MaxFailures   = 5
+	// Per account (and decoy): LoginWindow and LoginMaxFailures, then
+	// locked for the lockout period.
+	LoginWindow          = 15 * time.Minute
+	LoginMaxFailures     = 3
+	defaultLockoutPeriod = 30 * time.Minute
+	// Per client address.
+	AddressWindow          = 15 * time.Minute
+	DefaultAttemptsPerAddr = 30
+)
+
+// MaxThrottleKeyLen is the longest key the guard counts under, before its
+// namespace prefix.
+const MaxThrottleKeyLen = 120
+
+// ThrottleWindow is the longest window the guard counts attempts in: the
+// store may forget counts whose window began longer ago.
+const ThrottleWindow = max(FailureWindow, LoginWindow, AddressWindow)
+
+// Namespaces of the guard's counters in the store's table of attempts. The
+// names are those the counters had before the guard, so counts survive an
+// upgrade.
+const (
+	cardPrefix    = "enroll:"
+	addressPrefix = "ip:"
+)
+
+// refundTimeout bounds a refund, which runs even when the request that
+// owes it was cancelled: otherwise a person who gives up on a slow page
+// loses an attempt that never failed.
+const refundTimeout = 5 * time.Second
+
+// NewGuard returns a guard counting in counts and locking accounts in
+// locks. perAddress <= 0 means DefaultAttemptsPerAddr; lockout <= 0 the
+// default lockout period.
+func NewGuard(counts store.Throttler, locks LoginLocker, perAddress int, lockout time.Duration, now func() time.Time) *Guard {
+	if perAddress <= 0 {
+		perAddress = DefaultAttemptsPerAddr
+	}
+	if lockout <= 0 {
+		lockout = defaultLockoutPeriod
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Guard{counts: counts, locks: locks, now: now, lockout: lockout, perAddress: perAddress}
+}
+
+// Limit is a per-card count: Key names the flow and card.
+type Limit struct {
+	Key    string
+	Window time.Duration
+	Max    int
+}
+
+// The per-card limits of the flows. A card's fingerprint is lowercase hex.
+func identityLimit(card Card) Limit { return cardLimit("identity:" + card.Identity.FingerprintHex) }
+func linkLimit(card Card) Limit     { return cardLimit("link:" + card.Identity.FingerprintHex) }
+func resetLimit(card Card) Limit    { return cardLimit("reset:" + card.Identity.FingerprintHex) }
+
+func cardLimit(key string) Limit { return Limit{Key: key, Window: FailureWindow, Max: MaxFailures} }
+
+// checkKey fails closed on a key longer than promised, which a card
+// fingerprint of the wrong form would make: counting it under a shortened
+// or rejected name would fail open, or not at all.
+func checkKey(key string) error {
+	if len(key) > MaxThrottleKeyLen {
+		return unavailable{errors.New("key too long")}
+	}
+	return nil
+}
+
+// failures returns key's count in window and when the window began.
+func (g *Guard) failures(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+	if err := checkKey(key); err != nil {
+		return 0, time.Time{}, err
+	}
+	n, since, err := g.counts.Attempts(ctx, cardPrefix+key, g.now(), window)
+	if err != nil {
+		return 0, time.Time{}, unavailable{err}
+	}
+	return n, since, nil
+}
+
+// take counts an attempt for key in advance; false means none are left.
+func (g *Guard) take(ctx context.Context, key string, window time.Duration, max int) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	ok, err := g.counts.TakeAttempt(ctx, cardPrefix+key, g.now(), window, max)
+	if err != nil {
+		return false, unavailable{err}
+	}
+	return ok, nil
+}
+
+// refund takes back an attempt counted by take.
+func (g *Guard) refund(ctx context.Context, key string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	if err := g.counts.RefundAttempt(ctx, cardPrefix+key); err != nil {
+		return unavailable{err}
+	}
+	return nil
+}
+
+// Check reports whether l still allows an attempt, without counting one:
+// nil, ErrLimited or ErrUnavailable. Flows ask before reading a form, so
+// a card that used up its attempts is told so whatever it sends.
+func (g *Guard) Check(ctx context.Context, l Limit) error {
+	n, _, err := g.failures(ctx, l.Key, l.Window)
+	switch {
+	case err != nil:
+		return err
+	case n >= l.Max:
+		return ErrLimited
+	}
+	return nil
+}
+
+// Try runs verify as one attempt against l: counted in advance, given back
+// when verify reports success (or fails: an attempt that could not be
+// checked did not fail). It returns verify's result, ErrLimited when l has
+// no attempt left (verify is not run), or ErrUnavailable when the count
+// could not be taken or given back: a success whose refund failed is not
+// reported, so nothing is acted on over a count that cannot be trusted.
+func (g *Guard) Try(ctx context.Context, l Limit, verify func(context.Context) (bool, error)) (bool, error) {
+	allowed, err := g.take(ctx, l.Key, l.Window, l.Max)
+	switch {
+	case err != nil:
+		return false, err
+	case !allowed:
+		return false, ErrLimited
+	}
+	ok, err := verify(ctx)
+	if err != nil || ok {
+		if rerr := g.refund(ctx, l.Key); rerr != nil && err == nil {
+			return false, rerr
+		}
+	}
+	return ok, err
+}
+
+// LoginResult is the outcome of a secret checked against an account's
+// lock.
+type LoginResult struct {
+	OK    bool
+	State store.LoginState // after the failure counted; Locked() if refused for a lock
+}
+
+// Account runs verify as one attempt on acct's secret, counted as a
+// failure before verify runs, atomically (store.TakeLoginAttempt), so
+// that a locked account is refused without verifying and concurrent
+// attempts on any number of nodes cannot get past the limit. A success
+// takes its attempt back, clearing the count with the lock that attempt
+// set, if any; a lock that other attempts set meanwhile stays, and refuses
+// this one too. An error while verifying leaves the attempt counted.
+func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(context.Context) (bool, error)) (LoginResult, error) {
+	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), LoginWindow, LoginMaxFailures, g.lockout)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("enroll: %w", err)
+	}
+	if !allowed {
+		return LoginResult{State: st}, nil
+	}
+	ok, err := verify(ctx)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if !ok {
+		return LoginResult{State: st}, nil
+	}
+	until, err := g.locks.ReleaseLoginAttempt(ctx, acct.ID, g.now(), st.LockedUntil)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("enroll: %w", err)
+	}
+	if !until.IsZero() {
+		return LoginResult{State: store.LoginState{Failures: LoginMaxFailures, LockedUntil: until}}, nil
+	}
+	return LoginResult{OK: true}, nil
+}
+
+// Decoy runs verify, which must never succeed, as one attempt on a
+// username that cannot be reset, counted under key with an account's
+// limits: the page counts down and locks like a real account's, on every
+// node, and does not tell whether the username exists.
+func (g *Guard) Decoy(ctx context.Context, key string, verify func(context.Context) error) (LoginResult, error) {
+	n, since, err := g.failures(ctx, key, LoginWindow)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if n >= LoginMaxFailures {
+		return LoginResult{State: decoyState(n, since, g.lockout)}, nil
+	}
+	// The count after this failure, from the one read above: one atomic
+	// take rather than a take and another read, so that a failure here
+	// leaves nothing counted. A refused take means requests elsewhere
+	// used up the tries meanwhile.
+	allowed, err := g.take(ctx, key, LoginWindow, LoginMaxFailures)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if n == 0 {
+		since = g.now()
+	}
+	if !allowed {
+		return LoginResult{State: decoyState(LoginMaxFailures, since, g.lockout)}, nil
+	}
+	if err := verify(ctx); err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{State: decoyState(n+1, since, g.lockout)}, nil
+}
+
+// decoyState is the sign-in state a decoy shows after n failures counted
+// since its window began: as a real account's, locked from the limit on.
+func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
+	n = min(n, LoginMaxFailures)
+	ls := store.LoginState{Failures: n, Remaining: LoginMaxFailures - n}
+	if n >= LoginMaxFailures {
+		ls.LockedUntil = since.Add(lockFor)
+	}
+	return ls
+}
+
+// TakeAddress counts an identity check from the client address ip against
+// attempts_per_ip: nil, ErrLimited (an attempt over the limit is not
+// counted) or ErrUnavailable. Callers count only posts whose same-origin
+// and anti-forgery checks passed, so a forged cross-site post cannot use
+// an address's allowance up.
+func (g *Guard) TakeAddress(ctx context.Context, ip string) error {
+	ok, err := g.counts.TakeAttempt(ctx, addressPrefix+AddressKey(ip), g.now(), AddressWindow, g.perAddress)
+	switch {
+	case err != nil:
+		return unavailable{err}
+	case !ok:
+		return ErrLimited
+	}
+	return nil
+}
+
+// RefundAddress takes back an address's attempt that turned out not to be
+// a failed identity check (a correct sign-in), so that people sharing an
+// address (a base behind one NAT) are not limited by their own successes.
+func (g *Guard) RefundAddress(ctx context.Context, ip string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	if err := g.counts.RefundAttempt(ctx, addressPrefix+AddressKey(ip)); err != nil {
+		return unavailable{err}
+	}
+	return nil
+}
+
+// AddressKey is what attempts from ip are counted under: the address
+// itself for IPv4, its /64 for IPv6, since one client is routinely given a
+// whole /64 and could otherwise take a fresh allowance with every address
+// in it. An IPv4 address mapped into IPv6 counts as the IPv4 address. A
+// value that is not an address counts under one shared key rather than
+// under a key the client could vary.
+func AddressKey(ip string) string {
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "invalid"
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return a.String()
+}
+
+// Retention is how long the store must keep a counter after its window
+// began: twice the longest window, so that a node whose clock runs behind
+// the pruning node's never finds a live count gone.
+const Retention = 2 * ThrottleWindow
+
+// PruneInterval is how often PruneAttempts deletes expired counters.
+const PruneInterval = 10 * time.Minute
+
+// pruneTimeout bounds one pruning run.
+const pruneTimeout = 30 * time.Second
+
+// PruneAttempts deletes the guard's expired counters in counts every
+// interval until ctx is done (the gateway's config is unloaded). Every
+// node prunes; the deletes are idempotent. Nothing depends on pruning but
+// the table's size, so a failed run is reported to failed (which may be
+// nil) and the next tick tries again.
+func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Duration, now func() time.Time, failed func(error), pruned func(int64)) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+		n, err := counts.PruneAttempts(pctx, now().Add(-Retention))
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && failed != nil:
+			failed(err)
+		case err == nil && n > 0 && pruned != nil:
+			pruned(n)
+		}
+	}
+}
+
+// decoyKey counts the wrong answers given for a username that cannot be
+// reset, per card and username (case folded, as usernames are looked up).
+func (s *Service) decoyKey(cardFingerprint, username string) string {
+	return "reset-decoy:" + cardFingerprint + ":" + s.deps.Sealer.tag(strings.ToLower(username))
+}
+
+func isLimited(err error) bool { return errors.Is(err, ErrLimited) }
+
+// isGuardRefusal reports whether err is the guard refusing an attempt
+// (limited, or its counts unavailable) rather than a failure of the check.
+func isGuardRefusal(err error) bool {
+	return errors.Is(err, ErrLimited) || errors.Is(err, ErrUnavailable)
+}
+
+// ThrottleUnavailableReason is the audit reason of an attempt refused
+// because the guard could not count it.
+const ThrottleUnavailableReason = "throttle_unavailable"
+
+// refusal audits the guard's refusal of a card's attempt as event (with
+// fields) and returns its outcome: "limited", or "unavailable" with the
+// reason throttle_unavailable.
+func (s *Service) refusal(ctx context.Context, card Card, err error, event string, fields map[string]string) Outcome {
+	o := limitOutcome(err)
+	if o.Status == Limited {
+		s.audit(ctx, card, event, "limited", fields)
+		return o
+	}
+	extra := map[string]string{"reason": ThrottleUnavailableReason}
+	for k, v := range fields {
+		extra[k] = v
+	}
+	s.audit(ctx, card, event, "unavailable", extra)
+	return o
+}

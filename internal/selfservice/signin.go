@@ -1,0 +1,113 @@
+package selfservice
+
+import (
+	"context"
+
+	"github.com/cacgate/cacgate/internal/store"
+)
+
+// Password sign-in, for people without a card reader ("I don't have a
+// CAC/PIV"), where the site turns it on.
+
+// SignInInput is the sign-in form as sent. Address is the client's
+// address, counted against attempts_per_ip.
+type SignInInput struct {
+	Username, Password string
+	Address            string
+}
+
+// SignInResult is the outcome of SignIn.
+type SignInResult struct {
+	Outcome
+	Username string         // as looked up, for the form
+	Account  *store.Account // Done: whom to sign in
+}
+
+// SignIn checks a password sign-in (for people without a card reader):
+// under the client address's limit (a correct sign-in is given back: the
+// gateway calls SignedIn once the session started) and the account's
+// lock. A disabled account, one waiting for approval, or an expired
+// password is refused. Outcomes: Done, Invalid, Wrong, Locked, Limited
+// (the address), Unavailable (the address's count), Refused (disabled,
+// pending, password_expired).
+func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, error) {
+	const event = "signin.password"
+	res := SignInResult{Username: normUsername(in.Username)}
+	if res.Username == "" || len(res.Username) > maxUsernameLen {
+		res.Errors.Add("username", "Enter your username.")
+	}
+	if in.Password == "" || len(in.Password) > maxPasswordLen {
+		res.Errors.Add("password", "Enter your password.")
+	}
+	if res.Errors.Any() {
+		res.Status = Invalid
+		return res, nil
+	}
+	// Each account locks after three wrong passwords; this bounds trying
+	// one password on many accounts from one address.
+	if err := s.guard.TakeAddress(ctx, in.Address); err != nil {
+		res.Outcome = limitOutcome(err)
+		if res.Status == Limited {
+			s.deps.Audit(ctx, event, "failure", map[string]string{"reason": "too_many_attempts_from_address"})
+		}
+		return res, nil
+	}
+	acct, hash, err := s.lookup(ctx, res.Username)
+	if err != nil {
+		return SignInResult{}, err
+	}
+	login, err := s.checkPassword(ctx, acct, hash, in.Password, true)
+	if err != nil {
+		return SignInResult{}, err
+	}
+	fields := map[string]string{}
+	if acct != nil {
+		// Only a known username is recorded: someone may type a
+		// password into the username field.
+		fields["username"] = acct.Username
+	}
+	fail := func(o Outcome) (SignInResult, error) {
+		o.Errors = res.Errors // the messages added for the form
+		res.Outcome = o
+		fields["reason"] = o.Reason
+		s.deps.Audit(ctx, event, "failure", fields)
+		return res, nil
+	}
+	switch {
+	case login.State.Locked():
+		o := secretOutcome(login, true)
+		o.Reason = "locked"
+		res.Errors.Add("password", "Too many wrong passwords were entered for this account. It is locked until "+FormatTime(login.State.LockedUntil)+".")
+		return fail(o)
+	case !login.OK:
+		o := secretOutcome(login, acct != nil)
+		res.Errors.Add("password", WrongSecret("The username or password is not correct.", o))
+		o.Reason = "bad_password"
+		return fail(o)
+	}
+	switch acct.Status {
+	case store.StatusDisabled:
+		res.Errors.Add("", "This account is disabled. Contact the site's administrators.")
+		return fail(refused("disabled"))
+	case store.StatusPending:
+		// No session: every page would refuse it anyway.
+		res.Errors.Add("", "This account is waiting for approval by the site's administrators. You can sign in once it is approved.")
+		return fail(refused("pending"))
+	}
+	// Only someone who knows the password learns that it expired.
+	if expires, expired := s.PasswordExpiry(acct, s.deps.Now()); expired {
+		o := refused("password_expired")
+		o.Expires = expires
+		return fail(o)
+	}
+	s.deps.Audit(ctx, event, "success", fields)
+	res.Account = acct
+	return res, nil
+}
+
+// SignedIn gives back the client address's attempt of a sign-in that
+// started a session: a correct password is not an attempt against the
+// per-address limit, since people behind one NAT sign in all day.
+func (s *Service) SignedIn(ctx context.Context, address string) error {
+	return s.guard.RefundAddress(ctx, address)
+}
