@@ -232,12 +232,12 @@ func TestProvisionRejectsBadHeaderConfig(t *testing.T) {
 	}
 	// The defaults are stripped even when renamed or disabled.
 	for _, n := range []string{"X-Remote-User", "x-forwarded-user", "X_Cac_Email", "x-cac-assertion", "X-Cac-Auth-Method"} {
-		if !h.stripNames.match(n) {
+		if !h.stripNames.Match(n) {
 			t.Errorf("%s is not stripped", n)
 		}
 	}
 	for _, n := range []string{"Accept", "X-Remote-Users", "X-Cac-Emai", "Cookie"} {
-		if h.stripNames.match(n) {
+		if h.stripNames.Match(n) {
 			t.Errorf("%s would be stripped", n)
 		}
 	}

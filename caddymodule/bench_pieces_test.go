@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/forward"
 	"github.com/cacgate/cacgate/internal/gateway"
 )
 
@@ -85,7 +86,7 @@ func BenchmarkPieces(b *testing.B) {
 		hdr := browserHeaders()
 		b.ReportAllocs()
 		for b.Loop() {
-			stripIdentityHeaders(hdr, h.stripNames)
+			forward.StripHeaders(hdr, h.stripNames)
 		}
 		if len(hdr) != len(browserHeaders()) {
 			b.Fatal("stripped a header that is not an identity header")
@@ -98,7 +99,7 @@ func BenchmarkPieces(b *testing.B) {
 			hdr["X-Remote-User"] = spoofed
 			hdr["X_remote_user"] = spoofed
 			hdr["X-Cac-Assertion"] = spoofed
-			stripIdentityHeaders(hdr, h.stripNames)
+			forward.StripHeaders(hdr, h.stripNames)
 		}
 		if len(hdr) != len(browserHeaders()) {
 			b.Fatal("spoofed headers left")

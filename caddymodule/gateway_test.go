@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/forward"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
 
@@ -315,7 +316,7 @@ func TestIdentityHeadersAndAssertion(t *testing.T) {
 		t.Errorf("X-Cac-Email = %q", email)
 	}
 	for k := range got {
-		if sameHeaderName(k, "x-remote-user") && k != "X-Remote-User" {
+		if forward.SameName(k, "x-remote-user") && k != "X-Remote-User" {
 			t.Errorf("spoofed header variant %q reached the backend", k)
 		}
 	}
@@ -524,7 +525,7 @@ func TestExemptPaths(t *testing.T) {
 	}
 	seen := g.backend.last(t)
 	for k := range seen {
-		if sameHeaderName(k, "x-remote-user") || sameHeaderName(k, "x-cac-edipi") {
+		if forward.SameName(k, "x-remote-user") || forward.SameName(k, "x-cac-edipi") {
 			t.Errorf("spoofed %s reached the backend on an exempt path", k)
 		}
 	}

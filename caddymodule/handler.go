@@ -18,6 +18,7 @@ import (
 	"github.com/cacgate/cacgate/internal/access"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/forward"
 	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
@@ -138,10 +139,10 @@ type Handler struct {
 
 	// headerNames[i] is the canonical header for field i ("" = not sent);
 	// assertionHeader likewise. stripNames are every name the backend could
-	// mistake for ours, in normalized form (see sameHeaderName).
+	// mistake for ours, in normalized form (see forward.SameName).
 	headerNames     [gateway.NumFields]string
 	assertionHeader string
-	stripNames      *stripSet
+	stripNames      *forward.Names
 
 	enrollFlow *portal.Pages  // self-service pages; nil when enrollment is off
 	portal     *portal.Portal // every page under /.cacgate/
@@ -243,7 +244,7 @@ func (h *Handler) provisionHeaders() error {
 	h.headerNames = defaultHeaderNames
 	h.assertionHeader = defaultAssertionHeader
 	for field, name := range h.Headers {
-		if name != "" && !validHeaderName(name) {
+		if name != "" && !forward.ValidName(name) {
 			return fmt.Errorf("header %q for %s is not a valid header name", name, field)
 		}
 		name = textproto.CanonicalMIMEHeaderKey(name)
@@ -262,12 +263,12 @@ func (h *Handler) provisionHeaders() error {
 	seen := map[string]bool{}
 	var strip []string
 	for _, n := range append(append(append([]string{}, defaultHeaderNames[:]...), defaultAssertionHeader, h.assertionHeader), h.headerNames[:]...) {
-		if n = normalizeHeaderName(n); n != "" && !seen[n] {
+		if n = forward.NormalizeName(n); n != "" && !seen[n] {
 			seen[n] = true
 			strip = append(strip, n)
 		}
 	}
-	h.stripNames = newStripSet(strip)
+	h.stripNames = forward.NewNames(strip)
 	return nil
 }
 
@@ -307,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// One path for everyone: the gateway, Caddy's matchers and the
 	// backend must not read the request's path in different ways.
 	if d := gateway.CheckPath(r); d.Outcome != gateway.Admitted {
-		stripIdentityHeaders(r.Header, h.stripNames)
+		forward.StripHeaders(r.Header, h.stripNames)
 		return h.answer(w, r, d)
 	}
 	if strings.HasPrefix(r.URL.Path, ui.Prefix) {
@@ -316,10 +317,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Whatever the path, exempt ones included: no client-made identity
 	// reaches the backend, in headers, in trailers read later with the
 	// body, or by naming ours in Connection so the proxy drops them.
-	stripIdentityHeaders(r.Header, h.stripNames)
-	stripIdentityHeaders(r.Trailer, h.stripNames)
-	stripConnectionTokens(r.Header, h.stripNames)
-	guardTrailers(r, h.stripNames)
+	forward.StripHeaders(r.Header, h.stripNames)
+	forward.StripHeaders(r.Trailer, h.stripNames)
+	forward.StripConnectionTokens(r.Header, h.stripNames)
+	forward.GuardTrailers(r, h.stripNames)
 
 	if h.exempt != nil {
 		exempt, err := h.exempt.MatchWithError(r)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cacgate/cacgate/internal/forward"
 	"github.com/cacgate/cacgate/internal/session"
 )
 
@@ -47,7 +48,7 @@ func TestIdentityTrailersStripped(t *testing.T) {
 		postWithTrailers(t, c, g.url("main", path))
 		tr := g.backend.lastTrailer(t)
 		for k := range tr {
-			if sameHeaderName(k, "x-remote-user") || sameHeaderName(k, "x-cac-edipi") {
+			if forward.SameName(k, "x-remote-user") || forward.SameName(k, "x-cac-edipi") {
 				t.Errorf("%s: the backend got the client's trailer %s: %q", path, k, tr[k])
 			}
 		}
