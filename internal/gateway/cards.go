@@ -254,6 +254,11 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	case err == nil:
 		c.cfg.Audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
 			zap.String("username", acct.Username), zap.String("via", "link_by_edipi"))...)
+		// The account's other cards hold it without this card: their
+		// holder's account page must list it at once, as it does after a
+		// link made with the password.
+		c.cfg.Metrics.Changes.WithLabelValues("local").Inc()
+		c.drop(store.Change{AccountID: acct.ID})
 	case errors.Is(err, store.ErrCardTaken):
 		// another request or node linked it first; fall through to re-read
 	case errors.Is(err, store.ErrCardCleared):

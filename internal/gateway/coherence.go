@@ -76,6 +76,12 @@ func (c *Core) ApplyChange(ch store.Change) {
 		return
 	}
 	c.cfg.Metrics.Changes.WithLabelValues("remote").Inc()
+	c.drop(ch)
+}
+
+// drop removes the cached entries a change concerns, marking them dropped
+// for the sites that still hold them.
+func (c *Core) drop(ch store.Change) {
 	userKey := "user:" + ch.Username
 	for _, key := range c.cards.Keys() {
 		e, ok := c.cards.Peek(key)

@@ -306,3 +306,26 @@ func TestConsentTTLPerSite(t *testing.T) {
 		t.Fatalf("a 12h site: outcome %d", d.Outcome)
 	}
 }
+
+// TestAutoLinkReachesOtherCards: a second card linked by its DoD ID shows
+// at once in the account the first card's cached entry holds (the account
+// page lists both cards), not after cache_ttl.
+func TestAutoLinkReachesOtherCards(t *testing.T) {
+	h := newHarness(t, SiteConfig{})
+	h.enrollDoe(t)
+	first, second := testCard(t, "doe.john.quincy"), testCard(t, "doe.john.quincy.piv")
+	d := h.site.Admit(h.request(t, first, true), time.Now())
+	if d.Outcome != Admitted || len(d.Entry.Account.Cards) != 1 {
+		t.Fatalf("first card: outcome %d", d.Outcome)
+	}
+	if d := h.site.Admit(h.request(t, second, true), time.Now()); d.Outcome != Admitted || len(d.Entry.Account.Cards) != 2 {
+		t.Fatalf("second card: outcome %d", d.Outcome)
+	}
+	d = h.site.Admit(h.request(t, first, true), time.Now())
+	if d.Outcome != Admitted {
+		t.Fatalf("first card again: outcome %d", d.Outcome)
+	}
+	if n := len(d.Entry.Account.Cards); n != 2 {
+		t.Errorf("the first card's account lists %d cards after the second was linked, want 2", n)
+	}
+}
