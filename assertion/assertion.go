@@ -4,8 +4,11 @@
 // can verify against the gateway's JWKS instead of trusting the network.
 //
 // Signing costs tens of microseconds, so the gateway signs an assertion once
-// per card and audience and reuses it until shortly before it expires; this
-// package only signs and publishes keys.
+// per card and audience and reuses it until shortly before it expires.
+//
+// A Go backend verifies the header with ParseJWKS (the set the gateway
+// publishes at /.cacgate/jwks.json) and KeySet.Verify; the package is public
+// for that.
 package assertion
 
 import (
