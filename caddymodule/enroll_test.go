@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -82,8 +81,6 @@ func (g *testGateway) openStore(t *testing.T) *store.SQLStore {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
-var hiddenState = regexp.MustCompile(`name="state" value="([^"]*)"`)
 
 // post submits a form the way a browser does after reading page.
 func post(t *testing.T, c *http.Client, u string, form url.Values) (*http.Response, string) {
