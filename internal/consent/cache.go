@@ -17,7 +17,7 @@ import (
 type Cache struct {
 	tokens *Tokens
 	ttl    time.Duration
-	lru    *lru.Cache[string, cachedClaims]
+	lru    *lru.Cache[string, *cachedClaims]
 }
 
 type cachedClaims struct {
@@ -28,7 +28,7 @@ type cachedClaims struct {
 // NewCache returns a cache of at most size verified tokens, each remembered
 // for at most ttl (and never past the token's own expiry).
 func NewCache(tokens *Tokens, size int, ttl time.Duration) *Cache {
-	c, err := lru.New[string, cachedClaims](size)
+	c, err := lru.New[string, *cachedClaims](size)
 	if err != nil {
 		panic(err) // only for size <= 0, which callers validate
 	}
@@ -51,7 +51,9 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time, maxAge time.D
 		if err != nil {
 			return false
 		}
-		cached = cachedClaims{Claims: claims, cachedAt: now}
+		// A pointer: the hot path's Get then copies one word, not the
+		// claims.
+		cached = &cachedClaims{Claims: claims, cachedAt: now}
 		c.lru.Add(strings.Clone(token), cached)
 	}
 	return cached.Fingerprint == fingerprint && now.Before(cached.Expires) && now.Sub(cached.Issued) < maxAge

@@ -32,44 +32,67 @@ func NonCanonicalPath(escaped string) string {
 	if escaped[0] != '/' {
 		return "relative_path"
 	}
-	for i := 0; i < len(escaped); i++ {
+	// One pass (this runs on every request): characters, then each
+	// segment as its closing '/' (or the end) is reached.
+	start := 1 // of the current segment
+	for i := 1; i <= len(escaped); i++ {
+		if i == len(escaped) || escaped[i] == '/' {
+			seg := escaped[start:i]
+			if seg == "" && i < len(escaped) {
+				return "empty_segment"
+			}
+			if len(seg) > 0 && seg[0] == '.' {
+				name := seg
+				if semi := strings.IndexByte(seg, ';'); semi >= 0 {
+					name = seg[:semi]
+				}
+				if name == "." || name == ".." {
+					return "dot_segment"
+				}
+			}
+			start = i + 1
+			continue
+		}
 		switch c := escaped[i]; {
 		case c == '\\':
 			return "backslash"
 		case c < 0x20 || c == 0x7f:
 			return "control_character"
 		case c == '%':
-			if i+2 >= len(escaped) {
-				return "bad_percent_encoding"
-			}
-			switch strings.ToUpper(escaped[i+1 : i+3]) {
-			case "2F", "5C":
-				return "encoded_separator"
-			case "2E":
-				return "encoded_dot"
-			case "25":
-				return "double_encoding"
-			case "3B":
-				return "encoded_semicolon"
-			}
-			if escaped[i+1] < '2' || escaped[i+1] == '7' && strings.ToUpper(escaped[i+2:i+3]) == "F" {
-				return "control_character"
+			if reason := percentProblem(escaped, i); reason != "" {
+				return reason
 			}
 		}
-	}
-	for seg := range strings.SplitSeq(escaped[1:], "/") {
-		name, _, _ := strings.Cut(seg, ";")
-		switch {
-		case seg == "":
-			// The root "/" splits into one empty segment; a trailing
-			// slash ("/app/") into a last one: both are canonical.
-			continue
-		case name == "." || name == "..":
-			return "dot_segment"
-		}
-	}
-	if strings.Contains(escaped, "//") {
-		return "empty_segment"
 	}
 	return ""
+}
+
+// percentProblem judges the percent-encoding at escaped[i].
+func percentProblem(escaped string, i int) string {
+	if i+2 >= len(escaped) {
+		return "bad_percent_encoding"
+	}
+	hi, lo := upper(escaped[i+1]), upper(escaped[i+2])
+	switch {
+	case hi == '2' && (lo == 'F'):
+		return "encoded_separator"
+	case hi == '5' && lo == 'C':
+		return "encoded_separator"
+	case hi == '2' && lo == 'E':
+		return "encoded_dot"
+	case hi == '2' && lo == '5':
+		return "double_encoding"
+	case hi == '3' && lo == 'B':
+		return "encoded_semicolon"
+	case hi < '2' || (hi == '7' && lo == 'F'):
+		return "control_character"
+	}
+	return ""
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
