@@ -1,8 +1,12 @@
-// Package caddymodule is the Caddy glue of cacgate: the "cacgate" app that
-// owns the account store, caches and keys; the http.handlers.cacgate
-// middleware; the admin API; the Caddyfile syntax; and the CLI. Domain
-// logic lives in packages that do not import Caddy (cacid, consent,
-// assertion, store, ui, enroll).
+// Package caddymodule is the Caddy glue of cacgate and nothing more: the
+// "cacgate" app that owns, per config, the account store, the gateway core
+// and the keys; the http.handlers.cacgate middleware, which asks the core
+// (internal/gateway) for a decision and turns it into the next handler, a
+// page, a JSON error or a handle_errors error; the TLS verifier; the store
+// modules; the admin API routes over internal/admin; the Caddyfile syntax;
+// and the CLI commands. Every file here imports Caddy; everything that does
+// not need Caddy lives in the packages below it (see the README's
+// Architecture section).
 package caddymodule
 
 import (
