@@ -246,8 +246,8 @@ func TestPruneAttemptsLoop(t *testing.T) {
 		PruneAttempts(ctx, f, time.Millisecond, func() time.Time { return now }, func(err error) { failed <- err }, nil)
 	}()
 	for i := range 2 {
-		if before := <-f.calls; !before.Equal(now.Add(-Retention)) {
-			t.Errorf("prune %d: before %v, want %v", i+1, before, now.Add(-Retention))
+		if before := <-f.calls; !before.Equal(now.Add(-pruneRetention())) || pruneRetention() < Retention {
+			t.Errorf("prune %d: before %v, want %v", i+1, before, now.Add(-pruneRetention()))
 		}
 	}
 	if err := <-failed; err == nil {
@@ -255,6 +255,15 @@ func TestPruneAttemptsLoop(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestPruneKeepsDecoyLocks: pruning keeps counters as long as the longest
+// lockout (a decoy's lock counter) and a window more.
+func TestPruneKeepsDecoyLocks(t *testing.T) {
+	NewGuard(nil, nil, 0, 3*time.Hour, nil)
+	if got := pruneRetention(); got < 3*time.Hour+ThrottleWindow {
+		t.Errorf("retention %v with a 3h lockout", got)
+	}
 }
 
 var errDatabaseDown = errors.New("dial tcp 10.0.0.5:5432: connection refused")

@@ -2,6 +2,7 @@ package selfservice
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -47,7 +48,15 @@ type resetState struct {
 	// Expires is when the state expires, in unix seconds: step 1's time
 	// plus the state TTL, kept when the answers form is shown again.
 	Expires int64 `json:"x,omitempty"`
+	// Pad makes every sealed state as long as any other with the same
+	// username and questions, so that its length does not tell a decoy
+	// (AccountID, Decoy) from a real reset (resetForm).
+	Pad string `json:"z"`
 }
+
+// resetStateHidden bounds what AccountID and Decoy add to a reset state's
+// JSON: `"a":` and 19 digits, `"d":"` and the longest reason.
+const resetStateHidden = 64
 
 // ResetForm is step 2's form: the sealed state to send back, the
 // username and the questions (IDs) to answer.
@@ -136,11 +145,37 @@ func (s *Service) resetForm(card Card, st *resetState) (ResetForm, error) {
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
+	if err := padResetState(st); err != nil {
+		return ResetForm{}, err
+	}
 	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
 		return ResetForm{}, fmt.Errorf("selfservice: sealing reset state: %w", err)
 	}
 	return ResetForm{State: sealed, Username: st.Username, Questions: st.Questions}, nil
+}
+
+// padResetState sets st.Pad so that st's JSON is resetStateHidden bytes
+// longer than that of the same state without AccountID and Decoy: the
+// sealed state's length then depends only on what the page shows.
+func padResetState(st *resetState) error {
+	st.Pad = ""
+	full, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("selfservice: reset state: %w", err)
+	}
+	shape := *st
+	shape.AccountID, shape.Decoy = 0, ""
+	visible, err := json.Marshal(shape)
+	if err != nil {
+		return fmt.Errorf("selfservice: reset state: %w", err)
+	}
+	hidden := len(full) - len(visible)
+	if hidden > resetStateHidden {
+		return fmt.Errorf("selfservice: reset state: %d bytes of account and decoy", hidden)
+	}
+	st.Pad = strings.Repeat("0", resetStateHidden-hidden)
+	return nil
 }
 
 // openReset returns the sealed reset state if it is valid for card.
@@ -234,6 +269,10 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 		o := secretOutcome(login, true)
 		reason := "bad_answers"
 		switch {
+		case st.Decoy == decoyUnknown:
+			// Whatever the page said (locked too): the audit log tells
+			// the truth, the page does not.
+			reason = decoyUnknown
 		case o.Status == Locked:
 			reason = "locked"
 		case st.Decoy != "":
@@ -376,15 +415,28 @@ func (s *Service) checkAnswers(ctx context.Context, st *resetState, acct *store.
 		}
 		return right == len(answers), nil
 	}
-	if acct == nil {
-		return s.guard.Decoy(ctx, s.decoyKey(st.Card, st.Username), func(ctx context.Context) error {
-			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
-			if err != nil {
-				return fmt.Errorf("selfservice: dummy hash: %w", err)
-			}
-			_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
-			return err
+	decoy := func(ctx context.Context) error {
+		dummy, err := s.dummy.get(ctx, s.deps.Hasher)
+		if err != nil {
+			return fmt.Errorf("selfservice: dummy hash: %w", err)
+		}
+		_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
+		return err
+	}
+	switch {
+	case acct == nil && st.AccountID != 0:
+		// An account this card cannot reset (another person's, disabled,
+		// without answers): counted on the account's own lock, which
+		// the sign-in and "register this card" pages count on too, so
+		// that the username locks as one on every page and with any
+		// card. Nothing is verified but the dummy hash: the right
+		// answers never reset it.
+		return s.guard.Account(ctx, &store.Account{ID: st.AccountID}, func(ctx context.Context) (bool, error) {
+			return false, decoy(ctx)
 		})
+	case acct == nil:
+		// An unknown username: its decoy, shared with the other pages.
+		return s.guard.Decoy(ctx, s.decoyKey(st.Username), decoy)
 	}
 	var hashes [credential.QuestionsRequired]string
 	for i, a := range creds.Answers {
