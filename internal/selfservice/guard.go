@@ -318,9 +318,13 @@ func (g *Guard) decoyLock(ctx context.Context, lockKey string) (bool, time.Time,
 }
 
 // lockDecoy locks a decoy from now (unless a request elsewhere just did:
-// its lock stands) and clears its count of failures, so that the count
-// starts again when the lock ends, as an account's does. It returns when
-// the lock ends.
+// its lock stands) and returns when the lock ends. Its count of failures
+// must start again when the lock ends, as an account's does: it does by
+// itself when the lockout period is at least LoginWindow (the count's
+// window, begun at the first failure, ends first); with a shorter one it
+// is cleared now. Locking costs one write more than an account's lock,
+// which the time of the answer could show only with many samples, each a
+// lockout period apart.
 func (g *Guard) lockDecoy(ctx context.Context, key, lockKey string) (time.Time, error) {
 	if err := checkKey(lockKey); err != nil {
 		return time.Time{}, err
@@ -330,21 +334,26 @@ func (g *Guard) lockDecoy(ctx context.Context, key, lockKey string) (time.Time, 
 	if t := now.Truncate(time.Second); !t.Equal(now) {
 		now = t.Add(time.Second)
 	}
-	if _, err := g.counts.TakeAttempt(ctx, cardPrefix+lockKey, now, g.lockout, 1); err != nil {
+	took, err := g.counts.TakeAttempt(ctx, cardPrefix+lockKey, now, g.lockout, 1)
+	if err != nil {
 		return time.Time{}, unavailable{err}
 	}
-	locked, until, err := g.decoyLock(ctx, lockKey)
-	switch {
-	case err != nil:
-		return time.Time{}, err
-	case !locked:
-		// Read before the lock's second began (a clock behind): the
-		// lock just taken ends a lockout period from now.
-		until = now.Add(g.lockout)
-	}
-	for range LoginMaxFailures {
-		if err := g.refund(ctx, key); err != nil {
+	until := now.Add(g.lockout)
+	if !took {
+		// Locked by a request elsewhere meanwhile: that lock's end.
+		locked, end, err := g.decoyLock(ctx, lockKey)
+		switch {
+		case err != nil:
 			return time.Time{}, err
+		case locked:
+			until = end
+		}
+	}
+	if g.lockout < LoginWindow {
+		for range LoginMaxFailures {
+			if err := g.refund(ctx, key); err != nil {
+				return time.Time{}, err
+			}
 		}
 	}
 	return until, nil
