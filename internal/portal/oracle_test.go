@@ -2,12 +2,14 @@ package portal
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,10 +82,20 @@ func compareRuns(t *testing.T, known, unknown []oracleAnswer) {
 	}
 }
 
-// oracleHarness is a store harness whose clock starts at oracleStart.
+// oracleSealers are the sealing keys of the tests' sites, one per test, so
+// that both runs of a comparison are one site's: the questions shown for
+// an unknown username depend on the key, as they do on the username.
+var oracleSealers sync.Map
+
+// oracleHarness is a store harness whose clock starts at oracleStart,
+// with the test's sealing key.
 func oracleHarness(t *testing.T) *storeHarness {
 	t.Helper()
 	h := newStoreHarness(t, selfservice.Config{})
+	sealer, _ := oracleSealers.LoadOrStore(t.Name(), newSealer(t))
+	h.sealer = sealer.(*selfservice.Sealer)
+	h.deps.Sealer = h.sealer
+	h.rebuild()
 	h.mu.Lock()
 	h.now = oracleStart
 	h.mu.Unlock()
@@ -263,11 +275,12 @@ func TestUsernameOracleAcrossPages(t *testing.T) {
 }
 
 // setAnswers gives a the security questions the reset shows for the
-// unknown username like, with answers nobody types in these tests.
+// unknown username like (read from its questions page), with answers
+// nobody types in these tests.
 func (s *storeHarness) setAnswers(a *store.Account, like string) {
 	s.t.Helper()
 	ctx := context.Background()
-	ids := [credential.QuestionsRequired]string{"favorite-teacher", "childhood-friend", "first-employer"} // PRE-FIX
+	ids := s.questionsShown(like)
 	var answers [credential.QuestionsRequired]store.Answer
 	for i, id := range ids {
 		hash, err := s.deps.Hasher.HashAnswer(ctx, "right answer "+string(rune('a'+i)))
@@ -279,4 +292,29 @@ func (s *storeHarness) setAnswers(a *store.Account, like string) {
 	if err := s.db.SetAnswers(ctx, a.ID, answers); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+var questionLabelRE = regexp.MustCompile(`<label for="answer-\d">\d\. ([^<]*)</label>`)
+
+// questionsShown returns the IDs of the questions the reset's second step
+// asks for username.
+func (s *storeHarness) questionsShown(username string) [credential.QuestionsRequired]string {
+	s.t.Helper()
+	w := s.post(PathReset, url.Values{"username": {username}})
+	m := questionLabelRE.FindAllStringSubmatch(w.Body.String(), -1)
+	var ids [credential.QuestionsRequired]string
+	if w.Code != http.StatusOK || len(m) != len(ids) {
+		s.t.Fatalf("questions page: HTTP %d\n%s", w.Code, w.Body)
+	}
+	for i := range ids {
+		for _, q := range credential.Questions() {
+			if html.UnescapeString(m[i][1]) == q.Text {
+				ids[i] = q.ID
+			}
+		}
+		if ids[i] == "" {
+			s.t.Fatalf("no question %q", m[i][1])
+		}
+	}
+	return ids
 }

@@ -2,6 +2,8 @@ package selfservice
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +23,29 @@ import (
 // (an enrollment's) is taken for one.
 const resetPurpose = "reset"
 
-// decoyQuestions are shown for a username that cannot be reset (unknown,
-// without a password or answers, disabled, or another person's), so the
-// page looks like a real account's and does not tell whether the username
-// exists.
-var decoyQuestions = [credential.QuestionsRequired]string{"favorite-teacher", "childhood-friend", "first-employer"}
+// decoyQuestions returns the questions shown for a username that cannot
+// be reset (unknown, without a password or answers, disabled, or another
+// person's), so the page looks like a real account's and does not tell
+// whether the username exists: three different questions of the
+// catalogue, picked by a keyed digest of the username, so that a username
+// is asked the same questions on every visit and node, as an account is,
+// and different usernames different ones (one fixed set would mark every
+// decoy).
+func (s *Service) decoyQuestions(username string) [credential.QuestionsRequired]string {
+	catalogue := credential.Questions()
+	m := hmac.New(sha256.New, s.deps.Sealer.tagKey)
+	m.Write([]byte("reset decoy questions\x00" + normUsername(username)))
+	sum := m.Sum(nil)
+	var ids [credential.QuestionsRequired]string
+	for i := range ids {
+		// A partial Fisher-Yates shuffle; the modulo bias (at most 12 of
+		// 256) is no tell, as people's own picks are far from uniform.
+		j := i + int(sum[i])%(len(catalogue)-i)
+		catalogue[i], catalogue[j] = catalogue[j], catalogue[i]
+		ids[i] = catalogue[i].ID
+	}
+	return ids
+}
 
 // Reasons a reset state is a decoy: step 2 never succeeds for them.
 const (
@@ -110,7 +130,7 @@ func (s *Service) ResetQuestions(ctx context.Context, card Card, username string
 		st.Questions, st.Decoy = resetQuestions(acct, creds, card)
 	}
 	if st.Decoy != "" {
-		st.Questions = decoyQuestions
+		st.Questions = s.decoyQuestions(st.Username)
 		if st.Decoy == decoyEDIPIMismatch {
 			// Answered like any account, but worth recording.
 			s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoyEDIPIMismatch, "step": "username"})

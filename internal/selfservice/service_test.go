@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -277,13 +278,40 @@ func TestCheckIdentity(t *testing.T) {
 	}
 }
 
+// TestDecoyQuestions: a username that cannot be reset is asked three
+// different questions of the catalogue, the same each time whatever the
+// case, and not one fixed set for every such username.
+func TestDecoyQuestions(t *testing.T) {
+	f := newFixture(t, Config{})
+	q := f.svc.decoyQuestions("Nobody.Here")
+	if q != f.svc.decoyQuestions("nobody.here") {
+		t.Error("decoy questions depend on case")
+	}
+	sets := map[[credential.QuestionsRequired]string]bool{}
+	for i := range 20 {
+		q := f.svc.decoyQuestions("user" + strconv.Itoa(i))
+		if q[0] == q[1] || q[1] == q[2] || q[0] == q[2] {
+			t.Errorf("repeated question: %v", q)
+		}
+		for _, id := range q {
+			if _, ok := credential.QuestionByID(id); !ok {
+				t.Errorf("no question %q", id)
+			}
+		}
+		sets[q] = true
+	}
+	if len(sets) < 10 {
+		t.Errorf("20 usernames got only %d sets of questions", len(sets))
+	}
+}
+
 // TestResetDecoyCountsDown: a username that cannot be reset counts down
 // and locks like a real account, and never succeeds.
 func TestResetDecoyCountsDown(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	q, err := f.svc.ResetQuestions(ctx, f.card, "Nobody.Here")
-	if err != nil || q.Status != Done || q.Form.State == "" || q.Form.Questions != decoyQuestions {
+	if err != nil || q.Status != Done || q.Form.State == "" || q.Form.Questions != f.svc.decoyQuestions("nobody.here") {
 		t.Fatalf("step 1: %+v %v", q, err)
 	}
 	in := ResetInput{State: q.Form.State, Answers: [3]string{"a", "b", "c"}, Password: ucPassword, Confirm: ucPassword}
