@@ -255,7 +255,7 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 	if errs := checkResetInput(in); errs.Any() {
 		return again(Outcome{Status: Invalid, Errors: errs})
 	}
-	acct, creds, stop, err := s.resetAccount(ctx, card, st)
+	acct, creds, refuse, stop, err := s.resetAccount(ctx, card, st)
 	switch {
 	case err != nil:
 		return ResetResult{}, err
@@ -306,6 +306,13 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 		return again(o)
 	}
 
+	if refuse != "" {
+		// Right answers for an account disabled (or another person's)
+		// since step 1: now it may be told.
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": refuse})
+		return ResetResult{Outcome: refused(refuse), Account: acct}, nil
+	}
+
 	// All three answers are right: the new password.
 	if errs, err := s.resetTo(ctx, card, acct, creds, in.Password); err != nil || errs.Any() {
 		if err != nil {
@@ -346,35 +353,47 @@ func checkResetInput(in ResetInput) FieldErrors {
 }
 
 // resetAccount returns a real reset's account as it is now, with its
-// credentials (nil, nil for a decoy). A real reset whose account changed
-// meanwhile stops: with Restart when it is gone or its questions changed,
-// Refused (audited) when it was disabled or is another person's.
-func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (*store.Account, *store.Credentials, *ResetResult, error) {
+// credentials (nil, nil for a decoy). A real reset whose account is gone
+// or whose questions changed meanwhile stops with Restart. One disabled
+// (or given another DoD ID) since step 1 goes on with refuse set to why:
+// the answers are checked as for any account and only right answers are
+// told the account's state, as only a right password is.
+func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (acct *store.Account, creds *store.Credentials, refuse string, stop *ResetResult, err error) {
 	if st.Decoy != "" {
-		return nil, nil, nil, nil
+		return nil, nil, "", nil, nil
 	}
 	restart := &ResetResult{Outcome: outcome(Restart)}
-	acct, err := s.deps.Accounts.AccountByUsername(ctx, st.Username)
+	acct, err = s.deps.Accounts.AccountByUsername(ctx, st.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
-		return nil, nil, restart, nil
+		return nil, nil, "", restart, nil
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("selfservice: looking up account: %w", err)
+		return nil, nil, "", nil, fmt.Errorf("selfservice: looking up account: %w", err)
 	}
-	creds, err := s.credentials(ctx, acct)
-	if err != nil {
-		return nil, nil, nil, err
+	if creds, err = s.credentials(ctx, acct); err != nil {
+		return nil, nil, "", nil, err
 	}
 	ids, decoy := resetQuestions(acct, creds, card)
-	switch {
-	case decoy == decoyDisabled || decoy == decoyEDIPIMismatch:
-		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoy})
-		return nil, nil, &ResetResult{Outcome: refused(decoy), Account: acct}, nil
-	case decoy != "" || ids != st.Questions:
-		// Answers removed or changed since step 1: ask again.
-		return nil, nil, restart, nil
+	if decoy == decoyDisabled || decoy == decoyEDIPIMismatch {
+		refuse, ids = decoy, [credential.QuestionsRequired]string{}
+		for i, a := range creds.Answers {
+			if a.Hash == "" {
+				return nil, nil, "", restart, nil
+			}
+			ids[i] = a.QuestionID
+		}
+		if creds.PasswordHash == "" {
+			return nil, nil, "", restart, nil
+		}
+	} else if decoy != "" {
+		// Password or answers removed since step 1: ask again.
+		return nil, nil, "", restart, nil
 	}
-	return acct, creds, nil, nil
+	if ids != st.Questions {
+		// Answers changed since step 1: ask again.
+		return nil, nil, "", restart, nil
+	}
+	return acct, creds, refuse, nil, nil
 }
 
 // resetTo sets acct's new password after right answers, unless the policy
