@@ -108,7 +108,7 @@ func (s *Service) checkCurrent(ctx context.Context, card Card, acct *store.Accou
 	if err != nil || res.OK {
 		return nil, err
 	}
-	o := secretOutcome(res, true)
+	o := secretOutcome(res)
 	if o.Status == Locked {
 		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "locked"})
 		return &o, nil

@@ -120,12 +120,14 @@ func (s *Service) rehash(ctx context.Context, accountID int64, stored, password 
 }
 
 // secretOutcome is the outcome of a password or answers that did not
-// check out (res.OK false): Locked or Wrong.
-func secretOutcome(res LoginResult, known bool) Outcome {
+// check out (res.OK false): Locked or Wrong, with the tries remaining of
+// the account's lock, or of the decoy's for a username without one, which
+// counts alike.
+func secretOutcome(res LoginResult) Outcome {
 	if res.State.Locked() {
 		return Outcome{Status: Locked, Login: res.State}
 	}
-	return Outcome{Status: Wrong, Login: res.State, Known: known}
+	return Outcome{Status: Wrong, Login: res.State, Known: true}
 }
 
 // normUsername is a typed username as looked up: usernames are stored
@@ -203,7 +205,7 @@ func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkRe
 		// An unknown username is answered as an account with a wrong
 		// password (its decoy counts down and locks); only the audit
 		// log tells them apart.
-		res.Outcome = secretOutcome(login, true)
+		res.Outcome = secretOutcome(login)
 		fields := map[string]string{"via": "holder", "reason": "bad_password"}
 		switch {
 		case acct == nil:

@@ -286,7 +286,7 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 		username = st.Username // an existing account's name, not something typed in error
 	}
 	if !login.OK {
-		o := secretOutcome(login, true)
+		o := secretOutcome(login)
 		reason := "bad_answers"
 		switch {
 		case st.Decoy == decoyUnknown:

@@ -77,7 +77,7 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 		return res, nil
 	}
 	if !login.OK {
-		o := secretOutcome(login, true)
+		o := secretOutcome(login)
 		switch {
 		case acct == nil:
 			// Only the audit log tells an unknown username apart.
