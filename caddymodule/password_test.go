@@ -52,8 +52,9 @@ func TestPasswordLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "2 tries remaining") || strings.Contains(page, "Wrong.Password") {
 		t.Fatalf("wrong password: HTTP %d\n%s", resp.StatusCode, page)
 	}
+	// An unknown username gets the same answer (TestPasswordLoginUnknownUsername).
 	resp, page = signIn(t, g, c, "nobody.at.all", "Wrong.Password~1")
-	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(page, "remaining") {
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "2 tries remaining") {
 		t.Fatalf("unknown user: HTTP %d\n%s", resp.StatusCode, page)
 	}
 	resp, _ = signIn(t, g, c, "Robert.E.Johnson", "Correct.Horse~Bat9")

@@ -45,9 +45,12 @@ var errAddressUncounted = errors.New("counting an identity check per client addr
 
 // ServeLogin serves the password sign-in form. It needs no card. On a
 // correct password for an active account it calls l.SignIn; a disabled
-// account, or one waiting for approval, is refused. Wrong passwords are
-// counted in the database per account, as on the link page: three within
-// 15 minutes lock the account, and the page says how many tries remain.
+// account, or one waiting for approval, is refused, but only a correct
+// password is told so. Wrong passwords are counted in the database per
+// account, as on the link page: three within 15 minutes lock the account,
+// and the page says how many tries remain. An unknown username gets the
+// very same answers (its decoy counts and locks alike); only the audit
+// log tells it apart.
 func (p *Pages) ServeLogin(w http.ResponseWriter, r *http.Request, l Login) error {
 	r = withRequest(r)
 	switch r.Method {

@@ -191,8 +191,8 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 		{"refunding right answers", "john.q.doe", "", false, false, true},
 		// An unknown username's own countdown, after the card's attempt
 		// was counted: that attempt is taken back.
-		{"reading a decoy's count", "nobody.here", "reset-decoy:", true, false, false},
-		{"counting for a decoy", "nobody.here", "reset-decoy:", false, true, false},
+		{"reading a decoy's count", "nobody.here", "decoy:", true, false, false},
+		{"counting for a decoy", "nobody.here", "decoy:", false, true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newStoreHarness(t, selfservice.Config{})
@@ -363,17 +363,20 @@ func TestSharedThrottleDecoyAcrossNodes(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	decoys := 0
+	decoys, locks := 0, 0
 	for _, name := range names {
 		if strings.Contains(strings.ToLower(name), "nobody") {
 			t.Errorf("attempt name %q holds the typed username", name)
 		}
-		if strings.HasPrefix(name, "enroll:reset-decoy:") {
+		switch {
+		case strings.HasPrefix(name, "enroll:decoy:") && strings.HasSuffix(name, ":lock"):
+			locks++
+		case strings.HasPrefix(name, "enroll:decoy:"):
 			decoys++
 		}
 	}
-	if decoys != 1 {
-		t.Errorf("attempt names %q: want exactly one decoy count", names)
+	if decoys != 1 || locks != 1 {
+		t.Errorf("attempt names %q: want exactly one decoy count and its lock", names)
 	}
 }
 

@@ -104,11 +104,11 @@ func (s *Service) PasswordForm(ctx context.Context, acct *store.Account) (Passwo
 // on, else its Locked or Wrong outcome (audited as event).
 func (s *Service) checkCurrent(ctx context.Context, card Card, acct *store.Account, hash, password, event string) (*Outcome, error) {
 	// A password about to be replaced is not worth rehashing.
-	res, err := s.checkPassword(ctx, acct, hash, password, event != "password.changed")
+	res, err := s.checkPassword(ctx, acct, acct.Username, hash, password, event != "password.changed")
 	if err != nil || res.OK {
 		return nil, err
 	}
-	o := secretOutcome(res, true)
+	o := secretOutcome(res)
 	if o.Status == Locked {
 		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "locked"})
 		return &o, nil

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cacgate/cacgate/internal/store"
@@ -116,6 +116,7 @@ func NewGuard(counts store.Throttler, locks LoginLocker, perAddress int, lockout
 	if now == nil {
 		now = time.Now
 	}
+	keepLocks(lockout)
 	return &Guard{counts: counts, locks: locks, now: now, lockout: lockout, perAddress: perAddress}
 }
 
@@ -254,46 +255,122 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 }
 
 // Decoy runs verify, which must never succeed, as one attempt on a
-// username that cannot be reset, counted under key with an account's
-// limits: the page counts down and locks like a real account's, on every
-// node, and does not tell whether the username exists.
+// username without an account to count on (an unknown username), counted
+// under key by an account's rules, so that the pages count down, lock and
+// unlock exactly as for a real account, on every node, and do not tell
+// whether the username exists:
+//
+//   - while the decoy is locked, the attempt is refused without verifying
+//     (nor counting), as a locked account's is;
+//   - otherwise the failure is counted in a LoginWindow that begins at
+//     the first one; the LoginMaxFailures-th locks the decoy for the
+//     lockout period from that failure (rounded up to the second, as the
+//     store rounds an account's), and the count starts again after it.
+//
+// The lock is a counter of its own (key + ":lock", one attempt in a window
+// of the lockout period, which pruning keeps: see PruneAttempts). Each key
+// is one row of the attempts table, taken only by a post the per-card and
+// per-address limits let through, and pruned once expired, so decoys
+// cannot grow the table beyond what those limits allow.
 func (g *Guard) Decoy(ctx context.Context, key string, verify func(context.Context) error) (LoginResult, error) {
-	n, since, err := g.failures(ctx, key, LoginWindow)
+	lockKey := key + decoyLockSuffix
+	if locked, until, err := g.decoyLock(ctx, lockKey); err != nil || locked {
+		return LoginResult{State: lockedState(until)}, err
+	}
+	n, _, err := g.failures(ctx, key, LoginWindow)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if n >= LoginMaxFailures {
-		return LoginResult{State: decoyState(n, since, g.lockout)}, nil
-	}
-	// The count after this failure, from the one read above: one atomic
-	// take rather than a take and another read, so that a failure here
-	// leaves nothing counted. A refused take means requests elsewhere
-	// used up the tries meanwhile.
+	// One atomic take, so that however many requests race at most
+	// LoginMaxFailures are verified in a window. A refused take means
+	// requests elsewhere used up the tries meanwhile: locked, as an
+	// account would be, without verifying.
 	allowed, err := g.take(ctx, key, LoginWindow, LoginMaxFailures)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if n == 0 {
-		since = g.now()
+	if allowed {
+		if err := verify(ctx); err != nil {
+			return LoginResult{}, err
+		}
+		if n+1 < LoginMaxFailures {
+			return LoginResult{State: decoyState(n + 1)}, nil
+		}
 	}
-	if !allowed {
-		return LoginResult{State: decoyState(LoginMaxFailures, since, g.lockout)}, nil
-	}
-	if err := verify(ctx); err != nil {
+	until, err := g.lockDecoy(ctx, key, lockKey)
+	if err != nil {
 		return LoginResult{}, err
 	}
-	return LoginResult{State: decoyState(n+1, since, g.lockout)}, nil
+	return LoginResult{State: lockedState(until)}, nil
 }
 
-// decoyState is the sign-in state a decoy shows after n failures counted
-// since its window began: as a real account's, locked from the limit on.
-func decoyState(n int, since time.Time, lockFor time.Duration) store.LoginState {
-	n = min(n, LoginMaxFailures)
-	ls := store.LoginState{Failures: n, Remaining: LoginMaxFailures - n}
-	if n >= LoginMaxFailures {
-		ls.LockedUntil = since.Add(lockFor)
+// decoyLockSuffix names a decoy's lock counter after its failure counter.
+const decoyLockSuffix = ":lock"
+
+// decoyLock reports whether the decoy whose lock counter is lockKey is
+// locked now, and until when.
+func (g *Guard) decoyLock(ctx context.Context, lockKey string) (bool, time.Time, error) {
+	n, since, err := g.failures(ctx, lockKey, g.lockout)
+	if err != nil || n == 0 {
+		return false, time.Time{}, err
 	}
-	return ls
+	return true, since.Add(g.lockout), nil
+}
+
+// lockDecoy locks a decoy from now (unless a request elsewhere just did:
+// its lock stands) and returns when the lock ends. Its count of failures
+// must start again when the lock ends, as an account's does: it does by
+// itself when the lockout period is at least LoginWindow (the count's
+// window, begun at the first failure, ends first); with a shorter one it
+// is cleared now. Locking costs one write more than an account's lock,
+// which the time of the answer could show only with many samples, each a
+// lockout period apart.
+func (g *Guard) lockDecoy(ctx context.Context, key, lockKey string) (time.Time, error) {
+	if err := checkKey(lockKey); err != nil {
+		return time.Time{}, err
+	}
+	// Rounded up to the second, as the store rounds an account's lock.
+	now := g.now()
+	if t := now.Truncate(time.Second); !t.Equal(now) {
+		now = t.Add(time.Second)
+	}
+	took, err := g.counts.TakeAttempt(ctx, cardPrefix+lockKey, now, g.lockout, 1)
+	if err != nil {
+		return time.Time{}, unavailable{err}
+	}
+	until := now.Add(g.lockout)
+	if !took {
+		// Locked by a request elsewhere meanwhile: that lock's end.
+		locked, end, err := g.decoyLock(ctx, lockKey)
+		switch {
+		case err != nil:
+			return time.Time{}, err
+		case locked:
+			until = end
+		}
+	}
+	if g.lockout < LoginWindow {
+		for range LoginMaxFailures {
+			if err := g.refund(ctx, key); err != nil {
+				return time.Time{}, err
+			}
+		}
+	}
+	return until, nil
+}
+
+// decoyState is the sign-in state a decoy shows after n failures, fewer
+// than the limit, as a real account's.
+func decoyState(n int) store.LoginState {
+	return store.LoginState{Failures: n, Remaining: LoginMaxFailures - n}
+}
+
+// lockedState is the state of an account (or decoy) locked until until.
+func lockedState(until time.Time) store.LoginState {
+	if until.IsZero() {
+		return store.LoginState{}
+	}
+	return store.LoginState{Failures: LoginMaxFailures, LockedUntil: until}
 }
 
 // TakeAddress counts an identity check from the client address ip against
@@ -350,6 +427,27 @@ func AddressKey(ip string) string {
 // the pruning node's never finds a live count gone.
 const Retention = 2 * ThrottleWindow
 
+// longestLockout is the longest lockout period of any guard made in this
+// process: a decoy's lock counter lives that long, so pruning keeps
+// counters at least that long (plus a window, for clocks that differ).
+var longestLockout atomic.Int64
+
+func keepLocks(lockout time.Duration) {
+	for {
+		old := longestLockout.Load()
+		if int64(lockout) <= old || longestLockout.CompareAndSwap(old, int64(lockout)) {
+			return
+		}
+	}
+}
+
+// pruneRetention is how long after its window began PruneAttempts keeps a
+// counter: Retention, or a decoy lock's lockout period plus ThrottleWindow
+// when that is longer.
+func pruneRetention() time.Duration {
+	return max(Retention, time.Duration(longestLockout.Load())+ThrottleWindow)
+}
+
 // PruneInterval is how often PruneAttempts deletes expired counters.
 const PruneInterval = 10 * time.Minute
 
@@ -357,7 +455,10 @@ const PruneInterval = 10 * time.Minute
 const pruneTimeout = 30 * time.Second
 
 // PruneAttempts deletes the guard's expired counters in counts every
-// interval until ctx is done (the gateway's config is unloaded). Every
+// interval until ctx is done (the gateway's config is unloaded): those
+// whose window began more than Retention ago, or a decoy's lockout period
+// and a window ago when that is longer (the longest lockout of the guards
+// made in this process). Every
 // node prunes; the deletes are idempotent. Nothing depends on pruning but
 // the table's size, so a failed run is reported to failed (which may be
 // nil) and the next tick tries again.
@@ -371,7 +472,7 @@ func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Du
 		case <-ticker.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-		n, err := counts.PruneAttempts(pctx, now().Add(-Retention))
+		n, err := counts.PruneAttempts(pctx, now().Add(-pruneRetention()))
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && failed != nil:
@@ -382,10 +483,14 @@ func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Du
 	}
 }
 
-// decoyKey counts the wrong answers given for a username that cannot be
-// reset, per card and username (case folded, as usernames are looked up).
-func (s *Service) decoyKey(cardFingerprint, username string) string {
-	return "reset-decoy:" + cardFingerprint + ":" + s.deps.Sealer.tag(strings.ToLower(username))
+// decoyKey counts the wrong secrets (passwords, security answers) given
+// for a username without an account, on every page and with any card, as
+// an account's lock counts them: per username (case folded, as usernames
+// are looked up), kept as a keyed digest so that the table holds no typed
+// text (a username may be a password typed into the wrong field), in a
+// namespace no other counter uses.
+func (s *Service) decoyKey(username string) string {
+	return "decoy:" + s.deps.Sealer.tag(normUsername(username))
 }
 
 func isLimited(err error) bool { return errors.Is(err, ErrLimited) }

@@ -246,8 +246,8 @@ func TestPruneAttemptsLoop(t *testing.T) {
 		PruneAttempts(ctx, f, time.Millisecond, func() time.Time { return now }, func(err error) { failed <- err }, nil)
 	}()
 	for i := range 2 {
-		if before := <-f.calls; !before.Equal(now.Add(-Retention)) {
-			t.Errorf("prune %d: before %v, want %v", i+1, before, now.Add(-Retention))
+		if before := <-f.calls; !before.Equal(now.Add(-pruneRetention())) || pruneRetention() < Retention {
+			t.Errorf("prune %d: before %v, want %v", i+1, before, now.Add(-pruneRetention()))
 		}
 	}
 	if err := <-failed; err == nil {
@@ -257,4 +257,55 @@ func TestPruneAttemptsLoop(t *testing.T) {
 	<-done
 }
 
+// TestPruneKeepsDecoyLocks: pruning keeps counters as long as the longest
+// lockout (a decoy's lock counter) and a window more.
+func TestPruneKeepsDecoyLocks(t *testing.T) {
+	NewGuard(nil, nil, 0, 3*time.Hour, nil)
+	if got := pruneRetention(); got < 3*time.Hour+ThrottleWindow {
+		t.Errorf("retention %v with a 3h lockout", got)
+	}
+}
+
 var errDatabaseDown = errors.New("dial tcp 10.0.0.5:5432: connection refused")
+
+// TestDecoyLocksAsAnAccount: a decoy and a real account's lock, given the
+// same wrong secrets at the same times, answer alike at every step: the
+// count down, the lock from the third failure (not the first) for the
+// lockout period, refusals while locked without verifying, the count
+// starting again after the lock or once its window passed; with a lockout
+// period shorter than the count's window too.
+func TestDecoyLocksAsAnAccount(t *testing.T) {
+	for _, lockout := range []time.Duration{30 * time.Minute, 5 * time.Minute} {
+		t.Run(lockout.String(), func(t *testing.T) {
+			db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cacgate.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			ctx := context.Background()
+			acct := &store.Account{Username: "john.doe", EDIPI: "1234567890", Status: store.StatusActive}
+			if err := db.CreateAccount(ctx, acct); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2026, 12, 6, 8, 0, 0, 250e6, time.UTC) // not on a second: locks round up
+			g := NewGuard(db, db, 0, lockout, func() time.Time { return now })
+			// Minutes after the start of each wrong attempt.
+			for i, at := range []float64{0, 1, 2, 3, 14, 20, 33, 34, 50, 51, 70, 71, 71.5, 72, 73, 120} {
+				now = time.Date(2026, 12, 6, 8, 0, 0, 250e6, time.UTC).Add(time.Duration(at * float64(time.Minute)))
+				accountRan, decoyRan := false, false
+				real, err := g.Account(ctx, acct, func(context.Context) (bool, error) { accountRan = true; return false, nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				decoy, err := g.Decoy(ctx, "decoy:test", func(context.Context) error { decoyRan = true; return nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, d := real.State, decoy.State
+				if r.Remaining != d.Remaining || !r.LockedUntil.Equal(d.LockedUntil) || accountRan != decoyRan || real.OK || decoy.OK {
+					t.Errorf("attempt %d at +%vm: account %+v (verified %v), decoy %+v (verified %v)", i+1, at, r, accountRan, d, decoyRan)
+				}
+			}
+		})
+	}
+}

@@ -55,22 +55,18 @@ func (s *Service) credentials(ctx context.Context, acct *store.Account) (*store.
 }
 
 // checkPassword verifies password against hash, the stored hash of acct
-// (nil for an unknown username; hash "" for an account without a
-// password, which never matches), through the guard's account lock
-// (Guard.Account). With rehash, a correct password whose hash was made
-// with other parameters than the hasher's is stored again with them;
-// callers about to replace the password pass false.
-func (s *Service) checkPassword(ctx context.Context, acct *store.Account, hash, password string, rehash bool) (LoginResult, error) {
+// (hash "" for an account without a password, which never matches),
+// through the guard's account lock (Guard.Account). For an unknown
+// username (acct nil) it verifies against the dummy hash, which never
+// matches, through the guard's decoy for username (Guard.Decoy): the
+// answer, its count of tries, its lock and the time it takes are an
+// account's. With rehash, a correct password whose hash was made with
+// other parameters than the hasher's is stored again with them; callers
+// about to replace the password pass false.
+func (s *Service) checkPassword(ctx context.Context, acct *store.Account, username, hash, password string, rehash bool) (LoginResult, error) {
 	verify := func(ctx context.Context) (bool, error) {
 		if hash == "" {
-			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
-			if err != nil {
-				return false, fmt.Errorf("selfservice: dummy hash: %w", err)
-			}
-			if _, err := s.deps.Hasher.Verify(ctx, password, dummy); err != nil {
-				return false, fmt.Errorf("selfservice: verifying password: %w", err)
-			}
-			return false, nil
+			return false, s.verifyDummy(ctx, password)
 		}
 		ok, err := s.deps.Hasher.Verify(ctx, password, hash)
 		if err != nil {
@@ -79,8 +75,9 @@ func (s *Service) checkPassword(ctx context.Context, acct *store.Account, hash, 
 		return ok, nil
 	}
 	if acct == nil {
-		_, err := verify(ctx)
-		return LoginResult{}, err
+		return s.guard.Decoy(ctx, s.decoyKey(username), func(ctx context.Context) error {
+			return s.verifyDummy(ctx, password)
+		})
 	}
 	res, err := s.guard.Account(ctx, acct, verify)
 	if err != nil || !res.OK {
@@ -90,6 +87,19 @@ func (s *Service) checkPassword(ctx context.Context, acct *store.Account, hash, 
 		s.rehash(ctx, acct.ID, hash, password)
 	}
 	return res, nil
+}
+
+// verifyDummy verifies password against the dummy hash, as long as a real
+// password takes; it never matches.
+func (s *Service) verifyDummy(ctx context.Context, password string) error {
+	dummy, err := s.dummy.get(ctx, s.deps.Hasher)
+	if err != nil {
+		return fmt.Errorf("selfservice: dummy hash: %w", err)
+	}
+	if _, err := s.deps.Hasher.Verify(ctx, password, dummy); err != nil {
+		return fmt.Errorf("selfservice: verifying password: %w", err)
+	}
+	return nil
 }
 
 // rehash replaces a correct password's stored hash by one made with the
@@ -110,12 +120,14 @@ func (s *Service) rehash(ctx context.Context, accountID int64, stored, password 
 }
 
 // secretOutcome is the outcome of a password or answers that did not
-// check out (res.OK false): Locked or Wrong.
-func secretOutcome(res LoginResult, known bool) Outcome {
+// check out (res.OK false): Locked or Wrong, with the tries remaining of
+// the account's lock, or of the decoy's for a username without one, which
+// counts alike.
+func secretOutcome(res LoginResult) Outcome {
 	if res.State.Locked() {
 		return Outcome{Status: Locked, Login: res.State}
 	}
-	return Outcome{Status: Wrong, Login: res.State, Known: known}
+	return Outcome{Status: Wrong, Login: res.State, Known: true}
 }
 
 // normUsername is a typed username as looked up: usernames are stored
@@ -179,7 +191,7 @@ func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkRe
 	var login LoginResult
 	_, err = s.guard.Try(ctx, limit, func(ctx context.Context) (bool, error) {
 		var err error
-		login, err = s.checkPassword(ctx, acct, hash, in.Password, true)
+		login, err = s.checkPassword(ctx, acct, res.Username, hash, in.Password, true)
 		return login.OK, err
 	})
 	switch {
@@ -190,17 +202,20 @@ func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkRe
 		return LinkResult{}, err
 	}
 	if !login.OK {
-		res.Outcome = secretOutcome(login, acct != nil)
+		// An unknown username is answered as an account with a wrong
+		// password (its decoy counts down and locks); only the audit
+		// log tells them apart.
+		res.Outcome = secretOutcome(login)
 		fields := map[string]string{"via": "holder", "reason": "bad_password"}
 		switch {
-		case res.Status == Locked:
-			fields["username"], fields["reason"] = acct.Username, "locked"
-		case acct != nil:
-			fields["username"] = acct.Username
-		default:
+		case acct == nil:
 			// The typed username is not recorded: it may be a
 			// password typed in the wrong field.
 			fields["reason"] = "unknown_username"
+		case res.Status == Locked:
+			fields["username"], fields["reason"] = acct.Username, "locked"
+		default:
+			fields["username"] = acct.Username
 		}
 		s.audit(ctx, card, event, "failure", fields)
 		if res.Status == Wrong {

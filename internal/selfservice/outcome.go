@@ -45,8 +45,9 @@ type Outcome struct {
 	// Login is the account's sign-in state after the attempt (Wrong,
 	// Locked).
 	Login store.LoginState
-	// Known is true when a Wrong secret was checked against a known
-	// account (or a decoy that passes for one): Login.Remaining means
+	// Known is true when a Wrong secret counted against a lock: an
+	// account's, or the decoy that stands for an unknown username (so
+	// that the answer does not tell them apart); Login.Remaining means
 	// something.
 	Known bool
 	// Reason is the machine-readable reason of a Refused outcome, as

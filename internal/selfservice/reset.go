@@ -2,6 +2,9 @@ package selfservice
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -20,11 +23,29 @@ import (
 // (an enrollment's) is taken for one.
 const resetPurpose = "reset"
 
-// decoyQuestions are shown for a username that cannot be reset (unknown,
-// without a password or answers, disabled, or another person's), so the
-// page looks like a real account's and does not tell whether the username
-// exists.
-var decoyQuestions = [credential.QuestionsRequired]string{"favorite-teacher", "childhood-friend", "first-employer"}
+// decoyQuestions returns the questions shown for a username that cannot
+// be reset (unknown, without a password or answers, disabled, or another
+// person's), so the page looks like a real account's and does not tell
+// whether the username exists: three different questions of the
+// catalogue, picked by a keyed digest of the username, so that a username
+// is asked the same questions on every visit and node, as an account is,
+// and different usernames different ones (one fixed set would mark every
+// decoy).
+func (s *Service) decoyQuestions(username string) [credential.QuestionsRequired]string {
+	catalogue := credential.Questions()
+	m := hmac.New(sha256.New, s.deps.Sealer.tagKey)
+	m.Write([]byte("reset decoy questions\x00" + normUsername(username)))
+	sum := m.Sum(nil)
+	var ids [credential.QuestionsRequired]string
+	for i := range ids {
+		// A partial Fisher-Yates shuffle; the modulo bias (at most 12 of
+		// 256) is no tell, as people's own picks are far from uniform.
+		j := i + int(sum[i])%(len(catalogue)-i)
+		catalogue[i], catalogue[j] = catalogue[j], catalogue[i]
+		ids[i] = catalogue[i].ID
+	}
+	return ids
+}
 
 // Reasons a reset state is a decoy: step 2 never succeeds for them.
 const (
@@ -47,7 +68,15 @@ type resetState struct {
 	// Expires is when the state expires, in unix seconds: step 1's time
 	// plus the state TTL, kept when the answers form is shown again.
 	Expires int64 `json:"x,omitempty"`
+	// Pad makes every sealed state as long as any other with the same
+	// username and questions, so that its length does not tell a decoy
+	// (AccountID, Decoy) from a real reset (resetForm).
+	Pad string `json:"z"`
 }
+
+// resetStateHidden bounds what AccountID and Decoy add to a reset state's
+// JSON: `"a":` and 19 digits, `"d":"` and the longest reason.
+const resetStateHidden = 64
 
 // ResetForm is step 2's form: the sealed state to send back, the
 // username and the questions (IDs) to answer.
@@ -101,7 +130,7 @@ func (s *Service) ResetQuestions(ctx context.Context, card Card, username string
 		st.Questions, st.Decoy = resetQuestions(acct, creds, card)
 	}
 	if st.Decoy != "" {
-		st.Questions = decoyQuestions
+		st.Questions = s.decoyQuestions(st.Username)
 		if st.Decoy == decoyEDIPIMismatch {
 			// Answered like any account, but worth recording.
 			s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoyEDIPIMismatch, "step": "username"})
@@ -136,11 +165,37 @@ func (s *Service) resetForm(card Card, st *resetState) (ResetForm, error) {
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
+	if err := padResetState(st); err != nil {
+		return ResetForm{}, err
+	}
 	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
 		return ResetForm{}, fmt.Errorf("selfservice: sealing reset state: %w", err)
 	}
 	return ResetForm{State: sealed, Username: st.Username, Questions: st.Questions}, nil
+}
+
+// padResetState sets st.Pad so that st's JSON is resetStateHidden bytes
+// longer than that of the same state without AccountID and Decoy: the
+// sealed state's length then depends only on what the page shows.
+func padResetState(st *resetState) error {
+	st.Pad = ""
+	full, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("selfservice: reset state: %w", err)
+	}
+	shape := *st
+	shape.AccountID, shape.Decoy = 0, ""
+	visible, err := json.Marshal(shape)
+	if err != nil {
+		return fmt.Errorf("selfservice: reset state: %w", err)
+	}
+	hidden := len(full) - len(visible)
+	if hidden > resetStateHidden {
+		return fmt.Errorf("selfservice: reset state: %d bytes of account and decoy", hidden)
+	}
+	st.Pad = strings.Repeat("0", resetStateHidden-hidden)
+	return nil
 }
 
 // openReset returns the sealed reset state if it is valid for card.
@@ -200,7 +255,7 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 	if errs := checkResetInput(in); errs.Any() {
 		return again(Outcome{Status: Invalid, Errors: errs})
 	}
-	acct, creds, stop, err := s.resetAccount(ctx, card, st)
+	acct, creds, refuse, stop, err := s.resetAccount(ctx, card, st)
 	switch {
 	case err != nil:
 		return ResetResult{}, err
@@ -231,9 +286,13 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 		username = st.Username // an existing account's name, not something typed in error
 	}
 	if !login.OK {
-		o := secretOutcome(login, true)
+		o := secretOutcome(login)
 		reason := "bad_answers"
 		switch {
+		case st.Decoy == decoyUnknown:
+			// Whatever the page said (locked too): the audit log tells
+			// the truth, the page does not.
+			reason = decoyUnknown
 		case o.Status == Locked:
 			reason = "locked"
 		case st.Decoy != "":
@@ -245,6 +304,13 @@ func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (
 		}
 		o.Errors.Add("", WrongSecret("One or more answers are not correct.", o))
 		return again(o)
+	}
+
+	if refuse != "" {
+		// Right answers for an account disabled (or another person's)
+		// since step 1: now it may be told.
+		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": refuse})
+		return ResetResult{Outcome: refused(refuse), Account: acct}, nil
 	}
 
 	// All three answers are right: the new password.
@@ -287,35 +353,47 @@ func checkResetInput(in ResetInput) FieldErrors {
 }
 
 // resetAccount returns a real reset's account as it is now, with its
-// credentials (nil, nil for a decoy). A real reset whose account changed
-// meanwhile stops: with Restart when it is gone or its questions changed,
-// Refused (audited) when it was disabled or is another person's.
-func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (*store.Account, *store.Credentials, *ResetResult, error) {
+// credentials (nil, nil for a decoy). A real reset whose account is gone
+// or whose questions changed meanwhile stops with Restart. One disabled
+// (or given another DoD ID) since step 1 goes on with refuse set to why:
+// the answers are checked as for any account and only right answers are
+// told the account's state, as only a right password is.
+func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (acct *store.Account, creds *store.Credentials, refuse string, stop *ResetResult, err error) {
 	if st.Decoy != "" {
-		return nil, nil, nil, nil
+		return nil, nil, "", nil, nil
 	}
 	restart := &ResetResult{Outcome: outcome(Restart)}
-	acct, err := s.deps.Accounts.AccountByUsername(ctx, st.Username)
+	acct, err = s.deps.Accounts.AccountByUsername(ctx, st.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
-		return nil, nil, restart, nil
+		return nil, nil, "", restart, nil
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("selfservice: looking up account: %w", err)
+		return nil, nil, "", nil, fmt.Errorf("selfservice: looking up account: %w", err)
 	}
-	creds, err := s.credentials(ctx, acct)
-	if err != nil {
-		return nil, nil, nil, err
+	if creds, err = s.credentials(ctx, acct); err != nil {
+		return nil, nil, "", nil, err
 	}
 	ids, decoy := resetQuestions(acct, creds, card)
-	switch {
-	case decoy == decoyDisabled || decoy == decoyEDIPIMismatch:
-		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": decoy})
-		return nil, nil, &ResetResult{Outcome: refused(decoy), Account: acct}, nil
-	case decoy != "" || ids != st.Questions:
-		// Answers removed or changed since step 1: ask again.
-		return nil, nil, restart, nil
+	if decoy == decoyDisabled || decoy == decoyEDIPIMismatch {
+		refuse, ids = decoy, [credential.QuestionsRequired]string{}
+		for i, a := range creds.Answers {
+			if a.Hash == "" {
+				return nil, nil, "", restart, nil
+			}
+			ids[i] = a.QuestionID
+		}
+		if creds.PasswordHash == "" {
+			return nil, nil, "", restart, nil
+		}
+	} else if decoy != "" {
+		// Password or answers removed since step 1: ask again.
+		return nil, nil, "", restart, nil
 	}
-	return acct, creds, nil, nil
+	if ids != st.Questions {
+		// Answers changed since step 1: ask again.
+		return nil, nil, "", restart, nil
+	}
+	return acct, creds, refuse, nil, nil
 }
 
 // resetTo sets acct's new password after right answers, unless the policy
@@ -376,15 +454,28 @@ func (s *Service) checkAnswers(ctx context.Context, st *resetState, acct *store.
 		}
 		return right == len(answers), nil
 	}
-	if acct == nil {
-		return s.guard.Decoy(ctx, s.decoyKey(st.Card, st.Username), func(ctx context.Context) error {
-			dummy, err := s.dummy.get(ctx, s.deps.Hasher)
-			if err != nil {
-				return fmt.Errorf("selfservice: dummy hash: %w", err)
-			}
-			_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
-			return err
+	decoy := func(ctx context.Context) error {
+		dummy, err := s.dummy.get(ctx, s.deps.Hasher)
+		if err != nil {
+			return fmt.Errorf("selfservice: dummy hash: %w", err)
+		}
+		_, err = verify(ctx, [credential.QuestionsRequired]string{dummy, dummy, dummy})
+		return err
+	}
+	switch {
+	case acct == nil && st.AccountID != 0:
+		// An account this card cannot reset (another person's, disabled,
+		// without answers): counted on the account's own lock, which
+		// the sign-in and "register this card" pages count on too, so
+		// that the username locks as one on every page and with any
+		// card. Nothing is verified but the dummy hash: the right
+		// answers never reset it.
+		return s.guard.Account(ctx, &store.Account{ID: st.AccountID}, func(ctx context.Context) (bool, error) {
+			return false, decoy(ctx)
 		})
+	case acct == nil:
+		// An unknown username: its decoy, shared with the other pages.
+		return s.guard.Decoy(ctx, s.decoyKey(st.Username), decoy)
 	}
 	var hashes [credential.QuestionsRequired]string
 	for i, a := range creds.Answers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -138,9 +139,13 @@ func TestLinkCardOutcomes(t *testing.T) {
 	if res := f.link("", ""); res.Status != Invalid || res.Errors.By["username"] == "" || res.Errors.By["password"] == "" {
 		t.Fatalf("empty form: %+v", res.Outcome)
 	}
+	// An unknown username counts down like an account.
 	res := f.link("nobody.here", ucPassword)
-	if res.Status != Wrong || res.Known {
+	if res.Status != Wrong || !res.Known || res.Login.Remaining != 2 {
 		t.Fatalf("unknown username: %+v", res.Outcome)
+	}
+	if f.svc.dummy.hash == "" {
+		t.Error("an unknown username was not checked against the dummy hash")
 	}
 	if e := f.last(); e.name != "card.linked" || e.outcome != "failure" || e.fields["reason"] != "unknown_username" || e.fields["username"] != "" || e.fields["via"] != "holder" {
 		t.Fatalf("audit %+v", e)
@@ -225,7 +230,7 @@ func TestSignInAddressLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"a.b", "c.d", "e.f"} {
-		if res = signIn(u, ucWrong); res.Status != Wrong || res.Known {
+		if res = signIn(u, ucWrong); res.Status != Wrong || res.Login.Remaining != 2 {
 			t.Fatalf("spray %s: %+v", u, res.Outcome)
 		}
 	}
@@ -273,13 +278,40 @@ func TestCheckIdentity(t *testing.T) {
 	}
 }
 
+// TestDecoyQuestions: a username that cannot be reset is asked three
+// different questions of the catalogue, the same each time whatever the
+// case, and not one fixed set for every such username.
+func TestDecoyQuestions(t *testing.T) {
+	f := newFixture(t, Config{})
+	q := f.svc.decoyQuestions("Nobody.Here")
+	if q != f.svc.decoyQuestions("nobody.here") {
+		t.Error("decoy questions depend on case")
+	}
+	sets := map[[credential.QuestionsRequired]string]bool{}
+	for i := range 20 {
+		q := f.svc.decoyQuestions("user" + strconv.Itoa(i))
+		if q[0] == q[1] || q[1] == q[2] || q[0] == q[2] {
+			t.Errorf("repeated question: %v", q)
+		}
+		for _, id := range q {
+			if _, ok := credential.QuestionByID(id); !ok {
+				t.Errorf("no question %q", id)
+			}
+		}
+		sets[q] = true
+	}
+	if len(sets) < 10 {
+		t.Errorf("20 usernames got only %d sets of questions", len(sets))
+	}
+}
+
 // TestResetDecoyCountsDown: a username that cannot be reset counts down
 // and locks like a real account, and never succeeds.
 func TestResetDecoyCountsDown(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
 	q, err := f.svc.ResetQuestions(ctx, f.card, "Nobody.Here")
-	if err != nil || q.Status != Done || q.Form.State == "" || q.Form.Questions != decoyQuestions {
+	if err != nil || q.Status != Done || q.Form.State == "" || q.Form.Questions != f.svc.decoyQuestions("nobody.here") {
 		t.Fatalf("step 1: %+v %v", q, err)
 	}
 	in := ResetInput{State: q.Form.State, Answers: [3]string{"a", "b", "c"}, Password: ucPassword, Confirm: ucPassword}
@@ -317,23 +349,22 @@ func TestChangePasswordWrongCurrent(t *testing.T) {
 
 func TestDecoyKeyHidesUsername(t *testing.T) {
 	f := newFixture(t, Config{})
-	fp := strings.Repeat("ab", 32)
-	k := f.svc.decoyKey(fp, "Nobody.Here")
-	if k != f.svc.decoyKey(fp, "nobody.here") {
-		t.Error("decoy key depends on case")
+	k := f.svc.decoyKey("Nobody.Here ")
+	if k != f.svc.decoyKey("nobody.here") {
+		t.Error("decoy key depends on case or spaces")
 	}
-	if strings.Contains(strings.ToLower(k), "nobody") || len(k) > MaxThrottleKeyLen {
+	if strings.Contains(strings.ToLower(k), "nobody") || len(k+decoyLockSuffix) > MaxThrottleKeyLen {
 		t.Errorf("decoy key %q", k)
 	}
-	if k == f.svc.decoyKey(fp, "nobody.there") || k == f.svc.decoyKey(strings.Repeat("cd", 32), "nobody.here") {
+	if k == f.svc.decoyKey("nobody.there") {
 		t.Error("decoy keys collide")
 	}
 	other := newFixture(t, Config{}) // another site's sealing key
-	if k == other.svc.decoyKey(fp, "nobody.here") {
+	if k == other.svc.decoyKey("nobody.here") {
 		t.Error("decoy key does not depend on the key")
 	}
 	// The longest username the form accepts still fits.
-	if k := f.svc.decoyKey(fp, strings.Repeat("\u0130", maxUsernameLen)); len(k) > MaxThrottleKeyLen {
+	if k := f.svc.decoyKey(strings.Repeat("\u0130", maxUsernameLen)); len(k+decoyLockSuffix) > MaxThrottleKeyLen {
 		t.Errorf("decoy key of %d bytes", len(k))
 	}
 }

@@ -56,7 +56,10 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 	if err != nil {
 		return SignInResult{}, err
 	}
-	login, err := s.checkPassword(ctx, acct, hash, in.Password, true)
+	// An unknown username is checked against the dummy hash under its
+	// decoy's count: the same answers, count, lock and time as an
+	// account's with a wrong password.
+	login, err := s.checkPassword(ctx, acct, res.Username, hash, in.Password, true)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -73,18 +76,25 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 		s.deps.Audit(ctx, event, "failure", fields)
 		return res, nil
 	}
-	switch {
-	case login.State.Locked():
-		o := secretOutcome(login, true)
-		o.Reason = "locked"
-		res.Errors.Add("password", "Too many wrong passwords were entered for this account. It is locked until "+FormatTime(login.State.LockedUntil)+".")
-		return fail(o)
-	case !login.OK:
-		o := secretOutcome(login, acct != nil)
-		res.Errors.Add("password", WrongSecret("The username or password is not correct.", o))
-		o.Reason = "bad_password"
+	if !login.OK {
+		o := secretOutcome(login)
+		switch {
+		case acct == nil:
+			// Only the audit log tells an unknown username apart.
+			o.Reason = "unknown_username"
+		case o.Status == Locked:
+			o.Reason = "locked"
+		default:
+			o.Reason = "bad_password"
+		}
+		if o.Status == Locked {
+			res.Errors.Add("password", "Too many wrong passwords were entered for this account. It is locked until "+FormatTime(login.State.LockedUntil)+".")
+		} else {
+			res.Errors.Add("password", WrongSecret("The username or password is not correct.", o))
+		}
 		return fail(o)
 	}
+	// Only a correct password may tell the account's state.
 	switch acct.Status {
 	case store.StatusDisabled:
 		res.Errors.Add("", "This account is disabled. Contact the site's administrators.")
