@@ -50,8 +50,13 @@ type accountAnswersPage struct {
 // ServeAccount answers a request under PathAccount for the admitted card
 // and its account (which the gateway has found active). Like Serve, it
 // writes the response itself and returns a non-nil error only for an
-// internal failure, having written nothing.
+// internal failure, having written nothing; a hash the hasher turns away
+// is answered with the "try again in a moment" page (503).
 func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
+	return p.orBusy(w, r, &card, p.serveAccount(w, r, card, acct, csrf))
+}
+
+func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
 	if err := checkCard(card); err != nil {
 		return err
 	}

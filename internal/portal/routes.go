@@ -67,7 +67,10 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 			}
 		}
 		csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: id.FingerprintHex, r: r, now: now}
-		return pages.Serve(w, r, *v.Card, csrf)
+		// The hashing steps (profile, questions) count the address
+		// themselves, before hashing, and give a step that went through
+		// back.
+		return pages.Serve(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, csrf)
 	}
 	if r.URL.Path != PathEnroll || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: p.cfg.Contact})
