@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"crypto/subtle"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -201,4 +202,16 @@ func (h *Hasher) acquire(ctx context.Context) error {
 		return errNoSlots
 	}
 	return h.slots.acquire(ctx, PriorityOf(ctx))
+}
+
+// Reserve takes a slot as a hash of ctx's priority would (waiting in its
+// line, bounded the same way), and holds it without hashing until release
+// is called (once; later calls do nothing). It is for tests that need a
+// busy hasher, and for callers that must keep hashing out for a while.
+func (h *Hasher) Reserve(ctx context.Context) (release func(), err error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(h.slots.release) }, nil
 }
