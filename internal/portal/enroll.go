@@ -232,7 +232,7 @@ func (p *Pages) postProfile(w http.ResponseWriter, r *http.Request, card selfser
 		Profile: selfservice.Profile{Email: form.Get("email"), Organization: form.Get("organization"), Location: form.Get("location"),
 			Address: form.Get("address"), Phone: form.Get("phone")},
 		Password: form.Get("password"), Confirm: form.Get("confirm"),
-		Address:  clientAddress(r),
+		Address: clientAddress(r),
 	})
 	if err != nil {
 		return err
