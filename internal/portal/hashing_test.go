@@ -90,4 +90,3 @@ func TestFlowBusyHasher(t *testing.T) {
 	release()
 	wantStatus(t, h.post(PathProfile, profileForm(state)), http.StatusOK, "2 of 2")
 }
-
