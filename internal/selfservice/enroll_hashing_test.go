@@ -236,3 +236,33 @@ func TestEnrollBusyHasherLeavesStateUsable(t *testing.T) {
 }
 
 var _ store.StateLedger = (*store.SQLStore)(nil)
+
+// TestPruneAttemptsPrunesUsedStates: the attempt pruning loop also deletes
+// the records of used states that expired more than Retention ago, and
+// keeps the others (still refused as used).
+func TestPruneAttemptsPrunesUsedStates(t *testing.T) {
+	_, db, now := newTestGuard(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for id, expires := range map[string]time.Time{"old": now.Add(-Retention - time.Minute), "recent": now.Add(-time.Minute), "live": now.Add(time.Minute)} {
+		if ok, err := db.UseState(ctx, id, expires); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	pruned := make(chan int64, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		PruneAttempts(ctx, db, time.Millisecond, func() time.Time { return *now }, nil, func(n int64) { pruned <- n })
+	}()
+	if n := <-pruned; n != 1 {
+		t.Errorf("pruned %d, want 1 (the state expired past Retention)", n)
+	}
+	cancel()
+	<-done
+	for id, want := range map[string]bool{"old": true, "recent": false, "live": false} {
+		if ok, err := db.UseState(context.Background(), id, *now); err != nil || ok != want {
+			t.Errorf("using %q after pruning: %v %v, want %v", id, ok, err, want)
+		}
+	}
+}

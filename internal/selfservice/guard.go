@@ -357,10 +357,13 @@ const PruneInterval = 10 * time.Minute
 const pruneTimeout = 30 * time.Second
 
 // PruneAttempts deletes the guard's expired counters in counts every
-// interval until ctx is done (the gateway's config is unloaded). Every
-// node prunes; the deletes are idempotent. Nothing depends on pruning but
-// the table's size, so a failed run is reported to failed (which may be
-// nil) and the next tick tries again.
+// interval until ctx is done (the gateway's config is unloaded), and, when
+// counts also records used states (store.StateLedger, as the account
+// database does), the records of states that expired more than Retention
+// ago (a margin for nodes whose clocks run behind, which would still take
+// such a state). Every node prunes; the deletes are idempotent. Nothing
+// depends on pruning but the tables' size, so a failed run is reported to
+// failed (which may be nil) and the next tick tries again.
 func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Duration, now func() time.Time, failed func(error), pruned func(int64)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -371,7 +374,13 @@ func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Du
 		case <-ticker.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-		n, err := counts.PruneAttempts(pctx, now().Add(-Retention))
+		before := now().Add(-Retention)
+		n, err := counts.PruneAttempts(pctx, before)
+		if states, ok := counts.(store.StateLedger); ok && err == nil {
+			var m int64
+			m, err = states.PruneUsedStates(pctx, before)
+			n += m
+		}
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && failed != nil:
