@@ -271,7 +271,9 @@ func (h *Handler) provisionEnrollFlow() error {
 		Hasher:   h.app.hasher,
 		Sealer:   h.app.sealer,
 		Throttle: h.app.store,
-		Audit:    h.app.auditSelfService,
+		// Used enrollment states, so each is hashed for once on every node.
+		States: h.app.store,
+		Audit:  h.app.auditSelfService,
 		// A change to accounts or cards takes effect at once on this
 		// node; password sessions signed in before a password change
 		// end (the cached account carries the change time).
