@@ -158,10 +158,12 @@ func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, stat
 func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
 	form := r.PostForm
 	res, err := p.svc.ChangePassword(r.Context(), card, acct, selfservice.ChangePasswordInput{
-		Current: form.Get("current"), Password: form.Get("password"), Confirm: form.Get("confirm")})
+		Current: form.Get("current"), Password: form.Get("password"), Confirm: form.Get("confirm"), Address: clientAddress(r)})
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
+		return p.accountRefused(w, r, res.Outcome, "Your password was not changed.")
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
@@ -178,10 +180,13 @@ func (p *Pages) accountAnswersForm(w http.ResponseWriter, status int, card selfs
 
 func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
 	picks := readPicks(r)
-	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks})
+	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks,
+		Address: clientAddress(r)})
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
+		return p.accountRefused(w, r, res.Outcome, "Your security questions were not changed.")
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
@@ -196,4 +201,13 @@ func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card 
 		return p.accountAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, f.HasCurrent, chosen, res.Errors)
 	}
 	return p.accountPage(w, http.StatusOK, card, csrf, res.Account, selfservice.FieldErrors{}, "Your security questions and answers were changed.", false)
+}
+
+// accountRefused answers an account page change the guard refused:
+// Limited (429) or Unavailable (503).
+func (p *Pages) accountRefused(w http.ResponseWriter, r *http.Request, o selfservice.Outcome, nothing string) error {
+	if o.Status == selfservice.Unavailable {
+		return p.unavailable(w, r, nothing)
+	}
+	return p.tooMany(w, r, "Too many changes were sent from this card or your network. "+nothing, "Wait 15 minutes before trying again.")
 }

@@ -111,7 +111,8 @@ func (p *Portal) serveAccount(w http.ResponseWriter, r *http.Request, v Visitor)
 			Detail: "Account self-service is not offered on this site.", Contact: p.cfg.Contact})
 	}
 	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.Identity.FingerprintHex, r: r, now: time.Now()}
-	return p.cfg.Pages.ServeAccount(w, r, *v.Card, v.Account, csrf)
+	// The changes that hash count the address themselves, before hashing.
+	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, v.Account, csrf)
 }
 
 // limitAddress counts an identity check from the request's client address

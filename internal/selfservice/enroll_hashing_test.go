@@ -266,3 +266,39 @@ func TestPruneAttemptsPrunesUsedStates(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountChangesCounted: the account pages' changes that hash are
+// counted per card before hashing, whatever their outcome, so a card
+// holder looping "change answers" (or a reused password) is stopped by
+// the limit; the address's count is given back for a change that went
+// through.
+func TestAccountChangesCounted(t *testing.T) {
+	f := newFixture(t, Config{})
+	acct := f.addAccount("john.doe", "1234567890", ucPassword)
+	picks := [credential.QuestionsRequired]credential.AnswerPick{
+		{QuestionID: "first-pet", Answer: "Rex the dog", Confirm: "Rex the dog"},
+		{QuestionID: "first-car", Answer: "Blue Ford", Confirm: "Blue Ford"},
+		{QuestionID: "childhood-street", Answer: "Maple Avenue", Confirm: "Maple Avenue"},
+	}
+	for i := range AccountChangesMax {
+		res, err := f.svc.ChangeAnswers(context.Background(), f.card, acct, ChangeAnswersInput{Current: ucPassword, Picks: picks, Address: addrA})
+		if err != nil || res.Status != Done {
+			t.Fatalf("change %d: %+v %v", i+1, res.Outcome, err)
+		}
+	}
+	if n := f.counted(addressPrefix + AddressKey(addrA)); n != 0 {
+		t.Errorf("address count %d after changes that went through, want 0", n)
+	}
+	before := f.hashes.Load()
+	res, err := f.svc.ChangeAnswers(context.Background(), f.card, acct, ChangeAnswersInput{Current: ucPassword, Picks: picks, Address: addrA})
+	if err != nil || res.Status != Limited {
+		t.Fatalf("change past the card's limit: %+v %v, want Limited", res.Outcome, err)
+	}
+	pw, err := f.svc.ChangePassword(context.Background(), f.card, acct, ChangePasswordInput{Current: ucPassword, Password: ucPassword, Confirm: ucPassword, Address: addrA})
+	if err != nil || pw.Status != Limited {
+		t.Fatalf("password change past the card's limit: %+v %v, want Limited", pw.Outcome, err)
+	}
+	if got := f.hashes.Load(); got != before {
+		t.Errorf("%d hashes past the limit, want none", got-before)
+	}
+}
