@@ -302,3 +302,31 @@ func TestAccountChangesCounted(t *testing.T) {
 		t.Errorf("%d hashes past the limit, want none", got-before)
 	}
 }
+
+// TestBusySignInIsNotAFailure: a password sign-in whose hash the hasher
+// turns away (ErrBusy) is answered as an error, and its attempt goes back
+// to the account: a busy gateway locks nobody out.
+func TestBusySignInIsNotAFailure(t *testing.T) {
+	f := newFixture(t, Config{})
+	acct := f.addAccount("john.doe", "1234567890", ucPassword)
+	h := f.newHasher(1, credential.Queue{MaxWait: time.Millisecond})
+	f.deps.Hasher = h
+	f.rebuild()
+	release, err := h.Reserve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for range LoginMaxFailures + 1 {
+		if _, err := f.svc.SignIn(context.Background(), SignInInput{Username: "john.doe", Password: ucWrong, Address: addrA}); !errors.Is(err, credential.ErrBusy) {
+			t.Fatalf("sign-in with the hasher busy: %v, want ErrBusy", err)
+		}
+	}
+	st, err := f.db.LoginState(context.Background(), acct.ID, f.Now(), LoginWindow, LoginMaxFailures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Failures != 0 || st.Locked() {
+		t.Errorf("after sign-ins turned away: %+v, want no failure counted", st)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -48,6 +49,7 @@ type Guard struct {
 type LoginLocker interface {
 	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
 	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
+	ReturnLoginAttempt(ctx context.Context, accountID int64, ownLock time.Time) error
 }
 
 // Errors of the guard.
@@ -227,7 +229,10 @@ type LoginResult struct {
 // attempts on any number of nodes cannot get past the limit. A success
 // takes its attempt back, clearing the count with the lock that attempt
 // set, if any; a lock that other attempts set meanwhile stays, and refuses
-// this one too. An error while verifying leaves the attempt counted.
+// this one too. An error while verifying leaves the attempt counted,
+// except the hasher turning the check away (credential.ErrBusy): nothing
+// was checked, so the attempt goes back (store.ReturnLoginAttempt), and a
+// busy gateway never locks anyone out.
 func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(context.Context) (bool, error)) (LoginResult, error) {
 	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), LoginWindow, LoginMaxFailures, g.lockout)
 	if err != nil {
@@ -237,6 +242,13 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 		return LoginResult{State: st}, nil
 	}
 	ok, err := verify(ctx)
+	if errors.Is(err, credential.ErrBusy) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+		defer cancel()
+		if rerr := g.locks.ReturnLoginAttempt(rctx, acct.ID, st.LockedUntil); rerr != nil {
+			return LoginResult{}, errors.Join(err, fmt.Errorf("enroll: %w", rerr))
+		}
+	}
 	if err != nil {
 		return LoginResult{}, err
 	}
