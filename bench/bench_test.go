@@ -89,6 +89,11 @@ func TestSmoke(t *testing.T) {
 		if c.Scenario == "c-flood" && c.FloodPosts == 0 {
 			t.Errorf("%s: the flood posted nothing", key)
 		}
+		if c.Scenario == "c-flood" && c.FloodBad > 0 {
+			// A replayed state or a limit would answer 409 or 429
+			// without hashing: the flood would not be one.
+			t.Errorf("%s: %d flood posts refused", key, c.FloodBad)
+		}
 		if strings.HasPrefix(c.Scenario, "d-miss") && c.CacheMisses == 0 {
 			t.Errorf("%s: no cache misses beyond capacity", key)
 		}

@@ -177,9 +177,10 @@ func formValue(page, name string) (string, error) {
 }
 
 // prepareFlood takes the flood card through the banner-accepted identity
-// check (the roster matches it) and returns the profile form it may post
-// any number of times: each post hashes the password with argon2id, which
-// is what an enrollment flood makes the gateway do.
+// check (the roster matches it) and returns the profile form: its state is
+// used once (a profile post hashes the password with argon2id, which is
+// what an enrollment flood makes the gateway do); the flood gets a fresh
+// state for each post by running the identity check again (floodIdentity).
 func prepareFlood(ctx context.Context, c *http.Client, base, cookie string) (url.Values, error) {
 	hdr := http.Header{"Accept": {browserAccept}, "User-Agent": {browserAgent}, "Cookie": {consentCookie + "=" + cookie}}
 	status, page, _, err := do(ctx, c, http.MethodGet, base+"/.cacgate/enroll/new", hdr, "")
@@ -216,4 +217,10 @@ func prepareFlood(ctx context.Context, c *http.Client, base, cookie string) (url
 		"email": {"frank.flood@example.com"}, "organization": {"USA"}, "location": {"North America"},
 		"password": {floodPassword}, "confirm": {floodPassword},
 	}, nil
+}
+
+// floodIdentity is the identity form of the flood card, with form's CSRF
+// token: posted before each profile post, it gives a fresh state.
+func floodIdentity(form url.Values) string {
+	return url.Values{"csrf": {form.Get("csrf")}, "idtype": {"ssn"}, "ssn": {floodSSN}, "dob": {floodDOB}}.Encode()
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +14,10 @@ import (
 
 // floodRun is an enrollment flood: workers posting the profile step of
 // self-enrollment as fast as the gateway answers, each post one argon2id
-// password hash. It runs during the warm and measured phases of its cell.
+// password hash. A sealed state is used once, so each profile post follows
+// an identity check for a fresh state (the server's attempts_per_ip is
+// raised for it: the flood stands for many clients). It runs during the
+// warm and measured phases of its cell.
 type floodRun struct {
 	measuring atomic.Bool
 	ok, bad   atomic.Int64 // posts answered during the measured phase
@@ -24,7 +29,7 @@ type floodRun struct {
 
 func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.Values, workers int) *floodRun {
 	f := &floodRun{}
-	body := form.Encode()
+	identity := floodIdentity(form)
 	hdr := http.Header{
 		"Accept":       {browserAccept},
 		"User-Agent":   {browserAgent},
@@ -39,7 +44,26 @@ func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.
 		go func() {
 			defer f.wg.Done()
 			for ctx.Err() == nil && !f.stopped.Load() {
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/.cacgate/enroll/profile", strings.NewReader(body))
+				status, page, _, err := do(ctx, c, http.MethodPost, base+"/.cacgate/enroll/new", hdr, identity)
+				if err == nil && status != http.StatusOK {
+					err = errors.New("flood identity check: HTTP " + strconv.Itoa(status))
+				}
+				var state string
+				if err == nil {
+					state, err = formValue(page, "state")
+				}
+				if err != nil {
+					if !f.stopped.Load() && ctx.Err() == nil {
+						f.fail(err.Error())
+					}
+					continue
+				}
+				post := url.Values{}
+				for k, v := range form {
+					post[k] = v
+				}
+				post.Set("state", state)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/.cacgate/enroll/profile", strings.NewReader(post.Encode()))
 				if err != nil {
 					f.fail(err.Error())
 					return

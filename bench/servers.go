@@ -73,6 +73,12 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 		}
 		global.WriteString("\t}\n")
 		site.WriteString("\tcacgate {\n\t\tcontact \"bench\"\n")
+		if s.cfg.roster != "" {
+			// The enrollment flood comes from one loopback address and
+			// takes a fresh state (an identity check) for every hashing
+			// post: it stands for a flood from many addresses.
+			site.WriteString("\t\tenroll {\n\t\t\tattempts_per_ip 10000\n\t\t}\n")
+		}
 		if s.cfg.userOnly {
 			for _, f := range []string{"edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "assertion"} {
 				fmt.Fprintf(&site, "\t\theader %s off\n", f)

@@ -74,6 +74,8 @@ const (
 //			revocation    { ... }   (see RevocationConfig)
 //			roster        csv <file> | http <url>   (see RosterConfig)
 //			hash_concurrency <n>
+//			hash_queue    <n>
+//			hash_wait     <duration>
 //			password_hash argon2id | pbkdf2 [<iterations>]
 //		}
 //	}
@@ -116,6 +118,15 @@ type App struct {
 	// one core each), so an enrollment flood cannot starve proxying.
 	// Default 1.
 	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
+	// HashQueue bounds how many hashes may wait for a slot, per priority
+	// (interactive: sign-ins and other checks of a typed secret, served
+	// first; enrollment): one more is answered 503 with Retry-After at
+	// once. Default 32.
+	HashQueue int `json:"hash_queue,omitempty"`
+	// HashWait bounds how long a hash waits for a slot before its request
+	// is answered 503 with Retry-After. Default 10s.
+	HashWait caddy.Duration `json:"hash_wait,omitempty"`
 
 	// PasswordHash is the algorithm new password and security-answer
 	// hashes are made with: "argon2id" (default) or "pbkdf2-sha512"

@@ -42,6 +42,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		revocation    [<mode>] | { ... }
 //		roster        csv <file> | http <url> [{ ... }]
 //		hash_concurrency <n>
+//		hash_queue    <n>
+//		hash_wait     <duration>
 //		password_hash argon2id | pbkdf2 [<iterations>]
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -105,6 +107,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.HashConcurrency = n
+		case "hash_queue":
+			n, err := intArg(d)
+			if err != nil {
+				return err
+			}
+			a.HashQueue = n
+		case "hash_wait":
+			if err := durationArg(d, &a.HashWait); err != nil {
+				return err
+			}
 		case "password_hash":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -83,6 +83,18 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 	if a.HashConcurrency < 0 || a.HashConcurrency > 64 {
 		return fmt.Errorf("hash_concurrency must be between 1 and 64, got %d", a.HashConcurrency)
 	}
+	if a.HashQueue == 0 {
+		a.HashQueue = credential.DefaultMaxWaiting
+	}
+	if a.HashQueue < 1 || a.HashQueue > 10000 {
+		return fmt.Errorf("hash_queue must be between 1 and 10000, got %d", a.HashQueue)
+	}
+	if a.HashWait == 0 {
+		a.HashWait = caddy.Duration(credential.DefaultMaxWait)
+	}
+	if w := time.Duration(a.HashWait); w < 100*time.Millisecond || w > 5*time.Minute {
+		return fmt.Errorf("hash_wait must be between 100ms and 5m, got %s", w)
+	}
 	hashParams, err := a.hashParams()
 	if err != nil {
 		return err
@@ -123,7 +135,15 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 		return fmt.Errorf(`roster source must be "csv" or "http", got %q`, a.Roster.Source)
 	}
 	a.startAttemptPruning(ctx) // throttle.go: per-card attempt counts shared through the store
-	a.hasher = credential.NewHasher(hashParams, a.HashConcurrency)
+	// Sign-ins and other checks of a typed secret wait in the hasher's
+	// interactive line, served before enrollment's hashes; both lines
+	// are bounded (hash_queue, hash_wait), a hash past them answered 503.
+	a.hasher = credential.NewQueuedHasher(hashParams, a.HashConcurrency, credential.Queue{
+		MaxWaiting: a.HashQueue,
+		MaxWait:    time.Duration(a.HashWait),
+		Waited:     a.metrics.HashWaited,
+		Rejected:   a.metrics.HashRejected,
+	})
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	key, err := a.store.EnsureSecret(keyCtx, secretEnrollStateKey, randomBytes(32))
@@ -251,7 +271,9 @@ func (h *Handler) provisionEnrollFlow() error {
 		Hasher:   h.app.hasher,
 		Sealer:   h.app.sealer,
 		Throttle: h.app.store,
-		Audit:    h.app.auditSelfService,
+		// Used enrollment states, so each is hashed for once on every node.
+		States: h.app.store,
+		Audit:  h.app.auditSelfService,
 		// A change to accounts or cards takes effect at once on this
 		// node; password sessions signed in before a password change
 		// end (the cached account carries the change time).
@@ -432,8 +454,9 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 }
 
 // startAttemptPruning deletes the self-service attempt guard's expired
-// counters in the account database in the background until ctx is done
-// (the app's config is unloaded).
+// counters, and the records of used enrollment states that expired, in
+// the account database in the background until ctx is done (the app's
+// config is unloaded).
 func (a *App) startAttemptPruning(ctx caddy.Context) {
 	go selfservice.PruneAttempts(ctx, a.store, selfservice.PruneInterval, time.Now,
 		func(err error) { a.logger.Warn("pruning expired attempt counts", zap.Error(err)) },

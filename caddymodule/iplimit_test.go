@@ -35,7 +35,7 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
-		Roster: &mismatchRoster{}, Accounts: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store},
+		Roster: &mismatchRoster{}, Accounts: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store}, States: p.h.app.store,
 		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
 	})
 	if err != nil {

@@ -19,8 +19,11 @@
 // Hasher verifies either kind ([NeedsRehash]). Hashing deliberately costs
 // tens of megabytes and a core for tens of milliseconds, so a [Hasher] runs
 // a bounded number of hashes at once: a flood of sign-in or enrollment
-// requests queues behind that bound (each waiter leaving when its context
-// ends) instead of taking the memory and CPU the proxy needs.
+// requests queues behind that bound instead of taking the memory and CPU
+// the proxy needs. The queue has two lines ([Priority]): people signing in
+// are served before enrollment's hashes, and each line is bounded in
+// length and wait ([Queue]), a hash past either failing at once with
+// [ErrBusy] rather than making everyone behind it wait longer.
 //
 // The package never logs, and no error it returns contains a password, an
 // answer or a stored hash.

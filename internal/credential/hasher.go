@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"crypto/subtle"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,31 +20,47 @@ import (
 // enrollment can take from the proxy: with DefaultParams (one lane), a bound
 // of 1 on a two-core gateway always leaves a core free, and each slot rests
 // after every hash (see restFactor), so a flood gets at most a quarter of a
-// core per slot. Callers beyond the bound wait in line until their context
-// ends.
+// core per slot. Callers beyond the bound wait in line, one line per
+// Priority (WithPriority): a freed slot goes to the highest priority's
+// first waiter, so people signing in pass enrollment hashes queued before
+// them. The lines are bounded (Queue): a hash that finds its line full,
+// or waits longer than the bound, fails at once with ErrBusy rather than
+// making everyone behind it wait longer.
 //
 // A Hasher is safe for concurrent use. Create it with NewHasher.
 type Hasher struct {
 	params Params
-	// slots is a counting semaphore: a hash holds one element while it
-	// runs and for its rest afterwards (see restFactor).
-	slots chan struct{}
+	// slots is a counting semaphore with a line per priority: a hash
+	// holds a slot while it runs and for its rest afterwards (see
+	// restFactor).
+	slots *slots
 	// running counts the hashes running now.
 	running atomic.Int32
 	// derive computes the key. It is a field so tests can observe how many
 	// hashes run at once without depending on argon2's timing.
 	derive func(secret, salt []byte, p Params) ([]byte, error)
+	// rest is how long a slot rests after a hash that took d; a field so
+	// tests can count hashes without waiting for rests.
+	rest func(d time.Duration) time.Duration
 }
 
 // NewHasher returns a Hasher that hashes new secrets with p (zero fields
 // taken from DefaultParams) and runs at most maxConcurrent hashes at once
 // (at least 1). Parameters outside Params.Validate's bounds make Hash fail
 // with ErrInvalidParams; call Validate first to report them at startup.
+// Its lines are bounded by Queue's defaults.
 func NewHasher(p Params, maxConcurrent int) *Hasher {
+	return NewQueuedHasher(p, maxConcurrent, Queue{})
+}
+
+// NewQueuedHasher is NewHasher with the lines in front of the slots bounded
+// by q (zero fields taking the defaults).
+func NewQueuedHasher(p Params, maxConcurrent int, q Queue) *Hasher {
 	return &Hasher{
 		params: p.withDefaults(),
-		slots:  make(chan struct{}, max(maxConcurrent, 1)),
+		slots:  newSlots(maxConcurrent, q),
 		derive: deriveKey,
+		rest:   func(d time.Duration) time.Duration { return d * restFactor },
 	}
 }
 
@@ -65,11 +82,21 @@ func (h *Hasher) Params() Params { return h.params }
 // waiting for a slot and slots resting after a hash are not counted.
 func (h *Hasher) InFlight() int { return int(h.running.Load()) }
 
+// Waiting returns how many hashes of priority p wait for a slot now.
+func (h *Hasher) Waiting(p Priority) int {
+	if h == nil || h.slots == nil || p < 0 || p >= priorities {
+		return 0
+	}
+	return h.slots.waiting(p)
+}
+
 // Hash returns secret's hash with the Hasher's algorithm and a fresh
 // random salt, as a PHC string: $argon2id$v=19$m=47104,t=1,p=1$<salt>$<hash>
-// or $pbkdf2-sha512$i=210000$<salt>$<hash>. It returns
-// ctx.Err() if ctx ends while waiting for a slot; a hash that has started
-// runs to completion.
+// or $pbkdf2-sha512$i=210000$<salt>$<hash>. It waits for a slot in the
+// line of ctx's priority (WithPriority; Interactive by default), and
+// returns ctx.Err() if ctx ends while waiting, or a *BusyError (ErrBusy)
+// if that line is full or the wait outlasts the queue's bound; a hash
+// that has started runs to completion.
 func (h *Hasher) Hash(ctx context.Context, secret string) (string, error) {
 	if err := h.params.Validate(); err != nil {
 		return "", err
@@ -90,7 +117,8 @@ func (h *Hasher) Hash(ctx context.Context, secret string) (string, error) {
 // still verify; encoded is refused with an error wrapping ErrMalformedHash
 // if it is not such a hash or its parameters are out of bounds. The
 // comparison takes the same time wherever the keys differ. Like Hash, it
-// returns ctx.Err() if ctx ends while waiting for a slot.
+// waits in ctx's priority's line and returns ctx.Err() or ErrBusy if it
+// cannot have a slot.
 func (h *Hasher) Verify(ctx context.Context, secret, encoded string) (bool, error) {
 	stored, err := parsePHC(encoded)
 	if err != nil {
@@ -158,7 +186,11 @@ func (h *Hasher) run(ctx context.Context, secret string, salt []byte, p Params) 
 	start := time.Now()
 	defer func() {
 		h.running.Add(-1)
-		time.AfterFunc(time.Since(start)*restFactor, h.release)
+		if rest := h.rest(time.Since(start)); rest > 0 {
+			time.AfterFunc(rest, h.slots.release)
+		} else {
+			h.slots.release()
+		}
 	}()
 	b := []byte(secret)
 	defer clear(b)
@@ -169,17 +201,17 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	if h == nil || h.slots == nil {
 		return errNoSlots
 	}
-	// A caller that has already gone must not take a free slot: select
-	// picks at random among ready cases.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case h.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return h.slots.acquire(ctx, PriorityOf(ctx))
 }
 
-func (h *Hasher) release() { <-h.slots }
+// Reserve takes a slot as a hash of ctx's priority would (waiting in its
+// line, bounded the same way), and holds it without hashing until release
+// is called (once; later calls do nothing). It is for tests that need a
+// busy hasher, and for callers that must keep hashing out for a while.
+func (h *Hasher) Reserve(ctx context.Context) (release func(), err error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(h.slots.release) }, nil
+}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -42,6 +43,12 @@ type Metrics struct {
 	RevocationSeconds *prometheus.HistogramVec
 
 	Changes *prometheus.CounterVec
+
+	// HashWait is how long password and answer hashes waited for a
+	// hasher slot; HashRejections the hashes turned away (hash_queue,
+	// hash_wait).
+	HashWait       *prometheus.HistogramVec
+	HashRejections *prometheus.CounterVec
 }
 
 const Namespace = "cacgate"
@@ -96,6 +103,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:      "cache_invalidations_total",
 			Help:      "Card cache invalidations, by origin: local (a change made on this node) or remote (announced by another node through the store) and resync (the change feed reconnected).",
 		}, []string{"origin"}),
+		HashWait: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "hash_wait_seconds",
+			Help:      "How long password and security-answer hashes waited for a hasher slot (hash_concurrency), by priority (interactive: sign-in and other checks of a typed secret; enrollment).",
+			Buckets:   []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"priority"}),
+		HashRejections: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "hash_rejections_total",
+			Help:      "Password and security-answer hashes turned away (the request answered 503), by kind (queue_full: hash_queue waiting already; wait_timeout: waited hash_wait) and priority.",
+		}, []string{"kind", "priority"}),
 	}
 	m.Granted = m.Requests.WithLabelValues(Granted, "")
 	cache := f.NewCounterVec(prometheus.CounterOpts{
@@ -141,6 +159,18 @@ func (m *Metrics) RevocationCheck(v revocation.Verdict, took time.Duration) {
 	}
 	m.RevocationChecks.WithLabelValues(v.Status.String(), source).Inc()
 	m.RevocationSeconds.WithLabelValues(source).Observe(took.Seconds())
+}
+
+// HashWaited records how long a hash of priority p waited for a slot (the
+// hasher's Queue.Waited hook).
+func (m *Metrics) HashWaited(p credential.Priority, waited time.Duration) {
+	m.HashWait.WithLabelValues(p.String()).Observe(waited.Seconds())
+}
+
+// HashRejected counts a hash turned away (the hasher's Queue.Rejected
+// hook).
+func (m *Metrics) HashRejected(p credential.Priority, kind string) {
+	m.HashRejections.WithLabelValues(kind, p.String()).Inc()
 }
 
 // StoreOperation records one account database operation (the store's

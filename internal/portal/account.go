@@ -50,8 +50,13 @@ type accountAnswersPage struct {
 // ServeAccount answers a request under PathAccount for the admitted card
 // and its account (which the gateway has found active). Like Serve, it
 // writes the response itself and returns a non-nil error only for an
-// internal failure, having written nothing.
+// internal failure, having written nothing; a hash the hasher turns away
+// is answered with the "try again in a moment" page (503).
 func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
+	return p.orBusy(w, r, &card, p.serveAccount(w, r, card, acct, csrf))
+}
+
+func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
 	if err := checkCard(card); err != nil {
 		return err
 	}
@@ -153,10 +158,12 @@ func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, stat
 func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
 	form := r.PostForm
 	res, err := p.svc.ChangePassword(r.Context(), card, acct, selfservice.ChangePasswordInput{
-		Current: form.Get("current"), Password: form.Get("password"), Confirm: form.Get("confirm")})
+		Current: form.Get("current"), Password: form.Get("password"), Confirm: form.Get("confirm"), Address: clientAddress(r)})
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
+		return p.accountRefused(w, r, res.Outcome, "Your password was not changed.")
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
@@ -173,10 +180,13 @@ func (p *Pages) accountAnswersForm(w http.ResponseWriter, status int, card selfs
 
 func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
 	picks := readPicks(r)
-	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks})
+	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks,
+		Address: clientAddress(r)})
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
+		return p.accountRefused(w, r, res.Outcome, "Your security questions were not changed.")
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
@@ -191,4 +201,13 @@ func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card 
 		return p.accountAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, f.HasCurrent, chosen, res.Errors)
 	}
 	return p.accountPage(w, http.StatusOK, card, csrf, res.Account, selfservice.FieldErrors{}, "Your security questions and answers were changed.", false)
+}
+
+// accountRefused answers an account page change the guard refused:
+// Limited (429) or Unavailable (503).
+func (p *Pages) accountRefused(w http.ResponseWriter, r *http.Request, o selfservice.Outcome, nothing string) error {
+	if o.Status == selfservice.Unavailable {
+		return p.unavailable(w, r, nothing)
+	}
+	return p.tooMany(w, r, "Too many changes were sent from this card or your network. "+nothing, "Wait 15 minutes before trying again.")
 }

@@ -34,7 +34,14 @@ type NotRegisteredData struct {
 // (sealed by selfservice), and each step's POST answers with the next
 // step's form directly: a GET of a later step has no state and restarts at
 // identity validation.
+//
+// A hash the hasher turns away (too many waiting) is answered with the
+// "try again in a moment" page (503).
 func (p *Pages) Serve(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+	return p.orBusy(w, r, &card, p.serve(w, r, card, csrf))
+}
+
+func (p *Pages) serve(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
 	if err := checkCard(card); err != nil {
 		return err
 	}
@@ -88,6 +95,47 @@ func restart(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathNew+"?restart=1")
 }
 
+// replayed answers a step whose sealed state was used already (the form
+// sent twice, or a copy of it): nothing was done; start again.
+func (p *Pages) replayed(w http.ResponseWriter, r *http.Request) error {
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusConflict, Code: "form_already_used",
+		Title: "This form was already sent", Detail: "Each step of the registration can be sent once, and this one was already sent (perhaps twice, or from another tab). Nothing was done with this copy.",
+		Steps: []string{"Start the registration again from the beginning."}, Contact: p.cfg.Contact,
+		Links: []ui.Link{{Text: "Start again", Href: PathNew}}})
+}
+
+type existsPage struct {
+	pageBase
+	// Registered: this card is registered to an account (else the DoD ID
+	// has one).
+	Registered bool
+}
+
+// exists answers a card that has an account, or whose DoD ID has one.
+func (p *Pages) exists(w http.ResponseWriter, card selfservice.Card, csrf CSRF, registered bool) error {
+	return p.render(w, http.StatusConflict, "exists", existsPage{pageBase: p.base(card, csrf), Registered: registered})
+}
+
+// refusedStep answers the outcomes the hashing steps share besides their
+// forms: a replayed state, a registered card, the guard's refusals. ok is
+// false when o is none of them.
+func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, o selfservice.Outcome) (bool, error) {
+	switch {
+	case o.Status == selfservice.Restart:
+		return true, restart(w, r)
+	case o.Status == selfservice.Replayed:
+		return true, p.replayed(w, r)
+	case o.Status == selfservice.Refused && o.Reason == "registered":
+		return true, p.exists(w, card, csrf, true)
+	case o.Status == selfservice.Limited:
+		return true, p.tooMany(w, r, "Too many registration forms were sent for this card or from your network.",
+			"Wait 15 minutes before trying again.")
+	case o.Status == selfservice.Unavailable:
+		return true, p.unavailable(w, r, "No account was created.")
+	}
+	return false, nil
+}
+
 // ---- step 2: identity validation ----
 
 type identityPage struct {
@@ -134,6 +182,8 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card selfse
 	}
 	page := identityPage{pageBase: p.base(card, csrf), AskPEBD: res.Form.AskPEBD, PEBDOptional: res.Form.PEBDOptional, IDType: res.IDType}
 	switch res.Status {
+	case selfservice.Refused: // registered: no state for a card with an account
+		return p.exists(w, card, csrf, true)
 	case selfservice.Limited:
 		return p.tooMany(w, r, "The information entered for this card did not match the personnel records too many times.",
 			"Wait 15 minutes before trying again.", "Check your information, or contact the help desk.")
@@ -182,12 +232,15 @@ func (p *Pages) postProfile(w http.ResponseWriter, r *http.Request, card selfser
 		Profile: selfservice.Profile{Email: form.Get("email"), Organization: form.Get("organization"), Location: form.Get("location"),
 			Address: form.Get("address"), Phone: form.Get("phone")},
 		Password: form.Get("password"), Confirm: form.Get("confirm"),
+		Address: clientAddress(r),
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case res.Status == selfservice.Restart:
-		return restart(w, r)
+	}
+	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome); done {
+		return err
+	}
+	switch {
 	case res.Status == selfservice.Invalid:
 		return p.profileForm(w, http.StatusUnprocessableEntity, card, csrf, res.Form, res.Errors)
 	}
@@ -241,12 +294,15 @@ type completePage struct {
 }
 
 func (p *Pages) postQuestions(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
-	res, err := p.svc.Complete(r.Context(), card, selfservice.QuestionsInput{State: r.PostForm.Get("state"), Picks: readPicks(r)})
-	switch {
-	case err != nil:
+	res, err := p.svc.Complete(r.Context(), card, selfservice.QuestionsInput{State: r.PostForm.Get("state"), Picks: readPicks(r),
+		Address: clientAddress(r)})
+	if err != nil {
 		return err
-	case res.Status == selfservice.Restart:
-		return restart(w, r)
+	}
+	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome); done {
+		return err
+	}
+	switch {
 	case res.Status == selfservice.Invalid:
 		return p.questionsForm(w, http.StatusUnprocessableEntity, card, csrf, res.Form, res.Errors)
 	case res.Status == selfservice.Refused && res.Reason == "no_username":
@@ -255,7 +311,7 @@ func (p *Pages) postQuestions(w http.ResponseWriter, r *http.Request, card selfs
 			Steps: []string{"Contact the site's administrators, who can create your account."}, Contact: p.cfg.Contact})
 	case res.Status == selfservice.Refused:
 		// edipi_taken, card_taken
-		return p.render(w, http.StatusConflict, "exists", p.base(card, csrf))
+		return p.exists(w, card, csrf, res.Reason == "card_taken")
 	}
 	return p.render(w, http.StatusOK, "complete", completePage{pageBase: p.base(card, csrf), Account: res.Account,
 		Name: res.Name, Pending: res.Account.Status == store.StatusPending, Card: card,

@@ -100,6 +100,19 @@ func (s *fakeStore) Enroll(_ context.Context, e *store.Enrollment) (*store.Accou
 	return &a, nil
 }
 
+func (s *fakeStore) byFingerprint(fingerprint string) *store.Account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range s.accounts {
+		if e.Card.Fingerprint == fingerprint {
+			a := e.Account
+			a.ID, a.Username = int64(i+1), e.UsernameBase
+			return &a
+		}
+	}
+	return nil
+}
+
 func (s *fakeStore) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,8 +184,9 @@ func newHarness(t *testing.T, cfg selfservice.Config) *harness {
 	h.cfg = cfg
 	h.deps = selfservice.Deps{
 		Roster:   h.roster,
-		Accounts: harnessAccounts{db, h.store.Enroll},
+		Accounts: harnessAccounts{db, h.store.Enroll, h.store.byFingerprint},
 		Throttle: db,
+		States:   db,
 		Hasher:   credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 4),
 		Sealer:   h.sealer,
 		Audit: func(_ context.Context, event, outcome string, fields map[string]string) {
@@ -209,6 +223,17 @@ func (h *harness) rebuild() {
 type harnessAccounts struct {
 	selfservice.Accounts
 	enroll func(context.Context, *store.Enrollment) (*store.Account, error)
+	// enrolled finds a card among the accounts enroll made (nil: none).
+	enrolled func(fingerprint string) *store.Account
+}
+
+func (a harnessAccounts) AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error) {
+	if a.enrolled != nil {
+		if acct := a.enrolled(fingerprint); acct != nil {
+			return acct, nil
+		}
+	}
+	return a.Accounts.AccountByFingerprint(ctx, fingerprint)
 }
 
 func (a harnessAccounts) Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error) {
@@ -587,11 +612,13 @@ func TestFlowDoubleSubmit(t *testing.T) {
 	h := newHarness(t, selfservice.Config{})
 	state := h.walkToQuestions()
 	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusOK, "Account registration complete")
-	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusConflict, "You already have an account", `href="/"`)
+	// The card is registered now: the second submit is refused before
+	// anything is hashed, with a way to the account page.
+	wantStatus(t, h.post(PathQuestions, questionsForm(state)), http.StatusConflict, "You already have an account", `href="/"`, `href="/.cacgate/account"`)
 	if h.store.count() != 1 {
 		t.Errorf("%d accounts", h.store.count())
 	}
-	if a := h.audited("enroll.completed", "failure"); a == nil || a.Fields["reason"] != "edipi_taken" {
+	if a := h.audited("enroll.questions", "failure"); a == nil || a.Fields["reason"] != "registered" {
 		t.Errorf("not audited: %+v", h.audits)
 	}
 }
@@ -649,7 +676,7 @@ func TestFlowMethodsAndLimits(t *testing.T) {
 func TestFlowStoreErrorIsReturned(t *testing.T) {
 	h := newHarness(t, selfservice.Config{})
 	state := h.walkToQuestions()
-	h.deps.Accounts = harnessAccounts{h.db, failingStore{}.Enroll}
+	h.deps.Accounts = harnessAccounts{h.db, failingStore{}.Enroll, nil}
 	h.rebuild()
 	r := httptest.NewRequest(http.MethodPost, PathQuestions, strings.NewReader(questionsForm(state).Encode()+"&csrf=csrf-token"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")

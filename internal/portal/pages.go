@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -105,6 +106,48 @@ func withRequest(r *http.Request) *http.Request {
 func Request(ctx context.Context) *http.Request {
 	r, _ := ctx.Value(requestKey{}).(*http.Request)
 	return r
+}
+
+// addressKey carries the client's address in a request's context.
+type addressKey struct{}
+
+// WithClientAddress returns r carrying the client's address (as the audit
+// log tells it), which the enrollment steps count against attempts_per_ip
+// before hashing.
+func WithClientAddress(r *http.Request, address string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), addressKey{}, address))
+}
+
+func clientAddress(r *http.Request) string {
+	a, _ := r.Context().Value(addressKey{}).(string)
+	return a
+}
+
+// orBusy answers err, a page's outcome, with the "busy, try again" page
+// (503, Retry-After; audited as hash.busy) when it is the hasher turning
+// a hash away (credential.ErrBusy): nothing was hashed or changed. Any
+// other err is returned as it is. card is nil on the sign-in page.
+func (p *Pages) orBusy(w http.ResponseWriter, r *http.Request, card *selfservice.Card, err error) error {
+	if !errors.Is(err, credential.ErrBusy) {
+		return err
+	}
+	p.svc.HashBusy(withRequest(r).Context(), card, err)
+	return HashBusy(w, r, err, p.cfg.Contact)
+}
+
+// HashBusy answers a request whose password or answer hash found too many
+// waiting (credential.ErrBusy): 503 with Retry-After, a page for people
+// and JSON for API clients. The caller audits it.
+func HashBusy(w http.ResponseWriter, r *http.Request, err error, contact string) error {
+	retry := 10 * time.Second
+	var busy *credential.BusyError
+	if errors.As(err, &busy) && busy.RetryAfter > 0 {
+		retry = busy.RetryAfter
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusServiceUnavailable, Code: "busy",
+		Title: "Try again in a moment", Detail: "Too many people are signing in or registering right now, so your request was not processed. Nothing was changed.",
+		Steps: []string{"Wait a few seconds, then send the form again."}, Contact: contact, Retry: true})
 }
 
 // readForm reads a POST's form under the body limit and checks its CSRF

@@ -67,7 +67,10 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 			}
 		}
 		csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: id.FingerprintHex, r: r, now: now}
-		return pages.Serve(w, r, *v.Card, csrf)
+		// The hashing steps (profile, questions) count the address
+		// themselves, before hashing, and give a step that went through
+		// back.
+		return pages.Serve(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, csrf)
 	}
 	if r.URL.Path != PathEnroll || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: p.cfg.Contact})
@@ -108,7 +111,8 @@ func (p *Portal) serveAccount(w http.ResponseWriter, r *http.Request, v Visitor)
 			Detail: "Account self-service is not offered on this site.", Contact: p.cfg.Contact})
 	}
 	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.Identity.FingerprintHex, r: r, now: time.Now()}
-	return p.cfg.Pages.ServeAccount(w, r, *v.Card, v.Account, csrf)
+	// The changes that hash count the address themselves, before hashing.
+	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, v.Account, csrf)
 }
 
 // limitAddress counts an identity check from the request's client address

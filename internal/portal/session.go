@@ -51,7 +51,8 @@ func (p *Portal) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	}
 	csrf := loginCSRF{tokens: p.cfg.Consent, nonce: nonce, r: r, now: now}
-	return p.cfg.Pages.ServeLogin(w, r, Login{
+	// A sign-in whose hash found too many waiting gets 503 (orBusy).
+	return p.cfg.Pages.orBusy(w, r, nil, p.cfg.Pages.ServeLogin(w, r, Login{
 		CSRF: csrf,
 		Next: ui.SafeNext(r.URL.Query().Get("next")),
 		// Each account locks after three wrong passwords; the address's
@@ -63,7 +64,7 @@ func (p *Portal) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		SignIn: func(acct *store.Account, next string) error {
 			return p.startSession(w, r, acct, next, now)
 		},
-	})
+	}))
 }
 
 // startSession signs acct in after a correct password: the session

@@ -121,6 +121,9 @@ func (s *Service) checkCurrent(ctx context.Context, card Card, acct *store.Accou
 // ChangePasswordInput is the change-password form as sent.
 type ChangePasswordInput struct {
 	Current, Password, Confirm string
+	// Address is the client's address, counted against attempts_per_ip
+	// before anything is hashed.
+	Address string
 }
 
 // AccountResult is the outcome of a change on the account pages.
@@ -165,32 +168,46 @@ func (s *Service) ChangePassword(ctx context.Context, card Card, acct *store.Acc
 	if errs.Any() {
 		return invalid()
 	}
-	if hasCurrent {
-		if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
-			if o == nil {
-				return AccountResult{}, err
+	var res AccountResult
+	stop, err := s.accountStep(ctx, card, in.Address, event, func(ctx context.Context) (bool, error) {
+		if hasCurrent {
+			if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
+				if o != nil {
+					res.Outcome = *o
+				}
+				return false, err
 			}
-			return AccountResult{Outcome: *o}, nil
+			// Only a holder who typed the current password can be held to
+			// changing enough of it; a reset by the security answers cannot.
+			if credential.CharactersChanged(in.Current, in.Password) < credential.MinCharactersChanged {
+				s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "too_similar"})
+				errs.Add("password", "Choose a password further from your current one. "+credential.ChangeRule)
+				res.Outcome = Outcome{Status: Invalid, Errors: errs}
+				return false, nil
+			}
 		}
-		// Only a holder who typed the current password can be held to
-		// changing enough of it; a reset by the security answers cannot.
-		if credential.CharactersChanged(in.Current, in.Password) < credential.MinCharactersChanged {
-			s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "too_similar"})
-			errs.Add("password", "Choose a password further from your current one. "+credential.ChangeRule)
-			return invalid()
+		// Checking the new password against the last ones and hashing
+		// it wait behind people signing in: nobody is let in by them.
+		ctx = credential.WithPriority(ctx, credential.Enrollment)
+		reused, err := s.reusedPassword(ctx, creds, in.Password)
+		if err != nil {
+			return false, err
 		}
-	}
-	reused, err := s.reusedPassword(ctx, creds, in.Password)
-	if err != nil {
+		if reused {
+			s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "reused"})
+			errs.Add("password", reusedMessage)
+			res.Outcome = Outcome{Status: Invalid, Errors: errs}
+			return false, nil
+		}
+		return true, s.setPassword(ctx, acct, in.Password)
+	})
+	switch {
+	case err != nil:
 		return AccountResult{}, err
-	}
-	if reused {
-		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"reason": "reused"})
-		errs.Add("password", reusedMessage)
-		return invalid()
-	}
-	if err := s.setPassword(ctx, acct, in.Password); err != nil {
-		return AccountResult{}, err
+	case stop != nil:
+		return AccountResult{Outcome: *stop}, nil
+	case res.Status != Done:
+		return res, nil
 	}
 	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
 	fresh, err := s.reload(ctx, acct)
@@ -223,11 +240,15 @@ func (s *Service) AnswersForm(ctx context.Context, acct *store.Account) (Answers
 type ChangeAnswersInput struct {
 	Current string
 	Picks   [credential.QuestionsRequired]credential.AnswerPick
+	// Address is the client's address, counted against attempts_per_ip
+	// before anything is hashed.
+	Address string
 }
 
 // ChangeAnswers replaces acct's security questions and answers, given the
-// current password (when it has one), under the account's lock.
-// Outcomes: Done, Invalid, Wrong, Locked.
+// current password (when it has one), under the account's lock, its
+// hashes counted first (accountStep). Outcomes: Done, Invalid, Wrong,
+// Locked, Limited, Unavailable.
 func (s *Service) ChangeAnswers(ctx context.Context, card Card, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
 	const event = "answers.changed"
 	creds, err := s.credentials(ctx, acct)
@@ -248,21 +269,85 @@ func (s *Service) ChangeAnswers(ctx context.Context, card Card, acct *store.Acco
 	if errs.Any() {
 		return AccountResult{Outcome: Outcome{Status: Invalid, Errors: errs}}, nil
 	}
-	if hasCurrent {
-		if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
-			if o == nil {
-				return AccountResult{}, err
+	var answers [credential.QuestionsRequired]store.Answer
+	var res AccountResult
+	stop, err := s.accountStep(ctx, card, in.Address, event, func(ctx context.Context) (bool, error) {
+		if hasCurrent {
+			if o, err := s.checkCurrent(ctx, card, acct, creds.PasswordHash, in.Current, event); o != nil || err != nil {
+				if o != nil {
+					res.Outcome = *o
+				}
+				return false, err
 			}
-			return AccountResult{Outcome: *o}, nil
 		}
-	}
-	answers, err := s.hashAnswers(ctx, in.Picks)
-	if err != nil {
+		// The new secrets' hashes wait behind people signing in.
+		var err error
+		answers, err = s.hashAnswers(credential.WithPriority(ctx, credential.Enrollment), in.Picks)
+		return err == nil, err
+	})
+	switch {
+	case err != nil:
 		return AccountResult{}, err
+	case stop != nil:
+		return AccountResult{Outcome: *stop}, nil
+	case res.Status != Done:
+		return res, nil
 	}
 	if err := s.deps.Accounts.SetAnswers(ctx, acct.ID, answers); err != nil {
 		return AccountResult{}, fmt.Errorf("selfservice: setting answers: %w", err)
 	}
 	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
 	return AccountResult{Account: acct}, nil
+}
+
+// accountLimit is the per-card count of the account pages' changes that
+// hash (password, security answers): AccountChangesMax per FailureWindow,
+// whatever their outcome.
+func accountLimit(card Card) Limit {
+	return Limit{Key: "account:" + card.Identity.FingerprintHex, Window: FailureWindow, Max: AccountChangesMax}
+}
+
+// AccountChangesMax is how many changes that hash (password, security
+// answers) one card may send from the account pages per FailureWindow:
+// enough for a person trying a few new passwords the policy refuses.
+const AccountChangesMax = 10
+
+// accountStep runs change, the part of an account page's change that
+// checks the current password and hashes (done reports that the change
+// went through), under two counts taken before it runs: the client
+// address's attempts_per_ip, given back when the change went through (as
+// a correct sign-in's is), and the card's accountLimit, ten changes that
+// hash per 15 minutes, whatever their outcome. Both are given back when
+// the hasher turned a hash away (credential.ErrBusy). It returns the
+// guard's refusal (Limited, Unavailable; audited as event), or change's
+// error.
+func (s *Service) accountStep(ctx context.Context, card Card, address, event string, change func(context.Context) (bool, error)) (*Outcome, error) {
+	if err := s.guard.TakeAddress(ctx, address); err != nil {
+		o := limitOutcome(err)
+		if o.Status == Limited {
+			s.audit(ctx, card, event, "failure", map[string]string{"reason": "too_many_attempts_from_address"})
+		} else {
+			s.audit(ctx, card, event, "unavailable", map[string]string{"reason": ThrottleUnavailableReason})
+		}
+		return &o, nil
+	}
+	limit := accountLimit(card)
+	allowed, err := s.guard.take(ctx, limit.Key, limit.Window, limit.Max)
+	if err == nil && !allowed {
+		err = ErrLimited
+	}
+	if err != nil {
+		_ = s.guard.RefundAddress(ctx, address) // nothing was tried
+		o := s.refusal(ctx, card, err, event, nil)
+		return &o, nil
+	}
+	done, err := change(ctx)
+	if errors.Is(err, credential.ErrBusy) {
+		_ = s.guard.refund(ctx, limit.Key)
+		done = true
+	}
+	if done {
+		_ = s.guard.RefundAddress(ctx, address)
+	}
+	return nil, err
 }

@@ -2,6 +2,8 @@ package selfservice
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -61,10 +63,25 @@ type enrollState struct {
 	// with errors, the next step) keeps it, so a state cannot be kept
 	// alive past it by re-posting.
 	Expires int64 `json:"x,omitempty"`
+	// ID names this step's state, random: the step that hashes (profile,
+	// questions) records it as used (store.StateLedger), so the state
+	// moves the flow on once. A form re-shown with errors keeps it; the
+	// next step's state gets a new one.
+	ID string `json:"id,omitempty"`
+}
+
+// newStateID is a fresh random state ID (128 bits, URL-safe).
+func newStateID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func (s *Service) seal(card Card, st *enrollState) (string, error) {
 	st.Card = card.Identity.FingerprintHex
+	if st.ID == "" {
+		st.ID = newStateID()
+	}
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
@@ -82,7 +99,7 @@ func (s *Service) open(sealed string, card Card, want int) (*enrollState, bool) 
 	if err := s.deps.Sealer.Open(sealed, card.Identity.FingerprintHex, &st, s.deps.Now()); err != nil {
 		return nil, false
 	}
-	if st.Card != card.Identity.FingerprintHex || st.Step != want || len(st.Categories) == 0 {
+	if st.Card != card.Identity.FingerprintHex || st.Step != want || len(st.Categories) == 0 || st.ID == "" || st.Expires == 0 {
 		return nil, false
 	}
 	return &st, true
@@ -162,8 +179,14 @@ type IdentityResult struct {
 // CheckIdentity checks the holder's identity facts against the roster,
 // under the card's attempt limit (only a mismatch counts). Outcomes:
 // Done (Next is the profile form, or Ineligible), Invalid, Wrong (no
-// match), Limited, Unavailable, RosterUnavailable.
+// match), Limited, Unavailable, RosterUnavailable, Refused (registered:
+// the card already has an account).
 func (s *Service) CheckIdentity(ctx context.Context, card Card, in IdentityInput) (IdentityResult, error) {
+	// A registered card gets no state: it has nothing to enroll, and each
+	// state would be one more password hash to post.
+	if o, err := s.refuseRegistered(ctx, card, "enroll.identity"); o != nil || err != nil {
+		return IdentityResult{Outcome: derefOutcome(o)}, err
+	}
 	limit := identityLimit(card)
 	if err := s.guard.Check(ctx, limit); err != nil {
 		return IdentityResult{Outcome: s.refusal(ctx, card, err, "enroll.identity", nil)}, nil
@@ -275,6 +298,9 @@ type ProfileInput struct {
 	State             string
 	Profile           Profile
 	Password, Confirm string
+	// Address is the client's address, counted against attempts_per_ip
+	// before the password is hashed.
+	Address string
 }
 
 // ProfileResult is the outcome of SetProfile.
@@ -284,12 +310,22 @@ type ProfileResult struct {
 	Next QuestionsForm // Done: the questions step
 }
 
-// SetProfile checks the profile and the new password and hashes it.
-// Outcomes: Done, Invalid, Restart.
+// SetProfile checks the profile and the new password and hashes it, once
+// per state (see hashingStep). Outcomes: Done, Invalid, Restart, Replayed,
+// Limited, Unavailable, Refused (registered). A hasher too busy to take
+// the hash is an error matching credential.ErrBusy, the state left
+// unused.
 func (s *Service) SetProfile(ctx context.Context, card Card, in ProfileInput) (ProfileResult, error) {
+	const event = "enroll.profile"
 	st, ok := s.open(in.State, card, stepVerified)
 	if !ok {
 		return ProfileResult{Outcome: outcome(Restart)}, nil
+	}
+	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
+		return ProfileResult{Outcome: derefOutcome(o)}, err
+	}
+	if err := s.guard.Check(ctx, hashLimit(card)); err != nil {
+		return ProfileResult{Outcome: s.refusal(ctx, card, err, event, nil)}, nil
 	}
 	p := Profile{
 		Email:        strings.TrimSpace(in.Profile.Email),
@@ -335,11 +371,18 @@ func (s *Service) SetProfile(ctx context.Context, card Card, in ProfileInput) (P
 		form, err := s.profileForm(card, st, p)
 		return ProfileResult{Outcome: Outcome{Status: Invalid, Errors: errs}, Form: form}, err
 	}
-	hash, err := s.deps.Hasher.Hash(ctx, in.Password)
-	if err != nil {
-		return ProfileResult{}, fmt.Errorf("enroll: hashing password: %w", err)
+	var hash string
+	o, err := s.hashingStep(ctx, card, st, in.Address, event, func(ctx context.Context) error {
+		var err error
+		if hash, err = s.deps.Hasher.Hash(ctx, in.Password); err != nil {
+			return fmt.Errorf("enroll: hashing password: %w", err)
+		}
+		return nil
+	})
+	if err != nil || o != nil {
+		return ProfileResult{Outcome: derefOutcome(o)}, err
 	}
-	st.Step, st.Profile, st.PasswordHash = stepProfile, p, hash
+	st.Step, st.Profile, st.PasswordHash, st.ID = stepProfile, p, hash, ""
 	next, err := s.questionsForm(card, st, [credential.QuestionsRequired]string{})
 	return ProfileResult{Next: next}, err
 }
@@ -361,6 +404,9 @@ func (s *Service) questionsForm(card Card, st *enrollState, chosen [credential.Q
 type QuestionsInput struct {
 	State string
 	Picks [credential.QuestionsRequired]credential.AnswerPick
+	// Address is the client's address, counted against attempts_per_ip
+	// before the answers are hashed.
+	Address string
 }
 
 // EnrollResult is the outcome of Complete.
@@ -373,22 +419,37 @@ type EnrollResult struct {
 	// reasons edipi_taken and card_taken).
 }
 
-// Complete checks the security questions and creates the account, active
-// or pending approval. Outcomes: Done, Invalid, Restart, Refused
-// (no_username, edipi_taken, card_taken).
+// Complete checks the security questions, hashes the answers once per
+// state (see hashingStep) and creates the account, active or pending
+// approval. Outcomes: Done, Invalid, Restart, Replayed, Limited,
+// Unavailable, Refused (registered, no_username, edipi_taken,
+// card_taken). A hasher too busy to take the hashes is an error matching
+// credential.ErrBusy, the state left unused.
 func (s *Service) Complete(ctx context.Context, card Card, in QuestionsInput) (EnrollResult, error) {
+	const event = "enroll.questions"
 	st, ok := s.open(in.State, card, stepProfile)
 	if !ok || st.PasswordHash == "" {
 		return EnrollResult{Outcome: outcome(Restart)}, nil
+	}
+	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
+		return EnrollResult{Outcome: derefOutcome(o)}, err
+	}
+	if err := s.guard.Check(ctx, hashLimit(card)); err != nil {
+		return EnrollResult{Outcome: s.refusal(ctx, card, err, event, nil)}, nil
 	}
 	chosen, errs := checkPicks(in.Picks)
 	if errs.Any() {
 		form, err := s.questionsForm(card, st, chosen)
 		return EnrollResult{Outcome: Outcome{Status: Invalid, Errors: errs}, Form: form}, err
 	}
-	answers, err := s.hashAnswers(ctx, in.Picks)
-	if err != nil {
-		return EnrollResult{}, err
+	var answers [credential.QuestionsRequired]store.Answer
+	o, err := s.hashingStep(ctx, card, st, in.Address, event, func(ctx context.Context) error {
+		var err error
+		answers, err = s.hashAnswers(ctx, in.Picks)
+		return err
+	})
+	if err != nil || o != nil {
+		return EnrollResult{Outcome: derefOutcome(o)}, err
 	}
 	given, middle, family, suffix := st.names(card)
 	base := UsernameBase(given, middle, family)
@@ -465,4 +526,108 @@ func (s *Service) hashAnswers(ctx context.Context, picks [credential.QuestionsRe
 		answers[i] = store.Answer{QuestionID: pick.QuestionID, Hash: h}
 	}
 	return answers, nil
+}
+
+// ---- what every hashing step of enrollment goes through ----
+
+// hashLimit is the per-card count of enrollment's hashing posts (profile,
+// questions): only a replayed state counts as a failure, and any number
+// racing are hashed at most MaxFailures at once.
+func hashLimit(card Card) Limit { return cardLimit("hash:" + card.Identity.FingerprintHex) }
+
+// hashingStep runs hash, the password or answer hashing of the step whose
+// state is st, under the guard's limits, counted before it runs:
+//
+//   - the client address's attempts_per_ip (given back when the step went
+//     through, or when nothing was hashed);
+//   - the card's hashLimit (the same; a replayed state stays counted);
+//   - the state itself, recorded as used in the account database before
+//     hashing (store.StateLedger), so that of any number of posts of one
+//     state, on any nodes, one is hashed; the others get Replayed
+//     (audited as event, reason state_replayed) and hash nothing.
+//
+// Enrollment hashes wait in the hasher's Enrollment line, behind people
+// signing in. If hash fails (the hasher busy: credential.ErrBusy), the
+// state's use and both counts are given back and the error returned, so
+// the person can send the same form again. It returns nil and nil when
+// the step may go on, else the outcome to answer with.
+func (s *Service) hashingStep(ctx context.Context, card Card, st *enrollState, address, event string, hash func(context.Context) error) (*Outcome, error) {
+	if err := s.guard.TakeAddress(ctx, address); err != nil {
+		o := limitOutcome(err)
+		if o.Status == Limited {
+			// As the identity step's refusal per address is audited.
+			s.audit(ctx, card, "enroll.rate_limited", "failure", map[string]string{"reason": "too_many_attempts_from_address", "step": event})
+		} else {
+			s.audit(ctx, card, event, "unavailable", map[string]string{"reason": ThrottleUnavailableReason})
+		}
+		return &o, nil
+	}
+	done := false
+	defer func() {
+		if done {
+			// Best effort: the step happened; a count that could not
+			// be given back only costs this address an attempt.
+			_ = s.guard.RefundAddress(ctx, address)
+		}
+	}()
+	replayed := false
+	_, err := s.guard.Try(ctx, hashLimit(card), func(ctx context.Context) (bool, error) {
+		fresh, err := s.deps.States.UseState(ctx, st.ID, time.Unix(st.Expires, 0))
+		switch {
+		case err != nil:
+			return false, unavailable{err}
+		case !fresh:
+			replayed = true
+			return false, nil
+		}
+		if err := hash(credential.WithPriority(ctx, credential.Enrollment)); err != nil {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+			defer cancel()
+			if uerr := s.deps.States.UnuseState(uctx, st.ID); uerr != nil {
+				return false, errors.Join(err, uerr)
+			}
+			return false, err
+		}
+		return true, nil
+	})
+	switch {
+	case isGuardRefusal(err):
+		done = errors.Is(err, ErrUnavailable)
+		o := s.refusal(ctx, card, err, event, nil)
+		return &o, nil
+	case err != nil:
+		// Nothing was hashed (the hasher busy: the pages answer and
+		// audit it, see HashBusy): the address's attempt goes back.
+		done = true
+		return nil, err
+	case replayed:
+		s.audit(ctx, card, event, "failure", map[string]string{"reason": "state_replayed"})
+		o := outcome(Replayed)
+		return &o, nil
+	}
+	done = true
+	return nil, nil
+}
+
+// refuseRegistered refuses an enrollment step for a card that already has
+// an account (audited as event, reason registered): Refused, or nil when
+// the card has none.
+func (s *Service) refuseRegistered(ctx context.Context, card Card, event string) (*Outcome, error) {
+	acct, err := s.deps.Accounts.AccountByFingerprint(ctx, card.Identity.FingerprintHex)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("enroll: looking up the card's account: %w", err)
+	}
+	s.audit(ctx, card, event, "failure", map[string]string{"reason": "registered", "username": acct.Username})
+	o := refused("registered")
+	return &o, nil
+}
+
+func derefOutcome(o *Outcome) Outcome {
+	if o == nil {
+		return Outcome{}
+	}
+	return *o
 }

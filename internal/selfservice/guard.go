@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -48,6 +49,7 @@ type Guard struct {
 type LoginLocker interface {
 	TakeLoginAttempt(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int, lockFor time.Duration) (store.LoginState, bool, error)
 	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (time.Time, error)
+	ReturnLoginAttempt(ctx context.Context, accountID int64, ownLock time.Time) error
 }
 
 // Errors of the guard.
@@ -228,7 +230,10 @@ type LoginResult struct {
 // attempts on any number of nodes cannot get past the limit. A success
 // takes its attempt back, clearing the count with the lock that attempt
 // set, if any; a lock that other attempts set meanwhile stays, and refuses
-// this one too. An error while verifying leaves the attempt counted.
+// this one too. An error while verifying leaves the attempt counted,
+// except the hasher turning the check away (credential.ErrBusy): nothing
+// was checked, so the attempt goes back (store.ReturnLoginAttempt), and a
+// busy gateway never locks anyone out.
 func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(context.Context) (bool, error)) (LoginResult, error) {
 	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), LoginWindow, LoginMaxFailures, g.lockout)
 	if err != nil {
@@ -238,6 +243,13 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 		return LoginResult{State: st}, nil
 	}
 	ok, err := verify(ctx)
+	if errors.Is(err, credential.ErrBusy) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+		defer cancel()
+		if rerr := g.locks.ReturnLoginAttempt(rctx, acct.ID, st.LockedUntil); rerr != nil {
+			return LoginResult{}, errors.Join(err, fmt.Errorf("enroll: %w", rerr))
+		}
+	}
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -458,10 +470,13 @@ const pruneTimeout = 30 * time.Second
 // interval until ctx is done (the gateway's config is unloaded): those
 // whose window began more than Retention ago, or a decoy's lockout period
 // and a window ago when that is longer (the longest lockout of the guards
-// made in this process). Every
-// node prunes; the deletes are idempotent. Nothing depends on pruning but
-// the table's size, so a failed run is reported to failed (which may be
-// nil) and the next tick tries again.
+// made in this process); and, when counts also records used states
+// (store.StateLedger, as the account database does), the records of states
+// that expired more than Retention ago (a margin for nodes whose clocks
+// run behind, which would still take such a state). Every node prunes; the
+// deletes are idempotent. Nothing depends on pruning but the tables' size,
+// so a failed run is reported to failed (which may be nil) and the next
+// tick tries again.
 func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Duration, now func() time.Time, failed func(error), pruned func(int64)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -473,6 +488,11 @@ func PruneAttempts(ctx context.Context, counts store.Throttler, interval time.Du
 		}
 		pctx, cancel := context.WithTimeout(ctx, pruneTimeout)
 		n, err := counts.PruneAttempts(pctx, now().Add(-pruneRetention()))
+		if states, ok := counts.(store.StateLedger); ok && err == nil {
+			var m int64
+			m, err = states.PruneUsedStates(pctx, now().Add(-Retention))
+			n += m
+		}
 		cancel()
 		switch {
 		case err != nil && ctx.Err() == nil && failed != nil:

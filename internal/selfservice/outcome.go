@@ -34,6 +34,9 @@ const (
 	// Restart: the sealed state of a multi-step form is missing, expired,
 	// altered or stale: the person starts that form over.
 	Restart
+	// Replayed: the sealed state was already used (a form sent again, or
+	// a copy of it): nothing was done, and the person starts over.
+	Replayed
 )
 
 // Outcome is how a use case ended, beyond its result data.

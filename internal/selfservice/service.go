@@ -67,6 +67,7 @@ var (
 // (store.SQLStore implements it).
 type Accounts interface {
 	Enroll(ctx context.Context, e *store.Enrollment) (*store.Account, error)
+	AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error)
 	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
 	Credentials(ctx context.Context, accountID int64) (*store.Credentials, error)
 	LinkCard(ctx context.Context, accountID int64, c store.Card) error
@@ -93,6 +94,10 @@ type Deps struct {
 	// card, per decoy username, per client address): the account
 	// database, which every gateway node shares and every store provides.
 	Throttle store.Throttler
+	// States records which sealed enrollment states were used, so each
+	// moves the flow on once on every node: the account database. Nil
+	// means Throttle, which must then implement it (store.SQLStore does).
+	States store.StateLedger
 	// Audit records events; nil records nothing.
 	Audit Auditor
 	Now   func() time.Time // default time.Now
@@ -151,6 +156,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, errors.New("selfservice: a state sealer is required")
 	case deps.Throttle == nil:
 		return nil, errors.New("selfservice: an attempt counter (the account store) is required")
+	}
+	if deps.States == nil {
+		ledger, ok := deps.Throttle.(store.StateLedger)
+		if !ok {
+			return nil, errors.New("selfservice: a ledger of used states (the account store) is required")
+		}
+		deps.States = ledger
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
@@ -281,4 +293,21 @@ func FormatTime(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// HashBusy audits a request turned away because the hasher had no slot
+// for it in time (err matches credential.ErrBusy): event hash.busy,
+// outcome unavailable, with the hash's priority and the reason
+// (queue_full, wait_timeout). card is nil for a password sign-in.
+func (s *Service) HashBusy(ctx context.Context, card *Card, err error) {
+	fields := map[string]string{"reason": "hash_busy"}
+	var busy *credential.BusyError
+	if errors.As(err, &busy) {
+		fields["reason"], fields["priority"] = busy.Reason, busy.Priority.String()
+	}
+	if card != nil {
+		s.audit(ctx, *card, "hash.busy", "unavailable", fields)
+		return
+	}
+	s.deps.Audit(ctx, "hash.busy", "unavailable", fields)
 }

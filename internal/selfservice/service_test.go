@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +57,10 @@ type fixture struct {
 	now     time.Time
 	events  []event
 	changes int
+	// hashes counts the hashes the hasher ran (each got a slot).
+	hashes atomic.Int32
+	cfg    Config
+	deps   Deps
 }
 
 func newFixture(t *testing.T, cfg Config) *fixture {
@@ -71,11 +76,11 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: db, now: time.Now(),
-		hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 2),
+	f := &fixture{t: t, db: db, now: time.Now(), cfg: cfg,
 		card: Card{Identity: &cacid.Identity{EDIPI: "1234567890", GivenName: "JOHN", FamilyName: "DOE", FingerprintHex: strings.Repeat("ab", 32)},
 			Subject: "CN=DOE.JOHN.1234567890", Issuer: "CN=DOD ID CA-70", Serial: "0a", NotAfter: time.Now().Add(time.Hour)}}
-	f.svc, err = New(cfg, Deps{Roster: oneRoster{}, Accounts: db, Hasher: f.hasher, Sealer: sealer, Throttle: db,
+	f.hasher = f.newHasher(2, credential.Queue{})
+	f.deps = Deps{Roster: oneRoster{}, Accounts: db, Hasher: f.hasher, Sealer: sealer, Throttle: db,
 		Audit: func(_ context.Context, name, outcome string, fields map[string]string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -83,11 +88,25 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		},
 		Now:      func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
 		OnChange: func() { f.mu.Lock(); defer f.mu.Unlock(); f.changes++ },
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
+	f.rebuild()
 	return f
+}
+
+// rebuild makes the service again from f.cfg and f.deps.
+func (f *fixture) rebuild() {
+	f.t.Helper()
+	svc, err := New(f.cfg, f.deps)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.svc = svc
+}
+
+// newHasher is a fast hasher with slots and q whose hashes f counts.
+func (f *fixture) newHasher(slots int, q credential.Queue) *credential.Hasher {
+	q.Waited = func(credential.Priority, time.Duration) { f.hashes.Add(1) }
+	return credential.NewQueuedHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, slots, q)
 }
 
 func (f *fixture) advance(d time.Duration) { f.mu.Lock(); defer f.mu.Unlock(); f.now = f.now.Add(d) }

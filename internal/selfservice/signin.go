@@ -2,7 +2,9 @@ package selfservice
 
 import (
 	"context"
+	"errors"
 
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -60,6 +62,13 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 	// decoy's count: the same answers, count, lock and time as an
 	// account's with a wrong password.
 	login, err := s.checkPassword(ctx, acct, res.Username, hash, in.Password, true)
+	if errors.Is(err, credential.ErrBusy) {
+		// The hasher turned the check away: nothing was tried, so the
+		// address's attempt goes back as the account's did.
+		if rerr := s.guard.RefundAddress(ctx, in.Address); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
 	if err != nil {
 		return SignInResult{}, err
 	}

@@ -79,6 +79,15 @@ UPDATE accounts SET
 WHERE id = ?
 RETURNING locked_until`
 
+	// returnLoginAttemptSQL takes back one failure and the lock whose end
+	// is its first parameter (NULL: none), leaving the other failures.
+	returnLoginAttemptSQL = `
+UPDATE accounts SET
+    failed_logins   = CASE WHEN failed_logins > 0 THEN failed_logins - 1 ELSE 0 END,
+    first_failed_at = CASE WHEN failed_logins > 1 THEN first_failed_at END,
+    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END
+WHERE id = ?`
+
 	loginStateSQL = `SELECT failed_logins, first_failed_at, locked_until FROM accounts WHERE id = ?`
 
 	// Neither moves updated_at: sign-in bookkeeping is not an edit of the
@@ -213,6 +222,14 @@ func (s *SQLStore) loginState(ctx context.Context, accountID int64, now time.Tim
 		return LoginState{}, fmt.Errorf("store: login state: %w", s.dialect.translate(err))
 	}
 	return p.state(failures, firstFailed, lockedUntil), nil
+}
+
+// returnLoginAttempt does ReturnLoginAttempt (see observe.go).
+func (s *SQLStore) returnLoginAttempt(ctx context.Context, accountID int64, ownLock time.Time) error {
+	if err := s.writes().execOne(ctx, returnLoginAttemptSQL, unixOrNull(ownLock), accountID); err != nil {
+		return fmt.Errorf("store: return login attempt: %w", s.dialect.translate(err))
+	}
+	return nil
 }
 
 // ResetLoginFailures implements Store.

@@ -415,3 +415,50 @@ func testTakeAndReleaseLoginAttemptErrors(t *testing.T, be backend) {
 	}
 	assertLoginState(t, "after refused calls", loginState(t, s, a.ID, testT0), 0, 3, time.Time{})
 }
+
+func TestReturnLoginAttempt(t *testing.T) { forEachBackend(t, testReturnLoginAttempt) }
+
+// An attempt taken in advance whose secret was never checked goes back:
+// one failure less, the lock it set lifted, earlier failures kept.
+func testReturnLoginAttempt(t *testing.T, be backend) {
+	ctx := context.Background()
+	s := be.openStore(t)
+	a := mustEnroll(t, s, newEnrollment("john.b.smith", "1111111111", "card"))
+	var never time.Time
+	take := func(at time.Time) LoginState {
+		t.Helper()
+		st, ok, err := s.TakeLoginAttempt(ctx, a.ID, at, testWindow, testMax, testLockFor)
+		if err != nil || !ok {
+			t.Fatalf("take: %v %v", ok, err)
+		}
+		return st
+	}
+	take(testT0)
+	st := take(testT0.Add(time.Minute))
+	if err := s.ReturnLoginAttempt(ctx, a.ID, st.LockedUntil); err != nil {
+		t.Fatal(err)
+	}
+	assertLoginState(t, "one of two returned", loginState(t, s, a.ID, testT0.Add(2*time.Minute)), 1, 2, never)
+	take(testT0.Add(2 * time.Minute))
+	st = take(testT0.Add(3 * time.Minute)) // the third: locks
+	if !st.Locked() {
+		t.Fatalf("third failure did not lock: %+v", st)
+	}
+	if err := s.ReturnLoginAttempt(ctx, a.ID, st.LockedUntil); err != nil {
+		t.Fatal(err)
+	}
+	assertLoginState(t, "the locking attempt returned", loginState(t, s, a.ID, testT0.Add(4*time.Minute)), 2, 1, never)
+	for range 2 {
+		if err := s.ReturnLoginAttempt(ctx, a.ID, never); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertLoginState(t, "all returned", loginState(t, s, a.ID, testT0.Add(5*time.Minute)), 0, 3, never)
+	if err := s.ReturnLoginAttempt(ctx, a.ID, never); err != nil {
+		t.Fatalf("returning with none counted: %v", err)
+	}
+	assertLoginState(t, "never below zero", loginState(t, s, a.ID, testT0.Add(5*time.Minute)), 0, 3, never)
+	if err := s.ReturnLoginAttempt(ctx, a.ID+1000, never); err == nil {
+		t.Error("returning an attempt of no account succeeded")
+	}
+}

@@ -111,6 +111,14 @@ func (s *SQLStore) ReleaseLoginAttempt(ctx context.Context, accountID int64, now
 	return v, err
 }
 
+// ReturnLoginAttempt implements Store, reported to the Observer.
+func (s *SQLStore) ReturnLoginAttempt(ctx context.Context, accountID int64, ownLock time.Time) error {
+	start := time.Now()
+	err := s.returnLoginAttempt(ctx, accountID, ownLock)
+	s.observed("return_login_attempt", start, err)
+	return err
+}
+
 // LoginState implements Store, reported to the Observer.
 func (s *SQLStore) LoginState(ctx context.Context, accountID int64, now time.Time, window time.Duration, maxFailures int) (LoginState, error) {
 	start := time.Now()

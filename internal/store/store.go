@@ -126,6 +126,13 @@ type Store interface {
 	// if there is no such account.
 	ReleaseLoginAttempt(ctx context.Context, accountID int64, now, ownLock time.Time) (lockedUntil time.Time, err error)
 
+	// ReturnLoginAttempt takes back an attempt TakeLoginAttempt allowed
+	// whose secret was never checked (the hasher turned it away): one
+	// failure less, and the lock that attempt set, ownLock, lifted; the
+	// other failures stay counted. It fails with ErrNotFound if there is
+	// no such account.
+	ReturnLoginAttempt(ctx context.Context, accountID int64, ownLock time.Time) error
+
 	// ResetLoginFailures clears the count of failed sign-ins, as after a
 	// successful one. It does not lift a lock: only time or Unlock does.
 	ResetLoginFailures(ctx context.Context, accountID int64) error
