@@ -75,7 +75,7 @@ func BenchmarkPieces(b *testing.B) {
 	b.Run("assertion", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if h.site.Assertion(r, d, now) == "" {
+			if h.site.Assertion(r, &d, now) == "" {
 				b.Fatal("no assertion")
 			}
 		}
@@ -110,7 +110,7 @@ func BenchmarkPieces(b *testing.B) {
 	b.Run("inject", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			h.setIdentity(r, d, now)
+			h.setIdentity(r, &d, now)
 		}
 		if r.Header.Get("X-Remote-User") != "john.q.doe" || r.Header.Get("X-Cac-Assertion") == "" {
 			b.Fatal("identity headers not set")

@@ -347,11 +347,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// banner page fills it first on a card's first visit.
 		h.app.audit.Request(r, "access.granted", audit.Success, append(audit.Card(d.Site.ID), zap.String("username", d.Entry.Account.Username))...)
 	}
-	return h.forward(w, r, next, d, now)
+	return h.forward(w, r, next, &d, now)
 }
 
 // forward hands an admitted request to the next handler with its identity.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d gateway.Decision, now time.Time) error {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d *gateway.Decision, now time.Time) error {
 	h.setIdentity(r, d, now)
 	hideSessionCookie(r)
 	h.app.metrics.Granted.Inc()
@@ -404,7 +404,7 @@ func seeOther(w http.ResponseWriter, location string) error {
 }
 
 // setIdentity hands the identity to the backend: headers and placeholders.
-func (h *Handler) setIdentity(r *http.Request, d gateway.Decision, now time.Time) {
+func (h *Handler) setIdentity(r *http.Request, d *gateway.Decision, now time.Time) {
 	card := d.Entry
 	// One backing array for all values of this request: downstream handlers
 	// (Caddy's header replace, for one) may modify header values in place,

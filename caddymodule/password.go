@@ -58,7 +58,7 @@ func (h *Handler) servePasswordSession(w http.ResponseWriter, r *http.Request, n
 		return h.answer(w, r, d)
 	}
 	h.renewSession(w, sess, now)
-	return h.forward(w, r, next, d, now)
+	return h.forward(w, r, next, &d, now)
 }
 
 // The idle limit of password sessions.

@@ -181,42 +181,58 @@ func CheckPath(r *http.Request) Decision {
 // Gate runs every check that comes before the banner: the certificate, its
 // revocation status and the account look-up (both cached in the card
 // entry). Admitted here means "passed the gate"; the account may be nil.
-func (s *Site) Gate(r *http.Request, now time.Time) Decision {
+func (s *Site) Gate(r *http.Request, now time.Time) (d Decision) {
+	s.gate(r, now, &d)
+	return d
+}
+
+// The decisions are built in place (d *Decision) on the way through
+// Admit: it runs on every request, and copying the decision from step to
+// step cost more than the steps.
+func (s *Site) gate(r *http.Request, now time.Time, d *Decision) {
 	se, rej := s.Certificate(r.TLS, now)
-	if se == nil && rej == rejectNoCertificate {
-		return Decision{Outcome: NoCertificate}
-	}
-	if rej != nil {
-		return Decision{Outcome: CertificateRefused, Site: se, Rejection: rej}
+	d.Site = se
+	switch {
+	case se == nil && rej == rejectNoCertificate:
+		d.Outcome = NoCertificate
+		return
+	case rej != nil:
+		d.Outcome, d.Rejection = CertificateRefused, rej
+		return
 	}
 	card, err := s.currentCard(r, se, now)
-	if err != nil {
-		return Decision{Outcome: StoreUnavailable, Site: se, Err: err}
+	switch {
+	case err != nil:
+		d.Outcome, d.Err = StoreUnavailable, err
+	case card.Verdict.Status != revocation.StatusGood:
+		d.Outcome, d.Entry = RevocationRefused, card
+	default:
+		d.Outcome, d.Entry = Admitted, card
 	}
-	if card.Verdict.Status != revocation.StatusGood {
-		return Decision{Outcome: RevocationRefused, Site: se, Entry: card}
-	}
-	return Decision{Outcome: Admitted, Site: se, Entry: card}
 }
 
 // GateConsented is Gate plus the banner.
-func (s *Site) GateConsented(r *http.Request, now time.Time) Decision {
-	d := s.Gate(r, now)
+func (s *Site) GateConsented(r *http.Request, now time.Time) (d Decision) {
+	s.gateConsented(r, now, &d)
+	return d
+}
+
+func (s *Site) gateConsented(r *http.Request, now time.Time, d *Decision) {
+	s.gate(r, now, d)
 	if d.Outcome == Admitted && !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 	}
-	return d
 }
 
 // Admit decides a request to the protected site: every check, in order,
 // and the access rules. The hot path (a known card with a fresh entry and
 // an accepted banner) does no I/O and no allocation.
-func (s *Site) Admit(r *http.Request, now time.Time) Decision {
-	d := s.GateConsented(r, now)
-	if d.Outcome != Admitted {
-		return d
+func (s *Site) Admit(r *http.Request, now time.Time) (d Decision) {
+	s.gateConsented(r, now, &d)
+	if d.Outcome == Admitted {
+		s.decideAccount(&d)
 	}
-	return s.decideAccount(d)
+	return d
 }
 
 // AdmitUser decides a request signed in with a password session for
@@ -240,7 +256,7 @@ func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Ti
 		d.Outcome = ConsentRequired
 		return d, false
 	}
-	d = s.decideAccount(d)
+	s.decideAccount(&d)
 	if d.Outcome == NotRegistered {
 		d.Outcome = NoCertificate
 	}
@@ -248,19 +264,23 @@ func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Ti
 }
 
 // decideAccount applies the account's state and the access rules.
-func (s *Site) decideAccount(d Decision) Decision {
-	if d = RequireAccount(d); d.Outcome != Admitted {
-		return d
+func (s *Site) decideAccount(d *Decision) {
+	if requireAccount(d); d.Outcome != Admitted {
+		return
 	}
 	if ad := s.accessDecision(d.Site, d.Entry); ad != nil && !ad.Allowed {
 		d.Outcome, d.Access = AccessDenied, ad
 	}
-	return d
 }
 
 // RequireAccount refuses an admitted decision whose card has no account
 // (NotRegistered) or whose account is not active (AccountInactive).
 func RequireAccount(d Decision) Decision {
+	requireAccount(&d)
+	return d
+}
+
+func requireAccount(d *Decision) {
 	switch {
 	case d.Outcome != Admitted:
 	case d.Entry.Account == nil:
@@ -268,7 +288,6 @@ func RequireAccount(d Decision) Decision {
 	case d.Entry.Account.Status != store.StatusActive:
 		d.Outcome = AccountInactive
 	}
-	return d
 }
 
 // CheckDeny applies only the deny rules, for the gateway's own enrollment
@@ -489,7 +508,7 @@ func (s *Site) currentCard(r *http.Request, se *SiteEntry, now time.Time) (*Entr
 // about the account's previous data, or three-quarters expired. "" if
 // signing failed (logged loudly: the plain headers still describe the
 // verified identity).
-func (s *Site) Assertion(r *http.Request, d Decision, now time.Time) string {
+func (s *Site) Assertion(r *http.Request, d *Decision, now time.Time) string {
 	se, card := d.Site, d.Entry
 	aud := s.cfg.Audience
 	if aud == "" {

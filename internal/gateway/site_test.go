@@ -140,14 +140,14 @@ func TestHotPathDoesNoIO(t *testing.T) {
 	if d.Outcome != Admitted {
 		t.Fatalf("outcome %d", d.Outcome)
 	}
-	first := h.site.Assertion(r, d, now)
+	first := h.site.Assertion(r, &d, now)
 	calls := counting.calls.Load()
 	for range 10 {
 		d = h.site.Admit(h.request(t, doe, true), now)
 		if d.Outcome != Admitted {
 			t.Fatalf("outcome %d", d.Outcome)
 		}
-		if tok := h.site.Assertion(r, d, now); tok != first {
+		if tok := h.site.Assertion(r, &d, now); tok != first {
 			t.Fatal("the assertion was signed again")
 		}
 	}
