@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/store"
@@ -26,7 +26,11 @@ import (
 type Manager struct {
 	tokens *Tokens
 	store  store.SessionEnder
-	lru    *expirable.LRU[string, Session]
+	// lru remembers verified tokens, each for at most ttl after it was
+	// checked against the store (entries age by the caller's clock, so
+	// the cache runs no timer that would outlive the config).
+	lru    *lru.Cache[string, *cachedSession]
+	ttl    time.Duration
 	ended  sync.Map // session ID -> time.Time: signed out, refused until then
 	logger *zap.Logger
 }
@@ -38,7 +42,16 @@ func NewManager(tokens *Tokens, st store.SessionEnder, size int, ttl time.Durati
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Manager{tokens: tokens, store: st, lru: expirable.NewLRU[string, Session](size, nil, ttl), logger: logger}
+	c, err := lru.New[string, *cachedSession](size)
+	if err != nil {
+		panic(err) // only for size <= 0, which callers validate
+	}
+	return &Manager{tokens: tokens, store: st, lru: c, ttl: ttl, logger: logger}
+}
+
+type cachedSession struct {
+	Session
+	checkedAt time.Time
 }
 
 // Tokens returns the manager's token signer.
@@ -52,8 +65,11 @@ func (m *Manager) Session(ctx context.Context, token string, now time.Time) (Ses
 	if token == "" {
 		return Session{}, false, nil
 	}
-	s, ok := m.lru.Get(token)
-	if !ok {
+	var s Session
+	c, ok := m.lru.Get(token)
+	if ok && now.Sub(c.checkedAt) < m.ttl {
+		s = c.Session
+	} else {
 		var err error
 		if s, err = m.tokens.Verify(token, now); err != nil {
 			return Session{}, false, nil
@@ -67,7 +83,7 @@ func (m *Manager) Session(ctx context.Context, token string, now time.Time) (Ses
 				m.End(s.ID, s.Expires, now)
 			}
 		}
-		m.lru.Add(strings.Clone(token), s)
+		m.lru.Add(strings.Clone(token), &cachedSession{Session: s, checkedAt: now})
 	}
 	if !s.Valid(now) || m.isEnded(s.ID, now) {
 		return Session{}, false, nil

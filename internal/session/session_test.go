@@ -284,3 +284,27 @@ func TestRenewOnlyWhenDue(t *testing.T) {
 		t.Errorf("renewed: %+v %v", got, err)
 	}
 }
+
+// TestCacheLifetime: a verified token is remembered for the cache's
+// lifetime, then checked against the store again, so a sign-out recorded
+// where the change feed could not tell this node is honoured within it.
+func TestCacheLifetime(t *testing.T) {
+	tok, _ := newTokens(t)
+	ended := false
+	m := NewManager(tok, &fakeEnder{ended: func(string) (bool, error) { return ended, nil }}, 10, 10*time.Minute, nil)
+	now := time.Now()
+	s, err := tok.Issue("john.q.doe", now, time.Hour, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := m.Session(context.Background(), s, now); !ok {
+		t.Fatal("fresh session refused")
+	}
+	ended = true // signed out on a node that could not tell this one
+	if _, ok, _ := m.Session(context.Background(), s, now.Add(5*time.Minute)); !ok {
+		t.Error("within the cache's lifetime the session should still be served from it")
+	}
+	if _, ok, _ := m.Session(context.Background(), s, now.Add(11*time.Minute)); ok {
+		t.Error("past the cache's lifetime the sign-out recorded in the store was not seen")
+	}
+}
