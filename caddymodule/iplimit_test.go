@@ -52,7 +52,7 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, portal.PathNew, nil)
 	r.Header.Set("Accept", "application/json")
 	id := &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32)}
-	r = portal.WithVisitor(r, portal.Visitor{Card: &selfservice.Card{Identity: id}})
+	r = portal.WithVisitor(r, portal.Visitor{Card: id})
 	w := httptest.NewRecorder()
 	if err := p.h.portal.ServeHTTP(w, r); err != nil {
 		t.Fatal(err)

@@ -6,10 +6,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/portal"
-	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 )
 
@@ -78,15 +78,7 @@ func cardVisitor(d gateway.Decision) portal.Visitor {
 	return portal.Visitor{Card: visitorCard(d.Site), Holder: gateway.HolderName(d.Site.ID), Account: d.Entry.Account, ByEDIPI: d.Entry.ByEDIPI}
 }
 
-func visitorCard(se *gateway.SiteEntry) *selfservice.Card {
-	return &selfservice.Card{
-		Identity: se.ID,
-		Subject:  se.Cert.Subject,
-		Issuer:   se.Cert.Issuer,
-		Serial:   se.Cert.Serial,
-		NotAfter: se.Cert.NotAfter,
-	}
-}
+func visitorCard(se *gateway.SiteEntry) *cacid.Identity { return se.ID }
 
 // portalGateway is what the portal needs from the gateway: its error
 // answers.

@@ -79,7 +79,9 @@ func TestEnrollmentCardLimitSharedAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cardB := selfservice.Card{Identity: id, Subject: id.Subject, Issuer: id.Issuer, Serial: "01", NotAfter: holder.Cert.NotAfter}
+	b := *id
+	b.Serial, b.NotAfter = "01", holder.Cert.NotAfter
+	cardB := &b
 	postB := func(ssn, dob string) int {
 		t.Helper()
 		form := url.Values{"csrf": {"t"}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}

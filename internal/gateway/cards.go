@@ -93,7 +93,7 @@ func (e *Entry) Stale(now time.Time, epoch uint64) bool {
 // Card returns the current mapping for the card id, from the cache when it
 // is fresh, else from the database. Concurrent misses for one card share a
 // single database round trip.
-func (c *Core) Card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert) (*Entry, error) {
+func (c *Core) Card(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardChain) (*Entry, error) {
 	return c.cachedEntry(id.FingerprintHex, func(epoch uint64, now time.Time) (*Entry, error) {
 		// Shared by every request waiting on this card, so it must not
 		// die with the first one's client; resolve has its own timeout.
@@ -157,26 +157,27 @@ func (c *Core) keep(key string, e *Entry, gen uint64) {
 	}
 }
 
-// CardCert is the certificate of a card: what the store records when it
-// is linked, and what a revocation check needs.
-type CardCert struct {
-	Subject, Issuer, Serial string
-	NotAfter                time.Time
-	Leaf, IssuerCert        *x509.Certificate
-	// Chain is the verified chain, card first, trust anchor last.
-	Chain []*x509.Certificate
+// CardChain is a presented card's certificate and the CA certificates a
+// revocation check needs. (What the card says of its holder, and what a
+// registration records of it, is its *cacid.Identity.)
+type CardChain struct {
+	Leaf *x509.Certificate
+	// Issuer is the verified issuing CA certificate (nil if none).
+	Issuer *x509.Certificate
+	// Verified is the verified chain, card first, trust anchor last.
+	Verified []*x509.Certificate
 }
 
 // chainOrLeaf is the chain to check for revocation: the verified one, or
 // the card and its issuer when only those are known.
-func (cc *CardCert) chainOrLeaf() []*x509.Certificate {
+func (cc *CardChain) chainOrLeaf() []*x509.Certificate {
 	// A verified chain of the card alone (the card itself in the TLS
 	// trust pool) names no issuer; the site's own pool may have found one.
-	if len(cc.Chain) > 1 {
-		return cc.Chain
+	if len(cc.Verified) > 1 {
+		return cc.Verified
 	}
-	if cc.IssuerCert != nil {
-		return []*x509.Certificate{cc.Leaf, cc.IssuerCert}
+	if cc.Issuer != nil {
+		return []*x509.Certificate{cc.Leaf, cc.Issuer}
 	}
 	return []*x509.Certificate{cc.Leaf}
 }
@@ -185,7 +186,7 @@ func (cc *CardCert) chainOrLeaf() []*x509.Certificate {
 // cache refill writes it again; it bounds write load on the database.
 const lastUseResolution = 5 * time.Minute
 
-func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert, epoch uint64) (*Entry, error) {
+func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardChain, epoch uint64) (*Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	now := time.Now()
@@ -227,7 +228,7 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 // linkByEDIPI handles a card that is not registered: when an account holds
 // its DoD ID and link_by_edipi is on, the card is linked to it. A disabled
 // account is returned unlinked, so the card is refused as disabled.
-func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardCert) (linked, byEDIPI *store.Account, err error) {
+func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardChain) (linked, byEDIPI *store.Account, err error) {
 	acct, err := c.cfg.Store.AccountByEDIPI(ctx, id.EDIPI)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil
@@ -245,10 +246,10 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	}
 	err = c.cfg.Store.AutoLinkCard(ctx, acct.ID, store.Card{
 		Fingerprint: id.FingerprintHex,
-		Subject:     cert.Subject,
-		Issuer:      cert.Issuer,
-		Serial:      cert.Serial,
-		NotAfter:    cert.NotAfter,
+		Subject:     id.Subject,
+		Issuer:      id.Issuer,
+		Serial:      id.Serial,
+		NotAfter:    id.NotAfter,
 	})
 	switch {
 	case err == nil:

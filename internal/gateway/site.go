@@ -93,8 +93,8 @@ type SiteEntry struct {
 	created time.Time
 	// ID is the card holder's identity (nil if the certificate is not a
 	// CAC identity; Rejection says why).
-	ID   *cacid.Identity
-	Cert CardCert
+	ID    *cacid.Identity
+	Chain CardChain
 	// Rejection is a usage/issuer/policy/identity problem, nil if none.
 	Rejection *trust.Rejection
 	// poolChain is the chain the site's own trust pool verified (nil if
@@ -341,12 +341,12 @@ func accessFacts(se *SiteEntry, card *Entry) *access.Facts {
 		if f.Affiliation == "" {
 			f.Affiliation = se.ID.Affiliation
 		}
-		f.IssuerDN = se.Cert.Issuer
-		if se.Cert.IssuerCert != nil {
-			f.IssuerSHA256 = cacid.Fingerprint(se.Cert.IssuerCert.Raw)
+		f.IssuerDN = se.ID.Issuer
+		if se.Chain.Issuer != nil {
+			f.IssuerSHA256 = cacid.Fingerprint(se.Chain.Issuer.Raw)
 		}
-		if se.Cert.Leaf != nil {
-			f.Policies = se.Cert.Leaf.PolicyIdentifiers
+		if se.Chain.Leaf != nil {
+			f.Policies = se.Chain.Leaf.PolicyIdentifiers
 		}
 	}
 	return f
@@ -398,13 +398,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 			return se
 		}
 	}
-	se := &SiteEntry{created: now, Cert: CardCert{
-		Subject:  cacid.DistinguishedName(leaf.RawSubject, leaf.Subject),
-		Issuer:   cacid.DistinguishedName(leaf.RawIssuer, leaf.Issuer),
-		Serial:   leaf.SerialNumber.Text(16),
-		NotAfter: leaf.NotAfter,
-		Leaf:     leaf,
-	}}
+	se := &SiteEntry{created: now, Chain: CardChain{Leaf: leaf}}
 	var issuer *x509.Certificate
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
 		issuer = cs.VerifiedChains[0][1]
@@ -417,11 +411,11 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	} else {
 		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
-	se.Cert.IssuerCert = issuer
+	se.Chain.Issuer = issuer
 	if len(cs.VerifiedChains) > 0 {
-		se.Cert.Chain = cs.VerifiedChains[0]
+		se.Chain.Verified = cs.VerifiedChains[0]
 	} else {
-		se.Cert.Chain = se.poolChain
+		se.Chain.Verified = se.poolChain
 	}
 	se.Rejection = s.cfg.Policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
@@ -488,7 +482,7 @@ func (s *Site) currentCard(r *http.Request, se *SiteEntry, now time.Time) (*Entr
 		c.cfg.Metrics.CacheHit.Inc()
 		return e, nil
 	}
-	e, err := c.Card(r.Context(), r, se.ID, &se.Cert)
+	e, err := c.Card(r.Context(), r, se.ID, &se.Chain)
 	if err != nil {
 		return nil, err
 	}

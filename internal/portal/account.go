@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -52,11 +53,11 @@ type accountAnswersPage struct {
 // writes the response itself and returns a non-nil error only for an
 // internal failure, having written nothing; a hash the hasher turns away
 // is answered with the "try again in a moment" page (503).
-func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
-	return p.orBusy(w, r, &card, p.serveAccount(w, r, card, acct, csrf))
+func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card *cacid.Identity, acct *store.Account, csrf CSRF) error {
+	return p.orBusy(w, r, card, p.serveAccount(w, r, card, acct, csrf))
 }
 
-func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card selfservice.Card, acct *store.Account, csrf CSRF) error {
+func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card *cacid.Identity, acct *store.Account, csrf CSRF) error {
 	if err := checkCard(card); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card selfse
 	}
 }
 
-func (p *Pages) accountPage(w http.ResponseWriter, status int, card selfservice.Card, csrf CSRF, acct *store.Account, errs selfservice.FieldErrors, message string, currentCleared bool) error {
+func (p *Pages) accountPage(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, acct *store.Account, errs selfservice.FieldErrors, message string, currentCleared bool) error {
 	page := accountPage{
 		pageBase: p.base(card, csrf), Account: acct, Message: message, CurrentCleared: currentCleared,
 		Name:      selfservice.JoinName(acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix),
@@ -116,7 +117,7 @@ func (p *Pages) accountPage(w http.ResponseWriter, status int, card selfservice.
 		Password:  p.svc.PasswordSummary(acct, p.svc.Now()),
 	}
 	page.Errors = errs
-	current := card.Identity.FingerprintHex
+	current := card.FingerprintHex
 	for i, c := range acct.Cards {
 		ac := accountCard{N: i + 1, Fingerprint: c.Fingerprint, Subject: c.Subject, Issuer: c.Issuer,
 			Expires: c.NotAfter.UTC().Format("2006-01-02"), LastUsed: selfservice.FormatTime(c.LastUsedAt), Current: c.Fingerprint == current}
@@ -129,7 +130,7 @@ func (p *Pages) accountPage(w http.ResponseWriter, status int, card selfservice.
 	return p.render(w, status, "account", page)
 }
 
-func (p *Pages) postClearCard(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
+func (p *Pages) postClearCard(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, acct *store.Account) error {
 	res, err := p.svc.ClearCard(r.Context(), card, acct, r.PostForm.Get("sha256"))
 	switch {
 	case err != nil:
@@ -145,7 +146,7 @@ func (p *Pages) postClearCard(w http.ResponseWriter, r *http.Request, card selfs
 	return p.accountPage(w, http.StatusOK, card, csrf, res.Account, selfservice.FieldErrors{}, msg, res.Current)
 }
 
-func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, status int, card selfservice.Card, csrf CSRF, acct *store.Account, errs selfservice.FieldErrors) error {
+func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, status int, card *cacid.Identity, csrf CSRF, acct *store.Account, errs selfservice.FieldErrors) error {
 	f, err := p.svc.PasswordForm(r.Context(), acct)
 	if err != nil {
 		return err
@@ -155,7 +156,7 @@ func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, stat
 	return p.render(w, status, "account-password", page)
 }
 
-func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
+func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, acct *store.Account) error {
 	form := r.PostForm
 	res, err := p.svc.ChangePassword(r.Context(), card, acct, selfservice.ChangePasswordInput{
 		Current: form.Get("current"), Password: form.Get("password"), Confirm: form.Get("confirm"), Address: clientAddress(r)})
@@ -172,13 +173,13 @@ func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card
 	return p.accountPage(w, http.StatusOK, card, csrf, res.Account, selfservice.FieldErrors{}, "Your password was changed.", false)
 }
 
-func (p *Pages) accountAnswersForm(w http.ResponseWriter, status int, card selfservice.Card, csrf CSRF, hasCurrent bool, chosen [credential.QuestionsRequired]string, errs selfservice.FieldErrors) error {
+func (p *Pages) accountAnswersForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, hasCurrent bool, chosen [credential.QuestionsRequired]string, errs selfservice.FieldErrors) error {
 	page := accountAnswersPage{pageBase: p.base(card, csrf), HasCurrent: hasCurrent, Questions: credential.Questions(), Slots: slots(chosen)}
 	page.Errors = errs
 	return p.render(w, status, "account-answers", page)
 }
 
-func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, acct *store.Account) error {
+func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, acct *store.Account) error {
 	picks := readPicks(r)
 	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks,
 		Address: clientAddress(r)})

@@ -17,7 +17,7 @@ import (
 // for the account as the store holds it now (as the gateway would).
 func (s *storeHarness) doAccount(method, path string, form url.Values, csrf CSRF) *httptest.ResponseRecorder {
 	s.t.Helper()
-	acct, err := s.db.AccountByFingerprint(context.Background(), s.card.Identity.FingerprintHex)
+	acct, err := s.db.AccountByFingerprint(context.Background(), s.card.FingerprintHex)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func (s *storeHarness) postAccount(path string, form url.Values) *httptest.Respo
 // thisCard is the harness card as the store holds it.
 func (s *storeHarness) thisCard() store.Card {
 	c := s.card
-	return store.Card{Fingerprint: c.Identity.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
+	return store.Card{Fingerprint: c.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
 }
 
 func TestAccountPage(t *testing.T) {
@@ -66,7 +66,7 @@ func TestAccountPage(t *testing.T) {
 	w := h.getAccount(PathAccount)
 	wantStatus(t, w, http.StatusOK, "john.q.doe", "JOHN QUINCY DOE", "1234567890", "john.doe@example.com", "USA", "Europe",
 		"Active Army", "active", "Last sign-in</dt><dd>never", "(this card)", h.card.Subject, "CN=cd", "2029-05-31",
-		`value="`+h.card.Identity.FingerprintHex+`"`, `value="`+fingerprintOf("cd")+`"`,
+		`value="`+h.card.FingerprintHex+`"`, `value="`+fingerprintOf("cd")+`"`,
 		`href="/.cacgate/account/password"`, `href="/.cacgate/account/answers"`)
 	if n := strings.Count(w.Body.String(), "Clear registration</button>"); n != 2 {
 		t.Errorf("%d clear buttons, want 2", n)
@@ -76,7 +76,7 @@ func TestAccountPage(t *testing.T) {
 	}
 
 	// A sign-in shows.
-	if err := h.db.TouchCard(context.Background(), h.card.Identity.FingerprintHex, h.now); err != nil {
+	if err := h.db.TouchCard(context.Background(), h.card.FingerprintHex, h.now); err != nil {
 		t.Fatal(err)
 	}
 	wantStatus(t, h.getAccount(PathAccount+"/"), http.StatusOK, h.now.UTC().Format("2006-01-02 15:04 UTC"))
@@ -90,7 +90,7 @@ func TestAccountClearOtherCard(t *testing.T) {
 	if strings.Contains(w.Body.String(), fingerprintOf("cd")) {
 		t.Error("cleared card still listed")
 	}
-	if h.cardOwner(fingerprintOf("cd")) != "" || h.cardOwner(h.card.Identity.FingerprintHex) != "john.q.doe" {
+	if h.cardOwner(fingerprintOf("cd")) != "" || h.cardOwner(h.card.FingerprintHex) != "john.q.doe" {
 		t.Error("wrong card cleared")
 	}
 	if h.changes.Load() != 1 {
@@ -106,9 +106,9 @@ func TestAccountClearOtherCard(t *testing.T) {
 	if strings.Contains(w.Body.String(), "Clear registration</button>") {
 		t.Error("the only card can be cleared")
 	}
-	w = h.postAccount(PathAccountClearCard, url.Values{"sha256": {h.card.Identity.FingerprintHex}})
+	w = h.postAccount(PathAccountClearCard, url.Values{"sha256": {h.card.FingerprintHex}})
 	wantStatus(t, w, http.StatusConflict, "There is a problem", "cannot be cleared")
-	if h.cardOwner(h.card.Identity.FingerprintHex) != "john.q.doe" || h.changes.Load() != 1 {
+	if h.cardOwner(h.card.FingerprintHex) != "john.q.doe" || h.changes.Load() != 1 {
 		t.Error("the only card was cleared")
 	}
 }
@@ -118,7 +118,7 @@ func TestAccountClearThisCard(t *testing.T) {
 	h.addAccount("john.q.doe", "1234567890", testPassword, h.thisCard(), storeCard("cd"))
 	acct := h.account("john.q.doe")
 	r := httptest.NewRequest(http.MethodPost, PathAccountClearCard,
-		strings.NewReader(url.Values{"csrf": {"csrf-token"}, "sha256": {h.card.Identity.FingerprintHex}}.Encode()))
+		strings.NewReader(url.Values{"csrf": {"csrf-token"}, "sha256": {h.card.FingerprintHex}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	r.Header.Set("Accept", "text/html")
 	w := httptest.NewRecorder()
@@ -127,7 +127,7 @@ func TestAccountClearThisCard(t *testing.T) {
 	}
 	checkAccessible(t, "clear this card", w.Body.String())
 	wantStatus(t, w, http.StatusOK, "was cleared", "no longer registered")
-	if h.cardOwner(h.card.Identity.FingerprintHex) != "" || h.cardOwner(fingerprintOf("cd")) != "john.q.doe" {
+	if h.cardOwner(h.card.FingerprintHex) != "" || h.cardOwner(fingerprintOf("cd")) != "john.q.doe" {
 		t.Error("wrong card cleared")
 	}
 }

@@ -33,7 +33,7 @@ func (p *Portal) serveConsent(w http.ResponseWriter, r *http.Request, v Visitor)
 		principal, holder, subject = UserPrincipal(username), username, "signed in with a password"
 		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", authPassword)}
 	} else {
-		id := v.Card.Identity
+		id := v.Card
 		principal, holder, subject = id.FingerprintHex, v.Holder, id.Subject
 		auditFields = audit.Card(id)
 	}

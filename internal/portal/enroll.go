@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -37,11 +38,11 @@ type NotRegisteredData struct {
 //
 // A hash the hasher turns away (too many waiting) is answered with the
 // "try again in a moment" page (503).
-func (p *Pages) Serve(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
-	return p.orBusy(w, r, &card, p.serve(w, r, card, csrf))
+func (p *Pages) Serve(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
+	return p.orBusy(w, r, card, p.serve(w, r, card, csrf))
 }
 
-func (p *Pages) serve(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) serve(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	if err := checkCard(card); err != nil {
 		return err
 	}
@@ -112,14 +113,14 @@ type existsPage struct {
 }
 
 // exists answers a card that has an account, or whose DoD ID has one.
-func (p *Pages) exists(w http.ResponseWriter, card selfservice.Card, csrf CSRF, registered bool) error {
+func (p *Pages) exists(w http.ResponseWriter, card *cacid.Identity, csrf CSRF, registered bool) error {
 	return p.render(w, http.StatusConflict, "exists", existsPage{pageBase: p.base(card, csrf), Registered: registered})
 }
 
 // refusedStep answers the outcomes the hashing steps share besides their
 // forms: a replayed state, a registered card, the guard's refusals. ok is
 // false when o is none of them.
-func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF, o selfservice.Outcome) (bool, error) {
+func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, o selfservice.Outcome) (bool, error) {
 	switch {
 	case o.Status == selfservice.Restart:
 		return true, restart(w, r)
@@ -146,7 +147,7 @@ type identityPage struct {
 	Restarted    bool
 }
 
-func (p *Pages) showIdentity(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) showIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	form, o, err := p.svc.IdentityForm(r.Context(), card, r.Method == http.MethodGet)
 	if err != nil {
 		return err
@@ -172,7 +173,7 @@ type ineligiblePage struct {
 	Yours, Eligible []string
 }
 
-func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	form := r.PostForm
 	res, err := p.svc.CheckIdentity(r.Context(), card, selfservice.IdentityInput{
 		IDType: form.Get("idtype"), SSN: form.Get("ssn"), FIN: form.Get("fin"), DOB: form.Get("dob"), PEBD: form.Get("pebd"),
@@ -215,7 +216,7 @@ type profilePage struct {
 	Rules          []string
 }
 
-func (p *Pages) profileForm(w http.ResponseWriter, status int, card selfservice.Card, csrf CSRF, f selfservice.ProfileForm, errs selfservice.FieldErrors) error {
+func (p *Pages) profileForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, f selfservice.ProfileForm, errs selfservice.FieldErrors) error {
 	page := profilePage{
 		pageBase: p.base(card, csrf), Name: f.Name, Categories: f.Categories, Profile: f.Profile,
 		Organizations: p.cfg.Organizations, Locations: p.cfg.Locations,
@@ -225,7 +226,7 @@ func (p *Pages) profileForm(w http.ResponseWriter, status int, card selfservice.
 	return p.render(w, status, "profile", page)
 }
 
-func (p *Pages) postProfile(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) postProfile(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	form := r.PostForm
 	res, err := p.svc.SetProfile(r.Context(), card, selfservice.ProfileInput{
 		State: form.Get("state"),
@@ -268,7 +269,7 @@ func slots(chosen [credential.QuestionsRequired]string) []questionSlot {
 	return out
 }
 
-func (p *Pages) questionsForm(w http.ResponseWriter, status int, card selfservice.Card, csrf CSRF, f selfservice.QuestionsForm, errs selfservice.FieldErrors) error {
+func (p *Pages) questionsForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, f selfservice.QuestionsForm, errs selfservice.FieldErrors) error {
 	page := questionsPage{pageBase: p.base(card, csrf), Questions: credential.Questions(), Slots: slots(f.Chosen)}
 	page.State, page.Errors = f.State, errs
 	return p.render(w, status, "questions", page)
@@ -289,11 +290,11 @@ type completePage struct {
 	Account *store.Account
 	Name    string
 	Pending bool
-	Card    selfservice.Card
+	Card    *cacid.Identity
 	Expires string
 }
 
-func (p *Pages) postQuestions(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) postQuestions(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	res, err := p.svc.Complete(r.Context(), card, selfservice.QuestionsInput{State: r.PostForm.Get("state"), Picks: readPicks(r),
 		Address: clientAddress(r)})
 	if err != nil {

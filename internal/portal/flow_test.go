@@ -141,17 +141,17 @@ type harness struct {
 	roster *fakeRoster
 	store  *fakeStore
 	sealer *selfservice.Sealer
-	card   selfservice.Card
+	card   *cacid.Identity
 	now    time.Time
 	mu     sync.Mutex
 	audits []auditRecord
 	bodies []string // every page rendered, for the secrets check
 }
 
-func testCard(edipi, fingerprint string) selfservice.Card {
-	return selfservice.Card{
-		Identity: &cacid.Identity{EDIPI: edipi, FamilyName: "DOE", GivenName: "JOHN", MiddleName: "QUINCY",
-			Affiliation: "USA", FingerprintHex: fingerprint},
+func testCard(edipi, fingerprint string) *cacid.Identity {
+	return &cacid.Identity{
+		EDIPI: edipi, FamilyName: "DOE", GivenName: "JOHN", MiddleName: "QUINCY",
+		Affiliation: "USA", FingerprintHex: fingerprint,
 		Subject:  "CN=DOE.JOHN.QUINCY." + edipi + ",OU=USA,OU=PKI,OU=DoD,O=U.S. Government,C=US",
 		Issuer:   "CN=DOD ID CA-70,OU=PKI,OU=DoD,O=U.S. Government,C=US",
 		Serial:   "0a1b2c",
@@ -247,7 +247,7 @@ func (h *harness) advance(d time.Duration) {
 }
 
 // do sends a request as card and returns the response.
-func (h *harness) do(method, path string, form url.Values, card selfservice.Card, csrf CSRF) *httptest.ResponseRecorder {
+func (h *harness) do(method, path string, form url.Values, card *cacid.Identity, csrf CSRF) *httptest.ResponseRecorder {
 	h.t.Helper()
 	var r *http.Request
 	if form != nil {
@@ -393,7 +393,7 @@ func TestFlowHappyPath(t *testing.T) {
 	if e.UsernameBase != "john.q.doe" || e.Account.Status != store.StatusActive || e.Account.EDIPI != "1234567890" ||
 		e.Account.Email != "john.doe@example.com" || e.Account.Organization != "USA" || e.Account.Location != "Europe" ||
 		e.Account.WorkAddress != "Building 12, Wiesbaden" || e.Account.Phone != "+49 611 555 0100" ||
-		len(e.Account.Categories) != 1 || e.Card.Fingerprint != h.card.Identity.FingerprintHex || e.Card.Serial != "0a1b2c" {
+		len(e.Account.Categories) != 1 || e.Card.Fingerprint != h.card.FingerprintHex || e.Card.Serial != "0a1b2c" {
 		t.Errorf("enrollment: %+v", e)
 	}
 	hasher := credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1)
@@ -814,8 +814,8 @@ const (
 )
 
 // The guard's per-card keys, and its namespace in the attempts table.
-func identityKey(c selfservice.Card) string { return "identity:" + c.Identity.FingerprintHex }
-func resetKey(c selfservice.Card) string    { return "reset:" + c.Identity.FingerprintHex }
+func identityKey(c *cacid.Identity) string { return "identity:" + c.FingerprintHex }
+func resetKey(c *cacid.Identity) string    { return "reset:" + c.FingerprintHex }
 
 const cardPrefix = "enroll:"
 

@@ -35,8 +35,8 @@ func TestFlowReplayedState(t *testing.T) {
 func TestFlowRegisteredCardGetsNoState(t *testing.T) {
 	h := newHarness(t, selfservice.Config{})
 	if _, err := h.store.Enroll(context.Background(), &store.Enrollment{
-		Account: store.Account{EDIPI: h.card.Identity.EDIPI}, UsernameBase: "john.q.doe",
-		Card: store.Card{Fingerprint: h.card.Identity.FingerprintHex}}); err != nil {
+		Account: store.Account{EDIPI: h.card.EDIPI}, UsernameBase: "john.q.doe",
+		Card: store.Card{Fingerprint: h.card.FingerprintHex}}); err != nil {
 		t.Fatal(err)
 	}
 	w := h.post(PathNew, identityForm())

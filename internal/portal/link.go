@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -21,7 +22,7 @@ type linkedPage struct {
 	Pending  bool
 }
 
-func (p *Pages) serveLink(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) serveLink(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	if r.Method != http.MethodPost {
 		return p.render(w, http.StatusOK, "link", linkPage{pageBase: p.base(card, csrf)})
 	}

@@ -73,7 +73,7 @@ func (s *storeHarness) checkNoAccountSecrets() {
 func storeCard(seed string) store.Card {
 	c := testCard("1234567890", fingerprintOf(seed))
 	c.Subject = "CN=" + seed
-	return store.Card{Fingerprint: c.Identity.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
+	return store.Card{Fingerprint: c.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
 }
 
 func fingerprintOf(seed string) string {
@@ -135,14 +135,14 @@ func TestLinkSuccess(t *testing.T) {
 		`autocomplete="current-password"`, `action="/.cacgate/enroll/link"`)
 	w := h.post(PathLink, linkForm("john.q.doe", testPassword))
 	wantStatus(t, w, http.StatusOK, "This card is now registered to <strong>john.q.doe</strong>", `href="/"`)
-	if got := h.cardOwner(h.card.Identity.FingerprintHex); got != "john.q.doe" {
+	if got := h.cardOwner(h.card.FingerprintHex); got != "john.q.doe" {
 		t.Errorf("card owner %q", got)
 	}
 	if h.changes.Load() != 1 {
 		t.Errorf("OnChange called %d times", h.changes.Load())
 	}
 	if a := h.audited("card.linked", "success"); a == nil || a.Fields["via"] != "holder" || a.Fields["username"] != "john.q.doe" ||
-		a.Fields["card"] != h.card.Identity.FingerprintHex {
+		a.Fields["card"] != h.card.FingerprintHex {
 		t.Errorf("link not audited: %+v", h.audits)
 	}
 	// Linking again: the card is taken now.
@@ -165,7 +165,7 @@ func TestLinkWrongPasswordLocks(t *testing.T) {
 	if err != nil || !st.Locked() || st.LockedUntil.Sub(h.deps.Now()) < 59*time.Minute {
 		t.Errorf("login state %+v, %v", st, err)
 	}
-	if h.cardOwner(h.card.Identity.FingerprintHex) != "" || h.changes.Load() != 0 {
+	if h.cardOwner(h.card.FingerprintHex) != "" || h.changes.Load() != 0 {
 		t.Error("card linked to a locked account")
 	}
 	if h.audited("card.linked", "failure") == nil {
@@ -195,7 +195,7 @@ func TestLinkUnknownUsername(t *testing.T) {
 	if a := h.audited("card.linked", "failure"); a == nil || a.Fields["reason"] != "unknown_username" || a.Fields["username"] != "" {
 		t.Errorf("unknown username audit: %+v", h.audits)
 	}
-	if h.cardOwner(h.card.Identity.FingerprintHex) != "" {
+	if h.cardOwner(h.card.FingerprintHex) != "" {
 		t.Error("card linked")
 	}
 	// Field errors do not count.
@@ -212,7 +212,7 @@ func TestLinkRefusals(t *testing.T) {
 		if a := h.audited("card.linked", "failure"); a == nil || a.Fields["reason"] != "edipi_mismatch" {
 			t.Errorf("audits: %+v", h.audits)
 		}
-		if h.cardOwner(h.card.Identity.FingerprintHex) != "" || h.changes.Load() != 0 {
+		if h.cardOwner(h.card.FingerprintHex) != "" || h.changes.Load() != 0 {
 			t.Error("card linked")
 		}
 	})
@@ -220,7 +220,7 @@ func TestLinkRefusals(t *testing.T) {
 		h := newStoreHarness(t, selfservice.Config{MaxCards: 2})
 		h.addAccount("john.q.doe", "1234567890", testPassword, storeCard("c1"), storeCard("c2"))
 		wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusConflict, "already has 2 cards registered")
-		if h.cardOwner(h.card.Identity.FingerprintHex) != "" {
+		if h.cardOwner(h.card.FingerprintHex) != "" {
 			t.Error("card linked")
 		}
 	})
@@ -230,7 +230,7 @@ func TestLinkRefusals(t *testing.T) {
 		taken := storeCard("ab") // h.card's fingerprint
 		h.addAccount("other.person", "5555555555", "", taken)
 		wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusConflict, "This card is already registered to an account")
-		if h.cardOwner(h.card.Identity.FingerprintHex) != "other.person" || h.changes.Load() != 0 {
+		if h.cardOwner(h.card.FingerprintHex) != "other.person" || h.changes.Load() != 0 {
 			t.Error("card moved")
 		}
 	})
@@ -241,7 +241,7 @@ func TestLinkRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantStatus(t, h.post(PathLink, linkForm("john.q.doe", testPassword)), http.StatusForbidden, "is disabled")
-		if h.cardOwner(h.card.Identity.FingerprintHex) != "" {
+		if h.cardOwner(h.card.FingerprintHex) != "" {
 			t.Error("card linked")
 		}
 	})

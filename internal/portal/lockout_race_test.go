@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -213,7 +214,7 @@ func TestResetConcurrentWrongAnswersVerifyAtMostThree(t *testing.T) {
 	h := newStoreHarness(t, selfservice.Config{})
 	a := h.addResetAccount("john.q.doe", "1234567890")
 	const guesses = 6
-	cards := make([]selfservice.Card, guesses+1)
+	cards := make([]*cacid.Identity, guesses+1)
 	states := make([]string, guesses+1)
 	for i := range cards {
 		cards[i] = testCard("1234567890", fingerprintOf(string(rune('a'+i))+"1"))

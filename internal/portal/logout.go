@@ -44,7 +44,7 @@ func (p *Portal) serveLogout(w http.ResponseWriter, r *http.Request, v Visitor) 
 		p.cfg.Audit.Request(r, "signout.password", audit.Success, zap.String("username", s.Username),
 			zap.Bool("session_ended_in_store", recorded))
 	} else if v.Card != nil && v.Consented {
-		p.cfg.Audit.Request(r, "signout.card", audit.Success, audit.Card(v.Card.Identity)...)
+		p.cfg.Audit.Request(r, "signout.card", audit.Success, audit.Card(v.Card)...)
 	}
 	// Whatever was or was not valid: the browser forgets both.
 	for _, name := range []string{session.CookieName, consent.CookieName} {

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/store"
@@ -127,7 +128,7 @@ func clientAddress(r *http.Request) string {
 // (503, Retry-After; audited as hash.busy) when it is the hasher turning
 // a hash away (credential.ErrBusy): nothing was hashed or changed. Any
 // other err is returned as it is. card is nil on the sign-in page.
-func (p *Pages) orBusy(w http.ResponseWriter, r *http.Request, card *selfservice.Card, err error) error {
+func (p *Pages) orBusy(w http.ResponseWriter, r *http.Request, card *cacid.Identity, err error) error {
 	if !errors.Is(err, credential.ErrBusy) {
 		return err
 	}
@@ -199,8 +200,8 @@ type pageBase struct {
 	State   string
 }
 
-func (p *Pages) base(card selfservice.Card, csrf CSRF) pageBase {
-	return pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: card.HolderName(), EDIPI: card.Identity.EDIPI}
+func (p *Pages) base(card *cacid.Identity, csrf CSRF) pageBase {
+	return pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: selfservice.HolderName(card), EDIPI: card.EDIPI}
 }
 
 // unavailable answers an attempt the guard could not count: fail closed,
@@ -226,7 +227,7 @@ type lockedPage struct {
 }
 
 // renderLocked answers for a locked account.
-func (p *Pages) renderLocked(w http.ResponseWriter, card selfservice.Card, csrf CSRF, st store.LoginState) error {
+func (p *Pages) renderLocked(w http.ResponseWriter, card *cacid.Identity, csrf CSRF, st store.LoginState) error {
 	return p.render(w, http.StatusForbidden, "locked", lockedPage{pageBase: p.base(card, csrf), Until: selfservice.FormatTime(st.LockedUntil)})
 }
 
@@ -237,8 +238,8 @@ func (p *Pages) refuse(w http.ResponseWriter, r *http.Request, status int, code,
 }
 
 // checkCard refuses a card the gateway handed without an identity.
-func checkCard(card selfservice.Card) error {
-	if card.Identity == nil || card.Identity.FingerprintHex == "" {
+func checkCard(card *cacid.Identity) error {
+	if card == nil || card.FingerprintHex == "" {
 		return errors.New("portal: card without identity")
 	}
 	return nil

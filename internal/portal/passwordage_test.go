@@ -40,7 +40,7 @@ func TestPasswordMinimumAge(t *testing.T) {
 
 func TestPasswordMaximumAge(t *testing.T) {
 	h := newStoreHarness(t, dodAges)
-	h.addAccount("john.q.doe", h.card.Identity.EDIPI, testPassword)
+	h.addAccount("john.q.doe", h.card.EDIPI, testPassword)
 	h.advance(60*24*time.Hour + time.Minute)
 
 	// A wrong password learns nothing about the expiry.
@@ -52,7 +52,7 @@ func TestPasswordMaximumAge(t *testing.T) {
 	// The right one no longer registers a card.
 	w = h.post(PathLink, linkForm("john.q.doe", testPassword))
 	wantStatus(t, w, http.StatusForbidden, "Password expired", "Your password expired on ", "Forgot your password?", "The card was not registered.")
-	if got := h.cardOwner(h.card.Identity.FingerprintHex); got != "" {
+	if got := h.cardOwner(h.card.FingerprintHex); got != "" {
 		t.Fatalf("card registered to %q with an expired password", got)
 	}
 	if !auditedWithReason(h, "card.linked", "password_expired") {

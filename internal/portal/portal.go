@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -57,7 +57,7 @@ const (
 // Visitor is what the gateway decided about a request to its pages.
 type Visitor struct {
 	// Card is the admitted card (nil without one).
-	Card *selfservice.Card
+	Card *cacid.Identity
 	// Holder is the card holder's name as the gateway shows it.
 	Holder string
 	// Account is the card's account (active at Registered), nil if none.

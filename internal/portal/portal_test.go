@@ -18,7 +18,6 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -45,7 +44,7 @@ type portalFixture struct {
 	sessions *session.Manager
 	logs     *observer.ObservedLogs
 	gw       *fakeGateway
-	card     *selfservice.Card
+	card     *cacid.Identity
 }
 
 func newPortal(t *testing.T, pages *Pages, passwordLogin bool) *portalFixture {
@@ -67,7 +66,7 @@ func newPortal(t *testing.T, pages *Pages, passwordLogin bool) *portalFixture {
 	t.Cleanup(func() { db.Close() })
 	core, logs := observer.New(zap.InfoLevel)
 	f := &portalFixture{tokens: tokens, sessions: session.NewManager(stokens, db, 10, time.Minute, nil), logs: logs, gw: &fakeGateway{},
-		card: &selfservice.Card{Identity: &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32), Subject: "CN=DOE.JOHN.1234567890"}}}
+		card: &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32), Subject: "CN=DOE.JOHN.1234567890"}}
 	f.p, err = New(Config{Gateway: f.gw, Pages: pages, Consent: tokens, Banner: consent.DefaultBanner(), ConsentTTL: time.Hour,
 		PasswordLogin: passwordLogin, Sessions: f.sessions, SessionTTL: time.Hour, Contact: "Service desk",
 		Audit: audit.New(zap.New(core), "node-a"), JWKS: func() []byte { return []byte(`{"keys":[]}`) }})
@@ -159,13 +158,13 @@ func TestConsentAcceptance(t *testing.T) {
 	if e := f.logs.FilterField(zap.String("reason", "csrf")).All(); len(e) != 1 || e[0].ContextMap()["edipi"] != "1234567890" {
 		t.Fatalf("audit: %+v", e)
 	}
-	w = post(f.tokens.CSRF(f.card.Identity.FingerprintHex, time.Now()), "//evil.example")
+	w = post(f.tokens.CSRF(f.card.FingerprintHex, time.Now()), "//evil.example")
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/" {
 		t.Fatalf("acceptance: %d to %q", w.Code, w.Header().Get("Location"))
 	}
 	if c := w.Result().Cookies(); len(c) != 1 || c[0].Name != consent.CookieName {
 		t.Fatalf("cookies %v", c)
-	} else if claims, err := f.tokens.Verify(c[0].Value, time.Now()); err != nil || claims.Fingerprint != f.card.Identity.FingerprintHex {
+	} else if claims, err := f.tokens.Verify(c[0].Value, time.Now()); err != nil || claims.Fingerprint != f.card.FingerprintHex {
 		t.Fatalf("consent token: %+v %v", claims, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/selfservice"
 )
@@ -35,7 +36,7 @@ type resetDonePage struct {
 	Username string
 }
 
-func (p *Pages) serveReset(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) serveReset(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	if r.Method != http.MethodPost {
 		return p.render(w, http.StatusOK, "reset", resetPage{pageBase: p.base(card, csrf), Restarted: r.URL.Query().Get("restart") != ""})
 	}
@@ -63,7 +64,7 @@ func restartReset(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathReset+"?restart=1")
 }
 
-func (p *Pages) resetAnswersForm(w http.ResponseWriter, status int, card selfservice.Card, csrf CSRF, f selfservice.ResetForm, errs selfservice.FieldErrors) error {
+func (p *Pages) resetAnswersForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, f selfservice.ResetForm, errs selfservice.FieldErrors) error {
 	page := resetAnswersPage{pageBase: p.base(card, csrf), Username: f.Username, Rules: p.cfg.Password.Rules()}
 	for i, id := range f.Questions {
 		q, _ := credential.QuestionByID(id)
@@ -73,7 +74,7 @@ func (p *Pages) resetAnswersForm(w http.ResponseWriter, status int, card selfser
 	return p.render(w, status, "reset-answers", page)
 }
 
-func (p *Pages) postResetAnswers(w http.ResponseWriter, r *http.Request, card selfservice.Card, csrf CSRF) error {
+func (p *Pages) postResetAnswers(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
 	in := selfservice.ResetInput{State: r.PostForm.Get("state"), Password: r.PostForm.Get("password"), Confirm: r.PostForm.Get("confirm")}
 	for i := range in.Answers {
 		in.Answers[i] = r.PostForm.Get("answer-" + strconv.Itoa(i+1))

@@ -244,7 +244,7 @@ func TestResetStateChecks(t *testing.T) {
 	restart(h.post(PathReset, rightAnswers(string(tampered), testNewPassword)))
 	restart(h.post(PathReset, rightAnswers("", testNewPassword)))
 	// An enrollment state is not a reset state.
-	restart(h.post(PathReset, rightAnswers(mustSeal(t, h.sealer, map[string]any{"card": h.card.Identity.FingerprintHex, "step": 1}), testNewPassword)))
+	restart(h.post(PathReset, rightAnswers(mustSeal(t, h.sealer, map[string]any{"card": h.card.FingerprintHex, "step": 1}), testNewPassword)))
 	// Another card (same person, new CAC) cannot use this card's state.
 	other := testCard("1234567890", fingerprintOf("ef"))
 	form := rightAnswers(state, testNewPassword)

@@ -46,7 +46,7 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 		return MethodNotAllowed(w, r, "GET, HEAD, POST")
 	}
 	now := time.Now()
-	id := v.Card.Identity
+	id := v.Card
 	if v.Account != nil && r.Method != http.MethodPost && r.URL.Path != PathReset {
 		// Registered (enrolled or linked meanwhile): go where they were
 		// going. A POST still reaches the flow, which answers a double
@@ -70,7 +70,7 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 		// The hashing steps (profile, questions) count the address
 		// themselves, before hashing, and give a step that went through
 		// back.
-		return pages.Serve(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, csrf)
+		return pages.Serve(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), v.Card, csrf)
 	}
 	if r.URL.Path != PathEnroll || r.Method == http.MethodPost {
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: p.cfg.Contact})
@@ -110,9 +110,9 @@ func (p *Portal) serveAccount(w http.ResponseWriter, r *http.Request, v Visitor)
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Detail: "Account self-service is not offered on this site.", Contact: p.cfg.Contact})
 	}
-	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.Identity.FingerprintHex, r: r, now: time.Now()}
+	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.FingerprintHex, r: r, now: time.Now()}
 	// The changes that hash count the address themselves, before hashing.
-	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), *v.Card, v.Account, csrf)
+	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), v.Card, v.Account, csrf)
 }
 
 // limitAddress counts an identity check from the request's client address

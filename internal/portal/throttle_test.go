@@ -171,7 +171,7 @@ func TestThrottleErrorFailsClosedLink(t *testing.T) {
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
 			wantUnavailable(t, h.harness, h.post(PathLink, linkForm("john.q.doe", testPassword)), "card.linked", "The card was not registered.")
-			if h.cardOwner(h.card.Identity.FingerprintHex) != "" || h.changes.Load() != 0 || h.audited("card.linked", "success") != nil {
+			if h.cardOwner(h.card.FingerprintHex) != "" || h.changes.Load() != 0 || h.audited("card.linked", "success") != nil {
 				t.Error("card linked")
 			}
 			th.set(false, false, false)

@@ -19,7 +19,7 @@ func TestLinkAcceptsCapitalisedUsername(t *testing.T) {
 	a := h.addAccount("john.q.doe", "1234567890", testPassword)
 	wantStatus(t, h.post(PathLink, linkForm("  John.Q.DOE ", testPassword)), http.StatusOK,
 		"This card is now registered to <strong>john.q.doe</strong>")
-	if got := h.cardOwner(h.card.Identity.FingerprintHex); got != "john.q.doe" {
+	if got := h.cardOwner(h.card.FingerprintHex); got != "john.q.doe" {
 		t.Errorf("card owner %q", got)
 	}
 	if st := h.failures(a); st.Failures != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -14,7 +15,7 @@ import (
 // changing the password, changing the security answers. The gateway has
 // found the account active before any of these runs.
 
-func (s *Service) auditAccount(ctx context.Context, card Card, acct *store.Account, event, outcome string, extra map[string]string) {
+func (s *Service) auditAccount(ctx context.Context, card *cacid.Identity, acct *store.Account, event, outcome string, extra map[string]string) {
 	fields := map[string]string{"username": acct.Username}
 	for k, v := range extra {
 		fields[k] = v
@@ -43,7 +44,7 @@ type ClearCardResult struct {
 // fingerprint fp. The card in use cannot be cleared when it is the only
 // one. Outcomes: Done (also when it was cleared meanwhile), Refused
 // (not_on_account, only_card).
-func (s *Service) ClearCard(ctx context.Context, card Card, acct *store.Account, fp string) (ClearCardResult, error) {
+func (s *Service) ClearCard(ctx context.Context, card *cacid.Identity, acct *store.Account, fp string) (ClearCardResult, error) {
 	const event = "card.unlinked"
 	fp = strings.ToLower(strings.TrimSpace(fp))
 	var target *store.Card
@@ -56,7 +57,7 @@ func (s *Service) ClearCard(ctx context.Context, card Card, acct *store.Account,
 		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"via": "holder", "reason": "not_on_account"})
 		return ClearCardResult{Outcome: refused("not_on_account")}, nil
 	}
-	current := fp == card.Identity.FingerprintHex
+	current := fp == card.FingerprintHex
 	if current && len(acct.Cards) < 2 {
 		s.auditAccount(ctx, card, acct, event, "failure", map[string]string{"via": "holder", "reason": "only_card", "cleared": fp})
 		o := refused("only_card")
@@ -102,7 +103,7 @@ func (s *Service) PasswordForm(ctx context.Context, acct *store.Account) (Passwo
 // checkCurrent checks the current password typed on an account form
 // through the guard's account lock. It returns nil when the form may go
 // on, else its Locked or Wrong outcome (audited as event).
-func (s *Service) checkCurrent(ctx context.Context, card Card, acct *store.Account, hash, password, event string) (*Outcome, error) {
+func (s *Service) checkCurrent(ctx context.Context, card *cacid.Identity, acct *store.Account, hash, password, event string) (*Outcome, error) {
 	// A password about to be replaced is not worth rehashing.
 	res, err := s.checkPassword(ctx, acct, acct.Username, hash, password, event != "password.changed")
 	if err != nil || res.OK {
@@ -136,7 +137,7 @@ type AccountResult struct {
 // has one): not sooner than the minimum age after the last change, under
 // the account's lock, following the policy, far enough from the current
 // one, not one of the recent ones. Outcomes: Done, Invalid, Wrong, Locked.
-func (s *Service) ChangePassword(ctx context.Context, card Card, acct *store.Account, in ChangePasswordInput) (AccountResult, error) {
+func (s *Service) ChangePassword(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangePasswordInput) (AccountResult, error) {
 	const event = "password.changed"
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
@@ -158,7 +159,7 @@ func (s *Service) ChangePassword(ctx context.Context, card Card, acct *store.Acc
 	} else if len(in.Current) > maxPasswordLen {
 		errs.Add("current", "Enter a password of at most 256 characters.")
 	}
-	id := card.Identity
+	id := card
 	if broken := s.cfg.Password.Check(in.Password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
 		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
 		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
@@ -249,7 +250,7 @@ type ChangeAnswersInput struct {
 // current password (when it has one), under the account's lock, its
 // hashes counted first (accountStep). Outcomes: Done, Invalid, Wrong,
 // Locked, Limited, Unavailable.
-func (s *Service) ChangeAnswers(ctx context.Context, card Card, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
+func (s *Service) ChangeAnswers(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
 	const event = "answers.changed"
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
@@ -303,8 +304,8 @@ func (s *Service) ChangeAnswers(ctx context.Context, card Card, acct *store.Acco
 // accountLimit is the per-card count of the account pages' changes that
 // hash (password, security answers): AccountChangesMax per FailureWindow,
 // whatever their outcome.
-func accountLimit(card Card) Limit {
-	return Limit{Key: "account:" + card.Identity.FingerprintHex, Window: FailureWindow, Max: AccountChangesMax}
+func accountLimit(card *cacid.Identity) Limit {
+	return Limit{Key: "account:" + card.FingerprintHex, Window: FailureWindow, Max: AccountChangesMax}
 }
 
 // AccountChangesMax is how many changes that hash (password, security
@@ -321,7 +322,7 @@ const AccountChangesMax = 10
 // the hasher turned a hash away (credential.ErrBusy). It returns the
 // guard's refusal (Limited, Unavailable; audited as event), or change's
 // error.
-func (s *Service) accountStep(ctx context.Context, card Card, address, event string, change func(context.Context) (bool, error)) (*Outcome, error) {
+func (s *Service) accountStep(ctx context.Context, card *cacid.Identity, address, event string, change func(context.Context) (bool, error)) (*Outcome, error) {
 	if err := s.guard.TakeAddress(ctx, address); err != nil {
 		o := limitOutcome(err)
 		if o.Status == Limited {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/store"
@@ -77,15 +78,15 @@ func newStateID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *Service) seal(card Card, st *enrollState) (string, error) {
-	st.Card = card.Identity.FingerprintHex
+func (s *Service) seal(card *cacid.Identity, st *enrollState) (string, error) {
+	st.Card = card.FingerprintHex
 	if st.ID == "" {
 		st.ID = newStateID()
 	}
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
-	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
+	sealed, err := s.deps.Sealer.SealUntil(card.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
 		return "", fmt.Errorf("enroll: sealing state: %w", err)
 	}
@@ -94,12 +95,12 @@ func (s *Service) seal(card Card, st *enrollState) (string, error) {
 
 // open returns the sealed state if it is valid for this card and at step
 // want.
-func (s *Service) open(sealed string, card Card, want int) (*enrollState, bool) {
+func (s *Service) open(sealed string, card *cacid.Identity, want int) (*enrollState, bool) {
 	var st enrollState
-	if err := s.deps.Sealer.Open(sealed, card.Identity.FingerprintHex, &st, s.deps.Now()); err != nil {
+	if err := s.deps.Sealer.Open(sealed, card.FingerprintHex, &st, s.deps.Now()); err != nil {
 		return nil, false
 	}
-	if st.Card != card.Identity.FingerprintHex || st.Step != want || len(st.Categories) == 0 || st.ID == "" || st.Expires == 0 {
+	if st.Card != card.FingerprintHex || st.Step != want || len(st.Categories) == 0 || st.ID == "" || st.Expires == 0 {
 		return nil, false
 	}
 	return &st, true
@@ -107,13 +108,13 @@ func (s *Service) open(sealed string, card Card, want int) (*enrollState, bool) 
 
 // names returns the person's name parts: from the first roster record,
 // else from the card.
-func (st *enrollState) names(card Card) (given, middle, family, suffix string) {
-	suffix = card.Identity.Suffix
+func (st *enrollState) names(card *cacid.Identity) (given, middle, family, suffix string) {
+	suffix = card.Suffix
 	if len(st.Records) > 0 {
 		rec := st.Records[0]
 		return rec.First, rec.Middle, rec.Last, suffix
 	}
-	id := card.Identity
+	id := card
 	return id.GivenName, id.MiddleName, id.FamilyName, suffix
 }
 
@@ -128,7 +129,7 @@ type IdentityForm struct {
 // IdentityForm returns what the identity form asks of this card's holder.
 // started records that the holder began enrolling (the form's first
 // showing). Its outcome is Done or RosterUnavailable.
-func (s *Service) IdentityForm(ctx context.Context, card Card, started bool) (IdentityForm, Outcome, error) {
+func (s *Service) IdentityForm(ctx context.Context, card *cacid.Identity, started bool) (IdentityForm, Outcome, error) {
 	need, err := s.needsPEBD(ctx, card)
 	if err != nil {
 		o, err := s.rosterError(ctx, card, err)
@@ -140,16 +141,16 @@ func (s *Service) IdentityForm(ctx context.Context, card Card, started bool) (Id
 	return IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, Outcome{}, nil
 }
 
-func (s *Service) needsPEBD(ctx context.Context, card Card) (roster.PEBDNeed, error) {
+func (s *Service) needsPEBD(ctx context.Context, card *cacid.Identity) (roster.PEBDNeed, error) {
 	if !s.cfg.AskPEBD {
 		return roster.PEBDNotAsked, nil
 	}
-	return s.deps.Roster.NeedsPEBD(ctx, card.Identity.EDIPI)
+	return s.deps.Roster.NeedsPEBD(ctx, card.EDIPI)
 }
 
 // rosterError is the outcome of a roster failure: RosterUnavailable
 // (audited) when it cannot be reached, else an internal error.
-func (s *Service) rosterError(ctx context.Context, card Card, err error) (Outcome, error) {
+func (s *Service) rosterError(ctx context.Context, card *cacid.Identity, err error) (Outcome, error) {
 	if !errors.Is(err, roster.ErrUnavailable) {
 		return Outcome{}, fmt.Errorf("enroll: roster: %w", err)
 	}
@@ -181,7 +182,7 @@ type IdentityResult struct {
 // Done (Next is the profile form, or Ineligible), Invalid, Wrong (no
 // match), Limited, Unavailable, RosterUnavailable, Refused (registered:
 // the card already has an account).
-func (s *Service) CheckIdentity(ctx context.Context, card Card, in IdentityInput) (IdentityResult, error) {
+func (s *Service) CheckIdentity(ctx context.Context, card *cacid.Identity, in IdentityInput) (IdentityResult, error) {
 	// A registered card gets no state: it has nothing to enroll, and each
 	// state would be one more password hash to post.
 	if o, err := s.refuseRegistered(ctx, card, "enroll.identity"); o != nil || err != nil {
@@ -197,7 +198,7 @@ func (s *Service) CheckIdentity(ctx context.Context, card Card, in IdentityInput
 		return IdentityResult{Outcome: o}, err
 	}
 	res := IdentityResult{Form: IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, IDType: in.IDType}
-	claim := roster.Claim{EDIPI: card.Identity.EDIPI, DOB: strings.TrimSpace(in.DOB)}
+	claim := roster.Claim{EDIPI: card.EDIPI, DOB: strings.TrimSpace(in.DOB)}
 	switch in.IDType {
 	case "fin":
 		claim.FIN = in.FIN
@@ -284,7 +285,7 @@ type ProfileForm struct {
 	Profile    Profile
 }
 
-func (s *Service) profileForm(card Card, st *enrollState, p Profile) (ProfileForm, error) {
+func (s *Service) profileForm(card *cacid.Identity, st *enrollState, p Profile) (ProfileForm, error) {
 	sealed, err := s.seal(card, st)
 	if err != nil {
 		return ProfileForm{}, err
@@ -315,7 +316,7 @@ type ProfileResult struct {
 // Limited, Unavailable, Refused (registered). A hasher too busy to take
 // the hash is an error matching credential.ErrBusy, the state left
 // unused.
-func (s *Service) SetProfile(ctx context.Context, card Card, in ProfileInput) (ProfileResult, error) {
+func (s *Service) SetProfile(ctx context.Context, card *cacid.Identity, in ProfileInput) (ProfileResult, error) {
 	const event = "enroll.profile"
 	st, ok := s.open(in.State, card, stepVerified)
 	if !ok {
@@ -362,7 +363,7 @@ func (s *Service) SetProfile(ctx context.Context, card Card, in ProfileInput) (P
 	given, middle, family, suffix := st.names(card)
 	base := UsernameBase(given, middle, family)
 	if broken := s.cfg.Password.Check(in.Password, given, middle, family, suffix, base,
-		card.Identity.GivenName, card.Identity.MiddleName, card.Identity.FamilyName); len(broken) > 0 {
+		card.GivenName, card.MiddleName, card.FamilyName); len(broken) > 0 {
 		errs.Add("password", "Choose a password that follows the rules: "+strings.Join(broken, " "))
 	} else if in.Confirm != in.Password {
 		errs.Add("confirm", "The two passwords do not match.")
@@ -395,7 +396,7 @@ type QuestionsForm struct {
 	Chosen [credential.QuestionsRequired]string // question IDs picked so far
 }
 
-func (s *Service) questionsForm(card Card, st *enrollState, chosen [credential.QuestionsRequired]string) (QuestionsForm, error) {
+func (s *Service) questionsForm(card *cacid.Identity, st *enrollState, chosen [credential.QuestionsRequired]string) (QuestionsForm, error) {
 	sealed, err := s.seal(card, st)
 	return QuestionsForm{State: sealed, Chosen: chosen}, err
 }
@@ -425,7 +426,7 @@ type EnrollResult struct {
 // Unavailable, Refused (registered, no_username, edipi_taken,
 // card_taken). A hasher too busy to take the hashes is an error matching
 // credential.ErrBusy, the state left unused.
-func (s *Service) Complete(ctx context.Context, card Card, in QuestionsInput) (EnrollResult, error) {
+func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in QuestionsInput) (EnrollResult, error) {
 	const event = "enroll.questions"
 	st, ok := s.open(in.State, card, stepProfile)
 	if !ok || st.PasswordHash == "" {
@@ -461,19 +462,19 @@ func (s *Service) Complete(ctx context.Context, card Card, in QuestionsInput) (E
 	if s.cfg.Approval {
 		status = store.StatusPending
 	}
-	affiliation := card.Identity.Affiliation
+	affiliation := card.Affiliation
 	if affiliation == "" {
 		affiliation = st.Profile.Organization
 	}
 	e := &store.Enrollment{
 		Account: store.Account{
-			EDIPI: card.Identity.EDIPI, GivenName: given, MiddleName: middle, FamilyName: family, Suffix: suffix,
+			EDIPI: card.EDIPI, GivenName: given, MiddleName: middle, FamilyName: family, Suffix: suffix,
 			Email: st.Profile.Email, Affiliation: affiliation, Status: status, Categories: st.Categories,
 			Organization: st.Profile.Organization, Location: st.Profile.Location,
 			WorkAddress: st.Profile.Address, Phone: st.Profile.Phone,
 		},
 		UsernameBase: base,
-		Card:         card.storeCard(),
+		Card:         storeCard(card),
 		PasswordHash: st.PasswordHash,
 		Answers:      answers,
 	}
@@ -533,7 +534,7 @@ func (s *Service) hashAnswers(ctx context.Context, picks [credential.QuestionsRe
 // hashLimit is the per-card count of enrollment's hashing posts (profile,
 // questions): only a replayed state counts as a failure, and any number
 // racing are hashed at most MaxFailures at once.
-func hashLimit(card Card) Limit { return cardLimit("hash:" + card.Identity.FingerprintHex) }
+func hashLimit(card *cacid.Identity) Limit { return cardLimit("hash:" + card.FingerprintHex) }
 
 // hashingStep runs hash, the password or answer hashing of the step whose
 // state is st, under the guard's limits, counted before it runs:
@@ -551,7 +552,7 @@ func hashLimit(card Card) Limit { return cardLimit("hash:" + card.Identity.Finge
 // state's use and both counts are given back and the error returned, so
 // the person can send the same form again. It returns nil and nil when
 // the step may go on, else the outcome to answer with.
-func (s *Service) hashingStep(ctx context.Context, card Card, st *enrollState, address, event string, hash func(context.Context) error) (*Outcome, error) {
+func (s *Service) hashingStep(ctx context.Context, card *cacid.Identity, st *enrollState, address, event string, hash func(context.Context) error) (*Outcome, error) {
 	if err := s.guard.TakeAddress(ctx, address); err != nil {
 		o := limitOutcome(err)
 		if o.Status == Limited {
@@ -612,8 +613,8 @@ func (s *Service) hashingStep(ctx context.Context, card Card, st *enrollState, a
 // refuseRegistered refuses an enrollment step for a card that already has
 // an account (audited as event, reason registered): Refused, or nil when
 // the card has none.
-func (s *Service) refuseRegistered(ctx context.Context, card Card, event string) (*Outcome, error) {
-	acct, err := s.deps.Accounts.AccountByFingerprint(ctx, card.Identity.FingerprintHex)
+func (s *Service) refuseRegistered(ctx context.Context, card *cacid.Identity, event string) (*Outcome, error) {
+	acct, err := s.deps.Accounts.AccountByFingerprint(ctx, card.FingerprintHex)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil

@@ -186,7 +186,7 @@ func TestEnrollRefusesRegisteredCard(t *testing.T) {
 	f := newFixture(t, Config{})
 	state := f.identity().State // before the card was registered
 	acct := f.addAccount("john.doe", "1234567890", ucPassword)
-	if err := f.db.LinkCard(context.Background(), acct.ID, f.card.storeCard()); err != nil {
+	if err := f.db.LinkCard(context.Background(), acct.ID, storeCard(f.card)); err != nil {
 		t.Fatal(err)
 	}
 	before := f.hashes.Load()

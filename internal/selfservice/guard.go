@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -130,9 +131,9 @@ type Limit struct {
 }
 
 // The per-card limits of the flows. A card's fingerprint is lowercase hex.
-func identityLimit(card Card) Limit { return cardLimit("identity:" + card.Identity.FingerprintHex) }
-func linkLimit(card Card) Limit     { return cardLimit("link:" + card.Identity.FingerprintHex) }
-func resetLimit(card Card) Limit    { return cardLimit("reset:" + card.Identity.FingerprintHex) }
+func identityLimit(card *cacid.Identity) Limit { return cardLimit("identity:" + card.FingerprintHex) }
+func linkLimit(card *cacid.Identity) Limit     { return cardLimit("link:" + card.FingerprintHex) }
+func resetLimit(card *cacid.Identity) Limit    { return cardLimit("reset:" + card.FingerprintHex) }
 
 func cardLimit(key string) Limit { return Limit{Key: key, Window: FailureWindow, Max: MaxFailures} }
 
@@ -528,7 +529,7 @@ const ThrottleUnavailableReason = "throttle_unavailable"
 // refusal audits the guard's refusal of a card's attempt as event (with
 // fields) and returns its outcome: "limited", or "unavailable" with the
 // reason throttle_unavailable.
-func (s *Service) refusal(ctx context.Context, card Card, err error, event string, fields map[string]string) Outcome {
+func (s *Service) refusal(ctx context.Context, card *cacid.Identity, err error, event string, fields map[string]string) Outcome {
 	o := limitOutcome(err)
 	if o.Status == Limited {
 		s.audit(ctx, card, event, "limited", fields)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -163,7 +164,7 @@ type LinkResult struct {
 // password counts) and the account's lock. Outcomes: Done, Invalid,
 // Wrong, Locked, Limited, Unavailable, Refused (password_expired,
 // disabled, edipi_mismatch, too_many_cards, card_taken, account_gone).
-func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkResult, error) {
+func (s *Service) LinkCard(ctx context.Context, card *cacid.Identity, in LinkInput) (LinkResult, error) {
 	const event = "card.linked"
 	via := map[string]string{"via": "holder"}
 	limit := linkLimit(card)
@@ -240,7 +241,7 @@ func (s *Service) LinkCard(ctx context.Context, card Card, in LinkInput) (LinkRe
 
 // link registers the card to acct, whose password checked out, unless a
 // rule refuses it (Refused, with its reason).
-func (s *Service) link(ctx context.Context, card Card, acct *store.Account) (Outcome, error) {
+func (s *Service) link(ctx context.Context, card *cacid.Identity, acct *store.Account) (Outcome, error) {
 	expires, expired := s.PasswordExpiry(acct, s.deps.Now())
 	switch {
 	case expired:
@@ -249,12 +250,12 @@ func (s *Service) link(ctx context.Context, card Card, acct *store.Account) (Out
 		return o, nil
 	case acct.Status == store.StatusDisabled:
 		return refused("disabled"), nil
-	case acct.EDIPI != card.Identity.EDIPI:
+	case acct.EDIPI != card.EDIPI:
 		return refused("edipi_mismatch"), nil
 	case len(acct.Cards) >= s.cfg.MaxCards:
 		return refused("too_many_cards"), nil
 	}
-	err := s.deps.Accounts.LinkCard(ctx, acct.ID, card.storeCard())
+	err := s.deps.Accounts.LinkCard(ctx, acct.ID, storeCard(card))
 	switch {
 	case errors.Is(err, store.ErrCardTaken):
 		return refused("card_taken"), nil

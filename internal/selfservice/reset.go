@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 )
@@ -86,7 +87,7 @@ type ResetForm struct {
 	Questions [credential.QuestionsRequired]string
 }
 
-func (s *Service) auditReset(ctx context.Context, card Card, outcome, username string, extra map[string]string) {
+func (s *Service) auditReset(ctx context.Context, card *cacid.Identity, outcome, username string, extra map[string]string) {
 	fields := map[string]string{"via": "holder"}
 	if username != "" {
 		fields["username"] = username
@@ -107,14 +108,14 @@ type ResetQuestionsResult struct {
 // ResetQuestions is step 1: the questions of username's account, or decoy
 // questions for a username that cannot be reset with this card (so the
 // page does not tell whether it exists). Outcomes: Done, Invalid.
-func (s *Service) ResetQuestions(ctx context.Context, card Card, username string) (ResetQuestionsResult, error) {
+func (s *Service) ResetQuestions(ctx context.Context, card *cacid.Identity, username string) (ResetQuestionsResult, error) {
 	res := ResetQuestionsResult{Username: normUsername(username)}
 	checkUsername(&res.Errors, res.Username)
 	if res.Errors.Any() {
 		res.Status = Invalid
 		return res, nil
 	}
-	st := resetState{Purpose: resetPurpose, Card: card.Identity.FingerprintHex, Username: res.Username}
+	st := resetState{Purpose: resetPurpose, Card: card.FingerprintHex, Username: res.Username}
 	acct, err := s.deps.Accounts.AccountByUsername(ctx, res.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -142,12 +143,12 @@ func (s *Service) ResetQuestions(ctx context.Context, card Card, username string
 
 // resetQuestions returns the account's question IDs, or why it cannot be
 // reset with this card.
-func resetQuestions(acct *store.Account, creds *store.Credentials, card Card) ([credential.QuestionsRequired]string, string) {
+func resetQuestions(acct *store.Account, creds *store.Credentials, card *cacid.Identity) ([credential.QuestionsRequired]string, string) {
 	var ids [credential.QuestionsRequired]string
 	switch {
 	case acct.Status == store.StatusDisabled:
 		return ids, decoyDisabled
-	case acct.EDIPI != card.Identity.EDIPI:
+	case acct.EDIPI != card.EDIPI:
 		return ids, decoyEDIPIMismatch
 	case creds.PasswordHash == "":
 		return ids, decoyNoPassword
@@ -161,14 +162,14 @@ func resetQuestions(acct *store.Account, creds *store.Credentials, card Card) ([
 	return ids, ""
 }
 
-func (s *Service) resetForm(card Card, st *resetState) (ResetForm, error) {
+func (s *Service) resetForm(card *cacid.Identity, st *resetState) (ResetForm, error) {
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
 	}
 	if err := padResetState(st); err != nil {
 		return ResetForm{}, err
 	}
-	sealed, err := s.deps.Sealer.SealUntil(card.Identity.FingerprintHex, st, time.Unix(st.Expires, 0))
+	sealed, err := s.deps.Sealer.SealUntil(card.FingerprintHex, st, time.Unix(st.Expires, 0))
 	if err != nil {
 		return ResetForm{}, fmt.Errorf("selfservice: sealing reset state: %w", err)
 	}
@@ -199,12 +200,12 @@ func padResetState(st *resetState) error {
 }
 
 // openReset returns the sealed reset state if it is valid for card.
-func (s *Service) openReset(sealed string, card Card) (*resetState, bool) {
+func (s *Service) openReset(sealed string, card *cacid.Identity) (*resetState, bool) {
 	var st resetState
-	if err := s.deps.Sealer.Open(sealed, card.Identity.FingerprintHex, &st, s.deps.Now()); err != nil {
+	if err := s.deps.Sealer.Open(sealed, card.FingerprintHex, &st, s.deps.Now()); err != nil {
 		return nil, false
 	}
-	if st.Purpose != resetPurpose || st.Card != card.Identity.FingerprintHex || st.Username == "" {
+	if st.Purpose != resetPurpose || st.Card != card.FingerprintHex || st.Username == "" {
 		return nil, false
 	}
 	for _, id := range st.Questions {
@@ -237,7 +238,7 @@ type ResetResult struct {
 // lock the same way), and the new password. Outcomes: Done, Invalid,
 // Wrong, Locked, Limited, Unavailable, Restart, Refused (disabled,
 // edipi_mismatch).
-func (s *Service) ResetPassword(ctx context.Context, card Card, in ResetInput) (ResetResult, error) {
+func (s *Service) ResetPassword(ctx context.Context, card *cacid.Identity, in ResetInput) (ResetResult, error) {
 	st, ok := s.openReset(in.State, card)
 	if !ok {
 		return ResetResult{Outcome: outcome(Restart)}, nil
@@ -358,7 +359,7 @@ func checkResetInput(in ResetInput) FieldErrors {
 // (or given another DoD ID) since step 1 goes on with refuse set to why:
 // the answers are checked as for any account and only right answers are
 // told the account's state, as only a right password is.
-func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (acct *store.Account, creds *store.Credentials, refuse string, stop *ResetResult, err error) {
+func (s *Service) resetAccount(ctx context.Context, card *cacid.Identity, st *resetState) (acct *store.Account, creds *store.Credentials, refuse string, stop *ResetResult, err error) {
 	if st.Decoy != "" {
 		return nil, nil, "", nil, nil
 	}
@@ -398,9 +399,9 @@ func (s *Service) resetAccount(ctx context.Context, card Card, st *resetState) (
 
 // resetTo sets acct's new password after right answers, unless the policy
 // or the history refuses it (its problems, audited).
-func (s *Service) resetTo(ctx context.Context, card Card, acct *store.Account, creds *store.Credentials, password string) (FieldErrors, error) {
+func (s *Service) resetTo(ctx context.Context, card *cacid.Identity, acct *store.Account, creds *store.Credentials, password string) (FieldErrors, error) {
 	var errs FieldErrors
-	id := card.Identity
+	id := card
 	if broken := s.cfg.Password.Check(password, acct.Username, UsernameBase(acct.GivenName, acct.MiddleName, acct.FamilyName),
 		acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix, id.GivenName, id.MiddleName, id.FamilyName); len(broken) > 0 {
 		s.auditReset(ctx, card, "failure", acct.Username, map[string]string{"reason": "policy"})

@@ -107,18 +107,13 @@ type Deps struct {
 	OnChange func()
 }
 
-// Card is the admitted card the gateway hands the use cases (its checks
-// already passed): who holds it and the certificate facts a registration
-// records.
-type Card struct {
-	Identity                *cacid.Identity
-	Subject, Issuer, Serial string
-	NotAfter                time.Time
-}
+// A card is what the gateway admitted (its checks already passed): the
+// use cases take it as the certificate's identity (*cacid.Identity), which
+// holds who the holder is and the certificate facts a registration records.
 
 // storeCard is the card as the store records a registration.
-func (c Card) storeCard() store.Card {
-	return store.Card{Fingerprint: c.Identity.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
+func storeCard(c *cacid.Identity) store.Card {
+	return store.Card{Fingerprint: c.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
 }
 
 // Limits of the forms.
@@ -211,8 +206,8 @@ func cleanChoices(list, def []string) []string {
 }
 
 // audit records event for card, with extra fields.
-func (s *Service) audit(ctx context.Context, card Card, event, outcome string, extra map[string]string) {
-	fields := map[string]string{"edipi": card.Identity.EDIPI, "card": card.Identity.FingerprintHex}
+func (s *Service) audit(ctx context.Context, card *cacid.Identity, event, outcome string, extra map[string]string) {
+	fields := map[string]string{"edipi": card.EDIPI, "card": card.FingerprintHex}
 	for k, v := range extra {
 		fields[k] = v
 	}
@@ -231,8 +226,7 @@ func JoinName(parts ...string) string {
 }
 
 // HolderName is the card holder's display name.
-func (c Card) HolderName() string {
-	id := c.Identity
+func HolderName(id *cacid.Identity) string {
 	return JoinName(id.GivenName, id.MiddleName, id.FamilyName, id.Suffix)
 }
 
@@ -299,14 +293,14 @@ func FormatTime(t time.Time) string {
 // for it in time (err matches credential.ErrBusy): event hash.busy,
 // outcome unavailable, with the hash's priority and the reason
 // (queue_full, wait_timeout). card is nil for a password sign-in.
-func (s *Service) HashBusy(ctx context.Context, card *Card, err error) {
+func (s *Service) HashBusy(ctx context.Context, card *cacid.Identity, err error) {
 	fields := map[string]string{"reason": "hash_busy"}
 	var busy *credential.BusyError
 	if errors.As(err, &busy) {
 		fields["reason"], fields["priority"] = busy.Reason, busy.Priority.String()
 	}
 	if card != nil {
-		s.audit(ctx, *card, "hash.busy", "unavailable", fields)
+		s.audit(ctx, card, "hash.busy", "unavailable", fields)
 		return
 	}
 	s.deps.Audit(ctx, "hash.busy", "unavailable", fields)

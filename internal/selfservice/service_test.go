@@ -52,7 +52,7 @@ type fixture struct {
 	svc     *Service
 	db      *store.SQLStore
 	hasher  *credential.Hasher
-	card    Card
+	card    *cacid.Identity
 	mu      sync.Mutex
 	now     time.Time
 	events  []event
@@ -77,7 +77,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, db: db, now: time.Now(), cfg: cfg,
-		card: Card{Identity: &cacid.Identity{EDIPI: "1234567890", GivenName: "JOHN", FamilyName: "DOE", FingerprintHex: strings.Repeat("ab", 32)},
+		card: &cacid.Identity{EDIPI: "1234567890", GivenName: "JOHN", FamilyName: "DOE", FingerprintHex: strings.Repeat("ab", 32),
 			Subject: "CN=DOE.JOHN.1234567890", Issuer: "CN=DOD ID CA-70", Serial: "0a", NotAfter: time.Now().Add(time.Hour)}}
 	f.hasher = f.newHasher(2, credential.Queue{})
 	f.deps = Deps{Roster: oneRoster{}, Accounts: db, Hasher: f.hasher, Sealer: sealer, Throttle: db,
@@ -192,7 +192,7 @@ func TestLinkCardOutcomes(t *testing.T) {
 	if res = f.link("john.doe", ucPassword); res.Status != Limited {
 		t.Fatalf("sixth attempt with the card: %+v", res.Outcome)
 	}
-	if e := f.last(); e.outcome != "limited" || e.fields["via"] != "holder" || e.fields["card"] != f.card.Identity.FingerprintHex {
+	if e := f.last(); e.outcome != "limited" || e.fields["via"] != "holder" || e.fields["card"] != f.card.FingerprintHex {
 		t.Fatalf("audit %+v", e)
 	}
 	f.advance(FailureWindow + 30*time.Minute)
