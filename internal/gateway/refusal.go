@@ -77,7 +77,7 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 		if isPageLoad(r) {
 			return Refusal{Location: EnrollPath + "?next=" + url.QueryEscape(r.URL.RequestURI())}
 		}
-		return Refusal{Problem: ProblemNotRegistered(s.cfg.Contact)}
+		return Refusal{Problem: ui.ProblemNotRegistered(s.cfg.Contact)}
 	case AccountInactive:
 		p := s.accountProblem(d.Entry.Account)
 		m.Request(metrics.Denied, p.Code)
@@ -104,18 +104,6 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 // sent elsewhere; a program gets the problem itself.
 func isPageLoad(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && ui.WantsHTML(r)
-}
-
-// ProblemNotRegistered is the answer for a card with no account where no
-// enrollment can help.
-func ProblemNotRegistered(contact string) ui.Problem {
-	return ui.Problem{
-		Status:  http.StatusForbidden,
-		Code:    "not_registered",
-		Title:   "Your card is not registered",
-		Detail:  "This card is not registered to an account on this site.",
-		Contact: contact,
-	}
 }
 
 func (s *Site) refuseCertificate(r *http.Request, d Decision) Refusal {

@@ -76,7 +76,7 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "Self-enrollment is not offered on this site.", Contact: p.cfg.Contact})
 	}
 	if !ui.WantsHTML(r) {
-		return ui.WriteProblem(w, r, ProblemNotRegistered(p.cfg.Contact))
+		return ui.WriteProblem(w, r, ui.ProblemNotRegistered(p.cfg.Contact))
 	}
 	return ui.WriteHTML(w, http.StatusForbidden, p.notRegistered, NotRegisteredData{
 		Holder:     v.Holder,
@@ -86,18 +86,6 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 		Contact:    p.cfg.Contact,
 		HasAccount: v.ByEDIPI != nil,
 	})
-}
-
-// ProblemNotRegistered is the answer to a card without an account where
-// the site offers no self-enrollment, for clients that want no page.
-func ProblemNotRegistered(contact string) ui.Problem {
-	return ui.Problem{
-		Status:  http.StatusForbidden,
-		Code:    "not_registered",
-		Title:   "Your card is not registered",
-		Detail:  "This card is not registered to an account on this site.",
-		Contact: contact,
-	}
 }
 
 // serveAccount is the signed-in card holder's account page: registered

@@ -42,3 +42,16 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) error {
 	}
 	return WriteJSON(w, p.Status, problemJSON{Error: p.Code, Message: p.Detail, Steps: p.Steps, Contact: p.Contact})
 }
+
+// ProblemNotRegistered is the answer for a card that maps to no account
+// where no enrollment can help (an API client, or a site without
+// self-enrollment): the gateway's refusal and the enrollment page's.
+func ProblemNotRegistered(contact string) Problem {
+	return Problem{
+		Status:  http.StatusForbidden,
+		Code:    "not_registered",
+		Title:   "Your card is not registered",
+		Detail:  "This card is not registered to an account on this site.",
+		Contact: contact,
+	}
+}
