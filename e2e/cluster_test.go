@@ -49,6 +49,38 @@ type cluster struct {
 	pki   *testpki.PKI
 	roots *x509.CertPool
 	nodes [2]*node
+
+	// taken are the ports handed to the cluster's nodes: the nodes start
+	// at the same time, and a port one picked (and let go of, to give it
+	// to Caddy) is free again for the kernel to hand the other before the
+	// first has bound it.
+	mu    sync.Mutex
+	taken map[string]bool
+}
+
+// ports returns n free ports no other node of the cluster was given.
+func (c *cluster) ports(t *testing.T, n int) []string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.taken == nil {
+		c.taken = map[string]bool{}
+	}
+	for range 100 {
+		ports := freePorts(t, n)
+		clash := false
+		for _, p := range ports {
+			clash = clash || c.taken[p]
+		}
+		if !clash {
+			for _, p := range ports {
+				c.taken[p] = true
+			}
+			return ports
+		}
+	}
+	t.Fatal("no free ports apart from the other nodes'")
+	return nil
 }
 
 type node struct {
@@ -161,7 +193,7 @@ func (c *cluster) startNode(t *testing.T, name string) *node {
 }
 
 func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
-	ports := freePorts(t, 2)
+	ports := c.ports(t, 2)
 	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1]}
 	cfg := strings.NewReplacer("{ADMIN}", ports[1], "{PORT}", ports[0], "{DIR}", c.dir, "{NODE}", name, "{TTL}", clusterCacheTTL).Replace(nodeCaddyfile)
 	file := filepath.Join(c.dir, "Caddyfile-"+name)
