@@ -371,7 +371,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, d gateway.Decis
 		ref.Problem.Links = h.loginLinks(r)
 	}
 	if ref.Location != "" {
-		return seeOther(w, ref.Location)
+		return ui.SeeOther(w, ref.Location)
 	}
 	if ref.RetryAfter != "" {
 		w.Header().Set("Retry-After", ref.RetryAfter)
@@ -394,13 +394,6 @@ func (h *Handler) refuseNoCard(w http.ResponseWriter, r *http.Request) error {
 // unavailable fails closed when the account database cannot answer.
 func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	return h.answer(w, r, gateway.Decision{Outcome: gateway.StoreUnavailable, Err: err})
-}
-
-func seeOther(w http.ResponseWriter, location string) error {
-	ui.SetSecurityHeaders(w.Header())
-	w.Header().Set("Location", location)
-	w.WriteHeader(http.StatusSeeOther)
-	return nil
 }
 
 // setIdentity hands the identity to the backend: headers and placeholders.

@@ -150,3 +150,8 @@ func (t *Tokens) csrfMAC(fingerprint string, ts []byte) []byte {
 	m.Write([]byte(fingerprint))
 	return m.Sum(nil)
 }
+
+// UserPrincipal is whom a password-signed-in user's acceptance is bound to
+// (where a card's is bound to its fingerprint): a prefix no hex card
+// fingerprint can have.
+func UserPrincipal(username string) string { return "user:" + username }

@@ -16,6 +16,7 @@ import (
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/revocation"
 )
@@ -321,7 +322,7 @@ func (e *Entry) fill(id *cacid.Identity) {
 // UserEntry is Card for a password session: the account by username,
 // cached under a key no certificate fingerprint can take.
 func (c *Core) UserEntry(ctx context.Context, username string) (*Entry, error) {
-	return c.cachedEntry("user:"+username, func(epoch uint64, now time.Time) (*Entry, error) {
+	return c.cachedEntry(consent.UserPrincipal(username), func(epoch uint64, now time.Time) (*Entry, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		e := &Entry{epoch: epoch, expires: now.Add(c.cfg.CacheTTL), Verdict: revocation.ChainVerdict{Verdict: revocation.Verdict{Status: revocation.StatusGood, Source: "password"}}}

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -82,7 +83,7 @@ func (c *Core) ApplyChange(ch store.Change) {
 // drop removes the cached entries a change concerns, marking them dropped
 // for the sites that still hold them.
 func (c *Core) drop(ch store.Change) {
-	userKey := "user:" + ch.Username
+	userKey := consent.UserPrincipal(ch.Username)
 	for _, key := range c.cards.Keys() {
 		e, ok := c.cards.Peek(key)
 		if !ok {

@@ -252,7 +252,7 @@ func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Ti
 		return Decision{Outcome: NoCertificate, Entry: card}, true
 	}
 	d = Decision{Outcome: Admitted, Site: s.userSiteEntry(username, now), Entry: card}
-	if !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), UserPrincipal(username), now, s.cfg.ConsentTTL) {
+	if !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), consent.UserPrincipal(username), now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 		return d, false
 	}
@@ -461,7 +461,7 @@ func chainDigest(certs []*x509.Certificate) [sha256.Size]byte {
 // userSiteEntry is the site entry of a password-signed-in user: no
 // certificate, the assertion and access decision cached per username.
 func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
-	key := UserPrincipal(username)
+	key := consent.UserPrincipal(username)
 	if se, ok := s.sites.Get(key); ok && now.Sub(se.created) < s.siteTTL {
 		return se
 	}
@@ -469,10 +469,6 @@ func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
 	s.sites.Add(key, se)
 	return se
 }
-
-// UserPrincipal is whom a consent is bound to for a password-signed-in
-// user: a prefix no hex fingerprint can have.
-func UserPrincipal(username string) string { return "user:" + username }
 
 // currentCard returns the site entry's card entry (revocation verdict and
 // account), refreshing it from the core when it is stale.

@@ -11,10 +11,6 @@ import (
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
-// UserPrincipal is whom a password-signed-in user's banner acceptance is
-// bound to: a prefix no hex card fingerprint can have.
-func UserPrincipal(username string) string { return "user:" + username }
-
 // authPassword is the auth_method of a password sign-in in audit entries.
 const authPassword = "password"
 
@@ -30,7 +26,7 @@ func (p *Portal) serveConsent(w http.ResponseWriter, r *http.Request, v Visitor)
 	var auditFields []zap.Field
 	if v.Card == nil && v.Session != nil {
 		username := v.Session.Username
-		principal, holder, subject = UserPrincipal(username), username, "signed in with a password"
+		principal, holder, subject = consent.UserPrincipal(username), username, "signed in with a password"
 		auditFields = []zap.Field{zap.String("username", username), zap.String("auth_method", authPassword)}
 	} else {
 		id := v.Card
@@ -77,5 +73,5 @@ func (p *Portal) serveConsent(w http.ResponseWriter, r *http.Request, v Visitor)
 	})
 	p.cfg.Audit.Request(r, "consent.accepted", audit.Success, append(auditFields,
 		zap.Time("consent_expires", now.Add(p.cfg.ConsentTTL).UTC()))...)
-	return seeOther(w, ui.SafeNext(r.PostForm.Get("next")))
+	return ui.SeeOther(w, ui.SafeNext(r.PostForm.Get("next")))
 }

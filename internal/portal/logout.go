@@ -51,7 +51,7 @@ func (p *Portal) serveLogout(w http.ResponseWriter, r *http.Request, v Visitor) 
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	}
-	return seeOther(w, PathLogout)
+	return ui.SeeOther(w, PathLogout)
 }
 
 func (p *Portal) serveSignedOut(w http.ResponseWriter, r *http.Request, v Visitor) error {

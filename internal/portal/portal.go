@@ -233,14 +233,6 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
 }
 
-// seeOther redirects (303) with the gateway's security headers.
-func seeOther(w http.ResponseWriter, location string) error {
-	ui.SetSecurityHeaders(w.Header())
-	w.Header().Set("Location", location)
-	w.WriteHeader(http.StatusSeeOther)
-	return nil
-}
-
 // SameOrigin rejects cross-site form posts where the browser says so; the
 // bound CSRF token is the primary defence, this is a second one.
 func SameOrigin(r *http.Request) bool {

@@ -56,7 +56,7 @@ func (p *Portal) serveEnroll(w http.ResponseWriter, r *http.Request, v Visitor) 
 		if r.URL.Path == PathEnroll {
 			next = ui.SafeNext(r.URL.Query().Get("next"))
 		}
-		return seeOther(w, next)
+		return ui.SeeOther(w, next)
 	}
 	if pages := p.cfg.Pages; pages != nil {
 		// A post from another origin is refused by the flow's CSRF check;

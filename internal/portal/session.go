@@ -88,7 +88,7 @@ func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, acct *stor
 			zap.String("reason", "session_limit"), zap.Int("session_limit", p.cfg.SessionLimit))
 	}
 	http.SetCookie(w, SessionCookie(token))
-	return seeOther(w, next)
+	return ui.SeeOther(w, next)
 }
 
 // SessionCookie is the password-session cookie carrying token.

@@ -55,3 +55,11 @@ func ProblemNotRegistered(contact string) Problem {
 		Contact: contact,
 	}
 }
+
+// SeeOther redirects (303) with the gateway's security headers.
+func SeeOther(w http.ResponseWriter, location string) error {
+	SetSecurityHeaders(w.Header())
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
