@@ -55,9 +55,6 @@ func New(log *zap.Logger, node string) *Log {
 // Nop is a Log that writes nothing, for tests and tools without a log.
 func Nop() *Log { return New(zap.NewNop(), "") }
 
-// Node is the node name written in every entry.
-func (l *Log) Node() string { return l.node }
-
 // Write emits one event with the fields every event carries: its name,
 // outcome, the node, and the time in UTC (the log's own timestamp follows
 // the encoder's time_format and zone; assessors want one unambiguous form).

@@ -130,18 +130,6 @@ func (m *Metrics) Request(outcome, reason string) {
 	m.Requests.WithLabelValues(outcome, reason).Inc()
 }
 
-// OutcomeOfStatus is the outcome label for a problem page's HTTP status.
-func OutcomeOfStatus(status int) string {
-	switch {
-	case status == 303:
-		return Enroll
-	case status >= 500 || status == 499:
-		return Unavailable
-	default:
-		return Denied
-	}
-}
-
 // Audited counts one audit event written (audit.Log's Counted hook), and
 // account events once more by themselves.
 func (m *Metrics) Audited(event, outcome string) {
