@@ -193,3 +193,39 @@ func TestLogOf(t *testing.T) {
 		t.Errorf("logOf = %q\nwant %q", got, want)
 	}
 }
+
+func TestServerStopStart(t *testing.T) {
+	srv := NewServer(t)
+	dsn, err := srv.CreateDatabase("faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, dsn)
+	if _, err := conn.Exec(context.Background(), `CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := pgx.Connect(ctx, dsn); err == nil {
+		c.Close(ctx)
+		t.Fatal("connected to a stopped server")
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, connect(t, dsn), `SELECT v::text FROM kept`); got != "42" {
+		t.Fatalf("after restart: %q, want the row written before", got)
+	}
+	if err := srv.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, connect(t, dsn), `SELECT v::text FROM kept`); got != "42" {
+		t.Fatalf("after crash recovery: %q, want the row written before", got)
+	}
+}

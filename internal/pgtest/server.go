@@ -41,7 +41,11 @@ const (
 type server struct {
 	dir  string // temporary directory: data/, the socket, owner.pid
 	port int
-	cmd  *exec.Cmd
+	// bin and owner are what it was started with, to start it again on
+	// the same port (see Server.Start).
+	bin   binaries
+	owner *account
+	cmd   *exec.Cmd
 	// exited is closed when the server process has exited; waitErr is
 	// then how it exited.
 	exited  chan struct{}
@@ -95,13 +99,18 @@ func start() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{dir: dir}
+	s := &server{dir: dir, bin: bin, owner: owner}
 	if err := s.initdb(bin, owner); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		err = s.run(bin, owner)
+		port, err := freePort()
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		err = s.run(port)
 		if err == nil {
 			return s, nil
 		}
@@ -162,18 +171,16 @@ func serverEnv() []string {
 	return env
 }
 
-// run starts the server on a free port and waits until it accepts
-// connections. The server is our child, not a daemon started by pg_ctl, so
-// that it can be told to quit when the test binary dies, however it dies.
-func (s *server) run(bin binaries, owner *account) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// run starts the server on port and waits until it accepts connections.
+// The server is our child, not a daemon started by pg_ctl, so that it can
+// be told to quit when the test binary dies, however it dies.
+func (s *server) run(port int) error {
+	bin, owner := s.bin, s.owner
 	s.port = port
 	// The log goes to a file, not a pipe: the server's children inherit
-	// it, and a pipe would keep Wait waiting for the last of them.
-	logFile, err := os.Create(s.logPath())
+	// it, and a pipe would keep Wait waiting for the last of them. It is
+	// appended to, so a restarted server's log follows the first one's.
+	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -227,22 +234,37 @@ func (s *server) waitReady() error {
 // (SIGINT) first, then an immediate one (SIGQUIT), then SIGKILL, each given
 // stopTimeout.
 func (s *server) stop() error {
-	s.adminMu.Lock()
-	if s.adminConn != nil {
-		s.adminConn.Close(context.Background())
-		s.adminConn = nil
-	}
-	s.adminMu.Unlock()
+	s.dropAdminConn()
 	var err error
-	if !s.kill() {
+	if s.cmd != nil && !s.kill() {
 		err = fmt.Errorf("postgres (pid %d) did not exit", s.cmd.Process.Pid)
 	}
 	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
+// dropAdminConn closes the connection admin keeps, if any.
+func (s *server) dropAdminConn() {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.adminConn != nil {
+		s.adminConn.Close(context.Background())
+		s.adminConn = nil
+	}
+}
+
+// shutdownSignals are tried in turn by kill: a fast shutdown (SIGINT),
+// then an immediate one (SIGQUIT), then SIGKILL.
+var shutdownSignals = []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL}
+
 // kill stops the server process and reports whether it exited.
 func (s *server) kill() bool {
-	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL} {
+	return s.signal(shutdownSignals...)
+}
+
+// signal sends each signal in turn, giving each stopTimeout, until the
+// server process exits, and reports whether it did.
+func (s *server) signal(signals ...os.Signal) bool {
+	for _, sig := range signals {
 		select {
 		case <-s.exited:
 			return true
