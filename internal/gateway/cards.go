@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/cacid"
@@ -65,6 +66,9 @@ type Entry struct {
 	Verdict revocation.ChainVerdict
 
 	epoch uint64
+	// checked is when the entry's build began (Unix nanoseconds): what it
+	// holds was true then.
+	checked int64
 	// gen is the change generation (changes announced by other nodes)
 	// when the entry's build began.
 	gen uint64
@@ -86,9 +90,37 @@ type Entry struct {
 	Claims assertion.Claims
 }
 
+// errRecheckTimeout: a re-check did not finish within recheckWait (it
+// goes on, for the requests after).
+var errRecheckTimeout = errors.New("gateway: the database did not answer the re-check in time")
+
 // Stale reports whether the entry must be rebuilt before use.
 func (e *Entry) Stale(now time.Time, epoch uint64) bool {
 	return e.epoch != epoch || now.After(e.expires) || e.dropped.Load()
+}
+
+// feedDownRecheck is how long, while the change feed is down, an entry is
+// trusted after it was checked against the database (and how long a failed
+// re-check holds off the next): changes made on other nodes then reach this
+// one within about a second, as they do through the feed.
+const feedDownRecheck = time.Second
+
+// distrusted reports whether e must be checked against the database again
+// before use although it has not expired: the change feed is down (no
+// other node's change would be heard), e was checked over feedDownRecheck
+// ago, and no re-check failed in the last feedDownRecheck (the database is
+// down too: asking it for every request would only add its timeouts).
+func (c *Core) distrusted(e *Entry, now time.Time) bool {
+	if c.feedDownSince.Load() == 0 {
+		return false // the hot path: one atomic load
+	}
+	n := now.UnixNano()
+	return n-e.checked > int64(c.recheckAfter) && n-c.storeFailedAt.Load() > int64(c.recheckAfter)
+}
+
+// fresh reports whether a site may use e as it is.
+func (c *Core) fresh(e *Entry, now time.Time) bool {
+	return !e.Stale(now, c.epoch.Load()) && !c.distrusted(e, now)
 }
 
 // Card returns the current mapping for the card id, from the cache when it
@@ -108,29 +140,63 @@ func (c *Core) Card(ctx context.Context, r *http.Request, id *cacid.Identity, ce
 // (a local change bumps the epoch, one announced by another node the
 // change generation) is not served that build's pre-change entry: it asks
 // once more.
+//
+// While the change feed is down, an entry checked more than a second ago is
+// checked again; if the database cannot answer, the entry is used as long
+// as it has not expired (see distrusted).
 func (c *Core) cachedEntry(key string, build func(epoch uint64, now time.Time) (*Entry, error)) (*Entry, error) {
 	for try := 0; ; try++ {
 		epoch, gen := c.epoch.Load(), c.changeGen.Load()
 		now := time.Now()
+		var unexpired *Entry
 		if e, ok := c.cards.Get(key); ok && !e.Stale(now, epoch) {
-			c.cfg.Metrics.CacheHit.Inc()
-			return e, nil
+			if !c.distrusted(e, now) {
+				c.cfg.Metrics.CacheHit.Inc()
+				return e, nil
+			}
+			unexpired = e
 		}
 		if c.beforeLookup != nil {
 			c.beforeLookup()
 		}
-		v, err, _ := c.lookups.Do(key, func() (any, error) {
+		flight := c.lookups.DoChan(key, func() (any, error) {
 			c.cfg.Metrics.CacheMiss.Inc()
 			gen := c.changeGen.Load()
 			e, err := build(epoch, now)
 			if err != nil {
 				return nil, err
 			}
-			e.gen = gen
+			e.gen, e.checked = gen, now.UnixNano()
 			c.keep(key, e, gen)
 			return e, nil
 		})
+		var res singleflight.Result
+		if unexpired == nil {
+			res = <-flight
+		} else {
+			// A re-check waits for the database no longer than
+			// recheckWait: one that does not answer (a partition) must
+			// not hold every cached card's requests for its timeout.
+			timer := time.NewTimer(c.recheckWait)
+			select {
+			case res = <-flight:
+			case <-timer.C:
+				res.Err = errRecheckTimeout
+			}
+			timer.Stop()
+		}
+		v, err := res.Val, res.Err
 		if err != nil {
+			if unexpired != nil {
+				// The database is as unreachable as the feed: no node can
+				// change the account through it meanwhile, so the entry,
+				// within cache_ttl, is as good as it was (the bound is the
+				// same as when notices cannot flow at all).
+				c.storeFailedAt.Store(time.Now().UnixNano())
+				c.cfg.Metrics.CacheKept.Inc()
+				c.cfg.Logger.Debug("re-check during change feed outage failed; using the cached entry", zap.Error(err))
+				return unexpired, nil
+			}
 			return nil, err
 		}
 		e := v.(*Entry)

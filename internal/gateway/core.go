@@ -62,6 +62,18 @@ type Core struct {
 	// changeGen counts changes announced by other nodes; see keep.
 	changeGen atomic.Uint64
 
+	// feedDownSince is when the change feed stopped listening (Unix
+	// nanoseconds), 0 while it listens or when there is no feed; see
+	// distrusted. storeFailedAt is when a re-check it called for last
+	// failed to reach the database.
+	feedDownSince atomic.Int64
+	storeFailedAt atomic.Int64
+	// recheckAfter and recheckWait are feedDownRecheck, but for tests.
+	recheckAfter, recheckWait time.Duration
+	// feedListened is set once the change feed has listened: a later
+	// resync follows a lost connection.
+	feedListened atomic.Bool
+
 	// beforeLookup, when set (by tests), runs as a request is about to
 	// join or start a card's build.
 	beforeLookup func()
@@ -78,7 +90,7 @@ func New(cfg Config) (*Core, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	c := &Core{cfg: cfg}
+	c := &Core{cfg: cfg, recheckAfter: feedDownRecheck, recheckWait: feedDownRecheck}
 	// An entry leaving the cache for any reason is marked dropped: the
 	// sites' entries hold it past eviction, and a change announced by
 	// another node can only reach the entries still in the cache. Entries

@@ -32,7 +32,7 @@ type Metrics struct {
 	// pays one atomic add.
 	Granted prometheus.Counter
 
-	CacheHit, CacheMiss prometheus.Counter
+	CacheHit, CacheMiss, CacheKept prometheus.Counter
 
 	StoreSeconds *prometheus.HistogramVec
 
@@ -43,6 +43,12 @@ type Metrics struct {
 	RevocationSeconds *prometheus.HistogramVec
 
 	Changes *prometheus.CounterVec
+	// FeedConnected and FeedResync describe the change feed of a store
+	// that has one (PostgreSQL); they are registered by ChangeFeed, so a
+	// node without a feed does not export a feed that looks down.
+	FeedConnected prometheus.Gauge
+	FeedResync    prometheus.Gauge
+	reg           prometheus.Registerer
 
 	// HashWait is how long password and answer hashes waited for a
 	// hasher slot; HashRejections the hashes turned away (hash_queue,
@@ -101,8 +107,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		Changes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "cache_invalidations_total",
-			Help:      "Card cache invalidations, by origin: local (a change made on this node) or remote (announced by another node through the store) and resync (the change feed reconnected).",
+			Help:      "Card cache invalidations, by origin: local (a change made on this node), remote (announced by another node through the store) and resync (the change feed reconnected after losing its connection).",
 		}, []string{"origin"}),
+		FeedConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "change_feed_connected",
+			Help:      "1 while this node listens for the account changes other nodes announce, 0 while it is (re)connecting: meanwhile cached cards are re-checked against the database every second.",
+		}),
+		FeedResync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "change_feed_last_resync_timestamp_seconds",
+			Help:      "When the change feed last started listening (Unix time): the card cache was dropped then.",
+		}),
+		reg: reg,
 		HashWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace,
 			Name:      "hash_wait_seconds",
@@ -119,10 +136,23 @@ func New(reg prometheus.Registerer) *Metrics {
 	cache := f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace,
 		Name:      "card_cache_lookups_total",
-		Help:      "Card-to-account cache lookups, by result: hit (served from memory) or miss (revocation status and account read again).",
+		Help:      "Card-to-account cache lookups, by result: hit (served from memory), miss (revocation status and account read again) or kept (a re-check called for by a change feed outage could not reach the database, so the cached entry, still within cache_ttl, was used).",
 	}, []string{"result"})
-	m.CacheHit, m.CacheMiss = cache.WithLabelValues("hit"), cache.WithLabelValues("miss")
+	m.CacheHit, m.CacheMiss, m.CacheKept = cache.WithLabelValues("hit"), cache.WithLabelValues("miss"), cache.WithLabelValues("kept")
 	return m
+}
+
+// ChangeFeed registers the change feed's gauges, for a node whose store
+// has a feed.
+func (m *Metrics) ChangeFeed() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range []prometheus.Collector{m.FeedConnected, m.FeedResync} {
+		// The only error is AlreadyRegisteredError: a second feed on one
+		// config's metrics, which then shares the gauges.
+		_ = m.reg.Register(c)
+	}
 }
 
 // Request counts one request's outcome.

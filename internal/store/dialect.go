@@ -35,4 +35,7 @@ type dialect struct {
 	// changes, if not nil, delivers the Changes that notifySQL announces;
 	// see SQLStore.Watch.
 	changes changeFeed
+	// origin, with notifySQL, names this store in the Changes it
+	// announces: random, one per open store.
+	origin string
 }

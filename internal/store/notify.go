@@ -23,9 +23,25 @@ type Change struct {
 	EndedSession        string `json:"ended_session,omitempty"`
 	EndedSessionExpires int64  `json:"ended_session_expires,omitempty"`
 
-	// Resync means changes may have been missed (the listener reconnected):
-	// every cached mapping must be dropped.
+	// Resync means changes may have been missed (the listener reconnected,
+	// or a change named too many cards to list): every cached mapping must
+	// be dropped.
 	Resync bool `json:"resync,omitempty"`
+
+	// Listening is set, with Resync, on the Change Watch delivers each
+	// time its connection starts listening: the feed is (again) complete
+	// from here on. Never announced.
+	Listening bool `json:"-"`
+	// Own is set by Watch on a change this store announced itself: the
+	// process already knew of it when it made it.
+	Own bool `json:"-"`
+}
+
+// announcement is a Change as announced: Origin names the store that made it, so
+// that its own watcher can tell its changes from other processes'.
+type announcement struct {
+	Change
+	Origin string `json:"origin,omitempty"`
 }
 
 // changeOf is the Change that describes a write to a, plus any cards named
@@ -46,13 +62,16 @@ func (s *SQLStore) announce(ctx context.Context, ex executor, c Change) error {
 	if s.dialect.notifySQL == "" {
 		return nil
 	}
-	payload, err := json.Marshal(c)
+	payload, err := json.Marshal(announcement{Change: c, Origin: s.dialect.origin})
 	if err != nil {
 		return err
 	}
 	if len(payload) > maxNotifyPayload {
 		// Too many cards to list: ask for a full resync instead.
-		payload = []byte(`{"resync":true}`)
+		payload, err = json.Marshal(announcement{Change: Change{Resync: true}, Origin: s.dialect.origin})
+		if err != nil {
+			return err
+		}
 	}
 	_, err = ex.exec(ctx, s.dialect.notifySQL, string(payload))
 	return err

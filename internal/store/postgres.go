@@ -217,7 +217,8 @@ func postgresDialect(ctx context.Context, db *sql.DB, config *pgx.ConnConfig, co
 		return columns[indexKey{e.TableName, e.ConstraintName}], true
 	}
 	d.notifySQL = `SELECT pg_notify('` + ChangeChannel + `', ?)`
-	d.changes = newPgChangeFeed(config, connectTimeout)
+	d.origin = newOrigin()
+	d.changes = newPgChangeFeed(config, connectTimeout, d.origin)
 	return d, nil
 }
 

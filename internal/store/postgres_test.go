@@ -268,7 +268,7 @@ func TestPostgresNotifyOnlyOnCommit(t *testing.T) {
 	db := postgresBackend.newDatabase(t)
 	watcher, writer := db.open(t), db.open(t)
 	changes := watchChanges(t, watcher)
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 
 	a := mustEnroll(t, writer, newEnrollment("john.b.smith", "1111111111", "card"))
 	waitChange(t, changes, Change{AccountID: a.ID, Username: a.Username, EDIPI: a.EDIPI, Fingerprints: []string{fingerprint("card")}})
@@ -286,6 +286,23 @@ func TestPostgresNotifyOnlyOnCommit(t *testing.T) {
 	}
 }
 
+// A watcher hears its own store's changes too, marked Own, so a node can
+// tell them from other nodes' (it applied them when it made them).
+func TestPostgresWatchMarksOwnChanges(t *testing.T) {
+	db := postgresBackend.newDatabase(t)
+	watcher, other := db.open(t), db.open(t)
+	changes := watchChanges(t, watcher)
+	waitChange(t, changes, Change{Resync: true, Listening: true})
+
+	mine := mustCreate(t, watcher, newAccount("mine", "1111111111"))
+	waitChange(t, changes, Change{AccountID: mine.ID, Username: mine.Username, EDIPI: mine.EDIPI, Own: true})
+	theirs := mustCreate(t, other, newAccount("theirs", "2222222222"))
+	waitChange(t, changes, Change{AccountID: theirs.ID, Username: theirs.Username, EDIPI: theirs.EDIPI})
+	if watcher.dialect.origin == "" || watcher.dialect.origin == other.dialect.origin {
+		t.Errorf("origins %q and %q: want two different names", watcher.dialect.origin, other.dialect.origin)
+	}
+}
+
 // A watcher is told of what other nodes change: the changes that make a
 // cached card mapping wrong.
 func TestPostgresWatchSeesOtherNodesChanges(t *testing.T) {
@@ -293,7 +310,7 @@ func TestPostgresWatchSeesOtherNodesChanges(t *testing.T) {
 	db := postgresBackend.newDatabase(t)
 	watcher, writer := db.open(t), db.open(t)
 	changes := watchChanges(t, watcher)
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 
 	a := mustEnroll(t, writer, newEnrollment("john.b.smith", "1111111111", "card"))
 	card := fingerprint("card")
@@ -351,7 +368,7 @@ func TestPostgresWatchResyncsAfterLosingConnection(t *testing.T) {
 		failed = append(failed, err)
 		mu.Unlock()
 	})
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 
 	for round := range 2 {
 		var n int
@@ -361,7 +378,7 @@ WHERE datname = current_database() AND application_name = ?`, defaultApplication
 		if err != nil || n != 1 {
 			t.Fatalf("round %d: terminated %d listeners, %v; want 1", round, n, err)
 		}
-		waitChange(t, changes, Change{Resync: true})
+		waitChange(t, changes, Change{Resync: true, Listening: true})
 
 		// Listening again: a change made now arrives.
 		a := mustCreate(t, writer, newAccount(fmt.Sprint("after", round), fmt.Sprintf("%010d", round)))
@@ -391,9 +408,9 @@ func TestPostgresWatchDetectsSilentConnection(t *testing.T) {
 	feed.idlePing, feed.minBackoff, feed.maxBackoff = 200*time.Millisecond, 10*time.Millisecond, 100*time.Millisecond
 
 	changes := watchChanges(t, watcher)
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 	proxy.freeze() // every connection open now stops carrying data
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 	a := mustCreate(t, writer, newAccount("after", "1111111111"))
 	waitChange(t, changes, Change{AccountID: a.ID, Username: a.Username, EDIPI: a.EDIPI})
 }
@@ -431,7 +448,7 @@ func TestPostgresWatchSkipsMalformedNotices(t *testing.T) {
 	db := postgresBackend.newDatabase(t)
 	watcher, writer := db.open(t), db.open(t)
 	changes := watchChanges(t, watcher)
-	waitChange(t, changes, Change{Resync: true})
+	waitChange(t, changes, Change{Resync: true, Listening: true})
 
 	for _, payload := range append(malformedPayloads(), strings.Repeat("[", 7000)) {
 		if _, err := writer.writes().exec(context.Background(), `SELECT pg_notify(?, ?)`, ChangeChannel, payload); err != nil {
@@ -547,7 +564,7 @@ func malformedPayloads() []string {
 
 func TestDecodeChange(t *testing.T) {
 	for _, payload := range malformedPayloads() {
-		if c, ok := decodeChange(notice(payload)); ok {
+		if c, ok := decodeChange(notice(payload), ""); ok {
 			t.Errorf("decodeChange(%q) = %+v, want it skipped", payload, c)
 		}
 	}
@@ -561,13 +578,31 @@ func TestDecodeChange(t *testing.T) {
 		`{"ended_session":"s1","ended_session_expires":99}`:                {EndedSession: "s1", EndedSessionExpires: 99},
 		`{"ended_session":"s1","ended_session_expires":99,"account_id":7}`: {EndedSession: "s1", EndedSessionExpires: 99},
 	} {
-		c, ok := decodeChange(notice(payload))
+		c, ok := decodeChange(notice(payload), "")
 		if !ok || !changeEqual(c, want) {
 			t.Errorf("decodeChange(%q) = %+v, %v; want %+v", payload, c, ok, want)
 		}
 	}
-	if c, ok := decodeChange(noticeOn("other", `{"account_id":7}`)); ok {
+	if c, ok := decodeChange(noticeOn("other", `{"account_id":7}`), ""); ok {
 		t.Errorf("notice on another channel decoded: %+v", c)
+	}
+	// The origin marks a store's own notices; no notice claims Listening.
+	for payload, want := range map[string]Change{
+		`{"account_id":7,"origin":"me"}`:               {AccountID: 7, Own: true},
+		`{"account_id":7,"origin":"you"}`:              {AccountID: 7},
+		`{"account_id":7}`:                             {AccountID: 7},
+		`{"resync":true,"origin":"me"}`:                {Resync: true, Own: true},
+		`{"ended_session":"s1","origin":"me"}`:         {EndedSession: "s1", Own: true},
+		`{"account_id":7,"Listening":true,"Own":true}`: {AccountID: 7},
+		`{"account_id":7,"listening":true,"own":true}`: {AccountID: 7},
+	} {
+		c, ok := decodeChange(notice(payload), "me")
+		if !ok || !changeEqual(c, want) {
+			t.Errorf("decodeChange(%q) by origin me = %+v, %v; want %+v", payload, c, ok, want)
+		}
+	}
+	if c, _ := decodeChange(notice(`{"account_id":7,"origin":""}`), ""); c.Own {
+		t.Error("a store without an origin took an unnamed notice as its own")
 	}
 }
 
@@ -578,7 +613,7 @@ func FuzzDecodeChange(f *testing.F) {
 	f.Add(`{"account_id":7,"username":"x","edipi":"1","fingerprints":["a","b"]}`)
 	f.Add(`{"resync":true}`)
 	f.Fuzz(func(t *testing.T, payload string) {
-		c, ok := decodeChange(notice(payload))
+		c, ok := decodeChange(notice(payload), "")
 		if ok && !c.Resync && c.EndedSession == "" && c.AccountID <= 0 && c.Username == "" && c.EDIPI == "" && len(c.Fingerprints) == 0 {
 			t.Errorf("decodeChange(%q) accepted a change naming nothing: %+v", payload, c)
 		}
@@ -648,7 +683,7 @@ func waitChange(t *testing.T, changes <-chan Change, want Change) {
 
 func changeEqual(a, b Change) bool {
 	return a.AccountID == b.AccountID && a.Username == b.Username && a.EDIPI == b.EDIPI &&
-		a.Resync == b.Resync && slices.Equal(a.Fingerprints, b.Fingerprints) &&
+		a.Resync == b.Resync && a.Listening == b.Listening && a.Own == b.Own && slices.Equal(a.Fingerprints, b.Fingerprints) &&
 		a.EndedSession == b.EndedSession && a.EndedSessionExpires == b.EndedSessionExpires
 }
 

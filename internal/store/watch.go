@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,11 +37,14 @@ func (s *SQLStore) CanWatch() bool {
 //
 // Watch holds a connection of its own, outside the store's pool, and
 // outlives Close: only ctx ends it. When that connection is lost it
-// reconnects, waiting longer after each failure up to half a minute, for
-// as long as it takes. Changes committed while no connection listened are
-// lost, so each time listening starts, the first time included (changes
-// may have been committed before it began), fn is called with
-// Change{Resync: true}: everything cached must be dropped.
+// reconnects as soon as the database answers again: it tries again within
+// a second, and every second after that, for as long as it takes, so it is
+// never far behind the pool (which reconnects on demand). Changes
+// committed while no connection listened are lost, so each time listening
+// starts, the first time included (changes may have been committed before
+// it began), fn is called with Change{Resync: true, Listening: true}:
+// everything cached must be dropped. Changes this store announced itself
+// come with Own set.
 //
 // fn is called from one goroutine, one Change at a time, in commit order.
 // A notice that is not a well-formed Change is skipped: anyone who can
@@ -49,8 +54,9 @@ func (s *SQLStore) Watch(ctx context.Context, fn func(Change)) error {
 }
 
 // WatchWithErrors is Watch that also tells onError, if not nil, why each
-// connection failed or was lost, before trying again: for the log, since
-// while it retries changes made elsewhere reach the caches only by expiry.
+// connection failed or was lost, before trying again: from then until the
+// next Change with Listening, changes made elsewhere go unannounced, and
+// caches must not trust what they hold for long (see gateway.Core.Watch).
 // onError is called from the goroutine that calls fn.
 func (s *SQLStore) WatchWithErrors(ctx context.Context, fn func(Change), onError func(error)) error {
 	if s.dialect.changes == nil {
@@ -60,10 +66,13 @@ func (s *SQLStore) WatchWithErrors(ctx context.Context, fn func(Change), onError
 	return nil
 }
 
-// Watch's reconnection and health checks; see pgChangeFeed.
+// Watch's reconnection and health checks; see pgChangeFeed. The waits
+// between attempts stay short: an attempt against a database that is down
+// costs a refused connection, and every second the feed is behind the pool
+// is a second in which another node's change can go unheard.
 const (
-	watchMinBackoff = 250 * time.Millisecond
-	watchMaxBackoff = 30 * time.Second
+	watchMinBackoff = 100 * time.Millisecond
+	watchMaxBackoff = time.Second
 	watchIdlePing   = 30 * time.Second
 )
 
@@ -77,6 +86,8 @@ type pgChangeFeed struct {
 	// each failure up to maxBackoff, with jitter, so that nodes which lost
 	// the database together do not return to it in step.
 	minBackoff, maxBackoff time.Duration
+	// origin is the store's name in the notices it sends (see announcement).
+	origin string
 	// idlePing is how long the connection may stay silent before it is
 	// checked: a server that vanished without closing the connection
 	// (a network partition, a failed-over host) would otherwise leave
@@ -84,7 +95,7 @@ type pgChangeFeed struct {
 	idlePing time.Duration
 }
 
-func newPgChangeFeed(config *pgx.ConnConfig, timeout time.Duration) *pgChangeFeed {
+func newPgChangeFeed(config *pgx.ConnConfig, timeout time.Duration, origin string) *pgChangeFeed {
 	c := config.Copy()
 	// Named apart from the pool's sessions in pg_stat_activity.
 	c.RuntimeParams["application_name"] += "-listener"
@@ -94,6 +105,7 @@ func newPgChangeFeed(config *pgx.ConnConfig, timeout time.Duration) *pgChangeFee
 		minBackoff: watchMinBackoff,
 		maxBackoff: watchMaxBackoff,
 		idlePing:   watchIdlePing,
+		origin:     origin,
 	}
 }
 
@@ -108,7 +120,7 @@ func (f *pgChangeFeed) watch(ctx context.Context, fn func(Change), onError func(
 		if onError != nil {
 			onError(err)
 		}
-		if time.Since(began) > f.maxBackoff {
+		if time.Since(began) > 2*f.maxBackoff {
 			// The connection had been working: start the waits afresh.
 			backoff = f.minBackoff
 		}
@@ -136,11 +148,11 @@ func (f *pgChangeFeed) listen(ctx context.Context, fn func(Change)) error {
 		defer cancel()
 		conn.Close(closeCtx)
 	}()
-	fn(Change{Resync: true})
+	fn(Change{Resync: true, Listening: true})
 	for {
 		n, idle, err := f.next(ctx, conn)
 		if n != nil {
-			if c, ok := decodeChange(n); ok {
+			if c, ok := decodeChange(n, f.origin); ok {
 				fn(c)
 			}
 		}
@@ -186,25 +198,30 @@ func (f *pgChangeFeed) next(ctx context.Context, conn *pgx.Conn) (n *pgconn.Noti
 	return n, idle, err
 }
 
-// decodeChange reads a notice as a Change. It reports false for notices on
-// another channel and for payloads that are not JSON of a Change naming
-// something to drop.
-func decodeChange(n *pgconn.Notification) (Change, bool) {
+// decodeChange reads a notice as a Change, Own when it came from the store
+// named origin. It reports false for notices on another channel and for
+// payloads that are not JSON of a Change naming something to drop.
+func decodeChange(n *pgconn.Notification, origin string) (Change, bool) {
 	if n.Channel != ChangeChannel {
 		return Change{}, false
 	}
-	var c Change
-	if err := json.Unmarshal([]byte(n.Payload), &c); err != nil {
+	var nc announcement
+	if err := json.Unmarshal([]byte(n.Payload), &nc); err != nil {
 		return Change{}, false
 	}
+	c := nc.Change
+	// Listening is not part of a notice (json:"-"), so no sender can
+	// claim it. Own only spares the change being counted as another
+	// node's; it is applied all the same, so a forged origin gains nothing.
+	own := origin != "" && nc.Origin == origin
 	if c.Resync {
-		return Change{Resync: true}, true
+		return Change{Resync: true, Own: own}, true
 	}
 	if c.EndedSession != "" {
 		if checkSessionID(c.EndedSession) != nil {
 			return Change{}, false
 		}
-		return Change{EndedSession: c.EndedSession, EndedSessionExpires: c.EndedSessionExpires}, true
+		return Change{EndedSession: c.EndedSession, EndedSessionExpires: c.EndedSessionExpires, Own: own}, true
 	}
 	if c.AccountID < 0 {
 		return Change{}, false
@@ -212,5 +229,14 @@ func decodeChange(n *pgconn.Notification) (Change, bool) {
 	if c.AccountID == 0 && c.Username == "" && c.EDIPI == "" && len(c.Fingerprints) == 0 {
 		return Change{}, false
 	}
+	c.Own = own
 	return c, true
+}
+
+// newOrigin names a store in the notices it sends: random, so that no two
+// processes (or two stores of one process) share a name.
+func newOrigin() string {
+	var b [12]byte
+	_, _ = crand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
