@@ -1,0 +1,353 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cacgate/cacgate/internal/pgtest"
+)
+
+// TestFaultDatabaseRestart: the cluster's PostgreSQL server is stopped
+// (an administrator's fast shutdown) and later crashed (an immediate
+// shutdown, as a power cut looks to its clients) while four clients use
+// both nodes. While it is down, cached cards are served and everything
+// else is refused with 503 and Retry-After: admin changes, enrollment
+// steps, a card never seen. Once it is back, the nodes recover on their
+// own, a change made through one node just after the restart reaches the
+// other through the change feed (cache_ttl is an hour, so nothing else can
+// deliver it), the forms sent during the outage can be sent again, and
+// the database holds every enrollment a person was told succeeded, whole,
+// and nothing half-written.
+func TestFaultDatabaseRestart(t *testing.T) {
+	srv := pgtest.NewServer(t)
+	dsn, err := srv.CreateDatabase("fault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeDurable(t, srv.DSN("postgres"), "fault")
+	c := startClusterWith(t, clusterOptions{dsn: dsn, cacheTTL: "1h", namesakes: 3})
+	a, b := c.nodes[0], c.nodes[1]
+	users := c.provision(t, a, 4)
+	user0, user1 := users[0], users[1]
+	newcomer := c.createUser(t, a, 4) // its card is first used during the outage
+
+	l := startLoad(users, c.nodes)
+	l.waitAnswers(t, "load before the faults", users, c.nodes, time.Time{}, 3)
+
+	// Namesake 0 has the questions form in hand, namesake 1 the identity
+	// form, when the database goes.
+	p, q := c.enrollee(t, 0), c.enrollee(t, 1)
+	p.begin(t, a)
+	p.advance(t, a)
+	p.advance(t, a)
+	q.begin(t, b)
+
+	// ---- outage 1: stopped ----
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	l.waitAnswers(t, "load while the database is stopped", users, c.nodes, down, 3)
+	stayDown(down)
+	refusedWhileDown(t, c, newcomer)
+	pAnswer := p.send(b)
+	expectRetryLater(t, "namesake 0's security questions, sent to node b while the database is stopped", pAnswer)
+	keepForm(p, pAnswer)
+	qAnswer := q.send(a)
+	expectRetryLater(t, "namesake 1's identity form, sent to node a while the database is stopped", qAnswer)
+	keepForm(q, qAnswer)
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+	// Disabled through node A as soon as the database is back: refused
+	// on node B as soon as the change feed brings the news.
+	disableSent := time.Now()
+	adminUntilDone(t, a, "POST", "/cacgate/accounts/"+user0.username+"/disable")
+	disabled := time.Now()
+	t.Logf("after the database restart (stopped %v): user0 disabled through node a %v after the database accepted connections",
+		up.Sub(down).Round(time.Millisecond), disabled.Sub(up).Round(time.Millisecond))
+	seenDisabled := watchNode(t, l, user0, b, disabled, hit.refusedDisabled, "refuses the disabled account")
+
+	// The forms sent during the outage go through now.
+	pUser := sendAgain(t, p, b)
+	qUser := sendAgain(t, q, a) // the identity form: then profile and questions
+	// The newcomer's card gets past the gate (linked to its account) and
+	// is sent to the banner.
+	pollUntil(t, "node a takes the newcomer's card", 50*time.Millisecond, func() (bool, string) {
+		h := newcomer.get(a)
+		return h.status == http.StatusSeeOther, h.String()
+	})
+	if resp, body := acceptBanner(t, newcomer.br, a.site, "/"); resp.StatusCode != http.StatusOK || body != "user=fault.user4 node=a" {
+		t.Errorf("the newcomer after the outage: HTTP %d %q", resp.StatusCode, body)
+	}
+
+	// ---- outage 2: crashed, with an enrollment in flight ----
+	r := c.enrollee(t, 2)
+	r.begin(t, b)
+	r.advance(t, b)
+	r.advance(t, b)
+	db := c.openDatabase(t)
+	before := countRows(t, db, "used_states")
+	done := make(chan stepAnswer, 1)
+	go func() { done <- r.send(b) }()
+	// Crash while node B hashes the answers: it has recorded the form as
+	// used and will write the account next.
+	var rAnswer stepAnswer
+	pollUntil(t, "node b takes namesake 2's security questions", 2*time.Millisecond, func() (bool, string) {
+		select {
+		case rAnswer = <-done:
+			return true, "answered"
+		default:
+		}
+		n := countRows(t, db, "used_states")
+		return n > before, fmt.Sprintf("%d used states", n)
+	})
+	db.Close()
+	if err := srv.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := time.Now()
+	if rAnswer.status == 0 && rAnswer.err == nil {
+		rAnswer = <-done
+	}
+	rUser := rAnswer.completed()
+	if rUser == "" {
+		expectRetryLater(t, "namesake 2's security questions, in flight when the database crashed", rAnswer)
+		keepForm(r, rAnswer)
+	} else {
+		t.Logf("namesake 2's enrollment completed before the crash: %s", rUser)
+	}
+	l.waitAnswers(t, "load while the database is down after the crash", users, c.nodes, crashed, 3)
+	stayDown(crashed)
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	up = time.Now()
+	// Enabled through node B this time: admitted on node A.
+	enableSent := time.Now()
+	adminUntilDone(t, b, "POST", "/cacgate/accounts/"+user0.username+"/enable")
+	enabled := time.Now()
+	t.Logf("after the database crash (down %v): user0 enabled through node b %v after the database accepted connections",
+		up.Sub(crashed).Round(time.Millisecond), enabled.Sub(up).Round(time.Millisecond))
+	seenEnabled := watchNode(t, l, user0, a, enabled, hit.admitted, "admits the re-enabled account")
+	// Crash recovery kept what was committed and nothing that was not.
+	c.checkDatabase(t).wholeOrAbsent(t, r)
+	if rUser == "" {
+		rUser = sendAgain(t, r, b)
+	}
+	l.waitAnswers(t, "load after the faults", users, c.nodes, seenEnabled, 3)
+
+	checkHits(t, l.finish(), func(h hit) string {
+		if h.user != user0.username {
+			if h.status == http.StatusForbidden {
+				return "refused, though never disabled"
+			}
+			return ""
+		}
+		switch {
+		case h.admitted() && h.node == a.name && h.start.After(disabled) && h.end.Before(enableSent):
+			return "the disabled account admitted on the node that disabled it"
+		case h.admitted() && h.node == b.name && h.start.After(seenDisabled) && h.end.Before(enableSent):
+			return "the disabled account admitted after the change had reached the node"
+		case h.status == http.StatusForbidden && h.end.Before(disableSent):
+			return "refused before it was disabled"
+		case h.status == http.StatusForbidden && h.node == b.name && h.start.After(enabled):
+			return "refused on the node that enabled it, after the enable"
+		case h.status == http.StatusForbidden && h.node == a.name && h.start.After(seenEnabled):
+			return "refused after the enable had reached the node"
+		}
+		return ""
+	})
+	for _, n := range c.nodes {
+		m := scrapeNode(t, n)
+		t.Logf("node %s: cache invalidations remote %v, resync %v", n.name,
+			m[`cacgate_cache_invalidations_total{origin="remote"}`], m[`cacgate_cache_invalidations_total{origin="resync"}`])
+	}
+
+	snap := c.checkDatabase(t)
+	snap.status(t, user0.username, "active")
+	snap.status(t, user1.username, "active") // its disable was refused during the outage
+	if acct := snap.byUsername[newcomer.username]; acct == nil || len(acct.cards) != 1 || acct.cards[0] != newcomer.fingerprint() {
+		t.Errorf("database: the newcomer's account should hold its card, linked on first use after the outage: %+v", acct)
+	}
+	if _, ok := snap.byUsername["fault.user9"]; ok {
+		t.Errorf("database: fault.user9 exists, though its creation was refused during the outage")
+	}
+	for _, e := range []struct {
+		who      *enrollee
+		username string
+	}{{p, pUser}, {q, qUser}, {r, rUser}} {
+		if e.username == "" {
+			t.Errorf("namesake %d never got a completion page", e.who.i)
+			continue
+		}
+		snap.enrolled(t, e.who, e.username)
+	}
+}
+
+// outage is how long the database stays down at least: as long as a
+// restart takes in production, and long enough for the nodes' change
+// listeners to have failed to reconnect several times, each waiting longer
+// than the last (a short blip would find them retrying at once).
+const outage = 5 * time.Second
+
+// stayDown returns once the database has been down for outage since down.
+// This is the fault's length, not a wait for a condition.
+func stayDown(down time.Time) {
+	time.Sleep(time.Until(down.Add(outage)))
+}
+
+// makeDurable makes commits on database name survive a crash of the
+// server. The test server's defaults trade that away for speed
+// (synchronous_commit off): a crash could take back an enrollment whose
+// completion page was already shown, which no production server
+// configured for durability does. A database-level setting overrides the
+// server's command line for every session opened afterwards.
+func makeDurable(t *testing.T, adminDSN, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), faultDeadline)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{name}.Sanitize()+" SET synchronous_commit = on"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusedWhileDown checks what must be refused, and how, while the
+// database is unreachable: the admin API's changes (503 with a JSON error,
+// nothing done), and a card the nodes have never seen (503 with
+// Retry-After: failing closed).
+func refusedWhileDown(t *testing.T, c *cluster, newcomer *faultUser) {
+	t.Helper()
+	a, b := c.nodes[0], c.nodes[1]
+	for _, call := range []struct {
+		n          *node
+		path, body string
+	}{
+		{a, "/cacgate/accounts/fault.user1/disable", ""},
+		{b, "/cacgate/accounts", `{"edipi":"1234569009","username":"fault.user9"}`},
+	} {
+		status, body, err := adminRequest(call.n, "POST", call.path, call.body)
+		if err != nil || status != http.StatusServiceUnavailable || jsonError(body) == "" {
+			t.Errorf("node %s admin POST %s while the database is down: HTTP %d %v %s; want 503 with a JSON error", call.n.name, call.path, status, err, body)
+		}
+	}
+	if h := newcomer.get(a); h.status != http.StatusServiceUnavailable || h.retryAfter == "" {
+		t.Errorf("a card never seen, while the database is down: %s; want 503 with Retry-After", h)
+	}
+}
+
+// expectRetryLater fails the test unless an enrollment step sent during a
+// fault was answered 503 with Retry-After.
+func expectRetryLater(t *testing.T, what string, a stepAnswer) {
+	t.Helper()
+	if a.err != nil || a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+		t.Errorf("%s: %s\nwant 503 with Retry-After and the form kept", what, a)
+		return
+	}
+	t.Logf("%s: HTTP %d, Retry-After %s, form kept: %v", what, a.status, a.retryAfter, nextStep(a.page) != "")
+}
+
+// keepForm: when the answer to a step re-shows its form (the form kept,
+// with a state to send again), the person sends that one next; otherwise
+// they send the one they hold again.
+func keepForm(e *enrollee, a stepAnswer) {
+	if a.err == nil && nextStep(a.page) != "" {
+		e.page = a.page
+	}
+}
+
+// sendAgain sends the form e holds, which could not be taken during an
+// outage, to node n now that the database is back (again while the node
+// answers 503: its pool may still be reconnecting). The enrollment must
+// complete; a form the outage used up is reported lost, then the
+// enrollment finished from the start so that the test can go on. It
+// returns the username of the completion page.
+func sendAgain(t *testing.T, e *enrollee, n *node) string {
+	t.Helper()
+	var a stepAnswer
+	pollUntil(t, fmt.Sprintf("node %s takes namesake %d's form again", n.name, e.i), 50*time.Millisecond, func() (bool, string) {
+		a = e.send(n)
+		if a.err == nil && a.status == http.StatusServiceUnavailable {
+			keepForm(e, a)
+			return false, a.String()
+		}
+		return true, ""
+	})
+	step := nextStep(e.page)
+	switch {
+	case a.completed() != "":
+		e.page = a.page
+		return a.completed()
+	case a.formUsed():
+		t.Errorf("namesake %d's form, sent during the outage, cannot be sent again: %s", e.i, a)
+		e.page = ""
+	case a.err == nil && a.status == http.StatusOK && nextStep(a.page) != "" && nextStep(a.page) != step:
+		e.page = a.page // on to the next step
+	default:
+		t.Errorf("namesake %d's form sent again after the outage: %s", e.i, a)
+		keepForm(e, a)
+	}
+	return e.finish(t, n)
+}
+
+// watchNode asks node n for the page with u's card every 10 ms until want
+// holds for an answer to a request sent after since (up to faultDeadline),
+// recording the answers with the load's. It logs how long after since
+// that was, and how many answers before it were admissions, and returns
+// when the first such answer came.
+func watchNode(t *testing.T, l *load, u *faultUser, n *node, since time.Time, want func(hit) bool, what string) time.Time {
+	t.Helper()
+	var seen time.Time
+	pollUntil(t, "node "+n.name+" "+what, 10*time.Millisecond, func() (bool, string) {
+		h := u.get(n)
+		l.record(h)
+		if want(h) {
+			seen = h.end
+			return true, ""
+		}
+		return false, h.String()
+	})
+	// The load's clients may have seen it first.
+	l.mu.Lock()
+	for _, h := range l.hits {
+		if h.user == u.username && h.node == n.name && h.start.After(since) && want(h) && h.end.Before(seen) {
+			seen = h.end
+		}
+	}
+	l.mu.Unlock()
+	// Answers there in between that still gave the old state: admitted
+	// before a disable arrived, refused before an enable did.
+	stale := l.count(func(h hit) bool {
+		return h.user == u.username && h.node == n.name && h.start.After(since) && h.end.Before(seen) &&
+			!want(h) && (h.admitted() || h.refusedDisabled())
+	})
+	t.Logf("node %s %s %v after the change was committed; in between it answered %s with the old state %d times",
+		n.name, what, seen.Sub(since).Round(time.Millisecond), u.username, stale)
+	return seen
+}
+
+// countRows counts a table's rows.
+func countRows(t *testing.T, db *sql.DB, table string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), faultDeadline)
+	defer cancel()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

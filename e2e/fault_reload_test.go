@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFaultReloadUnderLoad: both nodes have their configuration reloaded
+// (forced, every other time with a changed site) again and again while
+// four clients use them; during the reloads an account is disabled through
+// the other node, fifty requests race to be the first use of one card on
+// both nodes, and a person sends each enrollment form. No request fails,
+// the disabled account is refused on the reloaded node once the change
+// arrives (cache_ttl is an hour: only the change feed of the new
+// configuration can bring it), the card is linked once, the enrollment
+// completes, and the database holds nothing half-written.
+func TestFaultReloadUnderLoad(t *testing.T) {
+	c := startClusterWith(t, clusterOptions{cacheTTL: "1h", namesakes: 1})
+	a, b := c.nodes[0], c.nodes[1]
+	users := c.provision(t, a, 4)
+	user0 := users[0]
+	racer := c.createUser(t, b, 5) // its card's first uses race during a reload
+	e := c.enrollee(t, 0)
+	e.begin(t, a)
+
+	l := startLoad(users, c.nodes)
+	l.waitAnswers(t, "load before the reloads", users, c.nodes, time.Time{}, 3)
+
+	const reloads = 8
+	var (
+		disableSent, disabled, seenDisabled time.Time
+		enrollAnswers                       []stepAnswer
+		raceHits                            []hit
+		username                            string
+	)
+	for i := range reloads {
+		n, other := c.nodes[i%2], c.nodes[(i+1)%2]
+		site := ""
+		if i%2 == 1 {
+			site = fmt.Sprintf("contact \"Fault desk %d\"", i)
+		}
+		c.writeConfig(t, n, site)
+		reloadStart := time.Now()
+		var wg sync.WaitGroup
+		var reloadErr error
+		var reloadOut string
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reloadOut, reloadErr = c.reload(t, n)
+		}()
+		switch {
+		case i == 1:
+			// Disabled through the other node while this one reloads.
+			disableSent = time.Now()
+			adminPost(t, other, "/cacgate/accounts/"+user0.username+"/disable")
+			disabled = time.Now()
+		case i == 2:
+			raceHits = raceFirstUses(racer, c.nodes, 50)
+		case i >= 3 && i <= 5 && username == "":
+			// An enrollment form sent to the reloading node.
+			ans := e.send(n)
+			enrollAnswers = append(enrollAnswers, ans)
+			if u := ans.completed(); u != "" {
+				username = u
+			} else if ans.err == nil && ans.status == http.StatusOK && nextStep(ans.page) != "" {
+				e.page = ans.page
+			} else {
+				t.Errorf("enrollment form sent to node %s during a reload: %s", n.name, ans)
+			}
+		}
+		wg.Wait()
+		if reloadErr != nil {
+			t.Fatalf("reload %d of node %s: %v\n%s", i, n.name, reloadErr, reloadOut)
+		}
+		reloaded := time.Now()
+		t.Logf("reload %d of node %s took %v", i, n.name, reloaded.Sub(reloadStart).Round(time.Millisecond))
+		if i == 1 {
+			seenDisabled = watchNode(t, l, user0, n, disabled, hit.refusedDisabled, "refuses the account disabled during its reload")
+		}
+		l.waitAnswers(t, fmt.Sprintf("load after reload %d of node %s", i, n.name), users, []*node{n}, reloaded, 3)
+	}
+	if username == "" {
+		username = e.finish(t, a)
+	}
+	// The feed of the configurations now running still works both ways.
+	enableSent := time.Now()
+	adminPost(t, b, "/cacgate/accounts/"+user0.username+"/enable")
+	enabled := time.Now()
+	seenEnabled := watchNode(t, l, user0, a, enabled, hit.admitted, "admits the account enabled through node b after the reloads")
+
+	checkHits(t, l.finish(), func(h hit) string {
+		if h.user != user0.username {
+			if h.status != http.StatusOK {
+				return "not admitted, though never disabled"
+			}
+			return ""
+		}
+		switch {
+		case h.status == http.StatusServiceUnavailable:
+			return "the database is up: no 503"
+		// Disabled through node a while node b reloaded; enabled through
+		// node b at the end.
+		case h.admitted() && h.node == a.name && h.start.After(disabled) && h.end.Before(enableSent):
+			return "the disabled account admitted on the node that disabled it"
+		case h.admitted() && h.node == b.name && h.start.After(seenDisabled) && h.end.Before(enableSent):
+			return "the disabled account admitted after the change had reached the node"
+		case h.status == http.StatusForbidden && h.end.Before(disableSent):
+			return "refused before it was disabled"
+		case h.status == http.StatusForbidden && h.node == b.name && h.start.After(enabled):
+			return "refused on the node that enabled it, after the enable"
+		case h.status == http.StatusForbidden && h.node == a.name && h.start.After(seenEnabled):
+			return "refused after the enable had reached the node"
+		}
+		return ""
+	})
+
+	// The fifty racing first uses: every one passed the gate (and was sent
+	// to the banner), and the card was linked exactly once.
+	bad := 0
+	for _, h := range raceHits {
+		if h.err != nil || h.status != http.StatusSeeOther || !strings.HasPrefix(h.location, "/.cacgate/consent") {
+			if bad++; bad <= 5 {
+				t.Errorf("racing first use: %s", h)
+			}
+		}
+	}
+	linked := 0
+	for _, n := range c.nodes {
+		linked += len(c.auditLines(t, n, `"event":"card.linked"`, `"username":"`+racer.username+`"`))
+	}
+	if linked != 1 {
+		t.Errorf("the racing card was linked %d times (audit card.linked), want once", linked)
+	}
+	t.Logf("%d racing first uses of one card on both nodes: %d not sent to the banner, %d card.linked entries", len(raceHits), bad, linked)
+
+	snap := c.checkDatabase(t)
+	if acct := snap.byUsername[racer.username]; acct == nil || len(acct.cards) != 1 || acct.cards[0] != racer.fingerprint() {
+		t.Errorf("database: the racing card's account: %+v, want its one card", acct)
+	}
+	snap.status(t, user0.username, "active")
+	snap.enrolled(t, e, username)
+	if len(snap.byUsername) != len(users)+2 {
+		t.Errorf("database: %d accounts, want %d", len(snap.byUsername), len(users)+2)
+	}
+	for _, ans := range enrollAnswers {
+		t.Logf("enrollment form sent during a reload: HTTP %d, next %q", ans.status, nextStep(ans.page))
+	}
+}
+
+// reload has node n load its Caddyfile again with `caddy reload --force`
+// (even when it has not changed).
+func (c *cluster) reload(t *testing.T, n *node) (string, error) {
+	return caddy(t, c.dir, "reload", "--config", n.file, "--adapter", "caddyfile", "--address", n.admin, "--force")
+}
+
+// raceFirstUses sends count requests with u's card at once, spread over
+// the nodes, and returns their answers.
+func raceFirstUses(u *faultUser, nodes []*node, count int) []hit {
+	hits := make([]hit, count)
+	var ready, wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range hits {
+		ready.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Done()
+			<-start
+			hits[i] = u.get(nodes[i%len(nodes)])
+		}()
+	}
+	ready.Wait()
+	close(start)
+	wg.Wait()
+	return hits
+}
