@@ -138,6 +138,22 @@ func TestFaultReloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d racing first uses of one card on both nodes: %d not sent to the banner, %d card.linked entries", len(raceHits), bad, linked)
 
+	// Each reload let go of the old configuration's change listener, and
+	// the pools were reused (same database and pool settings): one
+	// listener per node is left, and no more pooled sessions than one
+	// pool per node may hold (max_conns, default 10).
+	db := c.openDatabase(t)
+	pollUntil(t, "one change listener per node after the reloads", 50*time.Millisecond, func() (bool, string) {
+		var listeners, pooled int
+		err := db.QueryRow(`SELECT COUNT(*) FILTER (WHERE application_name = 'cacgate-listener'),
+			COUNT(*) FILTER (WHERE application_name = 'cacgate')
+			FROM pg_stat_activity WHERE datname = current_database()`).Scan(&listeners, &pooled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return listeners == len(c.nodes) && pooled <= 10*len(c.nodes), fmt.Sprintf("%d listeners, %d pooled sessions", listeners, pooled)
+	})
+
 	snap := c.checkDatabase(t)
 	if acct := snap.byUsername[racer.username]; acct == nil || len(acct.cards) != 1 || acct.cards[0] != racer.fingerprint() {
 		t.Errorf("database: the racing card's account: %+v, want its one card", acct)
