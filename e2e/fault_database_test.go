@@ -31,7 +31,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	makeDurable(t, srv.DSN("postgres"), "fault")
-	c := startClusterWith(t, clusterOptions{dsn: dsn, cacheTTL: "1h", namesakes: 3})
+	c := startClusterWith(t, clusterOptions{dsn: dsn, cacheTTL: "1h", namesakes: 4})
 	a, b := c.nodes[0], c.nodes[1]
 	users := c.provision(t, a, 4)
 	user0, user1 := users[0], users[1]
@@ -40,21 +40,27 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	l := startLoad(users, c.nodes)
 	l.waitAnswers(t, "load before the faults", users, c.nodes, time.Time{}, 3)
 
-	// Namesake 0 has the questions form in hand, namesake 1 the identity
-	// form, when the database goes.
-	p, q := c.enrollee(t, 0), c.enrollee(t, 1)
-	p.begin(t, a)
-	p.advance(t, a)
-	p.advance(t, a)
+	// Namesakes 0 and 3 have the questions form in hand, namesake 1 the
+	// identity form, when the database goes.
+	p, q, w := c.enrollee(t, 0), c.enrollee(t, 1), c.enrollee(t, 3)
+	for _, e := range []*enrollee{p, w} {
+		e.begin(t, a)
+		e.advance(t, a)
+		e.advance(t, a)
+	}
 	q.begin(t, b)
 
 	// ---- outage 1: stopped ----
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	// Namesake 3's account is being written when the database stops: the
+	// test holds a lock that makes the insert into accounts wait (reads
+	// and the other tables go on), so that the write of the account is
+	// what the outage breaks, after the form was taken and its answers
+	// hashed.
+	wAnswer := writeWhenStopped(t, srv, c, w, b)
 	down := time.Now()
+	expectRetryLater(t, "namesake 3's security questions, whose account was being written when the database stopped", wAnswer)
+	keepForm(w, wAnswer)
 	l.waitAnswers(t, "load while the database is stopped", users, c.nodes, down, 3)
-	stayDown(down)
 	refusedWhileDown(t, c, newcomer)
 	pAnswer := p.send(b)
 	expectRetryLater(t, "namesake 0's security questions, sent to node b while the database is stopped", pAnswer)
@@ -62,6 +68,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	qAnswer := q.send(a)
 	expectRetryLater(t, "namesake 1's identity form, sent to node a while the database is stopped", qAnswer)
 	keepForm(q, qAnswer)
+	stayDown(down)
 
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -78,6 +85,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 
 	// The forms sent during the outage go through now.
 	pUser := sendAgain(t, p, b)
+	wUser := sendAgain(t, w, b)
 	qUser := sendAgain(t, q, a) // the identity form: then profile and questions
 	// The newcomer's card gets past the gate (linked to its account) and
 	// is sent to the banner.
@@ -185,7 +193,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	for _, e := range []struct {
 		who      *enrollee
 		username string
-	}{{p, pUser}, {q, qUser}, {r, rUser}} {
+	}{{p, pUser}, {q, qUser}, {r, rUser}, {w, wUser}} {
 		if e.username == "" {
 			t.Errorf("namesake %d never got a completion page", e.who.i)
 			continue
@@ -204,6 +212,53 @@ const outage = 5 * time.Second
 // This is the fault's length, not a wait for a condition.
 func stayDown(down time.Time) {
 	time.Sleep(time.Until(down.Add(outage)))
+}
+
+// writeWhenStopped sends e's questions form to node n and stops the
+// database while the node waits to insert the account: the test holds a
+// lock on accounts (EXCLUSIVE: reads go on, writes wait) until the node's
+// insert is seen waiting for it. It returns the node's answer.
+func writeWhenStopped(t *testing.T, srv *pgtest.Server, c *cluster, e *enrollee, n *node) stepAnswer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), faultDeadline)
+	defer cancel()
+	lock, err := pgx.Connect(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.Background())
+	if _, err := lock.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, "LOCK TABLE accounts IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan stepAnswer, 1)
+	go func() { done <- e.send(n) }()
+	db := c.openDatabase(t)
+	defer db.Close()
+	var early stepAnswer
+	pollUntil(t, fmt.Sprintf("node %s waits to write namesake %d's account", n.name, e.i), 5*time.Millisecond, func() (bool, string) {
+		select {
+		case early = <-done:
+			return true, ""
+		default:
+		}
+		var waiting int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO accounts%'`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return waiting > 0, fmt.Sprintf("%d inserts waiting", waiting)
+	})
+	if early.status != 0 || early.err != nil {
+		t.Fatalf("namesake %d's questions were answered before the account could be written: %s", e.i, early)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return <-done
 }
 
 // makeDurable makes commits on database name survive a crash of the
