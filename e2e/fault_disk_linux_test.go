@@ -108,6 +108,11 @@ var diskFullMessage = regexp.MustCompile(`(?i)disk|\bfull\b|no space`)
 // process's file-size limit so that no write to a file can go past its
 // first byte, which fails every write of the database, its journal and
 // the logs. It returns the function that gives the room back.
+//
+// The write fails with EFBIG, not ENOSPC, so SQLite reports
+// SQLITE_IOERR_WRITE ("disk I/O error", 778) where a real full disk gives
+// SQLITE_FULL ("database or disk is full", 13): the gateway must name the
+// disk for both.
 func fillDisk(t *testing.T, pid int) (restore func()) {
 	t.Helper()
 	var old unix.Rlimit
