@@ -34,7 +34,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	c := startClusterWith(t, clusterOptions{dsn: dsn, cacheTTL: "1h", namesakes: 4})
 	a, b := c.nodes[0], c.nodes[1]
 	users := c.provision(t, a, 4)
-	user0, user1 := users[0], users[1]
+	user0, user1, user2 := users[0], users[1], users[2]
 	newcomer := c.createUser(t, a, 4) // its card is first used during the outage
 
 	l := startLoad(users, c.nodes)
@@ -76,12 +76,10 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	up := time.Now()
 	// Disabled through node A as soon as the database is back: refused
 	// on node B as soon as the change feed brings the news.
-	disableSent := time.Now()
-	adminUntilDone(t, a, "POST", "/cacgate/accounts/"+user0.username+"/disable")
-	disabled := time.Now()
-	t.Logf("after the database restart (stopped %v): user0 disabled through node a %v after the database accepted connections",
-		up.Sub(down).Round(time.Millisecond), disabled.Sub(up).Round(time.Millisecond))
-	seenDisabled := watchNode(t, l, user0, b, disabled, hit.refusedDisabled, "refuses the disabled account")
+	ch1 := setStatus(t, user0, a, true)
+	t.Logf("the database was stopped for %v; %s disabled through node a %v after it accepted connections again",
+		up.Sub(down).Round(time.Millisecond), user0.username, ch1.committed.Sub(up).Round(time.Millisecond))
+	ch1.watch(t, l, b)
 
 	// The forms sent during the outage go through now.
 	pUser := sendAgain(t, p, b)
@@ -140,41 +138,22 @@ func TestFaultDatabaseRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	up = time.Now()
-	// Enabled through node B this time: admitted on node A.
-	enableSent := time.Now()
-	adminUntilDone(t, b, "POST", "/cacgate/accounts/"+user0.username+"/enable")
-	enabled := time.Now()
-	t.Logf("after the database crash (down %v): user0 enabled through node b %v after the database accepted connections",
-		up.Sub(crashed).Round(time.Millisecond), enabled.Sub(up).Round(time.Millisecond))
-	seenEnabled := watchNode(t, l, user0, a, enabled, hit.admitted, "admits the re-enabled account")
+	// Both ways this time, at once: user0 enabled through node B, user2
+	// disabled through node A.
+	ch2 := setStatus(t, user0, b, false)
+	ch3 := setStatus(t, user2, a, true)
+	t.Logf("the database was down for %v after the crash; %s enabled through node b %v, %s disabled through node a %v after it accepted connections again",
+		up.Sub(crashed).Round(time.Millisecond), user0.username, ch2.committed.Sub(up).Round(time.Millisecond),
+		user2.username, ch3.committed.Sub(up).Round(time.Millisecond))
+	ch2.watch(t, l, a)
+	ch3.watch(t, l, b)
 	// Crash recovery kept what was committed and nothing that was not.
 	c.checkDatabase(t).wholeOrAbsent(t, r)
 	if rUser == "" {
 		rUser = sendAgain(t, r, b)
 	}
-	l.waitAnswers(t, "load after the faults", users, c.nodes, seenEnabled, 3)
-
-	checkHits(t, l.finish(), func(h hit) string {
-		if h.user != user0.username {
-			if h.status == http.StatusForbidden {
-				return "refused, though never disabled"
-			}
-			return ""
-		}
-		switch {
-		case h.admitted() && h.node == a.name && h.start.After(disabled) && h.end.Before(enableSent):
-			return "the disabled account admitted on the node that disabled it"
-		case h.admitted() && h.node == b.name && h.start.After(seenDisabled) && h.end.Before(enableSent):
-			return "the disabled account admitted after the change had reached the node"
-		case h.status == http.StatusForbidden && h.end.Before(disableSent):
-			return "refused before it was disabled"
-		case h.status == http.StatusForbidden && h.node == b.name && h.start.After(enabled):
-			return "refused on the node that enabled it, after the enable"
-		case h.status == http.StatusForbidden && h.node == a.name && h.start.After(seenEnabled):
-			return "refused after the enable had reached the node"
-		}
-		return ""
-	})
+	l.waitAnswers(t, "load after the faults", users, c.nodes, time.Now(), 3)
+	checkHits(t, l.finish(), statusJudge([]*change{ch1, ch2, ch3}))
 	for _, n := range c.nodes {
 		m := scrapeNode(t, n)
 		t.Logf("node %s: cache invalidations remote %v, resync %v", n.name,
@@ -184,6 +163,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	snap := c.checkDatabase(t)
 	snap.status(t, user0.username, "active")
 	snap.status(t, user1.username, "active") // its disable was refused during the outage
+	snap.status(t, user2.username, "disabled")
 	if acct := snap.byUsername[newcomer.username]; acct == nil || len(acct.cards) != 1 || acct.cards[0] != newcomer.fingerprint() {
 		t.Errorf("database: the newcomer's account should hold its card, linked on first use after the outage: %+v", acct)
 	}
@@ -357,42 +337,6 @@ func sendAgain(t *testing.T, e *enrollee, n *node) string {
 		keepForm(e, a)
 	}
 	return e.finish(t, n)
-}
-
-// watchNode asks node n for the page with u's card every 10 ms until want
-// holds for an answer to a request sent after since (up to faultDeadline),
-// recording the answers with the load's. It logs how long after since
-// that was, and how many answers before it were admissions, and returns
-// when the first such answer came.
-func watchNode(t *testing.T, l *load, u *faultUser, n *node, since time.Time, want func(hit) bool, what string) time.Time {
-	t.Helper()
-	var seen time.Time
-	pollUntil(t, "node "+n.name+" "+what, 10*time.Millisecond, func() (bool, string) {
-		h := u.get(n)
-		l.record(h)
-		if want(h) {
-			seen = h.end
-			return true, ""
-		}
-		return false, h.String()
-	})
-	// The load's clients may have seen it first.
-	l.mu.Lock()
-	for _, h := range l.hits {
-		if h.user == u.username && h.node == n.name && h.start.After(since) && want(h) && h.end.Before(seen) {
-			seen = h.end
-		}
-	}
-	l.mu.Unlock()
-	// Answers there in between that still gave the old state: admitted
-	// before a disable arrived, refused before an enable did.
-	stale := l.count(func(h hit) bool {
-		return h.user == u.username && h.node == n.name && h.start.After(since) && h.end.Before(seen) &&
-			!want(h) && (h.admitted() || h.refusedDisabled())
-	})
-	t.Logf("node %s %s %v after the change was committed; in between it answered %s with the old state %d times",
-		n.name, what, seen.Sub(since).Round(time.Millisecond), u.username, stale)
-	return seen
 }
 
 // countRows counts a table's rows.

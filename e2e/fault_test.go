@@ -167,6 +167,147 @@ func adminUntilDone(t *testing.T, n *node, method, path string) {
 	})
 }
 
+// ---- account changes, and when each node applied them ----
+
+// change is an account disabled or enabled through one node's admin API
+// during a test: when it was sent and committed, and when nodes were
+// first seen answering in its new state.
+type change struct {
+	user     *faultUser
+	disabled bool // the account's state after the change
+	via      *node
+	// sent is when the request left, committed when its answer came.
+	sent, committed time.Time
+	// seen is, per node, the first answer in the new state (the node it
+	// went through applies it at once: committed).
+	seen map[string]time.Time
+}
+
+// setStatus disables or enables u's account through node via (again while
+// via answers 503: the database may just be back; see adminUntilDone).
+func setStatus(t *testing.T, u *faultUser, via *node, disable bool) *change {
+	t.Helper()
+	ch := &change{user: u, disabled: disable, via: via, sent: time.Now(), seen: map[string]time.Time{}}
+	action := "enable"
+	if disable {
+		action = "disable"
+	}
+	adminUntilDone(t, via, "POST", "/cacgate/accounts/"+u.username+"/"+action)
+	ch.committed = time.Now()
+	ch.seen[via.name] = ch.committed
+	return ch
+}
+
+// applied reports whether an answer is in the change's new state.
+func (ch *change) applied(h hit) bool {
+	if ch.disabled {
+		return h.refusedDisabled()
+	}
+	return h.admitted()
+}
+
+// watch asks node n for the page with the account's card every 10 ms
+// until n answers in the change's new state (up to faultDeadline),
+// recording the answers with the load's, and records when that was. It
+// logs how long after the commit that was, and how many answers in
+// between still gave the old state: admitted after a disable, refused
+// before an enable.
+func (ch *change) watch(t *testing.T, l *load, n *node) time.Duration {
+	t.Helper()
+	u := ch.user
+	var seen time.Time
+	pollUntil(t, fmt.Sprintf("node %s applies the change to %s", n.name, u.username), 10*time.Millisecond, func() (bool, string) {
+		h := u.get(n)
+		l.record(h)
+		if ch.applied(h) {
+			seen = h.end
+			return true, ""
+		}
+		return false, h.String()
+	})
+	// The load's clients may have seen it first.
+	l.mu.Lock()
+	for _, h := range l.hits {
+		if h.user == u.username && h.node == n.name && h.start.After(ch.committed) && ch.applied(h) && h.end.Before(seen) {
+			seen = h.end
+		}
+	}
+	l.mu.Unlock()
+	stale := l.count(func(h hit) bool {
+		return h.user == u.username && h.node == n.name && h.start.After(ch.committed) && h.end.Before(seen) &&
+			!ch.applied(h) && (h.admitted() || h.refusedDisabled())
+	})
+	ch.seen[n.name] = seen
+	state := "enabled"
+	if ch.disabled {
+		state = "disabled"
+	}
+	took := seen.Sub(ch.committed)
+	t.Logf("%s %s through node %s: node %s applied it %v after the commit, answering with the old state %d times in between",
+		u.username, state, ch.via.name, n.name, took.Round(time.Millisecond), stale)
+	return took
+}
+
+// statusJudge judges load answers against the changes made during the
+// test (in the order they were sent): an account is active before its
+// first change; from the moment a change applies on a node (committed
+// there, or seen there) until the account's next change is sent, that
+// node must answer in the change's state. Between a commit and a node's
+// applying it, either state is an answer.
+func statusJudge(changes []*change) func(hit) string {
+	return func(h hit) string {
+		var mine []*change
+		for _, ch := range changes {
+			if ch.user.username == h.user {
+				mine = append(mine, ch)
+			}
+		}
+		if (len(mine) == 0 || h.end.Before(mine[0].sent)) && h.status == http.StatusForbidden {
+			return "refused while the account was active"
+		}
+		for i, ch := range mine {
+			if i+1 < len(mine) && !h.end.Before(mine[i+1].sent) {
+				continue // judged by a later change
+			}
+			applies, ok := ch.seen[h.node]
+			switch {
+			case !ok || !h.start.After(applies):
+			case ch.disabled && h.admitted():
+				return fmt.Sprintf("admitted after the disable through node %s applied here", ch.via.name)
+			case !ch.disabled && h.status == http.StatusForbidden:
+				return fmt.Sprintf("refused after the enable through node %s applied here", ch.via.name)
+			}
+		}
+		return ""
+	}
+}
+
+// allOf combines judges of load answers: the first objection counts.
+func allOf(judges ...func(hit) string) func(hit) string {
+	return func(h hit) string {
+		for _, j := range judges {
+			if why := j(h); why != "" {
+				return why
+			}
+		}
+		return ""
+	}
+}
+
+// servedFromCache objects to a 503 for the given users' cards: cards a
+// node has cached are served without the database (the hot path does no
+// I/O).
+func servedFromCache(users []*faultUser) func(hit) string {
+	return func(h hit) string {
+		for _, u := range users {
+			if h.user == u.username && h.status == http.StatusServiceUnavailable {
+				return "a cached card refused for want of the database"
+			}
+		}
+		return ""
+	}
+}
+
 // ---- load ----
 
 // hit is one answer a load client got.
