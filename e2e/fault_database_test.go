@@ -37,7 +37,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	user0, user1, user2 := users[0], users[1], users[2]
 	newcomer := c.createUser(t, a, 4) // its card is first used during the outage
 
-	l := startLoad(users, c.nodes)
+	l := startLoad(t, users, c.nodes)
 	l.waitAnswers(t, "load before the faults", users, c.nodes, time.Time{}, 3)
 
 	// Namesakes 0 and 3 have the questions form in hand, namesake 1 the

@@ -33,7 +33,7 @@ func TestFaultSQLiteDiskFull(t *testing.T) {
 	p.advance(t, n)
 	p.advance(t, n) // the questions form in hand
 
-	l := startLoad(users, c.nodes)
+	l := startLoad(t, users, c.nodes)
 	l.waitAnswers(t, "load before the disk fills", users, c.nodes, time.Time{}, 3)
 
 	restore := fillDisk(t, n.proc.Pid())

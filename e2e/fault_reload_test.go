@@ -27,7 +27,7 @@ func TestFaultReloadUnderLoad(t *testing.T) {
 	e := c.enrollee(t, 0)
 	e.begin(t, a)
 
-	l := startLoad(users, c.nodes)
+	l := startLoad(t, users, c.nodes)
 	l.waitAnswers(t, "load before the reloads", users, c.nodes, time.Time{}, 3)
 
 	const reloads = 8
