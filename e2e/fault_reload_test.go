@@ -14,10 +14,11 @@ import (
 // four clients use them; during the reloads an account is disabled through
 // the other node, fifty requests race to be the first use of one card on
 // both nodes, and a person sends each enrollment form. No request fails,
-// the disabled account is refused on the reloaded node once the change
-// arrives (cache_ttl is an hour: only the change feed of the new
-// configuration can bring it), the card is linked once, the enrollment
-// completes, and the database holds nothing half-written.
+// the disabled account is refused on the reloading node, a change made
+// after the reloads reaches the other node through the change feed of the
+// configuration it now runs (cache_ttl is an hour, so nothing else can
+// bring it), the card is linked once, the enrollment completes, and the
+// database holds nothing half-written.
 func TestFaultReloadUnderLoad(t *testing.T) {
 	c := startClusterWith(t, clusterOptions{cacheTTL: "1h", namesakes: 1})
 	a, b := c.nodes[0], c.nodes[1]
@@ -85,7 +86,10 @@ func TestFaultReloadUnderLoad(t *testing.T) {
 	if username == "" {
 		username = e.finish(t, a)
 	}
-	// The feed of the configurations now running still works both ways.
+	// The feed of the configuration now running on node a still works:
+	// node a has user0's account cached (the load was just answered
+	// there), so only its change feed can bring this.
+	l.waitAnswers(t, "node a reads user0 again", []*faultUser{user0}, []*node{a}, time.Now(), 1)
 	enable := setStatus(t, user0, b, false)
 	enable.watch(t, l, a)
 	// The database stays up: no reload is a reason for a 503.
