@@ -12,7 +12,7 @@ import (
 // TestFaultNodeKilledMidEnrollment: a node is killed with SIGKILL at every
 // step of a person's enrollment — before the first form, while each form
 // is being handled (the password or the answers being hashed, the account
-// being written), and between forms — and the person finishes on the other
+// just written), and between forms — and the person finishes on the other
 // node with the page they hold, starting again only where the dead node
 // had used up their form. Each ends with exactly one account, whole, that
 // both nodes admit; the database holds nothing half-written.
@@ -35,7 +35,7 @@ func TestFaultNodeKilledMidEnrollment(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), faultDeadline)
 		defer cancel()
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE edipi = '`+e.edipi()+`'`).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE edipi = $1`, e.edipi()).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n > 0, fmt.Sprintf("%d accounts", n)
