@@ -36,19 +36,41 @@ import (
 // change seen on the other node within the test's few-second bound got
 // there through PostgreSQL's LISTEN/NOTIFY, not through the cache expiring.
 
-// clusterCacheTTL is the nodes' cache_ttl.
+// clusterCacheTTL is the nodes' cache_ttl unless a test sets its own.
 const clusterCacheTTL = "10m"
 
 // propagationBound is how long a change made on one node may take to
 // apply on the other: NOTIFY delivery plus one request.
 const propagationBound = 5 * time.Second
 
+// clusterOptions are what a test may choose about its cluster; the zero
+// value is what the cluster tests use.
+type clusterOptions struct {
+	// namesakes: see clusterRoster.
+	namesakes int
+	// dsn is the database the nodes share; default a fresh one on the
+	// test binary's shared server (pgtest.NewDatabase). A test that stops
+	// and starts the database passes one on a server of its own
+	// (pgtest.NewServer).
+	dsn string
+	// sqlite makes the nodes use one SQLite file in the cluster's
+	// directory instead of PostgreSQL (several processes on one host).
+	sqlite bool
+	// nodes is how many nodes to start; default 2.
+	nodes int
+	// cacheTTL is the nodes' cache_ttl; default clusterCacheTTL.
+	cacheTTL string
+	// site is added to the site's cacgate block.
+	site string
+}
+
 type cluster struct {
 	dir   string
 	dsn   string
+	opts  clusterOptions
 	pki   *testpki.PKI
 	roots *x509.CertPool
-	nodes [2]*node
+	nodes []*node
 
 	// taken are the ports handed to the cluster's nodes: the nodes start
 	// at the same time, and a port one picked (and let go of, to give it
@@ -87,7 +109,9 @@ type node struct {
 	name  string
 	site  string // host:port of the gateway site
 	admin string // host:port of the admin API
+	file  string // its Caddyfile
 	log   string // Caddy's output, if it failed to start
+	proc  *caddyProc
 }
 
 // clusterRoster is the personnel roster both nodes check enrollments
@@ -105,7 +129,21 @@ func clusterRoster(namesakes int) string {
 
 func startCluster(t *testing.T, namesakes int) *cluster {
 	t.Helper()
-	c := &cluster{dir: t.TempDir(), dsn: pgtest.NewDatabase(t)}
+	return startClusterWith(t, clusterOptions{namesakes: namesakes})
+}
+
+func startClusterWith(t *testing.T, opts clusterOptions) *cluster {
+	t.Helper()
+	if opts.nodes == 0 {
+		opts.nodes = 2
+	}
+	if opts.cacheTTL == "" {
+		opts.cacheTTL = clusterCacheTTL
+	}
+	c := &cluster{dir: t.TempDir(), dsn: opts.dsn, opts: opts, nodes: make([]*node, opts.nodes)}
+	if c.dsn == "" && !opts.sqlite {
+		c.dsn = pgtest.NewDatabase(t)
+	}
 	p, err := testpki.Generate(testpki.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +154,14 @@ func startCluster(t *testing.T, namesakes int) *cluster {
 	}
 	c.roots = x509.NewCertPool()
 	c.roots.AddCert(p.Root.Cert)
-	if err := os.WriteFile(filepath.Join(c.dir, "roster.csv"), []byte(clusterRoster(namesakes)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(c.dir, "roster.csv"), []byte(clusterRoster(opts.namesakes)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The nodes start at the same time, as after a deploy: their
 	// migrations race and must take turns.
 	var wg sync.WaitGroup
-	for i, name := range []string{"a", "b"} {
+	for i := range c.nodes {
+		name := string(rune('a' + i))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -142,7 +181,7 @@ const nodeCaddyfile = `{
 	storage file_system {DIR}/data-{NODE}
 	cacgate {
 		node {NODE}
-		store postgres {env.CACGATE_PG_DSN}
+		{STORE}
 		cache_ttl {TTL}
 		revocation off
 		roster csv {DIR}/roster.csv
@@ -171,6 +210,7 @@ https://localhost:{PORT} {
 	}
 	cacgate {
 		password_login on
+		{SITE}
 	}
 	respond "user={http.auth.user.id} node={NODE}" 200
 }
@@ -194,14 +234,10 @@ func (c *cluster) startNode(t *testing.T, name string) *node {
 
 func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
 	ports := c.ports(t, 2)
-	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1]}
-	cfg := strings.NewReplacer("{ADMIN}", ports[1], "{PORT}", ports[0], "{DIR}", c.dir, "{NODE}", name, "{TTL}", clusterCacheTTL).Replace(nodeCaddyfile)
-	file := filepath.Join(c.dir, "Caddyfile-"+name)
-	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1], file: filepath.Join(c.dir, "Caddyfile-"+name)}
+	c.writeConfig(t, n, c.opts.site)
 	hc := &http.Client{Timeout: 2 * time.Second}
-	ok, output := startCaddy(t, c.dir, file, "node "+name, []string{"CACGATE_PG_DSN=" + c.dsn}, func() bool {
+	n.proc, n.log = startCaddyProc(t, c.dir, n.file, "node "+name, c.env(), func() bool {
 		resp, err := hc.Get("http://" + n.admin + "/cacgate/accounts")
 		if err != nil {
 			return false
@@ -209,8 +245,50 @@ func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	n.log = output
-	return n, ok
+	return n, n.proc != nil
+}
+
+// env is the environment the nodes (and the CLI on their database) run
+// with.
+func (c *cluster) env() []string {
+	return []string{"CACGATE_PG_DSN=" + c.dsn}
+}
+
+// writeConfig writes node n's Caddyfile, with site added to the site's
+// cacgate block.
+func (c *cluster) writeConfig(t *testing.T, n *node, site string) {
+	t.Helper()
+	_, sitePort, _ := strings.Cut(n.site, ":")
+	_, adminPort, _ := strings.Cut(n.admin, ":")
+	storeLine := "store postgres {env.CACGATE_PG_DSN}"
+	if c.opts.sqlite {
+		storeLine = "store sqlite " + c.sqlitePath()
+	}
+	cfg := strings.NewReplacer("{ADMIN}", adminPort, "{PORT}", sitePort, "{DIR}", c.dir, "{NODE}", n.name,
+		"{TTL}", c.opts.cacheTTL, "{STORE}", storeLine, "{SITE}", site).Replace(nodeCaddyfile)
+	if err := os.WriteFile(n.file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sqlitePath is the nodes' database file with clusterOptions.sqlite.
+func (c *cluster) sqlitePath() string {
+	return filepath.Join(c.dir, "accounts.db")
+}
+
+// restartNode starts node i again (on fresh ports) after it was killed or
+// stopped, and returns it.
+func (c *cluster) restartNode(t *testing.T, i int) *node {
+	t.Helper()
+	if old := c.nodes[i]; !old.proc.Exited() {
+		old.proc.stop()
+	}
+	n := c.startNode(t, c.nodes[i].name)
+	if n == nil {
+		t.FailNow()
+	}
+	c.nodes[i] = n
+	return n
 }
 
 // browser is a person's browser with one card: it keeps cookies across the
@@ -278,7 +356,7 @@ func TestCluster(t *testing.T) {
 		resp, body := get(t, br, "https://"+b.site+"/", "text/html")
 		return resp.StatusCode == http.StatusOK && body == "user=ken.r.tanaka node=b", fmt.Sprintf("HTTP %d %q", resp.StatusCode, body)
 	})
-	t.Logf("enrollment on node a took effect on node b after %v (cache_ttl %s)", time.Since(start).Round(time.Millisecond), clusterCacheTTL)
+	t.Logf("enrollment on node a took effect on node b after %v (cache_ttl %s)", time.Since(start).Round(time.Millisecond), c.opts.cacheTTL)
 	if resp, body := get(t, br, "https://"+a.site+"/", "text/html"); resp.StatusCode != http.StatusOK || body != "user=ken.r.tanaka node=a" {
 		t.Fatalf("node a after enrollment: HTTP %d %q", resp.StatusCode, body)
 	}
@@ -535,7 +613,7 @@ func (c *cluster) nodeCLI(t *testing.T, n *node, stdin string, args ...string) s
 	defer cancel()
 	cmd := exec.CommandContext(ctx, caddyBin, append(append([]string{"cacgate", "accounts"}, args...), "--config", filepath.Join(c.dir, "Caddyfile-"+n.name), "--adapter", "caddyfile")...)
 	cmd.Dir = c.dir
-	cmd.Env = append(caddyEnv(c.dir), "CACGATE_PG_DSN="+c.dsn)
+	cmd.Env = append(caddyEnv(c.dir), c.env()...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
