@@ -200,7 +200,9 @@ func TestCauseNotUnavailable(t *testing.T) {
 // disk filling up, a server shutting down) and errors of the system, as
 // the drivers wrap them.
 func TestCauseCodes(t *testing.T) {
-	pg := func(code string) error { return fmt.Errorf("store: enroll: %w", &pgconn.PgError{Severity: "ERROR", Code: code}) }
+	pg := func(code string) error {
+		return fmt.Errorf("store: enroll: %w", &pgconn.PgError{Severity: "ERROR", Code: code})
+	}
 	for _, c := range []struct {
 		err  error
 		want string
