@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
@@ -87,8 +85,6 @@ type portalGateway struct{ h *Handler }
 func (g portalGateway) Unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	return g.h.unavailable(w, r, err)
 }
-
-func (portalGateway) Fail(status int, err error) error { return caddyhttp.Error(status, err) }
 
 // provisionPortal builds this site's pages under /.cacgate/.
 func (h *Handler) provisionPortal() error {
