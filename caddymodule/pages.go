@@ -47,7 +47,11 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 	case portal.Identified:
 		if h.PasswordLogin && !hasCertificate(r) {
 			s, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now)
-			if !ok || err != nil {
+			switch {
+			case err != nil:
+				// Whether the session was signed out cannot be checked.
+				return v, true, h.unavailable(w, r, err)
+			case !ok:
 				return v, true, h.refuseNoCard(w, r)
 			}
 			v.Session = &s
