@@ -24,7 +24,7 @@ import (
 // Store is a *store.SQLStore whose operations fail on demand. It has every
 // method of the store that the gateway's packages use, so it stands in for
 // it wherever they take an interface (selfservice.Accounts, store.Throttler,
-// store.StateLedger, admin.Store, gateway.Store).
+// store.StateLedger, store.SessionEnder, admin.Store, gateway.Store).
 type Store struct {
 	*store.SQLStore
 
@@ -299,6 +299,29 @@ func (s *Store) UnuseState(ctx context.Context, id string) error {
 		return err
 	}
 	return s.SQLStore.UnuseState(ctx, id)
+}
+
+// Password sessions (store.SessionEnder).
+
+func (s *Store) EndSession(ctx context.Context, id string, expires time.Time) error {
+	if err := s.fail("EndSession"); err != nil {
+		return err
+	}
+	return s.SQLStore.EndSession(ctx, id, expires)
+}
+
+func (s *Store) SessionEnded(ctx context.Context, id string) (bool, error) {
+	if err := s.fail("SessionEnded"); err != nil {
+		return false, err
+	}
+	return s.SQLStore.SessionEnded(ctx, id)
+}
+
+func (s *Store) StartSession(ctx context.Context, ls store.LiveSession, limit int, now time.Time) ([]store.LiveSession, error) {
+	if err := s.fail("StartSession"); err != nil {
+		return nil, err
+	}
+	return s.SQLStore.StartSession(ctx, ls, limit, now)
 }
 
 // Real errors.
