@@ -187,7 +187,7 @@ func idType(sent string) string {
 type IdentityResult struct {
 	Outcome
 	Form   IdentityForm // what the form asks, to show it again
-	IDType string // the radio to show checked
+	IDType string       // the radio to show checked
 	// Ineligible: the person's categories and those the site accepts.
 	Ineligible      bool
 	Yours, Eligible []string

@@ -70,7 +70,9 @@ var (
 // still carries the cause.
 type unavailable struct{ err error }
 
-func (e unavailable) Error() string        { return "selfservice: attempt counts unavailable: " + e.err.Error() }
+func (e unavailable) Error() string {
+	return "selfservice: attempt counts unavailable: " + e.err.Error()
+}
 func (e unavailable) Is(target error) bool { return target == ErrUnavailable }
 func (e unavailable) Unwrap() error        { return e.err }
 

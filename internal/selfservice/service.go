@@ -116,7 +116,7 @@ type Deps struct {
 	// Logger gets what the audit trail leaves out: the database's own
 	// errors. Nil logs nothing.
 	Logger *zap.Logger
-	Now   func() time.Time // default time.Now
+	Now    func() time.Time // default time.Now
 	// OnChange is called after an account or card mapping changed
 	// (enrolled, card linked or unlinked, password set), so the gateway
 	// drops what it cached. Nil means nothing.
