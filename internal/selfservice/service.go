@@ -211,9 +211,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Config returns the service's configuration with its defaults applied.
 func (s *Service) Config() Config { return s.cfg }
 
-// Guard is the service's attempt guard.
-func (s *Service) Guard() *Guard { return s.guard }
-
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.deps.Now() }
 
