@@ -128,3 +128,23 @@ func TestOperationsUnavailable(t *testing.T) {
 		t.Errorf("jane.smith: %v", err)
 	}
 }
+
+// TestChangeMadeThenUnreadable: a change that was made is reported as
+// made even when the account cannot be read back afterwards (the database
+// failing in between): never "not carried out" for what was.
+func TestChangeMadeThenUnreadable(t *testing.T) {
+	f, fault := faultFixture(t)
+	ctx := context.Background()
+	fault.Fail(storefault.Closed(t), "AccountByUsername")
+	acct, err := f.svc.Create(ctx, testWho, NewAccountRequest{EDIPI: "1234567890", Username: "john.q.doe", Groups: []string{"ops"}})
+	if err != nil || acct.Username != "john.q.doe" || acct.Status != "active" || len(acct.Groups) != 1 {
+		t.Fatalf("create: %+v %v", acct, err)
+	}
+	if e := f.last(t, EventAccountCreated); e["outcome"] != audit.Success {
+		t.Errorf("audit %v", e)
+	}
+	fault.Heal()
+	if _, err := f.store.AccountByUsername(ctx, "john.q.doe"); err != nil {
+		t.Fatalf("the account was not created: %v", err)
+	}
+}
