@@ -51,8 +51,11 @@ type accountAnswersPage struct {
 // ServeAccount answers a request under PathAccount for the admitted card
 // and its account (which the gateway has found active). Like Serve, it
 // writes the response itself and returns a non-nil error only for an
-// internal failure, having written nothing; a hash the hasher turns away
-// is answered with the "try again in a moment" page (503).
+// internal failure, having written nothing (or a form whose current state
+// the account database could not give, matching
+// selfservice.ErrUnavailable, which Portal answers with the gateway's
+// refusal); a hash the hasher turns away is answered with the "try again
+// in a moment" page (503).
 func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card *cacid.Identity, acct *store.Account, csrf CSRF) error {
 	return p.orBusy(w, r, card, p.serveAccount(w, r, card, acct, csrf))
 }

@@ -27,9 +27,10 @@ type NotRegisteredData struct {
 // Serve answers a request under PathEnroll for the admitted card: the
 // choice, the enrollment steps, registering the card, the password reset.
 // It writes the response itself and returns a non-nil error only for an
-// internal failure (rendering, hashing, the account store), in which case
-// it has written nothing and the caller answers 500. Those errors never
-// carry the person's secrets.
+// internal failure (rendering, hashing), in which case it has written
+// nothing and the caller answers 500. Those errors never carry the
+// person's secrets. A form the account database could not serve is
+// answered here: 503 and the form again (see unavailable).
 //
 // Between enrollment steps the state travels in a hidden form field
 // (sealed by selfservice), and each step's POST answers with the next
