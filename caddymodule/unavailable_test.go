@@ -356,6 +356,11 @@ func TestPostgresOutage(t *testing.T) {
 	proxy := startSwitchProxy(t, u.Host)
 	u.Host = proxy.addr
 	g := startPostgresGateway(t, u.String())
+	// The node drops its card cache when its change feed has connected
+	// (changes may have been missed before): wait for that, so the cards
+	// cached below stay cached through the outage, as they would on a
+	// node that has been up a while.
+	g.waitForResync(t)
 	g.createAccount("1234567890", "john.q.doe")
 
 	// Robert E. Johnson walks to the last enrollment step.
@@ -472,5 +477,28 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	if code := g.adminDo("GET", "/cacgate/accounts/robert.e.johnson", nil, &acct); code != http.StatusOK || len(acct.Cards) != 1 || !acct.HasPassword {
 		t.Fatalf("enrolled account: HTTP %d %+v", code, acct)
+	}
+}
+
+// waitForResync waits until the node's change feed has connected and
+// dropped the card cache once (cacgate_cache_invalidations_total, resync).
+func (g *testGateway) waitForResync(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + g.admin + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, `cacgate_cache_invalidations_total{origin="resync"} `) && !strings.HasSuffix(line, " 0") {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the change feed did not connect: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
