@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/admin"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 func init() {
@@ -90,7 +92,7 @@ func adminRoutes() []caddy.AdminRoute {
 			if err != nil {
 				return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 			}
-			return apiError(fn(app, w, r))
+			return apiError(w, r, fn(app, w, r))
 		})}
 	}
 	route := func(pattern string, timeout time.Duration, fn adminHandler) caddy.AdminRoute {
@@ -126,13 +128,32 @@ func adminRoutes() []caddy.AdminRoute {
 	}
 }
 
-// apiError answers an admin operation's error with its status and message.
-func apiError(err error) error {
+// apiError answers an admin operation's error with its status and message
+// ({"error": message}). When the account database could not serve the
+// request the answer is 503 with Retry-After, and says for programs what
+// the audit entry says: {"error": message, "reason": "unavailable",
+// "cause": "disk_full"}.
+func apiError(w http.ResponseWriter, r *http.Request, err error) error {
 	var e *admin.Error
-	if errors.As(err, &e) {
+	if !errors.As(err, &e) {
+		return err
+	}
+	if e.Cause == "" {
 		return caddy.APIError{HTTPStatus: e.Status, Err: e.Err}
 	}
-	return err
+	// Logged as Caddy logs the errors it answers itself.
+	caddy.Log().Named("admin.api").Error("request error", zap.String("method", r.Method), zap.String("uri", r.RequestURI),
+		zap.Int("status_code", e.Status), zap.String("cause", e.Cause), zap.Error(e))
+	w.Header().Set("Retry-After", ui.RetryAfterStore)
+	return writeAdminJSON(w, e.Status, unavailableAnswer{Error: e.Error(), Reason: e.Reason(), Cause: e.Cause})
+}
+
+// unavailableAnswer is the admin API's answer when the account database
+// could not serve a request.
+type unavailableAnswer struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+	Cause  string `json:"cause"`
 }
 
 // adminMethods are the methods the routes use, in the order Allow lists them.
@@ -309,9 +330,13 @@ func adminExportAccounts(svc *admin.Service, who admin.Actor, w http.ResponseWri
 	n, err := svc.Export(r.Context(), who, sw)
 	if err != nil {
 		if !sw.started {
-			// Nothing sent yet: answer with an error instead.
+			// Nothing sent yet: answer with an error instead, saying
+			// why when the database could not serve it.
 			h.Del("Trailer")
 			h.Del("Content-Disposition")
+			if admin.CauseOf(err) != "" {
+				return err
+			}
 			return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: errors.New("the export failed (details in the log)")}
 		}
 		// Part of the CSV is out: break the connection, so the client

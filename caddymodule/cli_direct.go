@@ -15,6 +15,7 @@ import (
 
 	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/store"
 )
 
 // The CLI's direct mode works on the account database the config names,
@@ -138,6 +139,9 @@ func openDirect(opt directOptions) (*directStore, error) {
 	}
 	st, release, err := opener.OpenStore(ctx)
 	if err != nil {
+		if cause := store.Cause(err); cause != "" {
+			return nil, fmt.Errorf("opening the account store: %s (%s): %w", store.Explain(cause), cause, err)
+		}
 		return nil, fmt.Errorf("opening the account store: %w", err)
 	}
 	auditLogger := ctx.Logger(auditLog{})

@@ -274,6 +274,10 @@ func (h *Handler) provisionEnrollFlow() error {
 		// Used enrollment states, so each is hashed for once on every node.
 		States: h.app.store,
 		Audit:  h.app.auditSelfService,
+		// Refusals for an unavailable database: once per card, client
+		// address and minute, then a count.
+		AuditRepeatable: h.app.auditSelfServiceRepeatable,
+		Logger:          h.logger,
 		// A change to accounts or cards takes effect at once on this
 		// node; password sessions signed in before a password change
 		// end (the cached account carries the change time).
@@ -289,15 +293,33 @@ func (h *Handler) provisionEnrollFlow() error {
 // auditSelfService adapts the self-service use cases' audit hook to the
 // audit log, with the request the portal put in the context.
 func (a *App) auditSelfService(ctx context.Context, event, outcome string, fields map[string]string) {
-	zf := make([]zap.Field, 0, len(fields))
-	for k, v := range fields {
-		zf = append(zf, zap.String(k, v))
-	}
+	zf := stringFields(fields)
 	if r := portal.Request(ctx); r != nil {
 		a.audit.Request(r, event, outcome, zf...)
 		return
 	}
 	a.audit.Write(event, outcome, zf...)
+}
+
+// auditSelfServiceRepeatable is auditSelfService for a refusal a client can
+// repeat at will: the audit log writes the first of each series (key, from
+// one client address) per window in full and counts the rest.
+func (a *App) auditSelfServiceRepeatable(ctx context.Context, key, event, outcome string, fields map[string]string) {
+	zf := stringFields(fields)
+	if r := portal.Request(ctx); r != nil {
+		a.audit.RequestRepeatable(r, key, event, outcome, zf...)
+		return
+	}
+	a.audit.Write(event, outcome, zf...)
+}
+
+// stringFields are the use cases' audit fields as log fields.
+func stringFields(fields map[string]string) []zap.Field {
+	zf := make([]zap.Field, 0, len(fields))
+	for k, v := range fields {
+		zf = append(zf, zap.String(k, v))
+	}
+	return zf
 }
 
 func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -27,16 +31,20 @@ func (failingThrottler) TakeAttempt(context.Context, string, time.Time, time.Dur
 }
 
 // TestAddressLimitFailsClosed: when the shared count cannot be kept, the
-// attempt is refused with 503, not let through uncounted.
+// attempt is refused with 503, not let through uncounted, and audited as
+// the identity step (the README promises an enroll.identity entry).
 func TestAddressLimitFailsClosed(t *testing.T) {
 	p := newHotPath(t, "off")
 	sealer, err := selfservice.NewSealer(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
+	core, audits := observer.New(zapcore.InfoLevel)
+	p.h.app.audit = audit.New(zap.New(core), "node-a")
 	svc, err := selfservice.New(selfservice.Config{}, selfservice.Deps{
 		Roster: &mismatchRoster{}, Accounts: p.h.app.store, Sealer: sealer, Throttle: failingThrottler{p.h.app.store}, States: p.h.app.store,
 		Hasher: credential.NewHasher(credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 16}, 1),
+		Audit:  p.h.app.auditSelfService, AuditRepeatable: p.h.app.auditSelfServiceRepeatable,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +55,13 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 	if err := p.h.provisionPortal(); err != nil {
 		t.Fatal(err)
 	}
-	// An identity check (an enrollment POST) from an admitted card: the
-	// portal asks the guard to count it per address before anything.
-	r := httptest.NewRequest(http.MethodPost, portal.PathNew, nil)
-	r.Header.Set("Accept", "application/json")
+	// An identity check (an enrollment POST, its form's token good) from
+	// an admitted card: the guard counts it per address before anything.
 	id := &cacid.Identity{EDIPI: "1234567890", FingerprintHex: strings.Repeat("ab", 32)}
+	form := url.Values{"csrf": {p.h.app.tokens.CSRF(id.FingerprintHex, time.Now())}, "idtype": {"ssn"}, "ssn": {"900-11-1890"}, "dob": {"1980-01-15"}}
+	r := httptest.NewRequest(http.MethodPost, portal.PathNew, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Accept", "application/json")
 	r = portal.WithVisitor(r, portal.Visitor{Card: id})
 	w := httptest.NewRecorder()
 	if err := p.h.portal.ServeHTTP(w, r); err != nil {
@@ -60,8 +70,15 @@ func TestAddressLimitFailsClosed(t *testing.T) {
 	var body struct {
 		Error string `json:"error"`
 	}
-	if w.Code != http.StatusServiceUnavailable || json.Unmarshal(w.Body.Bytes(), &body) != nil || body.Error != "account_service_unavailable" {
+	if w.Code != http.StatusServiceUnavailable || json.Unmarshal(w.Body.Bytes(), &body) != nil || body.Error != "account_service_unavailable" || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("HTTP %d %s", w.Code, w.Body)
+	}
+	entries := audits.FilterMessage("enroll.identity").All()
+	if len(entries) != 1 {
+		t.Fatalf("enroll.identity entries: %v", audits.All())
+	}
+	if e := entries[0].ContextMap(); e["outcome"] != "unavailable" || e["reason"] != selfservice.ThrottleUnavailableReason || e["edipi"] != "1234567890" {
+		t.Errorf("entry %v", e)
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
@@ -49,7 +47,11 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 	case portal.Identified:
 		if h.PasswordLogin && !hasCertificate(r) {
 			s, ok, err := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now)
-			if !ok || err != nil {
+			switch {
+			case err != nil:
+				// Whether the session was signed out cannot be checked.
+				return v, true, h.unavailable(w, r, err)
+			case !ok:
 				return v, true, h.refuseNoCard(w, r)
 			}
 			v.Session = &s
@@ -87,8 +89,6 @@ type portalGateway struct{ h *Handler }
 func (g portalGateway) Unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	return g.h.unavailable(w, r, err)
 }
-
-func (portalGateway) Fail(status int, err error) error { return caddyhttp.Error(status, err) }
 
 // provisionPortal builds this site's pages under /.cacgate/.
 func (h *Handler) provisionPortal() error {

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -48,11 +49,26 @@ func (s *Service) Create(ctx context.Context, who Actor, req NewAccountRequest) 
 	}
 	s.changed()
 	s.record(who, event, audit.Success, append(ids, zap.String("status", string(acct.Status)), zap.Strings("groups", acct.Groups))...)
-	created, err := s.Store.AccountByUsername(ctx, acct.Username)
-	if err != nil {
-		return Account{}, s.storeError(err, acct.Username)
+	return s.reread(ctx, acct, nil), nil
+}
+
+// reread reads an account again after a change made to it, to answer
+// with. The change is made and must be reported as made: when the account
+// cannot be read (the database failing since), the answer is the account
+// as known before, with changed applied to it.
+func (s *Service) reread(ctx context.Context, known *store.Account, changed func(*store.Account)) Account {
+	fresh, err := s.Store.AccountByUsername(ctx, known.Username)
+	if err == nil {
+		return accountOf(fresh)
 	}
-	return accountOf(created), nil
+	s.logger().Warn("reading an account after a change: answering with it as it was known", zap.String("username", known.Username),
+		zap.String("cause", store.Cause(err)), zap.Error(err))
+	shown := *known
+	shown.Cards = append([]store.Card(nil), known.Cards...)
+	if changed != nil {
+		changed(&shown)
+	}
+	return accountOf(&shown)
 }
 
 // Approve lets a pending account in. Only a pending account can be
@@ -143,10 +159,7 @@ func (s *Service) Unlock(ctx context.Context, who Actor, username string) (Accou
 		fields = append(fields, zap.Time("was_locked_until", acct.LockedUntil.UTC()))
 	}
 	s.record(who, event, audit.Success, fields...)
-	if acct, err = s.Store.AccountByUsername(ctx, username); err != nil {
-		return Account{}, s.storeError(err, username)
-	}
-	return accountOf(acct), nil
+	return s.reread(ctx, acct, func(a *store.Account) { a.LockedUntil = time.Time{} }), nil
 }
 
 // MaxPEM bounds a certificate given to LinkCard (and the file the CLI reads it from).
@@ -186,18 +199,15 @@ func (s *Service) LinkCard(ctx context.Context, who Actor, username, certPEM str
 		return Account{}, s.fail(who, event, BadRequest(fmt.Errorf("the certificate's DoD ID %s is not the account's (%s)", id.EDIPI, acct.EDIPI)),
 			append(fields, zap.String("account_edipi", acct.EDIPI))...)
 	}
-	err = s.Store.LinkCard(ctx, acct.ID, store.Card{
+	card := store.Card{
 		Fingerprint: id.FingerprintHex, Subject: id.Subject, Issuer: id.Issuer, Serial: id.Serial, NotAfter: id.NotAfter,
-	})
-	if err != nil {
+	}
+	if err := s.Store.LinkCard(ctx, acct.ID, card); err != nil {
 		return Account{}, s.fail(who, event, s.storeError(err, username), fields...)
 	}
 	s.changed()
 	s.record(who, event, audit.Success, fields...)
-	if acct, err = s.Store.AccountByUsername(ctx, username); err != nil {
-		return Account{}, s.storeError(err, username)
-	}
-	return accountOf(acct), nil
+	return s.reread(ctx, acct, func(a *store.Account) { a.Cards = append(a.Cards, card) }), nil
 }
 
 // UnlinkCard clears a card's registration; link_by_edipi will not link it

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,11 @@ import (
 type Error struct {
 	Status int
 	Err    error
+	// Cause is why the account database could not serve the operation
+	// (store.Cause: disk_full, read_only, unreachable …), for a 503 of
+	// an unavailable database; "" otherwise. The admin API answers it
+	// with Retry-After, and the audit entry carries it.
+	Cause string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -67,6 +71,25 @@ func ReasonOf(err error) string {
 	return e.Reason()
 }
 
+// CauseOf is why the account database could not serve an operation that
+// failed with err (Error.Cause), or "".
+func CauseOf(err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	return e.Cause
+}
+
+// Unavailable is the error of an operation the account database could not
+// serve, for cause (a store.Cause name): 503, saying why in words and that
+// the operation was not carried out, so that an administrator disabling
+// someone on a full disk learns that the account is as it was, and why.
+func Unavailable(cause string) error {
+	return &Error{Status: http.StatusServiceUnavailable, Cause: cause,
+		Err: fmt.Errorf("%s (%s): the request was not carried out; try again once that is fixed", store.Explain(cause), cause)}
+}
+
 // storeError turns a store error into one that names what is wrong without
 // the database's internals, which go to the log instead.
 func (s *Service) storeError(err error, username string) error {
@@ -88,8 +111,10 @@ func (s *Service) storeError(err error, username string) error {
 			msg = msg[i:]
 		}
 		return BadRequest(errors.New(msg))
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &Error{Status: http.StatusServiceUnavailable, Err: errors.New("the account database did not answer in time")}
+	case store.Unavailable(err):
+		cause := store.Cause(err)
+		s.logger().Error("account database unavailable", zap.String("cause", cause), zap.Error(err))
+		return Unavailable(cause)
 	}
 	s.logger().Error("account database error", zap.Error(err))
 	return &Error{Status: http.StatusInternalServerError, Err: errors.New("account database error (details in the log)")}

@@ -141,9 +141,15 @@ func (s *Service) record(who Actor, event, outcome string, fields ...zap.Field) 
 	s.Audit.Write(event, outcome, append(fields, who.Fields()...)...)
 }
 
-// fail audits a refused or failed change and returns err, which says why.
+// fail audits a refused or failed change and returns err, which says why:
+// its reason code and, when the account database could not serve it, the
+// cause (disk_full, unreachable …).
 func (s *Service) fail(who Actor, event string, err error, fields ...zap.Field) error {
-	s.record(who, event, audit.Failure, append(fields, zap.String("reason", ReasonOf(err)))...)
+	fields = append(fields, zap.String("reason", ReasonOf(err)))
+	if cause := CauseOf(err); cause != "" {
+		fields = append(fields, zap.String("cause", cause))
+	}
+	s.record(who, event, audit.Failure, fields...)
 	return err
 }
 

@@ -97,7 +97,7 @@ func TestStoreErrors(t *testing.T) {
 		{store.ErrUsernameTaken, 409, `username "x" is already taken`},
 		{store.ErrEDIPITaken, 409, "an account already exists for this DoD ID"},
 		{store.ErrCardTaken, 409, "the card is already registered"},
-		{context.DeadlineExceeded, 503, "the account database did not answer in time"},
+		{context.DeadlineExceeded, 503, "the account database did not answer in time (timeout): the request was not carried out; try again once that is fixed"},
 		{errors.New("disk I/O error at page 7"), 500, "account database error (details in the log)"},
 	} {
 		err := s.storeError(tc.err, "x")

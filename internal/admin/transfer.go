@@ -116,7 +116,8 @@ func (s *Service) importError(err error, lines []int) error {
 	var ie *store.ImportError
 	if !errors.As(err, &ie) {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return &Error{Status: http.StatusServiceUnavailable, Err: errors.New("the import did not finish in time; nothing was stored (run large imports with the CLI on the database)")}
+			return &Error{Status: http.StatusServiceUnavailable, Cause: store.CauseTimeout,
+				Err: errors.New("the import did not finish in time; nothing was stored (run large imports with the CLI on the database)")}
 		}
 		return s.storeError(err, "")
 	}
@@ -154,22 +155,36 @@ func (s *Service) Export(ctx context.Context, who Actor, w io.Writer) (int, erro
 	n := 0
 	err := s.Store.ExportAccounts(ctx, func(a *store.Account) error {
 		if err := cw.Write(a); err != nil {
-			return err
+			return outputError{err}
 		}
 		n++
 		return nil
 	})
 	if err == nil {
-		err = cw.Flush()
+		if err = cw.Flush(); err != nil {
+			err = outputError{err}
+		}
 	}
 	if err != nil {
-		s.record(who, EventExport, audit.Failure, zap.Int("accounts", n), zap.String("reason", "error"))
 		s.logger().Error("account export failed", zap.Int("accounts_written", n), zap.Error(err))
+		if !errors.As(err, new(outputError)) && store.Unavailable(err) {
+			// The database, not the output (a client gone), failed:
+			// say why.
+			err = Unavailable(store.Cause(err))
+		}
+		s.fail(who, EventExport, err, zap.Int("accounts", n))
 		return n, fmt.Errorf("export stopped after %d accounts: %w", n, err)
 	}
 	s.record(who, EventExport, audit.Success, zap.Int("accounts", n))
 	return n, nil
 }
+
+// outputError is an export's failure to write its output, which is not
+// the database's (a broken connection to the client looks alike).
+type outputError struct{ err error }
+
+func (e outputError) Error() string { return "writing the export: " + e.err.Error() }
+func (e outputError) Unwrap() error { return e.err }
 
 // RefuseImport audits an import refused before it read its input (the
 // admin API's request was not CSV, or too large) and returns err. source

@@ -59,7 +59,7 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 	case RevocationRefused:
 		return s.refuseRevocation(r, d)
 	case StoreUnavailable:
-		return s.storeUnavailable(r, d.Err)
+		return s.storeUnavailable(r, d)
 	case ConsentRequired:
 		m.Request(metrics.ConsentRequired, "")
 		if isPageLoad(r) {
@@ -97,7 +97,7 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 		}}
 	}
 	// Admitted is not a refusal: fail closed all the same.
-	return s.storeUnavailable(r, errors.New("gateway: Refuse called for an admitted request"))
+	return s.storeUnavailable(r, Decision{Outcome: StoreUnavailable, Site: d.Site, Err: errors.New("gateway: Refuse called for an admitted request")})
 }
 
 // isPageLoad reports whether a browser is loading a page, which can be
@@ -148,23 +148,58 @@ func (s *Site) accountProblem(acct *store.Account) ui.Problem {
 	}
 }
 
-// storeUnavailable fails closed when the account database cannot answer.
-func (s *Site) storeUnavailable(r *http.Request, err error) Refusal {
-	s.cfg.Logger.Error("account lookup failed", zap.Error(err))
+// storeUnavailable fails closed when the account database cannot answer
+// (d.Err): 503 with Retry-After, logged with the error and its cause
+// (store.Cause: disk_full, unreachable …), and audited as access.denied
+// with reason account_service_unavailable and the cause. The audit entry
+// is repeatable per card (or password user) and client address, as the
+// other refusals a client can repeat at will are: every retry of every
+// person during an outage is refused, so one entry per person and minute
+// and a count say it without flooding the trail.
+func (s *Site) storeUnavailable(r *http.Request, d Decision) Refusal {
+	cause := store.Cause(d.Err)
+	if cause == "" {
+		cause = "error"
+	}
+	s.cfg.Logger.Error("account database unavailable: request refused", zap.String("cause", cause), zap.Error(d.Err))
 	status := http.StatusServiceUnavailable
 	if errors.Is(r.Context().Err(), context.Canceled) {
-		status = 499 // client went away; nothing useful to say
+		status = 499 // client went away; nothing useful to say, nobody refused
+	} else {
+		fields, who := refusedWho(r, d)
+		s.core.cfg.Audit.RequestRepeatable(r, ui.CodeStoreUnavailable+"\x00"+who, "access.denied", audit.Failure,
+			append(fields, zap.String("reason", ui.CodeStoreUnavailable), zap.String("cause", cause))...)
 	}
-	s.core.cfg.Metrics.Request(metrics.Unavailable, "account_service_unavailable")
-	return Refusal{RetryAfter: "30", Problem: ui.Problem{
+	s.core.cfg.Metrics.Request(metrics.Unavailable, ui.CodeStoreUnavailable)
+	return Refusal{RetryAfter: ui.RetryAfterStore, Problem: ui.Problem{
 		Status:  status,
-		Code:    "account_service_unavailable",
+		Code:    ui.CodeStoreUnavailable,
 		Title:   "Sign-in is temporarily unavailable",
 		Detail:  "The gateway could not reach its account database, so it cannot check your account right now.",
 		Steps:   []string{"Wait a minute, then reload this page."},
 		Contact: s.cfg.Contact,
 		Retry:   true,
 	}}
+}
+
+// refusedWho names whom a refusal refused, for its audit entry: the card
+// (as the site saw it, or as presented), or a password session's user,
+// and the key a series of their refusals is collapsed under ("" for
+// neither).
+func refusedWho(r *http.Request, d Decision) ([]zap.Field, string) {
+	switch {
+	case d.Site != nil && d.Site.ID != nil:
+		return audit.Card(d.Site.ID), d.Site.ID.FingerprintHex
+	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
+		c := r.TLS.PeerCertificates[0]
+		fp := cacid.Fingerprint(c.Raw)
+		return []zap.Field{audit.Text("cert_subject", cacid.DistinguishedName(c.RawSubject, c.Subject)),
+			audit.Text("cert_serial", c.SerialNumber.Text(16)), audit.Text("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)),
+			zap.String("cert_sha256", fp)}, fp
+	case d.User != "":
+		return []zap.Field{zap.String("username", d.User), zap.String("auth_method", AuthPassword)}, "user:" + d.User
+	}
+	return nil, ""
 }
 
 // refuseRevocation answers a card whose chain's revocation status is not

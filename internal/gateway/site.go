@@ -166,6 +166,10 @@ type Decision struct {
 	Rejection *trust.Rejection
 	Access    *access.Decision
 	Err       error
+	// User is the password session's username where the decision has no
+	// account to name it by (StoreUnavailable from AdmitUser), for the
+	// audit trail.
+	User string
 }
 
 // CheckPath refuses a request whose path, as the client sent it, could
@@ -242,7 +246,7 @@ func (s *Site) Admit(r *http.Request, now time.Time) (d Decision) {
 func (s *Site) AdmitUser(r *http.Request, username string, signedIn, now time.Time) (d Decision, ended bool) {
 	card, err := s.core.UserEntry(r.Context(), username)
 	if err != nil {
-		return Decision{Outcome: StoreUnavailable, Err: err}, false
+		return Decision{Outcome: StoreUnavailable, Err: err, User: username}, false
 	}
 	if card.Account == nil {
 		// the account went away since sign-in

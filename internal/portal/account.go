@@ -51,8 +51,11 @@ type accountAnswersPage struct {
 // ServeAccount answers a request under PathAccount for the admitted card
 // and its account (which the gateway has found active). Like Serve, it
 // writes the response itself and returns a non-nil error only for an
-// internal failure, having written nothing; a hash the hasher turns away
-// is answered with the "try again in a moment" page (503).
+// internal failure, having written nothing (or a form whose current state
+// the account database could not give, matching
+// selfservice.ErrUnavailable, which Portal answers with the gateway's
+// refusal); a hash the hasher turns away is answered with the "try again
+// in a moment" page (503).
 func (p *Pages) ServeAccount(w http.ResponseWriter, r *http.Request, card *cacid.Identity, acct *store.Account, csrf CSRF) error {
 	return p.orBusy(w, r, card, p.serveAccount(w, r, card, acct, csrf))
 }
@@ -135,6 +138,10 @@ func (p *Pages) postClearCard(w http.ResponseWriter, r *http.Request, card *caci
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Unavailable:
+		return p.unavailable(w, r, "The card's registration was not cleared.", func(status int, errs selfservice.FieldErrors) error {
+			return p.accountPage(w, status, card, csrf, acct, errs, "", false)
+		})
 	case res.Status == selfservice.Refused && res.Reason == "not_on_account":
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "card_not_found", Title: "Card not found",
 			Detail: "That card is not registered to your account. Nothing was changed.",
@@ -149,7 +156,12 @@ func (p *Pages) postClearCard(w http.ResponseWriter, r *http.Request, card *caci
 func (p *Pages) accountPasswordForm(w http.ResponseWriter, r *http.Request, status int, card *cacid.Identity, csrf CSRF, acct *store.Account, errs selfservice.FieldErrors) error {
 	f, err := p.svc.PasswordForm(r.Context(), acct)
 	if err != nil {
-		return err
+		if status == http.StatusOK {
+			return err
+		}
+		// Shown again after a post: the database may have failed since;
+		// the account as the gateway last read it says enough.
+		f = p.svc.PasswordFormAsKnown(acct)
 	}
 	page := accountPasswordPage{pageBase: p.base(card, csrf), Username: acct.Username, HasCurrent: f.HasCurrent, Rules: f.Rules}
 	page.Errors = errs
@@ -164,7 +176,9 @@ func (p *Pages) postAccountPassword(w http.ResponseWriter, r *http.Request, card
 	case err != nil:
 		return err
 	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
-		return p.accountRefused(w, r, res.Outcome, "Your password was not changed.")
+		return p.accountRefused(w, r, res.Outcome, "Your password was not changed.", func(status int, errs selfservice.FieldErrors) error {
+			return p.accountPasswordForm(w, r, status, card, csrf, acct, errs)
+		})
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
@@ -183,32 +197,38 @@ func (p *Pages) postAccountAnswers(w http.ResponseWriter, r *http.Request, card 
 	picks := readPicks(r)
 	res, err := p.svc.ChangeAnswers(r.Context(), card, acct, selfservice.ChangeAnswersInput{Current: r.PostForm.Get("current"), Picks: picks,
 		Address: clientAddress(r)})
+	// Shown again: with the questions picked (never the answers), asking
+	// the current password if the account has one now, or, the database
+	// failing, as the gateway last read it.
+	var chosen [credential.QuestionsRequired]string
+	for i, pick := range picks {
+		chosen[i] = pick.QuestionID
+	}
+	again := func(status int, errs selfservice.FieldErrors) error {
+		hasCurrent := acct.HasPassword
+		if f, err := p.svc.AnswersForm(r.Context(), acct); err == nil {
+			hasCurrent = f.HasCurrent
+		}
+		return p.accountAnswersForm(w, status, card, csrf, hasCurrent, chosen, errs)
+	}
 	switch {
 	case err != nil:
 		return err
 	case res.Status == selfservice.Limited || res.Status == selfservice.Unavailable:
-		return p.accountRefused(w, r, res.Outcome, "Your security questions were not changed.")
+		return p.accountRefused(w, r, res.Outcome, "Your security questions were not changed.", again)
 	case res.Status == selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case res.Status != selfservice.Done:
-		f, err := p.svc.AnswersForm(r.Context(), acct)
-		if err != nil {
-			return err
-		}
-		var chosen [credential.QuestionsRequired]string
-		for i, pick := range picks {
-			chosen[i] = pick.QuestionID
-		}
-		return p.accountAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, f.HasCurrent, chosen, res.Errors)
+		return again(http.StatusUnprocessableEntity, res.Errors)
 	}
 	return p.accountPage(w, http.StatusOK, card, csrf, res.Account, selfservice.FieldErrors{}, "Your security questions and answers were changed.", false)
 }
 
 // accountRefused answers an account page change the guard refused:
-// Limited (429) or Unavailable (503).
-func (p *Pages) accountRefused(w http.ResponseWriter, r *http.Request, o selfservice.Outcome, nothing string) error {
+// Limited (429) or Unavailable (503, with form again).
+func (p *Pages) accountRefused(w http.ResponseWriter, r *http.Request, o selfservice.Outcome, nothing string, form formPage) error {
 	if o.Status == selfservice.Unavailable {
-		return p.unavailable(w, r, nothing)
+		return p.unavailable(w, r, nothing, form)
 	}
 	return p.tooMany(w, r, "Too many changes were sent from this card or your network. "+nothing, "Wait 15 minutes before trying again.")
 }

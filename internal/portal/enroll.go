@@ -27,9 +27,10 @@ type NotRegisteredData struct {
 // Serve answers a request under PathEnroll for the admitted card: the
 // choice, the enrollment steps, registering the card, the password reset.
 // It writes the response itself and returns a non-nil error only for an
-// internal failure (rendering, hashing, the account store), in which case
-// it has written nothing and the caller answers 500. Those errors never
-// carry the person's secrets.
+// internal failure (rendering, hashing), in which case it has written
+// nothing and the caller answers 500. Those errors never carry the
+// person's secrets. A form the account database could not serve is
+// answered here: 503 and the form again (see unavailable).
 //
 // Between enrollment steps the state travels in a hidden form field
 // (sealed by selfservice), and each step's POST answers with the next
@@ -117,10 +118,10 @@ func (p *Pages) exists(w http.ResponseWriter, card *cacid.Identity, csrf CSRF, r
 	return p.render(w, http.StatusConflict, "exists", existsPage{pageBase: p.base(card, csrf), Registered: registered})
 }
 
-// refusedStep answers the outcomes the hashing steps share besides their
-// forms: a replayed state, a registered card, the guard's refusals. ok is
-// false when o is none of them.
-func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, o selfservice.Outcome) (bool, error) {
+// refusedStep answers the outcomes the hashing steps share: a replayed
+// state, a registered card, the guard's refusals, the database failing
+// (with form, the step's form again). ok is false when o is none of them.
+func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, o selfservice.Outcome, form formPage) (bool, error) {
 	switch {
 	case o.Status == selfservice.Restart:
 		return true, restart(w, r)
@@ -132,7 +133,7 @@ func (p *Pages) refusedStep(w http.ResponseWriter, r *http.Request, card *cacid.
 		return true, p.tooMany(w, r, "Too many registration forms were sent for this card or from your network.",
 			"Wait 15 minutes before trying again.")
 	case o.Status == selfservice.Unavailable:
-		return true, p.unavailable(w, r, "No account was created.")
+		return true, p.unavailable(w, r, "No account was created.", form)
 	}
 	return false, nil
 }
@@ -177,6 +178,7 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 	form := r.PostForm
 	res, err := p.svc.CheckIdentity(r.Context(), card, selfservice.IdentityInput{
 		IDType: form.Get("idtype"), SSN: form.Get("ssn"), FIN: form.Get("fin"), DOB: form.Get("dob"), PEBD: form.Get("pebd"),
+		Address: clientAddress(r),
 	})
 	if err != nil {
 		return err
@@ -186,10 +188,17 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 	case selfservice.Refused: // registered: no state for a card with an account
 		return p.exists(w, card, csrf, true)
 	case selfservice.Limited:
+		if res.Reason == selfservice.ReasonAddressLimited {
+			return AddressLimited(w, r, p.cfg.Contact)
+		}
 		return p.tooMany(w, r, "The information entered for this card did not match the personnel records too many times.",
 			"Wait 15 minutes before trying again.", "Check your information, or contact the help desk.")
 	case selfservice.Unavailable:
-		return p.unavailable(w, r, "No account was created.")
+		// The identity facts are not shown again: they are secrets.
+		return p.unavailable(w, r, "No account was created.", func(status int, errs selfservice.FieldErrors) error {
+			page.Errors = errs
+			return p.render(w, status, "identity", page)
+		})
 	case selfservice.RosterUnavailable:
 		return p.rosterUnavailable(w, r)
 	case selfservice.Invalid, selfservice.Wrong:
@@ -238,12 +247,15 @@ func (p *Pages) postProfile(w http.ResponseWriter, r *http.Request, card *cacid.
 	if err != nil {
 		return err
 	}
-	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome); done {
+	again := func(status int, errs selfservice.FieldErrors) error {
+		return p.profileForm(w, status, card, csrf, res.Form, errs)
+	}
+	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome, again); done {
 		return err
 	}
 	switch {
 	case res.Status == selfservice.Invalid:
-		return p.profileForm(w, http.StatusUnprocessableEntity, card, csrf, res.Form, res.Errors)
+		return again(http.StatusUnprocessableEntity, res.Errors)
 	}
 	return p.questionsForm(w, http.StatusOK, card, csrf, res.Next, selfservice.FieldErrors{})
 }
@@ -300,12 +312,15 @@ func (p *Pages) postQuestions(w http.ResponseWriter, r *http.Request, card *caci
 	if err != nil {
 		return err
 	}
-	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome); done {
+	again := func(status int, errs selfservice.FieldErrors) error {
+		return p.questionsForm(w, status, card, csrf, res.Form, errs)
+	}
+	if done, err := p.refusedStep(w, r, card, csrf, res.Outcome, again); done {
 		return err
 	}
 	switch {
 	case res.Status == selfservice.Invalid:
-		return p.questionsForm(w, http.StatusUnprocessableEntity, card, csrf, res.Form, res.Errors)
+		return again(http.StatusUnprocessableEntity, res.Errors)
 	case res.Status == selfservice.Refused && res.Reason == "no_username":
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusUnprocessableEntity, Code: "no_username",
 			Title: "Your account cannot be created here", Detail: "A username cannot be made from your name as the records hold it.",

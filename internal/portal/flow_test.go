@@ -673,22 +673,41 @@ func TestFlowMethodsAndLimits(t *testing.T) {
 	}
 }
 
-func TestFlowStoreErrorIsReturned(t *testing.T) {
+// TestFlowStoreErrorIsUnavailable: the account cannot be created (the
+// database fails however it fails): 503 with Retry-After and the
+// questions form again, never an empty 500; an API client gets JSON;
+// nothing was created, and no error text or secret is shown.
+func TestFlowStoreErrorIsUnavailable(t *testing.T) {
 	h := newHarness(t, selfservice.Config{})
 	state := h.walkToQuestions()
 	h.deps.Accounts = harnessAccounts{h.db, failingStore{}.Enroll, nil}
 	h.rebuild()
+	w := h.post(PathQuestions, questionsForm(state))
+	wantStatus(t, w, http.StatusServiceUnavailable, "No account was created.", `action="/.cacgate/enroll/questions"`)
+	if w.Header().Get("Retry-After") == "" || strings.Contains(w.Body.String(), "locked") {
+		t.Errorf("Retry-After %q, page:\n%s", w.Header().Get("Retry-After"), w.Body)
+	}
+	if a := h.audited("enroll.completed", "unavailable"); a == nil || a.Fields["reason"] != selfservice.StoreUnavailableReason || a.Fields["cause"] != "error" {
+		t.Errorf("audit: %+v", h.audits)
+	}
+	state = stateOf(t, w)
 	r := httptest.NewRequest(http.MethodPost, PathQuestions, strings.NewReader(questionsForm(state).Encode()+"&csrf=csrf-token"))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	err := h.flow.Serve(w, r, h.card, fakeCSRF{})
-	if err == nil || w.Body.Len() != 0 {
-		t.Fatalf("err %v, body %q", err, w.Body)
+	r.Header.Set("Accept", "application/json")
+	w = httptest.NewRecorder()
+	if err := h.flow.Serve(w, r, h.card, fakeCSRF{}); err != nil {
+		t.Fatal(err)
 	}
-	for _, s := range secrets {
-		if strings.Contains(err.Error(), s) {
-			t.Errorf("error carries a secret: %v", err)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"error":"account_service_unavailable"`) || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("API client: %d %s", w.Code, w.Body)
+	}
+	for _, s := range append(secrets, "database is locked") {
+		if strings.Contains(w.Body.String(), s) {
+			t.Errorf("answer carries %q: %s", s, w.Body)
 		}
+	}
+	if h.store.count() != 0 {
+		t.Error("account created")
 	}
 }
 

@@ -29,20 +29,27 @@ func (p *Pages) serveLink(w http.ResponseWriter, r *http.Request, card *cacid.Id
 	if ok, err := p.readForm(w, r, csrf, "Go back to the registration page, reload it and try again."); !ok {
 		return err
 	}
-	res, err := p.svc.LinkCard(r.Context(), card, selfservice.LinkInput{Username: r.PostForm.Get("username"), Password: r.PostForm.Get("password")})
+	res, err := p.svc.LinkCard(r.Context(), card, selfservice.LinkInput{Username: r.PostForm.Get("username"), Password: r.PostForm.Get("password"),
+		Address: clientAddress(r)})
 	if err != nil {
 		return err
 	}
+	again := func(status int, errs selfservice.FieldErrors) error {
+		page := linkPage{pageBase: p.base(card, csrf), Username: res.Username}
+		page.Errors = errs
+		return p.render(w, status, "link", page)
+	}
 	switch res.Status {
 	case selfservice.Limited:
+		if res.Reason == selfservice.ReasonAddressLimited {
+			return AddressLimited(w, r, p.cfg.Contact)
+		}
 		return p.tooMany(w, r, "A wrong username or password was entered with this card too many times.",
 			"Wait 15 minutes before trying again.", "If you have forgotten your password, use the password reset, or contact the help desk.")
 	case selfservice.Unavailable:
-		return p.unavailable(w, r, "The card was not registered.")
+		return p.unavailable(w, r, "The card was not registered.", again)
 	case selfservice.Invalid, selfservice.Wrong:
-		page := linkPage{pageBase: p.base(card, csrf), Username: res.Username}
-		page.Errors = res.Errors
-		return p.render(w, http.StatusUnprocessableEntity, "link", page)
+		return again(http.StatusUnprocessableEntity, res.Errors)
 	case selfservice.Locked:
 		return p.renderLocked(w, card, csrf, res.Login)
 	case selfservice.Refused:

@@ -31,17 +31,18 @@ type Login struct {
 	// for a well-formed POST whose CSRF token checked out: counting only
 	// then keeps forged cross-site posts from using up an allowance.
 	Address string
-	// Unavailable answers a sign-in whose attempt per address cannot be
-	// counted (the gateway's "account database unreachable" page).
-	Unavailable func(err error) error
 	// SignIn starts the session (sets its cookie) for a correct password
 	// of an active account and answers the request, sending the person on
-	// to next.
+	// to next. When the session cannot be recorded in the account
+	// database (session_limit needs the record) it answers nothing and
+	// returns an error matching ErrSessionUnrecorded: the form is shown
+	// again.
 	SignIn func(acct *store.Account, next string) error
 }
 
-// errAddressUncounted is what Login.Unavailable is given.
-var errAddressUncounted = errors.New("counting an identity check per client address: attempt counts unavailable")
+// ErrSessionUnrecorded is what Login.SignIn returns when the account
+// database could not record the new session, so none was started.
+var ErrSessionUnrecorded = errors.New("portal: the session could not be recorded")
 
 // ServeLogin serves the password sign-in form. It needs no card. On a
 // correct password for an active account it calls l.SignIn; a disabled
@@ -70,18 +71,26 @@ func (p *Pages) ServeLogin(w http.ResponseWriter, r *http.Request, l Login) erro
 		return err
 	}
 	page := loginPage{CSRF: l.CSRF.Token(), Contact: p.cfg.Contact, Next: next, Username: res.Username, Errors: res.Errors}
+	// The database failing: the form again with the username (never the
+	// password), to send once it is back.
+	again := func(status int, errs selfservice.FieldErrors) error {
+		page.Errors = errs
+		return p.render(w, status, "login", page)
+	}
 	switch res.Status {
 	case selfservice.Done:
-		return l.SignIn(res.Account, next)
+		err := l.SignIn(res.Account, next)
+		if errors.Is(err, ErrSessionUnrecorded) {
+			p.svc.SessionUnavailable(r.Context(), res.Account.Username, err)
+			return p.unavailable(w, r, "You were not signed in.", again)
+		}
+		return err
 	case selfservice.Invalid:
 		return p.render(w, http.StatusUnprocessableEntity, "login", page)
 	case selfservice.Limited:
 		return AddressLimited(w, r, p.cfg.Contact)
 	case selfservice.Unavailable:
-		if l.Unavailable == nil {
-			return errAddressUncounted
-		}
-		return l.Unavailable(errAddressUncounted)
+		return p.unavailable(w, r, "You were not signed in.", again)
 	case selfservice.Locked:
 		page.Locked = selfservice.FormatTime(res.Login.LockedUntil)
 		return p.render(w, http.StatusForbidden, "login", page)

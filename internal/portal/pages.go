@@ -204,14 +204,31 @@ func (p *Pages) base(card *cacid.Identity, csrf CSRF) pageBase {
 	return pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: selfservice.HolderName(card), EDIPI: card.EDIPI}
 }
 
-// unavailable answers an attempt the guard could not count: fail closed,
-// with the "try again later" page. nothing says what was left undone ("No
-// account was created."). The use case has audited it.
-func (p *Pages) unavailable(w http.ResponseWriter, r *http.Request, nothing string) error {
-	w.Header().Set("Retry-After", "60")
-	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusServiceUnavailable, Code: "attempts_unavailable",
-		Title: "Try again later", Detail: "Your attempt cannot be checked right now. " + nothing,
-		Steps: []string{"Wait a minute and try again."}, Contact: p.cfg.Contact, Retry: true})
+// formPage shows a page's form again with errs at its top, answering
+// status.
+type formPage func(status int, errs selfservice.FieldErrors) error
+
+// unavailableDetail is what a page says of a request the account database
+// could not serve. Why it could not (its disk full, unreachable …) is for
+// the log, the audit trail and the administrators.
+const unavailableDetail = "The site's account database is not available right now, so your request could not be completed."
+
+// unavailable answers a request the account database could not serve (the
+// Unavailable outcome, which the use case has audited): fail closed with
+// 503 and Retry-After. nothing says what was left undone ("No account was
+// created."). A person gets form, the form they sent, again, with what
+// they typed (never a password, answer or identity fact) and the problem
+// at its top, to send again once the database is back; without a form,
+// and for API clients (JSON), the problem alone.
+func (p *Pages) unavailable(w http.ResponseWriter, r *http.Request, nothing string, form formPage) error {
+	w.Header().Set("Retry-After", ui.RetryAfterStore)
+	problem := ui.ProblemStoreUnavailable("Try again later", unavailableDetail, nothing, p.cfg.Contact)
+	if form == nil || !ui.WantsHTML(r) {
+		return ui.WriteProblem(w, r, problem)
+	}
+	var errs selfservice.FieldErrors
+	errs.Add("", problem.Detail+" Wait a minute, then send this form again.")
+	return form(http.StatusServiceUnavailable, errs)
 }
 
 // tooMany answers a card that used up its attempts (15 minutes).

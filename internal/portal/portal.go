@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -87,11 +89,9 @@ func visitorOf(r *http.Request) Visitor {
 // Gateway is what the portal needs from the gateway besides the Visitor.
 type Gateway interface {
 	// Unavailable answers a request whose account-database work failed
-	// with the gateway's "try again" page (logged and counted there).
+	// with the gateway's "try again" refusal (503, Retry-After; logged,
+	// counted and audited there as when admitting a request fails so).
 	Unavailable(w http.ResponseWriter, r *http.Request, err error) error
-	// Fail returns the error that makes the server answer status for an
-	// internal failure.
-	Fail(status int, err error) error
 }
 
 // Config is what the portal serves with.
@@ -211,8 +211,20 @@ func formMethod(m string) bool {
 // ServeHTTP serves a page under the prefix for the admitted Visitor (see
 // WithVisitor). Nothing below the prefix reaches the protected
 // application. Like a Caddy handler it returns an error only for an
-// internal failure, having written nothing.
+// internal failure, having written nothing. A page that could not be
+// shown because the account database failed (a form's current state
+// could not be read) is the gateway's refusal for it, Gateway.Unavailable:
+// 503, never an empty 500. (What people send is answered by the pages
+// themselves, with the form again.)
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	err := p.serve(w, r)
+	if err != nil && (errors.Is(err, selfservice.ErrUnavailable) || store.Unavailable(err)) {
+		return p.cfg.Gateway.Unavailable(w, r, err)
+	}
+	return err
+}
+
+func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 	v := visitorOf(r)
 	switch routeOf(r.URL.Path) {
 	case routeJWKS:

@@ -3,7 +3,6 @@ package portal
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,10 +31,6 @@ func (g *fakeGateway) Unavailable(w http.ResponseWriter, r *http.Request, err er
 	g.unavailable = append(g.unavailable, err)
 	w.WriteHeader(http.StatusServiceUnavailable)
 	return nil
-}
-
-func (*fakeGateway) Fail(status int, err error) error {
-	return errors.Join(errors.New(http.StatusText(status)), err)
 }
 
 type portalFixture struct {

@@ -46,14 +46,21 @@ func (p *Pages) serveReset(w http.ResponseWriter, r *http.Request, card *cacid.I
 	if r.PostForm.Get("step") == "answers" {
 		return p.postResetAnswers(w, r, card, csrf)
 	}
-	res, err := p.svc.ResetQuestions(r.Context(), card, r.PostForm.Get("username"))
+	res, err := p.svc.ResetQuestions(r.Context(), card, r.PostForm.Get("username"), clientAddress(r))
+	again := func(status int, errs selfservice.FieldErrors) error {
+		page := resetPage{pageBase: p.base(card, csrf), Username: res.Username}
+		page.Errors = errs
+		return p.render(w, status, "reset", page)
+	}
 	switch {
 	case err != nil:
 		return err
+	case res.Status == selfservice.Limited:
+		return AddressLimited(w, r, p.cfg.Contact)
+	case res.Status == selfservice.Unavailable:
+		return p.unavailable(w, r, "The password was not changed.", again)
 	case res.Status == selfservice.Invalid:
-		page := resetPage{pageBase: p.base(card, csrf), Username: res.Username}
-		page.Errors = res.Errors
-		return p.render(w, http.StatusUnprocessableEntity, "reset", page)
+		return again(http.StatusUnprocessableEntity, res.Errors)
 	}
 	return p.resetAnswersForm(w, http.StatusOK, card, csrf, res.Form, selfservice.FieldErrors{})
 }
@@ -75,7 +82,8 @@ func (p *Pages) resetAnswersForm(w http.ResponseWriter, status int, card *cacid.
 }
 
 func (p *Pages) postResetAnswers(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
-	in := selfservice.ResetInput{State: r.PostForm.Get("state"), Password: r.PostForm.Get("password"), Confirm: r.PostForm.Get("confirm")}
+	in := selfservice.ResetInput{State: r.PostForm.Get("state"), Password: r.PostForm.Get("password"), Confirm: r.PostForm.Get("confirm"),
+		Address: clientAddress(r)}
 	for i := range in.Answers {
 		in.Answers[i] = r.PostForm.Get("answer-" + strconv.Itoa(i+1))
 	}
@@ -87,10 +95,19 @@ func (p *Pages) postResetAnswers(w http.ResponseWriter, r *http.Request, card *c
 	case selfservice.Restart:
 		return restartReset(w, r)
 	case selfservice.Limited:
+		if res.Reason == selfservice.ReasonAddressLimited {
+			return AddressLimited(w, r, p.cfg.Contact)
+		}
 		return p.tooMany(w, r, "Wrong security answers were entered with this card too many times.",
 			"Wait 15 minutes before trying again.", "Or contact the help desk.")
 	case selfservice.Unavailable:
-		return p.unavailable(w, r, "The password was not changed.")
+		var again formPage
+		if res.Form.State != "" {
+			again = func(status int, errs selfservice.FieldErrors) error {
+				return p.resetAnswersForm(w, status, card, csrf, res.Form, errs)
+			}
+		}
+		return p.unavailable(w, r, "The password was not changed.", again)
 	case selfservice.Invalid, selfservice.Wrong:
 		return p.resetAnswersForm(w, http.StatusUnprocessableEntity, card, csrf, res.Form, res.Errors)
 	case selfservice.Locked:

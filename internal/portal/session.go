@@ -3,6 +3,7 @@ package portal
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -59,8 +60,7 @@ func (p *Portal) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		// count bounds trying one password on many accounts. The pages
 		// count it only for a same-origin form with a valid token, so a
 		// forged cross-site post cannot use the address's allowance up.
-		Address:     p.cfg.Audit.ClientIP(r),
-		Unavailable: func(err error) error { return p.cfg.Gateway.Unavailable(w, r, err) },
+		Address: p.cfg.Audit.ClientIP(r),
 		SignIn: func(acct *store.Account, next string) error {
 			return p.startSession(w, r, acct, next, now)
 		},
@@ -79,7 +79,7 @@ func (p *Portal) startSession(w http.ResponseWriter, r *http.Request, acct *stor
 	if err != nil {
 		if p.cfg.SessionLimit > 0 {
 			// Without the record the limit cannot hold: no session.
-			return p.cfg.Gateway.Fail(http.StatusServiceUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrSessionUnrecorded, err)
 		}
 		return err
 	}

@@ -90,20 +90,22 @@ func (h *harness) useThrottle(th store.Throttler) {
 	h.rebuild()
 }
 
-// wantUnavailable checks the fail-closed answer: the "try again later"
-// page, without the error's text or a state to go on with, and audited.
-func wantUnavailable(t *testing.T, h *harness, w *httptest.ResponseRecorder, event, nothing string) {
+// wantUnavailable checks the fail-closed answer: 503 with Retry-After, the
+// form that was sent (its action is form) shown again to send once the
+// database is back, saying what was not done, without the error's text,
+// and audited.
+func wantUnavailable(t *testing.T, h *harness, w *httptest.ResponseRecorder, event, nothing, form string) {
 	t.Helper()
-	wantStatus(t, w, http.StatusServiceUnavailable, "Try again later", nothing)
+	wantStatus(t, w, http.StatusServiceUnavailable, nothing, "send this form again", `action="`+form+`"`)
 	if w.Header().Get("Retry-After") == "" {
 		t.Error("no Retry-After")
 	}
-	for _, s := range []string{"connection refused", "10.0.0.5", `name="state"`} {
+	for _, s := range []string{"connection refused", "10.0.0.5"} {
 		if strings.Contains(w.Body.String(), s) {
 			t.Errorf("page shows %q", s)
 		}
 	}
-	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != selfservice.ThrottleUnavailableReason {
+	if a := h.audited(event, "unavailable"); a == nil || a.Fields["reason"] != selfservice.ThrottleUnavailableReason || a.Fields["cause"] == "" {
 		t.Errorf("not audited as %s unavailable: %+v", event, h.audits)
 	}
 }
@@ -126,7 +128,11 @@ func TestThrottleErrorFailsClosedIdentity(t *testing.T) {
 			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
-			wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
+			w := h.post(PathNew, identityForm())
+			wantUnavailable(t, h, w, "enroll.identity", "No account was created.", PathNew)
+			if strings.Contains(w.Body.String(), `name="state"`) {
+				t.Error("a state to go on with")
+			}
 			if asked := h.roster.verifies > 0; asked != c.asksRoster {
 				t.Errorf("roster asked: %v, want %v", asked, c.asksRoster)
 			}
@@ -170,7 +176,9 @@ func TestThrottleErrorFailsClosedLink(t *testing.T) {
 			th := newFailingThrottle(h.db)
 			th.set(c.failures, c.take, c.refund)
 			h.useThrottle(th)
-			wantUnavailable(t, h.harness, h.post(PathLink, linkForm("john.q.doe", testPassword)), "card.linked", "The card was not registered.")
+			w := h.post(PathLink, linkForm("john.q.doe", testPassword))
+			wantUnavailable(t, h.harness, w, "card.linked", "The card was not registered.", PathLink)
+			wantStatus(t, w, http.StatusServiceUnavailable, `value="john.q.doe"`)
 			if h.cardOwner(h.card.FingerprintHex) != "" || h.changes.Load() != 0 || h.audited("card.linked", "success") != nil {
 				t.Error("card linked")
 			}
@@ -203,7 +211,9 @@ func TestThrottleErrorFailsClosedReset(t *testing.T) {
 			state := h.resetStart(c.username)
 			th.set(c.failures, c.take, c.refund)
 			w := h.post(PathReset, rightAnswers(state, testNewPassword))
-			wantUnavailable(t, h.harness, w, "password.reset", "The password was not changed.")
+			wantUnavailable(t, h.harness, w, "password.reset", "The password was not changed.", PathReset)
+			// The answers form again, with a state to send them with.
+			wantStatus(t, w, http.StatusServiceUnavailable, `name="answer-1"`, `name="state"`)
 			if !h.passwordIs("john.q.doe", testPassword) || h.audited("password.reset", "success") != nil {
 				t.Error("password changed")
 			}
@@ -386,7 +396,7 @@ func TestSharedThrottleDecoyAcrossNodes(t *testing.T) {
 func TestThrottleKeyTooLongFailsClosed(t *testing.T) {
 	h := newHarness(t, selfservice.Config{})
 	h.card = testCard("1234567890", strings.Repeat("ab", selfservice.MaxThrottleKeyLen))
-	wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.")
+	wantUnavailable(t, h, h.post(PathNew, identityForm()), "enroll.identity", "No account was created.", PathNew)
 	if h.roster.verifies != 0 {
 		t.Error("roster asked")
 	}

@@ -3,8 +3,11 @@ package selfservice
 import (
 	"context"
 	"errors"
-	"fmt"
+	"slices"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -23,13 +26,22 @@ func (s *Service) auditAccount(ctx context.Context, card *cacid.Identity, acct *
 	s.audit(ctx, card, event, outcome, fields)
 }
 
-// reload reads the account again after a change.
-func (s *Service) reload(ctx context.Context, acct *store.Account) (*store.Account, error) {
+// reload reads the account again after a change, to show it. The change
+// is made and must be reported as made: when the account cannot be read
+// (the database failing since), it is shown as it was, with changed
+// applied to it.
+func (s *Service) reload(ctx context.Context, acct *store.Account, changed func(*store.Account)) *store.Account {
 	fresh, err := s.deps.Accounts.AccountByUsername(ctx, acct.Username)
-	if err != nil {
-		return nil, fmt.Errorf("selfservice: reading account: %w", err)
+	if err == nil {
+		return fresh
 	}
-	return fresh, nil
+	s.deps.Logger.Warn("reading an account after a change: showing it as it was", zap.String("username", acct.Username), zap.Error(err))
+	shown := *acct
+	shown.Cards = append([]store.Card(nil), acct.Cards...)
+	if changed != nil {
+		changed(&shown)
+	}
+	return &shown
 }
 
 // ClearCardResult is the outcome of ClearCard.
@@ -43,7 +55,8 @@ type ClearCardResult struct {
 // ClearCard clears the registration of the account's card with the SHA-256
 // fingerprint fp. The card in use cannot be cleared when it is the only
 // one. Outcomes: Done (also when it was cleared meanwhile), Refused
-// (not_on_account, only_card).
+// (not_on_account, only_card), Unavailable (Account is acct, to show
+// again).
 func (s *Service) ClearCard(ctx context.Context, card *cacid.Identity, acct *store.Account, fp string) (ClearCardResult, error) {
 	const event = "card.unlinked"
 	fp = strings.ToLower(strings.TrimSpace(fp))
@@ -69,15 +82,16 @@ func (s *Service) ClearCard(ctx context.Context, card *cacid.Identity, acct *sto
 	case errors.Is(err, store.ErrNotFound):
 		// cleared meanwhile (another tab, an administrator)
 	case err != nil:
-		return ClearCardResult{}, fmt.Errorf("selfservice: unlinking card: %w", err)
+		o := s.unavailableOutcome(ctx, card, accountsFailed("unlinking card", err), event,
+			map[string]string{"username": acct.Username, "via": "holder", "cleared": fp})
+		return ClearCardResult{Outcome: o, Account: acct}, nil
 	default:
 		s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder", "cleared": fp})
 		s.deps.OnChange()
 	}
-	fresh, err := s.reload(ctx, acct)
-	if err != nil {
-		return ClearCardResult{}, err
-	}
+	fresh := s.reload(ctx, acct, func(a *store.Account) {
+		a.Cards = slices.DeleteFunc(a.Cards, func(c store.Card) bool { return c.Fingerprint == fp })
+	})
 	return ClearCardResult{Account: fresh, Cleared: target, Current: current}, nil
 }
 
@@ -87,17 +101,29 @@ type PasswordForm struct {
 	Rules      []string
 }
 
-// PasswordForm returns what the change-password form shows for acct.
+// PasswordForm returns what the change-password form shows for acct, as
+// its credentials are now.
 func (s *Service) PasswordForm(ctx context.Context, acct *store.Account) (PasswordForm, error) {
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
 		return PasswordForm{}, err
 	}
-	f := PasswordForm{HasCurrent: creds.PasswordHash != "", Rules: s.cfg.Password.Rules()}
+	return s.passwordForm(creds.PasswordHash != ""), nil
+}
+
+// PasswordFormAsKnown is PasswordForm without reading the database: as the
+// gateway last read acct, for the form shown again when the database
+// fails.
+func (s *Service) PasswordFormAsKnown(acct *store.Account) PasswordForm {
+	return s.passwordForm(acct.HasPassword)
+}
+
+func (s *Service) passwordForm(hasCurrent bool) PasswordForm {
+	f := PasswordForm{HasCurrent: hasCurrent, Rules: s.cfg.Password.Rules()}
 	if f.HasCurrent {
 		f.Rules = append(f.Rules, credential.ChangeRule)
 	}
-	return f, nil
+	return f
 }
 
 // checkCurrent checks the current password typed on an account form
@@ -136,8 +162,18 @@ type AccountResult struct {
 // ChangePassword changes acct's password, given the current one (when it
 // has one): not sooner than the minimum age after the last change, under
 // the account's lock, following the policy, far enough from the current
-// one, not one of the recent ones. Outcomes: Done, Invalid, Wrong, Locked.
+// one, not one of the recent ones. Outcomes: Done, Invalid, Wrong, Locked,
+// Limited, Unavailable (nothing changed; audited).
 func (s *Service) ChangePassword(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangePasswordInput) (AccountResult, error) {
+	const event = "password.changed"
+	res, err := s.changePassword(ctx, card, acct, in)
+	if errors.Is(err, ErrUnavailable) {
+		return AccountResult{Outcome: s.unavailableOutcome(ctx, card, err, event, map[string]string{"username": acct.Username})}, nil
+	}
+	return res, err
+}
+
+func (s *Service) changePassword(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangePasswordInput) (AccountResult, error) {
 	const event = "password.changed"
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
@@ -211,11 +247,9 @@ func (s *Service) ChangePassword(ctx context.Context, card *cacid.Identity, acct
 		return res, nil
 	}
 	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
-	fresh, err := s.reload(ctx, acct)
-	if err != nil {
-		return AccountResult{}, err
-	}
-	return AccountResult{Account: fresh}, nil
+	return AccountResult{Account: s.reload(ctx, acct, func(a *store.Account) {
+		a.HasPassword, a.PasswordChangedAt = true, s.deps.Now().UTC().Truncate(time.Second)
+	})}, nil
 }
 
 // AnswersForm is what the change-answers form shows.
@@ -249,8 +283,17 @@ type ChangeAnswersInput struct {
 // ChangeAnswers replaces acct's security questions and answers, given the
 // current password (when it has one), under the account's lock, its
 // hashes counted first (accountStep). Outcomes: Done, Invalid, Wrong,
-// Locked, Limited, Unavailable.
+// Locked, Limited, Unavailable (nothing changed; audited).
 func (s *Service) ChangeAnswers(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
+	const event = "answers.changed"
+	res, err := s.changeAnswers(ctx, card, acct, in)
+	if errors.Is(err, ErrUnavailable) {
+		return AccountResult{Outcome: s.unavailableOutcome(ctx, card, err, event, map[string]string{"username": acct.Username})}, nil
+	}
+	return res, err
+}
+
+func (s *Service) changeAnswers(ctx context.Context, card *cacid.Identity, acct *store.Account, in ChangeAnswersInput) (AccountResult, error) {
 	const event = "answers.changed"
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
@@ -270,7 +313,6 @@ func (s *Service) ChangeAnswers(ctx context.Context, card *cacid.Identity, acct 
 	if errs.Any() {
 		return AccountResult{Outcome: Outcome{Status: Invalid, Errors: errs}}, nil
 	}
-	var answers [credential.QuestionsRequired]store.Answer
 	var res AccountResult
 	stop, err := s.accountStep(ctx, card, in.Address, event, func(ctx context.Context) (bool, error) {
 		if hasCurrent {
@@ -282,9 +324,14 @@ func (s *Service) ChangeAnswers(ctx context.Context, card *cacid.Identity, acct 
 			}
 		}
 		// The new secrets' hashes wait behind people signing in.
-		var err error
-		answers, err = s.hashAnswers(credential.WithPriority(ctx, credential.Enrollment), in.Picks)
-		return err == nil, err
+		answers, err := s.hashAnswers(credential.WithPriority(ctx, credential.Enrollment), in.Picks)
+		if err != nil {
+			return false, err
+		}
+		if err := s.deps.Accounts.SetAnswers(ctx, acct.ID, answers); err != nil {
+			return false, accountsFailed("setting answers", err)
+		}
+		return true, nil
 	})
 	switch {
 	case err != nil:
@@ -293,9 +340,6 @@ func (s *Service) ChangeAnswers(ctx context.Context, card *cacid.Identity, acct 
 		return AccountResult{Outcome: *stop}, nil
 	case res.Status != Done:
 		return res, nil
-	}
-	if err := s.deps.Accounts.SetAnswers(ctx, acct.ID, answers); err != nil {
-		return AccountResult{}, fmt.Errorf("selfservice: setting answers: %w", err)
 	}
 	s.auditAccount(ctx, card, acct, event, "success", map[string]string{"via": "holder"})
 	return AccountResult{Account: acct}, nil
@@ -319,17 +363,18 @@ const AccountChangesMax = 10
 // address's attempts_per_ip, given back when the change went through (as
 // a correct sign-in's is), and the card's accountLimit, ten changes that
 // hash per 15 minutes, whatever their outcome. Both are given back when
-// the hasher turned a hash away (credential.ErrBusy). It returns the
+// the hasher turned a hash away (credential.ErrBusy) or the account
+// database failed (ErrUnavailable): nothing was changed. It returns the
 // guard's refusal (Limited, Unavailable; audited as event), or change's
 // error.
 func (s *Service) accountStep(ctx context.Context, card *cacid.Identity, address, event string, change func(context.Context) (bool, error)) (*Outcome, error) {
 	if err := s.guard.TakeAddress(ctx, address); err != nil {
-		o := limitOutcome(err)
-		if o.Status == Limited {
-			s.audit(ctx, card, event, "failure", map[string]string{"reason": "too_many_attempts_from_address"})
-		} else {
-			s.audit(ctx, card, event, "unavailable", map[string]string{"reason": ThrottleUnavailableReason})
+		if !isLimited(err) {
+			o := s.unavailableOutcome(ctx, card, err, event, nil)
+			return &o, nil
 		}
+		o := limitOutcome(err)
+		s.audit(ctx, card, event, "failure", map[string]string{"reason": ReasonAddressLimited})
 		return &o, nil
 	}
 	limit := accountLimit(card)
@@ -343,7 +388,7 @@ func (s *Service) accountStep(ctx context.Context, card *cacid.Identity, address
 		return &o, nil
 	}
 	done, err := change(ctx)
-	if errors.Is(err, credential.ErrBusy) {
+	if errors.Is(err, credential.ErrBusy) || errors.Is(err, ErrUnavailable) {
 		_ = s.guard.refund(ctx, limit.Key)
 		done = true
 	}

@@ -69,6 +69,13 @@ type enrollState struct {
 	// moves the flow on once. A form re-shown with errors keeps it; the
 	// next step's state gets a new one.
 	ID string `json:"id,omitempty"`
+	// used: this request recorded ID as used, and the step then failed
+	// on the account database (the account could not be created, say).
+	// The form shown again gets a fresh ID, so the person can send it
+	// again: the record of the old one may not be removable while the
+	// database fails. The old ID stays used, so a copy of the form sent
+	// earlier is still refused. Never sealed.
+	used bool
 }
 
 // newStateID is a fresh random state ID (128 bits, URL-safe).
@@ -80,8 +87,8 @@ func newStateID() string {
 
 func (s *Service) seal(card *cacid.Identity, st *enrollState) (string, error) {
 	st.Card = card.FingerprintHex
-	if st.ID == "" {
-		st.ID = newStateID()
+	if st.ID == "" || st.used {
+		st.ID, st.used = newStateID(), false
 	}
 	if st.Expires == 0 {
 		st.Expires = s.deps.Now().Add(s.cfg.StateTTL).Unix()
@@ -163,13 +170,24 @@ type IdentityInput struct {
 	IDType        string // "ssn" or "fin"; anything else reads both
 	SSN, FIN, DOB string
 	PEBD          string
+	// Address is the client's address, counted against attempts_per_ip
+	// before anything else.
+	Address string
+}
+
+// idType is the ID type radio to show checked for what was sent.
+func idType(sent string) string {
+	if sent == "fin" {
+		return "fin"
+	}
+	return "ssn"
 }
 
 // IdentityResult is the outcome of CheckIdentity.
 type IdentityResult struct {
 	Outcome
-	Form   IdentityForm
-	IDType string // the radio to show checked
+	Form   IdentityForm // what the form asks, to show it again
+	IDType string       // the radio to show checked
 	// Ineligible: the person's categories and those the site accepts.
 	Ineligible      bool
 	Yours, Eligible []string
@@ -178,11 +196,35 @@ type IdentityResult struct {
 }
 
 // CheckIdentity checks the holder's identity facts against the roster,
-// under the card's attempt limit (only a mismatch counts). Outcomes:
-// Done (Next is the profile form, or Ineligible), Invalid, Wrong (no
-// match), Limited, Unavailable, RosterUnavailable, Refused (registered:
+// under the client address's attempts_per_ip (every check counts) and the
+// card's attempt limit (only a mismatch counts). Outcomes: Done (Next is
+// the profile form, or Ineligible), Invalid, Wrong (no match), Limited
+// (Reason ReasonAddressLimited for the address's limit), Unavailable (the
+// address's attempt given back), RosterUnavailable, Refused (registered:
 // the card already has an account).
 func (s *Service) CheckIdentity(ctx context.Context, card *cacid.Identity, in IdentityInput) (IdentityResult, error) {
+	const event = "enroll.identity"
+	if o, ok := s.countAddress(ctx, card, in.Address, event, nil); !ok {
+		return IdentityResult{Outcome: o, IDType: idType(in.IDType)}, nil
+	}
+	res, err := s.checkIdentity(ctx, card, in)
+	if errors.Is(err, ErrUnavailable) {
+		res, err = IdentityResult{Outcome: s.unavailableOutcome(ctx, card, err, event, nil)}, nil
+	}
+	if res.Status == Unavailable {
+		res.IDType = idType(in.IDType)
+		s.giveBackAddress(ctx, in.Address)
+		// The form to send again asks what it asked. The roster is not
+		// the account database; if it fails too, the form asks no PEBD
+		// and says so when sent without one.
+		if need, err := s.needsPEBD(ctx, card); err == nil {
+			res.Form = IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}
+		}
+	}
+	return res, err
+}
+
+func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in IdentityInput) (IdentityResult, error) {
 	// A registered card gets no state: it has nothing to enroll, and each
 	// state would be one more password hash to post.
 	if o, err := s.refuseRegistered(ctx, card, "enroll.identity"); o != nil || err != nil {
@@ -322,18 +364,31 @@ func (s *Service) SetProfile(ctx context.Context, card *cacid.Identity, in Profi
 	if !ok {
 		return ProfileResult{Outcome: outcome(Restart)}, nil
 	}
-	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
-		return ProfileResult{Outcome: derefOutcome(o)}, err
-	}
-	if err := s.guard.Check(ctx, hashLimit(card)); err != nil {
-		return ProfileResult{Outcome: s.refusal(ctx, card, err, event, nil)}, nil
-	}
 	p := Profile{
 		Email:        strings.TrimSpace(in.Profile.Email),
 		Organization: in.Profile.Organization,
 		Location:     in.Profile.Location,
 		Address:      strings.TrimSpace(in.Profile.Address),
 		Phone:        strings.TrimSpace(in.Profile.Phone),
+	}
+	// The database failing: the same form again, with what was typed
+	// (but the passwords), to send once it is back.
+	unavailable := func(o Outcome) (ProfileResult, error) {
+		form, err := s.profileForm(card, st, p)
+		return ProfileResult{Outcome: o, Form: form}, err
+	}
+	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return unavailable(s.unavailableOutcome(ctx, card, err, event, nil))
+		}
+		return ProfileResult{Outcome: derefOutcome(o)}, err
+	}
+	if err := s.guard.Check(ctx, hashLimit(card)); err != nil {
+		o := s.refusal(ctx, card, err, event, nil)
+		if o.Status == Unavailable {
+			return unavailable(o)
+		}
+		return ProfileResult{Outcome: o}, nil
 	}
 	var errs FieldErrors
 	switch {
@@ -380,7 +435,10 @@ func (s *Service) SetProfile(ctx context.Context, card *cacid.Identity, in Profi
 		}
 		return nil
 	})
-	if err != nil || o != nil {
+	switch {
+	case o != nil && o.Status == Unavailable:
+		return unavailable(*o)
+	case err != nil || o != nil:
 		return ProfileResult{Outcome: derefOutcome(o)}, err
 	}
 	st.Step, st.Profile, st.PasswordHash, st.ID = stepProfile, p, hash, ""
@@ -413,7 +471,7 @@ type QuestionsInput struct {
 // EnrollResult is the outcome of Complete.
 type EnrollResult struct {
 	Outcome
-	Form    QuestionsForm // Invalid: the form to show again
+	Form    QuestionsForm // Invalid, Unavailable: the form to show again
 	Account *store.Account
 	Name    string
 	// Exists: the card or the DoD ID already has an account (Refused,
@@ -423,22 +481,36 @@ type EnrollResult struct {
 // Complete checks the security questions, hashes the answers once per
 // state (see hashingStep) and creates the account, active or pending
 // approval. Outcomes: Done, Invalid, Restart, Replayed, Limited,
-// Unavailable, Refused (registered, no_username, edipi_taken,
-// card_taken). A hasher too busy to take the hashes is an error matching
-// credential.ErrBusy, the state left unused.
+// Unavailable (Form is the questions form to send again: the account
+// could not be created, or a count kept), Refused (registered,
+// no_username, edipi_taken, card_taken). A hasher too busy to take the
+// hashes is an error matching credential.ErrBusy, the state left unused.
 func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in QuestionsInput) (EnrollResult, error) {
 	const event = "enroll.questions"
 	st, ok := s.open(in.State, card, stepProfile)
 	if !ok || st.PasswordHash == "" {
 		return EnrollResult{Outcome: outcome(Restart)}, nil
 	}
+	chosen, errs := checkPicks(in.Picks)
+	// The database failing: the same form again, with the questions
+	// picked (never the answers), to send once it is back.
+	unavailable := func(o Outcome) (EnrollResult, error) {
+		form, err := s.questionsForm(card, st, chosen)
+		return EnrollResult{Outcome: o, Form: form}, err
+	}
 	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return unavailable(s.unavailableOutcome(ctx, card, err, event, nil))
+		}
 		return EnrollResult{Outcome: derefOutcome(o)}, err
 	}
 	if err := s.guard.Check(ctx, hashLimit(card)); err != nil {
-		return EnrollResult{Outcome: s.refusal(ctx, card, err, event, nil)}, nil
+		o := s.refusal(ctx, card, err, event, nil)
+		if o.Status == Unavailable {
+			return unavailable(o)
+		}
+		return EnrollResult{Outcome: o}, nil
 	}
-	chosen, errs := checkPicks(in.Picks)
 	if errs.Any() {
 		form, err := s.questionsForm(card, st, chosen)
 		return EnrollResult{Outcome: Outcome{Status: Invalid, Errors: errs}, Form: form}, err
@@ -449,7 +521,10 @@ func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in Questio
 		answers, err = s.hashAnswers(ctx, in.Picks)
 		return err
 	})
-	if err != nil || o != nil {
+	switch {
+	case o != nil && o.Status == Unavailable:
+		return unavailable(*o)
+	case err != nil || o != nil:
 		return EnrollResult{Outcome: derefOutcome(o)}, err
 	}
 	given, middle, family, suffix := st.names(card)
@@ -488,7 +563,9 @@ func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in Questio
 		s.audit(ctx, card, "enroll.completed", "failure", map[string]string{"reason": reason})
 		return EnrollResult{Outcome: refused(reason)}, nil
 	case err != nil:
-		return EnrollResult{}, fmt.Errorf("enroll: creating account: %w", err)
+		// The transaction wrote nothing (store.Enroll). The answers are
+		// hashed, but they are not kept: the person types them again.
+		return unavailable(s.unavailableOutcome(ctx, card, accountsFailed("creating account", err), "enroll.completed", nil))
 	}
 	s.deps.OnChange()
 	s.audit(ctx, card, "enroll.completed", "success", map[string]string{
@@ -553,14 +630,7 @@ func hashLimit(card *cacid.Identity) Limit { return cardLimit("hash:" + card.Fin
 // the person can send the same form again. It returns nil and nil when
 // the step may go on, else the outcome to answer with.
 func (s *Service) hashingStep(ctx context.Context, card *cacid.Identity, st *enrollState, address, event string, hash func(context.Context) error) (*Outcome, error) {
-	if err := s.guard.TakeAddress(ctx, address); err != nil {
-		o := limitOutcome(err)
-		if o.Status == Limited {
-			// As the identity step's refusal per address is audited.
-			s.audit(ctx, card, "enroll.rate_limited", "failure", map[string]string{"reason": "too_many_attempts_from_address", "step": event})
-		} else {
-			s.audit(ctx, card, event, "unavailable", map[string]string{"reason": ThrottleUnavailableReason})
-		}
+	if o, ok := s.countAddress(ctx, card, address, event, nil); !ok {
 		return &o, nil
 	}
 	done := false
@@ -581,12 +651,14 @@ func (s *Service) hashingStep(ctx context.Context, card *cacid.Identity, st *enr
 			replayed = true
 			return false, nil
 		}
+		st.used = true
 		if err := hash(credential.WithPriority(ctx, credential.Enrollment)); err != nil {
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
 			defer cancel()
 			if uerr := s.deps.States.UnuseState(uctx, st.ID); uerr != nil {
 				return false, errors.Join(err, uerr)
 			}
+			st.used = false
 			return false, err
 		}
 		return true, nil
@@ -619,7 +691,7 @@ func (s *Service) refuseRegistered(ctx context.Context, card *cacid.Identity, ev
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("enroll: looking up the card's account: %w", err)
+		return nil, accountsFailed("looking up the card's account", err)
 	}
 	s.audit(ctx, card, event, "failure", map[string]string{"reason": "registered", "username": acct.Username})
 	o := refused("registered")
@@ -631,4 +703,29 @@ func derefOutcome(o *Outcome) Outcome {
 		return Outcome{}
 	}
 	return *o
+}
+
+// countAddress counts an identity check (roster facts, a password,
+// answers) by card's holder from address against attempts_per_ip, before
+// the step named event does anything. When it reports false the step
+// stops with the outcome: Limited (reason ReasonAddressLimited, audited as
+// enroll.rate_limited with the step) or Unavailable (audited as event,
+// with fields).
+func (s *Service) countAddress(ctx context.Context, card *cacid.Identity, address, event string, fields map[string]string) (Outcome, bool) {
+	err := s.guard.TakeAddress(ctx, address)
+	switch {
+	case err == nil:
+		return Outcome{}, true
+	case isLimited(err):
+		s.audit(ctx, card, "enroll.rate_limited", "failure", map[string]string{"reason": ReasonAddressLimited, "step": event})
+		return Outcome{Status: Limited, Reason: ReasonAddressLimited}, false
+	}
+	return s.unavailableOutcome(ctx, card, err, event, fields), false
+}
+
+// giveBackAddress takes back the address's attempt of a step the database
+// failed: an attempt that could not be checked did not fail. Best effort:
+// the database is failing.
+func (s *Service) giveBackAddress(ctx context.Context, address string) {
+	_ = s.guard.RefundAddress(ctx, address)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
@@ -35,7 +37,7 @@ import (
 // secret proved right: only failures count. A count that cannot be read
 // or written refuses the attempt (ErrUnavailable), counting nothing and
 // changing nothing: a limit that cannot be checked must not let attempts
-// through.
+// through. So does an account's lock that cannot be read or written.
 type Guard struct {
 	counts store.Throttler
 	locks  LoginLocker
@@ -57,18 +59,38 @@ type LoginLocker interface {
 var (
 	// ErrLimited means the card (or address) has used up its attempts.
 	ErrLimited = errors.New("selfservice: too many attempts")
-	// ErrUnavailable means the attempt counts cannot be read or written;
-	// the attempt is refused.
-	ErrUnavailable = errors.New("selfservice: attempt counts unavailable")
+	// ErrUnavailable means the account database cannot be read or
+	// written: the attempt counts (the guard), or the accounts themselves.
+	// The request is refused (the Unavailable outcome) and nothing was
+	// changed.
+	ErrUnavailable = errors.New("selfservice: account database unavailable")
 )
 
 // unavailable wraps a count failure so that it matches ErrUnavailable and
 // still carries the cause.
 type unavailable struct{ err error }
 
-func (e unavailable) Error() string        { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e unavailable) Error() string {
+	return "selfservice: attempt counts unavailable: " + e.err.Error()
+}
 func (e unavailable) Is(target error) bool { return target == ErrUnavailable }
 func (e unavailable) Unwrap() error        { return e.err }
+
+// storeDown wraps a failure to read or write an account (not a count), so
+// that it matches ErrUnavailable and still carries the cause.
+type storeDown struct{ err error }
+
+func (e storeDown) Error() string        { return "selfservice: " + e.err.Error() }
+func (e storeDown) Is(target error) bool { return target == ErrUnavailable }
+func (e storeDown) Unwrap() error        { return e.err }
+
+// accountsFailed wraps an error of the account store (what it was doing:
+// "looking up account") as a storeDown. The store's answers about the
+// request (ErrNotFound, a taken card …) are handled before, where they
+// mean something.
+func accountsFailed(doing string, err error) error {
+	return storeDown{fmt.Errorf("%s: %w", doing, err)}
+}
 
 // The guard's limits.
 const (
@@ -238,7 +260,7 @@ type LoginResult struct {
 func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(context.Context) (bool, error)) (LoginResult, error) {
 	st, allowed, err := g.locks.TakeLoginAttempt(ctx, acct.ID, g.now(), LoginWindow, LoginMaxFailures, g.lockout)
 	if err != nil {
-		return LoginResult{}, fmt.Errorf("enroll: %w", err)
+		return LoginResult{}, unavailable{fmt.Errorf("taking a sign-in attempt: %w", err)}
 	}
 	if !allowed {
 		return LoginResult{State: st}, nil
@@ -248,7 +270,7 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
 		defer cancel()
 		if rerr := g.locks.ReturnLoginAttempt(rctx, acct.ID, st.LockedUntil); rerr != nil {
-			return LoginResult{}, errors.Join(err, fmt.Errorf("enroll: %w", rerr))
+			return LoginResult{}, errors.Join(err, fmt.Errorf("returning a sign-in attempt: %w", rerr))
 		}
 	}
 	if err != nil {
@@ -259,7 +281,9 @@ func (g *Guard) Account(ctx context.Context, acct *store.Account, verify func(co
 	}
 	until, err := g.locks.ReleaseLoginAttempt(ctx, acct.ID, g.now(), st.LockedUntil)
 	if err != nil {
-		return LoginResult{}, fmt.Errorf("enroll: %w", err)
+		// A right secret whose attempt cannot be given back is not acted
+		// on, as the per-card counts' (Try).
+		return LoginResult{}, unavailable{fmt.Errorf("releasing a sign-in attempt: %w", err)}
 	}
 	if !until.IsZero() {
 		return LoginResult{State: store.LoginState{Failures: LoginMaxFailures, LockedUntil: until}}, nil
@@ -517,28 +541,66 @@ func (s *Service) decoyKey(username string) string {
 func isLimited(err error) bool { return errors.Is(err, ErrLimited) }
 
 // isGuardRefusal reports whether err is the guard refusing an attempt
-// (limited, or its counts unavailable) rather than a failure of the check.
+// (limited, or its counts unavailable), or the account database failing,
+// rather than a failure of the check.
 func isGuardRefusal(err error) bool {
 	return errors.Is(err, ErrLimited) || errors.Is(err, ErrUnavailable)
 }
 
-// ThrottleUnavailableReason is the audit reason of an attempt refused
-// because the guard could not count it.
-const ThrottleUnavailableReason = "throttle_unavailable"
+// Audit reasons of the Unavailable outcome.
+const (
+	// ThrottleUnavailableReason: the guard could not count the attempt
+	// (or read or write the account's lock).
+	ThrottleUnavailableReason = "throttle_unavailable"
+	// StoreUnavailableReason: an account could not be read or written.
+	// The gateway's own refusal for the same cause has this code.
+	StoreUnavailableReason = "account_service_unavailable"
+)
 
 // refusal audits the guard's refusal of a card's attempt as event (with
-// fields) and returns its outcome: "limited", or "unavailable" with the
-// reason throttle_unavailable.
+// fields) and returns its outcome: "limited", or "unavailable" (see
+// unavailableOutcome).
 func (s *Service) refusal(ctx context.Context, card *cacid.Identity, err error, event string, fields map[string]string) Outcome {
 	o := limitOutcome(err)
 	if o.Status == Limited {
 		s.audit(ctx, card, event, "limited", fields)
 		return o
 	}
-	extra := map[string]string{"reason": ThrottleUnavailableReason}
-	for k, v := range fields {
-		extra[k] = v
-	}
-	s.audit(ctx, card, event, "unavailable", extra)
-	return o
+	return s.unavailableOutcome(ctx, card, err, event, fields)
 }
+
+// unavailableOutcome is the Unavailable outcome of err, a failure of the
+// account database (ErrUnavailable): logged with its error, and audited as
+// event with outcome "unavailable", the reason (throttle_unavailable for
+// the counts, account_service_unavailable for the accounts), the cause
+// (store.Cause: disk_full, unreachable …) and fields. The audit entry is
+// repeatable (Deps.AuditRepeatable), per card (none for a password
+// sign-in) and reason, so that an outage writes one entry a minute per
+// card and client address, and a count, however often people retry.
+func (s *Service) unavailableOutcome(ctx context.Context, card *cacid.Identity, err error, event string, fields map[string]string) Outcome {
+	reason := StoreUnavailableReason
+	if errors.As(err, new(unavailable)) {
+		reason = ThrottleUnavailableReason
+	}
+	cause := store.Cause(err)
+	if cause == "" {
+		cause = causeUnknown
+	}
+	s.deps.Logger.Error("account database unavailable: request refused", zap.String("event", event),
+		zap.String("reason", reason), zap.String("cause", cause), zap.Error(err))
+	all := map[string]string{"reason": reason, "cause": cause}
+	key := reason
+	if card != nil {
+		all["edipi"], all["card"] = card.EDIPI, card.FingerprintHex
+		key += "\x00" + card.FingerprintHex
+	}
+	for k, v := range fields {
+		all[k] = v
+	}
+	s.deps.AuditRepeatable(ctx, key, event, "unavailable", all)
+	return Outcome{Status: Unavailable, Cause: cause}
+}
+
+// causeUnknown is the audited cause of a database failure store.Cause does
+// not name.
+const causeUnknown = "error"

@@ -38,7 +38,7 @@ func (s *Service) lookup(ctx context.Context, username string) (*store.Account, 
 	case errors.Is(err, store.ErrNotFound):
 		return nil, "", nil
 	case err != nil:
-		return nil, "", fmt.Errorf("selfservice: looking up account: %w", err)
+		return nil, "", accountsFailed("looking up account", err)
 	}
 	creds, err := s.credentials(ctx, acct)
 	if err != nil {
@@ -50,7 +50,7 @@ func (s *Service) lookup(ctx context.Context, username string) (*store.Account, 
 func (s *Service) credentials(ctx context.Context, acct *store.Account) (*store.Credentials, error) {
 	creds, err := s.deps.Accounts.Credentials(ctx, acct.ID)
 	if err != nil {
-		return nil, fmt.Errorf("selfservice: reading credentials: %w", err)
+		return nil, accountsFailed("reading credentials", err)
 	}
 	return creds, nil
 }
@@ -150,6 +150,9 @@ func checkUsername(errs *FieldErrors, username string) {
 // LinkInput is the registration form as sent.
 type LinkInput struct {
 	Username, Password string
+	// Address is the client's address, counted against attempts_per_ip
+	// before anything else.
+	Address string
 }
 
 // LinkResult is the outcome of LinkCard.
@@ -160,11 +163,32 @@ type LinkResult struct {
 }
 
 // LinkCard registers the card to the holder's existing account, given its
-// username and password: under the card's attempt limit (only a wrong
-// password counts) and the account's lock. Outcomes: Done, Invalid,
-// Wrong, Locked, Limited, Unavailable, Refused (password_expired,
-// disabled, edipi_mismatch, too_many_cards, card_taken, account_gone).
+// username and password: under the client address's attempts_per_ip
+// (every attempt counts), the card's attempt limit (only a wrong password
+// counts) and the account's lock. Outcomes: Done, Invalid, Wrong, Locked,
+// Limited (Reason ReasonAddressLimited for the address's limit),
+// Unavailable (the address's attempt given back), Refused
+// (password_expired, disabled, edipi_mismatch, too_many_cards,
+// card_taken, account_gone). Username is the one typed, for the form,
+// whatever the outcome.
 func (s *Service) LinkCard(ctx context.Context, card *cacid.Identity, in LinkInput) (LinkResult, error) {
+	const event = "card.linked"
+	via := map[string]string{"via": "holder"}
+	if o, ok := s.countAddress(ctx, card, in.Address, event, via); !ok {
+		return LinkResult{Outcome: o, Username: normUsername(in.Username)}, nil
+	}
+	res, err := s.linkCard(ctx, card, in)
+	if errors.Is(err, ErrUnavailable) {
+		res, err = LinkResult{Outcome: s.unavailableOutcome(ctx, card, err, event, via)}, nil
+	}
+	if res.Status == Unavailable {
+		res.Username = normUsername(in.Username)
+		s.giveBackAddress(ctx, in.Address)
+	}
+	return res, err
+}
+
+func (s *Service) linkCard(ctx context.Context, card *cacid.Identity, in LinkInput) (LinkResult, error) {
 	const event = "card.linked"
 	via := map[string]string{"via": "holder"}
 	limit := linkLimit(card)
@@ -262,7 +286,7 @@ func (s *Service) link(ctx context.Context, card *cacid.Identity, acct *store.Ac
 	case errors.Is(err, store.ErrNotFound):
 		return refused("account_gone"), nil
 	case err != nil:
-		return Outcome{}, fmt.Errorf("selfservice: linking card: %w", err)
+		return Outcome{}, accountsFailed("linking card", err)
 	}
 	return Outcome{}, nil
 }

@@ -24,8 +24,10 @@ const (
 	Locked
 	// Limited: this card (or client address) has used up its attempts.
 	Limited
-	// Unavailable: the attempt counts cannot be kept, so nothing was
-	// checked or changed.
+	// Unavailable: the account database cannot be read or written (the
+	// attempt counts, or the accounts: Outcome.Cause says why), so the
+	// request was refused and nothing was changed; the person may send
+	// it again once the database is back. It has been audited.
 	Unavailable
 	// RosterUnavailable: the personnel roster cannot be reached.
 	RosterUnavailable
@@ -59,6 +61,9 @@ type Outcome struct {
 	// Expires is when the password expired, for Reason
 	// "password_expired" (zero when unknown).
 	Expires time.Time
+	// Cause is why the database could not serve an Unavailable request:
+	// store.Cause's name (disk_full, unreachable …), or "error".
+	Cause string
 }
 
 func outcome(st Status) Outcome { return Outcome{Status: st} }
@@ -74,6 +79,10 @@ func limitOutcome(err error) Outcome {
 	}
 	return outcome(Unavailable)
 }
+
+// ReasonAddressLimited is the Reason of a Limited outcome that the client
+// address's attempts_per_ip refused (rather than the card's own count).
+const ReasonAddressLimited = "too_many_attempts_from_address"
 
 // FieldError is one problem on a form: Field is the id of the input it
 // belongs to ("" for a problem with the whole form).

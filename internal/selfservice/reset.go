@@ -107,8 +107,31 @@ type ResetQuestionsResult struct {
 
 // ResetQuestions is step 1: the questions of username's account, or decoy
 // questions for a username that cannot be reset with this card (so the
-// page does not tell whether it exists). Outcomes: Done, Invalid.
-func (s *Service) ResetQuestions(ctx context.Context, card *cacid.Identity, username string) (ResetQuestionsResult, error) {
+// page does not tell whether it exists). It counts against the client
+// address's attempts_per_ip first, as every reset post. Outcomes: Done,
+// Invalid, Limited (Reason ReasonAddressLimited), Unavailable (the
+// address's attempt given back). Username is the one typed, for the form,
+// whatever the outcome.
+func (s *Service) ResetQuestions(ctx context.Context, card *cacid.Identity, username, address string) (ResetQuestionsResult, error) {
+	fields := map[string]string{"via": "holder", "step": "username"}
+	if o, ok := s.countAddress(ctx, card, address, eventReset, fields); !ok {
+		return ResetQuestionsResult{Outcome: o, Username: normUsername(username)}, nil
+	}
+	res, err := s.resetQuestions(ctx, card, username)
+	if errors.Is(err, ErrUnavailable) {
+		res, err = ResetQuestionsResult{Outcome: s.unavailableOutcome(ctx, card, err, eventReset, fields)}, nil
+	}
+	if res.Status == Unavailable {
+		res.Username = normUsername(username)
+		s.giveBackAddress(ctx, address)
+	}
+	return res, err
+}
+
+// eventReset is the audit event of the password reset.
+const eventReset = "password.reset"
+
+func (s *Service) resetQuestions(ctx context.Context, card *cacid.Identity, username string) (ResetQuestionsResult, error) {
 	res := ResetQuestionsResult{Username: normUsername(username)}
 	checkUsername(&res.Errors, res.Username)
 	if res.Errors.Any() {
@@ -121,7 +144,7 @@ func (s *Service) ResetQuestions(ctx context.Context, card *cacid.Identity, user
 	case errors.Is(err, store.ErrNotFound):
 		st.Decoy = decoyUnknown
 	case err != nil:
-		return ResetQuestionsResult{}, fmt.Errorf("selfservice: looking up account: %w", err)
+		return ResetQuestionsResult{}, accountsFailed("looking up account", err)
 	default:
 		st.AccountID, st.Username = acct.ID, acct.Username
 		creds, err := s.credentials(ctx, acct)
@@ -224,40 +247,73 @@ type ResetInput struct {
 	State             string
 	Answers           [credential.QuestionsRequired]string
 	Password, Confirm string
+	// Address is the client's address, counted against attempts_per_ip
+	// before anything else.
+	Address string
 }
 
 // ResetResult is the outcome of ResetPassword.
 type ResetResult struct {
 	Outcome
-	Form    ResetForm      // the form to show again (Invalid, Wrong)
+	Form    ResetForm      // the form to show again (Invalid, Wrong, Unavailable)
 	Account *store.Account // Done; Refused
 }
 
-// ResetPassword is step 2: the three answers, checked under the card's
-// attempt limit and the account's lock (a decoy's attempts count down and
-// lock the same way), and the new password. Outcomes: Done, Invalid,
-// Wrong, Locked, Limited, Unavailable, Restart, Refused (disabled,
+// ResetPassword is step 2: the three answers, checked under the client
+// address's attempts_per_ip (every post counts), the card's attempt
+// limit and the account's lock (a decoy's attempts count down and lock
+// the same way), and the new password. Outcomes: Done, Invalid, Wrong,
+// Locked, Limited (Reason ReasonAddressLimited for the address's limit),
+// Unavailable (Form to send again once the database is back, the
+// address's attempt given back), Restart, Refused (disabled,
 // edipi_mismatch).
 func (s *Service) ResetPassword(ctx context.Context, card *cacid.Identity, in ResetInput) (ResetResult, error) {
+	via := map[string]string{"via": "holder"}
+	if o, ok := s.countAddress(ctx, card, in.Address, eventReset, via); !ok {
+		// The form to send again is the one sent, if it is one.
+		res := ResetResult{Outcome: o}
+		if st, ok := s.openReset(in.State, card); ok && o.Status == Unavailable {
+			res.Form, _ = s.resetForm(card, st)
+		}
+		return res, nil
+	}
+	res, err := s.resetPassword(ctx, card, in)
+	if res.Status == Unavailable {
+		s.giveBackAddress(ctx, in.Address)
+	}
+	return res, err
+}
+
+func (s *Service) resetPassword(ctx context.Context, card *cacid.Identity, in ResetInput) (ResetResult, error) {
 	st, ok := s.openReset(in.State, card)
 	if !ok {
 		return ResetResult{Outcome: outcome(Restart)}, nil
 	}
-	const event = "password.reset"
+	const event = eventReset
 	via := map[string]string{"via": "holder"}
-	limit := resetLimit(card)
-	if err := s.guard.Check(ctx, limit); err != nil {
-		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
-	}
 	again := func(o Outcome) (ResetResult, error) {
 		form, err := s.resetForm(card, st)
 		return ResetResult{Outcome: o, Form: form}, err
+	}
+	// The database failing (err): this step's form again (never the
+	// answers or the password), to send once it is back; audited.
+	unavailable := func(err error) (ResetResult, error) {
+		return again(s.unavailableOutcome(ctx, card, err, event, via))
+	}
+	limit := resetLimit(card)
+	if err := s.guard.Check(ctx, limit); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return unavailable(err)
+		}
+		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	}
 	if errs := checkResetInput(in); errs.Any() {
 		return again(Outcome{Status: Invalid, Errors: errs})
 	}
 	acct, creds, refuse, stop, err := s.resetAccount(ctx, card, st)
 	switch {
+	case errors.Is(err, ErrUnavailable):
+		return unavailable(err)
 	case err != nil:
 		return ResetResult{}, err
 	case stop != nil:
@@ -275,6 +331,8 @@ func (s *Service) ResetPassword(ctx context.Context, card *cacid.Identity, in Re
 	})
 	in.Answers = [credential.QuestionsRequired]string{}
 	switch {
+	case errors.Is(err, ErrUnavailable):
+		return unavailable(err)
 	case isGuardRefusal(err):
 		return ResetResult{Outcome: s.refusal(ctx, card, err, event, via)}, nil
 	case err != nil:
@@ -316,7 +374,11 @@ func (s *Service) ResetPassword(ctx context.Context, card *cacid.Identity, in Re
 
 	// All three answers are right: the new password.
 	if errs, err := s.resetTo(ctx, card, acct, creds, in.Password); err != nil || errs.Any() {
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			// Not changed: the answers are asked again with it.
+			return unavailable(err)
+		case err != nil:
 			return ResetResult{}, err
 		}
 		return again(Outcome{Status: Invalid, Errors: errs})
@@ -369,7 +431,7 @@ func (s *Service) resetAccount(ctx context.Context, card *cacid.Identity, st *re
 	case errors.Is(err, store.ErrNotFound) || (err == nil && acct.ID != st.AccountID):
 		return nil, nil, "", restart, nil
 	case err != nil:
-		return nil, nil, "", nil, fmt.Errorf("selfservice: looking up account: %w", err)
+		return nil, nil, "", nil, accountsFailed("looking up account", err)
 	}
 	if creds, err = s.credentials(ctx, acct); err != nil {
 		return nil, nil, "", nil, err
@@ -431,7 +493,7 @@ func (s *Service) setPassword(ctx context.Context, acct *store.Account, password
 		return fmt.Errorf("selfservice: hashing password: %w", err)
 	}
 	if err := s.deps.Accounts.SetPassword(ctx, acct.ID, hash, PasswordHistory); err != nil {
-		return fmt.Errorf("selfservice: setting password: %w", err)
+		return accountsFailed("setting password", err)
 	}
 	s.deps.OnChange()
 	return nil

@@ -25,6 +25,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.uber.org/zap"
+
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/roster"
@@ -84,6 +86,10 @@ type Accounts interface {
 // answer.
 type Auditor func(ctx context.Context, event, outcome string, fields map[string]string)
 
+// RepeatAuditor is an Auditor for refusals that repeat: key names the
+// series (a refusal's reason and card); see Deps.AuditRepeatable.
+type RepeatAuditor func(ctx context.Context, key, event, outcome string, fields map[string]string)
+
 // Deps are what the use cases work with.
 type Deps struct {
 	Roster   roster.Source
@@ -100,7 +106,17 @@ type Deps struct {
 	States store.StateLedger
 	// Audit records events; nil records nothing.
 	Audit Auditor
-	Now   func() time.Time // default time.Now
+	// AuditRepeatable records a refusal a client can repeat at will as
+	// often as it likes, the account database unavailable: the gateway
+	// writes the first for key (the reason and the card) from one client
+	// address within a minute in full and counts the rest
+	// (audit.Log.RequestRepeatable), so an outage cannot flood the trail.
+	// Nil means Audit, every time.
+	AuditRepeatable RepeatAuditor
+	// Logger gets what the audit trail leaves out: the database's own
+	// errors. Nil logs nothing.
+	Logger *zap.Logger
+	Now    func() time.Time // default time.Now
 	// OnChange is called after an account or card mapping changed
 	// (enrolled, card linked or unlinked, password set), so the gateway
 	// drops what it cached. Nil means nothing.
@@ -168,6 +184,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Audit == nil {
 		deps.Audit = func(context.Context, string, string, map[string]string) {}
 	}
+	if deps.AuditRepeatable == nil {
+		audit := deps.Audit
+		deps.AuditRepeatable = func(ctx context.Context, _, event, outcome string, fields map[string]string) {
+			audit(ctx, event, outcome, fields)
+		}
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
 	if cfg.LockoutPeriod <= 0 {
 		cfg.LockoutPeriod = defaultLockoutPeriod
 	}
@@ -185,9 +210,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 
 // Config returns the service's configuration with its defaults applied.
 func (s *Service) Config() Config { return s.cfg }
-
-// Guard is the service's attempt guard.
-func (s *Service) Guard() *Guard { return s.guard }
 
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.deps.Now() }

@@ -329,7 +329,7 @@ func TestDecoyQuestions(t *testing.T) {
 func TestResetDecoyCountsDown(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
-	q, err := f.svc.ResetQuestions(ctx, f.card, "Nobody.Here")
+	q, err := f.svc.ResetQuestions(ctx, f.card, "Nobody.Here", "192.0.2.1")
 	if err != nil || q.Status != Done || q.Form.State == "" || q.Form.Questions != f.svc.decoyQuestions("nobody.here") {
 		t.Fatalf("step 1: %+v %v", q, err)
 	}

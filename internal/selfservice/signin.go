@@ -30,10 +30,27 @@ type SignInResult struct {
 // gateway calls SignedIn once the session started) and the account's
 // lock. A disabled account, one waiting for approval, or an expired
 // password is refused. Outcomes: Done, Invalid, Wrong, Locked, Limited
-// (the address), Unavailable (the address's count), Refused (disabled,
-// pending, password_expired).
+// (the address), Unavailable (the account database: the address's count,
+// the account or its lock; audited, the address's attempt given back),
+// Refused (disabled, pending, password_expired). Username is the one
+// typed, for the form, whatever the outcome.
 func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, error) {
-	const event = "signin.password"
+	res, err := s.signIn(ctx, in)
+	if errors.Is(err, ErrUnavailable) {
+		// Nothing was checked: the address's attempt goes back, as for
+		// a busy hasher.
+		s.giveBackAddress(ctx, in.Address)
+		res, err = SignInResult{Outcome: s.unavailableOutcome(ctx, nil, err, eventSignIn, nil)}, nil
+	}
+	res.Username = normUsername(in.Username)
+	return res, err
+}
+
+// eventSignIn is the audit event of a password sign-in.
+const eventSignIn = "signin.password"
+
+func (s *Service) signIn(ctx context.Context, in SignInInput) (SignInResult, error) {
+	const event = eventSignIn
 	res := SignInResult{Username: normUsername(in.Username)}
 	if res.Username == "" || len(res.Username) > maxUsernameLen {
 		res.Errors.Add("username", "Enter your username.")
@@ -48,10 +65,13 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 	// Each account locks after three wrong passwords; this bounds trying
 	// one password on many accounts from one address.
 	if err := s.guard.TakeAddress(ctx, in.Address); err != nil {
-		res.Outcome = limitOutcome(err)
-		if res.Status == Limited {
-			s.deps.Audit(ctx, event, "failure", map[string]string{"reason": "too_many_attempts_from_address"})
+		if !isLimited(err) {
+			// Nothing was counted: nothing to give back.
+			res.Outcome = s.unavailableOutcome(ctx, nil, err, event, nil)
+			return res, nil
 		}
+		res.Outcome = limitOutcome(err)
+		s.deps.Audit(ctx, event, "failure", map[string]string{"reason": ReasonAddressLimited})
 		return res, nil
 	}
 	acct, hash, err := s.lookup(ctx, res.Username)
@@ -129,4 +149,15 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (SignInResult, err
 // per-address limit, since people behind one NAT sign in all day.
 func (s *Service) SignedIn(ctx context.Context, address string) error {
 	return s.guard.RefundAddress(ctx, address)
+}
+
+// SessionUnavailable audits a sign-in whose password was right but whose
+// session could not be recorded in the account database (session_limit
+// needs the record), so no session was started: signin.password, outcome
+// unavailable, with the username and err's cause, repeatable as the other
+// refusals for an unavailable database. It returns the outcome to answer
+// with.
+func (s *Service) SessionUnavailable(ctx context.Context, username string, err error) Outcome {
+	return s.unavailableOutcome(ctx, nil, accountsFailed("recording the session", err), eventSignIn,
+		map[string]string{"username": username, "step": "session"})
 }

@@ -63,3 +63,32 @@ func SeeOther(w http.ResponseWriter, location string) error {
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
 }
+
+// RetryAfterStore is the Retry-After (seconds) of an answer refused because
+// the account database could not serve it: soon enough to notice it is
+// back, far enough apart not to add load while it recovers.
+const RetryAfterStore = "30"
+
+// CodeStoreUnavailable is the problem code of a request refused because
+// the account database could not serve it, whichever page refused it.
+const CodeStoreUnavailable = "account_service_unavailable"
+
+// ProblemStoreUnavailable is the answer for a request the account database
+// could not serve (send it with Retry-After: RetryAfterStore): 503, what
+// was not done (nothing, such as "No account was created."), and to try
+// again in a minute. It never says why the database failed: that is for
+// the log and the administrators.
+func ProblemStoreUnavailable(title, detail, nothing, contact string) Problem {
+	if nothing != "" {
+		detail += " " + nothing
+	}
+	return Problem{
+		Status:  http.StatusServiceUnavailable,
+		Code:    CodeStoreUnavailable,
+		Title:   title,
+		Detail:  detail,
+		Steps:   []string{"Wait a minute, then try again."},
+		Contact: contact,
+		Retry:   true,
+	}
+}
