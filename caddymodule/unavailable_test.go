@@ -480,8 +480,8 @@ func TestPostgresOutage(t *testing.T) {
 	}
 }
 
-// waitForResync waits until the node's change feed has connected and
-// dropped the card cache once (cacgate_cache_invalidations_total, resync).
+// waitForResync waits until the node's change feed listens (and so has
+// dropped the card cache once): cacgate_change_feed_connected is 1.
 func (g *testGateway) waitForResync(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -491,7 +491,7 @@ func (g *testGateway) waitForResync(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			for _, line := range strings.Split(string(body), "\n") {
-				if strings.HasPrefix(line, `cacgate_cache_invalidations_total{origin="resync"} `) && !strings.HasSuffix(line, " 0") {
+				if line == "cacgate_change_feed_connected 1" {
 					return
 				}
 			}
