@@ -607,7 +607,14 @@ func (e *enrollee) send(n *node) stepAnswer {
 	for k, v := range e.fields(step) {
 		form[k] = v
 	}
-	resp, err := e.br.PostForm("https://"+n.site+"/.cacgate/enroll"+step, form)
+	req, err := http.NewRequest("POST", "https://"+n.site+"/.cacgate/enroll"+step, strings.NewReader(form.Encode()))
+	if err != nil {
+		return stepAnswer{err: err}
+	}
+	// As a browser sends it: an answer for people (a page, the form kept).
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	resp, err := e.br.Do(req)
 	if err != nil {
 		return stepAnswer{err: err}
 	}
