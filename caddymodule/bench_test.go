@@ -87,7 +87,9 @@ func revocationSetup(tb testing.TB, mode string) (*RevocationConfig, *ocspRespon
 	return nil, nil
 }
 
-func newHotPath(tb testing.TB, revocationMode string) *hotPath {
+// newHotPath builds the hot path; configure, if given, adjusts the app's
+// options before it is provisioned (cache_size, for one).
+func newHotPath(tb testing.TB, revocationMode string, configure ...func(*App)) *hotPath {
 	tb.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	tb.Cleanup(cancel)
@@ -95,6 +97,9 @@ func newHotPath(tb testing.TB, revocationMode string) *hotPath {
 	app := &App{
 		StoreRaw:   json.RawMessage(`{"backend":"sqlite","path":` + jsonString(filepath.Join(tb.TempDir(), "bench.db")) + `}`),
 		Revocation: rc,
+	}
+	for _, f := range configure {
+		f(app)
 	}
 	if err := app.Provision(ctx); err != nil {
 		tb.Fatal(err)
