@@ -159,7 +159,7 @@ func (c *Core) cachedEntry(key string, build func(epoch uint64, now time.Time) (
 		if c.beforeLookup != nil {
 			c.beforeLookup()
 		}
-		flight := c.lookups.DoChan(key, func() (any, error) {
+		lookup := func() (any, error) {
 			c.cfg.Metrics.CacheMiss.Inc()
 			gen := c.changeGen.Load()
 			e, err := build(epoch, now)
@@ -169,14 +169,18 @@ func (c *Core) cachedEntry(key string, build func(epoch uint64, now time.Time) (
 			e.gen, e.checked = gen, now.UnixNano()
 			c.keep(key, e, gen)
 			return e, nil
-		})
+		}
 		var res singleflight.Result
 		if unexpired == nil {
-			res = <-flight
+			// On the request's own goroutine: a goroutine per miss (as
+			// DoChan starts) costs its start and the growth of a fresh
+			// stack into the database driver, a tenth of a miss.
+			res.Val, res.Err, _ = c.lookups.Do(key, lookup)
 		} else {
 			// A re-check waits for the database no longer than
 			// recheckWait: one that does not answer (a partition) must
 			// not hold every cached card's requests for its timeout.
+			flight := c.lookups.DoChan(key, lookup)
 			timer := time.NewTimer(c.recheckWait)
 			select {
 			case res = <-flight:
