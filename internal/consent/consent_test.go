@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,90 @@ func TestVerifyRejectsForgeries(t *testing.T) {
 	for name, s := range map[string]string{
 		"alg none": none, "HS512": hs512, "no expiry": unbounded, "wrong audience": wrongAud,
 		"csrf key": csrfSigned, "garbage": "a.b.c", "empty": "",
+	} {
+		if _, err := tok.Verify(s, now); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+// TestTokensCompatibleWithGolangJWT: consent tokens issued before the
+// package made them itself (with golang-jwt) still verify, and the ones it
+// makes now read the same in golang-jwt, so a cluster upgraded node by
+// node keeps everyone's acceptance.
+func TestTokensCompatibleWithGolangJWT(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	old, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Issuer: tokenIssuer, Subject: fpA, Audience: jwt.ClaimStrings{tokenAudience},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), ID: "abc",
+	}).SignedString(tok.consentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := tok.Verify(old, now); err != nil || c.Fingerprint != fpA || !c.Expires.Equal(now.Add(time.Hour).Truncate(time.Second)) {
+		t.Fatalf("golang-jwt token: %+v, %v", c, err)
+	}
+
+	made, err := tok.Issue(fpA, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc jwt.RegisteredClaims
+	_, err = jwt.ParseWithClaims(made, &rc, func(*jwt.Token) (any, error) { return tok.consentKey, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(tokenIssuer), jwt.WithAudience(tokenAudience),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil || rc.Subject != fpA || rc.ID == "" || !rc.IssuedAt.Equal(now.Truncate(time.Second)) {
+		t.Fatalf("issued token in golang-jwt: %+v, %v", rc, err)
+	}
+	if !strings.HasPrefix(made, tokenHeader+".") || !strings.HasPrefix(old, tokenHeader+".") {
+		t.Fatalf("headers differ: %q, %q", made, old)
+	}
+}
+
+// TestVerifyChecksTimesAndHeader: a token signed with the right key is
+// still refused when it is not valid yet, or its header is not the one
+// the package writes (even one that means the same).
+func TestVerifyChecksTimesAndHeader(t *testing.T) {
+	tok := newTokens(t)
+	now := time.Now()
+	sign := func(header string, rc jwt.RegisteredClaims) string {
+		payload, err := json.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString(payload)
+		return signed + "." + base64.RawURLEncoding.EncodeToString(tok.consentMAC(signed))
+	}
+	good := jwt.RegisteredClaims{
+		Issuer: tokenIssuer, Subject: fpA, Audience: jwt.ClaimStrings{tokenAudience},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+	}
+	if _, err := tok.Verify(sign(`{"alg":"HS256","typ":"JWT"}`, good), now); err != nil {
+		t.Fatalf("the package's own header: %v", err)
+	}
+	future := good
+	future.IssuedAt = jwt.NewNumericDate(now.Add(time.Minute))
+	notBefore := good
+	notBefore.NotBefore = jwt.NewNumericDate(now.Add(time.Minute))
+	noIssued := good
+	noIssued.IssuedAt = nil
+	noSubject := good
+	noSubject.Subject = ""
+	otherIssuer := good
+	otherIssuer.Issuer = "someone"
+	valid := sign(`{"alg":"HS256","typ":"JWT"}`, good)
+	for name, s := range map[string]string{
+		"issued in the future": sign(`{"alg":"HS256","typ":"JWT"}`, future),
+		"not valid before":     sign(`{"alg":"HS256","typ":"JWT"}`, notBefore),
+		"no issue time":        sign(`{"alg":"HS256","typ":"JWT"}`, noIssued),
+		"no subject":           sign(`{"alg":"HS256","typ":"JWT"}`, noSubject),
+		"other issuer":         sign(`{"alg":"HS256","typ":"JWT"}`, otherIssuer),
+		"header without typ":   sign(`{"alg":"HS256"}`, good),
+		"header keys reversed": sign(`{"typ":"JWT","alg":"HS256"}`, good),
+		"padded signature":     valid + "=",
+		"four segments":        valid + ".x",
+		"signature cut":        valid[:len(valid)-2],
 	} {
 		if _, err := tok.Verify(s, now); err == nil {
 			t.Errorf("%s: verified", name)

@@ -16,11 +16,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // CookieName is the consent cookie. The __Host- prefix makes browsers refuse
@@ -73,6 +74,20 @@ type Claims struct {
 	Expires     time.Time // acceptance is void after this
 }
 
+// A consent token is a JWT (RFC 7519) in compact JWS form, HMAC-SHA256
+// over the header and the registered claims iss, sub (the card's
+// fingerprint), aud, iat, exp and jti. The package makes and checks it
+// itself rather than through a general JWT library: every card entering
+// the gateway's cache has its token checked, and with one fixed header
+// there is no algorithm to negotiate ("none", or a public key taken for
+// an HMAC secret, cannot arise), so the check is an HMAC and the decoding
+// of claims that the HMAC has vouched for.
+
+// tokenHeader is the header segment of every consent token: the JSON
+// {"alg":"HS256","typ":"JWT"} in base64url, as golang-jwt wrote it for the
+// tokens issued before (so those still verify).
+var tokenHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+
 // Issue returns a signed consent token for the card with the given
 // fingerprint, valid for ttl from now.
 func (t *Tokens) Issue(fingerprint string, now time.Time, ttl time.Duration) (string, error) {
@@ -83,41 +98,86 @@ func (t *Tokens) Issue(fingerprint string, now time.Time, ttl time.Duration) (st
 	if _, err := rand.Read(id); err != nil {
 		return "", err
 	}
-	claims := jwt.RegisteredClaims{
+	payload, err := json.Marshal(tokenClaims{
 		Issuer:    tokenIssuer,
 		Subject:   fingerprint,
-		Audience:  jwt.ClaimStrings{tokenAudience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		Audience:  []string{tokenAudience},
+		IssuedAt:  now.Unix(),
+		ExpiresAt: now.Add(ttl).Unix(),
 		ID:        base64.RawURLEncoding.EncodeToString(id),
+	})
+	if err != nil {
+		return "", err
 	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(t.consentKey)
+	signed := tokenHeader + "." + base64.RawURLEncoding.EncodeToString(payload)
+	return signed + "." + base64.RawURLEncoding.EncodeToString(t.consentMAC(signed)), nil
 }
 
-// Verify checks a consent token's signature, algorithm, issuer, audience and
-// expiry. Only HS256 is accepted, which rules out "alg":"none" and
-// algorithm-confusion tokens.
+// errMalformed: not a consent token made by this package.
+var errMalformed = errors.New("consent token: malformed")
+
+// Verify checks a consent token's signature, header, issuer, audience and
+// times: it must have an issue time not in the future and an expiry not
+// reached (and a not-before time, which the gateway never sets, passed).
 func (t *Tokens) Verify(token string, now time.Time) (Claims, error) {
-	var rc jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(token, &rc,
-		func(*jwt.Token) (any, error) { return t.consentKey, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuer(tokenIssuer),
-		jwt.WithAudience(tokenAudience),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-	)
+	rest, ok := strings.CutPrefix(token, tokenHeader+".")
+	if !ok {
+		return Claims{}, errMalformed
+	}
+	payloadB64, sigB64, ok := strings.Cut(rest, ".")
+	if !ok {
+		return Claims{}, errMalformed
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigB64)
 	if err != nil {
-		return Claims{}, err
+		return Claims{}, errMalformed
 	}
-	if rc.Subject == "" {
+	if !hmac.Equal(sig, t.consentMAC(token[:len(token)-len(sigB64)-1])) {
+		return Claims{}, errors.New("consent token: bad signature")
+	}
+	// Only claims the key vouches for are decoded.
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(payloadB64)
+	if err != nil {
+		return Claims{}, errMalformed
+	}
+	var tc tokenClaims
+	if err := json.Unmarshal(payload, &tc); err != nil {
+		return Claims{}, errMalformed
+	}
+	issued, expires := time.Unix(tc.IssuedAt, 0), time.Unix(tc.ExpiresAt, 0)
+	switch {
+	case tc.Issuer != tokenIssuer || !slices.Contains(tc.Audience, tokenAudience):
+		return Claims{}, errors.New("consent token: wrong issuer or audience")
+	case tc.Subject == "":
 		return Claims{}, errors.New("consent token has no subject")
+	case tc.IssuedAt == 0 || tc.ExpiresAt == 0:
+		return Claims{}, errors.New("consent token has no issue time or expiry")
+	case now.Before(issued) || (tc.NotBefore != 0 && now.Before(time.Unix(tc.NotBefore, 0))):
+		return Claims{}, errors.New("consent token: not valid yet")
+	case !now.Before(expires):
+		return Claims{}, errors.New("consent token: expired")
 	}
-	if rc.IssuedAt == nil {
-		return Claims{}, errors.New("consent token has no issue time")
-	}
-	return Claims{Fingerprint: rc.Subject, Issued: rc.IssuedAt.Time, Expires: rc.ExpiresAt.Time}, nil
+	return Claims{Fingerprint: tc.Subject, Issued: issued, Expires: expires}, nil
+}
+
+// tokenClaims are a consent token's claims as JSON, in golang-jwt's order
+// and form (times in whole seconds, the audience a list): a token whose
+// claims take another form was not made by the gateway and fails to
+// decode.
+type tokenClaims struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  []string `json:"aud"`
+	ExpiresAt int64    `json:"exp"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	IssuedAt  int64    `json:"iat"`
+	ID        string   `json:"jti,omitempty"`
+}
+
+func (t *Tokens) consentMAC(signed string) []byte {
+	m := hmac.New(sha256.New, t.consentKey)
+	m.Write([]byte(signed))
+	return m.Sum(nil)
 }
 
 // CSRF returns a token to embed in the banner form. It is bound to the card
