@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Issuer is the "iss" claim of every assertion.
@@ -53,6 +55,8 @@ type Signer struct {
 	key  *ecdsa.PrivateKey
 	kid  string
 	jwks []byte
+	// header is the JWS header segment of every assertion, made once.
+	header string
 }
 
 // GenerateKey returns a new P-256 private key in PKCS#8 DER, the form the
@@ -85,7 +89,15 @@ func NewSigner(pkcs8 []byte) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{key: key, kid: jwk.KeyID, jwks: jwks}, nil
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{"ES256", jwk.KeyID, "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{key: key, kid: jwk.KeyID, jwks: jwks, header: base64.RawURLEncoding.EncodeToString(header)}, nil
 }
 
 // KeyID is the RFC 7638 thumbprint of the public key, sent as "kid".
@@ -98,16 +110,22 @@ func (s *Signer) PublicKey() *ecdsa.PublicKey { return &s.key.PublicKey }
 // The returned slice is shared: do not modify it.
 func (s *Signer) JWKS() []byte { return s.jwks }
 
-// Sign returns an assertion for audience, valid from now for ttl.
+// Sign returns an assertion for audience, valid from now for ttl: a JWT
+// in compact JWS form (RFC 7515), written here in one buffer rather than
+// through golang-jwt's generic path, which cost a signature's worth of
+// encoding and allocation again on every card that enters the cache. The
+// token is what golang-jwt made of the same claims: header
+// {"alg":"ES256","kid":…,"typ":"JWT"}, the claims, and the signature as
+// the fixed-size R || S of RFC 7518.
 func (s *Signer) Sign(c Claims, audience string, now time.Time, ttl time.Duration) (string, error) {
 	if c.Username == "" || audience == "" || ttl <= 0 {
 		return "", errors.New("assertion needs a username, an audience and a positive lifetime")
 	}
-	id := make([]byte, 12)
-	if _, err := rand.Read(id); err != nil {
+	var id [12]byte
+	if _, err := rand.Read(id[:]); err != nil {
 		return "", err
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, jwtClaims{
+	payload, err := json.Marshal(jwtClaims{
 		Claims: c,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    Issuer,
@@ -116,11 +134,52 @@ func (s *Signer) Sign(c Claims, audience string, now time.Time, ttl time.Duratio
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now.Add(-30 * time.Second)), // tolerate backend clock skew
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-			ID:        base64.RawURLEncoding.EncodeToString(id),
+			ID:        base64.RawURLEncoding.EncodeToString(id[:]),
 		},
 	})
-	t.Header["kid"] = s.kid
-	return t.SignedString(s.key)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	tok := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(2*coordSize))
+	tok = append(append(tok, s.header...), '.')
+	tok = enc.AppendEncode(tok, payload)
+	digest := sha256.Sum256(tok)
+	der, err := ecdsa.SignASN1(rand.Reader, s.key, digest[:])
+	if err != nil {
+		return "", err
+	}
+	var rs [2 * coordSize]byte
+	if !fixedSignature(der, &rs) {
+		return "", errors.New("assertion: malformed ECDSA signature")
+	}
+	tok = enc.AppendEncode(append(tok, '.'), rs[:])
+	return string(tok), nil
+}
+
+// coordSize is the size of a P-256 scalar: R and S each take this many
+// bytes in a JWS signature.
+const coordSize = 32
+
+// fixedSignature turns an ASN.1 ECDSA signature into JWS form: R and S
+// big-endian, each left-padded to coordSize bytes.
+func fixedSignature(der []byte, rs *[2 * coordSize]byte) bool {
+	var seq, r, s cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1(&r, asn1.INTEGER) || !seq.ReadASN1(&s, asn1.INTEGER) || !seq.Empty() {
+		return false
+	}
+	for i, n := range [2][]byte{r, s} {
+		for len(n) > 0 && n[0] == 0 {
+			n = n[1:] // the sign byte DER puts before a high bit
+		}
+		if len(n) > coordSize {
+			return false
+		}
+		copy(rs[(i+1)*coordSize-len(n):(i+1)*coordSize], n)
+	}
+	return true
 }
 
 type jsonWebKey struct {

@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +114,95 @@ func BenchmarkSign(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Sign(c, "aud", time.Now(), time.Minute); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestSignMatchesGolangJWT: the assertion is what golang-jwt made of the
+// same claims (which backends verified before the signer wrote tokens
+// itself): the same header and the same claims, and it verifies as ES256.
+func TestSignMatchesGolangJWT(t *testing.T) {
+	s := newSigner(t)
+	now := time.Now()
+	c := Claims{Username: "o'brien.j", EDIPI: "1234567890", GivenName: "José", FamilyName: "O'Brien <Jr>", Email: "j&b@mail.mil", Affiliation: "USN", CertSHA256: "ab", AuthMethod: "cac"}
+	tok, err := s.Sign(c, "app.example.mil", now, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := jwt.NewWithClaims(jwt.SigningMethodES256, jwtClaims{Claims: c, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: Issuer, Subject: c.Username, Audience: jwt.ClaimStrings{"app.example.mil"},
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-30 * time.Second)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute)), ID: "JTI",
+	}})
+	ref.Header["kid"] = s.KeyID()
+	want, err := ref.SigningString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := strings.Split(tok, ".")
+	wantSegs := strings.Split(want, ".")
+	if len(segs) != 3 || segs[0] != wantSegs[0] {
+		t.Fatalf("header %q, golang-jwt's %q", segs[0], wantSegs[0])
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(segs[1])
+	wantPayload, _ := base64.RawURLEncoding.DecodeString(wantSegs[1])
+	// The same JSON but for the random jti.
+	jti := regexp.MustCompile(`"jti":"[^"]*"`)
+	if got, exp := jti.ReplaceAllString(string(payload), `"jti":"JTI"`), string(wantPayload); got != exp {
+		t.Fatalf("claims\n%s\ngolang-jwt's\n%s", got, exp)
+	}
+	keys, err := ParseJWKS(s.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := keys.Verify(tok, "app.example.mil", now); err != nil || v.Username != c.Username || v.FamilyName != c.FamilyName {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+}
+
+// TestFixedSignature: R and S are right-aligned in 32 bytes whatever
+// length DER gave them (a leading sign byte, or a short value), and a
+// malformed signature is refused.
+func TestFixedSignature(t *testing.T) {
+	short := append([]byte{0x01}, make([]byte, 29)...) // 30 bytes
+	high := append([]byte{0x00, 0x80}, make([]byte, 31)...)
+	der := func(r, s []byte) []byte {
+		body := append(append([]byte{0x02, byte(len(r))}, r...), append([]byte{0x02, byte(len(s))}, s...)...)
+		return append([]byte{0x30, byte(len(body))}, body...)
+	}
+	var rs [2 * coordSize]byte
+	if !fixedSignature(der(short, high), &rs) {
+		t.Fatal("refused a valid signature")
+	}
+	if rs[1] != 0 || rs[2] != 0x01 || rs[coordSize] != 0x80 {
+		t.Fatalf("R || S = %x", rs)
+	}
+	tooLong := append([]byte{0x01}, make([]byte, 32)...)
+	for name, bad := range map[string][]byte{
+		"long R": der(tooLong, short), "trailing": append(der(short, short), 0), "empty": nil, "one integer": der(short, nil)[:2+2+len(short)],
+	} {
+		if fixedSignature(bad, &rs) {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestSignaturesVerify: many signatures, so that short R and S values
+// (one in 128 signatures has one) are padded right.
+func TestSignaturesVerify(t *testing.T) {
+	s := newSigner(t)
+	keys, err := ParseJWKS(s.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 300 {
+		tok, err := s.Sign(Claims{Username: "u"}, "aud", now, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.Verify(tok, "aud", now); err != nil {
+			t.Fatalf("signature %d: %v", i, err)
 		}
 	}
 }
