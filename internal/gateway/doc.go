@@ -20,20 +20,21 @@
 //
 // # Caches
 //
-// Two levels, both bounded, both golang-lru/v2's plain LRU (the project's
-// choice for bounded caches an unauthenticated client can fill; entries
-// carry their own expiry, read with the request's clock, so no cache runs
-// a timer):
+// Two levels, both bounded; entries carry their own expiry, read with the
+// request's clock, so no cache runs a timer:
 //
-//   - Core.cards, an LRU shared by every site: the account side, the
-//     expensive part (database round trip, revocation check), rebuilt
-//     after cache_ttl (or the revocation verdict's end, if sooner), a
-//     local change, or a change announced by another node. Concurrent
-//     misses for one card share one build (singleflight).
-//   - Site.sites, a plain LRU per site: the certificate side (parse, trust
-//     policy, pool verification) and the site's access decision and signed
-//     assertion, aged by the request's clock so the hot path reads the time
-//     once.
+//   - Core.cards, golang-lru/v2's plain LRU shared by every site: the
+//     account side, the expensive part (database round trip, revocation
+//     check), rebuilt after cache_ttl (or the revocation verdict's end, if
+//     sooner), a local change, or a change announced by another node.
+//     Concurrent misses for one card share one build (singleflight).
+//   - Site.certs, a CLOCK cache per site (certcache.go): the certificate
+//     side (parse, trust policy, pool verification) and the site's access
+//     decision and signed assertion, aged by the request's clock so the
+//     hot path reads the time once. It is what every request looks up, so
+//     it is built for many cards taking turns: a lookup touches few cache
+//     lines and a hit writes nothing shared. (Password users' entries are
+//     in an LRU of their own, Site.users.)
 //
 // Revocation verdicts are cached by package revocation itself; consent
 // tokens by package consent.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
@@ -47,11 +46,12 @@ type SiteConfig struct {
 type Site struct {
 	core *Core
 	cfg  SiteConfig
-	// sites caches, per certificate, this site's verdict on it and the
-	// assertion signed for it. Keyed by the certificate's DER bytes.
-	// Entries age by the request's clock (SiteEntry.created): the hot path
-	// reads the time once.
-	sites   *lru.Cache[string, *SiteEntry]
+	// certs caches, per certificate, this site's verdict on it and the
+	// assertion signed for it; users the same per password-signed-in
+	// user. Entries age by the request's clock (SiteEntry.created): the
+	// hot path reads the time once.
+	certs   *certCache
+	users   *lru.Cache[string, *SiteEntry]
 	siteTTL time.Duration
 	// refused caches, per certificate and the CA certificates sent with
 	// it, the entries of certificates this site's own trust pool refused:
@@ -72,7 +72,7 @@ func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
 	if cfg.ConsentTTL <= 0 {
 		return nil, errors.New("gateway: a site needs a positive consent lifetime")
 	}
-	sites, err := lru.New[string, *SiteEntry](c.cfg.CacheSize)
+	users, err := lru.New[string, *SiteEntry](c.cfg.CacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,8 @@ func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Site{core: c, cfg: cfg, sites: sites, refused: refused, siteTTL: c.cfg.AssertionTTL}, nil
+	ttl := c.cfg.AssertionTTL
+	return &Site{core: c, cfg: cfg, certs: newCertCache(c.cfg.CacheSize, ttl), users: users, refused: refused, siteTTL: ttl}, nil
 }
 
 // Core is the shared core the site decides with.
@@ -90,6 +91,7 @@ func (s *Site) Core() *Core { return s.core }
 // are immutable; the card entry, assertion and access decision are swapped
 // atomically on refresh.
 type SiteEntry struct {
+	certEntry
 	created time.Time
 	// ID is the card holder's identity (nil if the certificate is not a
 	// CAC identity; Rejection says why).
@@ -392,7 +394,7 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 // computing it on first sight.
 func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	leaf := cs.PeerCertificates[0]
-	if se, ok := s.sites.Get(derKey(leaf.Raw)); ok && now.Sub(se.created) < s.siteTTL {
+	if se := s.certs.get(leaf, now); se != nil {
 		return se
 	}
 	var chainKey [sha256.Size]byte
@@ -437,7 +439,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	// verified nothing must not shape what a verified one sees later.
 	switch {
 	case issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0:
-		s.sites.Add(strings.Clone(derKey(leaf.Raw)), se)
+		s.certs.add(se, now)
 	case s.cfg.Policy.Roots != nil:
 		// Refused by this site's pool, for this chain as sent: the same
 		// certificate with other CA certificates is judged afresh.
@@ -466,11 +468,11 @@ func chainDigest(certs []*x509.Certificate) [sha256.Size]byte {
 // certificate, the assertion and access decision cached per username.
 func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
 	key := consent.UserPrincipal(username)
-	if se, ok := s.sites.Get(key); ok && now.Sub(se.created) < s.siteTTL {
+	if se, ok := s.users.Get(key); ok && now.Sub(se.created) < s.siteTTL {
 		return se
 	}
 	se := &SiteEntry{created: now}
-	s.sites.Add(key, se)
+	s.users.Add(key, se)
 	return se
 }
 
@@ -532,10 +534,4 @@ func hostOnly(hostport string) string {
 		return hostport[:i]
 	}
 	return hostport
-}
-
-// derKey views a certificate's DER bytes as a map key without copying
-// them: the cache keeps a copy (strings.Clone) only when it adds an entry.
-func derKey(der []byte) string {
-	return unsafe.String(unsafe.SliceData(der), len(der))
 }
