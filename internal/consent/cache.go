@@ -2,6 +2,7 @@ package consent
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -23,6 +24,9 @@ type Cache struct {
 type cachedClaims struct {
 	Claims
 	cachedAt time.Time
+	// token is the token itself (the cache's key, copied from the
+	// request).
+	token string
 }
 
 // NewCache returns a cache of at most size verified tokens, each remembered
@@ -45,18 +49,67 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time, maxAge time.D
 	if token == "" {
 		return false
 	}
-	cached, ok := c.lru.Get(token)
-	if !ok || now.Sub(cached.cachedAt) >= c.ttl {
-		claims, err := c.tokens.Verify(token, now)
-		if err != nil {
+	cached, _, ok := c.verified(token, now)
+	return ok && cached.accepts(fingerprint, now, maxAge)
+}
+
+// verified returns the claims of token if it verifies, from the cache or
+// verified now (and then cached), and the token as the cache keeps it.
+func (c *Cache) verified(token string, now time.Time) (*cachedClaims, string, bool) {
+	if cached, ok := c.lru.Get(token); ok && now.Sub(cached.cachedAt) < c.ttl {
+		return cached, cached.token, true
+	}
+	claims, err := c.tokens.Verify(token, now)
+	if err != nil {
+		return nil, "", false
+	}
+	// A pointer: the hot path's Get then copies one word, not the claims.
+	cached := &cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)}
+	c.lru.Add(cached.token, cached)
+	return cached, cached.token, true
+}
+
+func (cc *cachedClaims) accepts(fingerprint string, now time.Time, maxAge time.Duration) bool {
+	return cc.Fingerprint == fingerprint && now.Before(cc.Expires) && now.Sub(cc.Issued) < maxAge
+}
+
+// Memo is what a holder of per-card state (a site's entry for a
+// certificate) keeps of the last consent token its card presented, beside
+// that state: while its card's requests carry the same token, AcceptedVia
+// answers from it, and the request path reads one entry per card instead
+// of two (with many cards taking turns, each is a miss in the CPU's
+// caches). The zero Memo is empty and ready.
+type Memo struct {
+	last atomic.Pointer[memoEntry]
+}
+
+// memoEntry is one token's verified claims, held against one card.
+type memoEntry struct {
+	cachedClaims
+	// card is the fingerprint the entry was made for (a caller passes the
+	// same string every time, so comparing it reads no bytes), and ofCard
+	// whether the token was made by that card.
+	card   string
+	ofCard bool
+}
+
+// AcceptedVia is Accepted for the card whose state holds m. It consults
+// the cache (and so the shared verification) only when the token is not
+// the one m remembers, or m's claims are older than the cache's ttl.
+func (c *Cache) AcceptedVia(m *Memo, token, fingerprint string, now time.Time, maxAge time.Duration) bool {
+	if token == "" {
+		return false
+	}
+	e := m.last.Load()
+	if e == nil || e.token != token || e.card != fingerprint || now.Sub(e.cachedAt) >= c.ttl {
+		cached, _, ok := c.verified(token, now)
+		if !ok {
 			return false
 		}
-		// A pointer: the hot path's Get then copies one word, not the
-		// claims.
-		cached = &cachedClaims{Claims: claims, cachedAt: now}
-		c.lru.Add(strings.Clone(token), cached)
+		e = &memoEntry{cachedClaims: *cached, card: fingerprint, ofCard: cached.Fingerprint == fingerprint}
+		m.last.Store(e)
 	}
-	return cached.Fingerprint == fingerprint && now.Before(cached.Expires) && now.Sub(cached.Issued) < maxAge
+	return e.ofCard && now.Before(e.Expires) && now.Sub(e.Issued) < maxAge
 }
 
 // CookieValue extracts the consent cookie from raw Cookie header values

@@ -293,3 +293,48 @@ func TestAcceptedWithinMaxAge(t *testing.T) {
 		t.Error("refused by a site with a longer lifetime")
 	}
 }
+
+// TestAcceptedViaMemo: a card's memo answers as the cache does — only a
+// verified token, made by that card, unexpired, within the site's max
+// age — and a changed token or one remembered past the cache's ttl is
+// checked again.
+func TestAcceptedViaMemo(t *testing.T) {
+	tok := newTokens(t)
+	cache := NewCache(tok, 10, time.Minute)
+	now := time.Now()
+	a, _ := tok.Issue(fpA, now, time.Hour)
+	b, _ := tok.Issue(fpB, now, time.Hour)
+	var memo Memo
+	for i := range 2 { // verified, then remembered
+		if !cache.AcceptedVia(&memo, a, fpA, now, 12*time.Hour) {
+			t.Fatalf("round %d: valid token refused", i)
+		}
+	}
+	remembered := memo.last.Load()
+	if !cache.AcceptedVia(&memo, a, fpA, now.Add(time.Second), 12*time.Hour) || memo.last.Load() != remembered {
+		t.Fatal("the same token was not answered from the memo")
+	}
+	if cache.AcceptedVia(&memo, a, fpA, now.Add(30*time.Second), 10*time.Second) {
+		t.Error("accepted past the site's max age")
+	}
+	if cache.AcceptedVia(&memo, a, fpA, now.Add(2*time.Hour), 12*time.Hour) {
+		t.Error("accepted after the token expired")
+	}
+	// Another card's token, though valid, is not this card's consent.
+	var memoA Memo
+	if cache.AcceptedVia(&memoA, b, fpA, now, 12*time.Hour) {
+		t.Error("another card's token accepted")
+	}
+	if cache.AcceptedVia(&memoA, a[:len(a)-2]+"xx", fpA, now, 12*time.Hour) || cache.AcceptedVia(&memoA, "", fpA, now, 12*time.Hour) {
+		t.Error("tampered or empty token accepted")
+	}
+	// Remembered past the cache's ttl: checked again (and a token that no
+	// longer verifies, say after a key change, is refused).
+	other := NewCache(newTokens(t), 10, time.Minute)
+	if other.AcceptedVia(&memo, a, fpA, now.Add(61*time.Second), 12*time.Hour) {
+		t.Error("a memo older than the cache's ttl was trusted without checking again")
+	}
+	if !other.AcceptedVia(&memo, a, fpA, now.Add(30*time.Second), 12*time.Hour) {
+		t.Error("a memo within the cache's ttl was checked again")
+	}
+}

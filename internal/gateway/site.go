@@ -108,6 +108,8 @@ type SiteEntry struct {
 	card      atomic.Pointer[Entry]
 	assertion atomic.Pointer[signedAssertion]
 	access    atomic.Pointer[accessVerdict]
+	// consent is the last consent token the card presented here.
+	consent consent.Memo
 }
 
 // signedAssertion is a cached assertion.
@@ -225,7 +227,7 @@ func (s *Site) GateConsented(r *http.Request, now time.Time) (d Decision) {
 
 func (s *Site) gateConsented(r *http.Request, now time.Time, d *Decision) {
 	s.gate(r, now, d)
-	if d.Outcome == Admitted && !s.core.cfg.Consents.Accepted(consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
+	if d.Outcome == Admitted && !s.core.cfg.Consents.AcceptedVia(&d.Site.consent, consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 	}
 }
