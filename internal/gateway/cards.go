@@ -54,6 +54,31 @@ var PlaceholderKeys = func() (k [NumFields]string) {
 // to and the identity values derived from both. Entries are immutable once
 // built; a refresh builds a new one.
 type Entry struct {
+	// What the request path reads comes first, so that with many cards
+	// taking turns an admitted request touches as few of the entry's
+	// cache lines as it can.
+
+	epoch   uint64
+	expires time.Time
+	// dropped is set when another node announces a change to the
+	// account or card: handlers holding the entry rebuild it.
+	dropped atomic.Bool
+	// granted is set by the first request admitted with this entry, which
+	// audits access.granted.
+	granted atomic.Bool
+	// active is whether Account is an active account, so that admitting
+	// a request needs no read of the account.
+	active bool
+
+	// Verdict is the revocation status of the card's chain; the entry
+	// expires with it.
+	Verdict revocation.ChainVerdict
+
+	Values [NumFields]string
+	// Boxed holds values already converted to interfaces, so setting the
+	// {http.auth.user.*} placeholders on the hot path does not allocate.
+	Boxed [NumFields]any
+
 	// Account is the registered account for the card, nil if none.
 	Account *store.Account
 	// ByEDIPI is an account holding the card's DoD ID when the card itself
@@ -61,11 +86,6 @@ type Entry struct {
 	// card's registration cleared), nil otherwise.
 	ByEDIPI *store.Account
 
-	// Verdict is the revocation status of the card's chain; the entry
-	// expires with it.
-	Verdict revocation.ChainVerdict
-
-	epoch uint64
 	// checked is when the entry's build began (Unix nanoseconds): what it
 	// holds was true then.
 	checked int64
@@ -74,19 +94,8 @@ type Entry struct {
 	gen uint64
 	// edipi is the card's DoD ID, so that an account created for it
 	// elsewhere reaches an entry that found no account.
-	edipi   string
-	expires time.Time
-	// dropped is set when another node announces a change to the
-	// account or card: handlers holding the entry rebuild it.
-	dropped atomic.Bool
-	// granted is set by the first request admitted with this entry, which
-	// audits access.granted.
-	granted atomic.Bool
+	edipi string
 
-	Values [NumFields]string
-	// Boxed holds values already converted to interfaces, so setting the
-	// {http.auth.user.*} placeholders on the hot path does not allocate.
-	Boxed  [NumFields]any
 	Claims assertion.Claims
 }
 
@@ -357,6 +366,7 @@ const (
 // registered facts) and the card; id is nil for a password sign-in.
 func (e *Entry) fill(id *cacid.Identity) {
 	acct := e.Account
+	e.active = acct.Status == store.StatusActive
 	var cardGiven, cardFamily, cardEmail, cardAffiliation, fingerprint string
 	method := AuthPassword
 	if id != nil {

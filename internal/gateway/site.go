@@ -93,6 +93,8 @@ func (s *Site) Core() *Core { return s.core }
 type SiteEntry struct {
 	certEntry
 	created time.Time
+	// notBefore and notAfter are the certificate's validity period.
+	notBefore, notAfter time.Time
 	// ID is the card holder's identity (nil if the certificate is not a
 	// CAC identity; Rejection says why).
 	ID    *cacid.Identity
@@ -291,6 +293,7 @@ func RequireAccount(d Decision) Decision {
 func requireAccount(d *Decision) {
 	switch {
 	case d.Outcome != Admitted:
+	case d.Entry.active:
 	case d.Entry.Account == nil:
 		d.Outcome = NotRegistered
 	case d.Entry.Account.Status != store.StatusActive:
@@ -372,10 +375,15 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 		return nil, rejectNoCertificate
 	}
 	leaf := cs.PeerCertificates[0]
-	if rej := trust.CheckValidity(leaf, now); rej != nil {
-		return nil, rej
+	se := s.certs.get(leaf, now)
+	if se == nil || now.Before(se.notBefore) || now.After(se.notAfter) {
+		// (A cached entry holds the certificate's validity period, so the
+		// request path reads nothing more of the certificate.)
+		if rej := trust.CheckValidity(leaf, now); rej != nil {
+			return nil, rej
+		}
+		se = s.siteEntry(cs, now)
 	}
-	se := s.siteEntry(cs, now)
 	chain := se.poolChain
 	if len(cs.VerifiedChains) > 0 {
 		chain = cs.VerifiedChains[0]
@@ -392,13 +400,12 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 	return se, nil
 }
 
-// siteEntry returns the cached verdict for the connection's certificate,
-// computing it on first sight.
+// siteEntry returns the verdict for the connection's certificate, which
+// is within its validity period and not in the site's cache: the verdict
+// remembered on the same chain, if this site's pool refused it, else a new
+// one.
 func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	leaf := cs.PeerCertificates[0]
-	if se := s.certs.get(leaf, now); se != nil {
-		return se
-	}
 	var chainKey [sha256.Size]byte
 	if s.cfg.Policy.Roots != nil && len(cs.VerifiedChains) == 0 {
 		chainKey = chainDigest(cs.PeerCertificates)
@@ -406,7 +413,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 			return se
 		}
 	}
-	se := &SiteEntry{created: now, Chain: CardChain{Leaf: leaf}}
+	se := &SiteEntry{created: now, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, Chain: CardChain{Leaf: leaf}}
 	var issuer *x509.Certificate
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
 		issuer = cs.VerifiedChains[0][1]
