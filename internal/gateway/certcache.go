@@ -13,15 +13,15 @@ import (
 // shaped for the request path of many cards taking turns, where every
 // memory access the lookup makes is likely a miss in the CPU's caches:
 //
-//   - it is found by a hash of the certificate's last bytes (the issuing
-//     CA's signature, which nobody else chooses), not of its whole DER: a
-//     lookup reads one line of the certificate, one slot of the map and
-//     the entry, where a map keyed by the DER hashed and compared a
-//     kilobyte on each side;
-//   - the entry is matched by the certificate object itself (the one a
-//     kept-alive connection presents on every request) or, from another
-//     connection, by its whole DER: a hash collision costs a comparison,
-//     never a wrong verdict;
+//   - an entry is found first by the parsed certificate it was made for,
+//     the one its connection presents on every later request: a lookup
+//     then hashes a pointer and reads nothing of the certificate;
+//   - a request on another connection (its own parse of the same DER)
+//     finds it by a hash of the certificate's last bytes (the issuing
+//     CA's signature, which nobody else chooses) and a comparison of the
+//     whole DER: a hash collision costs a comparison, never a wrong
+//     verdict. (A map keyed by the DER itself hashed and compared a
+//     kilobyte on each side on every request.)
 //   - a hit writes nothing shared: eviction is CLOCK (second chance), so
 //     a hit only marks its own entry used, once, where an LRU list move
 //     writes the entry's neighbours, which are other cards' cold lines.
@@ -33,6 +33,10 @@ type certCache struct {
 	ttl  time.Duration
 
 	mu sync.RWMutex
+	// byLeaf holds each entry under the certificate it was made for
+	// (SiteEntry.Chain.Leaf, which the entry keeps alive: the key cannot
+	// come to name another certificate).
+	byLeaf map[*x509.Certificate]*SiteEntry
 	// byHash holds each entry under certHash of its certificate; entries
 	// whose certificates share the hash are chained through
 	// SiteEntry.sameHash.
@@ -45,7 +49,10 @@ type certCache struct {
 }
 
 func newCertCache(size int, ttl time.Duration) *certCache {
-	return &certCache{seed: maphash.MakeSeed(), ttl: ttl, byHash: make(map[uint64]*SiteEntry, size), size: size}
+	return &certCache{
+		seed: maphash.MakeSeed(), ttl: ttl, size: size,
+		byLeaf: make(map[*x509.Certificate]*SiteEntry, size), byHash: make(map[uint64]*SiteEntry, size),
+	}
 }
 
 // hashedTail is how many of a certificate's last bytes certHash reads:
@@ -58,11 +65,12 @@ func (c *certCache) certHash(der []byte) uint64 {
 
 // get returns the unexpired entry for leaf, nil if there is none.
 func (c *certCache) get(leaf *x509.Certificate, now time.Time) *SiteEntry {
-	h := c.certHash(leaf.Raw)
 	c.mu.RLock()
-	e := c.byHash[h]
-	for e != nil && !e.isFor(leaf) {
-		e = e.sameHash
+	e := c.byLeaf[leaf]
+	if e == nil {
+		for e = c.byHash[c.certHash(leaf.Raw)]; e != nil && !e.isFor(leaf); {
+			e = e.sameHash
+		}
 	}
 	// Marked under the lock, so that no mark is set while the hand
 	// sweeps (which bounds its sweep), and only when not set already.
@@ -92,6 +100,7 @@ func (c *certCache) add(se *SiteEntry, now time.Time) {
 		se.slot = c.evict(now)
 	}
 	c.ring[se.slot] = se
+	c.byLeaf[se.Chain.Leaf] = se
 	se.sameHash = c.byHash[h]
 	c.byHash[h] = se
 }
@@ -130,6 +139,7 @@ func (c *certCache) unlinkFor(h uint64, leaf *x509.Certificate) *SiteEntry {
 			delete(c.byHash, h)
 		}
 		e.sameHash = nil
+		delete(c.byLeaf, e.Chain.Leaf)
 		return e
 	}
 	return nil

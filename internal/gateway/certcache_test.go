@@ -114,8 +114,13 @@ func TestCertCacheEvictsUnused(t *testing.T) {
 			reachable++
 		}
 	}
-	if reachable != size || len(c.ring) != size {
-		t.Fatalf("%d reachable entries, ring of %d, size %d", reachable, len(c.ring), size)
+	if reachable != size || len(c.ring) != size || len(c.byLeaf) != size {
+		t.Fatalf("%d reachable entries, ring of %d, %d by certificate, size %d", reachable, len(c.ring), len(c.byLeaf), size)
+	}
+	for leaf, e := range c.byLeaf {
+		if e.Chain.Leaf != leaf || c.ring[e.slot] != e {
+			t.Fatal("an entry held under another certificate, or evicted but still found")
+		}
 	}
 }
 
