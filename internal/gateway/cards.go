@@ -95,8 +95,6 @@ type Entry struct {
 	// edipi is the card's DoD ID, so that an account created for it
 	// elsewhere reaches an entry that found no account.
 	edipi string
-
-	Claims assertion.Claims
 }
 
 // errRecheckTimeout: a re-check did not finish within recheckWait (it
@@ -387,7 +385,12 @@ func (e *Entry) fill(id *cacid.Identity) {
 	for i, v := range e.Values {
 		e.Boxed[i] = v
 	}
-	e.Claims = assertion.Claims{
+}
+
+// Claims are what the entry's assertion says: its values. (Made when an
+// assertion is signed rather than kept beside the values.)
+func (e *Entry) Claims() assertion.Claims {
+	return assertion.Claims{
 		Username:    e.Values[FieldUser],
 		EDIPI:       e.Values[FieldEDIPI],
 		GivenName:   e.Values[FieldGivenName],
@@ -395,7 +398,7 @@ func (e *Entry) fill(id *cacid.Identity) {
 		Email:       e.Values[FieldEmail],
 		Affiliation: e.Values[FieldAffiliation],
 		CertSHA256:  e.Values[FieldCertSHA256],
-		AuthMethod:  method,
+		AuthMethod:  e.Values[FieldAuthMethod],
 	}
 }
 

@@ -520,11 +520,11 @@ func (s *Site) Assertion(r *http.Request, d *Decision, now time.Time) string {
 		aud = hostOnly(r.Host)
 	}
 	if sa := se.assertion.Load(); sa != nil && sa.audience == aud && now.Before(sa.refreshAt) &&
-		(sa.card == card || sa.card.Claims == card.Claims) {
+		(sa.card == card || sa.card.Values == card.Values) {
 		return sa.token
 	}
 	ttl := s.core.cfg.AssertionTTL
-	tok, err := s.core.cfg.Signer.Sign(card.Claims, aud, now, ttl)
+	tok, err := s.core.cfg.Signer.Sign(card.Claims(), aud, now, ttl)
 	if err != nil {
 		s.cfg.Logger.Error("signing assertion", zap.Error(err))
 		return ""
