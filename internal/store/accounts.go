@@ -192,6 +192,10 @@ func (s *SQLStore) oneAccount(ctx context.Context, how, query, key string) (*Acc
 		// username, not a failed request.
 		return nil, fmt.Errorf("store: account %s: %w", how, ErrNotFound)
 	}
+	ctx, err := s.pointRead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: account %s: %w", how, err)
+	}
 	a, err := oneAccount(ctx, s.reads(), query, key)
 	if err != nil {
 		return nil, fmt.Errorf("store: account %s: %w", how, s.dialect.translate(err))
