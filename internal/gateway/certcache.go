@@ -18,10 +18,11 @@ import (
 //     then hashes a pointer and reads nothing of the certificate;
 //   - a request on another connection (its own parse of the same DER)
 //     finds it by a hash of the certificate's last bytes (the issuing
-//     CA's signature, which nobody else chooses) and a comparison of the
-//     whole DER: a hash collision costs a comparison, never a wrong
-//     verdict. (A map keyed by the DER itself hashed and compared a
-//     kilobyte on each side on every request.)
+//     CA's signature: only certificates a trusted CA signed are cached,
+//     so no client chooses them) and a comparison of the whole DER: a
+//     hash collision costs a comparison, never a wrong verdict. (A map
+//     keyed by the DER itself hashed and compared a kilobyte on each side
+//     on every request.)
 //   - a hit writes nothing shared: eviction is CLOCK (second chance), so
 //     a hit only marks its own entry used, once, where an LRU list move
 //     writes the entry's neighbours, which are other cards' cold lines.
@@ -33,9 +34,8 @@ type certCache struct {
 	ttl  time.Duration
 
 	mu sync.RWMutex
-	// byLeaf holds each entry under the certificate it was made for
-	// (SiteEntry.Chain.Leaf, which the entry keeps alive: the key cannot
-	// come to name another certificate).
+	// byLeaf holds each entry under the parsed certificate it was made
+	// for (SiteEntry.Chain.Leaf).
 	byLeaf map[*x509.Certificate]*SiteEntry
 	// byHash holds each entry under certHash of its certificate; entries
 	// whose certificates share the hash are chained through
@@ -49,9 +49,10 @@ type certCache struct {
 }
 
 func newCertCache(size int, ttl time.Duration) *certCache {
+	// The maps grow as cards come: cache_size may be millions.
 	return &certCache{
 		seed: maphash.MakeSeed(), ttl: ttl, size: size,
-		byLeaf: make(map[*x509.Certificate]*SiteEntry, size), byHash: make(map[uint64]*SiteEntry, size),
+		byLeaf: map[*x509.Certificate]*SiteEntry{}, byHash: map[uint64]*SiteEntry{},
 	}
 }
 
@@ -68,8 +69,7 @@ func (c *certCache) get(leaf *x509.Certificate, now time.Time) *SiteEntry {
 	c.mu.RLock()
 	e := c.byLeaf[leaf]
 	if e == nil {
-		for e = c.byHash[c.certHash(leaf.Raw)]; e != nil && !e.isFor(leaf); {
-			e = e.sameHash
+		for e = c.byHash[c.certHash(leaf.Raw)]; e != nil && !e.isFor(leaf); e = e.sameHash {
 		}
 	}
 	// Marked under the lock, so that no mark is set while the hand
