@@ -49,24 +49,24 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time, maxAge time.D
 	if token == "" {
 		return false
 	}
-	cached, _, ok := c.verified(token, now)
+	cached, ok := c.verified(token, now)
 	return ok && cached.accepts(fingerprint, now, maxAge)
 }
 
 // verified returns the claims of token if it verifies, from the cache or
-// verified now (and then cached), and the token as the cache keeps it.
-func (c *Cache) verified(token string, now time.Time) (*cachedClaims, string, bool) {
+// verified now (and then cached).
+func (c *Cache) verified(token string, now time.Time) (*cachedClaims, bool) {
 	if cached, ok := c.lru.Get(token); ok && now.Sub(cached.cachedAt) < c.ttl {
-		return cached, cached.token, true
+		return cached, true
 	}
 	claims, err := c.tokens.Verify(token, now)
 	if err != nil {
-		return nil, "", false
+		return nil, false
 	}
 	// A pointer: the hot path's Get then copies one word, not the claims.
 	cached := &cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)}
 	c.lru.Add(cached.token, cached)
-	return cached, cached.token, true
+	return cached, true
 }
 
 func (cc *cachedClaims) accepts(fingerprint string, now time.Time, maxAge time.Duration) bool {
@@ -102,7 +102,7 @@ func (c *Cache) AcceptedVia(m *Memo, token, fingerprint string, now time.Time, m
 	}
 	e := m.last.Load()
 	if e == nil || e.token != token || e.card != fingerprint || now.Sub(e.cachedAt) >= c.ttl {
-		cached, _, ok := c.verified(token, now)
+		cached, ok := c.verified(token, now)
 		if !ok {
 			return false
 		}
