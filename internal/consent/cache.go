@@ -49,28 +49,18 @@ func (c *Cache) Accepted(token, fingerprint string, now time.Time, maxAge time.D
 	if token == "" {
 		return false
 	}
-	cached, ok := c.verified(token, now)
-	return ok && cached.accepts(fingerprint, now, maxAge)
-}
-
-// verified returns the claims of token if it verifies, from the cache or
-// verified now (and then cached).
-func (c *Cache) verified(token string, now time.Time) (*cachedClaims, bool) {
-	if cached, ok := c.lru.Get(token); ok && now.Sub(cached.cachedAt) < c.ttl {
-		return cached, true
+	cached, ok := c.lru.Get(token)
+	if !ok || now.Sub(cached.cachedAt) >= c.ttl {
+		claims, err := c.tokens.Verify(token, now)
+		if err != nil {
+			return false
+		}
+		// A pointer: the hot path's Get then copies one word, not the
+		// claims.
+		cached = &cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)}
+		c.lru.Add(cached.token, cached)
 	}
-	claims, err := c.tokens.Verify(token, now)
-	if err != nil {
-		return nil, false
-	}
-	// A pointer: the hot path's Get then copies one word, not the claims.
-	cached := &cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)}
-	c.lru.Add(cached.token, cached)
-	return cached, true
-}
-
-func (cc *cachedClaims) accepts(fingerprint string, now time.Time, maxAge time.Duration) bool {
-	return cc.Fingerprint == fingerprint && now.Before(cc.Expires) && now.Sub(cc.Issued) < maxAge
+	return cached.Fingerprint == fingerprint && now.Before(cached.Expires) && now.Sub(cached.Issued) < maxAge
 }
 
 // Memo is what a holder of per-card state (a site's entry for a
@@ -78,7 +68,8 @@ func (cc *cachedClaims) accepts(fingerprint string, now time.Time, maxAge time.D
 // that state: while its card's requests carry the same token, AcceptedVia
 // answers from it, and the request path reads one entry per card instead
 // of two (with many cards taking turns, each is a miss in the CPU's
-// caches). The zero Memo is empty and ready.
+// caches). A token a memo holds is not also kept in the Cache: one copy
+// per card. The zero Memo is empty and ready.
 type Memo struct {
 	last atomic.Pointer[memoEntry]
 }
@@ -93,20 +84,23 @@ type memoEntry struct {
 	ofCard bool
 }
 
-// AcceptedVia is Accepted for the card whose state holds m. It consults
-// the cache (and so the shared verification) only when the token is not
-// the one m remembers, or m's claims are older than the cache's ttl.
+// AcceptedVia is Accepted for the card whose state holds m. It verifies
+// the token only when it is not the one m remembers, or m's claims are
+// older than the cache's ttl.
 func (c *Cache) AcceptedVia(m *Memo, token, fingerprint string, now time.Time, maxAge time.Duration) bool {
 	if token == "" {
 		return false
 	}
 	e := m.last.Load()
 	if e == nil || e.token != token || e.card != fingerprint || now.Sub(e.cachedAt) >= c.ttl {
-		cached, ok := c.verified(token, now)
-		if !ok {
+		claims, err := c.tokens.Verify(token, now)
+		if err != nil {
 			return false
 		}
-		e = &memoEntry{cachedClaims: *cached, card: fingerprint, ofCard: cached.Fingerprint == fingerprint}
+		e = &memoEntry{
+			cachedClaims: cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)},
+			card:         fingerprint, ofCard: claims.Fingerprint == fingerprint,
+		}
 		m.last.Store(e)
 	}
 	return e.ofCard && now.Before(e.Expires) && now.Sub(e.Issued) < maxAge

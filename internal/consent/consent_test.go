@@ -314,6 +314,9 @@ func TestAcceptedViaMemo(t *testing.T) {
 	if !cache.AcceptedVia(&memo, a, fpA, now.Add(time.Second), 12*time.Hour) || memo.last.Load() != remembered {
 		t.Fatal("the same token was not answered from the memo")
 	}
+	if n := cache.lru.Len(); n != 0 {
+		t.Errorf("a token held by a memo is also in the cache (%d entries)", n)
+	}
 	if cache.AcceptedVia(&memo, a, fpA, now.Add(30*time.Second), 10*time.Second) {
 		t.Error("accepted past the site's max age")
 	}
