@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/x509"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -150,5 +151,41 @@ func TestCertCacheEvictsWhenAllUsed(t *testing.T) {
 	}
 	if found != 2 {
 		t.Fatalf("%d of the first three left, want 2", found)
+	}
+}
+
+// TestCertCacheConcurrent: lookups and additions from many goroutines at
+// once (run with -race) leave a consistent cache of at most its size.
+func TestCertCacheConcurrent(t *testing.T) {
+	now := time.Now()
+	const size, certs, workers, rounds = 16, 64, 8, 500
+	c := newCertCache(size, time.Hour)
+	leaves := make([]*x509.Certificate, certs)
+	for i := range leaves {
+		leaves[i] = fakeCert(fmt.Sprint("cert ", i), fmt.Sprint("sig ", i%8)) // colliding tails too
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				leaf := leaves[(w*31+r*7)%certs]
+				if e := c.get(leaf, now); e != nil && !e.isFor(leaf) {
+					t.Error("entry for another certificate")
+					return
+				} else if e == nil {
+					c.add(cacheEntry(leaf, now), now)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reachable := 0
+	for _, e := range c.byHash {
+		for ; e != nil; e = e.sameHash {
+			reachable++
+		}
+	}
+	if reachable != len(c.ring) || len(c.byLeaf) != len(c.ring) || len(c.ring) > size {
+		t.Fatalf("%d reachable, %d by certificate, ring of %d, size %d", reachable, len(c.byLeaf), len(c.ring), size)
 	}
 }
