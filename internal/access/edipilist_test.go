@@ -46,15 +46,23 @@ func TestEDIPIListErrorDoesNotEchoLongContent(t *testing.T) {
 	}
 }
 
-// rewrite replaces the file's content and moves its modification time
-// forward, so the change is seen even on file systems with coarse times.
+// rewrite replaces the file's content atomically, as the README tells
+// operators to (a new file moved over the old one: a watcher reading the
+// file in place between its truncation and its write would load an empty
+// list, which a busy machine makes likely), with its modification time
+// moved forward, so the change is seen even on file systems with coarse
+// times.
 func rewrite(t *testing.T, path, content string, step int) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	next := path + ".new"
+	if err := os.WriteFile(next, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mt := time.Now().Add(time.Duration(step) * time.Second)
-	if err := os.Chtimes(path, mt, mt); err != nil {
+	if err := os.Chtimes(next, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
 		t.Fatal(err)
 	}
 }
