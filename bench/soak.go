@@ -437,18 +437,16 @@ func (s *soak) refreshCRL(ctx context.Context) {
 	s.event("new CRL written (number %d, %d entries): it revokes card %s", old.Number.Int64()+1, len(revoked), s.revokedUser)
 }
 
-// reloadLoop reloads every node's configuration every soakReload, one
-// node after the other (a rolling change), through the admin API as
-// `caddy reload` does: each time with another contact line, so the
-// config really changes, and checks that the node runs the new one.
+// reloadLoop reloads every node's configuration every soakReload, half
+// an interval in (so that reloads fall between the samples), one node
+// after the other (a rolling change), through the admin API as `caddy
+// reload` does: each time with another contact line, so the config really
+// changes, and checks that the node runs the new one.
 func (s *soak) reloadLoop(ctx context.Context) {
-	tick := time.NewTicker(s.opts.soakReload)
-	defer tick.Stop()
 	for gen := 1; ; gen++ {
-		select {
-		case <-ctx.Done():
+		at := s.start.Add(s.opts.soakReload/2 + time.Duration(gen-1)*s.opts.soakReload)
+		if sleepUntil(ctx, at) != nil {
 			return
-		case <-tick.C:
 		}
 		for n, srv := range s.nodes {
 			if ctx.Err() != nil {

@@ -29,10 +29,15 @@ type soakCard struct {
 
 func newSoakCard(p *benchPKI, c *benchCard, username, cookie string) *soakCard {
 	tr := &http.Transport{
-		DialContext:           loopbackDial,
-		DisableCompression:    true,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       10 * time.Minute,
+		DialContext:        loopbackDial,
+		DisableCompression: true,
+		// One connection per node, as long as the soak: a card's
+		// requests rarely meet (32 workers, 1,000 cards), and a second
+		// connection opened when they did would grow the gateways'
+		// memory over the run for the client's sake.
+		MaxConnsPerHost:       1,
+		MaxIdleConnsPerHost:   1,
+		IdleConnTimeout:       time.Hour,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ResponseHeaderTimeout: 20 * time.Second,
 		TLSClientConfig: &tls.Config{
