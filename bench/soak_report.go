@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -29,12 +30,13 @@ type soakSample struct {
 }
 
 // nodeSample is a gateway process's memory: VmRSS from /proc, and the Go
-// heap in use and the goroutines from its /metrics (0 when the scrape
-// failed, as it may while a reload replaces the admin server).
+// heap in use just after a garbage collection (the live heap, which a
+// leak grows) and the goroutines from its /metrics (0 when the admin API
+// did not answer, as it may while a reload replaces the admin server).
 type nodeSample struct {
 	Node       string `json:"node"`
 	RSS        int64  `json:"rss_bytes"`
-	Heap       int64  `json:"heap_inuse_bytes"`
+	Heap       int64  `json:"heap_after_gc_bytes"`
 	Goroutines int64  `json:"goroutines"`
 }
 
@@ -80,9 +82,19 @@ func (s *soak) takeSample(ctx context.Context) {
 		ns := nodeSample{Node: srv.cfg.node}
 		ns.RSS, _, _ = memory(srv.proc.pid())
 		// A reload replaces the admin server: a scrape that meets the
-		// switch is tried again.
+		// switch is tried again. Asking for a heap profile with gc=1
+		// collects garbage first (the profile itself is not needed):
+		// what is left in use is what the gateway holds.
 		for try := 0; try < 5; try++ {
-			if m, err := scrape(ctx, srv); err == nil {
+			status, _, err := adminDo(ctx, http.MethodGet, srv.adminURL()+"/debug/pprof/heap?gc=1", "", "")
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("heap profile: HTTP %d", status)
+			}
+			var m []sample
+			if err == nil {
+				m, err = scrape(ctx, srv)
+			}
+			if err == nil {
 				ns.Heap = int64(sum(m, "go_memstats_heap_inuse_bytes", nil))
 				ns.Goroutines = int64(sum(m, "go_goroutines", nil))
 				break
@@ -99,7 +111,7 @@ func (s *soak) takeSample(ctx context.Context) {
 	s.samples = append(s.samples, sm)
 	var mem []string
 	for _, ns := range sm.Nodes {
-		mem = append(mem, fmt.Sprintf("%s: RSS %s heap %s %d goroutines", ns.Node, fmtMB(ns.RSS), fmtMB(ns.Heap), ns.Goroutines))
+		mem = append(mem, fmt.Sprintf("%s: RSS %s heap after GC %s %d goroutines", ns.Node, fmtMB(ns.RSS), fmtMB(ns.Heap), ns.Goroutines))
 	}
 	logf("+%-6s %6.0f req/s  unexpected %d  cached p50 %s p99 %s  flows p99 %s  %s  load %s",
 		sm.At.Round(time.Second), sm.RPS, sm.Unexpected, fmtLat(sm.CachedP50), fmtLat(sm.CachedP99), fmtLat(sm.FlowP99), strings.Join(mem, "; "), sm.Load)
@@ -185,16 +197,20 @@ func (s *soak) result(loadBefore string) *soakResult {
 }
 
 // Flatness thresholds. The machine is shared and small: a run's p99 moves
-// by tens of percent with the neighbours' load, and RSS with the
-// garbage collector's timing, so only clear drifts count.
+// by tens of percent with the neighbours' load, and a gateway's RSS by
+// one or two argon2id buffers (46 MiB each, in use or not yet given back
+// to the kernel) with the hashing of the moment, so only clear drifts
+// count.
 const (
-	flatMemoryShare = 0.10     // RSS or heap may grow by 10 % ...
-	flatMemoryBytes = 16 << 20 // ... or 16 MB, whichever is more
-	flatP99Ratio    = 1.5      // the last interval's cached p99 over the second's
+	flatMemoryShare = 0.10     // RSS and the live heap may grow by 10 % ...
+	flatMemoryBytes = 48 << 20 // ... or by one argon2id buffer and change, whichever is more
+	flatP99Ratio    = 1.5      // the later half's cached p99 over the earlier half's
 )
 
-// verdict judges the samples: the second interval (the first includes
-// connection set-up and the first cache fill) against the last full one.
+// verdict judges the samples for drift: the median of the later half of
+// the intervals against the median of the earlier half, leaving out the
+// first interval (connections opening, caches filling). Medians, because
+// one interval can catch a hash's buffer or a neighbour's burst.
 func verdict(res *soakResult) ([]string, bool) {
 	var lines []string
 	flat := res.Unexpected == 0
@@ -205,61 +221,95 @@ func verdict(res *soakResult) ([]string, bool) {
 		}
 	}
 	lines = append(lines, fmt.Sprintf("unexpected answers: %d (goal 0), %d of them to requests in flight during a config reload", res.Unexpected, inReload))
-	full := make([]soakSample, 0, len(res.Samples))
-	for _, sm := range res.Samples {
-		if len(full) == 0 || sm.Seconds >= 0.75*res.Samples[0].Seconds {
-			full = append(full, sm)
+	var steady []soakSample
+	for i, sm := range res.Samples {
+		// The first interval, and a last one cut short, say little.
+		if i > 0 && sm.Seconds >= 0.75*res.Samples[0].Seconds {
+			steady = append(steady, sm)
 		}
 	}
-	if len(full) < 2 {
+	if len(steady) < 2 {
 		return append(lines, "too few intervals to judge drift"), flat
 	}
-	base, last := full[min(1, len(full)-2)], full[len(full)-1]
-	for i := range last.Nodes {
-		node := last.Nodes[i].Node
-		for _, m := range []struct {
-			what  string
-			get   func(nodeSample) int64
-			judge bool
-		}{
-			{"RSS", func(n nodeSample) int64 { return n.RSS }, true},
-			// Not judged: a sample taken during an argon2id hash
-			// counts its 46 MiB, so the heap jumps with the hashing.
-			{"Go heap in use", func(n nodeSample) int64 { return n.Heap }, false},
-		} {
-			a, b := m.get(base.Nodes[i]), m.get(last.Nodes[i])
-			if a == 0 || b == 0 {
-				continue
-			}
-			word := "not judged (an argon2id hash in progress holds 46 MiB)"
-			if m.judge {
-				ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatMemoryBytes)
-				flat = flat && ok
-				word = flatWord(ok)
-			}
-			lines = append(lines, fmt.Sprintf("node %s %s: %s at +%s, %s at +%s (%+.1f %%; %+.1f MB/min fitted over the intervals after the first): %s",
-				node, m.what, fmtMB(a), base.At.Round(time.Second), fmtMB(b), last.At.Round(time.Second), 100*float64(b-a)/float64(a),
-				slopeMBPerMin(full[1:], i, m.get), word))
-		}
-		a, b := base.Nodes[i].Goroutines, last.Nodes[i].Goroutines
+	early, late := steady[:len(steady)/2], steady[len(steady)/2:]
+	span := "intervals ending " + fmtSpan(late) + " against " + fmtSpan(early)
+	for i := range steady[0].Nodes {
+		node := steady[0].Nodes[i].Node
+		rss := func(n nodeSample) int64 { return n.RSS }
+		a, b := medianOf(early, i, rss), medianOf(late, i, rss)
 		if a > 0 && b > 0 {
+			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatMemoryBytes)
+			flat = flat && ok
+			lo, hi := rangeOf(steady, i, rss)
+			lines = append(lines, fmt.Sprintf("node %s RSS: median %s, then %s (%+.1f %%; %s; %s–%s over the intervals after the first; fitted %+.1f MB/min): %s",
+				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), span, fmtMB(lo), fmtMB(hi), slopeMBPerMin(steady, i, rss), flatWord(ok)))
+		}
+		heap := func(n nodeSample) int64 { return n.Heap }
+		if a, b := medianOf(early, i, heap), medianOf(late, i, heap); a > 0 && b > 0 {
+			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatMemoryBytes)
+			flat = flat && ok
+			lo, hi := rangeOf(steady, i, heap)
+			lines = append(lines, fmt.Sprintf("node %s Go heap after GC: median %s, then %s (%+.1f %%; %s–%s; fitted %+.1f MB/min): %s",
+				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), fmtMB(lo), fmtMB(hi), slopeMBPerMin(steady, i, heap), flatWord(ok)))
+		}
+		gor := func(n nodeSample) int64 { return n.Goroutines }
+		if a, b := medianOf(early, i, gor), medianOf(late, i, gor); a > 0 && b > 0 {
 			ok := float64(b) <= 1.2*float64(a)+50
 			flat = flat && ok
-			lines = append(lines, fmt.Sprintf("node %s goroutines: %d, then %d: %s", node, a, b, flatWord(ok)))
+			lines = append(lines, fmt.Sprintf("node %s goroutines: median %d, then %d: %s", node, a, b, flatWord(ok)))
 		}
 	}
-	if base.CachedP99 > 0 && last.CachedP99 > 0 {
-		lo, hi := base.CachedP99, base.CachedP99
-		for _, sm := range full[1:] {
-			lo, hi = min(lo, sm.CachedP99), max(hi, sm.CachedP99)
-		}
-		r := float64(last.CachedP99) / float64(base.CachedP99)
+	p99 := func(sm soakSample) time.Duration { return sm.CachedP99 }
+	a, b := median(durations(early, p99)), median(durations(late, p99))
+	if a > 0 && b > 0 {
+		lo, hi := slices.Min(durations(steady, p99)), slices.Max(durations(steady, p99))
+		r := float64(b) / float64(a)
 		ok := r <= flatP99Ratio
 		flat = flat && ok
-		lines = append(lines, fmt.Sprintf("cached p99: %s at +%s, %s at +%s (×%.2f; %s–%s over the intervals after the first): %s",
-			fmtLat(base.CachedP99), base.At.Round(time.Second), fmtLat(last.CachedP99), last.At.Round(time.Second), r, fmtLat(lo), fmtLat(hi), flatWord(ok)))
+		lines = append(lines, fmt.Sprintf("cached p99: median %s, then %s (×%.2f; %s; %s–%s over the intervals after the first): %s",
+			fmtLat(a), fmtLat(b), r, span, fmtLat(lo), fmtLat(hi), flatWord(ok)))
 	}
 	return lines, flat
+}
+
+// fmtSpan names the intervals of samples by their ends: +2m–5m.
+func fmtSpan(samples []soakSample) string {
+	first, last := fmtAt(samples[0].At), fmtAt(samples[len(samples)-1].At)
+	if first == last {
+		return "+" + first
+	}
+	return "+" + first + "–" + last
+}
+
+// medianOf is the median of a node figure over samples, leaving out the
+// samples that lack it (a failed scrape).
+func medianOf(samples []soakSample, node int, get func(nodeSample) int64) int64 {
+	var v []int64
+	for _, sm := range samples {
+		if x := get(sm.Nodes[node]); x > 0 {
+			v = append(v, x)
+		}
+	}
+	return median(v)
+}
+
+func rangeOf(samples []soakSample, node int, get func(nodeSample) int64) (lo, hi int64) {
+	for _, sm := range samples {
+		x := get(sm.Nodes[node])
+		if lo == 0 || x < lo {
+			lo = x
+		}
+		hi = max(hi, x)
+	}
+	return lo, hi
+}
+
+func durations(samples []soakSample, get func(soakSample) time.Duration) []time.Duration {
+	v := make([]time.Duration, 0, len(samples))
+	for _, sm := range samples {
+		v = append(v, get(sm))
+	}
+	return v
 }
 
 func flatWord(ok bool) string {
@@ -317,7 +367,7 @@ func (rep *soakReport) markdown() string {
 		fmt.Fprintf(&b, "Traffic: %s. Load average (1, 5, 15 min) before %s, after %s.\n\n", res.Traffic, res.LoadBefore, res.LoadAfter)
 		b.WriteString("| t | req/s | unexpected | cached p50 | cached p99 | other pages p99 |")
 		for _, ns := range res.Samples[0].Nodes {
-			fmt.Fprintf(&b, " %s: RSS | heap | goroutines |", ns.Node)
+			fmt.Fprintf(&b, " %s: RSS | heap after GC | goroutines |", ns.Node)
 		}
 		b.WriteString(" load |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
 		for range res.Samples[0].Nodes {
