@@ -197,13 +197,15 @@ func (s *soak) result(loadBefore string) *soakResult {
 }
 
 // Flatness thresholds. The machine is shared and small: a run's p99 moves
-// by tens of percent with the neighbours' load, and a gateway's RSS by
-// one or two argon2id buffers (46 MiB each, in use or not yet given back
-// to the kernel) with the hashing of the moment, so only clear drifts
+// by tens of percent with the neighbours' load. Memory moves with the
+// hashing: an argon2id hash holds a 46 MiB buffer, which a sample may
+// catch in use (the live heap too), and which, once freed, the Go runtime
+// gives back to the kernel only gradually (RSS). So only clear drifts
 // count.
 const (
 	flatMemoryShare = 0.10     // RSS and the live heap may grow by 10 % ...
-	flatMemoryBytes = 48 << 20 // ... or by one argon2id buffer and change, whichever is more
+	flatHeapBytes   = 48 << 20 // ... or the live heap by one argon2id buffer,
+	flatRSSBytes    = 96 << 20 // ... and RSS by two (one in use, one not yet given back), whichever is more
 	flatP99Ratio    = 1.5      // the later half's cached p99 over the earlier half's
 )
 
@@ -238,7 +240,7 @@ func verdict(res *soakResult) ([]string, bool) {
 		rss := func(n nodeSample) int64 { return n.RSS }
 		a, b := medianOf(early, i, rss), medianOf(late, i, rss)
 		if a > 0 && b > 0 {
-			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatMemoryBytes)
+			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatRSSBytes)
 			flat = flat && ok
 			lo, hi := rangeOf(steady, i, rss)
 			lines = append(lines, fmt.Sprintf("node %s RSS: median %s, then %s (%+.1f %%; %s; %s–%s over the intervals after the first; fitted %+.1f MB/min): %s",
@@ -246,7 +248,7 @@ func verdict(res *soakResult) ([]string, bool) {
 		}
 		heap := func(n nodeSample) int64 { return n.Heap }
 		if a, b := medianOf(early, i, heap), medianOf(late, i, heap); a > 0 && b > 0 {
-			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatMemoryBytes)
+			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatHeapBytes)
 			flat = flat && ok
 			lo, hi := rangeOf(steady, i, heap)
 			lines = append(lines, fmt.Sprintf("node %s Go heap after GC: median %s, then %s (%+.1f %%; %s–%s; fitted %+.1f MB/min): %s",
