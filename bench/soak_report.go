@@ -199,20 +199,23 @@ func (s *soak) result(loadBefore string) *soakResult {
 // Flatness thresholds. The machine is shared and small: a run's p99 moves
 // by tens of percent with the neighbours' load. Memory moves with the
 // hashing: an argon2id hash holds a 46 MiB buffer, which a sample may
-// catch in use (the live heap too), and which, once freed, the Go runtime
-// gives back to the kernel only gradually (RSS). So only clear drifts
-// count.
+// catch in use (the live heap then reads one buffer higher: the samples
+// split into a floor and the floor plus a buffer), and which, once
+// freed, the Go runtime gives back to the kernel only gradually (RSS
+// wanders by a buffer or two). So the live heap is judged on its floor,
+// which a leak lifts and a hash in flight does not, and RSS on its
+// median, loosely: only clear drifts count.
 const (
-	flatMemoryShare = 0.10     // RSS and the live heap may grow by 10 % ...
-	flatHeapBytes   = 48 << 20 // ... or the live heap by one argon2id buffer,
-	flatRSSBytes    = 96 << 20 // ... and RSS by two (one in use, one not yet given back), whichever is more
-	flatP99Ratio    = 1.5      // the later half's cached p99 over the earlier half's
+	flatMemoryShare = 0.10     // the live heap's floor and RSS may grow by 10 % ...
+	flatHeapBytes   = 16 << 20 // ... or the floor by 16 MB,
+	flatRSSBytes    = 96 << 20 // ... and RSS by two argon2id buffers, whichever is more
+	flatP99Ratio    = 1.5      // the later half's median cached p99 over the earlier half's
 )
 
-// verdict judges the samples for drift: the median of the later half of
-// the intervals against the median of the earlier half, leaving out the
-// first interval (connections opening, caches filling). Medians, because
-// one interval can catch a hash's buffer or a neighbour's burst.
+// verdict judges the samples for drift: the later half of the intervals
+// against the earlier half, leaving out the first interval (connections
+// opening, caches filling): medians for RSS and p99 (one interval can
+// catch a neighbour's burst), the floor for the live heap.
 func verdict(res *soakResult) ([]string, bool) {
 	var lines []string
 	flat := res.Unexpected == 0
@@ -247,12 +250,14 @@ func verdict(res *soakResult) ([]string, bool) {
 				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), span, fmtMB(lo), fmtMB(hi), slopeMBPerMin(steady, i, rss), flatWord(ok)))
 		}
 		heap := func(n nodeSample) int64 { return n.Heap }
-		if a, b := medianOf(early, i, heap), medianOf(late, i, heap); a > 0 && b > 0 {
+		a, _ = rangeOf(early, i, heap)
+		b, _ = rangeOf(late, i, heap)
+		if a > 0 && b > 0 {
 			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatHeapBytes)
 			flat = flat && ok
 			lo, hi := rangeOf(steady, i, heap)
-			lines = append(lines, fmt.Sprintf("node %s Go heap after GC: median %s, then %s (%+.1f %%; %s–%s; fitted %+.1f MB/min): %s",
-				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), fmtMB(lo), fmtMB(hi), slopeMBPerMin(steady, i, heap), flatWord(ok)))
+			lines = append(lines, fmt.Sprintf("node %s Go heap after GC: floor %s, then %s (%+.1f %%; %s–%s over the intervals after the first): %s",
+				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), fmtMB(lo), fmtMB(hi), flatWord(ok)))
 		}
 		gor := func(n nodeSample) int64 { return n.Goroutines }
 		if a, b := medianOf(early, i, gor), medianOf(late, i, gor); a > 0 && b > 0 {
@@ -295,10 +300,12 @@ func medianOf(samples []soakSample, node int, get func(nodeSample) int64) int64 
 	return median(v)
 }
 
+// rangeOf is the least and the greatest of a node figure over samples,
+// leaving out the samples that lack it.
 func rangeOf(samples []soakSample, node int, get func(nodeSample) int64) (lo, hi int64) {
 	for _, sm := range samples {
 		x := get(sm.Nodes[node])
-		if lo == 0 || x < lo {
+		if x > 0 && (lo == 0 || x < lo) {
 			lo = x
 		}
 		hi = max(hi, x)
