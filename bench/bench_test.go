@@ -208,6 +208,10 @@ func TestSoak(t *testing.T) {
 					}
 				}
 			}
+			profiles, err := filepath.Glob(filepath.Join(opts.out, "heap", fmt.Sprintf("%dnode-a-*.pb.gz", nodes)))
+			if err != nil || len(profiles) < len(res.Samples) {
+				t.Errorf("%d heap profiles kept for %d samples (%v)", len(profiles), len(res.Samples), err)
+			}
 			for _, want := range []string{"| t | req/s | unexpected |", "| Traffic | requests |", "Verdict:"} {
 				if !strings.Contains(md, want) {
 					t.Errorf("report lacks %q:\n%s", want, md)

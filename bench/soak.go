@@ -37,7 +37,8 @@ const signoutCardsPerLoop = 4
 type soak struct {
 	opts        options
 	caddy       string
-	dir         string
+	dir         string // work directory: PKI, roster, database, servers
+	out         string // results: the heap profiles
 	pki         *benchPKI
 	nodes       []*server
 	backend     *proc
@@ -152,7 +153,7 @@ func runSoak(ctx context.Context, opts options) (string, error) {
 	r.started = time.Now()
 	rep := &soakReport{Command: opts.command}
 	for _, nodes := range opts.soakNodes {
-		res, err := soakTopology(ctx, opts, r.caddy, filepath.Join(work, fmt.Sprintf("soak-%d", nodes)), nodes)
+		res, err := soakTopology(ctx, opts, r.caddy, filepath.Join(work, fmt.Sprintf("soak-%d", nodes)), out, nodes)
 		if nodes > 1 && errors.Is(err, pgtest.ErrNotInstalled) && !opts.soakNodesSet {
 			logf("two-node soak skipped: %v", err)
 			res, err = &soakResult{Nodes: nodes, Skipped: err.Error()}, nil
@@ -177,10 +178,11 @@ func runSoak(ctx context.Context, opts options) (string, error) {
 	return md, nil
 }
 
-// soakTopology runs the soak on nodes gateways and returns its result.
-func soakTopology(ctx context.Context, opts options, caddyBin, dir string, nodes int) (*soakResult, error) {
+// soakTopology runs the soak on nodes gateways, in dir, and returns its
+// result; the heap profiles go to out.
+func soakTopology(ctx context.Context, opts options, caddyBin, dir, out string, nodes int) (*soakResult, error) {
 	s := &soak{
-		opts: opts, caddy: caddyBin, dir: dir, stats: newSoakStats(),
+		opts: opts, caddy: caddyBin, dir: dir, out: out, stats: newSoakStats(),
 		crlPickedUp: map[int]time.Duration{}, enrollSeen: &lagStat{}, sessionEnded: &lagStat{},
 	}
 	defer s.shutdown()

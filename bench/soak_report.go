@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ type soakSample struct {
 }
 
 // nodeSample is a gateway process's memory: VmRSS from /proc, and the Go
-// heap in use just after a garbage collection (the live heap, which a
+// heap allocated just after a garbage collection (the live heap, which a
 // leak grows) and the goroutines from its /metrics (0 when the admin API
 // did not answer, as it may while a reload replaces the admin server).
 type nodeSample struct {
@@ -83,19 +84,21 @@ func (s *soak) takeSample(ctx context.Context) {
 		ns.RSS, _, _ = memory(srv.proc.pid())
 		// A reload replaces the admin server: a scrape that meets the
 		// switch is tried again. Asking for a heap profile with gc=1
-		// collects garbage first (the profile itself is not needed):
-		// what is left in use is what the gateway holds.
+		// collects garbage first, so the heap allocated afterwards is
+		// what the gateway holds; the profile is kept, for a pprof
+		// -base comparison of what grew.
 		for try := 0; try < 5; try++ {
-			status, _, err := adminDo(ctx, http.MethodGet, srv.adminURL()+"/debug/pprof/heap?gc=1", "", "")
+			status, profile, err := adminDo(ctx, http.MethodGet, srv.adminURL()+"/debug/pprof/heap?gc=1", "", "")
 			if err == nil && status != http.StatusOK {
 				err = fmt.Errorf("heap profile: HTTP %d", status)
 			}
 			var m []sample
 			if err == nil {
+				s.keepProfile(srv, sm.At, profile)
 				m, err = scrape(ctx, srv)
 			}
 			if err == nil {
-				ns.Heap = int64(sum(m, "go_memstats_heap_inuse_bytes", nil))
+				ns.Heap = int64(sum(m, "go_memstats_heap_alloc_bytes", nil))
 				ns.Goroutines = int64(sum(m, "go_goroutines", nil))
 				break
 			}
@@ -111,10 +114,25 @@ func (s *soak) takeSample(ctx context.Context) {
 	s.samples = append(s.samples, sm)
 	var mem []string
 	for _, ns := range sm.Nodes {
-		mem = append(mem, fmt.Sprintf("%s: RSS %s heap after GC %s %d goroutines", ns.Node, fmtMB(ns.RSS), fmtMB(ns.Heap), ns.Goroutines))
+		mem = append(mem, fmt.Sprintf("%s: RSS %s live heap %s %d goroutines", ns.Node, fmtMB(ns.RSS), fmtMB(ns.Heap), ns.Goroutines))
 	}
 	logf("+%-6s %6.0f req/s  unexpected %d  cached p50 %s p99 %s  flows p99 %s  %s  load %s",
 		sm.At.Round(time.Second), sm.RPS, sm.Unexpected, fmtLat(sm.CachedP50), fmtLat(sm.CachedP99), fmtLat(sm.FlowP99), strings.Join(mem, "; "), sm.Load)
+}
+
+// keepProfile writes a node's heap profile taken at a sample into the
+// output directory: heap/<nodes>node-<node>-<t>.pb.gz. A profile that
+// cannot be written is only logged: the figures do not need it.
+func (s *soak) keepProfile(srv *server, at time.Duration, profile string) {
+	dir := filepath.Join(s.out, "heap")
+	name := fmt.Sprintf("%dnode-%s-%s.pb.gz", len(s.nodes), srv.cfg.node, fmtAt(at))
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name), []byte(profile), 0o644)
+	}
+	if err != nil {
+		logf("keeping a heap profile: %v", err)
+	}
 }
 
 // soakResult is one topology's soak.
@@ -256,7 +274,7 @@ func verdict(res *soakResult) ([]string, bool) {
 			ok := b-a <= max(int64(flatMemoryShare*float64(a)), flatHeapBytes)
 			flat = flat && ok
 			lo, hi := rangeOf(steady, i, heap)
-			lines = append(lines, fmt.Sprintf("node %s Go heap after GC: floor %s, then %s (%+.1f %%; %s–%s over the intervals after the first): %s",
+			lines = append(lines, fmt.Sprintf("node %s live heap (after GC): floor %s, then %s (%+.1f %%; %s–%s over the intervals after the first): %s",
 				node, fmtMB(a), fmtMB(b), 100*float64(b-a)/float64(a), fmtMB(lo), fmtMB(hi), flatWord(ok)))
 		}
 		gor := func(n nodeSample) int64 { return n.Goroutines }
@@ -376,7 +394,7 @@ func (rep *soakReport) markdown() string {
 		fmt.Fprintf(&b, "Traffic: %s. Load average (1, 5, 15 min) before %s, after %s.\n\n", res.Traffic, res.LoadBefore, res.LoadAfter)
 		b.WriteString("| t | req/s | unexpected | cached p50 | cached p99 | other pages p99 |")
 		for _, ns := range res.Samples[0].Nodes {
-			fmt.Fprintf(&b, " %s: RSS | heap after GC | goroutines |", ns.Node)
+			fmt.Fprintf(&b, " %s: RSS | live heap | goroutines |", ns.Node)
 		}
 		b.WriteString(" load |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
 		for range res.Samples[0].Nodes {

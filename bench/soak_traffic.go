@@ -405,15 +405,14 @@ type enrolledAccount struct {
 }
 
 // enrollLoop enrolls the newcomers one after the other, starting one at
-// most every soakEnroll, until the soak ends or they run out.
+// most every soakEnroll (on the slots of outOfStep), until the soak ends
+// or they run out.
 func (s *soak) enrollLoop(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(7, uint64(s.start.UnixNano())))
-	next := time.Now()
 	for _, nc := range s.newcomers {
-		if err := sleepUntil(ctx, next); err != nil {
+		if err := sleepUntil(ctx, s.outOfStep(s.opts.soakEnroll)); err != nil {
 			return
 		}
-		next = time.Now().Add(s.opts.soakEnroll)
 		s.enroll(ctx, nc, rng)
 	}
 	if ctx.Err() == nil {
@@ -537,13 +536,27 @@ func (s *soak) settle(ctx context.Context, b *browser, kind soakKind, n int, coo
 
 // ---- password sign-ins ----
 
+// outOfStep is the next slot, from now, of a flow repeating every period:
+// the slots are half a period and a little more out of step with the
+// soak's start, so that the flow's hashes (each holding a 46 MiB argon2id
+// buffer for a moment) stay off the samples, taken every whole interval
+// from the start. In step, a sign-in's hash was in flight at nearly every
+// sample, and the live heap read a buffer high all along.
+func (s *soak) outOfStep(period time.Duration) time.Time {
+	first := s.start.Add(period/2 + 137*time.Millisecond)
+	now := time.Now()
+	if now.Before(first) {
+		return first
+	}
+	return first.Add((now.Sub(first)/period + 1) * period)
+}
+
 // passwordLoop signs in with the accounts enrolled so far, in turn, one
-// cycle at most every soakPassword.
+// cycle at most every soakPassword (on the slots of outOfStep).
 func (s *soak) passwordLoop(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(11, uint64(s.start.UnixNano())))
-	next := time.Now()
 	for i := 0; ; {
-		if err := sleepUntil(ctx, next); err != nil {
+		if err := sleepUntil(ctx, s.outOfStep(s.opts.soakPassword)); err != nil {
 			return
 		}
 		s.accMu.Lock()
@@ -554,12 +567,10 @@ func (s *soak) passwordLoop(ctx context.Context) {
 		}
 		s.accMu.Unlock()
 		if !have {
-			// None enrolled yet: look again shortly.
-			next = time.Now().Add(100 * time.Millisecond)
+			// None enrolled yet: look again at the next slot.
 			continue
 		}
 		i++
-		next = time.Now().Add(s.opts.soakPassword)
 		if s.passwordCycle(ctx, acct, rng) {
 			s.passwordSignins.Add(1)
 		}
