@@ -282,3 +282,50 @@ func TestSharedListAndCheck(t *testing.T) {
 		t.Fatalf("Check after the fix: %v", err)
 	}
 }
+
+// TestListNotLiftedByAReadMidWrite: a deny list rewritten in place can be
+// caught between its truncation and its write. An empty read is applied
+// only when a second look finds the file the same (an operator who really
+// empties the list waits one interval longer); a file that changed while
+// it was read is not used at all, and is read again next time.
+func TestListNotLiftedByAReadMidWrite(t *testing.T) {
+	path := writeFile(t, "banned.txt", "1234567890\n")
+	l, err := OpenList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Truncated, the write not yet made.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := l.Refresh(); changed || err != nil || !l.Contains("1234567890") {
+		t.Fatalf("empty at first look: changed %v, %v, still banned %v; want the list kept", changed, err, l.Contains("1234567890"))
+	}
+	// The write lands: the new list, never an empty one in between.
+	rewrite(t, path, "1234567891\n", 1)
+	if changed, err := l.Refresh(); !changed || err != nil || l.Contains("1234567890") || !l.Contains("1234567891") {
+		t.Fatalf("after the write: changed %v, %v", changed, err)
+	}
+
+	// Really emptied: applied at the second look.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := l.Refresh(); changed || l.Len() != 1 {
+		t.Fatalf("emptied, first look: changed %v, %d IDs", changed, l.Len())
+	}
+	if changed, _ := l.Refresh(); !changed || l.Len() != 0 {
+		t.Fatalf("emptied, second look: changed %v, %d IDs; want it applied", changed, l.Len())
+	}
+
+	// Changed while being read: not used; read again next time.
+	rewrite(t, path, "1234567892\n", 2)
+	l.afterRead = func() { rewrite(t, path, "1234567892\n1234567893\n", 3) }
+	if changed, _ := l.Refresh(); changed || l.Len() != 0 {
+		t.Fatalf("changed while read: changed %v, %d IDs; want nothing applied", changed, l.Len())
+	}
+	l.afterRead = nil
+	if changed, _ := l.Refresh(); !changed || !l.Contains("1234567893") {
+		t.Fatalf("read again: changed %v, banned %v", changed, l.Contains("1234567893"))
+	}
+}
