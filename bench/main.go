@@ -238,26 +238,42 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// run does a whole run and returns the markdown report.
-func run(ctx context.Context, opts options) (string, error) {
-	loadBefore := loadavg()
-	work, err := os.MkdirTemp("", "cacgate-bench-")
+// newRunner makes a runner with a new work directory (removed by cleanup
+// unless -keep) and the results directory (-out, else a new one), both
+// named after prefix.
+func newRunner(opts options, prefix string) (r *runner, cleanup func(), err error) {
+	work, err := os.MkdirTemp("", prefix)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	if !opts.keep {
-		defer os.RemoveAll(work)
+	cleanup = func() {
+		if !opts.keep {
+			os.RemoveAll(work)
+		}
 	}
 	out := opts.out
 	if out == "" {
-		if out, err = os.MkdirTemp("", "cacgate-bench-results-"); err != nil {
-			return "", err
+		if out, err = os.MkdirTemp("", prefix+"results-"); err != nil {
+			cleanup()
+			return nil, nil, err
 		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return &runner{opts: opts, workDir: work, outDir: out}, cleanup, nil
+}
+
+// run does a whole run and returns the markdown report.
+func run(ctx context.Context, opts options) (string, error) {
+	loadBefore := loadavg()
+	r, cleanup, err := newRunner(opts, "cacgate-bench-")
+	if err != nil {
 		return "", err
 	}
-	r := &runner{opts: opts, workDir: work, outDir: out}
+	defer cleanup()
+	work, out := r.workDir, r.outDir
 	defer r.shutdown()
 	if err := r.setup(ctx); err != nil {
 		return "", err

@@ -130,23 +130,12 @@ type lagSummary struct {
 // the markdown report.
 func runSoak(ctx context.Context, opts options) (string, error) {
 	loadBefore := loadavg()
-	work, err := os.MkdirTemp("", "cacgate-soak-")
+	r, cleanup, err := newRunner(opts, "cacgate-soak-")
 	if err != nil {
 		return "", err
 	}
-	if !opts.keep {
-		defer os.RemoveAll(work)
-	}
-	out := opts.out
-	if out == "" {
-		if out, err = os.MkdirTemp("", "cacgate-soak-results-"); err != nil {
-			return "", err
-		}
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return "", err
-	}
-	r := &runner{opts: opts, workDir: work, outDir: out}
+	defer cleanup()
+	work, out := r.workDir, r.outDir
 	if err := r.buildCaddy(ctx); err != nil {
 		return "", err
 	}
