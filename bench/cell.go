@@ -165,6 +165,13 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 		flood.measuring.Store(true)
 	}
 	sleepErr := sleepCtx(ctx, r.opts.measure)
+	// A flood cell measures on until a flood post has been answered in
+	// the phase (bounded by warm-extra): one post is an argon2id hash
+	// behind its slot's rest, which on a loaded machine can outlast a
+	// short phase, and the flood would read as having posted nothing.
+	for sleepErr == nil && flood != nil && flood.ok.Load()+flood.bad.Load() == 0 && time.Since(t0) < r.opts.measure+r.opts.warmExtra {
+		sleepErr = sleepCtx(ctx, 20*time.Millisecond)
+	}
 	lr.phase.Store(phaseStop)
 	if flood != nil {
 		flood.endMeasure()

@@ -6,6 +6,7 @@
 //	go run ./bench                # the full run (about 20-25 minutes)
 //	go run ./bench -quick         # a smaller, shorter run (about 4 minutes), for CI
 //	go run ./bench -h             # every option
+//	go run ./bench -soak 10m      # the soak instead (soak.go): mixed traffic on one node, then two
 //
 // It builds the binary with ./xcaddy.sh, starts a tiny echo backend (its own
 // process), and starts Caddy servers from generated Caddyfiles: bare Caddy
@@ -79,6 +80,25 @@ type options struct {
 	only            *regexp.Regexp
 	pprof           *regexp.Regexp
 	quietProxyLog   bool
+
+	// The soak (see soak.go); soak == 0 runs the comparison instead.
+	soak             time.Duration
+	soakNodes        []int
+	soakNodesSet     bool // -soak-nodes given: a missing PostgreSQL is an error, not a skip
+	soakCards        int
+	soakRate         int
+	soakWorkers      int
+	soakInterval     time.Duration
+	soakEnroll       time.Duration
+	soakPassword     time.Duration
+	soakSignout      int
+	soakReload       time.Duration
+	soakSettle       time.Duration
+	soakPause        time.Duration // between a sign-out loop's cycles
+	soakRevokedEvery time.Duration // between the revoked card's requests
+	soakCRLRefresh   time.Duration // the gateways' CRL file polling
+	// command is how the run was started, for the report.
+	command string
 }
 
 func main() {
@@ -96,7 +116,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	md, err := run(ctx, opts)
+	measure := run
+	if opts.soak > 0 {
+		measure = runSoak
+	}
+	md, err := measure(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -107,7 +131,8 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var scale, modes, only, pprof string
+	var scale, modes, only, pprof, soakNodes string
+	o.command = strings.TrimSpace("go run ./bench " + strings.Join(args, " "))
 	fs.StringVar(&o.caddy, "caddy", "", "use this caddy binary instead of building one with ./xcaddy.sh")
 	fs.StringVar(&o.out, "out", "", "directory for results.json, results.md and profiles (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (stores, Caddyfiles, logs)")
@@ -128,9 +153,21 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&only, "only", "", "regexp: measure only the scenarios whose id matches (ratios need their baselines: b, c)")
 	fs.BoolVar(&o.quietProxyLog, "quiet-proxy-log", false, "route reverse_proxy's own logger nowhere in every server (log default { exclude http.handlers.reverse_proxy }): Caddy then skips serializing each proxied request into it")
 	fs.StringVar(&pprof, "pprof", "", "regexp: take a CPU profile of the matching scenarios' servers in the last round")
+	fs.DurationVar(&o.soak, "soak", 0, "run the soak instead for this long per topology (e.g. 10m): mixed traffic, unexpected answers, p99 and RSS over time")
+	fs.StringVar(&soakNodes, "soak-nodes", "1,2", "soak topologies: 1 (SQLite), 2 (two nodes on one PostgreSQL), or both one after the other")
+	fs.IntVar(&o.soakCards, "soak-cards", 1000, "soak: enrolled cards with an accepted banner in the steady traffic")
+	fs.IntVar(&o.soakRate, "soak-rate", 1000, "soak: requests per second of the steady traffic, over all nodes")
+	fs.IntVar(&o.soakWorkers, "soak-workers", 32, "soak: workers sending the steady traffic")
+	fs.DurationVar(&o.soakInterval, "soak-interval", time.Minute, "soak: sampling interval")
+	fs.DurationVar(&o.soakEnroll, "soak-enroll", 3*time.Second, "soak: at most one first-time card's enrollment started per this")
+	fs.DurationVar(&o.soakPassword, "soak-password", 5*time.Second, "soak: at most one password sign-in cycle started per this")
+	fs.IntVar(&o.soakSignout, "soak-signout", 2, "soak: card sign-out loops")
+	fs.DurationVar(&o.soakReload, "soak-reload", time.Minute, "soak: config reload interval (every node, one after the other)")
+	fs.DurationVar(&o.soakSettle, "soak-settle", 10*time.Second, "soak: bound for a change made on one node to show on the other")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	o.soakPause, o.soakRevokedEvery, o.soakCRLRefresh = time.Second, 250*time.Millisecond, 5*time.Second
 	if o.quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -153,6 +190,20 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("rounds, cards (≥ 2), accounts, workers, flood, accept-parallel and lookups must be positive")
 	case o.warm <= 0 || o.measure <= 0:
 		return o, errors.New("warm and measure must be positive")
+	}
+	fs.Visit(func(f *flag.Flag) { o.soakNodesSet = o.soakNodesSet || f.Name == "soak-nodes" })
+	for _, f := range strings.Split(soakNodes, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "1", "2":
+			o.soakNodes = append(o.soakNodes, int(f[0]-'0'))
+		case "":
+		default:
+			return o, fmt.Errorf("bad -soak-nodes %q: 1, 2 or 1,2", f)
+		}
+	}
+	if o.soak < 0 || (o.soak > 0 && (len(o.soakNodes) == 0 || o.soakCards < 1 || o.soakRate < 1 || o.soakWorkers < 1 || o.soakSignout < 1 ||
+		o.soakInterval <= 0 || o.soakEnroll <= 0 || o.soakPassword <= 0 || o.soakReload <= 0 || o.soakSettle <= 0)) {
+		return o, errors.New("soak: duration, nodes, cards, rate, workers, sign-out loops and every interval must be positive")
 	}
 	for _, f := range strings.Split(scale, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -187,26 +238,42 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// run does a whole run and returns the markdown report.
-func run(ctx context.Context, opts options) (string, error) {
-	loadBefore := loadavg()
-	work, err := os.MkdirTemp("", "cacgate-bench-")
+// newRunner makes a runner with a new work directory (removed by cleanup
+// unless -keep) and the results directory (-out, else a new one), both
+// named after prefix.
+func newRunner(opts options, prefix string) (r *runner, cleanup func(), err error) {
+	work, err := os.MkdirTemp("", prefix)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
-	if !opts.keep {
-		defer os.RemoveAll(work)
+	cleanup = func() {
+		if !opts.keep {
+			os.RemoveAll(work)
+		}
 	}
 	out := opts.out
 	if out == "" {
-		if out, err = os.MkdirTemp("", "cacgate-bench-results-"); err != nil {
-			return "", err
+		if out, err = os.MkdirTemp("", prefix+"results-"); err != nil {
+			cleanup()
+			return nil, nil, err
 		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return &runner{opts: opts, workDir: work, outDir: out}, cleanup, nil
+}
+
+// run does a whole run and returns the markdown report.
+func run(ctx context.Context, opts options) (string, error) {
+	loadBefore := loadavg()
+	r, cleanup, err := newRunner(opts, "cacgate-bench-")
+	if err != nil {
 		return "", err
 	}
-	r := &runner{opts: opts, workDir: work, outDir: out}
+	defer cleanup()
+	work, out := r.workDir, r.outDir
 	defer r.shutdown()
 	if err := r.setup(ctx); err != nil {
 		return "", err

@@ -72,12 +72,18 @@ type seedReport struct {
 // holding the cards as l says, in one streaming bulk insert, and stores
 // consentKey as the gateway's consent key.
 func seedStore(ctx context.Context, path string, l layout, cards []*benchCard, consentKey []byte) (seedReport, error) {
-	start := time.Now()
 	s, err := store.OpenSQLite(ctx, path)
 	if err != nil {
 		return seedReport{}, err
 	}
 	defer s.Close()
+	return seedInto(ctx, s, l, cards, consentKey)
+}
+
+// seedInto is seedStore on an open store of either kind (the soak seeds a
+// cluster's PostgreSQL database with it).
+func seedInto(ctx context.Context, s *store.SQLStore, l layout, cards []*benchCard, consentKey []byte) (seedReport, error) {
+	start := time.Now()
 	if _, err := s.EnsureSecret(ctx, consentSecretName, func() ([]byte, error) { return consentKey, nil }); err != nil {
 		return seedReport{}, fmt.Errorf("storing the consent key: %w", err)
 	}

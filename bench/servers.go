@@ -32,6 +32,22 @@ type serverConfig struct {
 	// quietProxyLog routes reverse_proxy's own logger nowhere (see
 	// options.quietProxyLog).
 	quietProxyLog bool
+
+	// The soak's additions (zero values: as for the other scenarios).
+	// pgDSN puts the account database on PostgreSQL instead of db; the
+	// node gets it in its environment, as a cluster's nodes do, so it is
+	// in no file.
+	pgDSN string
+	// node names the gateway in its audit entries.
+	node string
+	// passwordLogin turns on password sign-in without a card.
+	passwordLogin bool
+	// crlRefresh and maxCacheAge are the revocation refresh_interval and
+	// max_cache_age (0: the defaults).
+	crlRefresh, maxCacheAge time.Duration
+	// contact is the refusal pages' contact line (default "bench"); the
+	// soak's config reloads change it.
+	contact string
 }
 
 // server is a running Caddy.
@@ -60,24 +76,46 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 	var global, site strings.Builder
 	if s.cfg.gate {
 		global.WriteString("\tcacgate {\n")
-		fmt.Fprintf(&global, "\t\tstore sqlite %s\n", s.cfg.db)
+		if s.cfg.pgDSN != "" {
+			global.WriteString("\t\tstore postgres {env.CACGATE_PG_DSN}\n")
+		} else {
+			fmt.Fprintf(&global, "\t\tstore sqlite %s\n", s.cfg.db)
+		}
+		if s.cfg.node != "" {
+			fmt.Fprintf(&global, "\t\tnode %s\n", s.cfg.node)
+		}
 		if s.cfg.cacheSize > 0 {
 			fmt.Fprintf(&global, "\t\tcache_size %d\n", s.cfg.cacheSize)
 		}
 		// DoD's revocation data are CRLs; the test CA's is loaded from a
 		// file, as an air-gapped gateway would.
-		fmt.Fprintf(&global, "\t\trevocation {\n\t\t\tmode crl\n\t\t\tcrl_files %s\n\t\t\tcrl_issuers %s\n\t\t\tfetch_crls off\n\t\t}\n",
+		fmt.Fprintf(&global, "\t\trevocation {\n\t\t\tmode crl\n\t\t\tcrl_files %s\n\t\t\tcrl_issuers %s\n\t\t\tfetch_crls off\n",
 			p.crlFile, p.intermediateFile)
+		if s.cfg.crlRefresh > 0 {
+			fmt.Fprintf(&global, "\t\t\trefresh_interval %s\n", s.cfg.crlRefresh)
+		}
+		if s.cfg.maxCacheAge > 0 {
+			fmt.Fprintf(&global, "\t\t\tmax_cache_age %s\n", s.cfg.maxCacheAge)
+		}
+		global.WriteString("\t\t}\n")
 		if s.cfg.roster != "" {
 			fmt.Fprintf(&global, "\t\troster csv %s\n", s.cfg.roster)
 		}
 		global.WriteString("\t}\n")
-		site.WriteString("\tcacgate {\n\t\tcontact \"bench\"\n")
+		contact := s.cfg.contact
+		if contact == "" {
+			contact = "bench"
+		}
+		fmt.Fprintf(&site, "\tcacgate {\n\t\tcontact %q\n", contact)
 		if s.cfg.roster != "" {
-			// The enrollment flood comes from one loopback address and
-			// takes a fresh state (an identity check) for every hashing
-			// post: it stands for a flood from many addresses.
+			// The enrollment flood (and the soak's enrollments and
+			// password sign-ins) come from one loopback address; the
+			// flood takes a fresh state (an identity check) for every
+			// hashing post: they stand for many addresses.
 			site.WriteString("\t\tenroll {\n\t\t\tattempts_per_ip 10000\n\t\t}\n")
+		}
+		if s.cfg.passwordLogin {
+			site.WriteString("\t\tpassword_login on\n")
 		}
 		if s.cfg.userOnly {
 			for _, f := range []string{"edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "assertion"} {
@@ -136,6 +174,9 @@ func startServer(ctx context.Context, caddyBin, workDir string, cfg serverConfig
 		// Caddy's data and config directories under the run's own
 		// directory; GOMAXPROCS and everything else as inherited.
 		cmd.Env = append(os.Environ(), "HOME="+s.dir, "XDG_DATA_HOME="+filepath.Join(s.dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(s.dir, "config"))
+		if cfg.pgDSN != "" {
+			cmd.Env = append(cmd.Env, "CACGATE_PG_DSN="+cfg.pgDSN)
+		}
 		if s.proc, err = startProc(cfg.name, cmd, filepath.Join(s.dir, "stderr.log")); err != nil {
 			return nil, err
 		}

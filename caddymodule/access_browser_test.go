@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -17,14 +16,14 @@ func TestBrowserAccessDenied(t *testing.T) {
 	g.createAccount("1234567890", "john.q.doe")
 	ctx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), card(t, "doe.john.quincy")))
 
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/reports"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/reports"))); err != nil {
 		t.Fatalf("navigating: %v", err)
 	}
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="I Accept"]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="I Accept"]`))); err != nil {
 		t.Fatalf("clicking I Accept: %v\npage text:\n%s", err, pageText(ctx))
 	}
 	heading := `//h1[normalize-space(.)="You do not have access to this page"]`
-	if err := doWithin(ctx, 20*time.Second, chromedp.WaitVisible(chromedp.Search(heading))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.WaitVisible(chromedp.Search(heading))); err != nil {
 		t.Fatalf("no 403 heading after the banner: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	if got := evalOr(ctx, `document.location.pathname`); got != "/reports" {

@@ -279,11 +279,7 @@ func TestAccessEDIPIFileReload(t *testing.T) {
 	banned := filepath.Join(g.dir, "banned.txt")
 	writeList := func(content string, step int) {
 		t.Helper()
-		if err := os.WriteFile(banned, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		mt := time.Now().Add(time.Duration(step) * time.Second)
-		os.Chtimes(banned, mt, mt)
+		replaceFile(t, banned, content, time.Now().Add(time.Duration(step)*time.Second))
 	}
 	waitStatus := func(path string, want int) problem {
 		t.Helper()
@@ -527,11 +523,7 @@ func TestAccessListsSharedAcrossBlocks(t *testing.T) {
 		t.Fatalf("references %d %v", refs, ok)
 	}
 
-	if err := os.WriteFile(path, []byte("1234567890\nbroken\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mt := time.Now().Add(time.Second)
-	os.Chtimes(path, mt, mt)
+	replaceFile(t, path, "1234567890\nbroken\n", time.Now().Add(time.Second))
 	c := &Handler{Access: rules}
 	_, err := c.provisionAccess()
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
@@ -547,5 +539,25 @@ func TestAccessListsSharedAcrossBlocks(t *testing.T) {
 	b.Cleanup()
 	if _, ok := accessLists.References(path); ok {
 		t.Fatal("the list outlived its last block")
+	}
+}
+
+// replaceFile replaces path's content with a new file moved over it, as
+// the README tells operators to, dated mtime (forward, so the change is
+// seen even with coarse file times). Written in place, a watcher could
+// read the file between its truncation and its write (a busy machine makes
+// that likely) and load an empty list: a ban lifted, or the list a test
+// expects to hold dropped.
+func replaceFile(t *testing.T, path, content string, mtime time.Time) {
+	t.Helper()
+	next := path + ".new"
+	if err := os.WriteFile(next, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(next, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,7 +39,7 @@ func (g *testGateway) adminRaw(method, path, contentType string, body []byte) (i
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: requestTimeout}).Do(req)
 	if err != nil {
 		g.t.Fatalf("admin %s %s: %v", method, path, err)
 	}

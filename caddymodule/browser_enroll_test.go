@@ -23,44 +23,41 @@ func TestBrowserEnrollment(t *testing.T) {
 	// Robert E. Johnson Jr.: in the roster twice (Marine Corps Reserve and
 	// DoD Civilian), so enrollment makes one dual account.
 	johnson := card(t, "johnson.robert.e.jr")
-	// startBrowser already bounds the whole browser session by
-	// browserTimeout; the 90 s cap on this test stays explicit should that
-	// constant grow. Every step below has its own, shorter deadline.
-	browserCtx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), johnson))
-	ctx, cancel := context.WithTimeout(browserCtx, 90*time.Second)
-	defer cancel()
+	// startBrowser bounds the whole browser session by browserTimeout;
+	// every step below has its own deadline, browserStep.
+	ctx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), johnson))
 	begin := time.Now()
 
 	// 1. Banner, then the enrollment choice page.
 	step := time.Now()
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/records"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/records"))); err != nil {
 		t.Fatalf("navigating to /records: %v (a stalled TLS handshake means Chromium did not select the card)", err)
 	}
 	acceptXPath := `//button[normalize-space(.)="I Accept"]`
-	if _, err := waitForBody(ctx, 10*time.Second, "/.cacgate/consent", bannerOpening); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/consent", bannerOpening); err != nil {
 		t.Fatalf("first visit: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(acceptXPath))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(acceptXPath))); err != nil {
 		t.Fatalf("clicking I Accept: %v", err)
 	}
 	newAccountXPath := `//a[normalize-space(.)="Create a new account"]`
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/enroll", "Create a new account"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/enroll", "Create a new account"); err != nil {
 		t.Fatalf("after I Accept: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	t.Logf("banner accepted, choice page %s reached in %v", evalOr(ctx, `document.location.pathname + document.location.search`), time.Since(step).Round(time.Millisecond))
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(newAccountXPath))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(newAccountXPath))); err != nil {
 		t.Fatalf("clicking Create a new account: %v", err)
 	}
 
 	// 2. Identity: SSN and date of birth, checked against the roster.
 	step = time.Now()
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/enroll/new", "Confirm who you are"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/enroll/new", "Confirm who you are"); err != nil {
 		t.Fatalf("identity page: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	checkPageBasics(t, ctx, "identity page")
 	ssnRadio := labelledXPath("input", "I have a Social Security Number")
 	// Click the label, as a person does: that also proves it is wired to the radio.
-	if err := doWithin(ctx, 10*time.Second,
+	if err := doWithin(ctx, browserStep,
 		chromedp.Click(chromedp.Search(`//label[normalize-space(.)="I have a Social Security Number"]`)),
 	); err != nil {
 		t.Fatalf("choosing the SSN radio by its label: %v\npage text:\n%s", err, pageText(ctx))
@@ -73,7 +70,7 @@ func TestBrowserEnrollment(t *testing.T) {
 	clickButton(t, ctx, "Next")
 
 	// 3. Profile: contact details and a password.
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/enroll/new", "Self registration: 1 of 2"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/enroll/new", "Self registration: 1 of 2"); err != nil {
 		t.Fatalf("after the identity page: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	t.Logf("identity confirmed in %v", time.Since(step).Round(time.Millisecond))
@@ -94,7 +91,7 @@ func TestBrowserEnrollment(t *testing.T) {
 	clickButton(t, ctx, "Next")
 
 	// 4. Three different security questions.
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/enroll/profile", "Self registration: 2 of 2"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/enroll/profile", "Self registration: 2 of 2"); err != nil {
 		t.Fatalf("after the profile page: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	t.Logf("profile accepted in %v", time.Since(step).Round(time.Millisecond))
@@ -117,7 +114,7 @@ func TestBrowserEnrollment(t *testing.T) {
 	clickButton(t, ctx, "Complete registration")
 
 	// 5. The confirmation page, with the new username.
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/enroll/questions", "Account registration complete"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/enroll/questions", "Account registration complete"); err != nil {
 		t.Fatalf("after the questions page: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	t.Logf("enrollment completed in %v", time.Since(step).Round(time.Millisecond))
@@ -131,7 +128,7 @@ func TestBrowserEnrollment(t *testing.T) {
 	if text := pageText(ctx); strings.Contains(text, password) || strings.Contains(text, answers[0]) {
 		t.Errorf("the confirmation page shows the password or a security answer:\n%s", text)
 	}
-	shotCtx, shotCancel := context.WithTimeout(ctx, 15*time.Second)
+	shotCtx, shotCancel := context.WithTimeout(ctx, browserStep)
 	shot, err := chromedp.Run(shotCtx, chromedp.FullScreenshot(100))
 	shotCancel()
 	if err != nil {
@@ -140,11 +137,11 @@ func TestBrowserEnrollment(t *testing.T) {
 	saveScreenshot(t, "enroll-complete.png", shot)
 
 	// 6. The new account reaches the application.
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/records"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/records"))); err != nil {
 		t.Fatalf("navigating to /records after enrollment: %v", err)
 	}
 	const want = "legacy app: GET /records"
-	body, err := waitForBody(ctx, 20*time.Second, "/records", want)
+	body, err := waitForBody(ctx, browserStep, "/records", want)
 	if err != nil {
 		t.Fatalf("after enrollment: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), body)
 	}
@@ -183,7 +180,7 @@ func jsXPathNode(xpath string) string {
 // typeInto types value into the visible input at xpath.
 func typeInto(t *testing.T, ctx context.Context, xpath, value string) {
 	t.Helper()
-	if err := doWithin(ctx, 10*time.Second, chromedp.SendKeys(chromedp.Search(xpath), value)); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.SendKeys(chromedp.Search(xpath), value)); err != nil {
 		t.Fatalf("typing into %s: %v\npage text:\n%s", xpath, err, pageText(ctx))
 	}
 }
@@ -199,7 +196,7 @@ func typeIntoLabelled(t *testing.T, ctx context.Context, label, value string) {
 func setLabelled(t *testing.T, ctx context.Context, tag, label, value string) {
 	t.Helper()
 	xpath := labelledXPath(tag, label)
-	if err := doWithin(ctx, 10*time.Second, chromedp.WaitVisible(chromedp.Search(xpath)), chromedp.SetValue(chromedp.Search(xpath), value)); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.WaitVisible(chromedp.Search(xpath)), chromedp.SetValue(chromedp.Search(xpath), value)); err != nil {
 		t.Fatalf("setting %s to %q: %v\npage text:\n%s", xpath, value, err, pageText(ctx))
 	}
 	if got := mustEval[string](t, ctx, jsXPathNode(xpath)+`.value`); got != value {
@@ -218,16 +215,16 @@ func chooseLabelled(t *testing.T, ctx context.Context, label, optionText string)
 func chooseOptionText(t *testing.T, ctx context.Context, xpath, optionText string) {
 	t.Helper()
 	optionXPath := fmt.Sprintf(`%s/option[normalize-space(.)=%s]`, xpath, xpathLiteral(optionText))
-	if err := doWithin(ctx, 10*time.Second, chromedp.WaitVisible(chromedp.Search(xpath))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.WaitVisible(chromedp.Search(xpath))); err != nil {
 		t.Fatalf("select %s is not visible: %v\npage text:\n%s", xpath, err, pageText(ctx))
 	}
-	valueCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	valueCtx, cancel := context.WithTimeout(ctx, browserStep)
 	value, err := chromedp.Run(valueCtx, chromedp.Value(chromedp.Search(optionXPath)))
 	cancel()
 	if err != nil {
 		t.Fatalf("select %s has no option %q: %v", xpath, optionText, err)
 	}
-	if err := doWithin(ctx, 10*time.Second, chromedp.SetValue(chromedp.Search(xpath), value)); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.SetValue(chromedp.Search(xpath), value)); err != nil {
 		t.Fatalf("choosing %q in %s: %v", optionText, xpath, err)
 	}
 	if got := mustEval[string](t, ctx, jsXPathNode(xpath)+`.selectedOptions[0].text.trim()`); got != optionText {
@@ -239,7 +236,7 @@ func chooseOptionText(t *testing.T, ctx context.Context, xpath, optionText strin
 func clickButton(t *testing.T, ctx context.Context, button string) {
 	t.Helper()
 	xpath := fmt.Sprintf(`//button[normalize-space(.)=%s]`, xpathLiteral(button))
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(xpath))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(xpath))); err != nil {
 		t.Fatalf("clicking %q: %v\npage text:\n%s", button, err, pageText(ctx))
 	}
 }

@@ -4,10 +4,8 @@ package caddymodule
 // signing out through /.cacgate/logout and reading the logoff message.
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -18,27 +16,26 @@ func TestBrowserPasswordSignOut(t *testing.T) {
 	// The account gets its password by enrolling with the card.
 	enrollJohnson(t, g)
 
-	browserCtx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), nil))
-	ctx, cancel := context.WithTimeout(browserCtx, 60*time.Second)
-	defer cancel()
+	// startBrowser bounds the session, each step below is browserStep.
+	ctx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), nil))
 
 	// Sign in on the password page, as a person does.
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/.cacgate/login?next=%2Fapp"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/.cacgate/login?next=%2Fapp"))); err != nil {
 		t.Fatalf("opening the sign-in page: %v", err)
 	}
 	typeIntoLabelled(t, ctx, "Username", "robert.e.johnson")
 	typeIntoLabelled(t, ctx, "Password", "Correct.Horse~Bat9")
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign in"]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign in"]`))); err != nil {
 		t.Fatalf("clicking Sign in: %v", err)
 	}
 	// Then the banner, which a password session accepts too.
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/consent", bannerOpening); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/consent", bannerOpening); err != nil {
 		t.Fatalf("after signing in: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="I Accept"]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="I Accept"]`))); err != nil {
 		t.Fatalf("clicking I Accept: %v", err)
 	}
-	if _, err := waitForBody(ctx, 20*time.Second, "/app", "legacy app: GET /app"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/app", "legacy app: GET /app"); err != nil {
 		t.Fatalf("reaching the application: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
 	if got := g.backend.last(t).Get("X-Remote-User"); got != "robert.e.johnson" {
@@ -47,14 +44,14 @@ func TestBrowserPasswordSignOut(t *testing.T) {
 
 	// The application's "Sign out" link leads to the gateway's page, whose
 	// button posts the sign-out.
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/.cacgate/logout"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/.cacgate/logout"))); err != nil {
 		t.Fatalf("opening the sign-out page: %v", err)
 	}
 	checkPageBasics(t, ctx, "sign-out page")
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign out"]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign out"]`))); err != nil {
 		t.Fatalf("clicking Sign out: %v\npage text:\n%s", err, pageText(ctx))
 	}
-	text, err := waitForBody(ctx, 20*time.Second, "/.cacgate/logout", "You have signed out")
+	text, err := waitForBody(ctx, browserStep, "/.cacgate/logout", "You have signed out")
 	if err != nil {
 		t.Fatalf("after Sign out: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
@@ -70,10 +67,10 @@ func TestBrowserPasswordSignOut(t *testing.T) {
 	}
 
 	// The session is over: the application is out of reach again.
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/app"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/app"))); err != nil {
 		t.Fatalf("navigating after sign-out: %v", err)
 	}
-	if _, err := waitForBody(ctx, 10*time.Second, "/app", "Insert your CAC"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/app", "Insert your CAC"); err != nil {
 		t.Fatalf("after sign-out: %v\npage text:\n%s", err, pageText(ctx))
 	}
 	if n := g.backend.count(); n != reached {

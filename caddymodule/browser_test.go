@@ -32,7 +32,12 @@ const (
 	// and shutdown. A hung TLS handshake (for instance a client
 	// certificate prompt nobody answers) fails the test instead of
 	// hanging it.
-	browserTimeout = 60 * time.Second
+	browserTimeout = 5 * time.Minute
+	// browserStep bounds one step in the browser: a navigation, a click,
+	// a page awaited, a script evaluated. Like browserTimeout it turns a
+	// hang into a failure and is no budget: a step takes well under a
+	// second, but Chromium on a busy machine can take tens of seconds.
+	browserStep = time.Minute
 	// bannerOpening is the first sentence of the DoD notice and consent banner.
 	bannerOpening = "You are accessing a U.S. Government (USG) Information System (IS)"
 )
@@ -46,7 +51,7 @@ func TestBrowserConsentFlow(t *testing.T) {
 
 	// 1. The first visit lands on the banner, keeping the target.
 	start := time.Now()
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/reports?q=1"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/reports?q=1"))); err != nil {
 		t.Fatalf("navigating to /reports?q=1: %v (a stalled TLS handshake means Chromium did not select the card: check the auto_select_certificate preference)", err)
 	}
 	loc := mustEval[string](t, ctx, `document.location.href`)
@@ -70,7 +75,7 @@ func TestBrowserConsentFlow(t *testing.T) {
 	bannerXPath := fmt.Sprintf(`//*[self::p or self::li][contains(normalize-space(.), %q)]`, bannerOpening)
 	acceptXPath := `//button[normalize-space(.)="I Accept"]`
 	for _, sel := range []string{bannerXPath, acceptXPath} {
-		if err := doWithin(ctx, 10*time.Second, chromedp.WaitVisible(chromedp.Search(sel))); err != nil {
+		if err := doWithin(ctx, browserStep, chromedp.WaitVisible(chromedp.Search(sel))); err != nil {
 			t.Fatalf("banner page: %s is not visible: %v\npage text:\n%s", sel, err, pageText(ctx))
 		}
 	}
@@ -96,11 +101,11 @@ func TestBrowserConsentFlow(t *testing.T) {
 		t.Fatal("the backend was reached before the banner was accepted")
 	}
 	start = time.Now()
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(acceptXPath))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(acceptXPath))); err != nil {
 		t.Fatalf("clicking I Accept: %v", err)
 	}
 	const want = "legacy app: GET /reports?q=1"
-	body, err := waitForBody(ctx, 20*time.Second, "/reports", want)
+	body, err := waitForBody(ctx, browserStep, "/reports", want)
 	if err != nil {
 		t.Fatalf("after I Accept: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), body)
 	}
@@ -121,17 +126,17 @@ func TestBrowserConsentFlow(t *testing.T) {
 
 	// 5. Signing out with the card: the gateway's page, its button, the
 	// logoff message, and the banner again before the application.
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/.cacgate/logout"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/.cacgate/logout"))); err != nil {
 		t.Fatalf("opening the sign-out page: %v", err)
 	}
 	checkPageBasics(t, ctx, "card sign-out page")
-	if err := doWithin(ctx, 10*time.Second, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign out"]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Click(chromedp.Search(`//button[normalize-space(.)="Sign out"]`))); err != nil {
 		t.Fatalf("clicking Sign out: %v\npage text:\n%s", err, pageText(ctx))
 	}
-	if _, err := waitForBody(ctx, 20*time.Second, "/.cacgate/logout", "You have signed out"); err != nil {
+	if _, err := waitForBody(ctx, browserStep, "/.cacgate/logout", "You have signed out"); err != nil {
 		t.Fatalf("after Sign out: %v\nlocation %s\npage text:\n%s", err, evalOr(ctx, `document.location.href`), pageText(ctx))
 	}
-	if err := doWithin(ctx, 20*time.Second, chromedp.Navigate(g.url("main", "/reports"))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.Navigate(g.url("main", "/reports"))); err != nil {
 		t.Fatalf("navigating after sign-out: %v", err)
 	}
 	if got := evalOr(ctx, `document.location.pathname`); got != "/.cacgate/consent" {
@@ -148,7 +153,7 @@ func TestBrowserNoCertificate(t *testing.T) {
 	ctx := startBrowser(t, newBrowserProfile(t, g.url("main", ""), nil))
 
 	start := time.Now()
-	navCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	navCtx, cancel := context.WithTimeout(ctx, browserStep)
 	defer cancel()
 	resp, err := chromedp.Run(navCtx, chromedp.NavigateResponse(g.url("main", "/app")))
 	if err != nil {
@@ -161,7 +166,7 @@ func TestBrowserNoCertificate(t *testing.T) {
 	if h1 := mustEval[string](t, ctx, `document.querySelector("h1") ? document.querySelector("h1").innerText.trim() : ""`); h1 != "Insert your CAC to continue" {
 		t.Errorf("heading = %q, want %q\npage text:\n%s", h1, "Insert your CAC to continue", pageText(ctx))
 	}
-	if err := doWithin(ctx, 10*time.Second, chromedp.WaitVisible(chromedp.Search(`//*[contains(normalize-space(.), "Test Help Desk")]`))); err != nil {
+	if err := doWithin(ctx, browserStep, chromedp.WaitVisible(chromedp.Search(`//*[contains(normalize-space(.), "Test Help Desk")]`))); err != nil {
 		t.Errorf("401 page does not show the contact: %v", err)
 	}
 	checkPageBasics(t, ctx, "401 page")
@@ -258,7 +263,7 @@ func newBrowserProfile(t *testing.T, origin string, c *testpki.Card) browserProf
 // prompt fails the test instead of waiting.
 func runTool(t *testing.T, name string, args ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), browserStep)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdin = nil
@@ -317,7 +322,7 @@ func doWithin(ctx context.Context, d time.Duration, steps ...chromedp.Action[chr
 
 func mustEval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, browserStep)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
@@ -326,9 +331,10 @@ func mustEval[T any](t *testing.T, ctx context.Context, js string) T {
 	return v
 }
 
-// evalOr evaluates js for a diagnostic, returning the error as text.
+// evalOr evaluates js, returning the error as text: for diagnostics, and
+// for checks whose failure message is the error.
 func evalOr(ctx context.Context, js string) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, browserStep)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
 	if err != nil {

@@ -608,8 +608,8 @@ func TestConcurrentFirstRequests(t *testing.T) {
 			if code != http.StatusOK {
 				t.Errorf("concurrent request: HTTP %d", code)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("concurrent requests did not finish in 20s")
+		case <-time.After(requestTimeout):
+			t.Fatalf("concurrent requests did not finish in %v", requestTimeout)
 		}
 	}
 	var acct AccountJSON

@@ -51,6 +51,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// requestTimeout bounds every request a test sends. It is there to turn a
+// hung gateway into a failure, not to time the gateway: on a busy machine
+// one enrollment step (three security answers hashed back to back with
+// argon2id, the hasher's slot resting three times a hash's duration after
+// each) takes well over the 15s this once was.
+const requestTimeout = 2 * time.Minute
+
 // sharedPKI is generated once per test binary: key generation is the slow
 // part and every test can share the same cards.
 var sharedPKI = sync.OnceValues(func() (*testpki.PKI, error) { return testpki.Generate(testpki.Options{}) })
@@ -204,6 +211,27 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		// As an operator would paste it: openssl x509 -noout -subject -nameopt RFC2253
 		intermediateDN := "CN=TEST DOD ID CA-70, OU=PKI, OU=DoD, O=U.S. Government, C=US"
 		bogusPin := strings.Repeat("ab", 32)
+		if !strings.Contains(globalExtra, "hash_wait") {
+			// A hash waits for the hasher's slot as long as the gateway
+			// allows rather than the default 10s: on a busy machine the
+			// rests between an enrollment's back-to-back hashes outlast
+			// that, and the gateway answers 503 (its right answer to
+			// overload, but not what these tests are about).
+			globalExtra += "\nhash_wait 5m"
+		}
+		if !strings.Contains(globalExtra, "hash_concurrency") {
+			// Four hashing slots rather than one: after each hash its slot
+			// rests three times the hash's duration (the gateway's flood
+			// protection), so a test's back-to-back hashes (an enrollment's
+			// four, a sign-in after it) wait out the rests on one slot, and
+			// on a busy machine, where hashes take many times longer, the
+			// rests grow with them (one run of this package took 430s on a
+			// loaded machine, 195s with four slots: -count=3 would overrun
+			// go test's 10-minute timeout). The flows under test are the
+			// same; the slot and its rest are the credential package's
+			// tests' subject, and the e2e cluster runs the default.
+			globalExtra += "\nhash_concurrency 4"
+		}
 		if !strings.Contains(globalExtra, "revocation") {
 			// Revocation is on and fails closed by default, and the test cards
 			// name no OCSP responder: give the gateway the test CA's CRL.
@@ -363,12 +391,13 @@ func (g *testGateway) client(c *testpki.Card) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
 		Jar:     jar,
-		Timeout: 15 * time.Second,
+		Timeout: requestTimeout,
 		Transport: &http.Transport{
 			TLSClientConfig: tlsCfg,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				_, port, _ := net.SplitHostPort(addr)
-				return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", "127.0.0.1:"+port)
+				// No dial timeout of its own: requestTimeout bounds the dial.
+				return (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:"+port)
 			},
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -12,7 +12,10 @@ import (
 // line (cacgate_hash_wait_seconds), and a registered card's identity step
 // is refused with a way to the account page.
 func TestEnrollmentHashingThroughGateway(t *testing.T) {
-	g := startEnrollGatewayWith(t, "hash_queue 4\nhash_wait 3s", "")
+	// hash_wait is minutes, not seconds: enrollment's hashes wait behind
+	// each other's rests, which a busy machine stretches past a few
+	// seconds, and a hash turned away is not what this test is about.
+	g := startEnrollGatewayWith(t, "hash_queue 4\nhash_wait 4m", "")
 	c := enrollJohnson(t, g)
 	samples := g.scrape(t)
 	if got := samples[`cacgate_hash_wait_seconds_count{priority="enrollment"}`]; got != 4 {

@@ -7,14 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // scrape reads Caddy's admin /metrics and returns the cacgate_* samples,
 // keyed by the sample line's name and labels as printed.
 func (g *testGateway) scrape(t *testing.T) map[string]float64 {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: requestTimeout}
 	resp, err := c.Get("http://" + g.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -114,14 +113,14 @@ func (s PostgresStore) OpenStore(ctx caddy.Context) (*store.SQLStore, func() err
 	// migrations are not run again) instead of opening a second one
 	// beside it, which a server sized for nodes × (max_conns + 1)
 	// connections could refuse.
-	key := fmt.Sprintf("%s\x00%+v", dsn, opts)
-	v, loaded, err := postgresPools.LoadOrNew(key, func() (caddy.Destructor, error) {
+	key := fmt.Sprintf("postgres\x00%s\x00%+v", dsn, opts)
+	st, release, loaded, err := openShared(key, func() (*store.SQLStore, error) {
 		ctx.Logger().Info("opening account database", postgresLogFields(config, opts)...)
 		st, err := store.OpenPostgres(ctx, dsn, opts)
 		if err != nil {
 			return nil, fmt.Errorf("store postgres: database %s on %s: %w", config.Database, config.Host, err)
 		}
-		return sharedPostgres{st}, nil
+		return st, nil
 	})
 	if err != nil {
 		return nil, nil, err
@@ -129,30 +128,7 @@ func (s PostgresStore) OpenStore(ctx caddy.Context) (*store.SQLStore, func() err
 	if loaded {
 		ctx.Logger().Info("reusing account database connections", postgresLogFields(config, opts)...)
 	}
-	use := &postgresUse{key: key}
-	return v.(sharedPostgres).SQLStore, use.Close, nil
-}
-
-// postgresPools holds the open PostgreSQL stores, keyed by expanded DSN
-// and pool settings (in memory only; the key holds the password).
-var postgresPools = caddy.NewUsagePool()
-
-// sharedPostgres is a pooled store; the last config to let go closes it.
-type sharedPostgres struct{ *store.SQLStore }
-
-func (s sharedPostgres) Destruct() error { return s.SQLStore.Close() }
-
-// postgresUse is one config's use of a pooled store: closing it lets go of
-// that use only, once.
-type postgresUse struct {
-	key  string
-	once sync.Once
-}
-
-func (u *postgresUse) Close() error {
-	var err error
-	u.once.Do(func() { _, err = postgresPools.Delete(u.key) })
-	return err
+	return st, release, nil
 }
 
 // postgresLogFields say where the store connects: server, database and

@@ -26,9 +26,11 @@ import (
 type ocspResponder struct {
 	url      string
 	requests atomic.Int64
-	delay    time.Duration
-	mu       sync.Mutex
-	revoked  map[string]bool // serial (hex)
+	// silent makes it never answer: each request waits until its client
+	// gives up.
+	silent  bool
+	mu      sync.Mutex
+	revoked map[string]bool // serial (hex)
 }
 
 func startOCSPResponder(t testing.TB, ca *testpki.Authority, revoked ...*testpki.Card) *ocspResponder {
@@ -44,8 +46,9 @@ func startOCSPResponder(t testing.TB, ca *testpki.Authority, revoked ...*testpki
 	o.url = "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.requests.Add(1)
-		if o.delay > 0 {
-			time.Sleep(o.delay)
+		if o.silent {
+			<-r.Context().Done()
+			return
 		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 		req, err := ocsp.ParseRequest(body)
@@ -189,21 +192,23 @@ func TestRevocationUnavailable(t *testing.T) {
 		}
 	})
 	t.Run("slow responder times out", func(t *testing.T) {
+		// The responder never answers, so the gateway answering at all
+		// is its timeout's doing (how long that took is not asserted: a
+		// busy machine stretches it), and the answer fails closed.
 		p := testPKI(t)
 		slow := startOCSPResponder(t, p.Intermediate)
-		slow.delay = 5 * time.Second
+		slow.silent = true
 		g := startGateway(t, fmt.Sprintf(`revocation {
 			mode ocsp
 			ocsp_responder %s
 			ocsp_timeout 1s
 		}`, slow.url), "")
-		start := time.Now()
 		resp, _ := request(t, g.client(card(t, "doe.john.quincy")), "GET", g.url("main", "/"), browser, nil)
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("slow responder: HTTP %d", resp.StatusCode)
 		}
-		if d := time.Since(start); d > 4*time.Second {
-			t.Fatalf("the request waited %v for a responder with a 1s timeout", d)
+		if n := slow.requests.Load(); n < 1 {
+			t.Fatalf("the responder was asked %d times, want the request that timed out", n)
 		}
 	})
 }

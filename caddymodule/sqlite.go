@@ -32,15 +32,24 @@ func (SQLiteStore) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// OpenStore opens the database file and runs its migrations.
+// OpenStore opens the database file and runs its migrations, or reuses
+// the store a running config has open on the same file (see openStores).
 func (s SQLiteStore) OpenStore(ctx caddy.Context) (*store.SQLStore, func() error, error) {
 	path := s.path()
-	ctx.Logger().Info("opening account database", zap.String("path", path))
-	st, err := store.OpenSQLite(ctx, path)
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	st, release, loaded, err := openShared("sqlite\x00"+path, func() (*store.SQLStore, error) {
+		ctx.Logger().Info("opening account database", zap.String("path", path))
+		return store.OpenSQLite(ctx, path)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return st, st.Close, nil
+	if loaded {
+		ctx.Logger().Info("reusing the open account database", zap.String("path", path))
+	}
+	return st, release, nil
 }
 
 // path is the database file: Path with placeholders expanded, or the

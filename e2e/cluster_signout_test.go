@@ -105,7 +105,7 @@ func (c *cluster) cardless(t *testing.T) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
-		Jar: jar, Timeout: 20 * time.Second,
+		Jar: jar, Timeout: requestTimeout,
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.roots, ServerName: "localhost"}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -40,8 +40,20 @@ import (
 const clusterCacheTTL = "10m"
 
 // propagationBound is how long a change made on one node may take to
-// apply on the other: NOTIFY delivery plus one request.
-const propagationBound = 5 * time.Second
+// apply on the other: NOTIFY delivery plus one request, normally
+// milliseconds. It is a minute because a busy machine can leave a node
+// without a CPU for seconds, and still far below clusterCacheTTL, so a
+// change seen within it came through NOTIFY.
+const propagationBound = time.Minute
+
+// requestTimeout bounds every request a test sends: it turns a hung node
+// into a failure, and is not a budget (on a busy machine one enrollment
+// step, three argon2id hashes back to back with the hasher's rests
+// between them, takes many seconds).
+const requestTimeout = 2 * time.Minute
+
+// pollInterval is how often waitFor checks its condition.
+const pollInterval = 50 * time.Millisecond
 
 // clusterOptions are what a test may choose about its cluster; the zero
 // value is what the cluster tests use.
@@ -183,6 +195,10 @@ const nodeCaddyfile = `{
 		node {NODE}
 		{STORE}
 		cache_ttl {TTL}
+		# A hash waits for the hasher's slot as long as the gateway allows,
+		# not the default 10s: many enrollments at once on a busy machine
+		# wait longer than that, and a 503 is not what the tests are about.
+		hash_wait 5m
 		revocation off
 		roster csv {DIR}/roster.csv
 	}
@@ -236,7 +252,8 @@ func (c *cluster) tryNode(t *testing.T, name string) (*node, bool) {
 	ports := c.ports(t, 2)
 	n := &node{name: name, site: "localhost:" + ports[0], admin: "127.0.0.1:" + ports[1], file: filepath.Join(c.dir, "Caddyfile-"+name)}
 	c.writeConfig(t, n, c.opts.site)
-	hc := &http.Client{Timeout: 2 * time.Second}
+	// Each probe may take long on a busy machine; startCaddy bounds the wait.
+	hc := &http.Client{Timeout: 10 * time.Second}
 	n.proc, n.log = startCaddyProc(t, c.dir, n.file, "node "+name, c.env(), func() bool {
 		resp, err := hc.Get("http://" + n.admin + "/cacgate/accounts")
 		if err != nil {
@@ -298,7 +315,7 @@ func (c *cluster) browser(t *testing.T, card *testpki.Card) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
-		Jar: jar, Timeout: 20 * time.Second,
+		Jar: jar, Timeout: requestTimeout,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{
 			RootCAs: c.roots, ServerName: "localhost", Certificates: []tls.Certificate{card.TLS},
 		}},
@@ -558,12 +575,12 @@ func postFormAny(t *testing.T, c *http.Client, u, page string, fields url.Values
 }
 
 // waitFor polls cond until it holds, failing the test after
-// propagationBound (at most 100 tries).
+// propagationBound (and at most as many tries as fit in it).
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(propagationBound)
 	var last string
-	for range 100 {
+	for range int(propagationBound/pollInterval) + 1 {
 		ok, state := cond()
 		if ok {
 			return
@@ -572,7 +589,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 		if time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
 	t.Fatalf("%s: not within %v (last: %s)", what, propagationBound, last)
 }
@@ -590,7 +607,7 @@ func adminDelete(t *testing.T, n *node, path string) {
 func adminCall(t *testing.T, n *node, method, path string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+n.admin+path, nil)
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: requestTimeout}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,7 +643,7 @@ func (c *cluster) nodeCLI(t *testing.T, n *node, stdin string, args ...string) s
 // scrapeNode returns node n's cacgate_* metric samples from its admin API.
 func scrapeNode(t *testing.T, n *node) map[string]float64 {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + n.admin + "/metrics")
+	resp, err := (&http.Client{Timeout: requestTimeout}).Get("http://" + n.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +704,7 @@ func TestClusterOperations(t *testing.T) {
 	}
 	req, _ := http.NewRequest("POST", "http://"+b.admin+"/cacgate/accounts/anh.nguyen/groups", strings.NewReader(`{"groups":["ops"]}`))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: requestTimeout}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

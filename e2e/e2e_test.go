@@ -155,7 +155,7 @@ func startDemo(t *testing.T) *demo {
 }
 
 // run starts the demo Caddyfile on fresh ports and waits until its admin
-// API answers; false if Caddy exited first (or did not answer in 30s).
+// API answers; false if Caddy exited first (or did not answer in time).
 func (d *demo) run(t *testing.T, cfg string) (bool, string) {
 	t.Helper()
 	ports := freePorts(t, 4)
@@ -201,7 +201,7 @@ func (d *demo) client(t *testing.T, cardName string) *http.Client {
 	}
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{
-		Jar: jar, Timeout: 15 * time.Second,
+		Jar: jar, Timeout: requestTimeout,
 		Transport:     &http.Transport{TLSClientConfig: cfg},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

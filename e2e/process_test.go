@@ -67,10 +67,16 @@ func (b *syncBuffer) String() string {
 }
 
 // startCaddy runs `caddy run` with the given Caddyfile in dir and waits
-// until ready reports true, polling for at most 30 s. It returns false,
+// until ready reports true, polling for at most startWait. It returns false,
 // with Caddy's output, if Caddy exited first or never became ready; the
 // caller may then retry on fresh ports. Once ready, the process is stopped
 // when the test ends, and its output logged under label if the test failed.
+// startWait bounds the wait for a started Caddy to be ready. A gateway
+// starts in well under a second, but a busy machine (and a PostgreSQL
+// server starting its migrations there) can take many times that; a
+// Caddy that exits is noticed at once whatever the bound.
+const startWait = 2 * time.Minute
+
 func startCaddy(t *testing.T, dir, caddyfile, label string, extraEnv []string, ready func() bool) (ok bool, output string) {
 	t.Helper()
 	p, output := startCaddyProc(t, dir, caddyfile, label, extraEnv, ready)
@@ -96,7 +102,7 @@ func startCaddyProc(t *testing.T, dir, caddyfile, label string, extraEnv []strin
 		cmd.Wait()
 		close(p.exited)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(startWait)
 	for !ready() {
 		if p.Exited() {
 			cancel()

@@ -246,10 +246,12 @@ func mustNew(t testing.TB, cfg Config) *Checker {
 	return c
 }
 
-// eventually polls cond every 10ms for up to 5s.
+// eventually polls cond every 10ms for up to a minute: long enough for
+// a background goroutine on a busy machine, and only a failing test waits
+// that long.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

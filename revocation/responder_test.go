@@ -39,7 +39,7 @@ type testResponder struct {
 	ca       *testCA // whose certificates it answers for (CertID issuer)
 	signer   *testCA // who signs; the CA itself by default
 	status   map[string]int
-	delay    time.Duration
+	hold     chan struct{} // if set, answers wait until it is closed (holdAnswers)
 	nonce    nonceMode
 	httpCode int
 	// thisUpdate and nextUpdate are offsets from now; nextUpdate 0 omits it.
@@ -71,6 +71,19 @@ func (r *testResponder) set(serial *big.Int, status int) {
 	r.status[serial.String()] = status
 }
 
+// holdAnswers makes the responder keep every request waiting (until its
+// client gives up) until release is called: a slow responder whose
+// slowness does not depend on how busy the machine is. The test's cleanup
+// releases whatever is still held.
+func (r *testResponder) holdAnswers(t testing.TB) (release func()) {
+	hold := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(hold) }) }
+	r.configure(func(r *testResponder) { r.hold = hold })
+	t.Cleanup(release)
+	return release
+}
+
 func (r *testResponder) configure(f func(r *testResponder)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,7 +103,7 @@ func (r *testResponder) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	ca, signer, delay, mode, code, mutate := r.ca, r.signer, r.delay, r.nonce, r.httpCode, r.mutate
+	ca, signer, hold, mode, code, mutate := r.ca, r.signer, r.hold, r.nonce, r.httpCode, r.mutate
 	status, known := r.status[parsed.SerialNumber.String()]
 	now := time.Now()
 	template := ocsp.Response{
@@ -103,9 +116,9 @@ func (r *testResponder) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 
-	if delay > 0 {
+	if hold != nil {
 		select {
-		case <-time.After(delay):
+		case <-hold:
 		case <-req.Context().Done():
 			return
 		}

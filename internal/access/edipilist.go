@@ -86,6 +86,12 @@ type List struct {
 	// why that version of the file could not be used, nil if it was.
 	stamp  fileStamp
 	failed error
+	// emptied is the version of the file, found empty while the list
+	// held IDs, that waits for a second look before it is applied.
+	emptied fileStamp
+	// afterRead, if set (by tests), runs between reading the file and
+	// checking that it did not change meanwhile.
+	afterRead func()
 }
 
 // fileStamp identifies a version of a file by what stat reports: a rewrite
@@ -163,6 +169,12 @@ func (l *List) Contains(id string) bool {
 // Refresh stats the file and reloads it if it changed. changed reports a
 // new list in place; err a reload that failed (the old list stays), only
 // the first time a given version of the file fails.
+//
+// A deny list must not lapse because it was read mid-write: a file that
+// changed while it was read is not used (it is read again next time), and
+// a file found empty while the list held IDs (a rewrite in place caught
+// between its truncation and its write) is applied only if the next
+// Refresh finds it still the same.
 func (l *List) Refresh() (changed bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -181,11 +193,20 @@ func (l *List) Refresh() (changed bool, err error) {
 		return false, l.failed
 	}
 	l.failed = nil
+	if l.afterRead != nil {
+		l.afterRead()
+	}
 	// Re-stat: a file rewritten while it was read is read again next
 	// time rather than trusted now.
 	if after := stampOf(os.Stat(l.path)); !after.same(st) {
 		l.stamp = fileStamp{}
+		return false, nil
 	}
+	if len(ids) == 0 && l.Len() > 0 && !l.emptied.same(st) {
+		l.emptied, l.stamp = st, fileStamp{}
+		return false, nil
+	}
+	l.emptied = fileStamp{}
 	l.ids.Store(&ids)
 	l.gen.Add(1)
 	return true, nil

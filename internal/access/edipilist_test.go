@@ -46,15 +46,23 @@ func TestEDIPIListErrorDoesNotEchoLongContent(t *testing.T) {
 	}
 }
 
-// rewrite replaces the file's content and moves its modification time
-// forward, so the change is seen even on file systems with coarse times.
+// rewrite replaces the file's content atomically, as the README tells
+// operators to (a new file moved over the old one: a watcher reading the
+// file in place between its truncation and its write would load an empty
+// list, which a busy machine makes likely), with its modification time
+// moved forward, so the change is seen even on file systems with coarse
+// times.
 func rewrite(t *testing.T, path, content string, step int) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	next := path + ".new"
+	if err := os.WriteFile(next, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mt := time.Now().Add(time.Duration(step) * time.Second)
-	if err := os.Chtimes(path, mt, mt); err != nil {
+	if err := os.Chtimes(next, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,10 +158,12 @@ func TestWatch(t *testing.T) {
 		wg.Wait() // Watch returns when the context ends
 	}()
 	rewrite(t, path, "1234567890\n1234567891\n", 1)
-	deadline := time.Now().Add(5 * time.Second)
+	// A minute: the watcher's goroutine may wait long for a CPU on a busy
+	// machine, and only a failing test waits that long.
+	deadline := time.Now().Add(time.Minute)
 	for p.Generation() == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("Watch did not reload the changed file within 5s")
+			t.Fatal("Watch did not reload the changed file within a minute")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -170,8 +180,8 @@ func TestWatchWithoutFilesReturns(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Watch of a policy without files did not return")
+	case <-time.After(time.Minute):
+		t.Fatal("Watch of a policy without files did not return within a minute")
 	}
 }
 
@@ -270,5 +280,52 @@ func TestSharedListAndCheck(t *testing.T) {
 	rewrite(t, path, "1234567892\n", 3)
 	if err := shared.Check(); err != nil || !shared.Contains("1234567892") {
 		t.Fatalf("Check after the fix: %v", err)
+	}
+}
+
+// TestListNotLiftedByAReadMidWrite: a deny list rewritten in place can be
+// caught between its truncation and its write. An empty read is applied
+// only when a second look finds the file the same (an operator who really
+// empties the list waits one interval longer); a file that changed while
+// it was read is not used at all, and is read again next time.
+func TestListNotLiftedByAReadMidWrite(t *testing.T) {
+	path := writeFile(t, "banned.txt", "1234567890\n")
+	l, err := OpenList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Truncated, the write not yet made.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := l.Refresh(); changed || err != nil || !l.Contains("1234567890") {
+		t.Fatalf("empty at first look: changed %v, %v, still banned %v; want the list kept", changed, err, l.Contains("1234567890"))
+	}
+	// The write lands: the new list, never an empty one in between.
+	rewrite(t, path, "1234567891\n", 1)
+	if changed, err := l.Refresh(); !changed || err != nil || l.Contains("1234567890") || !l.Contains("1234567891") {
+		t.Fatalf("after the write: changed %v, %v", changed, err)
+	}
+
+	// Really emptied: applied at the second look.
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := l.Refresh(); changed || l.Len() != 1 {
+		t.Fatalf("emptied, first look: changed %v, %d IDs", changed, l.Len())
+	}
+	if changed, _ := l.Refresh(); !changed || l.Len() != 0 {
+		t.Fatalf("emptied, second look: changed %v, %d IDs; want it applied", changed, l.Len())
+	}
+
+	// Changed while being read: not used; read again next time.
+	rewrite(t, path, "1234567892\n", 2)
+	l.afterRead = func() { rewrite(t, path, "1234567892\n1234567893\n", 3) }
+	if changed, _ := l.Refresh(); changed || l.Len() != 0 {
+		t.Fatalf("changed while read: changed %v, %d IDs; want nothing applied", changed, l.Len())
+	}
+	l.afterRead = nil
+	if changed, _ := l.Refresh(); !changed || !l.Contains("1234567893") {
+		t.Fatalf("read again: changed %v, banned %v", changed, l.Contains("1234567893"))
 	}
 }

@@ -39,10 +39,11 @@ func blockingHasher(t *testing.T, q Queue) (h *Hasher, order func() []string, un
 }
 
 // waitFor polls cond with a generous deadline: the goroutines under test
-// only have to reach a line.
+// only have to reach a line, but a busy machine may leave them waiting
+// long for a CPU, and only a failing test waits that long.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -57,7 +58,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // enrollment hashes queued before it.
 func TestInteractiveServedBeforeQueuedEnrollment(t *testing.T) {
 	const flood = 8
-	h, order, unblock := blockingHasher(t, Queue{MaxWaiting: 64})
+	// MaxWait: the queued hashes wait for the test, never give up (the
+	// default bound is 10s; a busy machine can take that long to queue them).
+	h, order, unblock := blockingHasher(t, Queue{MaxWaiting: 64, MaxWait: time.Hour})
 	var wg sync.WaitGroup
 	enroll := WithPriority(context.Background(), Enrollment)
 	for range flood {
@@ -93,7 +96,9 @@ func TestInteractiveServedBeforeQueuedEnrollment(t *testing.T) {
 // priority's line still takes a waiter.
 func TestQueueFullFailsFast(t *testing.T) {
 	var rejected sync.Map
-	h, _, unblock := blockingHasher(t, Queue{MaxWaiting: 2, Rejected: func(p Priority, reason string) {
+	// MaxWait: the queued hashes must still be waiting when the one too
+	// many comes, however slow the machine (the default bound is 10s).
+	h, _, unblock := blockingHasher(t, Queue{MaxWaiting: 2, MaxWait: time.Hour, Rejected: func(p Priority, reason string) {
 		rejected.Store(p.String()+"/"+reason, true)
 	}})
 	enroll := WithPriority(context.Background(), Enrollment)

@@ -63,6 +63,14 @@ type harness struct {
 
 func newHarness(t testing.TB, cfg SiteConfig) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, nil)
+}
+
+// newHarnessWith is newHarness with edit applied to the core's config
+// (and the site's) before they are made, its store already open: for a
+// harness around another store or another audit log.
+func newHarnessWith(t testing.TB, cfg SiteConfig, edit func(*Config, *SiteConfig)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "cacgate.db"))
 	if err != nil {
@@ -85,17 +93,21 @@ func newHarness(t testing.TB, cfg SiteConfig) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := New(Config{
+	coreCfg := Config{
 		Store: db, Revocation: checker, Signer: signer,
 		Consents: consent.NewCache(tokens, 100, 10*time.Minute),
 		Audit:    audit.Nop(), Metrics: metrics.New(prometheus.NewRegistry()),
 		CacheSize: 100, CacheTTL: time.Hour, AssertionTTL: 5 * time.Minute, LinkByEDIPI: true,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if cfg.ConsentTTL == 0 {
 		cfg.ConsentTTL = time.Hour
+	}
+	if edit != nil {
+		edit(&coreCfg, &cfg)
+	}
+	core, err := New(coreCfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	site, err := core.NewSite(cfg)
 	if err != nil {

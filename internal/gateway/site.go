@@ -489,7 +489,7 @@ func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
 // account), refreshing it from the core when it is stale.
 func (s *Site) currentCard(r *http.Request, se *SiteEntry, now time.Time) (*Entry, error) {
 	c := s.core
-	if e := se.card.Load(); e != nil && c.fresh(e, now) {
+	if e := se.card.Load(); e != nil && !e.Stale(now, c.epoch.Load()) && (c.feedDownSince.Load() == 0 || !c.distrusted(e, now)) {
 		c.cfg.Metrics.CacheHit.Inc()
 		return e, nil
 	}

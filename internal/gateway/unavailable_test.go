@@ -3,22 +3,16 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/cacgate/cacgate/assertion"
 	"github.com/cacgate/cacgate/internal/audit"
-	"github.com/cacgate/cacgate/internal/consent"
-	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/storefault"
-	"github.com/cacgate/cacgate/revocation"
 )
 
 // faultHarness is the core over a store that fails on demand, with its
@@ -33,48 +27,18 @@ type faultHarness struct {
 
 func newFaultHarness(t *testing.T) *faultHarness {
 	t.Helper()
-	db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "cacgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	fault := storefault.New(db)
-	checker, err := revocation.New(revocation.Config{Mode: revocation.ModeOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := assertion.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := assertion.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := consent.NewTokens([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	auditCore, audits := observer.New(zapcore.InfoLevel)
 	log := audit.New(zap.New(auditCore), "node-a")
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	log.CollapseRepeats(ctx, time.Hour)
 	logCore, logs := observer.New(zapcore.InfoLevel)
-	core, err := New(Config{
-		Store: fault, Revocation: checker, Signer: signer,
-		Consents: consent.NewCache(tokens, 100, 10*time.Minute),
-		Audit:    log, Metrics: metrics.New(prometheus.NewRegistry()), Logger: zap.New(logCore),
-		CacheSize: 100, CacheTTL: time.Hour, AssertionTTL: 5 * time.Minute, LinkByEDIPI: true,
+	var fault *storefault.Store
+	h := newHarnessWith(t, SiteConfig{ConsentTTL: time.Hour, Logger: zap.New(logCore)}, func(c *Config, _ *SiteConfig) {
+		fault = storefault.New(c.Store.(*store.SQLStore))
+		c.Store, c.Audit, c.Logger = fault, log, zap.New(logCore)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	site, err := core.NewSite(SiteConfig{ConsentTTL: time.Hour, Logger: zap.New(logCore)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &faultHarness{harness: &harness{core: core, site: site, db: db, tokens: tokens}, fault: fault, audits: audits, logs: logs, stop: stop}
+	return &faultHarness{harness: h, fault: fault, audits: audits, logs: logs, stop: stop}
 }
 
 func (h *faultHarness) denied() []map[string]any {

@@ -136,7 +136,12 @@ func TestPasswordSignInConcurrentGuessesVerifyAtMostThree(t *testing.T) {
 // slot; a right guess queued behind the wrong ones must not sign in.
 func TestPasswordSignInRightGuessQueuedBehindWrongOnesIsRefused(t *testing.T) {
 	h := newStoreHarness(t, selfservice.Config{})
-	h.deps.Hasher = credential.NewHasher(credential.DefaultParams, 1)
+	// Every guess must get its turn: the line's default bound (10 s) is
+	// about a busy gateway turning hashes away, and on a loaded machine
+	// eleven real argon2id hashes (each followed by its slot's rest) take
+	// longer than that; the ones turned away would have their attempts
+	// given back, and no lock would ever be seen.
+	h.deps.Hasher = credential.NewQueuedHasher(credential.DefaultParams, 1, credential.Queue{MaxWait: time.Hour})
 	watch := &lockWatch{Accounts: h.deps.Accounts, states: make(chan store.LoginState, 64)}
 	h.deps.Accounts = watch
 	h.rebuild()

@@ -58,9 +58,11 @@ func TestImportMillion(t *testing.T) {
 	t.Logf("imported %d accounts with a card each in %v (%.1f µs/account), %v CPU",
 		n, took.Round(time.Millisecond), float64(took.Microseconds())/n, cpu.Round(time.Millisecond))
 	// "Well under a minute" on a 2-core machine shared with other work;
-	// the bound here only catches a collapse, such as a lost batch.
-	if took > 2*time.Minute {
-		t.Errorf("importing %d accounts took %v", n, took)
+	// the bound here only catches a collapse, such as a lost batch. It is
+	// on the CPU time: the wall time depends on what else the machine runs.
+	// (Where the CPU time is not known, it reads 0 and nothing is checked.)
+	if cpu > 2*time.Minute {
+		t.Errorf("importing %d accounts took %v of CPU (%v in all)", n, cpu, took)
 	}
 
 	timed := func(what string, fn func() error) {
