@@ -33,13 +33,19 @@ import (
 // is what the gateway costs a request in Caddy, allocations included:
 //
 //	bare             mTLS + reverse_proxy (no cacgate)
-//	bare+identity    the same, but the request already carries the nine
-//	                 identity headers cacgate would add (forwarding them is
-//	                 part of what the gateway costs)
-//	bare+user        ... only X-Remote-User
+//	bare+user        the same, but the request already carries
+//	                 X-Remote-User (forwarding the identity is part of
+//	                 what the gateway costs)
 //	bare+assertion   ... only X-Cac-Assertion
-//	cacgate          cacgate (enrolled card, valid consent cookie) + reverse_proxy
-//	cacgate-user     the same sending X-Remote-User only (header … off)
+//	bare+plain       ... the eight plain identity headers cacgate sends by
+//	                 default
+//	bare+identity    ... the eight and the assertion
+//	cacgate          cacgate (enrolled card, valid consent cookie) +
+//	                 reverse_proxy, the default headers (compare with
+//	                 bare+plain)
+//	cacgate+assertion  ... with header assertion on (compare with
+//	                 bare+identity)
+//	cacgate-user     ... sending X-Remote-User only (header … off)
 //
 // Each iteration starts from a fresh copy of the browser's headers (the
 // gateway edits the request's headers), in every variant alike. Requests
@@ -67,8 +73,10 @@ func benchmarkCaddy(b *testing.B, env *benchCaddy) {
 		{"bare", env.bare, nil},
 		{"bare+user", env.bare, []string{"X-Remote-User"}},
 		{"bare+assertion", env.bare, []string{"X-Cac-Assertion"}},
+		{"bare+plain", env.bare, defaultHeaderNames[:]},
 		{"bare+identity", env.bare, slices.Collect(maps.Keys(env.identity))},
 		{"cacgate", env.gate, nil},
+		{"cacgate+assertion", env.gateAll, nil},
 		{"cacgate-user", env.gateUser, nil},
 	} {
 		b.Run(v.name, func(b *testing.B) {
@@ -100,11 +108,11 @@ func benchmarkCaddy(b *testing.B, env *benchCaddy) {
 // benchCaddy is a running Caddy with a bare site and a cacgate site in
 // front of one backend.
 type benchCaddy struct {
-	bare, gate, gateUser *caddyhttp.Server
+	bare, gate, gateUser, gateAll *caddyhttp.Server
 	ports                map[*caddyhttp.Server]int
 	req                  *http.Request
 	headers              http.Header // the browser's, with the consent cookie
-	identity             http.Header // what cacgate adds, as the backend receives it
+	identity             http.Header // what cacgate adds with the assertion on, as the backend receives it
 }
 
 // startBenchCaddy loads the two sites; logExtra goes into the default log's
@@ -128,7 +136,7 @@ func startBenchCaddy(b *testing.B, logExtra string) *benchCaddy {
 		}
 	}
 	backend := startRawBackend(b)
-	ports := freePorts(b, 3)
+	ports := freePorts(b, 4)
 	tlsBlock := fmt.Sprintf(`tls %[1]s/server.pem %[1]s/server-key.pem {
 		client_auth {
 			mode verify_if_given
@@ -180,11 +188,19 @@ https://localhost:%[7]d {
 		header affiliation off
 		header cert_sha256 off
 		header auth_method off
-		header assertion off
 	}
 	reverse_proxy %[5]s
 }
-`, dir, ports[0], ports[1], tlsBlock, backend, logExtra, ports[2])
+
+https://localhost:%[8]d {
+	bind 127.0.0.1
+	%[4]s
+	cacgate {
+		header assertion on
+	}
+	reverse_proxy %[5]s
+}
+`, dir, ports[0], ports[1], tlsBlock, backend, logExtra, ports[2], ports[3])
 	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
 	if err != nil {
 		b.Fatalf("adapting: %v", err)
@@ -211,9 +227,11 @@ https://localhost:%[7]d {
 			env.gate, env.ports[srv] = srv, ports[1]
 		case listensOn(srv, ports[2]):
 			env.gateUser, env.ports[srv] = srv, ports[2]
+		case listensOn(srv, ports[3]):
+			env.gateAll, env.ports[srv] = srv, ports[3]
 		}
 	}
-	if env.bare == nil || env.gate == nil || env.gateUser == nil {
+	if env.bare == nil || env.gate == nil || env.gateUser == nil || env.gateAll == nil {
 		b.Fatal("servers not found in the loaded config")
 	}
 	appIface, err := caddy.ActiveContext().App("cacgate")
@@ -239,10 +257,11 @@ https://localhost:%[7]d {
 	env.req.TLS.ServerName = "localhost"
 
 	// The first cacgate request links the card, fills the caches and
-	// shows what the backend receives.
+	// shows what the backend receives (every identity header, with the
+	// assertion on).
 	w := &statusWriter{h: http.Header{}}
-	r := env.request(env.gate, env.headers.Clone())
-	env.gate.ServeHTTP(w, r)
+	r := env.request(env.gateAll, env.headers.Clone())
+	env.gateAll.ServeHTTP(w, r)
 	if w.status != http.StatusOK {
 		b.Fatalf("warm-up request: HTTP %d", w.status)
 	}

@@ -240,8 +240,8 @@ func TestHotPathDoesNoIO(t *testing.T) {
 					t.Fatalf("cached request %d with the database closed: %v, HTTP %d", i, err, w.Code)
 				}
 			}
-			if p.req.Header.Get("X-Cac-Assertion") == "" {
-				t.Fatal("no assertion on the cached path")
+			if p.req.Header.Get("X-Remote-User") == "" {
+				t.Fatal("no identity on the cached path")
 			}
 			if p.ocsp != nil {
 				if n := p.ocsp.requests.Load() - ocspBefore; n != 0 {

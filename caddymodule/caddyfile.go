@@ -248,8 +248,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("header %s specified more than once", args[0])
 			}
 			name := args[1]
-			if name == "off" {
+			switch name {
+			case "off":
 				name = ""
+			case "on":
+				// The field's default name (the assertion's is off
+				// unless turned on).
+				if name = defaultHeaderName(args[0]); name == "" {
+					return d.Errf("header: unknown identity header field %q", args[0])
+				}
 			}
 			h.Headers[args[0]] = name
 		case "password_login":

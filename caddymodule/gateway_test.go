@@ -276,8 +276,36 @@ func TestNextCannotLeaveTheSite(t *testing.T) {
 	}
 }
 
-func TestIdentityHeadersAndAssertion(t *testing.T) {
+// TestNoAssertionByDefault: without header assertion on, the backend gets
+// the eight plain identity headers and no assertion, and a client-sent
+// X-Cac-Assertion is still taken out (a backend that once verified it
+// must never see a forged one).
+func TestNoAssertionByDefault(t *testing.T) {
 	g := startGateway(t, "", "")
+	g.createAccount("1234567890", "john.q.doe")
+	c := g.client(card(t, "doe.john.quincy"))
+	g.accept(t, c, "main")
+	resp, body := request(t, c, "GET", g.url("main", "/app"), http.Header{
+		"Accept": {"text/html"}, "X-Cac-Assertion": {"forged"}, "x_cac_assertion": {"forged"},
+	}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("enrolled card: HTTP %d %s", resp.StatusCode, body)
+	}
+	got := g.backend.last(t)
+	for k, v := range got {
+		if forward.SameName(k, defaultAssertionHeader) {
+			t.Errorf("the backend got %s: %q", k, v)
+		}
+	}
+	for _, name := range defaultHeaderNames {
+		if got.Get(name) == "" {
+			t.Errorf("default header %s not sent", name)
+		}
+	}
+}
+
+func TestIdentityHeadersAndAssertion(t *testing.T) {
+	g := startGateway(t, "", "header assertion on")
 	g.createAccount("1234567890", "john.q.doe")
 	c := g.client(card(t, "doe.john.quincy"))
 	g.accept(t, c, "main")

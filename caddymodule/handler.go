@@ -44,6 +44,12 @@ var defaultHeaderNames = [gateway.NumFields]string{
 	gateway.FieldAuthMethod:  "X-Cac-Auth-Method",
 }
 
+// The signed assertion is off unless a site names a header for it (in the
+// Caddyfile, header assertion on): the legacy apps cacgate fronts read
+// plain headers and cannot verify a JWT, and in Caddy the ~700-byte token
+// costs every request as much as the eight plain headers together (see the
+// README's Performance section). Its default name is still stripped from
+// every client request, sent or not.
 const (
 	headerKeyAssertion     = "assertion"
 	defaultAssertionHeader = "X-Cac-Assertion"
@@ -83,7 +89,9 @@ type Handler struct {
 
 	// Headers renames identity headers: field -> header name, where field is
 	// one of user, edipi, given_name, family_name, email, affiliation,
-	// cert_sha256, assertion. An empty name stops sending that header.
+	// cert_sha256, auth_method, assertion. An empty name stops sending that
+	// header. The eight plain fields are sent by default; the signed
+	// assertion only when named here (e.g. "assertion": "X-Cac-Assertion").
 	Headers map[string]string `json:"headers,omitempty"`
 
 	// TrustPoolRaw makes the gateway verify certificate chains itself, for
@@ -242,7 +250,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 
 func (h *Handler) provisionHeaders() error {
 	h.headerNames = defaultHeaderNames
-	h.assertionHeader = defaultAssertionHeader
+	h.assertionHeader = ""
 	for field, name := range h.Headers {
 		if name != "" && !forward.ValidName(name) {
 			return fmt.Errorf("header %q for %s is not a valid header name", name, field)
@@ -270,6 +278,18 @@ func (h *Handler) provisionHeaders() error {
 	}
 	h.stripNames = forward.NewNames(strip)
 	return nil
+}
+
+// defaultHeaderName is the header a field is sent in by default (the
+// assertion's when turned on), or "" for an unknown field.
+func defaultHeaderName(field string) string {
+	if field == headerKeyAssertion {
+		return defaultAssertionHeader
+	}
+	if i := fieldIndex(field); i >= 0 {
+		return defaultHeaderNames[i]
+	}
+	return ""
 }
 
 func fieldIndex(key string) int {

@@ -19,7 +19,7 @@ func TestAssertionKeptOutOfDebugLog(t *testing.T) {
 			if filtered {
 				extra = "# filter-assertion"
 			}
-			g := startGateway(t, extra, "")
+			g := startGateway(t, extra, "header assertion on")
 			g.createAccount("1234567890", "john.q.doe")
 			c := g.client(card(t, "doe.john.quincy"))
 			g.accept(t, c, "main")

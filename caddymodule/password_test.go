@@ -34,7 +34,7 @@ func TestPasswordLoginOffByDefault(t *testing.T) {
 }
 
 func TestPasswordLogin(t *testing.T) {
-	g := startEnrollGateway(t, "password_login on")
+	g := startEnrollGateway(t, "password_login on\n\t\theader assertion on")
 	// An account with a password, made by enrolling with the card.
 	enrollJohnson(t, g)
 

@@ -65,7 +65,7 @@ func TestIdentityTrailersStripped(t *testing.T) {
 // headers in Connection (which makes a proxy drop them as hop-by-hop)
 // cannot keep them from the backend.
 func TestConnectionHeaderCannotDropIdentity(t *testing.T) {
-	g := startGateway(t, "", "")
+	g := startGateway(t, "", "header assertion on")
 	g.createAccount("1234567890", "john.q.doe")
 	c := g.client(card(t, "doe.john.quincy"))
 	g.accept(t, c, "main")
