@@ -38,7 +38,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("builds the gateway binary")
 	}
 	opts, err := parseFlags([]string{
-		"-cards", "12", "-scale", "50", "-rounds", "1", "-warm", "150ms", "-measure", "1s",
+		"-cards", "6,12", "-scale", "50", "-rounds", "1", "-warm", "150ms", "-measure", "1s",
 		"-c", "4", "-cn", "2", "-flood", "2", "-accept-parallel", "4", "-lookups", "50",
 		"-warm-extra", "20s", "-out", t.TempDir(), "-pprof", "c",
 	})
@@ -51,7 +51,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"**keep-alive**", "**new-conn**", "**resumed**", "| Scenario | req/s |", "**Targets**", "**Account stores**", "(d-miss@50)", "(c-flood)"} {
+	for _, want := range []string{"**keep-alive**", "**new-conn**", "**resumed**", "| Scenario | req/s |", "**Targets**", "| A/A (b2 vs b) |", "**Account stores**", "(d-miss@50)", "(c-flood)", "(d-12) req/s vs (b-12)", "cache miss: (d-miss) server CPU/req over (d-6)'s"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -66,10 +66,10 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCells := map[string]bool{}
-	for _, id := range []string{"a", "b", "b2", "b-12", "b-hdr", "c", "c-user", "c-flood", "d", "d-miss", "c@50", "d-miss@50"} {
+	for _, id := range []string{"a", "b", "b2", "b-6", "b-12", "b-hdr", "b-hdr-all", "c", "c-all", "c-user", "c-flood", "d-6", "d-12", "d-miss", "c@50", "d-miss@50"} {
 		wantCells[id+"|keep-alive"] = true
 	}
-	for _, id := range []string{"a", "b", "b2", "b-rsa", "c", "c-rsa", "d"} {
+	for _, id := range []string{"a", "b", "b2", "b-rsa", "c", "c-rsa", "d-12"} {
 		wantCells[id+"|new-conn"] = true
 	}
 	for _, id := range []string{"b", "c"} {
@@ -113,6 +113,11 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(rep.Targets) == 0 || rep.Machine.Cores == 0 || rep.Machine.Caddy == "" {
 		t.Errorf("targets or machine missing: %+v %+v", rep.Targets, rep.Machine)
+	}
+	for _, tr := range rep.Targets {
+		if !tr.Absent && strings.Contains(tr.Name, " vs ") && (len(tr.PerRound) != 1 || tr.AA == "") {
+			t.Errorf("target %q: per-round values %v, A/A %q", tr.Name, tr.PerRound, tr.AA)
+		}
 	}
 }
 

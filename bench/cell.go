@@ -66,6 +66,9 @@ type cellResult struct {
 	ClientCPU  time.Duration `json:"client_cpu_per_req_ns"`
 	// ServerRSS is the largest VmRSS sampled during the measured phase.
 	ServerRSS int64 `json:"server_rss_bytes"`
+	// Load1 is the machine's 1-minute load average at the end of the
+	// measured phase (the run itself included).
+	Load1 float64 `json:"loadavg_1m"`
 
 	// From the gateway's /metrics, over the measured phase.
 	CacheHits   float64 `json:"cache_hits,omitempty"`
@@ -198,6 +201,7 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 		res.Resumed = float64(resumed) / float64(ok)
 	}
 	res.Seconds = elapsed.Seconds()
+	res.Load1 = load1()
 	res.RPS = float64(ok) / res.Seconds
 	res.P50, res.P99, res.Mean, res.Max = h.quantile(0.50), h.quantile(0.99), h.mean(), h.max
 	if ok > 0 {

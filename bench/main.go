@@ -3,8 +3,8 @@
 //
 // From the repository root:
 //
-//	go run ./bench                # the full run (about 20-25 minutes)
-//	go run ./bench -quick         # a smaller, shorter run (about 4 minutes), for CI
+//	go run ./bench                # the full run (about 25 minutes)
+//	go run ./bench -quick         # a smaller, shorter run (about 7 minutes), for CI
 //	go run ./bench -h             # every option
 //	go run ./bench -soak 10m      # the soak instead (soak.go): mixed traffic on one node, then two
 //
@@ -18,16 +18,21 @@
 //
 //	a        the backend directly (plain HTTP)
 //	b, b2    bare Caddy, twice: b2/b is the A/A noise of the run
-//	b-10k    bare Caddy with 10,000 cards round-robin (one connection each)
+//	b-1k, b-10k  bare Caddy with 1,000 / 10,000 cards round-robin (one
+//	         connection each)
 //	b-hdr    bare Caddy, the client sending the identity headers cacgate
-//	         adds (what forwarding them costs Caddy, without the gateway)
+//	         adds by default (what forwarding them costs Caddy, without
+//	         the gateway)
+//	b-hdr-all  the same with the signed assertion too
 //	b-rsa    bare Caddy with an RSA-2048 server key
 //	c        cacgate, one enrolled card with a valid consent cookie
+//	c-all    c with the signed assertion on (header assertion on)
 //	c-user   c sending the backend X-Remote-User only
 //	c-flood  c while other clients flood self-enrollment (argon2id hashing)
 //	c-rsa    c with an RSA-2048 server key
-//	d        cacgate, 10,000 enrolled cards round-robin, cache_size 10,000
-//	d-miss   the same with cache_size 5,000: every request misses the cache
+//	d-1k, d-10k  cacgate, 1,000 / 10,000 enrolled cards round-robin,
+//	         cache_size the same (every card cached)
+//	d-miss   1,000 cards, cache_size 500: every request misses the cache
 //	c@1k, d-miss@1k, c@1M, d-miss@1M   the same with 1,000 and 1,000,000 accounts
 //
 // in three modes: keep-alive, new-conn (a connection per request, no session
@@ -54,6 +59,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +76,9 @@ type options struct {
 	warmExtra       time.Duration
 	concurrency     int
 	connConcurrency int
+	// cardCounts are the round-robin scenarios' card counts (b-N, d-N),
+	// ascending; cards is the largest, minted once for all of them.
+	cardCounts      []int
 	cards           int
 	accounts        int
 	scale           []int
@@ -131,20 +140,20 @@ func main() {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var scale, modes, only, pprof, soakNodes string
+	var cardCounts, scale, modes, only, pprof, soakNodes string
 	o.command = strings.TrimSpace("go run ./bench " + strings.Join(args, " "))
 	fs.StringVar(&o.caddy, "caddy", "", "use this caddy binary instead of building one with ./xcaddy.sh")
 	fs.StringVar(&o.out, "out", "", "directory for results.json, results.md and profiles (default: a new temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (stores, Caddyfiles, logs)")
-	fs.BoolVar(&o.quick, "quick", false, "smaller and shorter: 1,000 cards, stores of 1k and 100k, 1s+2s cells (about 4 minutes)")
+	fs.BoolVar(&o.quick, "quick", false, "shorter: stores of 1k and 100k, 1s+2s cells, 10,000 cards in keep-alive only (about 7 minutes)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (each scenario measured once per round)")
 	fs.DurationVar(&o.warm, "warm", 5*time.Second, "warm-up per cell")
 	fs.DurationVar(&o.measure, "measure", 10*time.Second, "measured time per cell")
 	fs.DurationVar(&o.warmExtra, "warm-extra", 3*time.Minute, "bound on the extra warm-up until every card has been used once")
 	fs.IntVar(&o.concurrency, "c", 16, "load workers in keep-alive mode")
 	fs.IntVar(&o.connConcurrency, "cn", 8, "load workers in the connection-per-request modes")
-	fs.IntVar(&o.cards, "cards", 10000, "distinct enrolled cards for the round-robin scenarios")
-	fs.IntVar(&o.accounts, "accounts", 0, "accounts in the main store (default: -cards)")
+	fs.StringVar(&cardCounts, "cards", "1000,10000", "comma-separated card counts for the round-robin scenarios b-N and d-N (d-miss uses the smallest)")
+	fs.IntVar(&o.accounts, "accounts", 0, "accounts in the main store (default: the largest -cards)")
 	fs.StringVar(&scale, "scale", "1000,1000000", "comma-separated store sizes for the scale scenarios (empty for none)")
 	fs.IntVar(&o.floodWorkers, "flood", 8, "enrollment-flood clients in c-flood")
 	fs.IntVar(&o.acceptParallel, "accept-parallel", 8, "banner acceptances in parallel during setup")
@@ -176,18 +185,33 @@ func parseFlags(args []string) (options, error) {
 				apply()
 			}
 		}
-		def("cards", func() { o.cards = 1000 })
 		def("scale", func() { scale = "1000,100000" })
 		def("warm", func() { o.warm = time.Second })
 		def("measure", func() { o.measure = 2 * time.Second })
 		def("lookups", func() { o.lookups = 2000 })
 	}
+	for _, f := range strings.Split(cardCounts, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < 2 {
+			return o, fmt.Errorf("bad -cards count %q: at least 2", f)
+		}
+		if !slices.Contains(o.cardCounts, n) {
+			o.cardCounts = append(o.cardCounts, n)
+		}
+	}
+	slices.Sort(o.cardCounts)
+	if len(o.cardCounts) > 0 {
+		o.cards = o.cardCounts[len(o.cardCounts)-1]
+	}
 	if o.accounts == 0 {
 		o.accounts = o.cards
 	}
 	switch {
-	case o.rounds < 1, o.cards < 2, o.accounts < 1, o.concurrency < 1, o.connConcurrency < 1, o.floodWorkers < 1, o.acceptParallel < 1, o.lookups < 1:
-		return o, errors.New("rounds, cards (≥ 2), accounts, workers, flood, accept-parallel and lookups must be positive")
+	case o.rounds < 1, len(o.cardCounts) == 0, o.accounts < 1, o.concurrency < 1, o.connConcurrency < 1, o.floodWorkers < 1, o.acceptParallel < 1, o.lookups < 1:
+		return o, errors.New("rounds, cards, accounts, workers, flood, accept-parallel and lookups must be positive")
 	case o.warm <= 0 || o.measure <= 0:
 		return o, errors.New("warm and measure must be positive")
 	}
@@ -310,7 +334,7 @@ func optionsJSON(o options) map[string]any {
 	m := map[string]any{
 		"rounds": o.rounds, "warm": o.warm.String(), "measure": o.measure.String(),
 		"workers_keepalive": o.concurrency, "workers_per_connection": o.connConcurrency,
-		"cards": o.cards, "accounts": o.accounts, "scale": o.scale, "flood_workers": o.floodWorkers,
+		"cards": o.cardCounts, "accounts": o.accounts, "scale": o.scale, "flood_workers": o.floodWorkers,
 		"modes": o.modes, "quick": o.quick, "lookups": o.lookups, "quiet_proxy_log": o.quietProxyLog,
 	}
 	if o.only != nil {

@@ -101,7 +101,6 @@ func (r *runner) setup(ctx context.Context) error {
 // startScenarios starts every server and defines the scenarios on them.
 func (r *runner) startScenarios(ctx context.Context, templates map[int]string, rosterPath string) error {
 	main := r.opts.accounts
-	n := r.opts.cards
 	start := func(cfg serverConfig, accounts int) (*server, error) {
 		cfg.quietProxyLog = r.opts.quietProxyLog
 		if cfg.gate {
@@ -133,27 +132,45 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 		flood     bool
 		compare   []string
 	}
+	counts := r.opts.cardCounts
+	few, most := counts[0], counts[len(counts)-1]
 	defs := []def{
 		{"a", "backend direct (plain HTTP, no Caddy)", nil, 0, nil, []mode{modeKeepAlive, modeNewConn}, false, []string{"b"}},
 		{"b", "bare Caddy: mTLS + reverse_proxy", &serverConfig{name: "bare"}, 0, one, all, false, nil},
 		{"b2", "bare Caddy again, own process (A/A: the noise)", &serverConfig{name: "bare2"}, 0, one, []mode{modeKeepAlive, modeNewConn}, false, []string{"b"}},
-		{"b-" + sizeLabel(n), fmt.Sprintf("bare Caddy, %d cards round-robin", n), &serverConfig{name: "bare-many"}, 0, r.pki.cards, []mode{modeKeepAlive}, false, []string{"b"}},
-		{"b-hdr", "bare Caddy, the client sending the nine identity headers cacgate adds: what forwarding them costs", &serverConfig{name: "bare-hdr"}, 0, one, []mode{modeKeepAlive}, false, []string{"b"}},
+		{"b-hdr", "bare Caddy, the client sending the eight identity headers cacgate adds by default: what forwarding them costs", &serverConfig{name: "bare-hdr"}, 0, one, []mode{modeKeepAlive}, false, []string{"b"}},
+		{"b-hdr-all", "bare Caddy, the client sending the eight and the signed assertion", &serverConfig{name: "bare-hdr-all"}, 0, one, []mode{modeKeepAlive}, false, []string{"b"}},
 		{"b-rsa", "bare Caddy, RSA-2048 server key", &serverConfig{name: "bare-rsa", rsa: true}, 0, one, []mode{modeNewConn}, false, []string{"b"}},
-		{"c", "cacgate: enrolled card, valid consent cookie", &serverConfig{name: "gate", gate: true}, main, one, all, false, []string{"b"}},
-		{"c-user", "c sending the backend X-Remote-User only (`header … off` for the rest)", &serverConfig{name: "gate-user", gate: true, userOnly: true}, main, one, []mode{modeKeepAlive}, false, []string{"b", "c"}},
+		{"c", "cacgate: enrolled card, valid consent cookie (the eight default headers)", &serverConfig{name: "gate", gate: true}, main, one, all, false, []string{"b", "b-hdr"}},
+		{"c-all", "c with the signed assertion too (`header assertion on`)", &serverConfig{name: "gate-all", gate: true, headers: headersAll}, main, one, []mode{modeKeepAlive}, false, []string{"b", "b-hdr-all", "c"}},
+		{"c-user", "c sending the backend X-Remote-User only (`header … off` for the rest)", &serverConfig{name: "gate-user", gate: true, headers: headersUserOnly}, main, one, []mode{modeKeepAlive}, false, []string{"b", "c"}},
 		// Its own server (with the roster self-enrollment needs), so the
 		// flood's 46 MiB hashes do not change c's heap and GC.
 		{"c-flood", fmt.Sprintf("c during an enrollment flood (%d clients posting passwords)", r.opts.floodWorkers), &serverConfig{name: "gate-flood", gate: true, roster: rosterPath}, main, one, []mode{modeKeepAlive}, true, []string{"c", "b"}},
 		{"c-rsa", "cacgate, RSA-2048 server key", &serverConfig{name: "gate-rsa", gate: true, rsa: true}, main, one, []mode{modeNewConn}, false, []string{"b-rsa", "b"}},
-		{"d", fmt.Sprintf("cacgate, %d cards round-robin, cache_size %d (at capacity)", n, n), &serverConfig{name: "gate-many", gate: true, cacheSize: n}, main, r.pki.cards, []mode{modeKeepAlive, modeNewConn}, false, []string{"b", "b-" + sizeLabel(n)}},
-		{"d-miss", fmt.Sprintf("cacgate, %d cards round-robin, cache_size %d (beyond capacity: every request misses)", n, max(n/2, 1)), &serverConfig{name: "gate-miss", gate: true, cacheSize: max(n/2, 1)}, main, r.pki.cards, []mode{modeKeepAlive}, false, []string{"b", "b-" + sizeLabel(n)}},
 	}
+	// Every card count gets its own bare and cacgate processes, so that no
+	// server holds the connections (and GC work) of another count.
+	for _, n := range counts {
+		label := sizeLabel(n)
+		modes := []mode{modeKeepAlive}
+		if n == most && !r.opts.quick {
+			modes = append(modes, modeNewConn)
+		}
+		defs = append(defs,
+			def{"b-" + label, fmt.Sprintf("bare Caddy, %d cards round-robin", n), &serverConfig{name: "bare-" + label}, 0, r.pki.cards[:n], []mode{modeKeepAlive}, false, []string{"b"}},
+			def{"d-" + label, fmt.Sprintf("cacgate, %d cards round-robin, cache_size %d (every card cached)", n, n), &serverConfig{name: "gate-" + label + "-cards", gate: true, cacheSize: n}, main, r.pki.cards[:n], modes, false, []string{"b-" + label, "b"}},
+		)
+	}
+	// Misses at the smallest count: every request misses either way, and
+	// fewer connections leave more of the CPU to the misses.
+	defs = append(defs, def{"d-miss", fmt.Sprintf("cacgate, %d cards round-robin, cache_size %d (beyond capacity: every request misses)", few, max(few/2, 1)),
+		&serverConfig{name: "gate-miss", gate: true, cacheSize: max(few/2, 1)}, main, r.pki.cards[:few], []mode{modeKeepAlive}, false, []string{"d-" + sizeLabel(few), "b-" + sizeLabel(few)}})
 	for _, size := range r.opts.scale {
 		label := sizeLabel(size)
 		// A store smaller than the card set enrolls only its first cards:
 		// those are the ones its clients present.
-		cards := r.pki.cards[:min(size, n)]
+		cards := r.pki.cards[:min(size, few)]
 		defs = append(defs,
 			def{"c@" + label, fmt.Sprintf("c with %d accounts in the store", size), &serverConfig{name: "gate-" + label, gate: true}, size, one, []mode{modeKeepAlive}, false, []string{"b", "c"}},
 			def{"d-miss@" + label, fmt.Sprintf("%d cards round-robin, cache_size %d, %d accounts in the store", len(cards), max(len(cards)/2, 1), size),
@@ -177,8 +194,8 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 			}
 			sc.server = s
 			sc.target = target{base: s.baseURL(), cards: d.cards, wantUser: d.cfg.gate}
-			if d.id == "b-hdr" {
-				if sc.target.extra, err = identityHeaders(r.pki.cards[0]); err != nil {
+			if d.id == "b-hdr" || d.id == "b-hdr-all" {
+				if sc.target.extra, err = identityHeaders(r.pki.cards[0], d.id == "b-hdr-all"); err != nil {
 					return err
 				}
 				sc.target.wantUser = true // bare Caddy forwards them

@@ -26,9 +26,8 @@ type serverConfig struct {
 	cacheSize int    // cacgate cache_size; 0 for the default (10,000)
 	db        string // account database (gateways)
 	roster    string // roster CSV: self-enrollment on (the flood needs it)
-	// userOnly sends the backend X-Remote-User alone (every other identity
-	// header, the assertion included, turned off).
-	userOnly bool
+	// headers is the identity the gateway sends the backend.
+	headers headerSet
 	// quietProxyLog routes reverse_proxy's own logger nowhere (see
 	// options.quietProxyLog).
 	quietProxyLog bool
@@ -49,6 +48,15 @@ type serverConfig struct {
 	// soak's config reloads change it.
 	contact string
 }
+
+// headerSet is which identity headers a gateway sends the backend.
+type headerSet int
+
+const (
+	headersDefault  headerSet = iota // the eight plain headers
+	headersAll                       // the eight and the signed assertion
+	headersUserOnly                  // X-Remote-User alone
+)
 
 // server is a running Caddy.
 type server struct {
@@ -117,10 +125,13 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 		if s.cfg.passwordLogin {
 			site.WriteString("\t\tpassword_login on\n")
 		}
-		if s.cfg.userOnly {
-			for _, f := range []string{"edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "assertion"} {
+		switch s.cfg.headers {
+		case headersUserOnly:
+			for _, f := range []string{"edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"} {
 				fmt.Fprintf(&site, "\t\theader %s off\n", f)
 			}
+		case headersAll:
+			site.WriteString("\t\theader assertion on\n")
 		}
 		site.WriteString("\t}\n")
 	}
