@@ -78,17 +78,17 @@ type options struct {
 	connConcurrency int
 	// cardCounts are the round-robin scenarios' card counts (b-N, d-N),
 	// ascending; cards is the largest, minted once for all of them.
-	cardCounts      []int
-	cards           int
-	accounts        int
-	scale           []int
-	floodWorkers    int
-	acceptParallel  int
-	lookups         int
-	modes           []mode
-	only            *regexp.Regexp
-	pprof           *regexp.Regexp
-	quietProxyLog   bool
+	cardCounts     []int
+	cards          int
+	accounts       int
+	scale          []int
+	floodWorkers   int
+	acceptParallel int
+	lookups        int
+	modes          []mode
+	only           *regexp.Regexp
+	pprof          *regexp.Regexp
+	quietProxyLog  bool
 
 	// The soak (see soak.go); soak == 0 runs the comparison instead.
 	soak             time.Duration

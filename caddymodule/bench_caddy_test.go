@@ -109,10 +109,10 @@ func benchmarkCaddy(b *testing.B, env *benchCaddy) {
 // front of one backend.
 type benchCaddy struct {
 	bare, gate, gateUser, gateAll *caddyhttp.Server
-	ports                map[*caddyhttp.Server]int
-	req                  *http.Request
-	headers              http.Header // the browser's, with the consent cookie
-	identity             http.Header // what cacgate adds with the assertion on, as the backend receives it
+	ports                         map[*caddyhttp.Server]int
+	req                           *http.Request
+	headers                       http.Header // the browser's, with the consent cookie
+	identity                      http.Header // what cacgate adds with the assertion on, as the backend receives it
 }
 
 // startBenchCaddy loads the two sites; logExtra goes into the default log's
