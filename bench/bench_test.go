@@ -66,7 +66,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCells := map[string]bool{}
-	for _, id := range []string{"a", "b", "b2", "b-6", "b-12", "b-hdr", "b-hdr-all", "c", "c-all", "c-user", "c-flood", "d-6", "d-12", "d-miss", "c@50", "d-miss@50"} {
+	for _, id := range []string{"a", "b", "b2", "b-6", "b-12", "b-hdr-12", "b-hdr", "b-hdr-all", "c", "c-all", "c-user", "c-flood", "d-6", "d-12", "d-miss", "c@50", "d-miss@50"} {
 		wantCells[id+"|keep-alive"] = true
 	}
 	for _, id := range []string{"a", "b", "b2", "b-rsa", "c", "c-rsa", "d-12"} {

@@ -186,6 +186,16 @@ func (r *runner) perRound(id, against string, m mode, f func(a, b *cellResult) f
 	return out
 }
 
+// measures reports whether the run has scenario id in mode m.
+func (r *runner) measures(id string, m mode) bool {
+	for _, sc := range r.scenarios {
+		if sc.id == id {
+			return sc.hasMode(m) && slices.Contains(r.opts.modes, m)
+		}
+	}
+	return false
+}
+
 func rpsRatio(a, b *cellResult) float64 { return a.RPS / b.RPS }
 func cpuRatio(a, b *cellResult) float64 { return float64(a.ServerCPU) / float64(b.ServerCPU) }
 
@@ -207,6 +217,9 @@ func (r *runner) judgeTargets(sums []*summary) []targetResult {
 			t.Limit = "≤ " + fmt.Sprintf(format, limit)
 		} else {
 			t.Limit = "≥ " + fmt.Sprintf(format, limit)
+		}
+		if !r.measures(id, m) {
+			return // not part of this run (-only, or -quick's fewer modes)
 		}
 		vals := r.perRound(id, against, m, f)
 		if len(vals) == 0 {
@@ -248,6 +261,8 @@ func (r *runner) judgeTargets(sums []*summary) []targetResult {
 		l := sizeLabel(n)
 		ratio(fmt.Sprintf("(d-%s) req/s vs (b-%s): %d cards, bare Caddy with the same connections, keep-alive", l, l, n), "d-"+l, "b-"+l, modeKeepAlive, false, 0.90)
 	}
+	most := sizeLabel(counts[len(counts)-1])
+	ratio(fmt.Sprintf("(d-%s) req/s vs (b-hdr-%s): the same connections, bare Caddy forwarding the same headers (informational: cacgate's own share)", most, most), "d-"+most, "b-hdr-"+most, modeKeepAlive, false, 0.90)
 	ratio("(c) req/s vs (b-hdr): bare Caddy forwarding the same headers, keep-alive", "c", "b-hdr", modeKeepAlive, false, 0.95)
 	ratio("(c-all) req/s vs (b-hdr-all): the same with the assertion, keep-alive", "c-all", "b-hdr-all", modeKeepAlive, false, 0.95)
 	few := sizeLabel(counts[0])
@@ -256,7 +271,6 @@ func (r *runner) judgeTargets(sums []*summary) []targetResult {
 		ratio(fmt.Sprintf("(c) req/s vs (b), %s", m), "c", "b", m, false, 0.97)
 		ratio(fmt.Sprintf("(c) server CPU/req vs (b), %s", m), "c", "b", m, true, 1.03)
 	}
-	most := sizeLabel(counts[len(counts)-1])
 	ratio(fmt.Sprintf("(d-%s) req/s vs (b), new-conn", most), "d-"+most, "b", modeNewConn, false, 0.90)
 	big := 0
 	for _, n := range r.opts.scale {
