@@ -66,6 +66,10 @@ type cellResult struct {
 	ClientCPU  time.Duration `json:"client_cpu_per_req_ns"`
 	// ServerRSS is the largest VmRSS sampled during the measured phase.
 	ServerRSS int64 `json:"server_rss_bytes"`
+	// GCPer1k is the server's garbage collection cycles per thousand
+	// answered requests; HeapInuse its Go heap in use at the end.
+	GCPer1k   float64 `json:"gc_cycles_per_1k_requests"`
+	HeapInuse int64   `json:"heap_inuse_bytes"`
 	// Load1 is the machine's 1-minute load average at the end of the
 	// measured phase (the run itself included).
 	Load1 float64 `json:"loadavg_1m"`
@@ -131,9 +135,9 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 	cards := uint64(len(lc.clients))
 	warmLimit := r.opts.warm + r.opts.warmExtra
 	// Every card once before measuring: in keep-alive mode so that every
-	// connection is open; in every mode so that every cache entry is fresh
-	// (cache_ttl is a minute, and a full pass of new connections takes
-	// about half of that for 10,000 cards).
+	// connection is open; in every mode so that every card is cached (a
+	// full pass of new connections takes about half a minute for 10,000
+	// cards).
 	for time.Since(warmStart) < r.opts.warm || (lr.sent.Load() < cards && time.Since(warmStart) < warmLimit) {
 		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
 			return nil, err
@@ -142,7 +146,7 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 	res.WarmRequests, res.WarmSeconds = lr.sent.Load(), time.Since(warmStart).Seconds()
 
 	var before []sample
-	if sc.server != nil && sc.server.cfg.gate {
+	if sc.server != nil {
 		before, _ = scrape(ctx, sc.server)
 	}
 	rss := startRSSSampler(serverPID)
@@ -210,7 +214,14 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 		res.ClientCPU = (self1 - self0) / time.Duration(ok)
 	}
 	if before != nil {
-		if after, err := scrape(ctx, sc.server); err == nil {
+		after, err := scrape(ctx, sc.server)
+		if err == nil && ok > 0 {
+			// Garbage collection: cycles per thousand requests, and the
+			// heap in use at the end (Go's own metrics, every server).
+			res.GCPer1k = 1000 * (sum(after, "go_gc_duration_seconds_count", nil) - sum(before, "go_gc_duration_seconds_count", nil)) / float64(ok)
+			res.HeapInuse = int64(sum(after, "go_memstats_heap_inuse_bytes", nil))
+		}
+		if err == nil && sc.server.cfg.gate {
 			hit := map[string]string{"result": "hit"}
 			miss := map[string]string{"result": "miss"}
 			res.CacheHits = sum(after, "cacgate_card_cache_lookups_total", hit) - sum(before, "cacgate_card_cache_lookups_total", hit)

@@ -47,6 +47,8 @@ type summary struct {
 	LookupP99 float64       `json:"lookup_p99_le_s,omitempty"`
 	FloodRPS  float64       `json:"flood_posts_per_s,omitempty"`
 	Resumed   float64       `json:"resumed_share"`
+	GCPer1k   float64       `json:"gc_cycles_per_1k_requests"`
+	HeapInuse int64         `json:"heap_inuse_bytes"`
 }
 
 // targetResult is one of the targets, judged on the summaries, with what
@@ -114,7 +116,7 @@ func (r *runner) summarize() []*summary {
 				continue
 			}
 			s := &summary{Scenario: sc.id, Title: sc.title, Mode: m}
-			var rps, miss, lp50, lp99, flood, resumed []float64
+			var rps, miss, lp50, lp99, flood, resumed, gc []float64
 			var p50, p99, cpu, ccpu []time.Duration
 			for round := 1; round <= r.opts.rounds; round++ {
 				c := cell[key(sc.id, m, round)]
@@ -130,6 +132,10 @@ func (r *runner) summarize() []*summary {
 				p50, p99 = append(p50, c.P50), append(p99, c.P99)
 				cpu, ccpu = append(cpu, c.ServerCPU), append(ccpu, c.ClientCPU)
 				s.PeakRSS = max(s.PeakRSS, c.ServerRSS)
+				s.HeapInuse = max(s.HeapInuse, c.HeapInuse)
+				if c.GCPer1k > 0 {
+					gc = append(gc, c.GCPer1k)
+				}
 				if t := c.CacheHits + c.CacheMisses; t > 0 {
 					miss = append(miss, c.CacheMisses/t)
 				}
@@ -145,7 +151,7 @@ func (r *runner) summarize() []*summary {
 			}
 			s.P50, s.P99, s.ServerCPU, s.ClientCPU = median(p50), median(p99), median(cpu), median(ccpu)
 			s.MissRate, s.LookupP50, s.LookupP99, s.FloodRPS = median(miss), median(lp50), median(lp99), median(flood)
-			s.Resumed = median(resumed)
+			s.Resumed, s.GCPer1k = median(resumed), median(gc)
 			for _, against := range sc.compare {
 				var rr, cr []float64
 				for round := 1; round <= r.opts.rounds; round++ {
@@ -471,6 +477,9 @@ func (rep *report) markdown(opts options) string {
 			}
 			if m == modeResumed {
 				notes = append(notes, fmt.Sprintf("%.0f%% of connections resumed", 100*s.Resumed))
+			}
+			if s.GCPer1k > 0 {
+				notes = append(notes, fmt.Sprintf("GC %.2f cycles/1k req, heap %s", s.GCPer1k, fmtMB(s.HeapInuse)))
 			}
 			for i := 1; i < len(s.RPSRatio); i++ {
 				notes = append(notes, fmt.Sprintf("vs %s: req/s %s, CPU %s", s.RPSRatio[i].Against, fmtRatio(&s.RPSRatio[i]), fmtRatio(&s.CPURatio[i])))

@@ -103,6 +103,11 @@ func (r *runner) startScenarios(ctx context.Context, templates map[int]string, r
 	main := r.opts.accounts
 	start := func(cfg serverConfig, accounts int) (*server, error) {
 		cfg.quietProxyLog = r.opts.quietProxyLog
+		// A card's mapping is kept for the whole run: with the default
+		// minute, the entries one warm-up pass made expire together a
+		// minute later, which a later cell can fall on (10,000 misses in
+		// a row). d-N measures cached cards; d-miss measures misses.
+		cfg.cacheTTL = time.Hour
 		if cfg.gate {
 			cfg.db = filepath.Join(r.workDir, "servers", cfg.name, "cacgate.db")
 			if err := os.MkdirAll(filepath.Dir(cfg.db), 0o700); err != nil {

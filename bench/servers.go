@@ -21,11 +21,13 @@ import (
 // gateways add the cacgate app and handler, bare servers do not.
 type serverConfig struct {
 	name      string
-	gate      bool   // cacgate in front of reverse_proxy
-	rsa       bool   // RSA-2048 server key instead of ECDSA P-256
-	cacheSize int    // cacgate cache_size; 0 for the default (10,000)
-	db        string // account database (gateways)
-	roster    string // roster CSV: self-enrollment on (the flood needs it)
+	gate      bool // cacgate in front of reverse_proxy
+	rsa       bool // RSA-2048 server key instead of ECDSA P-256
+	cacheSize int  // cacgate cache_size; 0 for the default (10,000)
+	// cacheTTL is cacgate's cache_ttl (0: the default minute).
+	cacheTTL time.Duration
+	db       string // account database (gateways)
+	roster   string // roster CSV: self-enrollment on (the flood needs it)
 	// headers is the identity the gateway sends the backend.
 	headers headerSet
 	// quietProxyLog routes reverse_proxy's own logger nowhere (see
@@ -94,6 +96,9 @@ func (s *server) caddyfile(p *benchPKI, backend string) string {
 		}
 		if s.cfg.cacheSize > 0 {
 			fmt.Fprintf(&global, "\t\tcache_size %d\n", s.cfg.cacheSize)
+		}
+		if s.cfg.cacheTTL > 0 {
+			fmt.Fprintf(&global, "\t\tcache_ttl %s\n", s.cfg.cacheTTL)
 		}
 		// DoD's revocation data are CRLs; the test CA's is loaded from a
 		// file, as an air-gapped gateway would.
