@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -559,6 +560,52 @@ func TestPointReadContext(t *testing.T) {
 			if err := read(); !errors.Is(err, context.Canceled) {
 				t.Errorf("%s with a canceled context: %v", name, err)
 			}
+		}
+	})
+}
+
+// TestPointReadHonoursDeadline: a point read that cannot get one of the
+// reader pool's connections (every one held: a read stuck on a stalled
+// disk, slow listings) gives up at its context's deadline. The gateway's
+// card look-up runs with a 10-second deadline, and every request for the
+// card waits on that look-up: a read that ignored the deadline would hold
+// them all until a connection came free, perhaps never.
+func TestPointReadHonoursDeadline(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := be.openStore(t)
+		seedAccountsWith(t, s, 1, nil)
+		pool := s.reader
+		max := pool.Stats().MaxOpenConnections
+		if max <= 0 || max > 64 {
+			t.Skipf("%s: a reader pool of %d connections", be.name, max)
+		}
+		var held []*sql.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for range max {
+			c, err := pool.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.AccountByFingerprint(ctx, fingerprint("seed1"))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("read with every connection held: %v, want the deadline", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a point read waited past its deadline for a connection (still waiting a minute on)")
 		}
 	})
 }
