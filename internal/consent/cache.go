@@ -82,24 +82,28 @@ type memoEntry struct {
 	// whether the token was made by that card.
 	card   string
 	ofCard bool
+	// by is the cache, and so the key, that verified the token: a memo
+	// that outlives its cache (kept across a change of consent key, or
+	// handed to another config's cache) is no verdict for another.
+	by *Cache
 }
 
 // AcceptedVia is Accepted for the card whose state holds m. It verifies
-// the token only when it is not the one m remembers, or m's claims are
-// older than the cache's ttl.
+// the token only when it is not the one m remembers for this card and
+// this cache, or m's claims are older than the cache's ttl.
 func (c *Cache) AcceptedVia(m *Memo, token, fingerprint string, now time.Time, maxAge time.Duration) bool {
 	if token == "" {
 		return false
 	}
 	e := m.last.Load()
-	if e == nil || e.token != token || e.card != fingerprint || now.Sub(e.cachedAt) >= c.ttl {
+	if e == nil || e.token != token || e.card != fingerprint || e.by != c || now.Sub(e.cachedAt) >= c.ttl {
 		claims, err := c.tokens.Verify(token, now)
 		if err != nil {
 			return false
 		}
 		e = &memoEntry{
 			cachedClaims: cachedClaims{Claims: claims, cachedAt: now, token: strings.Clone(token)},
-			card:         fingerprint, ofCard: claims.Fingerprint == fingerprint,
+			card:         fingerprint, ofCard: claims.Fingerprint == fingerprint, by: c,
 		}
 		m.last.Store(e)
 	}

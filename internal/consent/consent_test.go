@@ -332,12 +332,39 @@ func TestAcceptedViaMemo(t *testing.T) {
 		t.Error("tampered or empty token accepted")
 	}
 	// Remembered past the cache's ttl: checked again (and a token that no
-	// longer verifies, say after a key change, is refused).
-	other := NewCache(newTokens(t), 10, time.Minute)
-	if other.AcceptedVia(&memo, a, fpA, now.Add(61*time.Second), 12*time.Hour) {
+	// longer verifies is refused).
+	var memoTTL Memo
+	if !cache.AcceptedVia(&memoTTL, a, fpA, now, 12*time.Hour) {
+		t.Fatal("valid token refused")
+	}
+	rotated := newTokens(t)
+	cache.tokens = rotated // (only to see whether the memo is checked again)
+	if !cache.AcceptedVia(&memoTTL, a, fpA, now.Add(30*time.Second), 12*time.Hour) {
+		t.Error("a memo within the cache's ttl was checked again")
+	}
+	if cache.AcceptedVia(&memoTTL, a, fpA, now.Add(61*time.Second), 12*time.Hour) {
 		t.Error("a memo older than the cache's ttl was trusted without checking again")
 	}
-	if !other.AcceptedVia(&memo, a, fpA, now.Add(30*time.Second), 12*time.Hour) {
-		t.Error("a memo within the cache's ttl was checked again")
+}
+
+// TestMemoIsForOneCache: a memo's verdict holds only for the cache (the
+// key) that verified it: a memo kept across a consent key's change, or
+// handed to another config's cache, is checked again, whatever its age.
+func TestMemoIsForOneCache(t *testing.T) {
+	tok := newTokens(t)
+	cache := NewCache(tok, 10, 10*time.Minute)
+	now := time.Now()
+	a, _ := tok.Issue(fpA, now, time.Hour)
+	var memo Memo
+	if !cache.AcceptedVia(&memo, a, fpA, now, 12*time.Hour) {
+		t.Fatal("valid token refused")
+	}
+	rotated := NewCache(newTokens(t), 10, 10*time.Minute)
+	if rotated.AcceptedVia(&memo, a, fpA, now.Add(time.Second), 12*time.Hour) {
+		t.Fatal("a token verified under the old key was accepted by a cache with a new key, from the memo")
+	}
+	// And the memo, now the other cache's, is checked again by the first.
+	if !cache.AcceptedVia(&memo, a, fpA, now.Add(2*time.Second), 12*time.Hour) {
+		t.Fatal("valid token refused by its own cache")
 	}
 }

@@ -1,8 +1,14 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +193,56 @@ func TestCertCacheConcurrent(t *testing.T) {
 	}
 	if reachable != len(c.ring) || len(c.byLeaf) != len(c.ring) || len(c.ring) > size {
 		t.Fatalf("%d reachable, %d by certificate, ring of %d, size %d", reachable, len(c.byLeaf), len(c.ring), size)
+	}
+}
+
+// TestCertCacheRealCertificateWithAnothersSignature: a certificate made
+// from a cached one by changing its body and keeping its signature (what a
+// forger can do: the signature bytes are public) is not served the cached
+// verdict, whether parsed once or presented again, and does not displace
+// the real one's entry.
+func TestCertCacheRealCertificateWithAnothersSignature(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(0x1234567), Subject: pkix.Name{CommonName: "DOE.JOHN.1234567890"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same DER with the subject's last digit changed: x509 parses it
+	// (it does not check signatures), and its signature bytes, the tail
+	// the cache hashes, are the real certificate's.
+	forgedDER := bytes.Clone(der)
+	i := bytes.LastIndex(forgedDER, []byte("1234567890"))
+	if i < 0 {
+		t.Fatal("subject not found in the DER")
+	}
+	forgedDER[i+9] = '1'
+	forged, err := x509.ParseCertificate(forgedDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(forged.Signature, real.Signature) || !bytes.Equal(forged.Raw[len(forged.Raw)-hashedTail:], real.Raw[len(real.Raw)-hashedTail:]) {
+		t.Fatal("the forged certificate does not share the real one's signature")
+	}
+	now := time.Now()
+	c := newCertCache(10, time.Hour)
+	se := cacheEntry(real, now)
+	c.add(se, now)
+	for range 2 {
+		if got := c.get(forged, now); got != nil {
+			t.Fatalf("a certificate with another's signature got its verdict (entry for %q)", got.Chain.Leaf.Subject.CommonName)
+		}
+	}
+	c.add(cacheEntry(forged, now), now)
+	if c.get(real, now) != se || c.get(forged, now) == se {
+		t.Fatal("the forged certificate's entry displaced or took the real one's")
 	}
 }

@@ -192,10 +192,12 @@ func (s *SQLStore) oneAccount(ctx context.Context, how, query, key string) (*Acc
 		// username, not a failed request.
 		return nil, fmt.Errorf("store: account %s: %w", how, ErrNotFound)
 	}
-	ctx, err := s.pointRead(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: account %s: %w", how, err)
-	}
+	// The read keeps ctx, cancellation and deadline both: a request waiting
+	// for one of the reader pool's connections (all held by reads stuck on
+	// a stalled disk, say) must give up at its deadline, and with it every
+	// request for the card waiting on this one's look-up. Running without
+	// the cancellation spares database/sql's and the driver's watcher
+	// goroutines, but a context cannot keep its deadline without them.
 	a, err := oneAccount(ctx, s.reads(), query, key)
 	if err != nil {
 		return nil, fmt.Errorf("store: account %s: %w", how, s.dialect.translate(err))

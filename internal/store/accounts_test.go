@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -529,23 +530,15 @@ func TestLookupOfUnstorableKeys(t *testing.T) {
 	})
 }
 
-// TestPointReadContext: an account read by key on a local SQLite file runs
-// without its context's cancellation (watching it costs more than the
-// read), on PostgreSQL with it; on both, a context already done fails the
-// read, and a live one with a deadline reads as usual.
+// TestPointReadContext: an account read by key runs with its context: a
+// context already done fails the read, and a live one with a deadline
+// reads as usual (TestPointReadHonoursDeadline: and the deadline holds).
 func TestPointReadContext(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		s := be.openStore(t)
 		seedAccountsWith(t, s, 3, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		readCtx, err := s.pointRead(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if local := readCtx.Done() == nil; local != (be.name == "sqlite") {
-			t.Errorf("%s: point read without cancellation = %v", be.name, local)
-		}
 		if _, err := s.AccountByFingerprint(ctx, fingerprint("seed1")); err != nil {
 			t.Fatalf("read with a deadline: %v", err)
 		}
@@ -559,6 +552,52 @@ func TestPointReadContext(t *testing.T) {
 			if err := read(); !errors.Is(err, context.Canceled) {
 				t.Errorf("%s with a canceled context: %v", name, err)
 			}
+		}
+	})
+}
+
+// TestPointReadHonoursDeadline: a point read that cannot get one of the
+// reader pool's connections (every one held: a read stuck on a stalled
+// disk, slow listings) gives up at its context's deadline. The gateway's
+// card look-up runs with a 10-second deadline, and every request for the
+// card waits on that look-up: a read that ignored the deadline would hold
+// them all until a connection came free, perhaps never.
+func TestPointReadHonoursDeadline(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := be.openStore(t)
+		seedAccountsWith(t, s, 1, nil)
+		pool := s.reader
+		max := pool.Stats().MaxOpenConnections
+		if max <= 0 || max > 64 {
+			t.Skipf("%s: a reader pool of %d connections", be.name, max)
+		}
+		var held []*sql.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for range max {
+			c, err := pool.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.AccountByFingerprint(ctx, fingerprint("seed1"))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("read with every connection held: %v, want the deadline", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a point read waited past its deadline for a connection (still waiting a minute on)")
 		}
 	})
 }

@@ -22,10 +22,6 @@ type dialect struct {
 	// a card pointed at an account that does not exist.
 	foreignKeyViolation func(err error) bool
 
-	// localFile is set for a database in a local file, whose reads never
-	// wait on a network (see SQLStore.pointRead).
-	localFile bool
-
 	// migrationLock, if not empty, is run first in every migration
 	// transaction so that processes migrating the same database at once
 	// take turns. SQLite needs none: its write transactions begin

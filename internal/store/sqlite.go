@@ -36,7 +36,6 @@ var sqliteDialect = dialect{
 	rebind:              func(query string) string { return query },
 	uniqueViolation:     sqliteUniqueViolation,
 	foreignKeyViolation: sqliteForeignKeyViolation,
-	localFile:           true,
 }
 
 // OpenSQLite opens the SQLite database at path, creating it and its parent

@@ -235,26 +235,6 @@ func (s *SQLStore) reads() executor {
 	return executor{q: s.readStmts, rebind: s.dialect.rebind}
 }
 
-// pointRead returns the context a point read (one account by a key the
-// schema indexes) runs with: on a local file, ctx without its cancellation.
-// Such a read takes microseconds; a wait for a lock ends at busy_timeout;
-// a read blocked on the disk cannot be interrupted anyway; and a wait for
-// one of the reader pool's connections is short, every read of the store
-// being one page or a bounded list. Watching a cancellable context, on the
-// other hand, costs database/sql and the SQLite driver a goroutine each
-// per statement, and the scheduler their wake-ups: on the gateway's cache
-// miss, more than the read itself. A server database's reads wait on the
-// network and keep ctx. A context already done still fails the read.
-func (s *SQLStore) pointRead(ctx context.Context) (context.Context, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if s.dialect.localFile {
-		return context.WithoutCancel(ctx), nil
-	}
-	return ctx, nil
-}
-
 // writes returns an executor for single-statement writes, which the
 // database makes atomic on their own.
 func (s *SQLStore) writes() executor {
