@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -301,9 +302,18 @@ func (s *rssSampler) stop() int64 {
 // from Caddy's admin /debug/pprof.
 func fetchProfile(ctx context.Context, s *server, d time.Duration, path string) error {
 	secs := max(int(d.Seconds())-1, 1)
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	if err := fetchPprof(ctx, s, fmt.Sprintf("profile?seconds=%d", secs), d+30*time.Second, path); err != nil {
+		return err
+	}
+	// Then the live heap (after a collection): what the server keeps.
+	return fetchPprof(ctx, s, "heap?gc=1", 30*time.Second, strings.TrimSuffix(path, ".pb.gz")+".heap.pb.gz")
+}
+
+// fetchPprof saves the server's /debug/pprof/<what> in path.
+func fetchPprof(ctx context.Context, s *server, what string, timeout time.Duration, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.adminURL(), secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.adminURL()+"/debug/pprof/"+what, nil)
 	if err != nil {
 		return err
 	}
