@@ -432,3 +432,30 @@ func TestCRLSignatureAlgorithms(t *testing.T) {
 		})
 	}
 }
+
+// TestCRLFetchedWithoutNumberIsRefused: a downloaded CRL must carry a
+// non-critical CRL number too (RFC 5280 section 5.2.3); without one it is
+// refused like a failed download (counted through OnCRLError) and the
+// card's status stays unknown.
+func TestCRLFetchedWithoutNumberIsRefused(t *testing.T) {
+	pki := newTestPKI(t)
+	noNumber, err := testpki.RawCRL(pki.ca.cert, pki.ca.key, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := newCRLServer(t, noNumber)
+	leaf := pki.ca.issueLeaf(t, leafOptions{cdp: []string{server.url()}})
+	var refused atomic.Int32
+	c := newChecker(t, Config{Mode: ModeCRL, FetchCRLs: true, OnCRLError: func(fetched bool) {
+		if fetched {
+			refused.Add(1)
+		}
+	}})
+	wantStatus(t, c.Check(context.Background(), leaf, pki.ca.cert), StatusUnavailable, "")
+	eventually(t, "the download to be refused", func() bool { return refused.Load() > 0 })
+	st := c.Stats()
+	if st.CRLs != 0 || st.FailingSources != 1 || !strings.Contains(st.Sources[0].LastError, "no CRL number") {
+		t.Errorf("stats = %+v, want the download refused for its missing CRL number", st)
+	}
+	wantStatus(t, c.Check(context.Background(), leaf, pki.ca.cert), StatusUnavailable, "")
+}
