@@ -26,7 +26,8 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
 
   caddy cacgate revocation
       Shows the revocation checker's state: CRLs, their freshness and the
-      memory their indexes take, and the OCSP cache.
+      memory their indexes take, the CRL files and downloads refused and
+      why (failing_sources, last_error), and the OCSP cache.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(accountsCommand(), revocationCommand())

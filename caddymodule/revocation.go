@@ -93,6 +93,7 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 		CacheSize:       a.CacheSize,
 		Intermediates:   rc.Intermediates,
 		OnCheck:         a.metrics.RevocationCheck,
+		OnCRLError:      a.metrics.CRLRefused,
 		Logger:          a.logger.Named("revocation"),
 	}
 	for _, file := range rc.CRLIssuers {
@@ -106,11 +107,15 @@ func (a *App) provisionRevocation(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("revocation: %w", err)
 	}
-	// Start loads CRL files now (a bad file fails provisioning, naming it)
-	// and refreshes them in the background until the config is unloaded.
+	// Start loads CRL files now and refreshes them in the background until
+	// the config is unloaded. A missing crl_files path fails provisioning;
+	// a bad CRL file does not (it is logged, counted and shown by `caddy
+	// cacgate revocation`, and its CA's cards follow fail_open or
+	// fail_closed until a good CRL replaces it).
 	if err := checker.Start(ctx); err != nil {
 		return fmt.Errorf("revocation: %w", err)
 	}
+	a.metrics.CRLSourcesFailing(checker.FailingCRLSources)
 	a.revocation = checker
 	return nil
 }

@@ -97,10 +97,17 @@ func (c *Checker) usesCRLs() bool {
 	return c.cfg.Mode != ModeOCSP && c.cfg.Mode != ModeOff
 }
 
-// Start loads the CRL files, failing on the first that is unreadable,
-// malformed, unsupported or badly signed (the error names the file), then keeps CRLs fresh in the background until
+// Start loads the CRL files, then keeps CRLs fresh in the background until
 // ctx is done: it polls the files every RefreshInterval and fetches
 // distribution points before their CRLs go stale. Start may be called once.
+//
+// A configured path that does not exist fails Start: it is a mistake in
+// the configuration. A CRL file that is unreadable, malformed, unsupported
+// or badly signed does not: one bad download from a CA must not keep the
+// gateway (and every other CA's cards) down. It is logged, reported to
+// OnCRLError and in Stats, and no CRL of that file is used, so its CA's
+// cards get no CRL status (refused failing closed, admitted and audited
+// failing open) until the file is replaced by a good CRL.
 func (c *Checker) Start(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("revocation: Start called twice")
@@ -119,8 +126,7 @@ func (c *Checker) Start(ctx context.Context) error {
 	}
 	for _, path := range files {
 		if err := c.loadFile(path); err != nil {
-			close(c.stopped)
-			return fmt.Errorf("revocation: %w", err)
+			c.logger.Error("CRL file refused at start-up: its CRLs are not used until it is replaced by a good one", zap.Error(err))
 		}
 	}
 	go c.refreshLoop(ctx)

@@ -81,6 +81,12 @@ type Config struct {
 	// issuer) with the verdict and how long the check took: the hook for
 	// metrics. It is called synchronously and must not block.
 	OnCheck func(v Verdict, elapsed time.Duration)
+	// OnCRLError, when set, is called each time a CRL file (fetched false)
+	// or distribution point download (fetched true) is refused: unreadable,
+	// malformed, not conforming, badly signed or older than the CRL in
+	// use. The hook for metrics; called synchronously with the CRL store
+	// locked, so it must not block or call the Checker.
+	OnCRLError func(fetched bool)
 
 	// HTTPClient makes OCSP and CRL requests; nil means a client that
 	// ignores proxy environment variables. Timeouts come from the request

@@ -98,6 +98,7 @@ func (c *Checker) fetchSource(ctx context.Context, src *crlSource) {
 		src.refusedOlder++
 		src.failures++
 		src.lastErr = err
+		c.crlFailed(true)
 		src.nextFetch = now.Add(fetchBackoff(src.failures))
 		c.logger.Warn("CRL download refused: older than the CRL in use (replayed by someone on the path, or a lagging mirror); keeping the newer CRL",
 			zap.String("url", url), zap.String("issuer", older.next.issuerName),
@@ -109,6 +110,7 @@ func (c *Checker) fetchSource(ctx context.Context, src *crlSource) {
 	if err != nil {
 		src.failures++
 		src.lastErr = err
+		c.crlFailed(true)
 		src.nextFetch = now.Add(fetchBackoff(src.failures))
 		fields := []zap.Field{zap.String("url", url), zap.Int("failures", src.failures), zap.Time("retry_at", src.nextFetch), zap.Error(err)}
 		if len(src.indexes) > 0 {

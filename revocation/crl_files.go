@@ -186,6 +186,7 @@ func (c *Checker) loadFile(path string) error {
 	}
 	if err != nil {
 		src.lastErr = err
+		c.crlFailed(false)
 		return fmt.Errorf("CRL file %s: %w", path, err)
 	}
 	src.indexes, src.waitingFor, src.digest = indexes, waiting, digest

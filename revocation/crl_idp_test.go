@@ -95,10 +95,8 @@ func TestCRLIDPWithBothOnlyFlagsIsMalformed(t *testing.T) {
 	pki := newTestPKI(t)
 	crl := pki.root.makeCRL(t, crlSpec{extensions: []pkix.Extension{issuingDistributionPoint(t, idp{OnlyContainsUserCerts: true, OnlyContainsCACerts: true})}})
 	path := writeFile(t, t.TempDir(), "both.crl", crl)
-	c := mustNew(t, Config{Mode: ModeCRL, CRLFiles: []string{path}, CRLIssuers: []*x509.Certificate{pki.root.cert}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := c.Start(ctx); err == nil || !strings.Contains(err.Error(), "malformed") {
-		t.Errorf("Start = %v, want a malformed CRL error", err)
+	c := newChecker(t, Config{Mode: ModeCRL, CRLFiles: []string{path}, CRLIssuers: []*x509.Certificate{pki.root.cert}})
+	if st := c.Stats(); st.FailingSources != 1 || !strings.Contains(st.Sources[0].LastError, "malformed") {
+		t.Errorf("stats = %+v, want the file refused as a malformed CRL", st)
 	}
 }

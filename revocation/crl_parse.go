@@ -124,16 +124,42 @@ func parseCRLHeader(der []byte) (*crlHeader, error) {
 	if !body.Empty() {
 		return nil, malformed("trailing data in tbsCertList")
 	}
+	if h.number == nil {
+		return nil, errNoCRLNumber
+	}
 	return h, nil
 }
+
+// RFC 5280 section 5.2.3: conforming CAs MUST include the CRL number, and
+// MUST mark it non-critical. Without it two CRLs of the same second cannot
+// be ordered, which the rollback protection (refuseOlder) relies on; a
+// critical one is an issuer that does not follow the profile. Both are
+// refused like a malformed CRL, so the CA's cards follow fail_open or
+// fail_closed until a conforming CRL arrives.
+var (
+	errNoCRLNumber       = errors.New("CRL has no CRL number extension (RFC 5280 section 5.2.3 requires one; CRLs are ordered by it)")
+	errCriticalCRLNumber = errors.New("CRL number extension is marked critical (RFC 5280 section 5.2.3: it must be non-critical)")
+)
+
+// maxCRLNumberOctets: RFC 5280 section 5.2.3 limits CRL numbers to 20
+// octets; one more is a DER sign byte.
+const maxCRLNumberOctets = 21
 
 func (h *crlHeader) readExtensions(list cryptobyte.String) error {
 	return readExtensionList(list, func(ext extension) error {
 		switch {
 		case ext.is(extCRLNumber):
+			if ext.critical {
+				return errCriticalCRLNumber
+			}
 			var number cryptobyte.String
 			if !ext.value.ReadASN1(&number, cryptobyteasn1.INTEGER) || !ext.value.Empty() || !isMinimalInteger(number) {
 				return malformed("bad CRL number")
+			}
+			// A non-negative INTEGER (section 5.2.3), so that
+			// compareSerials orders numbers by their bytes.
+			if number[0]&0x80 != 0 || len(number) > maxCRLNumberOctets {
+				return malformed("CRL number negative or longer than 20 octets")
 			}
 			h.number = number
 		case ext.is(extDeltaCRLIndicator):

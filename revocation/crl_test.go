@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cacgate/cacgate/internal/testpki"
 )
 
 func TestCRLFileRevokedAndGood(t *testing.T) {
@@ -79,8 +81,29 @@ func TestCRLMostRecentWins(t *testing.T) {
 	wantStatus(t, c.Check(context.Background(), leaf, pki.ca.cert), StatusRevoked, SourceCRL)
 }
 
-func TestCRLStartRejectsBadFiles(t *testing.T) {
+// TestCRLStartSurvivesBadFiles: a CRL file that cannot be used is refused
+// (named, with why, in Stats and through OnCRLError) without failing Start,
+// and its CA's cards get no CRL status: refused failing closed, admitted
+// flagged failing open. The CRL number cases are RFC 5280 section 5.2.3.
+func TestCRLStartSurvivesBadFiles(t *testing.T) {
 	pki := newTestPKI(t)
+	rawCRL := func(exts ...pkix.Extension) []byte {
+		der, err := testpki.RawCRL(pki.ca.cert, pki.ca.key, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), exts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	number := func(n int64, critical bool) pkix.Extension {
+		ext, err := testpki.CRLNumberExtension(n, critical)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ext
+	}
+	if _, err := parseCRLHeader(rawCRL(number(7, false))); err != nil {
+		t.Fatalf("the hand-made CRL with a proper number is refused (so the cases below prove nothing): %v", err)
+	}
 	cases := []struct {
 		name string
 		data []byte
@@ -98,16 +121,35 @@ func TestCRLStartRejectsBadFiles(t *testing.T) {
 		{"some-reasons.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{issuingDistributionPoint(t, idp{OnlySomeReasons: asn1.BitString{Bytes: []byte{0x40}, BitLength: 2}})}}), "some revocation reasons"},
 		{"critical.crl", pki.ca.makeCRL(t, crlSpec{extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}}}), "unsupported critical CRL extension"},
 		{"future.crl", pki.ca.makeCRL(t, crlSpec{thisUpdate: time.Now().Add(time.Hour)}), "not valid yet"},
+		{"no-number.crl", rawCRL(), "no CRL number"},
+		{"no-extensions-but-others.crl", rawCRL(pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 35}, Value: []byte{0x30, 0}}), "no CRL number"},
+		{"critical-number.crl", rawCRL(number(7, true)), "CRL number extension is marked critical"},
+		{"negative-number.crl", rawCRL(number(-7, false)), "CRL number negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, t.TempDir(), tc.name, tc.data)
-			c := mustNew(t, Config{Mode: ModeCRL, CRLFiles: []string{path}, CRLIssuers: []*x509.Certificate{pki.ca.cert}})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			err := c.Start(ctx)
-			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Start error = %v, want it to name %s and say %q", err, path, tc.want)
+			leaf := pki.ca.issueLeaf(t, leafOptions{})
+			for _, failOpen := range []bool{false, true} {
+				path := writeFile(t, t.TempDir(), tc.name, tc.data)
+				var refused atomic.Int32
+				c := newChecker(t, Config{Mode: ModeCRL, CRLFiles: []string{path}, CRLIssuers: []*x509.Certificate{pki.ca.cert},
+					FailOpen: failOpen, OnCRLError: func(fetched bool) {
+						if !fetched {
+							refused.Add(1)
+						}
+					}})
+				st := c.Stats()
+				if len(st.Sources) != 1 || st.Sources[0].Name != path || !strings.Contains(st.Sources[0].LastError, tc.want) ||
+					len(st.Sources[0].CRLs) != 0 || st.FailingSources != 1 || c.FailingCRLSources() != 1 {
+					t.Fatalf("stats = %+v, want %s refused saying %q", st, path, tc.want)
+				}
+				if refused.Load() != 1 {
+					t.Errorf("OnCRLError called %d times, want once", refused.Load())
+				}
+				v := c.Check(context.Background(), leaf, pki.ca.cert)
+				if failOpen && (v.Status != StatusGood || !v.FailedOpen) || !failOpen && v.Status != StatusUnavailable {
+					t.Errorf("fail open %v: card of the CA whose CRL was refused: %+v", failOpen, v)
+				}
 			}
 		})
 	}
@@ -116,6 +158,29 @@ func TestCRLStartRejectsBadFiles(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "missing.crl") {
 		t.Errorf("Start with a missing file: %v", err)
 	}
+}
+
+// TestCRLRefusedAtStartThenReplaced: a CA whose CRL file was refused at
+// start-up has its cards checked against the good CRL that replaces it.
+func TestCRLRefusedAtStartThenReplaced(t *testing.T) {
+	pki := newTestPKI(t)
+	good, revoked := pki.ca.issueLeaf(t, leafOptions{}), pki.ca.issueLeaf(t, leafOptions{})
+	noNumber, err := testpki.RawCRL(pki.ca.cert, pki.ca.key, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "ca.crl", noNumber)
+	c := newChecker(t, Config{Mode: ModeCRL, CRLFiles: []string{dir}, CRLIssuers: []*x509.Certificate{pki.ca.cert}, RefreshInterval: 10 * time.Millisecond})
+	if v := c.Check(context.Background(), revoked, pki.ca.cert); v.Status != StatusUnavailable {
+		t.Fatalf("before a good CRL: %+v", v)
+	}
+	writeFile(t, dir, "ca.crl", pki.ca.makeCRL(t, crlSpec{number: 3, revoked: []x509.RevocationListEntry{revokedEntry(revoked.SerialNumber, 1)}}))
+	eventually(t, "the good CRL to replace the refused one", func() bool {
+		return c.FailingCRLSources() == 0 && c.Stats().CRLs == 1
+	})
+	wantStatus(t, c.Check(context.Background(), revoked, pki.ca.cert), StatusRevoked, SourceCRL)
+	wantStatus(t, c.Check(context.Background(), good, pki.ca.cert), StatusGood, SourceCRL)
 }
 
 func TestCRLStale(t *testing.T) {
@@ -366,4 +431,31 @@ func TestCRLSignatureAlgorithms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCRLFetchedWithoutNumberIsRefused: a downloaded CRL must carry a
+// non-critical CRL number too (RFC 5280 section 5.2.3); without one it is
+// refused like a failed download (counted through OnCRLError) and the
+// card's status stays unknown.
+func TestCRLFetchedWithoutNumberIsRefused(t *testing.T) {
+	pki := newTestPKI(t)
+	noNumber, err := testpki.RawCRL(pki.ca.cert, pki.ca.key, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := newCRLServer(t, noNumber)
+	leaf := pki.ca.issueLeaf(t, leafOptions{cdp: []string{server.url()}})
+	var refused atomic.Int32
+	c := newChecker(t, Config{Mode: ModeCRL, FetchCRLs: true, OnCRLError: func(fetched bool) {
+		if fetched {
+			refused.Add(1)
+		}
+	}})
+	wantStatus(t, c.Check(context.Background(), leaf, pki.ca.cert), StatusUnavailable, "")
+	eventually(t, "the download to be refused", func() bool { return refused.Load() > 0 })
+	st := c.Stats()
+	if st.CRLs != 0 || st.FailingSources != 1 || !strings.Contains(st.Sources[0].LastError, "no CRL number") {
+		t.Errorf("stats = %+v, want the download refused for its missing CRL number", st)
+	}
+	wantStatus(t, c.Check(context.Background(), leaf, pki.ca.cert), StatusUnavailable, "")
 }

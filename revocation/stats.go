@@ -13,6 +13,9 @@ type Stats struct {
 	Entries    int   // revoked serials across all CRLs
 	IndexBytes int64 // memory the CRL indexes hold
 	StaleCRLs  int   // indexed CRLs past nextUpdate beyond the clock skew
+	// FailingSources counts CRL files and distribution points whose last
+	// load or fetch was refused (LastError set in Sources).
+	FailingSources int
 
 	// OCSPCached counts cached OCSP verdicts and OCSPFailures the
 	// certificates whose OCSP check failed in the last 30 seconds; both may
@@ -77,6 +80,7 @@ func (c *Checker) Stats() Stats {
 		ss.RefusedOlder = src.refusedOlder
 		if src.lastErr != nil {
 			ss.LastError = src.lastErr.Error()
+			s.FailingSources++
 		}
 		for _, name := range src.waitingFor {
 			ss.Waiting = append(ss.Waiting, displayName(name))
@@ -103,4 +107,26 @@ func (c *Checker) Stats() Stats {
 	}
 	slices.SortFunc(s.Sources, func(a, b CRLSourceStats) int { return strings.Compare(a.Name, b.Name) })
 	return s
+}
+
+// FailingCRLSources counts CRL files and distribution points whose last
+// load or fetch was refused: Stats().FailingSources without the copying,
+// for a metrics gauge.
+func (c *Checker) FailingCRLSources() int {
+	c.crls.mu.Lock()
+	defer c.crls.mu.Unlock()
+	n := 0
+	for _, src := range c.crls.sources {
+		if src.lastErr != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// crlFailed reports a refused CRL source to OnCRLError.
+func (c *Checker) crlFailed(fetched bool) {
+	if c.cfg.OnCRLError != nil {
+		c.cfg.OnCRLError(fetched)
+	}
 }

@@ -1,7 +1,9 @@
 // Package trust decides whether a client certificate is acceptable to the
 // gateway beyond what the TLS handshake checked: validity period, chain to
-// a trusted root (when the gateway verifies chains itself), extended key
-// usage, issuing CA, and certificate policies. Every rejection carries a
+// a trusted root (when the gateway verifies chains itself), the RFC 5280
+// end-entity profile (no CA certificate, no CA key usage, no weak key, a
+// positive serial), extended key usage, issuing CA, and certificate
+// policies. Every rejection carries a
 // stable code and a reason fit to show the card holder.
 package trust
 
@@ -224,10 +226,15 @@ func allowsClientAuth(cert *x509.Certificate) bool {
 	return slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny)
 }
 
-// Check applies the policy's usage, issuer and certificate-policy rules.
-// issuer is the verified issuing CA certificate (chain[1]); it may be nil
-// when no chain is at hand, in which case hash-pinned issuers cannot match.
+// Check applies the end-entity profile (CheckProfile) and the policy's
+// usage, issuer and certificate-policy rules. issuer is the verified
+// issuing CA certificate (chain[1]); it may be nil when no chain is at
+// hand, in which case hash-pinned issuers cannot match. Callers run it
+// once per certificate and cache the verdict: it is not on the hot path.
 func (p *Policy) Check(leaf, issuer *x509.Certificate) *Rejection {
+	if r := CheckProfile(leaf); r != nil {
+		return r
+	}
 	if r := CheckUsage(leaf); r != nil {
 		return r
 	}

@@ -10,15 +10,18 @@ import (
 // checker holds, so ops can see CRL freshness and the memory the CRL
 // indexes cost.
 type RevocationStats struct {
-	Mode         string           `json:"mode"`
-	FailOpen     bool             `json:"fail_open"`
-	CRLs         int              `json:"crls"`
-	Entries      int              `json:"entries"`
-	IndexBytes   int64            `json:"index_bytes"`
-	StaleCRLs    int              `json:"stale_crls"`
-	OCSPCached   int              `json:"ocsp_cached"`
-	OCSPFailures int              `json:"ocsp_failures"`
-	Sources      []CRLSourceStats `json:"sources"`
+	Mode       string `json:"mode"`
+	FailOpen   bool   `json:"fail_open"`
+	CRLs       int    `json:"crls"`
+	Entries    int    `json:"entries"`
+	IndexBytes int64  `json:"index_bytes"`
+	StaleCRLs  int    `json:"stale_crls"`
+	// FailingSources counts the sources whose last load or fetch was
+	// refused; each says why in its last_error.
+	FailingSources int              `json:"failing_sources"`
+	OCSPCached     int              `json:"ocsp_cached"`
+	OCSPFailures   int              `json:"ocsp_failures"`
+	Sources        []CRLSourceStats `json:"sources"`
 }
 
 // CRLSourceStats is one CRL file or distribution point.
@@ -55,7 +58,7 @@ func RevocationStatsOf(mode string, failOpen bool, st revocation.Stats) Revocati
 	}
 	out := RevocationStats{
 		Mode: mode, FailOpen: failOpen, CRLs: st.CRLs, Entries: st.Entries, IndexBytes: st.IndexBytes,
-		StaleCRLs: st.StaleCRLs, OCSPCached: st.OCSPCached, OCSPFailures: st.OCSPFailures,
+		StaleCRLs: st.StaleCRLs, FailingSources: st.FailingSources, OCSPCached: st.OCSPCached, OCSPFailures: st.OCSPFailures,
 		Sources: []CRLSourceStats{},
 	}
 	for _, src := range st.Sources {

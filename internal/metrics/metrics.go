@@ -41,6 +41,8 @@ type Metrics struct {
 
 	RevocationChecks  *prometheus.CounterVec
 	RevocationSeconds *prometheus.HistogramVec
+	// CRLErrors counts CRL files and downloads refused, by origin.
+	CRLErrors *prometheus.CounterVec
 
 	Changes *prometheus.CounterVec
 	// FeedConnected and FeedResync describe the change feed of a store
@@ -104,6 +106,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:      "Latency of revocation checks, by the source that decided.",
 			Buckets:   []float64{.00001, .0001, .001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"source"}),
+		CRLErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "crl_errors_total",
+			Help:      "CRLs refused, by origin (file: a crl_files file, at start-up or when it changed; download: a distribution point fetch): unreadable, malformed, not conforming to RFC 5280 (no or critical CRL number), badly signed or older than the CRL in use. The CA's cards then get no CRL status from it.",
+		}, []string{"origin"}),
 		Changes: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "cache_invalidations_total",
@@ -177,6 +184,31 @@ func (m *Metrics) RevocationCheck(v revocation.Verdict, took time.Duration) {
 	}
 	m.RevocationChecks.WithLabelValues(v.Status.String(), source).Inc()
 	m.RevocationSeconds.WithLabelValues(source).Observe(took.Seconds())
+}
+
+// CRLRefused counts one CRL file (fetched false) or download refused (the
+// revocation checker's OnCRLError hook).
+func (m *Metrics) CRLRefused(fetched bool) {
+	origin := "file"
+	if fetched {
+		origin = "download"
+	}
+	m.CRLErrors.WithLabelValues(origin).Inc()
+}
+
+// CRLSourcesFailing exports failing, read at scrape time, as the gauge of
+// CRL files and distribution points whose last load or fetch was refused.
+func (m *Metrics) CRLSourcesFailing(failing func() int) {
+	if m.reg == nil {
+		return
+	}
+	// The only error is AlreadyRegisteredError: a second checker on one
+	// config's metrics, which there is not.
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "crl_sources_failing",
+		Help:      "CRL files and distribution points whose last load or fetch was refused (see `caddy cacgate revocation` for why): their CAs' cards get no CRL status from them until a good CRL arrives.",
+	}, func() float64 { return float64(failing()) }))
 }
 
 // HashWaited records how long a hash of priority p waited for a slot (the

@@ -126,19 +126,22 @@ func newAuthority(cert *x509.Certificate, key crypto.Signer, now time.Time) *Aut
 	}
 }
 
-// sign fills in a random serial number and the subject key identifier, has
-// parent's key sign template, and returns the parsed result. crypto/x509
-// takes the authority key identifier from parent.SubjectKeyId.
+// sign fills in a random serial number (unless template has one) and the
+// subject key identifier, has parent's key sign template, and returns the
+// parsed result. crypto/x509 takes the authority key identifier from
+// parent.SubjectKeyId.
 func sign(template, parent *x509.Certificate, pub crypto.PublicKey, parentKey crypto.Signer) (*x509.Certificate, error) {
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
+	if template.SerialNumber == nil {
+		serial, err := randomSerial()
+		if err != nil {
+			return nil, err
+		}
+		template.SerialNumber = serial
 	}
 	keyID, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
-	template.SerialNumber = serial
 	template.SubjectKeyId = keyID
 	der, err := x509.CreateCertificate(rand.Reader, template, parent, pub, parentKey)
 	if err != nil {

@@ -2,11 +2,16 @@ package testpki
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"math/big"
 	"net/url"
 	"strings"
 	"time"
@@ -65,6 +70,19 @@ type CardSpec struct {
 	Policies []asn1.ObjectIdentifier
 
 	RSA bool // RSA-2048 key instead of ECDSA P-256
+
+	// The fields below make certificates a conforming CA does not issue,
+	// for testing that the gateway refuses them.
+
+	// Key, when set, is the card's key instead of a new one (e.g. a weak
+	// RSA-1024 or P-224 key).
+	Key crypto.Signer
+	// KeyUsage defaults to digitalSignature.
+	KeyUsage x509.KeyUsage
+	// IsCA marks the certificate basicConstraints cA TRUE.
+	IsCA bool
+	// Serial, when set, replaces the random serial number (zero included).
+	Serial *big.Int
 }
 
 // IssueCard issues a CAC authentication certificate described by spec.
@@ -84,18 +102,27 @@ func (a *Authority) IssueCard(spec CardSpec) (*Card, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testpki: card %s: %w", spec.Name, err)
 	}
-	key, err := newKey(spec.RSA)
-	if err != nil {
-		return nil, err
+	key := spec.Key
+	if key == nil {
+		if key, err = newKey(spec.RSA); err != nil {
+			return nil, err
+		}
 	}
 	now := a.clock()
 	template := &x509.Certificate{
-		RawSubject:  subject,
-		NotBefore:   timeOr(spec.NotBefore, now.Add(-defaultCardBackdate)),
-		NotAfter:    timeOr(spec.NotAfter, now.Add(defaultCardValidity)),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: spec.ExtKeyUsage,
-		Policies:    policies,
+		RawSubject:   subject,
+		SerialNumber: spec.Serial,
+		NotBefore:    timeOr(spec.NotBefore, now.Add(-defaultCardBackdate)),
+		NotAfter:     timeOr(spec.NotAfter, now.Add(defaultCardValidity)),
+		KeyUsage:     spec.KeyUsage,
+		ExtKeyUsage:  spec.ExtKeyUsage,
+		Policies:     policies,
+	}
+	if template.KeyUsage == 0 {
+		template.KeyUsage = x509.KeyUsageDigitalSignature
+	}
+	if spec.IsCA {
+		template.BasicConstraintsValid, template.IsCA = true, true
 	}
 	if template.ExtKeyUsage == nil {
 		template.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
@@ -264,4 +291,39 @@ func timeOr(value, fallback time.Time) time.Time {
 		return fallback
 	}
 	return value
+}
+
+// IssueNonconforming issues cards that a trusted CA signed and
+// crypto/x509 verifies, but that RFC 5280 and the DoD PKI rule out as
+// client certificates, each otherwise a well-formed CAC: a CA certificate
+// (basicConstraints cA TRUE), keys allowed to sign certificates or CRLs, an
+// RSA-1024 and a P-224 key, and serial number zero. Their Names say which.
+func (a *Authority) IssueNonconforming() ([]*Card, error) {
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		return nil, err
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	specs := []CardSpec{
+		{Name: "ca-true.carl", Description: "basicConstraints cA TRUE", Family: "CATRUE", Given: "CARL", EDIPI: "1234567811", IsCA: true},
+		{Name: "keycertsign.kim", Description: "keyCertSign key usage", Family: "CERTSIGN", Given: "KIM", EDIPI: "1234567812",
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign},
+		{Name: "crlsign.chris", Description: "cRLSign key usage", Family: "CRLSIGN", Given: "CHRIS", EDIPI: "1234567813",
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign},
+		{Name: "rsa1024.ray", Description: "RSA-1024 key", Family: "RSA", Given: "RAY", EDIPI: "1234567814", Key: rsa1024},
+		{Name: "p224.pat", Description: "ECDSA P-224 key", Family: "PTWO", Given: "PAT", EDIPI: "1234567815", Key: p224},
+		{Name: "serial0.zed", Description: "serial number zero", Family: "SERIAL", Given: "ZED", EDIPI: "1234567816", Serial: new(big.Int)},
+	}
+	cards := make([]*Card, 0, len(specs))
+	for _, spec := range specs {
+		c, err := a.IssueCard(spec)
+		if err != nil {
+			return nil, err
+		}
+		cards = append(cards, c)
+	}
+	return cards, nil
 }
