@@ -376,25 +376,3 @@ func TestCommittedDISABundleLoads(t *testing.T) {
 		t.Fatalf("committed bundle: %s, refused %v", subjects(b), b.Refused)
 	}
 }
-
-func FuzzParseCertificateFile(f *testing.F) {
-	root := newCert(&testing.T{}, "Fuzz Root", nil, true, now.AddDate(1, 0, 0), nil)
-	der, _ := trustbundle.EncodePKCS7([]*x509.Certificate{root.cert})
-	pemP7, _ := trustbundle.EncodePKCS7PEM([]*x509.Certificate{root.cert})
-	f.Add(der)
-	f.Add(pemP7)
-	f.Add(pemOf(root.cert))
-	f.Add(root.cert.Raw)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
-		p := filepath.Join(dir, "f.p7b")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		b, err := trustbundle.Load([]string{p}, now)
-		if err == nil && len(b.CAs) == 0 {
-			t.Fatal("no CA and no error")
-		}
-		_, _ = trustbundle.ParsePKCS7(data)
-	})
-}
