@@ -91,7 +91,7 @@ func TestListModules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list-modules: %v\n%s", err, out)
 	}
-	for _, mod := range []string{"cacgate", "http.handlers.cacgate", "admin.api.cacgate", "cacgate.stores.sqlite", "tls.client_auth.verifier.cacgate"} {
+	for _, mod := range []string{"cacgate", "http.handlers.cacgate", "admin.api.cacgate", "cacgate.stores.sqlite", "tls.client_auth.verifier.cacgate", "tls.ca_pool.source.cacgate_bundle"} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mod) + `$`).MatchString(out) {
 			t.Errorf("list-modules does not list %s", mod)
 		}

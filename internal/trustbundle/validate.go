@@ -1,7 +1,6 @@
 package trustbundle
 
 import (
-	"crypto/dsa" //nolint:staticcheck // only to name and refuse DSA keys
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -45,9 +44,8 @@ func weakKey(c *x509.Certificate) string {
 			return fmt.Sprintf("weak key: EC %s (P-256 or larger required)", k.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
-	case *dsa.PublicKey:
-		return "weak key: DSA"
 	default:
+		// DSA above all, which FIPS 186-5 no longer approves.
 		return fmt.Sprintf("unsupported key type %T", k)
 	}
 	return ""
