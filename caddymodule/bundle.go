@@ -84,7 +84,14 @@ func (*BundlePool) CaddyModule() caddy.ModuleInfo {
 // Provision loads the bundle and starts watching its files.
 func (b *BundlePool) Provision(ctx caddy.Context) error {
 	b.logger = ctx.Logger()
+	// The app's audit log when the config has the app (its node name, its
+	// event counter); else one of its own on the same logger.
 	b.audit = audit.New(ctx.Logger(auditLog{}), "")
+	if app, err := ctx.AppIfConfigured("cacgate"); err == nil {
+		if a, ok := app.(*App); ok && a.audit != nil {
+			b.audit = a.audit
+		}
+	}
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		reg = prometheus.NewRegistry()
