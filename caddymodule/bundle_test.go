@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cacgate/cacgate/internal/testpki"
 	"github.com/cacgate/cacgate/internal/trustbundle"
@@ -302,4 +304,71 @@ func TestBundlePoolCaddyfile(t *testing.T) {
 			t.Errorf("%q: files %v, refresh %v, %v; want %v, %v", tc.in, got.Files, got.RefreshInterval, err, tc.files, tc.every)
 		}
 	}
+}
+
+// TestBundlePoolProvision: a bundle without a usable CA fails the config,
+// naming the refused certificate; a usable one loads with its refusals
+// logged, and Refresh keeps the last good bundle through a bad change and
+// counts it.
+func TestBundlePoolProvision(t *testing.T) {
+	p := testPKI(t)
+	dir := t.TempDir()
+	leafOnly := filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(leafOnly, trustbundle.EncodePEM([]*x509.Certificate{card(t, "doe.john.quincy").Cert}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	bad := &BundlePool{Files: []string{leafOnly}, RefreshInterval: -1}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "DOE.JOHN.QUINCY") || !strings.Contains(err.Error(), "not a CA") {
+		t.Fatalf("Provision with no CA: %v", err)
+	}
+
+	good := filepath.Join(dir, "dod.pem")
+	if err := os.WriteFile(good, trustbundle.EncodePEM([]*x509.Certificate{p.Root.Cert, p.Intermediate.Cert}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &BundlePool{Files: []string{good, leafOnly}, RefreshInterval: -1}
+	if err := b.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Cleanup()
+	first := b.CertPool()
+	if len(b.Certificates()) != 2 || first == nil {
+		t.Fatalf("%d CAs", len(b.Certificates()))
+	}
+	var told int
+	b.OnChange(func(*trustbundle.Bundle) { told++ })
+	if b.Refresh(time.Now()) {
+		t.Error("unchanged files reported as a change")
+	}
+	if err := os.WriteFile(good, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b.Refresh(time.Now()) || b.CertPool() != first {
+		t.Error("a bundle without CAs replaced the good one")
+	}
+	if got := counterValue(t, b, "refused"); got != 1 {
+		t.Errorf("refused changes counted %v, want 1", got)
+	}
+	if err := os.WriteFile(good, trustbundle.EncodePEM([]*x509.Certificate{p.Root.Cert}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Refresh(time.Now()) || told != 1 || len(b.Certificates()) != 1 {
+		t.Errorf("valid change: told %d times, %d CAs", told, len(b.Certificates()))
+	}
+	// The certificates page finds the handshake's pool by the bundle that
+	// made it: the provision-time one, whatever changed since.
+	if got := liveBundles.certificatesOf(first); len(got) != 2 {
+		t.Errorf("registry: %d CAs for the provision-time pool", len(got))
+	}
+}
+
+func counterValue(t *testing.T, b *BundlePool, result string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := b.reloads.WithLabelValues(result).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
