@@ -392,6 +392,12 @@ func TestDemoExplainingSite(t *testing.T) {
 			t.Errorf("%s: handshake with the recommended site succeeded", card)
 		}
 	}
+	// The explaining site trusts the committed DISA-style bundle and offers
+	// it, without a card, on its certificates page.
+	if resp, page := get(t, d.client(t, ""), "https://"+d.explain+"/.cacgate/certificates", "text/html"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, "TEST DOD ID CA-70") || !strings.Contains(page, "dod-certificates.p7b") {
+		t.Errorf("certificates page: HTTP %d\n%s", resp.StatusCode, page)
+	}
 	// An unregistered card goes through the banner to self-enrollment and,
 	// with the facts in the demo roster, gets an account and into the app.
 	c := d.client(t, "johnson.robert.e.jr")
