@@ -272,7 +272,7 @@ func (l *loader) readDir(dir string) ([]file, error) {
 				}
 				continue
 			}
-			if !wanted(name) {
+			if !wanted(name) && !strings.EqualFold(path.Ext(name), ".zip") {
 				continue
 			}
 			data, err := l.readFile(full, fi)
@@ -324,6 +324,12 @@ func (l *loader) addFolder(label string, files []file) {
 				l.refuseFile(join(label, f.name), err.Error())
 				continue
 			}
+		}
+		if strings.EqualFold(path.Ext(f.name), ".zip") {
+			// DISA's archive in a directory (readDir passes archives on;
+			// addZip does not, so archives do not nest).
+			l.addZip(join(label, f.name), f.data)
+			continue
 		}
 		l.addCertFile(join(label, f.name), f.data)
 	}

@@ -145,6 +145,14 @@ func TestLoadsUnpackedDISAFolder(t *testing.T) {
 		t.Errorf("CAs = %s, refused %v", got, b.Refused)
 	}
 
+	// The archive itself in a directory loads too (next to other files).
+	zdir := t.TempDir()
+	write(t, zdir, "dod.zip", files[testpki.DISAZip])
+	write(t, zdir, "extra.pem", pemOf(root.cert))
+	if zb, err := trustbundle.Load([]string{zdir}, now); err != nil || subjects(zb) != "TEST DOD ID CA-80,Test DoD Root CA 3" || len(zb.Refused) != 0 {
+		t.Errorf("directory holding the archive: %v, CAs %s, refused %v", err, subjects(zb), zb.Refused)
+	}
+
 	// A member altered after signing is refused, by name, as is one the
 	// list does not know.
 	der := filepath.Join(dir, testpki.DISABundleName, testpki.DISABundleName+".der.p7b")
