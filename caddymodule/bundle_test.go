@@ -33,6 +33,13 @@ import (
 // Revocation is off: the rogue CA has no CRL, and revocation is not what
 // these tests are about.
 func startBundleGateway(t *testing.T) *testGateway {
+	g, _ := startBundleGatewayReloadable(t)
+	return g
+}
+
+// startBundleGatewayReloadable is startBundleGateway, also returning a
+// function that reloads the same config (as `caddy reload` does).
+func startBundleGatewayReloadable(t *testing.T) (*testGateway, func()) {
 	t.Helper()
 	p := testPKI(t)
 	g := &testGateway{t: t, dir: t.TempDir(), ports: map[string]int{}, backend: startBackend(t)}
@@ -55,6 +62,7 @@ func startBundleGateway(t *testing.T) *testGateway {
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
+	var cfgJSON []byte
 	load := func() error {
 		ports := freePorts(t, 3)
 		g.ports["request"], g.ports["given"] = ports[0], ports[1]
@@ -93,14 +101,17 @@ https://localhost:%[4]d {
 	tls %[2]s/server.pem %[2]s/server-key.pem {
 		client_auth {
 			mode verify_if_given
-			trust_pool cacgate_bundle %[2]s/bundle/dod.der.p7b
+			trust_pool cacgate_bundle %[2]s/bundle/dod.der.p7b {
+				refresh_interval 1s
+			}
 		}
 	}
 	cacgate
 	reverse_proxy %[5]s
 }
 `, g.admin, g.dir, g.ports["request"], g.ports["given"], g.backend.addr)
-		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
+		var err error
+		cfgJSON, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
 		if err != nil {
 			t.Fatalf("adapting: %v\n%s", err, cfg)
 		}
@@ -125,7 +136,13 @@ https://localhost:%[4]d {
 			}
 		}
 	})
-	return g
+	reload := func() {
+		t.Helper()
+		if err := caddy.Load(cfgJSON, true); err != nil {
+			t.Fatalf("reloading: %v", err)
+		}
+	}
+	return g, reload
 }
 
 // swapFile swaps a file's contents in one rename, as operators should.
@@ -371,4 +388,39 @@ func counterValue(t *testing.T, b *BundlePool, result string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestBundleInClientAuthFollowsConfigReload: Caddy's handshake keeps the
+// pool it was built with when the files change (as documented); the
+// next config reload takes the new bundle.
+func TestBundleInClientAuthFollowsConfigReload(t *testing.T) {
+	g, reload := startBundleGatewayReloadable(t)
+	p := testPKI(t)
+	doe, rogue := card(t, "doe.john.quincy"), card(t, "rogue.john.quincy")
+	if code := refusalCode(t, g, "given", doe); code != "consent_required" {
+		t.Fatalf("card of the bundle's CA: %q", code)
+	}
+	handshakeFails := func(c *testpki.Card) bool {
+		_, err := g.client(c).Get(g.url("given", "/"))
+		return err != nil
+	}
+	if !handshakeFails(rogue) {
+		t.Fatal("a card of another CA passed the handshake")
+	}
+	rogueDISA, err := testpki.DISAFiles([]*x509.Certificate{p.RogueRoot.Cert, p.RogueIntermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapFile(t, filepath.Join(g.dir, "bundle", "dod.der.p7b"), rogueDISA[testpki.DISADERFile])
+	waitFor(t, "the module to see the change", func() bool { return logHas(g, "Caddy's client_auth pool at the next config reload") })
+	if !handshakeFails(rogue) || refusalCode(t, g, "given", doe) != "consent_required" {
+		t.Fatal("the handshake pool changed without a config reload")
+	}
+	reload()
+	if code := refusalCode(t, g, "given", rogue); code != "consent_required" {
+		t.Fatalf("after the reload, card of the new bundle's CA: %q", code)
+	}
+	if !handshakeFails(doe) {
+		t.Error("after the reload, a card of the dropped CA passed the handshake")
+	}
 }
