@@ -12,7 +12,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cacgate",
-		Usage: "<accounts|revocation> ...",
+		Usage: "<accounts|revocation|trust> ...",
 		Short: "Manages cacgate accounts and shows revocation state",
 		Long: `
 Commands for the cacgate CAC gateway. (The test PKI generator is a
@@ -28,9 +28,14 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       Shows the revocation checker's state: CRLs, their freshness and the
       memory their indexes take, the CRL files and downloads refused and
       why (failing_sources, last_error), and the OCSP cache.
+
+  caddy cacgate trust inspect <bundle>... [--previous <bundle>] [--json]
+      Lists every CA of a trust bundle (DISA .zip or .p7b, PEM files,
+      directories) with subject, issuer, SHA-256, expiry and policies, the
+      certificates and files it refuses, and what changed since --previous.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(accountsCommand(), revocationCommand())
+			cmd.AddCommand(accountsCommand(), revocationCommand(), trustCommand())
 		},
 	})
 }

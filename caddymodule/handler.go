@@ -138,8 +138,10 @@ type Handler struct {
 	// issuer and policy (see package access and access.go).
 	Access []access.Rule `json:"access,omitempty"`
 
-	app         *App
-	site        *gateway.Site // decides this site's requests
+	app  *App
+	site *gateway.Site // decides this site's requests
+	// trustPool is the trust_pool module, nil without one.
+	trustPool   caddytls.CA
 	sessionIdle time.Duration // SessionIdle with its default; 0: none
 	logger      *zap.Logger
 	exempt      caddyhttp.MatchPath
@@ -200,6 +202,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 			return fmt.Errorf("trust_pool module %T is not a CA pool", mod)
 		}
 		policy.Roots = ca.CertPool()
+		h.trustPool = ca
 	}
 
 	if len(h.Exempt) > 0 {
@@ -229,6 +232,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	}); err != nil {
 		return err
 	}
+	h.followTrustPool()
 	if err := h.provisionEnrollFlow(); err != nil {
 		return err
 	}
@@ -388,7 +392,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, d gateway.Decision) error {
 	ref := h.site.Refuse(r, d)
 	if d.Outcome == gateway.NoCertificate {
-		ref.Problem.Links = h.loginLinks(r)
+		ref.Problem.Links = append(h.loginLinks(r), ref.Problem.Links...)
 	}
 	if ref.Location != "" {
 		return ui.SeeOther(w, ref.Location)

@@ -94,20 +94,21 @@ func (g portalGateway) Unavailable(w http.ResponseWriter, r *http.Request, err e
 func (h *Handler) provisionPortal() error {
 	var err error
 	h.portal, err = portal.New(portal.Config{
-		Gateway:       portalGateway{h},
-		Pages:         h.enrollFlow,
-		Consent:       h.app.tokens,
-		Banner:        h.banner,
-		ConsentTTL:    time.Duration(h.ConsentTTL),
-		PasswordLogin: h.PasswordLogin,
-		Sessions:      h.app.sessions,
-		SessionTTL:    time.Duration(h.SessionTTL),
-		SessionIdle:   h.sessionIdle,
-		SessionLimit:  h.SessionLimit,
-		Contact:       h.Contact,
-		Audit:         h.app.audit,
-		Logger:        h.logger,
-		JWKS:          h.app.signer.JWKS,
+		Gateway:           portalGateway{h},
+		Pages:             h.enrollFlow,
+		Consent:           h.app.tokens,
+		Banner:            h.banner,
+		ConsentTTL:        time.Duration(h.ConsentTTL),
+		PasswordLogin:     h.PasswordLogin,
+		Sessions:          h.app.sessions,
+		SessionTTL:        time.Duration(h.SessionTTL),
+		SessionIdle:       h.sessionIdle,
+		SessionLimit:      h.SessionLimit,
+		Contact:           h.Contact,
+		Audit:             h.app.audit,
+		Logger:            h.logger,
+		JWKS:              h.app.signer.JWKS,
+		TrustCertificates: h.trustCertificates,
 	})
 	return err
 }

@@ -91,7 +91,7 @@ func TestListModules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list-modules: %v\n%s", err, out)
 	}
-	for _, mod := range []string{"cacgate", "http.handlers.cacgate", "admin.api.cacgate", "cacgate.stores.sqlite", "tls.client_auth.verifier.cacgate"} {
+	for _, mod := range []string{"cacgate", "http.handlers.cacgate", "admin.api.cacgate", "cacgate.stores.sqlite", "tls.client_auth.verifier.cacgate", "tls.ca_pool.source.cacgate_bundle"} {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mod) + `$`).MatchString(out) {
 			t.Errorf("list-modules does not list %s", mod)
 		}
@@ -391,6 +391,12 @@ func TestDemoExplainingSite(t *testing.T) {
 		if _, err := d.client(t, card).Get("https://" + d.gateway + "/"); err == nil {
 			t.Errorf("%s: handshake with the recommended site succeeded", card)
 		}
+	}
+	// The explaining site trusts the committed DISA-style bundle and offers
+	// it, without a card, on its certificates page.
+	if resp, page := get(t, d.client(t, ""), "https://"+d.explain+"/.cacgate/certificates", "text/html"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, "TEST DOD ID CA-70") || !strings.Contains(page, "dod-certificates.p7b") {
+		t.Errorf("certificates page: HTTP %d\n%s", resp.StatusCode, page)
 	}
 	// An unregistered card goes through the banner to self-enrollment and,
 	// with the facts in the demo roster, gets an account and into the app.

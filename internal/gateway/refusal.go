@@ -16,6 +16,7 @@ import (
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
+	"github.com/cacgate/cacgate/trust"
 )
 
 // Refusal is how a request that was not admitted is answered: a page or
@@ -53,6 +54,7 @@ func (s *Site) Refuse(r *http.Request, d Decision) Refusal {
 				"When the browser asks, select your authentication certificate (not the email certificate) and enter your PIN.",
 			},
 			Contact: s.cfg.Contact,
+			Links:   []ui.Link{ui.CertificatesLink},
 		}}
 	case CertificateRefused:
 		return s.refuseCertificate(r, d)
@@ -118,13 +120,18 @@ func (s *Site) refuseCertificate(r *http.Request, d Decision) Refusal {
 			audit.Text("cert_serial", c.SerialNumber.Text(16)), audit.Text("cert_issuer", cacid.DistinguishedName(c.RawIssuer, c.Issuer)))
 	}
 	s.core.cfg.Audit.RequestRepeatable(r, rej.Code+"\x00"+certKey(r), "access.denied", audit.Failure, fields...)
-	return Refusal{Problem: ui.Problem{
+	p := ui.Problem{
 		Status:  http.StatusForbidden,
 		Code:    rej.Code,
 		Title:   "Your certificate cannot be used here",
 		Detail:  rej.Reason,
 		Contact: s.cfg.Contact,
-	}}
+	}
+	if rej.Code == trust.CodeUntrusted {
+		// A card of a CA the browser's computer lacks the chain of.
+		p.Links = []ui.Link{ui.CertificatesLink}
+	}
+	return Refusal{Problem: p}
 }
 
 // accountProblem is the answer for an account that is not active.

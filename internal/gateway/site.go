@@ -60,6 +60,10 @@ type Site struct {
 	// request. Keyed by a digest of the whole chain as sent, since the
 	// verdict depends on all of it.
 	refused *lru.Cache[[sha256.Size]byte, *SiteEntry]
+	// roots is the site's own trust pool (Policy.Roots until SetRoots
+	// replaces it): a trust source that watches its files hands a new
+	// pool over without a config reload.
+	roots atomic.Pointer[x509.CertPool]
 }
 
 // NewSite returns the Site for cfg. Its certificate entries live as long
@@ -81,7 +85,21 @@ func (c *Core) NewSite(cfg SiteConfig) (*Site, error) {
 		return nil, err
 	}
 	ttl := c.cfg.AssertionTTL
-	return &Site{core: c, cfg: cfg, certs: newCertCache(c.cfg.CacheSize, ttl), users: users, refused: refused, siteTTL: ttl}, nil
+	s := &Site{core: c, cfg: cfg, certs: newCertCache(c.cfg.CacheSize, ttl), users: users, refused: refused, siteTTL: ttl}
+	s.roots.Store(cfg.Policy.Roots)
+	return s, nil
+}
+
+// SetRoots replaces the CAs the site verifies chains against (the
+// site's own trust pool; ignored by a site that leaves chains to the TLS
+// handshake, which has none). Every certificate verdict reached with the
+// old pool is judged afresh on its next request: a removed CA's cards are
+// refused from then on, a new CA's admitted.
+func (s *Site) SetRoots(pool *x509.CertPool) {
+	if pool == nil || s.roots.Load() == nil {
+		return
+	}
+	s.roots.Store(pool)
 }
 
 // Core is the shared core the site decides with.
@@ -106,6 +124,10 @@ type SiteEntry struct {
 	// because it is a property of the connection, not of the certificate.
 	poolChain  []*x509.Certificate
 	poolReject *trust.Rejection
+
+	// roots is the site's trust pool this verdict was reached with (nil
+	// for a site without one): a verdict of another pool is stale.
+	roots *x509.CertPool
 
 	card      atomic.Pointer[Entry]
 	assertion atomic.Pointer[signedAssertion]
@@ -376,7 +398,7 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 	}
 	leaf := cs.PeerCertificates[0]
 	se := s.certs.get(leaf, now)
-	if se == nil || now.Before(se.notBefore) || now.After(se.notAfter) {
+	if se == nil || se.roots != s.roots.Load() || now.Before(se.notBefore) || now.After(se.notAfter) {
 		// (A cached entry holds the certificate's validity period, so the
 		// request path reads nothing more of the certificate.)
 		if rej := trust.CheckValidity(leaf, now); rej != nil {
@@ -406,20 +428,23 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 // one.
 func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	leaf := cs.PeerCertificates[0]
+	roots := s.roots.Load()
 	var chainKey [sha256.Size]byte
-	if s.cfg.Policy.Roots != nil && len(cs.VerifiedChains) == 0 {
+	if roots != nil && len(cs.VerifiedChains) == 0 {
 		chainKey = chainDigest(cs.PeerCertificates)
-		if se, ok := s.refused.Get(chainKey); ok && now.Sub(se.created) < s.siteTTL {
+		if se, ok := s.refused.Get(chainKey); ok && se.roots == roots && now.Sub(se.created) < s.siteTTL {
 			return se
 		}
 	}
-	se := &SiteEntry{created: now, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, Chain: CardChain{Leaf: leaf}}
+	se := &SiteEntry{created: now, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, Chain: CardChain{Leaf: leaf}, roots: roots}
 	var issuer *x509.Certificate
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
 		issuer = cs.VerifiedChains[0][1]
 	}
-	if s.cfg.Policy.Roots != nil {
-		se.poolChain, se.poolReject = s.cfg.Policy.Verify(leaf, cs.PeerCertificates[1:], now)
+	if roots != nil {
+		policy := s.cfg.Policy
+		policy.Roots = roots
+		se.poolChain, se.poolReject = policy.Verify(leaf, cs.PeerCertificates[1:], now)
 		if len(se.poolChain) > 1 && issuer == nil {
 			issuer = se.poolChain[1]
 		}
@@ -449,7 +474,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	switch {
 	case issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0:
 		s.certs.add(se, now)
-	case s.cfg.Policy.Roots != nil:
+	case roots != nil:
 		// Refused by this site's pool, for this chain as sent: the same
 		// certificate with other CA certificates is judged afresh.
 		s.refused.Add(chainKey, se)

@@ -294,3 +294,25 @@ func (c *AccountsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(s))
 	}
 }
+
+// TrustBundleReloads is the counter of trust bundle changes, by result
+// (changed: new files loaded and in use; refused: new files failed to
+// load, the last good bundle kept). Every cacgate_bundle of a config
+// shares it.
+func TrustBundleReloads(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "trust_bundle_reloads_total",
+		Help:      "Changes of a cacgate_bundle trust source's files, by result: changed (loaded and in use) or refused (failed to load; the last good bundle kept).",
+	}, []string{"result"})
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}

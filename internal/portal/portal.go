@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -116,13 +117,17 @@ type Config struct {
 	Logger        *zap.Logger
 	// JWKS returns the assertion verification key set.
 	JWKS func() []byte
+	// TrustCertificates returns the CAs the site trusts for cards, for
+	// the certificates page; none when the gateway cannot tell.
+	TrustCertificates func(r *http.Request) []*x509.Certificate
 }
 
 // Portal serves every page under ui.Prefix, once.
 type Portal struct {
-	cfg           Config
-	consentPage   *template.Template
-	notRegistered *template.Template
+	cfg              Config
+	consentPage      *template.Template
+	notRegistered    *template.Template
+	certificatesPage *template.Template
 }
 
 // New parses the pages and returns the portal.
@@ -139,6 +144,9 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	if p.notRegistered, err = ui.ParsePage(Templates, "templates/not-registered.html"); err != nil {
+		return nil, err
+	}
+	if p.certificatesPage, err = ui.ParsePage(Templates, "templates/certificates.html"); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -159,12 +167,15 @@ const (
 	routeLogout
 	routeEnroll
 	routeAccount
+	routeCertificates
 )
 
 func routeOf(path string) route {
 	switch {
 	case path == PathJWKS:
 		return routeJWKS
+	case path == PathCertificates || strings.HasPrefix(path, PathCertificates+"/"):
+		return routeCertificates
 	case strings.HasPrefix(path, PathAssets):
 		return routeAsset
 	case path == consent.Path:
@@ -231,6 +242,8 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 		return p.serveJWKS(w, r)
 	case routeAsset:
 		return serveAsset(w, r)
+	case routeCertificates:
+		return p.serveCertificates(w, r)
 	case routeConsent:
 		return p.serveConsent(w, r, v)
 	case routeLogin:

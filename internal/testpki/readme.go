@@ -39,6 +39,8 @@ policies. All EDIPIs are made up.
 | ` + "`server-key.pem`" + ` | server private key (PKCS#8) |
 | ` + "`rogue-root.pem`" + ` | a forger's root with exactly the same name as ` + "`root.pem`" + ` but another key; never trust it |
 | ` + "`crl/test-dod-id-ca-70.crl`" + ` | DER CRL of "{{.IntermediateName}}", listing ` + "`revoked.ronald`" + ` (valid until {{.CRLNextUpdate}}) |
+| ` + "`" + DISAZip + "`" + ` | the root and intermediate as DISA ships the DoD PKI: folder ` + "`" + DISABundleName + "/`" + ` with the set as DER and PEM PKCS#7, one .p7b per root, a CMS-signed SHA-256 checksum list (signed by a throwaway code-signing certificate, ` + "`DoD_PKE_CA_chain.pem`" + `) and a README |
+| ` + "`" + DISADERFile + "`" + `, ` + "`" + DISAPEMFile + "`" + ` | the same set unpacked: PKCS#7, DER and PEM (` + "`trust_pool cacgate_bundle`" + ` reads any of the three) |
 | ` + "`cards/<name>.pem`" + ` | card certificate, then its issuing CA |
 | ` + "`cards/<name>-key.pem`" + ` | card private key (PKCS#8) |
 | ` + "`cards/<name>.p12`" + ` | key, certificate and issuing CA for importing into a browser or OS |

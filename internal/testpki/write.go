@@ -41,6 +41,9 @@ type outputFile struct {
 //	server.pem               server certificate then intermediate
 //	server-key.pem           server key, PKCS#8
 //	rogue-root.pem           the look-alike root nothing should trust
+//	disa/…                   root and intermediate as DISA ships the DoD
+//	                         PKI: a .zip of PKCS#7 bundles and a signed
+//	                         checksum list, and its .der.p7b and .pem.p7b
 //	cards/<name>.pem         card certificate then its issuing CA
 //	cards/<name>-key.pem     card key, PKCS#8
 //	cards/<name>.p12         key, certificate and issuing CA, for browsers
@@ -57,7 +60,7 @@ func (p *PKI) WriteDir(dir, p12Password string) error {
 	if err != nil {
 		return err
 	}
-	for _, sub := range []string{"cards", filepath.Dir(CRLFile)} {
+	for _, sub := range []string{"cards", filepath.Dir(CRLFile), filepath.Dir(DISAZip)} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), dirMode); err != nil {
 			return fmt.Errorf("testpki: %w", err)
 		}
@@ -108,6 +111,13 @@ func (p *PKI) outputFiles(p12Password string) ([]outputFile, error) {
 			outputFile{path: stem + "-key.pem", data: key, private: true},
 			outputFile{path: stem + ".p12", data: p12, private: true},
 		)
+	}
+	disa, err := DISAFiles([]*x509.Certificate{p.Root.Cert, p.Intermediate.Cert})
+	if err != nil {
+		return nil, fmt.Errorf("testpki: DISA bundle: %w", err)
+	}
+	for _, name := range []string{DISAZip, DISADERFile, DISAPEMFile} {
+		files = append(files, outputFile{path: name, data: disa[name]})
 	}
 	manifest, err := p.manifestJSON()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/cacgate/cacgate/internal/testpki"
+	"github.com/cacgate/cacgate/internal/trustbundle"
 )
 
 func TestWriteDir(t *testing.T) {
@@ -40,6 +41,16 @@ func TestWriteDir(t *testing.T) {
 	}
 	for _, name := range []string{"manifest.json", "README.md"} {
 		assertMode(t, dir, name, 0o644)
+	}
+	// The DISA-style bundle holds the trusted CAs, and only them.
+	for _, name := range []string{testpki.DISAZip, testpki.DISADERFile, testpki.DISAPEMFile} {
+		b, err := trustbundle.Load([]string{filepath.Join(dir, filepath.FromSlash(name))}, time.Now())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(b.CAs) != 2 || len(b.Refused) != 0 || !b.CAs[0].Cert.Equal(p.Intermediate.Cert) || !b.CAs[1].Cert.Equal(p.Root.Cert) {
+			t.Errorf("%s holds %d CAs, refused %v", name, len(b.CAs), b.Refused)
+		}
 	}
 
 	var manifest testpki.Manifest

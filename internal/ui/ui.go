@@ -26,6 +26,13 @@ const Prefix = "/.cacgate/"
 // StylesheetPath is where the layout expects the shared stylesheet.
 const StylesheetPath = Prefix + "assets/style.css"
 
+// CertificatesPath is the public page offering the CA certificates the
+// site trusts (the refusal pages for a missing or untrusted card link it).
+const CertificatesPath = Prefix + "certificates"
+
+// CertificatesLink is the way forward to CertificatesPath.
+var CertificatesLink = Link{Text: "Get the DoD certificates this site uses (if your browser does not offer your card or does not trust this site)", Href: CertificatesPath}
+
 //go:embed templates/*.html
 var layoutFS embed.FS
 
