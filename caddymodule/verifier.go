@@ -88,7 +88,7 @@ func (v *Verifier) VerifyClientCertificate(_ [][]byte, verifiedChains [][]*x509.
 	if len(chain) > 1 {
 		issuer = chain[1]
 	}
-	if rej := v.policy.CheckChainDepth(chain); rej != nil {
+	if rej := v.policy.CheckChainDepth(len(chain)); rej != nil {
 		return v.refuse(leaf, rej.Code, rej)
 	}
 	if rej := v.policy.Check(leaf, issuer); rej != nil {

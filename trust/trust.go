@@ -252,9 +252,10 @@ func (p *Policy) Check(leaf, issuer *x509.Certificate) *Rejection {
 	return nil
 }
 
-// CheckChainDepth enforces MaxChainDepth on a verified chain.
-func (p *Policy) CheckChainDepth(chain []*x509.Certificate) *Rejection {
-	if p.MaxChainDepth > 0 && len(chain) > p.MaxChainDepth {
+// CheckChainDepth enforces MaxChainDepth on a verified chain of depth
+// certificates.
+func (p *Policy) CheckChainDepth(depth int) *Rejection {
+	if p.MaxChainDepth > 0 && depth > p.MaxChainDepth {
 		return &Rejection{CodeUntrusted, "Your certificate's chain of certificate authorities is longer than this site allows."}
 	}
 	return nil

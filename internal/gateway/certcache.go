@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+	"weak"
 )
 
 // certCache is a site's verdicts on certificates, at most size of them,
@@ -15,7 +17,7 @@ import (
 //
 //   - an entry is found first by the parsed certificate it was made for,
 //     the one its connection presents on every later request: a lookup
-//     then hashes a pointer and reads nothing of the certificate;
+//     then hashes an address and reads nothing of the certificate;
 //   - a request on another connection (its own parse of the same DER)
 //     finds it by a hash of the certificate's last bytes (the issuing
 //     CA's signature: only certificates a trusted CA signed are cached,
@@ -29,14 +31,23 @@ import (
 //
 // Entries expire by the caller's clock (SiteEntry.created); an expired
 // one is the first to go when room is needed.
+//
+// The cache keeps no connection's parsed certificate alive: an entry holds
+// its certificate's DER (a copy) and the parsed certificate weakly. A
+// parsed certificate is some hundred pointer-rich objects (names,
+// extensions, the key, the handshake message its Raw slices); kept for
+// every card whose connection has closed, they doubled what the garbage
+// collector marked per cached card.
 type certCache struct {
 	seed maphash.Seed
 	ttl  time.Duration
 
 	mu sync.RWMutex
-	// byLeaf holds each entry under the parsed certificate it was made
-	// for (SiteEntry.Chain.Leaf).
-	byLeaf map[*x509.Certificate]*SiteEntry
+	// byLeaf holds each entry under the address of the parsed certificate
+	// it was made for (certEntry.leafAddr): a hint, confirmed by the
+	// entry's weak pointer to that very certificate, so an address a dead
+	// certificate's successor reuses finds nothing.
+	byLeaf map[uintptr]*SiteEntry
 	// byHash holds each entry under certHash of its certificate; entries
 	// whose certificates share the hash are chained through
 	// SiteEntry.sameHash.
@@ -52,7 +63,7 @@ func newCertCache(size int, ttl time.Duration) *certCache {
 	// The maps grow as cards come: cache_size may be millions.
 	return &certCache{
 		seed: maphash.MakeSeed(), ttl: ttl, size: size,
-		byLeaf: map[*x509.Certificate]*SiteEntry{}, byHash: map[uint64]*SiteEntry{},
+		byLeaf: map[uintptr]*SiteEntry{}, byHash: map[uint64]*SiteEntry{},
 	}
 }
 
@@ -67,8 +78,8 @@ func (c *certCache) certHash(der []byte) uint64 {
 // get returns the unexpired entry for leaf, nil if there is none.
 func (c *certCache) get(leaf *x509.Certificate, now time.Time) *SiteEntry {
 	c.mu.RLock()
-	e := c.byLeaf[leaf]
-	if e == nil {
+	e := c.byLeaf[addressOf(leaf)]
+	if e == nil || e.leaf.Value() != leaf {
 		for e = c.byHash[c.certHash(leaf.Raw)]; e != nil && !e.isFor(leaf); e = e.sameHash {
 		}
 	}
@@ -77,21 +88,45 @@ func (c *certCache) get(leaf *x509.Certificate, now time.Time) *SiteEntry {
 	if e != nil && !e.used.Load() {
 		e.used.Store(true)
 	}
+	orphan := e != nil && e.leaf.Value() == nil
 	c.mu.RUnlock()
+	if orphan {
+		c.adopt(e, leaf)
+	}
 	if e == nil || now.Sub(e.created) >= c.ttl {
 		return nil
 	}
 	return e
 }
 
-// add caches se (whose Chain.Leaf is set), replacing the entry for the
-// same certificate if there is one, else, when full, the first entry the
-// clock's hand finds unused since it last passed (or expired).
-func (c *certCache) add(se *SiteEntry, now time.Time) {
-	h := c.certHash(se.Chain.Leaf.Raw)
+// adopt makes leaf the certificate e is found by, when the connection e
+// was made on is gone (its parsed certificate collected): this
+// connection's next requests then find e by address. Once per entry and
+// dead connection; while the first connection lives, others find e by
+// hash (re-keying back and forth between live connections would write on
+// every request).
+func (c *certCache) adopt(e *SiteEntry, leaf *x509.Certificate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.unlinkFor(h, se.Chain.Leaf); old != nil {
+	if c.ring[e.slot] != e || e.leaf.Value() != nil {
+		return // evicted, or adopted by another connection meanwhile
+	}
+	if c.byLeaf[e.leafAddr] == e {
+		delete(c.byLeaf, e.leafAddr)
+	}
+	e.leaf, e.leafAddr = weak.Make(leaf), addressOf(leaf)
+	c.byLeaf[e.leafAddr] = e
+}
+
+// add caches se (whose certificate is set: setCertificate), replacing the
+// entry for the same certificate if there is one, else, when full, the
+// first entry the clock's hand finds unused since it last passed (or
+// expired).
+func (c *certCache) add(se *SiteEntry, now time.Time) {
+	h := c.certHash(se.der)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.unlinkDER(h, se.der); old != nil {
 		se.slot = old.slot
 	} else if len(c.ring) < c.size {
 		se.slot = len(c.ring)
@@ -100,7 +135,9 @@ func (c *certCache) add(se *SiteEntry, now time.Time) {
 		se.slot = c.evict(now)
 	}
 	c.ring[se.slot] = se
-	c.byLeaf[se.Chain.Leaf] = se
+	// (An entry of a dead certificate whose address this one reuses
+	// loses the key: it was no longer found by it anyway.)
+	c.byLeaf[se.leafAddr] = se
 	se.sameHash = c.byHash[h]
 	c.byHash[h] = se
 }
@@ -117,17 +154,18 @@ func (c *certCache) evict(now time.Time) int {
 			e.used.Store(false)
 			continue
 		}
-		c.unlinkFor(c.certHash(e.Chain.Leaf.Raw), e.Chain.Leaf)
+		c.unlinkDER(c.certHash(e.der), e.der)
 		return slot
 	}
 }
 
-// unlinkFor takes the entry for leaf out of the chain under h and returns
-// it (nil if there is none). Its ring slot is the caller's to reuse.
-func (c *certCache) unlinkFor(h uint64, leaf *x509.Certificate) *SiteEntry {
+// unlinkDER takes the entry for the certificate der out of the chain
+// under h and returns it (nil if there is none). Its ring slot is the
+// caller's to reuse.
+func (c *certCache) unlinkDER(h uint64, der []byte) *SiteEntry {
 	var prev *SiteEntry
 	for e := c.byHash[h]; e != nil; prev, e = e, e.sameHash {
-		if !e.isFor(leaf) {
+		if !bytes.Equal(e.der, der) {
 			continue
 		}
 		switch {
@@ -139,7 +177,9 @@ func (c *certCache) unlinkFor(h uint64, leaf *x509.Certificate) *SiteEntry {
 			delete(c.byHash, h)
 		}
 		e.sameHash = nil
-		delete(c.byLeaf, e.Chain.Leaf)
+		if c.byLeaf[e.leafAddr] == e {
+			delete(c.byLeaf, e.leafAddr)
+		}
 		return e
 	}
 	return nil
@@ -160,10 +200,33 @@ type certEntry struct {
 	// certificate has the same hash. Both are guarded by the cache's lock.
 	slot     int
 	sameHash *SiteEntry
+
+	// der is the certificate's DER, a copy: Raw slices the handshake
+	// message of the connection that presented it.
+	der []byte
+	// leaf is the parsed certificate the entry was made for, held weakly
+	// (see certCache), and leafAddr its address, the entry's byLeaf key.
+	leaf     weak.Pointer[x509.Certificate]
+	leafAddr uintptr
+}
+
+// setCertificate records the certificate the entry is the verdict on.
+func (ce *certEntry) setCertificate(leaf *x509.Certificate) {
+	ce.der = bytes.Clone(leaf.Raw)
+	ce.leaf = weak.Make(leaf)
+	ce.leafAddr = addressOf(leaf)
 }
 
 // isFor reports whether the entry is the verdict on leaf: the same parsed
 // certificate, or one with the same DER.
-func (se *SiteEntry) isFor(leaf *x509.Certificate) bool {
-	return se.Chain.Leaf == leaf || bytes.Equal(se.Chain.Leaf.Raw, leaf.Raw)
+func (ce *certEntry) isFor(leaf *x509.Certificate) bool {
+	return ce.leaf.Value() == leaf || bytes.Equal(ce.der, leaf.Raw)
+}
+
+// addressOf is where leaf is in memory: only a map key, which keeps
+// nothing alive (Go's collector does not move objects, so a live
+// certificate keeps its address; a dead one's may be reused, which the
+// entry's weak pointer tells apart).
+func addressOf(leaf *x509.Certificate) uintptr {
+	return uintptr(unsafe.Pointer(leaf))
 }

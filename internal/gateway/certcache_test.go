@@ -9,9 +9,11 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 )
 
 // fakeCert is a certificate as the cache sees it: its DER. tail sets the
@@ -23,7 +25,9 @@ func fakeCert(body, tail string) *x509.Certificate {
 }
 
 func cacheEntry(leaf *x509.Certificate, now time.Time) *SiteEntry {
-	return &SiteEntry{created: now, Chain: CardChain{Leaf: leaf}}
+	se := &SiteEntry{created: now}
+	se.setCertificate(leaf)
+	return se
 }
 
 // TestCertCacheFindsByCertificate: an entry is found by the certificate
@@ -124,8 +128,8 @@ func TestCertCacheEvictsUnused(t *testing.T) {
 	if reachable != size || len(c.ring) != size || len(c.byLeaf) != size {
 		t.Fatalf("%d reachable entries, ring of %d, %d by certificate, size %d", reachable, len(c.ring), len(c.byLeaf), size)
 	}
-	for leaf, e := range c.byLeaf {
-		if e.Chain.Leaf != leaf || c.ring[e.slot] != e {
+	for addr, e := range c.byLeaf {
+		if e.leafAddr != addr || c.ring[e.slot] != e {
 			t.Fatal("an entry held under another certificate, or evicted but still found")
 		}
 	}
@@ -238,11 +242,41 @@ func TestCertCacheRealCertificateWithAnothersSignature(t *testing.T) {
 	c.add(se, now)
 	for range 2 {
 		if got := c.get(forged, now); got != nil {
-			t.Fatalf("a certificate with another's signature got its verdict (entry for %q)", got.Chain.Leaf.Subject.CommonName)
+			t.Fatalf("a certificate with another's signature got its verdict (entry for %x)", got.der)
 		}
 	}
 	c.add(cacheEntry(forged, now), now)
 	if c.get(real, now) != se || c.get(forged, now) == se {
 		t.Fatal("the forged certificate's entry displaced or took the real one's")
+	}
+}
+
+// TestCertCacheKeepsNoCertificateAlive: an entry holds its certificate's
+// DER and the parsed certificate only weakly, so once the connection that
+// presented it is gone the collector frees the parse; another parse of the
+// same DER (a new connection) still finds the entry and becomes its key.
+func TestCertCacheKeepsNoCertificateAlive(t *testing.T) {
+	now := time.Now()
+	c := newCertCache(10, time.Hour)
+	leaf := fakeCert("certificate A", "signature")
+	se := cacheEntry(leaf, now)
+	c.add(se, now)
+	gone := weak.Make(leaf)
+	leaf = nil
+	for i := 0; gone.Value() != nil; i++ {
+		if i == 100 {
+			t.Fatal("the cache keeps the parsed certificate alive")
+		}
+		runtime.GC()
+	}
+	again := fakeCert("certificate A", "signature")
+	if c.get(again, now) != se {
+		t.Fatal("another parse of the same DER did not find the entry")
+	}
+	if se.leaf.Value() != again || c.byLeaf[addressOf(again)] != se {
+		t.Fatal("the new connection's certificate did not become the entry's key")
+	}
+	if c.get(fakeCert("certificate B", "signature"), now) != nil {
+		t.Fatal("another certificate found the entry")
 	}
 }

@@ -90,7 +90,7 @@ func TestJoinedLookupAfterChange(t *testing.T) {
 	r := h.request(t, doe, true)
 	var wg sync.WaitGroup
 	var before, after *Entry
-	wg.Go(func() { before, _ = h.core.Card(context.Background(), r, se.ID, &se.Chain) })
+	wg.Go(func() { before, _ = h.core.Card(context.Background(), r, se.ID, se.cardChain(r.TLS)) })
 	select {
 	case <-stall.entered:
 	case <-time.After(time.Minute):
@@ -104,7 +104,7 @@ func TestJoinedLookupAfterChange(t *testing.T) {
 	joining := make(chan struct{})
 	var once sync.Once
 	h.core.beforeLookup = func() { once.Do(func() { close(joining) }) }
-	wg.Go(func() { after, _ = h.core.Card(context.Background(), r, se.ID, &se.Chain) })
+	wg.Go(func() { after, _ = h.core.Card(context.Background(), r, se.ID, se.cardChain(r.TLS)) })
 	<-joining
 	// The second request is joining the flight (were it to start a fresh
 	// one instead, it would see the disabled account all the same).

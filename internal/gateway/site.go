@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -115,15 +117,23 @@ type SiteEntry struct {
 	notBefore, notAfter time.Time
 	// ID is the card holder's identity (nil if the certificate is not a
 	// CAC identity; Rejection says why).
-	ID    *cacid.Identity
-	Chain CardChain
+	ID *cacid.Identity
+	// issuer is the verified issuing CA certificate (nil if none), and
+	// policies the certificate's policy OIDs, for the access rules. The
+	// entry keeps no parsed card certificate (see certCache): what needs
+	// the card's takes it from the request (cardChain).
+	issuer   *x509.Certificate
+	policies []asn1.ObjectIdentifier
 	// Rejection is a usage/issuer/policy/identity problem, nil if none.
 	Rejection *trust.Rejection
-	// poolChain is the chain the site's own trust pool verified (nil if
-	// none). A handshake-verified chain is checked per request instead,
-	// because it is a property of the connection, not of the certificate.
-	poolChain  []*x509.Certificate
-	poolReject *trust.Rejection
+	// poolVerified is whether the site's own trust pool verified the
+	// certificate, and poolCAs the CA certificates of that chain (card
+	// excluded); poolReject says why not. A handshake-verified chain is
+	// checked per request instead, because it is a property of the
+	// connection, not of the certificate.
+	poolVerified bool
+	poolCAs      []*x509.Certificate
+	poolReject   *trust.Rejection
 
 	// roots is the site's trust pool this verdict was reached with (nil
 	// for a site without one): a verdict of another pool is stale.
@@ -375,12 +385,10 @@ func accessFacts(se *SiteEntry, card *Entry) *access.Facts {
 			f.Affiliation = se.ID.Affiliation
 		}
 		f.IssuerDN = se.ID.Issuer
-		if se.Chain.Issuer != nil {
-			f.IssuerSHA256 = cacid.Fingerprint(se.Chain.Issuer.Raw)
+		if se.issuer != nil {
+			f.IssuerSHA256 = cacid.Fingerprint(se.issuer.Raw)
 		}
-		if se.Chain.Leaf != nil {
-			f.Policies = se.Chain.Leaf.PolicyIdentifiers
-		}
+		f.Policies = se.policies
 	}
 	return f
 }
@@ -406,14 +414,16 @@ func (s *Site) Certificate(cs *tls.ConnectionState, now time.Time) (*SiteEntry, 
 		}
 		se = s.siteEntry(cs, now)
 	}
-	chain := se.poolChain
-	if len(cs.VerifiedChains) > 0 {
-		chain = cs.VerifiedChains[0]
-	}
-	if chain == nil {
+	var depth int
+	switch {
+	case len(cs.VerifiedChains) > 0:
+		depth = len(cs.VerifiedChains[0])
+	case se.poolVerified:
+		depth = 1 + len(se.poolCAs)
+	default:
 		return se, se.poolReject
 	}
-	if rej := s.cfg.Policy.CheckChainDepth(chain); rej != nil {
+	if rej := s.cfg.Policy.CheckChainDepth(depth); rej != nil {
 		return se, rej
 	}
 	if se.Rejection != nil {
@@ -436,7 +446,8 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 			return se
 		}
 	}
-	se := &SiteEntry{created: now, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, Chain: CardChain{Leaf: leaf}, roots: roots}
+	se := &SiteEntry{created: now, notBefore: leaf.NotBefore, notAfter: leaf.NotAfter, policies: leaf.PolicyIdentifiers, roots: roots}
+	se.setCertificate(leaf)
 	var issuer *x509.Certificate
 	if len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 1 {
 		issuer = cs.VerifiedChains[0][1]
@@ -444,19 +455,19 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	if roots != nil {
 		policy := s.cfg.Policy
 		policy.Roots = roots
-		se.poolChain, se.poolReject = policy.Verify(leaf, cs.PeerCertificates[1:], now)
-		if len(se.poolChain) > 1 && issuer == nil {
-			issuer = se.poolChain[1]
+		var chain []*x509.Certificate
+		chain, se.poolReject = policy.Verify(leaf, cs.PeerCertificates[1:], now)
+		if se.poolVerified = len(chain) > 0; se.poolVerified {
+			// A copy of the CAs alone: the chain's first slot is the card.
+			se.poolCAs = slices.Clone(chain[1:])
+		}
+		if len(chain) > 1 && issuer == nil {
+			issuer = chain[1]
 		}
 	} else {
 		se.poolReject = &trust.Rejection{Code: trust.CodeNotVerified, Reason: "Your certificate was not verified against this site's trusted certificate authorities."}
 	}
-	se.Chain.Issuer = issuer
-	if len(cs.VerifiedChains) > 0 {
-		se.Chain.Verified = cs.VerifiedChains[0]
-	} else {
-		se.Chain.Verified = se.poolChain
-	}
+	se.issuer = issuer
 	se.Rejection = s.cfg.Policy.Check(leaf, issuer)
 	id, err := cacid.Parse(leaf)
 	if err != nil && se.Rejection == nil {
@@ -472,7 +483,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	// issuer it was judged against is part of it, and a connection that
 	// verified nothing must not shape what a verified one sees later.
 	switch {
-	case issuer != nil || len(se.poolChain) > 0 || len(cs.VerifiedChains) > 0:
+	case issuer != nil || se.poolVerified || len(cs.VerifiedChains) > 0:
 		s.certs.add(se, now)
 	case roots != nil:
 		// Refused by this site's pool, for this chain as sent: the same
@@ -498,6 +509,20 @@ func chainDigest(certs []*x509.Certificate) [sha256.Size]byte {
 	return sum
 }
 
+// cardChain is the chain to check the card's revocation status on: the
+// request's certificate (the one the entry is the verdict on) with the
+// chain its handshake verified, else the one the site's pool did.
+func (se *SiteEntry) cardChain(cs *tls.ConnectionState) *CardChain {
+	cc := &CardChain{Leaf: cs.PeerCertificates[0], Issuer: se.issuer}
+	switch {
+	case len(cs.VerifiedChains) > 0:
+		cc.Verified = cs.VerifiedChains[0]
+	case se.poolVerified:
+		cc.Verified = append([]*x509.Certificate{cc.Leaf}, se.poolCAs...)
+	}
+	return cc
+}
+
 // userSiteEntry is the site entry of a password-signed-in user: no
 // certificate, the assertion and access decision cached per username.
 func (s *Site) userSiteEntry(username string, now time.Time) *SiteEntry {
@@ -518,7 +543,7 @@ func (s *Site) currentCard(r *http.Request, se *SiteEntry, now time.Time) (*Entr
 		c.cfg.Metrics.CacheHit.Inc()
 		return e, nil
 	}
-	e, err := c.Card(r.Context(), r, se.ID, &se.Chain)
+	e, err := c.Card(r.Context(), r, se.ID, se.cardChain(r.TLS))
 	if err != nil {
 		return nil, err
 	}
