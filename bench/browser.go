@@ -44,13 +44,39 @@ func loopbackDial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
 }
 
+// loopbackDialFrom is loopbackDial from the loopback address src, which
+// the gateway counts as another client's.
+func loopbackDialFrom(src net.IP) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
+		return d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
+	}
+}
+
+// floodSource is the loopback address of flood worker w in round: every
+// worker of every cell its own (127.0.<round>.<2+w>), so the flood stands
+// for many clients and no address reaches the gateway's attempts_per_ip,
+// however many rounds run.
+func floodSource(round, w int) net.IP {
+	return net.IPv4(127, 0, byte(1+round%250), byte(2+w%250))
+}
+
 // browserClient is a client for one card that keeps its connection and
 // does not follow redirects (each hop is checked).
 func browserClient(p *benchPKI, c *benchCard) *http.Client {
+	return browserClientVia(p, c, loopbackDial)
+}
+
+// browserClientVia is browserClient dialling with dial.
+func browserClientVia(p *benchPKI, c *benchCard, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
-			DialContext: loopbackDial,
+			DialContext: dial,
 			TLSClientConfig: &tls.Config{
 				RootCAs:      p.roots,
 				ServerName:   "localhost",

@@ -117,13 +117,13 @@ func (r *runner) runCell(ctx context.Context, sc *scenario, m mode, round int, p
 
 	var flood *floodRun
 	if sc.flood {
-		c := browserClient(r.pki, r.pki.flood)
+		c := browserClientVia(r.pki, r.pki.flood, loopbackDialFrom(floodSource(round, r.opts.floodWorkers)))
 		form, err := prepareFlood(ctx, c, sc.server.baseURL(), r.floodCookies[sc.server])
 		closeClient(c)
 		if err != nil {
 			return nil, fmt.Errorf("preparing the enrollment flood: %w", err)
 		}
-		flood = startFlood(ctx, r.pki, sc.server.baseURL(), r.floodCookies[sc.server], form, r.opts.floodWorkers)
+		flood = startFlood(ctx, r.pki, sc.server.baseURL(), r.floodCookies[sc.server], form, r.opts.floodWorkers, round)
 		defer flood.stop()
 	}
 

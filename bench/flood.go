@@ -15,9 +15,10 @@ import (
 // floodRun is an enrollment flood: workers posting the profile step of
 // self-enrollment as fast as the gateway answers, each post one argon2id
 // password hash. A sealed state is used once, so each profile post follows
-// an identity check for a fresh state (the server's attempts_per_ip is
-// raised for it: the flood stands for many clients). It runs during the
-// warm and measured phases of its cell.
+// an identity check for a fresh state. The flood stands for many clients:
+// each worker of each round posts from its own loopback address
+// (floodSource), and the server's attempts_per_ip is raised too. It runs
+// during the warm and measured phases of its cell.
 type floodRun struct {
 	measuring atomic.Bool
 	ok, bad   atomic.Int64 // posts answered during the measured phase
@@ -27,7 +28,7 @@ type floodRun struct {
 	clients   []*http.Client
 }
 
-func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.Values, workers int) *floodRun {
+func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.Values, workers, round int) *floodRun {
 	f := &floodRun{}
 	identity := floodIdentity(form)
 	hdr := http.Header{
@@ -37,8 +38,8 @@ func startFlood(ctx context.Context, p *benchPKI, base, cookie string, form url.
 		"Origin":       {base},
 		"Cookie":       {consentCookie + "=" + cookie},
 	}
-	for range workers {
-		c := browserClient(p, p.flood)
+	for w := range workers {
+		c := browserClientVia(p, p.flood, loopbackDialFrom(floodSource(round, w)))
 		f.clients = append(f.clients, c)
 		f.wg.Add(1)
 		go func() {
