@@ -190,19 +190,12 @@ func parseFlags(args []string) (options, error) {
 		def("measure", func() { o.measure = 2 * time.Second })
 		def("lookups", func() { o.lookups = 2000 })
 	}
-	for _, f := range strings.Split(cardCounts, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
-		if err != nil || n < 2 {
-			return o, fmt.Errorf("bad -cards count %q: at least 2", f)
-		}
-		if !slices.Contains(o.cardCounts, n) {
-			o.cardCounts = append(o.cardCounts, n)
-		}
+	var err error
+	if o.cardCounts, err = parseCounts(cardCounts, "-cards", 2); err != nil {
+		return o, err
 	}
 	slices.Sort(o.cardCounts)
+	o.cardCounts = slices.Compact(o.cardCounts)
 	if len(o.cardCounts) > 0 {
 		o.cards = o.cardCounts[len(o.cardCounts)-1]
 	}
@@ -229,15 +222,8 @@ func parseFlags(args []string) (options, error) {
 		o.soakInterval <= 0 || o.soakEnroll <= 0 || o.soakPassword <= 0 || o.soakReload <= 0 || o.soakSettle <= 0)) {
 		return o, errors.New("soak: duration, nodes, cards, rate, workers, sign-out loops and every interval must be positive")
 	}
-	for _, f := range strings.Split(scale, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
-		if err != nil || n < 1 {
-			return o, fmt.Errorf("bad -scale size %q", f)
-		}
-		o.scale = append(o.scale, n)
+	if o.scale, err = parseCounts(scale, "-scale", 1); err != nil {
+		return o, err
 	}
 	for _, f := range strings.Split(modes, ",") {
 		switch m := mode(strings.TrimSpace(f)); m {
@@ -248,7 +234,6 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("unknown mode %q", f)
 		}
 	}
-	var err error
 	if only != "" {
 		if o.only, err = regexp.Compile("^(" + only + ")$"); err != nil {
 			return o, err
@@ -260,6 +245,23 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseCounts reads a comma-separated list of numbers, each at least least
+// ("1000,10_000"; empty entries are skipped).
+func parseCounts(list, flagName string, least int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < least {
+			return nil, fmt.Errorf("bad %s entry %q: a number of at least %d", flagName, f, least)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // newRunner makes a runner with a new work directory (removed by cleanup

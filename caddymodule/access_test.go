@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/cacgate/cacgate/internal/access"
@@ -54,7 +52,7 @@ func startAccessGateway(t *testing.T) *testGateway {
 	accessFileCheckInterval = 20 * time.Millisecond
 	t.Cleanup(func() { accessFileCheckInterval = old })
 
-	load := func() error {
+	render := func() string {
 		ports := freePorts(t, 3)
 		g.ports["routes"], g.ports["navy"] = ports[0], ports[1]
 		g.admin = fmt.Sprintf("127.0.0.1:%d", ports[2])
@@ -111,31 +109,9 @@ https://localhost:%[6]d {
 	reverse_proxy %[5]s
 }
 `, g.admin, g.dir, g.ports["routes"], tlsBlock, g.backend.addr, g.ports["navy"])
-		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
-		if err != nil {
-			t.Fatalf("adapting: %v\n%s", err, cfg)
-		}
-		return caddy.Load(cfgJSON, true)
+		return cfg
 	}
-	for attempt := 1; ; attempt++ {
-		err := load()
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("loading config: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
-			t.Errorf("unloading config: %v", err)
-		}
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(g.dir, "caddy.log")); err == nil {
-				t.Logf("caddy log:\n%s", tail(log, 30))
-			}
-		}
-	})
+	g.loadCaddyfile(t, render)
 	return g
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	dto "github.com/prometheus/client_model/go"
 
@@ -62,8 +61,7 @@ func startBundleGatewayReloadable(t *testing.T) (*testGateway, func()) {
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
-	var cfgJSON []byte
-	load := func() error {
+	render := func() string {
 		ports := freePorts(t, 3)
 		g.ports["request"], g.ports["given"] = ports[0], ports[1]
 		g.admin = fmt.Sprintf("127.0.0.1:%d", ports[2])
@@ -110,32 +108,9 @@ https://localhost:%[4]d {
 	reverse_proxy %[5]s
 }
 `, g.admin, g.dir, g.ports["request"], g.ports["given"], g.backend.addr)
-		var err error
-		cfgJSON, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
-		if err != nil {
-			t.Fatalf("adapting: %v\n%s", err, cfg)
-		}
-		return caddy.Load(cfgJSON, true)
+		return cfg
 	}
-	for attempt := 1; ; attempt++ {
-		err := load()
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("loading config: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
-			t.Errorf("unloading config: %v", err)
-		}
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(g.dir, "caddy.log")); err == nil {
-				t.Logf("caddy log:\n%s", tail(log, 30))
-			}
-		}
-	})
+	cfgJSON := g.loadCaddyfile(t, render)
 	reload := func() {
 		t.Helper()
 		if err := caddy.Load(cfgJSON, true); err != nil {

@@ -200,8 +200,8 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
 	// Ports are picked free, but another test process can take one before
-	// Caddy binds it: then pick again (bounded).
-	load := func() error {
+	// Caddy binds it: then loadCaddyfile renders again with new ones.
+	render := func() string {
 		sites := []string{"main", "strict", "bare", "pinned", "handshake"}
 		ports := freePorts(t, len(sites)+1)
 		for i, site := range sites {
@@ -323,16 +323,30 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 					revocation on
 				}`), mainSiteExtra(mainExtra), logFormat(globalExtra))
 
-		adapter := caddyconfig.GetAdapter("caddyfile")
-		cfgJSON, warnings, err := adapter.Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
-		if err != nil {
+		return cfg
+	}
+	g.loadCaddyfile(t, render)
+	return g
+}
+
+// loadCaddyfile loads the Caddyfile render returns, rendering it again
+// (with new free ports) when a port was taken meanwhile, at most three
+// times, and unloads it when the test ends (to an empty config, so the next
+// test starts clean and the databases are closed before t.TempDir is
+// removed), showing the end of Caddy's log if the test failed. It returns
+// the loaded JSON.
+func (g *testGateway) loadCaddyfile(t *testing.T, render func() string) []byte {
+	t.Helper()
+	var cfgJSON []byte
+	for attempt := 1; ; attempt++ {
+		cfg := render()
+		var err error
+		// (Adapt's warnings are only "not formatted" notes about the
+		// generated text.)
+		if cfgJSON, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"}); err != nil {
 			t.Fatalf("adapting test Caddyfile: %v\n%s", err, cfg)
 		}
-		_ = warnings // only "not formatted" notes about the generated text
-		return caddy.Load(cfgJSON, true)
-	}
-	for attempt := 1; ; attempt++ {
-		err := load()
+		err = caddy.Load(cfgJSON, true)
 		if err == nil {
 			break
 		}
@@ -341,18 +355,16 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 		}
 	}
 	t.Cleanup(func() {
-		// Unload to an empty config so the next test starts clean and the
-		// database file is closed before t.TempDir is removed.
 		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
 			t.Errorf("unloading config: %v", err)
 		}
 		if t.Failed() {
 			if log, err := os.ReadFile(filepath.Join(g.dir, "caddy.log")); err == nil {
-				t.Logf("caddy log:\n%s", tail(log, 30))
+				t.Logf("caddy log:\n%s", tail(log, 40))
 			}
 		}
 	})
-	return g
+	return cfgJSON
 }
 
 // logFormat is the log's format: the README's filter that keeps the

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -276,7 +275,7 @@ func startPostgresGateway(t *testing.T, dsn string) *testGateway {
 	}
 	g.roots = x509.NewCertPool()
 	g.roots.AddCert(p.Root.Cert)
-	for attempt := 1; ; attempt++ {
+	render := func() string {
 		ports := freePorts(t, 2)
 		g.ports["main"], g.admin = ports[0], fmt.Sprintf("127.0.0.1:%d", ports[1])
 		cfg := fmt.Sprintf(`{
@@ -315,28 +314,9 @@ https://localhost:%[4]d {
 	reverse_proxy %[5]s
 }
 `, g.admin, g.dir, dsn, g.ports["main"], g.backend.addr)
-		cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
-		if err != nil {
-			t.Fatalf("adapting: %v\n%s", err, cfg)
-		}
-		err = caddy.Load(cfgJSON, true)
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("loading config: %v", err)
-		}
+		return cfg
 	}
-	t.Cleanup(func() {
-		if err := caddy.Load([]byte(`{"admin":{"disabled":true,"config":{"persist":false}}}`), true); err != nil {
-			t.Errorf("unloading config: %v", err)
-		}
-		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(g.dir, "caddy.log")); err == nil {
-				t.Logf("caddy log:\n%s", tail(log, 40))
-			}
-		}
-	})
+	g.loadCaddyfile(t, render)
 	return g
 }
 
