@@ -138,8 +138,14 @@ func TestVerifyChecksTimesAndHeader(t *testing.T) {
 	if _, err := tok.Verify(sign(`{"alg":"HS256","typ":"JWT"}`, good), now); err != nil {
 		t.Fatalf("the package's own header: %v", err)
 	}
+	// Another node's clock a little ahead: allowed up to issueSkew.
+	ahead := good
+	ahead.IssuedAt = jwt.NewNumericDate(now.Add(issueSkew / 2))
+	if _, err := tok.Verify(sign(`{"alg":"HS256","typ":"JWT"}`, ahead), now); err != nil {
+		t.Fatalf("issued half the allowed skew ahead: %v", err)
+	}
 	future := good
-	future.IssuedAt = jwt.NewNumericDate(now.Add(time.Minute))
+	future.IssuedAt = jwt.NewNumericDate(now.Add(issueSkew + 2*time.Second))
 	notBefore := good
 	notBefore.NotBefore = jwt.NewNumericDate(now.Add(time.Minute))
 	noIssued := good
@@ -150,7 +156,7 @@ func TestVerifyChecksTimesAndHeader(t *testing.T) {
 	otherIssuer.Issuer = "someone"
 	valid := sign(`{"alg":"HS256","typ":"JWT"}`, good)
 	for name, s := range map[string]string{
-		"issued in the future": sign(`{"alg":"HS256","typ":"JWT"}`, future),
+		"issued beyond the skew": sign(`{"alg":"HS256","typ":"JWT"}`, future),
 		"not valid before":     sign(`{"alg":"HS256","typ":"JWT"}`, notBefore),
 		"no issue time":        sign(`{"alg":"HS256","typ":"JWT"}`, noIssued),
 		"no subject":           sign(`{"alg":"HS256","typ":"JWT"}`, noSubject),

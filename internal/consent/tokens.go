@@ -152,13 +152,20 @@ func (t *Tokens) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, errors.New("consent token has no subject")
 	case tc.IssuedAt == 0 || tc.ExpiresAt == 0:
 		return Claims{}, errors.New("consent token has no issue time or expiry")
-	case now.Before(issued) || (tc.NotBefore != 0 && now.Before(time.Unix(tc.NotBefore, 0))):
+	case now.Add(issueSkew).Before(issued) || (tc.NotBefore != 0 && now.Before(time.Unix(tc.NotBefore, 0))):
 		return Claims{}, errors.New("consent token: not valid yet")
 	case !now.Before(expires):
 		return Claims{}, errors.New("consent token: expired")
 	}
 	return Claims{Fingerprint: tc.Subject, Issued: issued, Expires: expires}, nil
 }
+
+// issueSkew is how far in the future a token's issue time may be: another
+// node of a cluster whose clock is ahead issued it (a node behind would
+// otherwise send the person back to the banner they just accepted). CSRF
+// tokens allow the same. The issue time only ages an acceptance, and only
+// the key's holder makes a token, so a minute more youth is harmless.
+const issueSkew = time.Minute
 
 // tokenClaims are a consent token's claims as JSON, in golang-jwt's order
 // and form (times in whole seconds, the audience a list): a token whose
