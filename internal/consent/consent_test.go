@@ -157,15 +157,15 @@ func TestVerifyChecksTimesAndHeader(t *testing.T) {
 	valid := sign(`{"alg":"HS256","typ":"JWT"}`, good)
 	for name, s := range map[string]string{
 		"issued beyond the skew": sign(`{"alg":"HS256","typ":"JWT"}`, future),
-		"not valid before":     sign(`{"alg":"HS256","typ":"JWT"}`, notBefore),
-		"no issue time":        sign(`{"alg":"HS256","typ":"JWT"}`, noIssued),
-		"no subject":           sign(`{"alg":"HS256","typ":"JWT"}`, noSubject),
-		"other issuer":         sign(`{"alg":"HS256","typ":"JWT"}`, otherIssuer),
-		"header without typ":   sign(`{"alg":"HS256"}`, good),
-		"header keys reversed": sign(`{"typ":"JWT","alg":"HS256"}`, good),
-		"padded signature":     valid + "=",
-		"four segments":        valid + ".x",
-		"signature cut":        valid[:len(valid)-2],
+		"not valid before":       sign(`{"alg":"HS256","typ":"JWT"}`, notBefore),
+		"no issue time":          sign(`{"alg":"HS256","typ":"JWT"}`, noIssued),
+		"no subject":             sign(`{"alg":"HS256","typ":"JWT"}`, noSubject),
+		"other issuer":           sign(`{"alg":"HS256","typ":"JWT"}`, otherIssuer),
+		"header without typ":     sign(`{"alg":"HS256"}`, good),
+		"header keys reversed":   sign(`{"typ":"JWT","alg":"HS256"}`, good),
+		"padded signature":       valid + "=",
+		"four segments":          valid + ".x",
+		"signature cut":          valid[:len(valid)-2],
 	} {
 		if _, err := tok.Verify(s, now); err == nil {
 			t.Errorf("%s: verified", name)
