@@ -6,10 +6,24 @@ import (
 	"time"
 )
 
-// Identity is the card holder as named by a CAC authentication certificate.
+// Identity is the card holder as named by an authentication certificate.
 type Identity struct {
+	// Kind is the sort of credential (KindCAC for Parse; see ParseAs),
+	// and Key its stable key: the EDIPI for KindCAC, the card UUID for
+	// PIV and PIV-I, for ECA the issuer and subject (IssuerSubjectKey) or
+	// the address Options.ECAKey names. An account is unique per kind and
+	// key.
+	Kind Kind
+	Key  string
+
 	// EDIPI is the 10-digit DoD ID number: the stable key for the person.
+	// Only a DoD credential (KindCAC) has one.
 	EDIPI string
+
+	// CommonName is the subject common name of a non-DoD credential as it
+	// is (the holder's display name); empty for KindCAC, whose name parts
+	// below are read from the DoD format.
+	CommonName string
 
 	// Name parts as on the card (DoD issues them in upper case); absent
 	// parts are empty. Suffix is a generational qualifier such as JR or III.
@@ -34,6 +48,11 @@ type Identity struct {
 	// CardUUID is the lower-case canonical UUID from a "urn:uuid:" URI
 	// subject alternative name; empty if none.
 	CardUUID string
+
+	// FASCN is the 32 digits of the FASC-N otherName (agency, system,
+	// credential number, series, issue, person identifier, ...), empty if
+	// none.
+	FASCN string
 
 	// Fingerprint is the SHA-256 of the certificate's DER encoding, and
 	// FingerprintHex its lower-case hex form, the certificate's
@@ -82,7 +101,11 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	upn, err := upnFor(cert, edipi)
+	names, err := sanOtherNames(cert)
+	if err != nil {
+		return nil, err
+	}
+	upn, err := upnFor(names.upns, edipi)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +124,8 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 
 	fingerprint := sha256.Sum256(cert.Raw)
 	return &Identity{
+		Kind:           KindCAC,
+		Key:            edipi,
 		EDIPI:          edipi,
 		FamilyName:     family,
 		GivenName:      given,
@@ -110,6 +135,7 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 		UPN:            upn,
 		Email:          email,
 		CardUUID:       cardUUID,
+		FASCN:          names.fascn,
 		Fingerprint:    fingerprint,
 		FingerprintHex: fingerprintHex(fingerprint),
 		Subject:        DistinguishedName(cert.RawSubject, cert.Subject),

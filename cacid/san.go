@@ -35,7 +35,24 @@ var tagOtherNameValue = cryptobyteasn1.Tag(0).ContextSpecific().Constructed()
 // The extension is not critical, as RFC 5280 requires when the subject is
 // not empty.
 func MarshalSubjectAltName(upns []string, emails []string, uris []*url.URL) (pkix.Extension, error) {
-	if len(upns)+len(emails)+len(uris) == 0 {
+	return SubjectAltNames{UPNs: upns, Emails: emails, URIs: uris}.Marshal()
+}
+
+// SubjectAltNames are the names MarshalSubjectAltName and Marshal encode.
+type SubjectAltNames struct {
+	UPNs   []string
+	Emails []string
+	URIs   []*url.URL
+	// FASCN, when set, is a FASC-N's 25 bytes (see EncodeFASCN), encoded
+	// as the pivFASC-N otherName after the UPNs.
+	FASCN []byte
+}
+
+// Marshal builds the subject alternative name extension: UPN otherNames,
+// the FASC-N otherName, rfc822Names, then URIs.
+func (n SubjectAltNames) Marshal() (pkix.Extension, error) {
+	upns, emails, uris := n.UPNs, n.Emails, n.URIs
+	if len(upns)+len(emails)+len(uris)+len(n.FASCN) == 0 {
 		return pkix.Extension{}, errors.New("cacid: a subject alternative name extension needs at least one name")
 	}
 	var b cryptobyte.Builder
@@ -51,6 +68,14 @@ func MarshalSubjectAltName(upns []string, emails []string, uris []*url.URL) (pki
 					b.AddASN1(cryptobyteasn1.UTF8String, func(b *cryptobyte.Builder) {
 						b.AddBytes([]byte(upn))
 					})
+				})
+			})
+		}
+		if len(n.FASCN) > 0 {
+			b.AddASN1(tagOtherName, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(OIDFASCN)
+				b.AddASN1(tagOtherNameValue, func(b *cryptobyte.Builder) {
+					b.AddASN1OctetString(n.FASCN)
 				})
 			})
 		}
@@ -93,72 +118,81 @@ func MarshalSubjectAltName(upns []string, emails []string, uris []*url.URL) (pki
 // valid UTF8String, is an *Error. A certificate without UPNs returns none
 // and no error.
 func UPNs(cert *x509.Certificate) ([]string, error) {
-	if cert == nil {
-		return nil, reject("no certificate was presented")
+	names, err := sanOtherNames(cert)
+	if err != nil {
+		return nil, err
 	}
-	var upns []string
+	return names.upns, nil
+}
+
+// otherNames are the otherName entries this package reads.
+type otherNames struct {
+	upns []string
+	// fascn is the FASC-N's 32 digits, "" if none.
+	fascn string
+}
+
+// sanOtherNames reads the UPNs and the FASC-N from the certificate's
+// subject alternative names. Two different FASC-Ns are refused.
+func sanOtherNames(cert *x509.Certificate) (otherNames, error) {
+	var names otherNames
+	if cert == nil {
+		return names, reject("no certificate was presented")
+	}
 	for _, ext := range cert.Extensions {
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue
 		}
-		found, err := upnsInSubjectAltName(ext.Value)
-		if err != nil {
-			return nil, err
+		if err := names.read(ext.Value); err != nil {
+			return otherNames{}, err
 		}
-		upns = append(upns, found...)
 	}
-	return upns, nil
+	return names, nil
 }
 
-func upnsInSubjectAltName(der cryptobyte.String) ([]string, error) {
+func (names *otherNames) read(der cryptobyte.String) error {
 	malformed := reject("the certificate's subject alternative names are malformed")
-	var names cryptobyte.String
-	if !der.ReadASN1(&names, cryptobyteasn1.SEQUENCE) || !der.Empty() {
-		return nil, malformed
+	var seq cryptobyte.String
+	if !der.ReadASN1(&seq, cryptobyteasn1.SEQUENCE) || !der.Empty() {
+		return malformed
 	}
-	var upns []string
-	for !names.Empty() {
+	for !seq.Empty() {
 		var name cryptobyte.String
 		var tag cryptobyteasn1.Tag
-		if !names.ReadAnyASN1(&name, &tag) {
-			return nil, malformed
+		if !seq.ReadAnyASN1(&name, &tag) {
+			return malformed
 		}
 		if tag != tagOtherName {
 			continue
 		}
-		upn, isUPN, ok := parseOtherName(name)
-		if !ok {
-			return nil, malformed
+		var typeID asn1.ObjectIdentifier
+		var value cryptobyte.String
+		if !name.ReadASN1ObjectIdentifier(&typeID) || !name.ReadASN1(&value, tagOtherNameValue) || !name.Empty() {
+			return malformed
 		}
-		if isUPN {
-			upns = append(upns, upn)
+		switch {
+		case typeID.Equal(OIDUPN):
+			var utf8String cryptobyte.String
+			if !value.ReadASN1(&utf8String, cryptobyteasn1.UTF8String) || !value.Empty() || !utf8.Valid(utf8String) {
+				return malformed
+			}
+			names.upns = append(names.upns, string(utf8String))
+		case typeID.Equal(OIDFASCN):
+			var octets cryptobyte.String
+			if !value.ReadASN1(&octets, cryptobyteasn1.OCTET_STRING) || !value.Empty() {
+				return malformed
+			}
+			fascn, err := DecodeFASCN(octets)
+			if err != nil {
+				return reject("the certificate's FASC-N is malformed")
+			}
+			if names.fascn != "" && names.fascn != fascn {
+				return reject("the certificate carries more than one FASC-N and they differ")
+			}
+			names.fascn = fascn
 		}
 	}
-	return upns, nil
-}
-
-// parseOtherName reads the body of an otherName,
-//
-//	OtherName ::= SEQUENCE { type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY }
-//
-// and returns its value when the type is a UPN. ok is false when the
-// otherName is malformed, or is a UPN whose value is not a UTF8String of
-// valid UTF-8.
-func parseOtherName(body cryptobyte.String) (upn string, isUPN, ok bool) {
-	var typeID asn1.ObjectIdentifier
-	var value cryptobyte.String
-	if !body.ReadASN1ObjectIdentifier(&typeID) ||
-		!body.ReadASN1(&value, tagOtherNameValue) || !body.Empty() {
-		return "", false, false
-	}
-	if !typeID.Equal(OIDUPN) {
-		return "", false, true
-	}
-	var utf8String cryptobyte.String
-	if !value.ReadASN1(&utf8String, cryptobyteasn1.UTF8String) || !value.Empty() || !utf8.Valid(utf8String) {
-		return "", true, false
-	}
-	return string(utf8String), true, true
+	return nil
 }
 
 func isASCII(s string) bool {

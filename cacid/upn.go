@@ -1,7 +1,6 @@
 package cacid
 
 import (
-	"crypto/x509"
 	"fmt"
 	"strings"
 )
@@ -20,11 +19,7 @@ const (
 // same person as the common name's EDIPI. Several identical UPNs count as
 // one; differing ones are refused, because picking one would let the issuer's
 // encoding order decide who signs in.
-func upnFor(cert *x509.Certificate, edipi string) (string, error) {
-	upns, err := UPNs(cert)
-	if err != nil {
-		return "", err
-	}
+func upnFor(upns []string, edipi string) (string, error) {
 	if len(upns) == 0 {
 		return "", nil
 	}
