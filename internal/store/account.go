@@ -16,11 +16,28 @@ const (
 	StatusPending Status = "pending"
 )
 
+// Credential kinds, as the store keeps them (cacid.Kind's values; the
+// store does not import cacid).
+const (
+	KindCAC  = "cac"
+	KindPIV  = "piv"
+	KindPIVI = "piv-i"
+	KindECA  = "eca"
+)
+
 // Account is one person known to cacgate.
 type Account struct {
 	ID       int64
 	Username string // unique, compared exactly as stored
-	EDIPI    string // DoD ID number; unique, so one person holds one account
+	// EDIPI is the DoD ID number: unique, so one person holds one
+	// account. Only DoD accounts (Kind KindCAC) have one; "" for others.
+	EDIPI string
+	// Kind is the account's credential kind (KindCAC, KindPIV, KindPIVI,
+	// KindECA) and Key its stable key: the EDIPI for KindCAC, the card
+	// UUID for PIV and PIV-I, the ECA key (cacid.Identity.Key) for ECA.
+	// Unique per kind and key. CreateAccount and Enroll take an empty
+	// Kind as KindCAC with Key the EDIPI.
+	Kind, Key string
 
 	GivenName, MiddleName, FamilyName, Suffix string
 
@@ -75,6 +92,11 @@ type Card struct {
 	AccountID   int64
 
 	Subject, Issuer, Serial string
+
+	// Kind and Key are what the card was registered as (see Account);
+	// an empty Kind is stored as KindCAC. Informational: an account is
+	// found by its own kind and key, or by a card's fingerprint.
+	Kind, Key string
 
 	NotAfter   time.Time
 	CreatedAt  time.Time // set by the store

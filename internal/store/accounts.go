@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,13 +14,13 @@ import (
 // sees a single consistent snapshot and costs one round trip. It reads
 // whether there is a password, never the hash.
 const selectAccountsWithCards = `
-SELECT a.id, a.username, a.edipi, a.given_name, a.middle_name, a.family_name,
+SELECT a.id, a.username, COALESCE(a.edipi, ''), a.id_kind, a.id_key, a.given_name, a.middle_name, a.family_name,
        a.suffix, a.email, a.affiliation, a.status, a.created_at, a.updated_at,
        a.last_login_at,
        a.categories, a.group_names, a.organization, a.location, a.work_address, a.phone,
        a.password_hash <> '', a.password_changed_at, a.locked_until,
        c.fingerprint, c.subject, c.issuer, c.serial, c.not_after, c.created_at,
-       c.last_used_at
+       c.last_used_at, c.id_kind, c.id_key
 FROM `
 
 const (
@@ -30,6 +31,9 @@ const (
 
 	accountByEDIPISQL = selectAccountsWithCards +
 		`accounts a LEFT JOIN cards c ON c.account_id = a.id WHERE a.edipi = ?` + cardsOldestFirst
+
+	accountByKeySQL = selectAccountsWithCards +
+		`accounts a LEFT JOIN cards c ON c.account_id = a.id WHERE a.id_kind = ? AND a.id_key = ?` + cardsOldestFirst
 
 	accountByFingerprintSQL = selectAccountsWithCards +
 		`accounts a LEFT JOIN cards c ON c.account_id = a.id
@@ -53,8 +57,8 @@ INSERT INTO accounts (username, edipi, given_name, middle_name, family_name,
                       suffix, email, affiliation, status, created_at,
                       updated_at, last_login_at, categories, group_names,
                       organization, location, work_address, phone,
-                      password_hash, password_changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      password_hash, password_changed_at, id_kind, id_key)
+VALUES (?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
 	setStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ?`
@@ -79,6 +83,9 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a *Account) error {
 			return err
 		}
 		for _, c := range a.Cards {
+			if c.Kind == "" {
+				c.Kind, c.Key = a.Kind, a.Key
+			}
 			if err := insertCard(ctx, ex, id, c, at); err != nil {
 				return err
 			}
@@ -94,6 +101,9 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a *Account) error {
 	a.ID, a.CreatedAt, a.UpdatedAt = id, at, at
 	for i := range a.Cards {
 		a.Cards[i].AccountID, a.Cards[i].CreatedAt = id, at
+		if a.Cards[i].Kind == "" {
+			a.Cards[i].Kind, a.Cards[i].Key = a.Kind, a.Key
+		}
 	}
 	return nil
 }
@@ -101,6 +111,9 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a *Account) error {
 // insertAccount inserts a's row, without its cards, with the given password
 // hash ("" for none) set at the time at.
 func insertAccount(ctx context.Context, ex executor, a *Account, passwordHash string, at time.Time) (id int64, err error) {
+	if a.Kind == "" {
+		a.Kind, a.Key = KindCAC, a.EDIPI
+	}
 	categories, err := encodeCategories(a.Categories)
 	if err != nil {
 		return 0, err
@@ -118,7 +131,7 @@ func insertAccount(ctx context.Context, ex executor, a *Account, passwordHash st
 		a.Suffix, a.Email, a.Affiliation, string(a.Status), at.Unix(),
 		at.Unix(), unixOrNull(a.LastLoginAt), categories, groups, a.Organization,
 		a.Location, a.WorkAddress, a.Phone, passwordHash,
-		unixOrNull(passwordChanged),
+		unixOrNull(passwordChanged), a.Kind, a.Key,
 	).Scan(&id)
 	return id, err
 }
@@ -174,6 +187,11 @@ func (s *SQLStore) accountByUsername(ctx context.Context, username string) (*Acc
 	return s.oneAccount(ctx, "by username", accountByUsernameSQL, username)
 }
 
+// accountByKey does AccountByKey (see observe.go).
+func (s *SQLStore) accountByKey(ctx context.Context, kind, key string) (*Account, error) {
+	return s.oneAccount(ctx, "by credential key", accountByKeySQL, kind, key)
+}
+
 // accountByEDIPI does AccountByEDIPI (see observe.go).
 func (s *SQLStore) accountByEDIPI(ctx context.Context, edipi string) (*Account, error) {
 	return s.oneAccount(ctx, "by DoD ID", accountByEDIPISQL, edipi)
@@ -184,8 +202,8 @@ func (s *SQLStore) accountByFingerprint(ctx context.Context, fingerprint string)
 	return s.oneAccount(ctx, "by card", accountByFingerprintSQL, fingerprint)
 }
 
-func (s *SQLStore) oneAccount(ctx context.Context, how, query, key string) (*Account, error) {
-	if !storableKey(key) {
+func (s *SQLStore) oneAccount(ctx context.Context, how, query string, keys ...string) (*Account, error) {
+	if slices.ContainsFunc(keys, func(k string) bool { return !storableKey(k) }) {
 		// No account can have it: PostgreSQL cannot even compare such
 		// text and would answer with an error, SQLite with no row. Both
 		// backends say "not found", so a typed "%00" is an unknown
@@ -198,15 +216,19 @@ func (s *SQLStore) oneAccount(ctx context.Context, how, query, key string) (*Acc
 	// request for the card waiting on this one's look-up. Running without
 	// the cancellation spares database/sql's and the driver's watcher
 	// goroutines, but a context cannot keep its deadline without them.
-	a, err := oneAccount(ctx, s.reads(), query, key)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	a, err := oneAccount(ctx, s.reads(), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: account %s: %w", how, s.dialect.translate(err))
 	}
 	return a, nil
 }
 
-func oneAccount(ctx context.Context, ex executor, query, key string) (*Account, error) {
-	rows, err := ex.query(ctx, query, key)
+func oneAccount(ctx context.Context, ex executor, query string, args ...any) (*Account, error) {
+	rows, err := ex.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

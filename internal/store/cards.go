@@ -11,8 +11,8 @@ import (
 const (
 	insertCardSQL = `
 INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after,
-                   created_at, last_used_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+                   created_at, last_used_at, id_kind, id_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	unlinkCardSQL = `
 DELETE FROM cards
@@ -29,8 +29,8 @@ ON CONFLICT (fingerprint) DO UPDATE SET account_id = excluded.account_id, cleare
 	// seen (no link) or ordered after the link (and removes it).
 	autoLinkCardSQL = `
 INSERT INTO cards (fingerprint, account_id, subject, issuer, serial, not_after,
-                   created_at, last_used_at)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?
+                   created_at, last_used_at, id_kind, id_key)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE NOT EXISTS (SELECT 1 FROM cleared_cards WHERE fingerprint = ?)`
 
 	// The CASE keeps a sign-in time from moving backwards when nodes
@@ -51,7 +51,7 @@ WHERE id = ?`
 func insertCard(ctx context.Context, ex executor, accountID int64, c Card, at time.Time) error {
 	_, err := ex.exec(ctx, insertCardSQL,
 		c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
-		at.Unix(), unixOrNull(c.LastUsedAt),
+		at.Unix(), unixOrNull(c.LastUsedAt), cardKind(c), c.Key,
 	)
 	return err
 }
@@ -76,7 +76,7 @@ func (s *SQLStore) autoLinkCard(ctx context.Context, accountID int64, c Card) er
 	err := s.inWriteTx(ctx, func(ex executor) error {
 		if err := ex.execOne(ctx, autoLinkCardSQL,
 			c.Fingerprint, accountID, c.Subject, c.Issuer, c.Serial, c.NotAfter.Unix(),
-			now().Unix(), unixOrNull(c.LastUsedAt), c.Fingerprint); err != nil {
+			now().Unix(), unixOrNull(c.LastUsedAt), cardKind(c), c.Key, c.Fingerprint); err != nil {
 			return err
 		}
 		return s.announce(ctx, ex, Change{AccountID: accountID, Fingerprints: []string{c.Fingerprint}})
@@ -137,4 +137,13 @@ func (s *SQLStore) touchCard(ctx context.Context, fingerprint string, at time.Ti
 		return fmt.Errorf("store: touch card: %w", s.dialect.translate(err))
 	}
 	return nil
+}
+
+// cardKind is the kind a card is stored as: a card whose caller named none
+// is a DoD card.
+func cardKind(c Card) string {
+	if c.Kind == "" {
+		return KindCAC
+	}
+	return c.Kind
 }

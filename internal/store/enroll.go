@@ -53,6 +53,13 @@ func (e *Enrollment) check() error {
 	case e.Account.Status != StatusActive && e.Account.Status != StatusPending:
 		return fmt.Errorf("status %q: an enrolled account is %q or %q", e.Account.Status, StatusActive, StatusPending)
 	}
+	if acct := e.Account; true {
+		// (a copy: an empty Kind is read as a DoD account's, and Enroll
+		// leaves its argument as it was)
+		if _, err := checkIdentity(&acct); err != nil {
+			return err
+		}
+	}
 	if err := checkNewUsername(e.UsernameBase); err != nil {
 		return fmt.Errorf("username base: %w", err)
 	}
@@ -142,7 +149,11 @@ func enrollAs(ctx context.Context, ex executor, e *Enrollment, username string, 
 	if err != nil {
 		return nil, err
 	}
-	if err := insertCard(ctx, ex, id, e.Card, at); err != nil {
+	card := e.Card
+	if card.Kind == "" {
+		card.Kind, card.Key = a.Kind, a.Key
+	}
+	if err := insertCard(ctx, ex, id, card, at); err != nil {
 		return nil, err
 	}
 	// Enrolling a card is as explicit a registration as LinkCard, and

@@ -38,6 +38,8 @@ var errorForUnique = map[string]error{
 	"accounts.username": ErrUsernameTaken,
 	"accounts.edipi":    ErrEDIPITaken,
 	"cards.fingerprint": ErrCardTaken,
+	// The person's credential key: for a DoD account the EDIPI again.
+	"accounts.id_kind, accounts.id_key": ErrEDIPITaken,
 
 	"security_answers.account_id, security_answers.question_id": ErrQuestionRepeated,
 }

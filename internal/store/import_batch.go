@@ -15,8 +15,9 @@ const importCardChunk = 1000
 const (
 	importAccountsInto = ` INTO accounts (username, edipi, given_name, middle_name, family_name,
 suffix, email, affiliation, status, created_at, updated_at, last_login_at, categories,
-group_names, organization, location, work_address, phone) VALUES `
-	importAccountRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+group_names, organization, location, work_address, phone, id_kind, id_key) VALUES `
+	// Imported accounts are DoD accounts, keyed by their EDIPI.
+	importAccountRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cac', ?)`
 
 	// Both databases spell savepoints this way.
 	importSavepoint         = `SAVEPOINT import_batch`
@@ -102,7 +103,7 @@ func (im *importer) insert(ctx context.Context, batch []importRecord) error {
 		args = append(args, a.Username, a.EDIPI, a.GivenName, a.MiddleName, a.FamilyName,
 			a.Suffix, a.Email, a.Affiliation, string(a.Status), im.at.Unix(), im.at.Unix(),
 			unixOrNull(a.LastLoginAt), r.categories, r.groups, a.Organization, a.Location,
-			a.WorkAddress, a.Phone)
+			a.WorkAddress, a.Phone, a.EDIPI)
 	}
 	rows, err := im.queryValues(ctx, &im.accountsStmt, importBatch, importAccountsInto, importAccountRow, ` RETURNING id, username`, len(batch), args)
 	if err != nil {

@@ -79,6 +79,14 @@ func (s *SQLStore) AccountByEDIPI(ctx context.Context, edipi string) (*Account, 
 	return v, err
 }
 
+// AccountByKey implements Store, reported to the Observer.
+func (s *SQLStore) AccountByKey(ctx context.Context, kind, key string) (*Account, error) {
+	start := time.Now()
+	v, err := s.accountByKey(ctx, kind, key)
+	s.observed("account_by_key", start, err)
+	return v, err
+}
+
 // AccountByUsername implements Store, reported to the Observer.
 func (s *SQLStore) AccountByUsername(ctx context.Context, username string) (*Account, error) {
 	start := time.Now()

@@ -19,15 +19,16 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			fingerprint, subject, issuer   sql.NullString
 			serial                         sql.NullString
 			notAfter, cardCreated, lastUse sql.NullInt64
+			cardKind, cardKey              sql.NullString
 		)
 		err := rows.Scan(
-			&a.ID, &a.Username, &a.EDIPI, &a.GivenName, &a.MiddleName, &a.FamilyName,
+			&a.ID, &a.Username, &a.EDIPI, &a.Kind, &a.Key, &a.GivenName, &a.MiddleName, &a.FamilyName,
 			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
 			&lastLogin,
 			&categories, &groups, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
 			&a.HasPassword, &passwordChanged, &lockedUntil,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
-			&lastUse,
+			&lastUse, &cardKind, &cardKey,
 		)
 		if err != nil {
 			return nil, err
@@ -56,6 +57,8 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			Subject:     subject.String,
 			Issuer:      issuer.String,
 			Serial:      serial.String,
+			Kind:        cardKind.String,
+			Key:         cardKey.String,
 			NotAfter:    fromUnix(notAfter.Int64),
 			CreatedAt:   fromUnix(cardCreated.Int64),
 			LastUsedAt:  fromUnixOrNull(lastUse),

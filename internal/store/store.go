@@ -19,6 +19,9 @@ type Store interface {
 	// account with its cards, or ErrNotFound.
 	AccountByUsername(ctx context.Context, username string) (*Account, error)
 	AccountByEDIPI(ctx context.Context, edipi string) (*Account, error)
+	// AccountByKey returns the account of a credential kind and key (for
+	// KindCAC the same as AccountByEDIPI).
+	AccountByKey(ctx context.Context, kind, key string) (*Account, error)
 	AccountByFingerprint(ctx context.Context, fingerprint string) (*Account, error)
 
 	// ListAccounts returns accounts with their cards, ordered by username,

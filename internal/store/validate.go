@@ -85,6 +85,13 @@ func ValidEDIPI(s string) bool {
 	return len(s) == 10 && allBytes(s, isDigit)
 }
 
+// ValidKey reports whether s can be a non-DoD account's credential key:
+// 1 to 254 printable ASCII characters (a card UUID, a hash, an address).
+// cacid.ValidKey knows each kind's exact form.
+func ValidKey(s string) bool {
+	return len(s) >= 1 && len(s) <= 254 && allBytes(s, func(c byte) bool { return c > ' ' && c < 0x7f })
+}
+
 // ValidFingerprint reports whether s is a card fingerprint as the store
 // keeps it: 64 lowercase hex digits (a SHA-256).
 func ValidFingerprint(s string) bool {
@@ -124,8 +131,8 @@ func validateAccount(a *Account) (field string, err error) {
 	if err := checkNewUsername(a.Username); err != nil {
 		return "username", err
 	}
-	if !ValidEDIPI(a.EDIPI) {
-		return "edipi", invalid("edipi must be the 10-digit DoD ID number")
+	if field, err := checkIdentity(a); err != nil {
+		return field, err
 	}
 	switch a.Status {
 	case StatusActive, StatusDisabled, StatusPending:
@@ -203,4 +210,32 @@ func checkText(field, v string, max int) error {
 		}
 	}
 	return nil
+}
+
+// checkIdentity checks an account's credential kind, key and EDIPI agree:
+// a DoD account has an EDIPI and is keyed by it, no other has one. An
+// empty Kind is a DoD account's (set here).
+func checkIdentity(a *Account) (field string, err error) {
+	if a.Kind == "" {
+		a.Kind, a.Key = KindCAC, a.EDIPI
+	}
+	switch a.Kind {
+	case KindCAC:
+		if !ValidEDIPI(a.EDIPI) {
+			return "edipi", invalid("edipi must be the 10-digit DoD ID number")
+		}
+		if a.Key != a.EDIPI {
+			return "key", invalid("a DoD account's key is its edipi")
+		}
+	case KindPIV, KindPIVI, KindECA:
+		if a.EDIPI != "" {
+			return "edipi", invalid("only a DoD account has an edipi")
+		}
+		if !ValidKey(a.Key) {
+			return "key", invalid("key must be 1 to 254 printable ASCII characters")
+		}
+	default:
+		return "kind", invalid(`kind must be "cac", "piv", "piv-i" or "eca"`)
+	}
+	return "", nil
 }
