@@ -34,8 +34,9 @@ const Issuer = "cacgate"
 // Claims are the identity facts an assertion carries. JSON names are the
 // claim names a backend reads.
 type Claims struct {
-	Username    string `json:"-"` // becomes "sub"
-	EDIPI       string `json:"edipi"`
+	Username string `json:"-"` // becomes "sub"
+	// EDIPI is only present for a DoD credential.
+	EDIPI       string `json:"edipi,omitempty"`
 	GivenName   string `json:"given_name,omitempty"`
 	FamilyName  string `json:"family_name,omitempty"`
 	Email       string `json:"email,omitempty"`
@@ -43,6 +44,9 @@ type Claims struct {
 	CertSHA256  string `json:"cert_sha256,omitempty"`
 	// AuthMethod is "cac" or "password": how the person signed in.
 	AuthMethod string `json:"auth_method"`
+	// Credential is the kind of credential a card sign-in used: "cac",
+	// "piv", "piv-i" or "eca"; absent for a password sign-in.
+	Credential string `json:"credential,omitempty"`
 }
 
 type jwtClaims struct {

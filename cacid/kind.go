@@ -47,16 +47,6 @@ func ParseKind(s string) (Kind, bool) {
 	return "", false
 }
 
-// VouchesForPerson reports whether the kind's key names a person rather
-// than one card or one certificate's subject: only then may a new
-// credential with the same key be linked to an account without the
-// holder's password (link_by_edipi). For a DoD card the key is the
-// EDIPI, which DoD keeps for life; a PIV or PIV-I card UUID names a card,
-// and an ECA subject names one certificate's subscriber as one CA
-// registered it, so a holder's new card is registered with the account's
-// username and password.
-func (k Kind) VouchesForPerson() bool { return k == KindCAC }
-
 // KeySource is where an ECA (or other approved PKI's) certificate's stable
 // key comes from.
 type KeySource string

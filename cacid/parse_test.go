@@ -21,6 +21,8 @@ func TestParseStandardCard(t *testing.T) {
 	}
 	fingerprint := sha256.Sum256(cert.Raw)
 	want := cacid.Identity{
+		Kind:           cacid.KindCAC,
+		Key:            "1234567890",
 		EDIPI:          "1234567890",
 		FamilyName:     "DOE",
 		GivenName:      "JOHN",

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
@@ -105,6 +106,15 @@ type App struct {
 	// (an admin-provisioned account, a replacement card): the DoD CA vouches
 	// for the EDIPI. When false such a card goes to enrollment.
 	LinkByEDIPI *bool `json:"link_by_edipi,omitempty"`
+
+	// ECAKey is what names the holder of an ECA certificate (accept eca):
+	// "issuer_subject" (default: the issuer and subject names),
+	// "email" (the rfc822Name subject alternative name) or "upn" (the
+	// User Principal Name). Accounts are keyed by it, so it is one
+	// setting for every site of the store; changing it later leaves
+	// existing ECA accounts under their old keys (their holders register
+	// their certificate again with their password).
+	ECAKey string `json:"eca_key,omitempty"`
 
 	// Revocation configures certificate revocation checking. Default: on,
 	// OCSP then CRL, fail closed.
@@ -260,6 +270,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRevocation(ctx); err != nil {
 		return err
 	}
+	ecaKey, ok := cacid.ParseKeySource(a.ECAKey)
+	if !ok {
+		return fmt.Errorf("eca_key must be issuer_subject, email or upn, got %q", a.ECAKey)
+	}
 	if a.core, err = gateway.New(gateway.Config{
 		Store:        opened,
 		Revocation:   a.revocation,
@@ -273,6 +287,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CacheTTL:     time.Duration(a.CacheTTL),
 		AssertionTTL: time.Duration(a.AssertionTTL),
 		LinkByEDIPI:  *a.LinkByEDIPI,
+		Identity:     cacid.Options{ECAKey: ecaKey},
 	}); err != nil {
 		return err
 	}

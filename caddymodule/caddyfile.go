@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
 )
 
@@ -39,6 +40,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		cache_ttl     <duration>
 //		assertion_ttl <duration>
 //		link_by_edipi on|off
+//		eca_key       issuer_subject|email|upn
 //		revocation    [<mode>] | { ... }
 //		roster        csv <file> | http <url> [{ ... }]
 //		hash_concurrency <n>
@@ -89,6 +91,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.LinkByEDIPI = &on
+		case "eca_key":
+			if err := stringArg(d, &a.ECAKey); err != nil {
+				return err
+			}
+			if _, ok := cacid.ParseKeySource(a.ECAKey); !ok {
+				return d.Errf("eca_key must be issuer_subject, email or upn, got %q", a.ECAKey)
+			}
 		case "revocation":
 			rc, err := unmarshalRevocation(d)
 			if err != nil {
@@ -167,6 +176,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		required_policies [all|any] <oid>...
 //		required_eku      <name|oid>...
 //		max_chain_depth   <n>
+//		accept            <kind>... | <kind> { issuers ...; policies ... }
 //		exempt            <path>...
 //		audience          <aud>
 //		header            <field> <name|off>
@@ -179,7 +189,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		allow|require|deny <kind> <value>...   (see unmarshalAccessRule)
 //	}
 //
-// allowed_issuers, exempt, header and the access rules may be repeated;
+// allowed_issuers, accept, exempt, header and the access rules may be repeated;
 // the rest may not.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -190,7 +200,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
-		case "allowed_issuers", "exempt", "header", "allow", "require", "deny":
+		case "allowed_issuers", "exempt", "header", "allow", "require", "deny", "accept":
 		default:
 			if seen[sub] {
 				return d.Errf("%s specified more than once", sub)

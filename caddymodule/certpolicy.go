@@ -31,6 +31,21 @@ type CertPolicy struct {
 	// MaxChainDepth bounds the verified chain's length in certificates,
 	// leaf and root included (DoD cards: 3). 0 means no bound.
 	MaxChainDepth int `json:"max_chain_depth,omitempty"`
+
+	// Accept are the credential kinds the site admits, each a preset of
+	// the published certificate policies ("dod", "piv", "piv-i", "eca";
+	// see trust.Presets), optionally narrowed to some issuing CAs or
+	// widened with more policy OIDs. Empty: every certificate is read as
+	// a DoD CAC (the behaviour before credential kinds).
+	Accept []trust.AcceptRule `json:"accept,omitempty"`
+}
+
+// acceptance compiles the accept rules; nil without any.
+func (p CertPolicy) acceptance() (*trust.Acceptance, error) {
+	if len(p.Accept) == 0 {
+		return nil, nil
+	}
+	return trust.CompileAcceptance(p.Accept)
 }
 
 // compile turns the options into a checked trust.Policy.
@@ -57,6 +72,11 @@ func (p CertPolicy) compile() (trust.Policy, error) {
 //	required_policies [all|any] <oid>...
 //	required_eku      <name|oid>...
 //	max_chain_depth   <n>
+//	accept            <kind>...            (repeatable; dod, piv, piv-i, eca)
+//	accept            <kind> {
+//		issuers  <dn|sha256>...
+//		policies <oid>...
+//	}
 //
 // It reports whether sub was a policy option.
 func (p *CertPolicy) unmarshalOption(d *caddyfile.Dispenser, sub string) (bool, error) {
@@ -86,6 +106,35 @@ func (p *CertPolicy) unmarshalOption(d *caddyfile.Dispenser, sub string) (bool, 
 			return true, err
 		}
 		p.MaxChainDepth = n
+	case "accept":
+		kinds := d.RemainingArgs()
+		if len(kinds) == 0 {
+			return true, d.ArgErr()
+		}
+		for _, k := range kinds {
+			if _, ok := trust.PresetByName(k); !ok {
+				return true, d.Errf("accept: unknown credential kind %q (want dod, piv, piv-i or eca)", k)
+			}
+			p.Accept = append(p.Accept, trust.AcceptRule{Kind: k})
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if len(kinds) != 1 {
+				return true, d.Err("accept: a block belongs to one credential kind")
+			}
+			rule := &p.Accept[len(p.Accept)-1]
+			switch d.Val() {
+			case "issuers":
+				if rule.Issuers = append(rule.Issuers, d.RemainingArgs()...); len(rule.Issuers) == 0 {
+					return true, d.ArgErr()
+				}
+			case "policies":
+				if rule.Policies = append(rule.Policies, d.RemainingArgs()...); len(rule.Policies) == 0 {
+					return true, d.ArgErr()
+				}
+			default:
+				return true, d.Errf("accept: unrecognized option %q", d.Val())
+			}
+		}
 	default:
 		return false, nil
 	}

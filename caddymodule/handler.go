@@ -42,6 +42,7 @@ var defaultHeaderNames = [gateway.NumFields]string{
 	gateway.FieldAffiliation: "X-Cac-Affiliation",
 	gateway.FieldCertSHA256:  "X-Cac-Cert-Sha256",
 	gateway.FieldAuthMethod:  "X-Cac-Auth-Method",
+	gateway.FieldCredential:  "X-Cac-Credential",
 }
 
 // The signed assertion is off unless a site names a header for it (in the
@@ -89,7 +90,7 @@ type Handler struct {
 
 	// Headers renames identity headers: field -> header name, where field is
 	// one of user, edipi, given_name, family_name, email, affiliation,
-	// cert_sha256, auth_method, assertion. An empty name stops sending that
+	// cert_sha256, auth_method, credential, assertion. An empty name stops sending that
 	// header. The eight plain fields are sent by default; the signed
 	// assertion only when named here (e.g. "assertion": "X-Cac-Assertion").
 	Headers map[string]string `json:"headers,omitempty"`
@@ -222,8 +223,13 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if err != nil {
 		return err
 	}
+	accept, err := h.CertPolicy.acceptance()
+	if err != nil {
+		return err
+	}
 	if h.site, err = h.app.core.NewSite(gateway.SiteConfig{
 		Policy:     policy,
+		Accept:     accept,
 		Access:     accessPolicy,
 		Audience:   h.Audience,
 		Contact:    h.Contact,

@@ -33,12 +33,15 @@ const (
 	FieldAffiliation
 	FieldCertSHA256
 	FieldAuthMethod
+	// FieldCredential is the kind of credential that signed in: cac, piv,
+	// piv-i or eca (cacid.Kind); empty for a password sign-in.
+	FieldCredential
 	NumFields
 )
 
 // FieldKeys are the Caddyfile/JSON names of the fields (used by the
 // "header" option) and the suffixes of the {http.auth.user.*} placeholders.
-var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"}
+var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "credential"}
 
 // PlaceholderKeys are the full placeholder names, built once.
 var PlaceholderKeys = func() (k [NumFields]string) {
@@ -267,6 +270,9 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 	defer cancel()
 	now := time.Now()
 	e := &Entry{epoch: epoch, expires: now.Add(c.cfg.CacheTTL), edipi: id.EDIPI}
+	if id.Kind == "" {
+		id.Kind, id.Key = cacid.KindCAC, id.EDIPI // an Identity made before kinds (tests)
+	}
 
 	// Revocation first: a revoked card learns nothing about accounts.
 	e.Verdict = c.cfg.Revocation.CheckChain(ctx, cert.chainOrLeaf())
@@ -302,15 +308,29 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 }
 
 // linkByEDIPI handles a card that is not registered: when an account holds
-// its DoD ID and link_by_edipi is on, the card is linked to it. A disabled
-// account is returned unlinked, so the card is refused as disabled.
+// its DoD ID (for a non-DoD credential: its kind and key) and
+// link_by_edipi is on, the card is linked to it. A disabled account is
+// returned unlinked, so the card is refused as disabled.
+//
+// The renewal rule follows from the keys: a DoD key is the person's EDIPI,
+// the same on every card, so a new CAC links itself; a PIV or PIV-I key is
+// the card's UUID, so only another certificate of the same card links
+// itself, and a new card (a new UUID) is registered by its holder with the
+// account's username and password; an ECA key is the issuer and subject,
+// so a certificate renewed under the same name by the same CA links
+// itself, and one from another CA is registered with the password.
 func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardChain) (linked, byEDIPI *store.Account, err error) {
-	acct, err := c.cfg.Store.AccountByEDIPI(ctx, id.EDIPI)
+	var acct *store.Account
+	if id.Kind == cacid.KindCAC {
+		acct, err = c.cfg.Store.AccountByEDIPI(ctx, id.EDIPI)
+	} else {
+		acct, err = c.cfg.Store.AccountByKey(ctx, string(id.Kind), id.Key)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("looking up DoD ID: %w", err)
+		return nil, nil, fmt.Errorf("looking up the credential's account: %w", err)
 	}
 	if acct.Status == store.StatusDisabled {
 		// Never link a card to a disabled account, but answer for it: the
@@ -320,13 +340,7 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	if !c.cfg.LinkByEDIPI {
 		return nil, acct, nil
 	}
-	err = c.cfg.Store.AutoLinkCard(ctx, acct.ID, store.Card{
-		Fingerprint: id.FingerprintHex,
-		Subject:     id.Subject,
-		Issuer:      id.Issuer,
-		Serial:      id.Serial,
-		NotAfter:    id.NotAfter,
-	})
+	err = c.cfg.Store.AutoLinkCard(ctx, acct.ID, StoreCard(id))
 	switch {
 	case err == nil:
 		c.cfg.Audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
@@ -352,6 +366,19 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	return acct, nil, nil
 }
 
+// StoreCard is what the account store records of a presented card.
+func StoreCard(id *cacid.Identity) store.Card {
+	return store.Card{
+		Fingerprint: id.FingerprintHex,
+		Subject:     id.Subject,
+		Issuer:      id.Issuer,
+		Serial:      id.Serial,
+		NotAfter:    id.NotAfter,
+		Kind:        string(id.Kind),
+		Key:         id.Key,
+	}
+}
+
 // Ways of signing in, as the backend sees them.
 const (
 	AuthCAC      = "cac"
@@ -363,12 +390,12 @@ const (
 func (e *Entry) fill(id *cacid.Identity) {
 	acct := e.Account
 	e.active = acct.Status == store.StatusActive
-	var cardGiven, cardFamily, cardEmail, cardAffiliation, fingerprint string
+	var cardGiven, cardFamily, cardEmail, cardAffiliation, fingerprint, credential string
 	method := AuthPassword
 	if id != nil {
 		cardGiven, cardFamily = displayName(id.GivenName), displayName(id.FamilyName)
 		cardEmail, cardAffiliation, fingerprint = id.Email, id.Affiliation, id.FingerprintHex
-		method = AuthCAC
+		method, credential = AuthCAC, string(id.Kind)
 	}
 	e.Values = [NumFields]string{
 		FieldUser:        acct.Username,
@@ -379,6 +406,7 @@ func (e *Entry) fill(id *cacid.Identity) {
 		FieldAffiliation: firstNonEmpty(acct.Affiliation, cardAffiliation),
 		FieldCertSHA256:  fingerprint,
 		FieldAuthMethod:  method,
+		FieldCredential:  credential,
 	}
 	for i, v := range e.Values {
 		e.Boxed[i] = v
@@ -397,6 +425,7 @@ func (e *Entry) Claims() assertion.Claims {
 		Affiliation: e.Values[FieldAffiliation],
 		CertSHA256:  e.Values[FieldCertSHA256],
 		AuthMethod:  e.Values[FieldAuthMethod],
+		Credential:  e.Values[FieldCredential],
 	}
 }
 
@@ -453,8 +482,12 @@ func displayName(s string) string {
 	return b.String()
 }
 
-// HolderName is the card holder's name for pages: "John Q. Doe Jr.".
+// HolderName is the card holder's name for pages: "John Q. Doe Jr.", or
+// a non-DoD certificate's common name when it has no plain name parts.
 func HolderName(id *cacid.Identity) string {
+	if id.GivenName == "" && id.FamilyName == "" {
+		return id.CommonName
+	}
 	parts := []string{displayName(id.GivenName)}
 	if id.MiddleName != "" {
 		parts = append(parts, string([]rune(id.MiddleName)[0])+".")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
@@ -22,6 +23,7 @@ import (
 type Store interface {
 	AccountByFingerprint(ctx context.Context, fingerprint string) (*store.Account, error)
 	AccountByEDIPI(ctx context.Context, edipi string) (*store.Account, error)
+	AccountByKey(ctx context.Context, kind, key string) (*store.Account, error)
 	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
 	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
 	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
@@ -46,8 +48,14 @@ type Config struct {
 	// AssertionTTL is the lifetime of a signed assertion.
 	AssertionTTL time.Duration
 	// LinkByEDIPI links an unregistered card to the account holding its
-	// DoD ID on first use.
+	// DoD ID on first use (and a non-DoD credential to the account of its
+	// kind and key: another certificate of the same PIV card, or an ECA
+	// certificate renewed under the same name).
 	LinkByEDIPI bool
+	// Identity tunes how non-DoD certificates are read (the ECA key).
+	// Every site of the config reads them alike: accounts are keyed by
+	// what this says.
+	Identity cacid.Options
 }
 
 // Core is the state every site of a config shares: one per config load.

@@ -29,6 +29,11 @@ type SiteConfig struct {
 	// Policy is the site's certificate acceptance policy; with Roots set
 	// the site verifies chains itself (client_auth mode request).
 	Policy trust.Policy
+	// Accept, when set, are the credential kinds the site admits (accept
+	// dod piv piv-i eca): a certificate's kind is decided by its policies
+	// and issuer (trust.Acceptance.Classify). Nil: every certificate is
+	// read as a DoD CAC, as before kinds existed.
+	Accept *trust.Acceptance
 	// Access are the site's access rules; nil: everyone with an active
 	// account.
 	Access *access.Policy
@@ -469,14 +474,29 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	}
 	se.issuer = issuer
 	se.Rejection = s.cfg.Policy.Check(leaf, issuer)
-	id, err := cacid.Parse(leaf)
-	if err != nil && se.Rejection == nil {
-		reason := "it could not be read"
-		var cerr *cacid.Error
-		if errors.As(err, &cerr) {
-			reason = cerr.Reason
+	kind := cacid.KindCAC
+	if s.cfg.Accept != nil {
+		var rej *trust.Rejection
+		if kind, rej = s.cfg.Accept.Classify(leaf, issuer); rej != nil && se.Rejection == nil {
+			se.Rejection = rej
 		}
-		se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + reason + "."}
+	}
+	var id *cacid.Identity
+	if kind != "" {
+		var err error
+		id, err = cacid.ParseAs(leaf, kind, s.core.cfg.Identity)
+		if err != nil && se.Rejection == nil {
+			reason := "it could not be read"
+			var cerr *cacid.Error
+			if errors.As(err, &cerr) {
+				reason = cerr.Reason
+			}
+			what := "a DoD CAC/PIV authentication certificate"
+			if kind != cacid.KindCAC {
+				what = "a " + string(kind) + " authentication certificate"
+			}
+			se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like " + what + ": " + reason + "."}
+		}
 	}
 	se.ID = id
 	// Only a verdict reached with a verified chain is remembered: the
