@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/cacid"
+	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
@@ -218,5 +220,107 @@ func TestCredentialKindRenewal(t *testing.T) {
 	acct, _ = g.openStore(t).AccountByUsername(context.Background(), "jane.federal")
 	if len(acct.Cards) != 1 {
 		t.Errorf("renewed card linked itself: %+v", acct.Cards)
+	}
+}
+
+// sponsorSteps enrolls the client's non-DoD card on site all: no
+// identity form (no personnel record covers it), straight to the
+// profile, then the security questions.
+func sponsorSteps(t *testing.T, g *testGateway, c *http.Client) (*http.Response, string) {
+	t.Helper()
+	resp, page := request(t, c, "GET", g.url("all", "/.cacgate/enroll/new"), browser, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
+		return resp, page
+	}
+	resp, page = post(t, c, g.url("all", "/.cacgate/enroll/profile"), url.Values{
+		"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")},
+		"email": {"person@example.com"}, "organization": {"USMC"}, "location": {"North America"},
+		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
+	})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="question-1"`) {
+		return resp, page
+	}
+	qs := credential.Questions()
+	form := url.Values{"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")}}
+	for i := 1; i <= 3; i++ {
+		n := fmt.Sprint(i)
+		form.Set("question-"+n, qs[i].ID)
+		form.Set("answer-"+n, "answer number "+n)
+		form.Set("confirm-"+n, "answer number "+n)
+	}
+	return post(t, c, g.url("all", "/.cacgate/enroll/questions"), form)
+}
+
+// TestCredentialKindEnrollment: a federal PIV holder and an ECA contractor
+// enroll on a site in approval mode (same pages, no identity form), wait
+// pending, are approved, and sign in as their kind; the PIV holder's
+// renewed card is then registered with the password.
+func TestCredentialKindEnrollment(t *testing.T) {
+	f := federalPKI(t)
+	rosterPath := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(rosterPath, []byte(testRoster+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startKindsGateway(t, "roster csv "+rosterPath, "enroll {\n approval\n }")
+	for _, c := range []struct {
+		card     *testpki.Card
+		username string
+		kind     string
+	}{
+		{f.PIV, "jane.q.federal", "piv"},
+		{f.ECA, "carl.contractor", "eca"},
+	} {
+		cl := g.client(c.card)
+		g.accept(t, cl, "all")
+		resp, page := sponsorSteps(t, g, cl)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, c.username) {
+			t.Fatalf("%s enrollment: HTTP %d\n%s", c.kind, resp.StatusCode, page)
+		}
+		var acct AccountJSON
+		if code := g.adminDo("GET", "/cacgate/accounts/"+c.username, nil, &acct); code != http.StatusOK || acct.Status != "pending" || acct.EDIPI != "" || len(acct.Cards) != 1 {
+			t.Fatalf("%s account: HTTP %d %+v", c.kind, code, acct)
+		}
+		if resp, _ := request(t, cl, "GET", g.url("all", "/app"), browser, nil); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s pending account: HTTP %d, want 403", c.kind, resp.StatusCode)
+		}
+		if code := g.adminDo("POST", "/cacgate/accounts/"+c.username+"/approve", nil, nil); code != http.StatusOK {
+			t.Fatalf("approving %s: HTTP %d", c.username, code)
+		}
+		if resp, body := request(t, cl, "GET", g.url("all", "/app"), nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s approved: HTTP %d %s", c.kind, resp.StatusCode, body)
+		}
+		if h := g.backend.last(t); h.Get("X-Remote-User") != c.username || h.Get("X-Cac-Credential") != c.kind || h.Get("X-Cac-Edipi") != "" {
+			t.Errorf("%s headers: %v", c.kind, h)
+		}
+	}
+	// The renewed PIV card (a new card UUID) does not link itself; its
+	// holder registers it with the account's password.
+	renewed := g.client(f.PIVRenewed)
+	g.accept(t, renewed, "all")
+	linkURL := g.url("all", "/.cacgate/enroll/link")
+	_, page := request(t, renewed, "GET", linkURL, browser, nil)
+	resp, page := post(t, renewed, linkURL, url.Values{"csrf": {formValue(t, page, "csrf")}, "username": {"jane.q.federal"}, "password": {"Correct.Horse~Bat9"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "now registered") {
+		t.Fatalf("registering the renewed PIV card: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	if resp, _ := request(t, renewed, "GET", g.url("all", "/app"), nil, nil); resp.StatusCode != http.StatusOK || g.backend.last(t).Get("X-Remote-User") != "jane.q.federal" {
+		t.Fatalf("renewed card after registration: HTTP %d", resp.StatusCode)
+	}
+}
+
+// TestCredentialKindNeedsSponsor: without approval mode, a non-DoD card
+// cannot enroll itself; the page says whom to ask.
+func TestCredentialKindNeedsSponsor(t *testing.T) {
+	f := federalPKI(t)
+	rosterPath := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(rosterPath, []byte(testRoster+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startKindsGateway(t, "roster csv "+rosterPath, "")
+	cl := g.client(f.ECA)
+	g.accept(t, cl, "all")
+	resp, page := request(t, cl, "GET", g.url("all", "/.cacgate/enroll/new"), browser, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "ECA certificate") || strings.Contains(page, `name="password"`) {
+		t.Fatalf("ECA enrollment without approval mode: HTTP %d\n%s", resp.StatusCode, page)
 	}
 }

@@ -149,6 +149,9 @@ type identityPage struct {
 }
 
 func (p *Pages) showIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
+	if !selfservice.IsDoD(card) {
+		return p.sponsor(w, r, card, csrf)
+	}
 	form, o, err := p.svc.IdentityForm(r.Context(), card, r.Method == http.MethodGet)
 	if err != nil {
 		return err
@@ -160,6 +163,34 @@ func (p *Pages) showIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 		pageBase: p.base(card, csrf), IDType: "ssn", AskPEBD: form.AskPEBD, PEBDOptional: form.PEBDOptional,
 		Restarted: r.URL.Query().Get("restart") != "",
 	})
+}
+
+// sponsor starts a non-DoD credential's enrollment: no personnel record
+// to check it against, so the account waits for an administrator's
+// approval (approval mode), or the site does not enroll such cards.
+func (p *Pages) sponsor(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
+	res, err := p.svc.Sponsor(r.Context(), card)
+	if err != nil {
+		return err
+	}
+	switch {
+	case res.Status == selfservice.Refused && res.Reason == "sponsor_required":
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "sponsor_required",
+			Title: "Ask for an account",
+			Detail: "This site checks new accounts against DoD personnel records, which do not cover your " +
+				selfservice.CredentialTitle(card) + ". An administrator must create your account or sponsor your registration.",
+			Steps:   []string{"Contact the site's administrators and give them the certificate details your browser shows for this " + selfservice.CredentialTitle(card) + "."},
+			Contact: p.cfg.Contact})
+	case res.Status == selfservice.Refused:
+		return p.exists(w, card, csrf, true)
+	case res.Status == selfservice.Unavailable:
+		return p.unavailable(w, r, "No account was created.", func(status int, errs selfservice.FieldErrors) error {
+			page := p.base(card, csrf)
+			page.Errors = errs
+			return p.render(w, status, "identity", identityPage{pageBase: page})
+		})
+	}
+	return p.profileForm(w, http.StatusOK, card, csrf, res.Next, selfservice.FieldErrors{})
 }
 
 func (p *Pages) rosterUnavailable(w http.ResponseWriter, r *http.Request) error {
@@ -175,6 +206,9 @@ type ineligiblePage struct {
 }
 
 func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
+	if !selfservice.IsDoD(card) {
+		return p.sponsor(w, r, card, csrf)
+	}
 	form := r.PostForm
 	res, err := p.svc.CheckIdentity(r.Context(), card, selfservice.IdentityInput{
 		IDType: form.Get("idtype"), SSN: form.Get("ssn"), FIN: form.Get("fin"), DOB: form.Get("dob"), PEBD: form.Get("pebd"),

@@ -196,12 +196,19 @@ type pageBase struct {
 	Contact string
 	Holder  string
 	EDIPI   string
-	Errors  selfservice.FieldErrors
-	State   string
+	// Credential names a non-DoD card's kind ("federal PIV card"), shown
+	// where a DoD card shows its EDIPI; empty for a DoD card.
+	Credential string
+	Errors     selfservice.FieldErrors
+	State      string
 }
 
 func (p *Pages) base(card *cacid.Identity, csrf CSRF) pageBase {
-	return pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: selfservice.HolderName(card), EDIPI: card.EDIPI}
+	b := pageBase{CSRF: csrf.Token(), Contact: p.cfg.Contact, Holder: selfservice.HolderName(card), EDIPI: card.EDIPI}
+	if !selfservice.IsDoD(card) {
+		b.Credential = selfservice.CredentialTitle(card)
+	}
+	return b
 }
 
 // formPage shows a page's form again with errs at its top, answering

@@ -204,6 +204,10 @@ type IdentityResult struct {
 // the card already has an account).
 func (s *Service) CheckIdentity(ctx context.Context, card *cacid.Identity, in IdentityInput) (IdentityResult, error) {
 	const event = "enroll.identity"
+	if !IsDoD(card) {
+		// No personnel record is keyed by a non-DoD credential.
+		return s.Sponsor(ctx, card)
+	}
 	if o, ok := s.countAddress(ctx, card, in.Address, event, nil); !ok {
 		return IdentityResult{Outcome: o, IDType: idType(in.IDType)}, nil
 	}
@@ -314,6 +318,37 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 	s.audit(ctx, card, "enroll.identity", "success", map[string]string{"categories": strings.Join(st.Categories, "; ")})
 	res.Next, err = s.profileForm(card, st, Profile{})
 	return res, err
+}
+
+// ---- step 2 for non-DoD credentials: sponsorship ----
+
+// Sponsor starts the enrollment of a non-DoD credential (federal PIV,
+// PIV-I, ECA), which no DoD personnel record is keyed by: on a site that
+// runs approval mode, the holder goes straight to the profile step, and
+// the account waits "pending" until an administrator (the sponsor)
+// approves it, having checked who the person is. Without approval mode
+// such a card is refused (Refused, reason "sponsor_required"): nothing
+// would vouch for the person. Outcomes: Done (Next is the profile form),
+// Refused (registered, or sponsor_required), Unavailable.
+func (s *Service) Sponsor(ctx context.Context, card *cacid.Identity) (IdentityResult, error) {
+	const event = "enroll.identity"
+	if IsDoD(card) {
+		return IdentityResult{}, errors.New("enroll: Sponsor is for non-DoD credentials")
+	}
+	if !s.cfg.Approval {
+		s.audit(ctx, card, event, "failure", map[string]string{"reason": "sponsor_required"})
+		return IdentityResult{Outcome: refused("sponsor_required")}, nil
+	}
+	if o, err := s.refuseRegistered(ctx, card, event); o != nil || err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return IdentityResult{Outcome: s.unavailableOutcome(ctx, card, err, event, nil)}, nil
+		}
+		return IdentityResult{Outcome: derefOutcome(o)}, err
+	}
+	st := &enrollState{Step: stepVerified, Categories: []string{SponsoredCategory(card)}}
+	s.audit(ctx, card, event, "success", map[string]string{"via": "sponsor", "categories": st.Categories[0]})
+	next, err := s.profileForm(card, st, Profile{Email: card.Email})
+	return IdentityResult{Next: next}, err
 }
 
 // ---- step 3: profile and password ----
@@ -543,7 +578,8 @@ func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in Questio
 	}
 	e := &store.Enrollment{
 		Account: store.Account{
-			EDIPI: card.EDIPI, GivenName: given, MiddleName: middle, FamilyName: family, Suffix: suffix,
+			EDIPI: card.EDIPI, Kind: string(card.Kind), Key: card.Key,
+			GivenName: given, MiddleName: middle, FamilyName: family, Suffix: suffix,
 			Email: st.Profile.Email, Affiliation: affiliation, Status: status, Categories: st.Categories,
 			Organization: st.Profile.Organization, Location: st.Profile.Location,
 			WorkAddress: st.Profile.Address, Phone: st.Profile.Phone,

@@ -129,7 +129,8 @@ type Deps struct {
 
 // storeCard is the card as the store records a registration.
 func storeCard(c *cacid.Identity) store.Card {
-	return store.Card{Fingerprint: c.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter}
+	return store.Card{Fingerprint: c.FingerprintHex, Subject: c.Subject, Issuer: c.Issuer, Serial: c.Serial, NotAfter: c.NotAfter,
+		Kind: string(c.Kind), Key: c.Key}
 }
 
 // Limits of the forms.
@@ -230,6 +231,9 @@ func cleanChoices(list, def []string) []string {
 // audit records event for card, with extra fields.
 func (s *Service) audit(ctx context.Context, card *cacid.Identity, event, outcome string, extra map[string]string) {
 	fields := map[string]string{"edipi": card.EDIPI, "card": card.FingerprintHex}
+	if !IsDoD(card) {
+		fields["credential"], fields["credential_key"] = string(card.Kind), card.Key
+	}
 	for k, v := range extra {
 		fields[k] = v
 	}
@@ -247,9 +251,46 @@ func JoinName(parts ...string) string {
 	return strings.Join(out, " ")
 }
 
-// HolderName is the card holder's display name.
+// HolderName is the card holder's display name: a non-DoD certificate's
+// common name when it has no plain name parts.
 func HolderName(id *cacid.Identity) string {
+	if id.GivenName == "" && id.FamilyName == "" {
+		return id.CommonName
+	}
 	return JoinName(id.GivenName, id.MiddleName, id.FamilyName, id.Suffix)
+}
+
+// IsDoD reports whether the card is a DoD credential (one with an EDIPI
+// the personnel roster knows). An Identity without a kind is one.
+func IsDoD(id *cacid.Identity) bool { return id.Kind == "" || id.Kind == cacid.KindCAC }
+
+// CredentialTitle names a card's kind for pages: "DoD CAC", "federal PIV
+// card", "PIV-I card", "ECA certificate".
+func CredentialTitle(id *cacid.Identity) string {
+	switch id.Kind {
+	case cacid.KindPIV:
+		return "federal PIV card"
+	case cacid.KindPIVI:
+		return "PIV-I card"
+	case cacid.KindECA:
+		return "ECA certificate"
+	}
+	return "DoD CAC"
+}
+
+// SponsoredCategory is the category an account enrolled without a roster
+// record (non-DoD credentials, approval mode) gets: what it is, for the
+// approving administrator and the access rules (require category ...).
+func SponsoredCategory(id *cacid.Identity) string {
+	switch id.Kind {
+	case cacid.KindPIV:
+		return "Federal PIV holder"
+	case cacid.KindPIVI:
+		return "PIV-I holder"
+	case cacid.KindECA:
+		return "ECA certificate holder"
+	}
+	return ""
 }
 
 // isCleanText refuses invalid UTF-8 and non-printing characters.
