@@ -245,18 +245,29 @@ func createCommand(r runner) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "create", Short: "Creates an account (its cards link on first use by DoD ID)", Args: cobra.NoArgs,
 		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, _ []string) error {
-			if req.EDIPI == "" || req.Username == "" {
-				return errors.New("--edipi and --username are required")
+			nonDoD := req.Credential != "" && req.Credential != "cac"
+			switch {
+			case req.Username == "":
+				return errors.New("--username is required")
+			case !nonDoD && req.EDIPI == "":
+				return errors.New("--edipi is required (or --credential piv|piv-i|eca with --key)")
+			case nonDoD && req.Key == "":
+				return errors.New("--key is required with --credential " + req.Credential)
 			}
 			acct, err := s.Create(ctx, s.who, req)
 			if err != nil {
 				return err
 			}
+			if nonDoD {
+				return r.changed(cmd, s, acct, "Created %s (%s %s, %s).", acct.Username, acct.Credential, acct.Key, acct.Status)
+			}
 			return r.changed(cmd, s, acct, "Created %s (DoD ID %s, %s).", acct.Username, acct.EDIPI, acct.Status)
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.EDIPI, "edipi", "", "10-digit DoD ID number (required)")
+	f.StringVar(&req.EDIPI, "edipi", "", "10-digit DoD ID number (required for a DoD account)")
+	f.StringVar(&req.Credential, "credential", "", "credential kind of a non-DoD account: piv, piv-i or eca (needs --key, no --edipi)")
+	f.StringVar(&req.Key, "key", "", "the credential's key: the card UUID (piv, piv-i) or the ECA key")
 	f.StringVar(&req.Username, "username", "", "username, e.g. john.q.doe (required)")
 	f.StringVar(&req.GivenName, "given-name", "", "given name")
 	f.StringVar(&req.MiddleName, "middle-name", "", "middle name")

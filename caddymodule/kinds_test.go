@@ -15,7 +15,6 @@ import (
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
-	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
 
@@ -119,13 +118,19 @@ func startKindsGateway(t *testing.T, globalExtra, allExtra string) *testGateway 
 	return g
 }
 
-// createKindAccount stores an account of a non-DoD credential behind the
-// gateway's back, as an administrator's tool or another node would.
+// createKindAccount creates an account of a non-DoD credential through
+// the admin API.
 func createKindAccount(t *testing.T, g *testGateway, username string, kind cacid.Kind, key string) {
 	t.Helper()
-	a := &store.Account{Username: username, Kind: string(kind), Key: key, GivenName: "Test", FamilyName: username, Status: store.StatusActive}
-	if err := g.openStore(t).CreateAccount(context.Background(), a); err != nil {
-		t.Fatalf("creating %s account %s: %v", kind, username, err)
+	var a AccountJSON
+	body := map[string]string{"username": username, "credential": string(kind), "key": key}
+	if code := g.adminDo("POST", "/cacgate/accounts", body, &a); code != http.StatusCreated || a.Credential != string(kind) || a.Key != key || a.EDIPI != "" {
+		t.Fatalf("creating %s account %s: HTTP %d %+v", kind, username, code, a)
+	}
+	// An EDIPI beside a non-DoD credential is refused.
+	body["username"], body["edipi"] = username+"x", "1234567899"
+	if code := g.adminDo("POST", "/cacgate/accounts", body, nil); code != http.StatusBadRequest {
+		t.Errorf("non-DoD account with an EDIPI: HTTP %d, want 400", code)
 	}
 }
 

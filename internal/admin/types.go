@@ -8,13 +8,18 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
 // Account is an account as the admin API and CLI show it.
 type Account struct {
-	Username     string     `json:"username"`
-	EDIPI        string     `json:"edipi"`
+	Username string `json:"username"`
+	EDIPI    string `json:"edipi"`
+	// Credential is the account's credential kind (cac, piv, piv-i, eca)
+	// and Key its stable key (the EDIPI for cac).
+	Credential   string     `json:"credential"`
+	Key          string     `json:"key"`
 	GivenName    string     `json:"given_name,omitempty"`
 	MiddleName   string     `json:"middle_name,omitempty"`
 	FamilyName   string     `json:"family_name,omitempty"`
@@ -69,7 +74,7 @@ type GroupsRequest struct {
 
 func accountOf(a *store.Account) Account {
 	out := Account{
-		Username: a.Username, EDIPI: a.EDIPI, GivenName: a.GivenName, MiddleName: a.MiddleName,
+		Username: a.Username, EDIPI: a.EDIPI, Credential: a.Kind, Key: a.Key, GivenName: a.GivenName, MiddleName: a.MiddleName,
 		FamilyName: a.FamilyName, Suffix: a.Suffix, Email: a.Email, Affiliation: a.Affiliation,
 		Categories: a.Categories, Groups: a.Groups, Organization: a.Organization, Location: a.Location,
 		WorkAddress: a.WorkAddress, Phone: a.Phone, HasPassword: a.HasPassword, LockedUntil: optTime(a.LockedUntil),
@@ -98,7 +103,13 @@ func optTime(t time.Time) *time.Time {
 
 // NewAccountRequest is the body of POST /cacgate/accounts.
 type NewAccountRequest struct {
-	EDIPI       string   `json:"edipi"`
+	EDIPI string `json:"edipi"`
+	// Credential and Key create the account of a non-DoD credential
+	// (piv, piv-i or eca, and its key: the card UUID, or the ECA key the
+	// gateway derives, see cacid.Identity.Key), with no EDIPI. Empty
+	// credential (or cac): a DoD account keyed by its EDIPI.
+	Credential  string   `json:"credential,omitempty"`
+	Key         string   `json:"key,omitempty"`
 	Username    string   `json:"username"`
 	GivenName   string   `json:"given_name,omitempty"`
 	MiddleName  string   `json:"middle_name,omitempty"`
@@ -112,8 +123,20 @@ type NewAccountRequest struct {
 
 // validate checks every field; the store trusts its callers.
 func (req *NewAccountRequest) validate() error {
-	if !store.ValidEDIPI(req.EDIPI) {
-		return errors.New("edipi must be the 10-digit DoD ID number")
+	switch kind, ok := cacid.ParseKind(req.Credential); {
+	case req.Credential == "" || kind == cacid.KindCAC:
+		if !store.ValidEDIPI(req.EDIPI) {
+			return errors.New("edipi must be the 10-digit DoD ID number")
+		}
+		if req.Key != "" && req.Key != req.EDIPI {
+			return errors.New("a DoD account's key is its edipi")
+		}
+	case !ok:
+		return errors.New(`credential must be "cac", "piv", "piv-i" or "eca"`)
+	case req.EDIPI != "":
+		return errors.New("only a DoD (cac) account has an edipi")
+	case !cacid.ValidKey(kind, req.Key):
+		return fmt.Errorf("key is not a %s credential key (a lower-case card UUID for piv and piv-i; for eca the key the gateway derives)", kind)
 	}
 	if err := checkNewUsername(req.Username); err != nil {
 		return err
@@ -146,6 +169,9 @@ func (req *NewAccountRequest) account() *store.Account {
 		Username: req.Username, EDIPI: req.EDIPI, GivenName: req.GivenName, MiddleName: req.MiddleName,
 		FamilyName: req.FamilyName, Suffix: req.Suffix, Email: req.Email, Affiliation: req.Affiliation,
 		Status: store.Status(req.Status), Groups: req.Groups,
+	}
+	if req.Credential != "" && req.Credential != store.KindCAC {
+		a.Kind, a.Key = req.Credential, req.Key
 	}
 	if a.Status == "" {
 		a.Status = store.StatusActive

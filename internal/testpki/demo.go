@@ -1,5 +1,7 @@
 package testpki
 
+import "path/filepath"
+
 // DemoP12Password protects the .p12 files of the demo PKI. It is published
 // on purpose: the demo keys are committed to the repository and protect
 // nothing.
@@ -10,11 +12,15 @@ const DemoP12Password = "cacgate-test"
 var demoValidity = validity{ca: 20 * year, server: 10 * year, card: 10 * year, crl: 10 * year}
 
 // WriteDemo generates a long-lived test PKI and writes it to dir with
-// DemoP12Password; it is what produced the repository's testdata/pki.
+// DemoP12Password, the federal cards in dir/federal (WriteFederalDemo);
+// it is what produced the repository's testdata/pki.
 func WriteDemo(dir string) error {
 	p, err := generate(Options{}, demoValidity)
 	if err != nil {
 		return err
 	}
-	return p.WriteDir(dir, DemoP12Password)
+	if err := p.WriteDir(dir, DemoP12Password); err != nil {
+		return err
+	}
+	return WriteFederalDemo(filepath.Join(dir, FederalDir))
 }

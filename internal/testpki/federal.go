@@ -6,6 +6,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cacgate/cacgate/cacid"
@@ -51,19 +53,24 @@ var (
 	oidECAMediumHW    = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 2, 1, 12, 2}
 )
 
-// GenerateFederal creates the federal test PKI, valid from now.
+// GenerateFederal creates the federal test PKI, valid from now (zero:
+// time.Now()).
 func GenerateFederal(now time.Time) (*Federal, error) {
+	return generateFederal(now, testValidity)
+}
+
+func generateFederal(now time.Time, v validity) (*Federal, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
 	f := &Federal{}
 	var err error
 	hierarchy := func(o, rootCN, caCN string) (*Authority, *Authority, error) {
-		root, err := newNamedRoot(o, rootCN, now, testValidity.ca)
+		root, err := newNamedRoot(o, rootCN, now, v.ca)
 		if err != nil {
 			return nil, nil, err
 		}
-		ca, err := root.newNamedIntermediate(o, caCN, testValidity.ca)
+		ca, err := root.newNamedIntermediate(o, caCN, v.ca)
 		return root, ca, err
 	}
 	if f.PIVRoot, f.PIVCA, err = hierarchy("U.S. Government", "Test Federal Common Policy CA G2", "TEST AGENCY PIV CA"); err != nil {
@@ -97,7 +104,7 @@ func GenerateFederal(now time.Time) (*Federal, error) {
 			cacid.SubjectAltNames{Emails: []string{FederalECAEmail}}, []asn1.ObjectIdentifier{oidECAMediumHW}},
 	}
 	for _, s := range specs {
-		if *s.dst, err = s.ca.issueCredential(s.name, s.subject, s.san, s.policies); err != nil {
+		if *s.dst, err = s.ca.issueCredential(s.name, s.subject, s.san, s.policies, v.card); err != nil {
 			return nil, fmt.Errorf("testpki: %s: %w", s.name, err)
 		}
 	}
@@ -168,7 +175,7 @@ func (a *Authority) newNamedIntermediate(o, cn string, validity time.Duration) (
 // issueCredential issues a non-DoD authentication certificate: subject
 // C=US, O=subject[0], the units, CN=the last; the SAN and policies given;
 // clientAuth and smart card logon.
-func (a *Authority) issueCredential(name string, subject []string, san cacid.SubjectAltNames, policies []asn1.ObjectIdentifier) (*Card, error) {
+func (a *Authority) issueCredential(name string, subject []string, san cacid.SubjectAltNames, policies []asn1.ObjectIdentifier, validity time.Duration) (*Card, error) {
 	rawSubject, err := plainName(subject[0], subject[1:]...)
 	if err != nil {
 		return nil, err
@@ -189,7 +196,7 @@ func (a *Authority) issueCredential(name string, subject []string, san cacid.Sub
 	template := &x509.Certificate{
 		RawSubject:         rawSubject,
 		NotBefore:          now.Add(-defaultCardBackdate),
-		NotAfter:           now.Add(defaultCardValidity),
+		NotAfter:           now.Add(validity),
 		KeyUsage:           x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		UnknownExtKeyUsage: []asn1.ObjectIdentifier{cacid.OIDSmartcardLogon},
@@ -197,4 +204,43 @@ func (a *Authority) issueCredential(name string, subject []string, san cacid.Sub
 		ExtraExtensions:    []pkix.Extension{sanExt},
 	}
 	return a.issueLeaf(name, "", template, key)
+}
+
+// FederalDir is where WriteDemo puts the federal cards, under its dir.
+const FederalDir = "federal"
+
+// WriteFederalDemo generates a long-lived federal test PKI and writes it
+// to dir (the demo's testdata/pki/federal): roots.pem (the three test
+// roots, for a trust pool), and each card's chain (.pem), key and .p12
+// (password DemoP12Password) under cards/.
+func WriteFederalDemo(dir string) error {
+	f, err := generateFederal(time.Time{}, demoValidity)
+	if err != nil {
+		return err
+	}
+	var roots []*x509.Certificate
+	for _, r := range f.Roots() {
+		roots = append(roots, r.Cert)
+	}
+	files := []outputFile{{path: "roots.pem", data: certificatesPEM(roots...)}}
+	for _, card := range f.Cards() {
+		cf, err := cardFiles(card, DemoP12Password)
+		if err != nil {
+			return err
+		}
+		files = append(files, cf...)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "cards"), dirMode); err != nil {
+		return fmt.Errorf("testpki: %w", err)
+	}
+	for _, fl := range files {
+		mode := publicFileMode
+		if fl.private {
+			mode = privateFileMode
+		}
+		if err := writeFileAtomic(filepath.Join(dir, filepath.FromSlash(fl.path)), fl.data, mode); err != nil {
+			return fmt.Errorf("testpki: %w", err)
+		}
+	}
+	return nil
 }

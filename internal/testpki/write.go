@@ -94,23 +94,11 @@ func (p *PKI) outputFiles(p12Password string) ([]outputFile, error) {
 		{path: CRLFile, data: p.CRL},
 	}
 	for _, card := range p.Cards {
-		if err := checkFileStem(card.Name); err != nil {
+		cf, err := cardFiles(card, p12Password)
+		if err != nil {
 			return nil, err
 		}
-		key, err := privateKeyPEM(card.Key)
-		if err != nil {
-			return nil, fmt.Errorf("testpki: card %s key: %w", card.Name, err)
-		}
-		p12, err := pkcs12.LegacyDES.Encode(card.Key, card.Cert, card.Chain[1:], p12Password)
-		if err != nil {
-			return nil, fmt.Errorf("testpki: card %s PKCS#12: %w", card.Name, err)
-		}
-		stem := "cards/" + card.Name
-		files = append(files,
-			outputFile{path: stem + ".pem", data: certificatesPEM(card.Chain...)},
-			outputFile{path: stem + "-key.pem", data: key, private: true},
-			outputFile{path: stem + ".p12", data: p12, private: true},
-		)
+		files = append(files, cf...)
 	}
 	disa, err := DISAFiles([]*x509.Certificate{p.Root.Cert, p.Intermediate.Cert})
 	if err != nil {
@@ -221,4 +209,25 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// cardFiles are a card's chain, key and .p12 under cards/.
+func cardFiles(card *Card, p12Password string) ([]outputFile, error) {
+	if err := checkFileStem(card.Name); err != nil {
+		return nil, err
+	}
+	key, err := privateKeyPEM(card.Key)
+	if err != nil {
+		return nil, fmt.Errorf("testpki: card %s key: %w", card.Name, err)
+	}
+	p12, err := pkcs12.LegacyDES.Encode(card.Key, card.Cert, card.Chain[1:], p12Password)
+	if err != nil {
+		return nil, fmt.Errorf("testpki: card %s PKCS#12: %w", card.Name, err)
+	}
+	stem := "cards/" + card.Name
+	return []outputFile{
+		{path: stem + ".pem", data: certificatesPEM(card.Chain...)},
+		{path: stem + "-key.pem", data: key, private: true},
+		{path: stem + ".p12", data: p12, private: true},
+	}, nil
 }
