@@ -86,6 +86,10 @@ seed_demo_accounts() {
 		--given-name "Mary Ann" --family-name "O'Brien-Smith" --affiliation CONTRACTOR --status disabled || failed=1
 	create_account --edipi 1234567896 --username luis.a.garcia \
 		--given-name Luis --family-name Garcia --affiliation USAF --status pending || failed=1
+	# An ECA contractor, known by the email address in the certificate
+	# (eca_key email in the Caddyfile).
+	create_account --credential eca --key carl.contractor@example.com --username carl.contractor \
+		--given-name Carl --family-name Contractor --email carl.contractor@example.com --affiliation CONTRACTOR || failed=1
 	return "$failed"
 }
 

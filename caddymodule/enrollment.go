@@ -162,6 +162,7 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 //		eligible       <category>...
 //		verify         ssn dob [pebd]
 //		approval
+//		sponsor
 //		require        address|phone...
 //		password_digit
 //		organizations  <name>...
@@ -181,6 +182,12 @@ type EnrollConfig struct {
 	VerifyPEBD bool `json:"verify_pebd,omitempty"`
 	// Approval keeps new accounts pending until an admin approves them.
 	Approval bool `json:"approval,omitempty"`
+	// Sponsor lets holders of non-DoD credentials (federal PIV, PIV-I,
+	// ECA; see the handler's accept), whom no personnel record covers,
+	// enroll on the same pages without the identity check; their
+	// accounts wait pending until an administrator (the sponsor)
+	// approves them. DoD cards enroll as before. Approval implies it.
+	Sponsor bool `json:"sponsor,omitempty"`
 	// RequireAddress and RequirePhone make the work address / phone required.
 	RequireAddress bool `json:"require_address,omitempty"`
 	RequirePhone   bool `json:"require_phone,omitempty"`
@@ -255,6 +262,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		RequireAddress: ec.RequireAddress,
 		RequirePhone:   ec.RequirePhone,
 		Approval:       ec.Approval,
+		Sponsor:        ec.Sponsor,
 		Contact:        h.Contact,
 		Organizations:  ec.Organizations,
 		Locations:      ec.Locations,
@@ -403,6 +411,8 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 			ec.VerifyPEBD = fields["pebd"]
 		case "approval":
 			ec.Approval = true
+		case "sponsor":
+			ec.Sponsor = true
 		case "require":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -466,7 +476,7 @@ func unmarshalEnroll(d *caddyfile.Dispenser) (*EnrollConfig, error) {
 		default:
 			return nil, d.Errf("unrecognized enroll option %q", sub)
 		}
-		if sub == "approval" || sub == "password_digit" {
+		if sub == "approval" || sub == "sponsor" || sub == "password_digit" {
 			if d.NextArg() {
 				return nil, d.ArgErr()
 			}

@@ -257,7 +257,7 @@ func sponsorSteps(t *testing.T, g *testGateway, c *http.Client) (*http.Response,
 }
 
 // TestCredentialKindEnrollment: a federal PIV holder and an ECA contractor
-// enroll on a site in approval mode (same pages, no identity form), wait
+// enroll on a site in sponsor mode (same pages, no identity form), wait
 // pending, are approved, and sign in as their kind; the PIV holder's
 // renewed card is then registered with the password.
 func TestCredentialKindEnrollment(t *testing.T) {
@@ -266,7 +266,7 @@ func TestCredentialKindEnrollment(t *testing.T) {
 	if err := os.WriteFile(rosterPath, []byte(testRoster+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := startKindsGateway(t, "roster csv "+rosterPath, "enroll {\n approval\n }")
+	g := startKindsGateway(t, "roster csv "+rosterPath, "enroll {\n sponsor\n }")
 	for _, c := range []struct {
 		card     *testpki.Card
 		username string
@@ -313,7 +313,7 @@ func TestCredentialKindEnrollment(t *testing.T) {
 	}
 }
 
-// TestCredentialKindNeedsSponsor: without approval mode, a non-DoD card
+// TestCredentialKindNeedsSponsor: without sponsor (or approval) mode, a non-DoD card
 // cannot enroll itself; the page says whom to ask.
 func TestCredentialKindNeedsSponsor(t *testing.T) {
 	f := federalPKI(t)
@@ -326,6 +326,6 @@ func TestCredentialKindNeedsSponsor(t *testing.T) {
 	g.accept(t, cl, "all")
 	resp, page := request(t, cl, "GET", g.url("all", "/.cacgate/enroll/new"), browser, nil)
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "ECA certificate") || strings.Contains(page, `name="password"`) {
-		t.Fatalf("ECA enrollment without approval mode: HTTP %d\n%s", resp.StatusCode, page)
+		t.Fatalf("ECA enrollment without sponsor mode: HTTP %d\n%s", resp.StatusCode, page)
 	}
 }

@@ -324,9 +324,9 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 
 // Sponsor starts the enrollment of a non-DoD credential (federal PIV,
 // PIV-I, ECA), which no DoD personnel record is keyed by: on a site that
-// runs approval mode, the holder goes straight to the profile step, and
+// runs approval or sponsor mode, the holder goes straight to the profile step, and
 // the account waits "pending" until an administrator (the sponsor)
-// approves it, having checked who the person is. Without approval mode
+// approves it, having checked who the person is. Without either mode
 // such a card is refused (Refused, reason "sponsor_required"): nothing
 // would vouch for the person. Outcomes: Done (Next is the profile form),
 // Refused (registered, or sponsor_required), Unavailable.
@@ -335,7 +335,7 @@ func (s *Service) Sponsor(ctx context.Context, card *cacid.Identity) (IdentityRe
 	if IsDoD(card) {
 		return IdentityResult{}, errors.New("enroll: Sponsor is for non-DoD credentials")
 	}
-	if !s.cfg.Approval {
+	if !s.cfg.Approval && !s.cfg.Sponsor {
 		s.audit(ctx, card, event, "failure", map[string]string{"reason": "sponsor_required"})
 		return IdentityResult{Outcome: refused("sponsor_required")}, nil
 	}
@@ -569,7 +569,8 @@ func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in Questio
 		return EnrollResult{Outcome: refused("no_username")}, nil
 	}
 	status := store.StatusActive
-	if s.cfg.Approval {
+	if s.cfg.Approval || !IsDoD(card) {
+		// (a non-DoD account is sponsored: nothing else vouched for it)
 		status = store.StatusPending
 	}
 	affiliation := card.Affiliation

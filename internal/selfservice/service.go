@@ -40,13 +40,16 @@ type Config struct {
 	RequireAddress bool     // work address required (default optional)
 	RequirePhone   bool
 	Approval       bool // new accounts are "pending" until an admin approves
-	Contact        string
-	Organizations  []string // choices for the organization/affiliation select
-	Locations      []string // choices for the geographic location select
-	Password       credential.PasswordPolicy
-	StateTTL       time.Duration // default 30m
-	LockoutPeriod  time.Duration // how long 3 wrong passwords lock an account; default 30m
-	MaxCards       int           // cards one account may have registered; default 5
+	// Sponsor: holders of non-DoD credentials enroll without the roster,
+	// their accounts pending until an admin approves (Approval implies it).
+	Sponsor       bool
+	Contact       string
+	Organizations []string // choices for the organization/affiliation select
+	Locations     []string // choices for the geographic location select
+	Password      credential.PasswordPolicy
+	StateTTL      time.Duration // default 30m
+	LockoutPeriod time.Duration // how long 3 wrong passwords lock an account; default 30m
+	MaxCards      int           // cards one account may have registered; default 5
 	// AttemptsPerAddress bounds identity checks from one client address
 	// (an IPv6 /64) per AddressWindow, across cards and accounts:
 	// attempts_per_ip. Default DefaultAttemptsPerAddr.
