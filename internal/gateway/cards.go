@@ -95,9 +95,11 @@ type Entry struct {
 	// gen is the change generation (changes announced by other nodes)
 	// when the entry's build began.
 	gen uint64
-	// edipi is the card's DoD ID, so that an account created for it
-	// elsewhere reaches an entry that found no account.
-	edipi string
+	// edipi is the card's DoD ID (kind and key: a non-DoD credential's),
+	// so that an account created for it elsewhere reaches an entry that
+	// found no account.
+	edipi     string
+	kind, key string
 }
 
 // errRecheckTimeout: a re-check did not finish within recheckWait (it
@@ -270,8 +272,8 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 	defer cancel()
 	now := time.Now()
 	e := &Entry{epoch: epoch, expires: now.Add(c.cfg.CacheTTL), edipi: id.EDIPI}
-	if id.Kind == "" {
-		id.Kind, id.Key = cacid.KindCAC, id.EDIPI // an Identity made before kinds (tests)
+	if !isDoD(id) {
+		e.kind, e.key = string(id.Kind), id.Key
 	}
 
 	// Revocation first: a revoked card learns nothing about accounts.
@@ -321,7 +323,7 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 // itself, and one from another CA is registered with the password.
 func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Identity, cert *CardChain) (linked, byEDIPI *store.Account, err error) {
 	var acct *store.Account
-	if id.Kind == cacid.KindCAC {
+	if isDoD(id) {
 		acct, err = c.cfg.Store.AccountByEDIPI(ctx, id.EDIPI)
 	} else {
 		acct, err = c.cfg.Store.AccountByKey(ctx, string(id.Kind), id.Key)
@@ -365,6 +367,10 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	}
 	return acct, nil, nil
 }
+
+// isDoD reports whether the card is a DoD credential, known by its EDIPI
+// (an Identity without a kind is one).
+func isDoD(id *cacid.Identity) bool { return id.Kind == "" || id.Kind == cacid.KindCAC }
 
 // StoreCard is what the account store records of a presented card.
 func StoreCard(id *cacid.Identity) store.Card {

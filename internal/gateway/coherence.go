@@ -157,10 +157,14 @@ func (c *Core) drop(ch store.Change) {
 }
 
 // concerns reports whether the entry was built from the account c names,
-// or is for a card with the DoD ID c names (an account created or given
-// that ID elsewhere: the card may now be linked by it).
+// or is for a card with the DoD ID (or non-DoD credential kind and key) c
+// names (an account created or given that ID elsewhere: the card may now
+// be linked by it).
 func (e *Entry) concerns(c store.Change) bool {
 	if c.EDIPI != "" && e.edipi == c.EDIPI {
+		return true
+	}
+	if c.Key != "" && e.key == c.Key && e.kind == c.Kind {
 		return true
 	}
 	for _, acct := range [...]*store.Account{e.Account, e.ByEDIPI} {

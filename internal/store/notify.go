@@ -13,6 +13,11 @@ type Change struct {
 	AccountID int64  `json:"account_id,omitempty"`
 	Username  string `json:"username,omitempty"`
 	EDIPI     string `json:"edipi,omitempty"`
+	// Kind and Key are the account's credential kind and key when it is
+	// not a DoD account (whose key is its EDIPI, above): a card of that
+	// credential may now link to it.
+	Kind string `json:"kind,omitempty"`
+	Key  string `json:"key,omitempty"`
 	// Fingerprints are the cards concerned: all of the account's cards, and
 	// any card linked or unlinked by the change.
 	Fingerprints []string `json:"fingerprints,omitempty"`
@@ -48,6 +53,9 @@ type announcement struct {
 // in extra that a no longer holds (a card just unlinked).
 func changeOf(a *Account, extra ...string) Change {
 	c := Change{AccountID: a.ID, Username: a.Username, EDIPI: a.EDIPI}
+	if a.Kind != "" && a.Kind != KindCAC {
+		c.Kind, c.Key = a.Kind, a.Key
+	}
 	for _, card := range a.Cards {
 		c.Fingerprints = append(c.Fingerprints, card.Fingerprint)
 	}
