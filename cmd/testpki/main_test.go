@@ -20,7 +20,8 @@ func TestWritesDemoPKI(t *testing.T) {
 		t.Errorf("output %q, want %q", out.String(), want)
 	}
 	for _, f := range []string{"root.pem", "intermediate.pem", "server.pem", "server-key.pem", "rogue-root.pem", "manifest.json", "README.md",
-		"cards/doe.john.quincy.pem", "cards/doe.john.quincy-key.pem", "cards/doe.john.quincy.p12", "cards/expired.edward.pem"} {
+		"cards/doe.john.quincy.pem", "cards/doe.john.quincy-key.pem", "cards/doe.john.quincy.p12", "cards/expired.edward.pem",
+		"federal/roots.pem", "federal/cards/piv.federal.jane.p12", "federal/cards/eca.contractor.carl.pem"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("testpki did not write %s", f)
 		}
@@ -28,6 +29,23 @@ func TestWritesDemoPKI(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
 	if err != nil || !strings.Contains(string(readme), "go run ./cmd/testpki") {
 		t.Errorf("README.md does not say how to regenerate the PKI (%v)", err)
+	}
+}
+
+// -federal writes the federal cards alone, leaving the DoD set untouched.
+func TestWritesFederalOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	var out bytes.Buffer
+	if err := run([]string{"-federal", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"federal/roots.pem", "federal/cards/piv.federal.jane.pem", "federal/cards/pivi.partner.pat-key.pem", "federal/cards/eca.contractor.carl.p12"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("testpki -federal did not write %s", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root.pem")); err == nil {
+		t.Error("testpki -federal wrote the DoD set too")
 	}
 }
 
@@ -39,7 +57,7 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := run([]string{"-h"}, &out); err != nil || !strings.Contains(out.String(), "usage: go run ./cmd/testpki <dir>") {
+	if err := run([]string{"-h"}, &out); err != nil || !strings.Contains(out.String(), "usage: go run ./cmd/testpki [-federal] <dir>") {
 		t.Errorf("run(-h) = %v, output %q", err, out.String())
 	}
 }
