@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -122,7 +123,32 @@ func (st *enrollState) names(card *cacid.Identity) (given, middle, family, suffi
 		return rec.First, rec.Middle, rec.Last, suffix
 	}
 	id := card
+	if !IsDoD(card) {
+		// A sponsored holder's names come from the certificate, which
+		// PIV issuers write in capitals: the account keeps them the way
+		// people write them ("Jane Q Federal").
+		return nameCase(id.GivenName), nameCase(id.MiddleName), nameCase(id.FamilyName), suffix
+	}
 	return id.GivenName, id.MiddleName, id.FamilyName, suffix
+}
+
+// nameCase writes an all-capitals name part the way people write it,
+// "O'BRIEN-SMITH" as "O'Brien-Smith"; a name in mixed case is left alone.
+func nameCase(s string) string {
+	if s != strings.ToUpper(s) {
+		return s
+	}
+	var b strings.Builder
+	upper := true
+	for _, r := range s {
+		if upper {
+			b.WriteRune(unicode.ToUpper(r))
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
+		upper = r == ' ' || r == '-' || r == '\''
+	}
+	return b.String()
 }
 
 // ---- step 2: identity validation ----
