@@ -96,6 +96,22 @@ trust_pool nosuchpool
 unknown_option 1
 }`,
 		`cacgate {
+accept
+}`,
+		`cacgate {
+accept twic
+}`,
+		`cacgate {
+accept piv eca {
+issuers x
+}
+}`,
+		`cacgate {
+accept eca {
+colour blue
+}
+}`,
+		`cacgate {
 session_idle
 }`,
 		`cacgate {
