@@ -216,6 +216,10 @@ func TestCredentialKindRenewal(t *testing.T) {
 	if err != nil || len(acct.Cards) != 1 || acct.Cards[0].Fingerprint != fingerprint(f.PIV) || acct.Cards[0].Kind != "piv" {
 		t.Fatalf("after first use: %+v, %v", acct, err)
 	}
+	linked := g.auditEntries(t, "card.linked")
+	if len(linked) != 1 || linked[0]["credential"] != "piv" || linked[0]["credential_key"] != testpki.FederalPIVUUID || linked[0]["username"] != "jane.federal" {
+		t.Errorf("card.linked audit entries: %v", linked)
+	}
 	renewed := g.client(f.PIVRenewed)
 	g.accept(t, renewed, "all")
 	resp, body := request(t, renewed, "GET", g.url("all", "/app"), nil, nil)

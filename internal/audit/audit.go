@@ -135,13 +135,19 @@ func Card(id *cacid.Identity) []zap.Field {
 	}
 	// With room for what callers add and Request and Write append, so
 	// that an entry's fields are one allocation, not three.
-	return append(make([]zap.Field, 0, cardFields+requestFields+writeFields+2),
+	fields := append(make([]zap.Field, 0, cardFields+requestFields+writeFields+4),
 		zap.String("edipi", id.EDIPI),
 		Text("cert_subject", id.Subject),
 		Text("cert_serial", id.Serial),
 		Text("cert_issuer", id.Issuer),
 		zap.String("cert_sha256", id.FingerprintHex),
 	)
+	if id.Kind != "" && id.Kind != cacid.KindCAC {
+		// A non-DoD credential has no EDIPI: what names its holder is
+		// its kind and key (the card UUID, the ECA key).
+		fields = append(fields, zap.String("credential", string(id.Kind)), Text("credential_key", id.Key))
+	}
+	return fields
 }
 
 // How many fields Card makes and Request and Write add at most.
