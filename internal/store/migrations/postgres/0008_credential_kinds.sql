@@ -13,7 +13,7 @@ ALTER TABLE accounts ADD CONSTRAINT accounts_id_kind_check
 -- What SQLite's store checks in Go: a DoD account's key is its EDIPI, and
 -- no other account has one.
 ALTER TABLE accounts ADD CONSTRAINT accounts_identity_edipi_check
-    CHECK (CASE WHEN id_kind = 'cac' THEN edipi = id_key ELSE edipi IS NULL END);
+    CHECK (CASE WHEN id_kind = 'cac' THEN edipi IS NOT NULL AND edipi = id_key ELSE edipi IS NULL END);
 CREATE UNIQUE INDEX accounts_identity ON accounts (id_kind, id_key);
 
 -- Each card records its credential's kind and key too (what it was
