@@ -168,6 +168,9 @@ type App struct {
 
 	// revocation checks cards' chains and caches the verdicts.
 	revocation *revocation.Checker
+
+	// oidc are the sites' OpenID Providers (oidc.go).
+	oidc oidcProviders
 }
 
 // CaddyModule returns the Caddy module information.

@@ -210,6 +210,17 @@ type Decision struct {
 	User string
 }
 
+// CardChain is the admitted card's chain as the gateway checks its
+// revocation status (card first): for a sign-in whose status is checked
+// again later, away from the request (an OpenID Connect refresh). Nil
+// without a card.
+func (d *Decision) CardChain(cs *tls.ConnectionState) []*x509.Certificate {
+	if d.Site == nil || d.Site.ID == nil || cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	return d.Site.cardChain(cs).chainOrLeaf()
+}
+
 // CheckPath refuses a request whose path, as the client sent it, could
 // mean another page to the backend than to the gateway and Caddy's
 // matchers (see NonCanonicalPath). Admitted when it is canonical.
