@@ -376,7 +376,7 @@ func (h *Handler) serveOIDCLogout(w http.ResponseWriter, r *http.Request) error 
 	if lr.Redirect != "" {
 		r = portal.WithAfterLogout(r, lr.Redirect)
 	}
-	return h.serveGatewayPage(w, r)
+	return h.serveGatewayPage(oidcop.NavigationWriter(w, r), r)
 }
 
 // oidcProviders are the providers of the running config's sites, for the

@@ -384,7 +384,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request, gate Gate) 
 			p.problem(w, r, err)
 			return
 		}
-		op.AuthRequestError(w, r, authReq, err, p.op)
+		op.AuthRequestError(NavigationWriter(w, r), r, authReq, err, p.op)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -483,7 +483,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request, gate Gate) 
 	}
 	p.cfg.Audit.Request(r, "oidc.authorize", audit.Success, zap.String("client_id", client.GetID()), zap.String("username", id.Account.Username),
 		zap.String("credential_kind", id.Kind), zap.String("grant", g.ID), zap.Strings("scopes", g.Scopes))
-	op.AuthResponse(g, p.op, w, r.WithContext(context.WithValue(ctx, identityKey{}, g)))
+	op.AuthResponse(g, p.op, NavigationWriter(w, r), r.WithContext(context.WithValue(ctx, identityKey{}, g)))
 }
 
 // AllowPassword reports whether the client takes password sign-ins.
