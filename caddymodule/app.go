@@ -235,7 +235,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
-	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger}
+	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger, OIDC: opened, OIDCConfigured: a.oidcConfigured}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

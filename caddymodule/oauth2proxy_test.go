@@ -168,7 +168,7 @@ func TestOIDCWithOAuth2Proxy(t *testing.T) {
 			case loc == "":
 				return resp.StatusCode, body
 			case strings.HasPrefix(loc, "/.cacgate/consent"):
-				resp, body = request(t, c, "GET", g.url("main", loc), browser, nil)
+				_, body = request(t, c, "GET", g.url("main", loc), browser, nil)
 				form := fmt.Sprintf("csrf=%s&next=%s&accept=yes", formValue(t, body, "csrf"), url.QueryEscape(formValue(t, body, "next")))
 				resp, _ = request(t, c, "POST", g.url("main", "/.cacgate/consent"), http.Header{
 					"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}}, strings.NewReader(form))

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -403,9 +402,6 @@ func (a *App) oidcConfigured(id string) bool {
 	}
 	return false
 }
-
-// errOIDCConfigured refuses to manage a client the configuration holds.
-var errOIDCConfigured = errors.New("this client is configured in the Caddyfile/JSON config; change it there")
 
 // oidcClockSkew moves the providers' clock, for tests of expiry.
 var oidcClockSkew atomic.Int64

@@ -312,11 +312,11 @@ func TestOIDCWithGoOIDC(t *testing.T) {
 		if q == nil || q.Get("error") != "invalid_request" || q.Get("code") != "" {
 			t.Fatalf("no challenge: HTTP %d %v", status, q)
 		}
-		code, v := signIn(t, c, native)
+		code, _ := signIn(t, c, native)
 		if _, err := native.config.Exchange(rp.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
 			t.Fatal("wrong verifier accepted")
 		}
-		code, v = signIn(t, c, native)
+		code, v := signIn(t, c, native)
 		if tok, err := native.config.Exchange(rp.ctx, code, oauth2.VerifierOption(v)); err != nil || tok.Extra("id_token") == nil {
 			t.Fatalf("public client with PKCE: %v", err)
 		}

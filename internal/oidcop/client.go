@@ -44,6 +44,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// String is the duration as time.Duration writes it.
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
@@ -247,6 +250,9 @@ func (c ClientConfig) Compile() (*Client, error) {
 func checkRedirectURI(raw string) error {
 	if len(raw) > maxURILen {
 		return fmt.Errorf("redirect URI is longer than %d bytes", maxURILen)
+	}
+	if strings.Contains(raw, "*") {
+		return fmt.Errorf("redirect URI %q: wildcards are not allowed (redirect URIs are compared exactly)", raw)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil {
