@@ -388,6 +388,24 @@ func TestOIDCWithGoOIDC(t *testing.T) {
 		if status, body := exchange(clientKey, code); status != http.StatusOK || !strings.Contains(body, "id_token") {
 			t.Fatalf("private_key_jwt: HTTP %d %s", status, body)
 		}
+		// An assertion is good once: the same one again (a fresh code) is
+		// refused.
+		code, v = signIn(t, c, keyed)
+		once := assertion(t, clientKey)
+		post := func(a string) int {
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {oidcRedirect}, "code_verifier": {v},
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+			resp, _ := request(t, g.client(nil), "POST", keyed.provider.Endpoint().TokenURL,
+				http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, strings.NewReader(form.Encode()))
+			return resp.StatusCode
+		}
+		if status := post(once); status != http.StatusOK {
+			t.Fatalf("first use of an assertion: HTTP %d", status)
+		}
+		code, v = signIn(t, c, keyed)
+		if status := post(once); status != http.StatusUnauthorized {
+			t.Fatalf("replayed assertion: HTTP %d", status)
+		}
 	})
 
 	t.Run("refused sign-ins", func(t *testing.T) {

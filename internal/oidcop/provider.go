@@ -12,7 +12,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -280,6 +282,17 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	// Parsed here, bounded, so that the form is at hand for the audit.
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	_ = r.ParseForm()
+	if a := r.PostForm.Get("client_assertion"); a != "" {
+		if reason := p.spendAssertion(r.Context(), a); reason != "" {
+			p.cfg.Audit.Request(r, "oidc.token", audit.Failure, audit.Text("client_id", r.PostForm.Get("client_id")),
+				audit.Text("grant_type", r.PostForm.Get("grant_type")), zap.String("reason", reason))
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"invalid_client","error_description":"client assertion refused: ` + reason + `"}`))
+			return
+		}
+	}
 	p.op.ServeHTTP(rec, r)
 	if rec.status < 400 {
 		return
@@ -615,4 +628,53 @@ func DecodeClient(b []byte) (ClientConfig, error) {
 		return ClientConfig{}, fmt.Errorf("client: %w", err)
 	}
 	return c, nil
+}
+
+// maxAssertionLife bounds how long a client assertion's jti is kept.
+const maxAssertionLife = time.Hour
+
+// spendAssertion records a private_key_jwt client assertion's jti (per
+// client) in the database every node shares, so that an assertion is
+// accepted once, on one node, within its lifetime (RFC 7523 section 3,
+// OIDC Core 9). It runs before the library verifies the signature: a
+// forged assertion can only spend a jti the real client will never reuse
+// anyway. It returns a refusal reason, or "".
+func (p *Provider) spendAssertion(ctx context.Context, assertion string) string {
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return "malformed"
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "malformed"
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+		ID     string `json:"jti"`
+		Expiry int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return "malformed"
+	}
+	if claims.ID == "" {
+		return "no_jti"
+	}
+	now := p.now()
+	exp := time.Unix(claims.Expiry, 0)
+	if !exp.After(now) {
+		return "expired"
+	}
+	if exp.After(now.Add(maxAssertionLife)) {
+		return "lifetime_too_long"
+	}
+	sum := sha256.Sum256([]byte("oidc-client-assertion\x00" + claims.Issuer + "\x00" + claims.ID))
+	fresh, err := p.cfg.Store.UseState(ctx, hex.EncodeToString(sum[:]), exp)
+	switch {
+	case err != nil:
+		p.cfg.Logger.Error("recording a client assertion", zap.Error(err))
+		return "store_unavailable"
+	case !fresh:
+		return "replayed"
+	}
+	return ""
 }

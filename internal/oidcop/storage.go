@@ -28,6 +28,7 @@ type Store interface {
 	SecretStore
 	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
 	SessionEnded(ctx context.Context, id string) (bool, error)
+	UseState(ctx context.Context, id string, expires time.Time) (bool, error)
 
 	OIDCClient(ctx context.Context, id string) (*store.OIDCClientRecord, error)
 	SaveOIDCRequest(ctx context.Context, r store.OIDCRequest) error
