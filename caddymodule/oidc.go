@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/cacgate/cacgate/internal/oidcop"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
+	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -239,6 +241,7 @@ func (h *Handler) provisionOIDC(ctx caddy.Context) error {
 		Issuer:      strings.TrimSuffix(c.Issuer, "/"),
 		Store:       h.app.store,
 		Revocation:  h.app.revocation,
+		Access:      h.oidcAccess,
 		Audit:       h.app.audit,
 		Logger:      h.logger.Named("oidc"),
 		Clients:     clients,
@@ -317,6 +320,16 @@ func (h *Handler) oidcGate(w http.ResponseWriter, r *http.Request, interactive b
 		id.Chain = append(id.Chain, c.Raw)
 	}
 	return id, false
+}
+
+// oidcAccess re-applies the site's access rules at a refresh: a person
+// taken out of a group the site requires loses the application's refresh
+// too.
+func (h *Handler) oidcAccess(acct *store.Account, chain []*x509.Certificate) string {
+	if d := h.site.DecideAccess(acct, chain); d != nil && !d.Allowed {
+		return d.Reason
+	}
+	return ""
 }
 
 // oidcCredentialKind is the credential_kind claim (and amr/acr) of an

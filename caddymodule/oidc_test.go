@@ -154,7 +154,7 @@ func writeClientJWKS(t *testing.T) (*rsa.PrivateKey, string) {
 // authentication method, and the refusals the issue names.
 func TestOIDCWithGoOIDC(t *testing.T) {
 	clientKey, jwksFile := writeClientJWKS(t)
-	g := startGateway(t, "", oidcBlock(jwksFile)+"\n\t\t\tdeny edipi 1234567891")
+	g := startGateway(t, "", oidcBlock(jwksFile)+"\n\t\t\tdeny edipi 1234567891\n\t\t\tdeny group suspended")
 	john := g.createAccount("1234567890", "john.q.doe")
 	g.createAccount("1234567891", "jane.smith")
 	g.adminDo("POST", "/cacgate/accounts/john.q.doe/groups", map[string][]string{"groups": {"ops"}}, nil)
@@ -278,6 +278,12 @@ func TestOIDCWithGoOIDC(t *testing.T) {
 			t.Fatal("userinfo for a disabled account")
 		}
 		g.adminDo("POST", "/cacgate/accounts/john.q.doe/enable", nil, nil)
+		// The site's access rules apply again at each refresh.
+		g.adminDo("POST", "/cacgate/accounts/john.q.doe/groups", map[string][]string{"groups": {"suspended"}}, nil)
+		if _, err := refresh(tok.RefreshToken); err == nil {
+			t.Fatal("refresh for an account a deny rule now refuses")
+		}
+		g.adminDo("DELETE", "/cacgate/accounts/john.q.doe/groups", map[string][]string{"groups": {"suspended"}}, nil)
 		if _, err := refresh(tok.RefreshToken); err != nil {
 			t.Fatalf("refresh after re-enabling: %v", err)
 		}

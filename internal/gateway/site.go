@@ -359,6 +359,32 @@ func (s *Site) CheckDeny(d Decision) Decision {
 	return d
 }
 
+// DecideAccess applies the site's access rules away from a request (an
+// OpenID Connect refresh): to acct as it is now and, for a card sign-in,
+// the card's chain as it was verified (card first, issuing CA next). Nil
+// when the site has no rules.
+func (s *Site) DecideAccess(acct *store.Account, chain []*x509.Certificate) *access.Decision {
+	p := s.cfg.Access
+	if p == nil {
+		return nil
+	}
+	f := &access.Facts{EDIPI: acct.EDIPI, Affiliation: acct.Affiliation, Categories: acct.Categories, Groups: acct.Groups}
+	if len(chain) > 0 {
+		leaf := chain[0]
+		f.Card, f.Policies = true, leaf.PolicyIdentifiers
+		if id, err := cacid.Parse(leaf); err == nil {
+			f.CardEDIPI, f.IssuerDN = id.EDIPI, id.Issuer
+			if f.Affiliation == "" {
+				f.Affiliation = id.Affiliation
+			}
+		}
+		if len(chain) > 1 {
+			f.IssuerSHA256 = cacid.Fingerprint(chain[1].Raw)
+		}
+	}
+	return p.Decide(f)
+}
+
 // accessDecision applies the access rules to an identified, active
 // account, cached in the site entry: an admitted request pays two atomic
 // loads and two comparisons. Nil when the site has no rules.

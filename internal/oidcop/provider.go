@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -61,8 +62,12 @@ type Config struct {
 	Store  Store
 	// Revocation re-checks a card's chain at each refresh; nil: no check.
 	Revocation *revocation.Checker
-	Audit      *audit.Log
-	Logger     *zap.Logger
+	// Access re-applies the site's access rules at each refresh (the
+	// account as it is now, the card's chain as verified at sign-in); it
+	// reports the refusal's reason code, or "" to allow. Nil: none.
+	Access func(acct *store.Account, chain []*x509.Certificate) (refused string)
+	Audit  *audit.Log
+	Logger *zap.Logger
 	// Clients are the configured relying parties; others are read from
 	// the store (registered through the admin API). A configured client
 	// hides a registered one of the same ID.

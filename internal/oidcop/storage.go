@@ -452,8 +452,8 @@ func (p *Provider) checkGrant(ctx context.Context, g *grant) error {
 	if g.Kind == KindPassword && g.AuthTime.Before(acct.PasswordChangedAt.Truncate(time.Second)) {
 		return errRefused{"password_changed"}
 	}
-	if g.Kind != KindPassword && len(g.Chain) > 0 && p.cfg.Revocation != nil {
-		chain := make([]*x509.Certificate, 0, len(g.Chain))
+	var chain []*x509.Certificate
+	if g.Kind != KindPassword {
 		for _, der := range g.Chain {
 			c, err := x509.ParseCertificate(der)
 			if err != nil {
@@ -461,8 +461,15 @@ func (p *Provider) checkGrant(ctx context.Context, g *grant) error {
 			}
 			chain = append(chain, c)
 		}
-		if v := p.cfg.Revocation.CheckChain(ctx, chain); v.Status != revocation.StatusGood {
-			return errRefused{"card_" + v.Status.String()}
+		if len(chain) > 0 && p.cfg.Revocation != nil {
+			if v := p.cfg.Revocation.CheckChain(ctx, chain); v.Status != revocation.StatusGood {
+				return errRefused{"card_" + v.Status.String()}
+			}
+		}
+	}
+	if p.cfg.Access != nil {
+		if reason := p.cfg.Access(acct, chain); reason != "" {
+			return errRefused{"access_" + reason}
 		}
 	}
 	g.Snapshot.refreshFrom(acct)
