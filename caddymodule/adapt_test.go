@@ -79,6 +79,20 @@ required_policies any
 		`cacgate {
 header user
 }`,
+		"cacgate {\noidc extra {\n}\n}",
+		"cacgate {\noidc {\nissuer\n}\n}",
+		"cacgate {\noidc {\nissuer a\nissuer b\n}\n}",
+		"cacgate {\noidc {\ncode_ttl soon\n}\n}",
+		"cacgate {\noidc {\nbogus 1\n}\n}",
+		"cacgate {\noidc {\nclient\n}\n}",
+		"cacgate {\noidc {\nclient a b {\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nsecret\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nredirect_uri\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nallow_password yes\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nrefresh_ttl never\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nname x\nname y\n}\n}\n}",
+		"cacgate {\noidc {\nclient a {\nbogus\n}\n}\n}",
+		"cacgate {\noidc {\n}\noidc {\n}\n}",
 		`cacgate {
 header user A
 header user B

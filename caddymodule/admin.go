@@ -43,6 +43,9 @@ func init() {
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
 //	GET    /cacgate/groups
 //	GET    /cacgate/revocation                       (CRL and OCSP cache state)
+//	GET    /cacgate/oidc/clients                     (registered relying parties)
+//	PUT    /cacgate/oidc/clients/{client_id}         {client JSON, "generate_secret":true}
+//	DELETE /cacgate/oidc/clients/{client_id}
 //
 // Every change is audited with the admin's identity: the client
 // certificate's subject when the admin endpoint is Caddy's remote admin
@@ -124,6 +127,9 @@ func adminRoutes() []caddy.AdminRoute {
 		route("POST /cacgate/accounts/{username}/cards", adminTimeout, adminLinkCard),
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminTimeout, adminUnlinkCard),
 		route("GET /cacgate/groups", adminTimeout, adminListGroups),
+		route("GET /cacgate/oidc/clients", adminTimeout, adminListOIDCClients),
+		route("PUT /cacgate/oidc/clients/{id}", adminTimeout, adminPutOIDCClient),
+		route("DELETE /cacgate/oidc/clients/{id}", adminTimeout, adminDeleteOIDCClient),
 		revocation,
 	}
 }
@@ -375,3 +381,37 @@ func (a *App) revocationStats() admin.RevocationStats {
 var (
 	_ caddy.AdminRouter = AdminAPI{}
 )
+
+func adminListOIDCClients(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	clients, err := svc.OIDCClients(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, clients)
+}
+
+// adminPutOIDCClient registers or replaces a relying party; the path names
+// it (a client_id in the body must agree).
+func adminPutOIDCClient(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.OIDCClientRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventOIDCClientSaved, err, "")
+	}
+	id := r.PathValue("id")
+	if req.ID != "" && req.ID != id {
+		return svc.Refused(who, admin.EventOIDCClientSaved, admin.BadRequest(errors.New("client_id in the body differs from the path")), "")
+	}
+	req.ID = id
+	c, err := svc.PutOIDCClient(r.Context(), who, req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, c)
+}
+
+func adminDeleteOIDCClient(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	if err := svc.DeleteOIDCClient(r.Context(), who, r.PathValue("id")); err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")})
+}

@@ -178,6 +178,9 @@ type App struct {
 
 	// revocation checks cards' chains and caches the verdicts.
 	revocation *revocation.Checker
+
+	// oidc are the sites' OpenID Providers (oidc.go).
+	oidc oidcProviders
 }
 
 // CaddyModule returns the Caddy module information.
@@ -242,7 +245,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
-	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger}
+	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger, OIDC: opened, OIDCConfigured: a.oidcConfigured}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

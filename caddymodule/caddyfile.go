@@ -186,6 +186,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		session_ttl       <duration>
 //		session_idle      <duration>|off
 //		session_limit     <n>|off
+//		oidc              { ... }   (see OIDCConfig)
 //		allow|require|deny <kind> <value>...   (see unmarshalAccessRule)
 //	}
 //
@@ -299,6 +300,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.SessionIdle = &idle
+		case "oidc":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.OIDC = new(OIDCConfig)
+			if err := h.OIDC.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
 		case "enroll":
 			ec, err := unmarshalEnroll(d)
 			if err != nil {

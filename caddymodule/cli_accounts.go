@@ -163,13 +163,7 @@ at once on that server, and are audited there.
 Output is a table for people; --json prints what the admin API answers.
 `,
 	}
-	pf := accounts.PersistentFlags()
-	pf.StringVarP(&opt.config, "config", "c", "", "config file (Caddyfile or JSON) naming the account store; default ./Caddyfile")
-	pf.StringVarP(&opt.adapter, "adapter", "a", "", "config adapter for --config (caddyfile is inferred from the name)")
-	pf.StringVar(&opt.address, "address", "", "work through the admin API at this address instead of the database")
-	pf.BoolVar(&opt.api, "api", false, "work through the admin API at the address the config gives (default localhost:2019)")
-	pf.BoolVar(&opt.json, "json", false, "print JSON (as the admin API answers) instead of tables")
-	pf.BoolVar(&opt.createDB, "create-db", false, "direct mode: create the SQLite database if it does not exist")
+	addCLIFlags(accounts, opt)
 
 	accounts.AddCommand(
 		searchCommand(r, "list", "Lists accounts, a page at a time", false),
@@ -187,6 +181,17 @@ Output is a table for people; --json prints what the admin API answers.
 		exportCommand(r),
 	)
 	return accounts
+}
+
+// addCLIFlags adds the flags every database command takes.
+func addCLIFlags(cmd *cobra.Command, opt *cliOptions) {
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&opt.config, "config", "c", "", "config file (Caddyfile or JSON) naming the account store; default ./Caddyfile")
+	pf.StringVarP(&opt.adapter, "adapter", "a", "", "config adapter for --config (caddyfile is inferred from the name)")
+	pf.StringVar(&opt.address, "address", "", "work through the admin API at this address instead of the database")
+	pf.BoolVar(&opt.api, "api", false, "work through the admin API at the address the config gives (default localhost:2019)")
+	pf.BoolVar(&opt.json, "json", false, "print JSON (as the admin API answers) instead of tables")
+	pf.BoolVar(&opt.createDB, "create-db", false, "direct mode: create the SQLite database if it does not exist")
 }
 
 func searchCommand(r runner, use, short string, withText bool) *cobra.Command {

@@ -145,7 +145,7 @@ func openDirect(opt directOptions) (*directStore, error) {
 		return nil, fmt.Errorf("opening the account store: %w", err)
 	}
 	auditLogger := ctx.Logger(auditLog{})
-	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli")}
+	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli"), OIDC: st}
 	closeFn := func() error {
 		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
 		return release()

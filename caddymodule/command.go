@@ -12,7 +12,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cacgate",
-		Usage: "<accounts|revocation|trust> ...",
+		Usage: "<accounts|oidc-clients|revocation|trust> ...",
 		Short: "Manages cacgate accounts and shows revocation state",
 		Long: `
 Commands for the cacgate CAC gateway. (The test PKI generator is a
@@ -23,6 +23,11 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       Administers accounts: directly in the account database the config
       names (--config, default ./Caddyfile), or through a running server's
       admin API with --address (or --api). See "caddy cacgate accounts --help".
+
+  caddy cacgate oidc-clients list|put <client.json>|remove <client_id>
+      Manages the OpenID Connect relying parties registered in the account
+      database (clients in the Caddyfile are managed there). put
+      --generate-secret makes the client's secret and prints it once.
 
   caddy cacgate revocation
       Shows the revocation checker's state: CRLs, their freshness and the
@@ -35,7 +40,7 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       certificates and files it refuses, and what changed since --previous.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(accountsCommand(), revocationCommand(), trustCommand())
+			cmd.AddCommand(accountsCommand(), oidcClientsCommand(), revocationCommand(), trustCommand())
 		},
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/forward"
 	"github.com/cacgate/cacgate/internal/gateway"
+	"github.com/cacgate/cacgate/internal/oidcop"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -133,6 +134,10 @@ type Handler struct {
 	// once (0, the default: no limit; ASD STIG V-222387). A sign-in past
 	// it ends that person's oldest sessions, on every node.
 	SessionLimit int `json:"session_limit,omitempty"`
+
+	// OIDC makes the site an OpenID Provider for relying parties (off
+	// unless set; see OIDCConfig and oidc.go).
+	OIDC *OIDCConfig `json:"oidc,omitempty"`
 
 	// Access are the rules deciding who may pass once identified: allow,
 	// require and deny on affiliation, category, group, edipi, edipi_file,
@@ -255,6 +260,9 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 	if err := h.provisionPortal(); err != nil { // pages.go
 		return err
 	}
+	if h.OIDC != nil {
+		return h.provisionOIDC(ctx) // oidc.go
+	}
 	return nil
 }
 
@@ -342,7 +350,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.answer(w, r, d)
 	}
 	if strings.HasPrefix(r.URL.Path, ui.Prefix) {
+		if h.OIDC != nil {
+			if done, err := h.serveOIDC(w, r); done {
+				return err
+			}
+		}
 		return h.serveGatewayPage(w, r)
+	}
+	if h.OIDC != nil && r.URL.Path == oidcop.PathDiscovery {
+		_, err := h.serveOIDC(w, r)
+		return err
 	}
 	// Whatever the path, exempt ones included: no client-made identity
 	// reaches the backend, in headers, in trailers read later with the

@@ -14,6 +14,7 @@ import (
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/gateway"
+	"github.com/cacgate/cacgate/internal/oidcop"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/ui"
@@ -85,7 +86,8 @@ func (h *Handler) loginLinks(r *http.Request) []ui.Link {
 		return nil
 	}
 	next := r.URL.RequestURI()
-	if strings.HasPrefix(next, ui.Prefix) {
+	if strings.HasPrefix(next, ui.Prefix) && !(h.OIDC != nil && strings.HasPrefix(next, oidcop.PathAuthorize+"?")) {
+		// (An OpenID Connect sign-in resumes after the password sign-in.)
 		next = "/"
 	}
 	return []ui.Link{{Text: "I don't have a CAC/PIV: sign in with my username and password", Href: portal.PathLogin + "?next=" + url.QueryEscape(next)}}

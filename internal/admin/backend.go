@@ -35,6 +35,12 @@ type Backend interface {
 	Import(ctx context.Context, who Actor, in io.Reader, onConflict, source string) (ImportReport, error)
 	// Export writes every account as CSV to w and returns how many.
 	Export(ctx context.Context, who Actor, w io.Writer) (int, error)
+
+	// OIDCClients, PutOIDCClient and DeleteOIDCClient manage the OpenID
+	// Connect relying parties registered in the account database.
+	OIDCClients(ctx context.Context) ([]OIDCClient, error)
+	PutOIDCClient(ctx context.Context, who Actor, req OIDCClientRequest) (OIDCClient, error)
+	DeleteOIDCClient(ctx context.Context, who Actor, id string) error
 }
 
 var (

@@ -50,6 +50,12 @@ type Service struct {
 	// Logger gets what the audit trail and the answers leave out, such as
 	// database errors. Nil: none.
 	Logger *zap.Logger
+	// OIDC holds the relying parties registered through the admin API;
+	// nil: client management is unavailable. OIDCConfigured, if set,
+	// reports a client ID the server's configuration holds (and so the
+	// admin API must not register).
+	OIDC           OIDCStore
+	OIDCConfigured func(id string) bool
 }
 
 func (s *Service) logger() *zap.Logger {

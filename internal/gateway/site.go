@@ -215,6 +215,17 @@ type Decision struct {
 	User string
 }
 
+// CardChain is the admitted card's chain as the gateway checks its
+// revocation status (card first): for a sign-in whose status is checked
+// again later, away from the request (an OpenID Connect refresh). Nil
+// without a card.
+func (d *Decision) CardChain(cs *tls.ConnectionState) []*x509.Certificate {
+	if d.Site == nil || d.Site.ID == nil || cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	return d.Site.cardChain(cs).chainOrLeaf()
+}
+
 // CheckPath refuses a request whose path, as the client sent it, could
 // mean another page to the backend than to the gateway and Caddy's
 // matchers (see NonCanonicalPath). Admitted when it is canonical.
@@ -351,6 +362,32 @@ func (s *Site) CheckDeny(d Decision) Decision {
 		d.Outcome, d.Access = AccessDenied, ad
 	}
 	return d
+}
+
+// DecideAccess applies the site's access rules away from a request (an
+// OpenID Connect refresh): to acct as it is now and, for a card sign-in,
+// the card's chain as it was verified (card first, issuing CA next). Nil
+// when the site has no rules.
+func (s *Site) DecideAccess(acct *store.Account, chain []*x509.Certificate) *access.Decision {
+	p := s.cfg.Access
+	if p == nil {
+		return nil
+	}
+	f := &access.Facts{EDIPI: acct.EDIPI, Affiliation: acct.Affiliation, Categories: acct.Categories, Groups: acct.Groups}
+	if len(chain) > 0 {
+		leaf := chain[0]
+		f.Card, f.Policies = true, leaf.PolicyIdentifiers
+		if id, err := cacid.Parse(leaf); err == nil {
+			f.CardEDIPI, f.IssuerDN = id.EDIPI, id.Issuer
+			if f.Affiliation == "" {
+				f.Affiliation = id.Affiliation
+			}
+		}
+		if len(chain) > 1 {
+			f.IssuerSHA256 = cacid.Fingerprint(chain[1].Raw)
+		}
+	}
+	return p.Decide(f)
 }
 
 // accessDecision applies the access rules to an identified, active

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -51,7 +52,7 @@ func (p *Portal) serveLogout(w http.ResponseWriter, r *http.Request, v Visitor) 
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", Secure: true, HttpOnly: true,
 			SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	}
-	return ui.SeeOther(w, PathLogout)
+	return ui.SeeOther(w, afterLogout(r))
 }
 
 func (p *Portal) serveSignedOut(w http.ResponseWriter, r *http.Request, v Visitor) error {
@@ -81,4 +82,20 @@ func (p *Portal) serveSignedOut(w http.ResponseWriter, r *http.Request, v Visito
 		n.Links = append([]ui.Link{{Text: "Sign in again with a username and password", Href: PathLogin}}, n.Links...)
 	}
 	return ui.WriteNotice(w, r, n)
+}
+
+type afterLogoutKey struct{}
+
+// WithAfterLogout makes a sign-out (POST) send the browser to location
+// instead of the signed-out page: an OpenID Connect client's post-logout
+// URI, which the caller has checked against the client's registration.
+func WithAfterLogout(r *http.Request, location string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), afterLogoutKey{}, location))
+}
+
+func afterLogout(r *http.Request) string {
+	if l, ok := r.Context().Value(afterLogoutKey{}).(string); ok && l != "" {
+		return l
+	}
+	return PathLogout
 }
