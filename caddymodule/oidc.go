@@ -333,12 +333,14 @@ func (h *Handler) oidcAccess(acct *store.Account, chain []*x509.Certificate) str
 }
 
 // oidcCredentialKind is the credential_kind claim (and amr/acr) of an
-// admitted decision: a password session, or a card. The gateway knows one
-// kind of card today, the CAC; when the decision learns more (PIV, PIV-I,
-// ECA) this is the one place to ask it.
+// admitted decision: a password session, or the kind of credential the
+// site's accept rules read the card as (cac, piv, piv-i, eca).
 func oidcCredentialKind(d *gateway.Decision) string {
 	if d.Site == nil || d.Site.ID == nil {
 		return oidcop.KindPassword
+	}
+	if k := d.Site.ID.Kind; k != "" {
+		return string(k)
 	}
 	return oidcop.KindCAC
 }

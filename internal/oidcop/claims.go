@@ -46,6 +46,7 @@ var optInClaims = []string{"edipi"}
 // (RFC 8176) and acr.
 const (
 	KindCAC      = "cac"
+	KindECA      = "eca"
 	KindPassword = "password"
 
 	ACRCard     = "urn:cacgate:acr:pki"
@@ -53,10 +54,17 @@ const (
 )
 
 // AMR is what the amr claim says of a credential kind: a smart card's key
-// (hardware, PIN-protected: multi-factor), or a password.
+// (CAC, PIV, PIV-I: hardware, PIN-protected, so multi-factor), or a
+// password. An ECA certificate may live in software (ECA issues medium
+// assurance software certificates as well as hardware tokens), so it
+// claims only proof of possession of a key ("pop"), never more than the
+// gateway knows.
 func AMR(kind string) []string {
-	if kind == KindPassword {
+	switch kind {
+	case KindPassword:
 		return []string{"pwd"}
+	case KindECA:
+		return []string{"pop"}
 	}
 	return []string{"hwk", "sc", "mfa"}
 }

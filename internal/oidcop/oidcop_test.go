@@ -99,7 +99,8 @@ func TestClaimRelease(t *testing.T) {
 	if v.PreferredUsername != "" || v.Claims["edipi"] != "1234567890" || v.Claims["affiliation"] != nil || v.Claims["credential_kind"] != KindPassword {
 		t.Fatalf("listed release: %+v %v", v.UserInfoProfile, v.Claims)
 	}
-	if !slices.Equal(AMR(KindCAC), []string{"hwk", "sc", "mfa"}) || !slices.Equal(AMR(KindPassword), []string{"pwd"}) {
+	if !slices.Equal(AMR(KindCAC), []string{"hwk", "sc", "mfa"}) || !slices.Equal(AMR(KindPassword), []string{"pwd"}) ||
+		!slices.Equal(AMR("piv"), []string{"hwk", "sc", "mfa"}) || !slices.Equal(AMR(KindECA), []string{"pop"}) {
 		t.Fatal("amr")
 	}
 }
