@@ -58,8 +58,8 @@ RETURNING id, kind, recipient, subject, body_text, body_html, created_at, attemp
 
 	// Only the sender holding the lease settles a message: one whose
 	// lease ran out and was claimed again is the new holder's.
-	mailSentSQL   = `DELETE FROM mail_outbox WHERE id = ? AND lease_owner = ?`
-	mailRetrySQL  = `
+	mailSentSQL  = `DELETE FROM mail_outbox WHERE id = ? AND lease_owner = ?`
+	mailRetrySQL = `
 UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL,
     lease_owner = '', last_error = ?
 WHERE id = ? AND lease_owner = ?`
