@@ -106,6 +106,12 @@ UPDATE accounts
 SET last_login_at = CASE WHEN last_login_at IS NULL OR last_login_at < ? THEN ? ELSE last_login_at END
 WHERE id = ?`
 
+	insertUtilitySQL = `
+INSERT INTO accounts (username, edipi, given_name, middle_name, family_name, suffix, email,
+                      affiliation, status, created_at, updated_at, account_type, sponsor_id,
+                      expires_at, enabled_at)
+VALUES (?, ?, ?, '', '', '', ?, ?, 'active', ?, ?, 'utility', ?, ?, ?)`
+
 	setMailOptOutSQL = `UPDATE accounts SET mail_optout = ? WHERE id = ?`
 )
 
@@ -141,15 +147,9 @@ func (s *SQLStore) CreateUtilityAccount(ctx context.Context, u UtilityAccount) (
 		if sponsor.Type == TypeUtility || sponsor.Status != StatusActive {
 			return ErrSponsorInactive
 		}
-		at := now()
-		acct := &Account{Username: u.Username, EDIPI: UtilityPrefix + u.Username, GivenName: u.Name,
-			Email: u.Email, Affiliation: u.Affiliation, Status: StatusActive}
-		id, err := insertAccount(ctx, ex, acct, "", at)
-		if err != nil {
-			return err
-		}
-		if _, err := ex.exec(ctx, `UPDATE accounts SET account_type = 'utility', sponsor_id = ?, expires_at = ?, enabled_at = ? WHERE id = ?`,
-			sponsor.ID, u.ExpiresAt.Unix(), at.Unix(), id); err != nil {
+		at := now().Unix()
+		if _, err := ex.exec(ctx, insertUtilitySQL, u.Username, UtilityPrefix+u.Username, u.Name, u.Email,
+			u.Affiliation, at, at, sponsor.ID, u.ExpiresAt.Unix(), at); err != nil {
 			return err
 		}
 		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, u.Username); err != nil {
@@ -166,31 +166,38 @@ func (s *SQLStore) CreateUtilityAccount(ctx context.Context, u UtilityAccount) (
 // disableSponsored disables the active utility accounts a sponsors when a
 // is no longer active, inside the transaction that changed a's status.
 func (s *SQLStore) disableSponsored(ctx context.Context, ex executor, a *Account) error {
+	_, err := s.disableSponsoredList(ctx, ex, a)
+	return err
+}
+
+// disableSponsoredList is disableSponsored, returning the accounts it
+// disabled.
+func (s *SQLStore) disableSponsoredList(ctx context.Context, ex executor, a *Account) ([]Change, error) {
 	if a.Status == StatusActive {
-		return nil
+		return nil, nil
 	}
 	rows, err := ex.query(ctx, disableSponsoredSQL, now().Unix(), a.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var changes []Change
 	for rows.Next() {
 		var c Change
 		if err := rows.Scan(&c.AccountID, &c.Username); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		changes = append(changes, c)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
+		return nil, err
 	}
 	for _, c := range changes {
 		if err := s.announce(ctx, ex, c); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return changes, nil
 }
 
 // RegisterNPE registers a non-person certificate to the named utility

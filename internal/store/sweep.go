@@ -185,8 +185,14 @@ func (s *SQLStore) Sweep(ctx context.Context, p SweepPolicy, outboxLimit int, re
 					if err := s.announce(ctx, ex, Change{AccountID: e.AccountID, Username: e.Username}); err != nil {
 						return err
 					}
-					if err := s.disableSponsored(ctx, ex, &Account{ID: e.AccountID, Status: StatusDisabled}); err != nil {
+					cascaded, err := s.disableSponsoredList(ctx, ex, &Account{ID: e.AccountID, Status: StatusDisabled})
+					if err != nil {
 						return err
+					}
+					for _, c := range cascaded {
+						// (Their e-mail address is not read here: the
+						// sponsor's notice tells the person.)
+						got = append(got, SweepEvent{Kind: SweepSponsor, AccountID: c.AccountID, Username: c.Username, Deadline: e.Deadline})
 					}
 				}
 				if render == nil {
