@@ -42,6 +42,7 @@ var defaultHeaderNames = [gateway.NumFields]string{
 	gateway.FieldAffiliation: "X-Cac-Affiliation",
 	gateway.FieldCertSHA256:  "X-Cac-Cert-Sha256",
 	gateway.FieldAuthMethod:  "X-Cac-Auth-Method",
+	gateway.FieldAccountType: "X-Cac-Account-Type",
 }
 
 // The signed assertion is off unless a site names a header for it (in the

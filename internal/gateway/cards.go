@@ -33,12 +33,13 @@ const (
 	FieldAffiliation
 	FieldCertSHA256
 	FieldAuthMethod
+	FieldAccountType
 	NumFields
 )
 
 // FieldKeys are the Caddyfile/JSON names of the fields (used by the
 // "header" option) and the suffixes of the {http.auth.user.*} placeholders.
-var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method"}
+var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "account_type"}
 
 // PlaceholderKeys are the full placeholder names, built once.
 var PlaceholderKeys = func() (k [NumFields]string) {
@@ -278,7 +279,22 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 		return e, nil
 	}
 
+	if IsNPE(id) {
+		// A non-person certificate: its registration, never a card's.
+		acct, err := c.npeAccount(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if e.Account = acct; acct != nil {
+			e.fill(id)
+		}
+		return e, nil
+	}
 	acct, err := c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
+	if err == nil && acct.Type == store.TypeUtility {
+		// A person's card is never a utility account's.
+		acct, err = nil, store.ErrNotFound
+	}
 	switch {
 	case err == nil:
 		e.Account = acct
@@ -369,6 +385,13 @@ func (e *Entry) fill(id *cacid.Identity) {
 		cardGiven, cardFamily = displayName(id.GivenName), displayName(id.FamilyName)
 		cardEmail, cardAffiliation, fingerprint = id.Email, id.Affiliation, id.FingerprintHex
 		method = AuthCAC
+		if IsNPE(id) {
+			method = AuthNPE
+		}
+	}
+	accountType := string(store.TypePerson)
+	if acct.Type == store.TypeUtility {
+		accountType = string(store.TypeUtility)
 	}
 	e.Values = [NumFields]string{
 		FieldUser:        acct.Username,
@@ -379,6 +402,7 @@ func (e *Entry) fill(id *cacid.Identity) {
 		FieldAffiliation: firstNonEmpty(acct.Affiliation, cardAffiliation),
 		FieldCertSHA256:  fingerprint,
 		FieldAuthMethod:  method,
+		FieldAccountType: accountType,
 	}
 	for i, v := range e.Values {
 		e.Boxed[i] = v

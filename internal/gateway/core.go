@@ -25,6 +25,9 @@ type Store interface {
 	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
 	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
 	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+	// NPEAccount is the utility account a non-person certificate is
+	// registered to (see npe.go), or store.ErrNotFound.
+	NPEAccount(ctx context.Context, fingerprint, subject, issuer string) (*store.Account, error)
 }
 
 // Config is what a Core is made of. Every field is required except Logger.

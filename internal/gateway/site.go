@@ -126,6 +126,11 @@ type SiteEntry struct {
 	policies []asn1.ObjectIdentifier
 	// Rejection is a usage/issuer/policy/identity problem, nil if none.
 	Rejection *trust.Rejection
+	// npe: the certificate is no CAC identity but could be a non-person
+	// entity's (ID is then its npeIdentity); npeRejection is the refusal
+	// it gets unless a utility account holds it (see npe.go).
+	npe          bool
+	npeRejection *trust.Rejection
 	// poolVerified is whether the site's own trust pool verified the
 	// certificate, and poolCAs the CA certificates of that chain (card
 	// excluded); poolReject says why not. A handshake-verified chain is
@@ -248,6 +253,9 @@ func (s *Site) gate(r *http.Request, now time.Time, d *Decision) {
 		d.Outcome, d.Err = StoreUnavailable, err
 	case card.Verdict.Status != revocation.StatusGood:
 		d.Outcome, d.Entry = RevocationRefused, card
+	case se.npe && card.Account == nil:
+		// No utility account holds it: refused as before, no CAC.
+		d.Outcome, d.Rejection = CertificateRefused, se.npeRejection
 	default:
 		d.Outcome, d.Entry = Admitted, card
 	}
@@ -261,7 +269,8 @@ func (s *Site) GateConsented(r *http.Request, now time.Time) (d Decision) {
 
 func (s *Site) gateConsented(r *http.Request, now time.Time, d *Decision) {
 	s.gate(r, now, d)
-	if d.Outcome == Admitted && !s.core.cfg.Consents.AcceptedVia(&d.Site.consent, consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
+	// A registered non-person entity has no banner: nobody could read it.
+	if d.Outcome == Admitted && !d.Site.npe && !s.core.cfg.Consents.AcceptedVia(&d.Site.consent, consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 	}
 }
@@ -477,6 +486,10 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 			reason = cerr.Reason
 		}
 		se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like a DoD CAC/PIV authentication certificate: " + reason + "."}
+		if nid := npeIdentity(leaf); nid != nil {
+			// Perhaps a registered system's: decided with its account.
+			id, se.npe, se.npeRejection, se.Rejection = nid, true, se.Rejection, nil
+		}
 	}
 	se.ID = id
 	// Only a verdict reached with a verified chain is remembered: the
