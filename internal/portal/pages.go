@@ -47,6 +47,7 @@ const (
 	PathAccountClearCard = PathAccount + "/cards/clear"
 	PathAccountPassword  = PathAccount + "/password"
 	PathAccountAnswers   = PathAccount + "/answers"
+	PathAccountNotices   = PathAccount + "/notices"
 	// PathLogin is the password sign-in for people without a card reader
 	// ("I don't have a CAC/PIV"), offered only where the site turns it on.
 	PathLogin = ui.Prefix + "login"

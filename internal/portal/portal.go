@@ -120,6 +120,9 @@ type Config struct {
 	// TrustCertificates returns the CAs the site trusts for cards, for
 	// the certificates page; none when the gateway cannot tell.
 	TrustCertificates func(r *http.Request) []*x509.Certificate
+	// Logons records each logon (the banner accepted) for the last
+	// sign-in notice; nil shows none.
+	Logons Logons
 }
 
 // Portal serves every page under ui.Prefix, once.
@@ -128,6 +131,7 @@ type Portal struct {
 	consentPage      *template.Template
 	notRegistered    *template.Template
 	certificatesPage *template.Template
+	lastSignInPage   *template.Template
 }
 
 // New parses the pages and returns the portal.
@@ -147,6 +151,9 @@ func New(cfg Config) (*Portal, error) {
 		return nil, err
 	}
 	if p.certificatesPage, err = ui.ParsePage(Templates, "templates/certificates.html"); err != nil {
+		return nil, err
+	}
+	if p.lastSignInPage, err = ui.ParsePage(Templates, "templates/last-signin.html"); err != nil {
 		return nil, err
 	}
 	return p, nil
