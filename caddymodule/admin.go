@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/admin"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -42,6 +43,11 @@ func init() {
 //	POST   /cacgate/accounts/{username}/cards        {"certificate":"<PEM>"}
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
 //	GET    /cacgate/groups
+//	POST   /cacgate/utility                          {"username","name","sponsor","expires_at",...}
+//	GET    /cacgate/accounts/{username}/npe          (non-person certificates registered)
+//	POST   /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
+//	DELETE /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
+//	POST   /cacgate/mail/test                        {"to":"<address>"} (sends at once, not through the outbox)
 //	GET    /cacgate/revocation                       (CRL and OCSP cache state)
 //
 // Every change is audited with the admin's identity: the client
@@ -108,6 +114,12 @@ func adminRoutes() []caddy.AdminRoute {
 		return writeAdminJSON(w, http.StatusOK, app.revocationStats())
 	})
 	revocation.Pattern = "GET /cacgate/revocation"
+	mailTest := serve(func(app *App, w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		return adminMailTest(app, w, r.WithContext(ctx))
+	})
+	mailTest.Pattern = "POST /cacgate/mail/test"
 	return []caddy.AdminRoute{
 		route("GET /cacgate/accounts", adminTimeout, adminSearchAccounts),
 		route("POST /cacgate/accounts", adminTimeout, adminCreateAccount),
@@ -124,6 +136,11 @@ func adminRoutes() []caddy.AdminRoute {
 		route("POST /cacgate/accounts/{username}/cards", adminTimeout, adminLinkCard),
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminTimeout, adminUnlinkCard),
 		route("GET /cacgate/groups", adminTimeout, adminListGroups),
+		route("POST /cacgate/utility", adminTimeout, adminCreateUtility),
+		route("GET /cacgate/accounts/{username}/npe", adminTimeout, adminListNPE),
+		route("POST /cacgate/accounts/{username}/npe", adminTimeout, adminRegisterNPE),
+		route("DELETE /cacgate/accounts/{username}/npe", adminTimeout, adminUnregisterNPE),
+		mailTest,
 		revocation,
 	}
 }
@@ -375,3 +392,68 @@ func (a *App) revocationStats() admin.RevocationStats {
 var (
 	_ caddy.AdminRouter = AdminAPI{}
 )
+
+func adminCreateUtility(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NewUtilityRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventUtilityCreated, err, "")
+	}
+	acct, err := svc.CreateUtility(r.Context(), who, req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, acct)
+}
+
+func adminListNPE(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	certs, err := svc.NPECerts(r.Context(), r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, certs)
+}
+
+func adminRegisterNPE(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NPERequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventNPERegistered, err, r.PathValue("username"))
+	}
+	certs, err := svc.RegisterNPE(r.Context(), who, r.PathValue("username"), req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, certs)
+}
+
+func adminUnregisterNPE(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NPERequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventNPEUnregistered, err, r.PathValue("username"))
+	}
+	if err := svc.UnregisterNPE(r.Context(), who, r.PathValue("username"), req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// mailTestRequest is the body of POST /cacgate/mail/test.
+type mailTestRequest struct {
+	To string `json:"to"`
+}
+
+// adminMailTest sends a test message through the running config's relay
+// at once (not through the outbox), so the answer says whether the relay
+// took it.
+func adminMailTest(app *App, w http.ResponseWriter, r *http.Request) error {
+	var req mailTestRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return apiError(w, r, err)
+	}
+	if err := app.sendTestMail(r.Context(), req.To); err != nil {
+		app.audit.Write("mail.test", audit.Failure, zap.String("to", admin.Clip(req.To, 254)), zap.String("admin_source", r.RemoteAddr), zap.Error(err))
+		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
+	}
+	app.audit.Write("mail.test", audit.Success, zap.String("to", req.To), zap.String("admin_source", r.RemoteAddr))
+	return writeAdminJSON(w, http.StatusOK, map[string]string{"status": "sent", "to": req.To})
+}

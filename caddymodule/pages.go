@@ -122,6 +122,7 @@ func (h *Handler) provisionPortal() error {
 		Logger:            h.logger,
 		JWKS:              h.app.signer.JWKS,
 		TrustCertificates: h.trustCertificates,
+		Logons:            h.app.logons(),
 	})
 	return err
 }

@@ -343,6 +343,7 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 		Serial:      id.Serial,
 		NotAfter:    id.NotAfter,
 	})
+	justLinked := err == nil
 	switch {
 	case err == nil:
 		c.cfg.Audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
@@ -364,6 +365,9 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	acct, err = c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
 	if err != nil {
 		return nil, nil, fmt.Errorf("re-reading linked card: %w", err)
+	}
+	if justLinked && c.cfg.CardLinked != nil {
+		c.cfg.CardLinked(ctx, acct, id)
 	}
 	return acct, nil, nil
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cacgate/cacgate/assertion"
+	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/metrics"
@@ -51,6 +52,9 @@ type Config struct {
 	// LinkByEDIPI links an unregistered card to the account holding its
 	// DoD ID on first use.
 	LinkByEDIPI bool
+	// CardLinked, if set, is told of a card linked by DoD ID (the
+	// holder's e-mail notice).
+	CardLinked func(ctx context.Context, acct *store.Account, id *cacid.Identity)
 }
 
 // Core is the state every site of a config shares: one per config load.
