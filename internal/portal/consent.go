@@ -73,10 +73,6 @@ func (p *Portal) serveConsent(w http.ResponseWriter, r *http.Request, v Visitor)
 	})
 	p.cfg.Audit.Request(r, "consent.accepted", audit.Success, append(auditFields,
 		zap.Time("consent_expires", now.Add(p.cfg.ConsentTTL).UTC()))...)
-	next := ui.SafeNext(r.PostForm.Get("next"))
 	// The logon is complete: the previous one is shown before going on.
-	if shown, err := p.showLastSignIn(w, r, v, holder, next, now); shown || err != nil {
-		return err
-	}
-	return ui.SeeOther(w, next)
+	return ui.SeeOther(w, p.recordLogon(r, v, ui.SafeNext(r.PostForm.Get("next")), now))
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -35,48 +36,77 @@ type lastSignInPage struct {
 	Contact  string
 }
 
-// logonAccount is the active account the visitor's acceptance is a logon
-// to, nil if none (an unregistered card accepting before enrollment).
-func (p *Portal) logonAccount(ctx context.Context, v Visitor) *store.Account {
+// PathLastSignIn is the last sign-in notice's page.
+const PathLastSignIn = ui.Prefix + "last-signin"
+
+// logonUsername is whom the visitor's logon is for: the card's account or
+// the password session's user; "" if none (an unregistered card).
+func logonUsername(v Visitor) string {
+	switch {
+	case v.Card == nil && v.Session != nil:
+		return v.Session.Username
+	case v.Account != nil:
+		return v.Account.Username
+	}
+	return ""
+}
+
+// recordLogon records the logon the banner's acceptance completes and
+// returns where to go next: the notice of the previous logon when there is
+// one to show (or failed attempts), else next itself. A logon that cannot
+// be recorded is audited and does not hold the person up.
+func (p *Portal) recordLogon(r *http.Request, v Visitor, next string, now time.Time) string {
+	username := logonUsername(v)
+	if p.cfg.Logons == nil || username == "" {
+		return next
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
 	acct := v.Account
-	if v.Card == nil && v.Session != nil && p.cfg.Logons != nil {
-		a, err := p.cfg.Logons.AccountByUsername(ctx, v.Session.Username)
+	if acct == nil || v.Card == nil {
+		a, err := p.cfg.Logons.AccountByUsername(ctx, username)
 		if err != nil {
-			p.cfg.Logger.Warn("reading the account for the last sign-in notice", zap.Error(err))
-			return nil
+			p.cfg.Audit.Request(r, "logon.recorded", audit.Failure, zap.String("username", username), zap.String("reason", "unavailable"))
+			return next
 		}
 		acct = a
 	}
-	if acct == nil || acct.Status != store.StatusActive {
-		return nil
+	if acct.Status != store.StatusActive {
+		return next
 	}
-	return acct
+	prev, err := p.cfg.Logons.RecordLogon(ctx, acct.ID, now, p.cfg.Audit.ClientIP(r))
+	if err != nil {
+		p.cfg.Audit.Request(r, "logon.recorded", audit.Failure, zap.String("username", username), zap.String("reason", "unavailable"))
+		return next
+	}
+	if prev.At.IsZero() && prev.Failed == 0 {
+		return next // the first logon: nothing to tell
+	}
+	return PathLastSignIn + "?next=" + url.QueryEscape(next)
 }
 
-// showLastSignIn records the logon and answers the acceptance with the
-// notice of the previous one; false when there is no account to notice
-// (the caller redirects as before).
-func (p *Portal) showLastSignIn(w http.ResponseWriter, r *http.Request, v Visitor, holder, next string, now time.Time) (bool, error) {
-	if p.cfg.Logons == nil {
-		return false, nil
+// serveLastSignIn shows the notice (GET): the account's previous logon,
+// read afresh, and the failed attempts since.
+func (p *Portal) serveLastSignIn(w http.ResponseWriter, r *http.Request, v Visitor) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return MethodNotAllowed(w, r, "GET, HEAD")
 	}
-	acct := p.logonAccount(r.Context(), v)
-	if acct == nil {
-		return false, nil
+	next := ui.SafeNext(r.URL.Query().Get("next"))
+	username := logonUsername(v)
+	if p.cfg.Logons == nil || username == "" {
+		return ui.SeeOther(w, next)
 	}
-	from := p.cfg.Audit.ClientIP(r)
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	prev, err := p.cfg.Logons.RecordLogon(ctx, acct.ID, now, from)
-	cancel()
+	acct, err := p.cfg.Logons.AccountByUsername(r.Context(), username)
 	if err != nil {
-		// The logon goes ahead (the banner was accepted); the notice
-		// shows what the gateway last knew, and the failure is audited.
-		p.cfg.Audit.Request(r, "logon.recorded", audit.Failure, zap.String("username", acct.Username), zap.Error(err))
-		prev = store.Logon{At: acct.LogonAt, From: acct.LogonFrom}
+		return err
 	}
-	page := lastSignInPage{Holder: holder, From: prev.From, Failed: strconv.Itoa(prev.Failed), Next: next, Contact: p.cfg.Contact}
-	if !prev.At.IsZero() {
-		page.Previous = selfservice.FormatTime(prev.At)
+	holder := v.Holder
+	if holder == "" {
+		holder = username
 	}
-	return true, ui.WriteHTML(w, http.StatusOK, p.lastSignInPage, page)
+	page := lastSignInPage{Holder: holder, From: acct.PrevLogonFrom, Failed: strconv.Itoa(acct.PrevFailed), Next: next, Contact: p.cfg.Contact}
+	if !acct.PrevLogonAt.IsZero() {
+		page.Previous = selfservice.FormatTime(acct.PrevLogonAt)
+	}
+	return ui.WriteHTML(w, http.StatusOK, p.lastSignInPage, page)
 }

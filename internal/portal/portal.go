@@ -175,6 +175,7 @@ const (
 	routeEnroll
 	routeAccount
 	routeCertificates
+	routeLastSignIn
 )
 
 func routeOf(path string) route {
@@ -189,6 +190,8 @@ func routeOf(path string) route {
 		return routeConsent
 	case path == PathLogin:
 		return routeLogin
+	case path == PathLastSignIn:
+		return routeLastSignIn
 	case path == PathLogout:
 		return routeLogout
 	case path == PathEnroll || strings.HasPrefix(path, PathEnroll+"/"):
@@ -212,7 +215,7 @@ func (p *Portal) Admission(r *http.Request) Level {
 	switch page {
 	case routeLogout:
 		return Optional
-	case routeConsent:
+	case routeConsent, routeLastSignIn:
 		return Identified
 	case routeEnroll:
 		return Consented
@@ -253,6 +256,8 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 		return p.serveCertificates(w, r)
 	case routeConsent:
 		return p.serveConsent(w, r, v)
+	case routeLastSignIn:
+		return p.serveLastSignIn(w, r, v)
 	case routeLogin:
 		return p.serveLogin(w, r)
 	case routeLogout:
