@@ -120,7 +120,7 @@ func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card *cacid
 		}
 		updated := *acct
 		updated.MailOptOut = nil
-		for _, c := range selfservice.NoticeChoices(acct) {
+		for _, c := range p.svc.NoticeChoices(acct) {
 			if !slices.Contains(r.PostForm["notice"], c.Kind) {
 				updated.MailOptOut = append(updated.MailOptOut, c.Kind)
 			}
@@ -138,7 +138,7 @@ func (p *Pages) accountPage(w http.ResponseWriter, status int, card *cacid.Ident
 		LastLogin: selfservice.FormatTime(acct.LastLoginAt),
 		Password:  p.svc.PasswordSummary(acct, p.svc.Now()),
 		PrevFrom:  acct.PrevLogonFrom, PrevFailed: acct.PrevFailed,
-		Notices: selfservice.NoticeChoices(acct),
+		Notices: p.svc.NoticeChoices(acct),
 	}
 	if !acct.PrevLogonAt.IsZero() {
 		page.PrevLogon = selfservice.FormatTime(acct.PrevLogonAt)

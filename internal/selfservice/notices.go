@@ -21,10 +21,15 @@ type NoticeChoice struct {
 	On          bool
 }
 
-// NoticeChoices lists the optional notices and whether acct receives each.
-func NoticeChoices(acct *store.Account) []NoticeChoice {
+// NoticeChoices lists the optional notices and whether acct receives each
+// (the password expiry warning only where passwords expire and acct has
+// one).
+func (s *Service) NoticeChoices(acct *store.Account) []NoticeChoice {
 	var out []NoticeChoice
 	for _, k := range mail.Kinds {
+		if k.Kind == mail.KindPasswordExpiring && (s.cfg.PasswordMaxAge <= 0 || !acct.HasPassword) {
+			continue
+		}
 		if k.Optional {
 			out = append(out, NoticeChoice{Kind: k.Kind, Label: k.Label, On: !slices.Contains(acct.MailOptOut, k.Kind)})
 		}
