@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
 	"github.com/cacgate/cacgate/internal/mailtest"
 	"github.com/cacgate/cacgate/internal/store"
 	"github.com/cacgate/cacgate/internal/testpki"
@@ -223,5 +226,22 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLifecycleProvisionErrors: settings that cannot work stop the config.
+func TestLifecycleProvisionErrors(t *testing.T) {
+	for name, a := range map[string]*App{
+		"inactive_after under a day":   {InactiveAfter: caddy.Duration(time.Hour)},
+		"warning not before":           {InactiveAfter: caddy.Duration(35 * 24 * time.Hour), InactiveWarning: caddy.Duration(40 * 24 * time.Hour)},
+		"plain text to a remote relay": {Mail: &MailConfig{Host: "relay.example.mil", TLS: "off", From: "a@example.mil"}},
+		"unknown tls mode":             {Mail: &MailConfig{Host: "relay.example.mil", TLS: "maybe", From: "a@example.mil"}},
+		"missing ca file":              {Mail: &MailConfig{Host: "relay.example.mil", From: "a@example.mil", CAFile: "/nonexistent/ca.pem"}},
+		"unset password placeholder":   {Mail: &MailConfig{Host: "relay.example.mil", From: "a@example.mil", Username: "u", Password: "{env.CACGATE_TEST_UNSET_VAR}"}},
+	} {
+		a.logger = zap.NewNop()
+		if err := a.provisionLifecycle(caddy.Context{}); err == nil {
+			t.Errorf("%s: provisioned", name)
+		}
 	}
 }
