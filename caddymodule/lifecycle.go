@@ -40,21 +40,26 @@ import (
 //		account_page <url>             # the account page's address, for notices that point there
 //		outbox_limit <n>               # default 10000 queued notices
 //		interval  <duration>           # how often each node looks at the outbox (default 10s)
+//		admin_notices <address>...     # copies of account-management notices for administrators/ISSOs
 //	}
 type MailConfig struct {
-	Host        string         `json:"host,omitempty"`
-	Port        int            `json:"port,omitempty"`
-	TLS         string         `json:"tls,omitempty"`
-	Username    string         `json:"username,omitempty"`
-	Password    string         `json:"password,omitempty"`
-	From        string         `json:"from,omitempty"`
-	CAFile      string         `json:"ca_file,omitempty"`
-	Templates   string         `json:"templates,omitempty"`
-	Site        string         `json:"site,omitempty"`
-	Contact     string         `json:"contact,omitempty"`
-	AccountPage string         `json:"account_page,omitempty"`
-	OutboxLimit int            `json:"outbox_limit,omitempty"`
-	Interval    caddy.Duration `json:"interval,omitempty"`
+	Host        string `json:"host,omitempty"`
+	Port        int    `json:"port,omitempty"`
+	TLS         string `json:"tls,omitempty"`
+	Username    string `json:"username,omitempty"`
+	Password    string `json:"password,omitempty"`
+	From        string `json:"from,omitempty"`
+	CAFile      string `json:"ca_file,omitempty"`
+	Templates   string `json:"templates,omitempty"`
+	Site        string `json:"site,omitempty"`
+	Contact     string `json:"contact,omitempty"`
+	AccountPage string `json:"account_page,omitempty"`
+	OutboxLimit int    `json:"outbox_limit,omitempty"`
+	// AdminNotices receive a copy of the account-management notices
+	// (created, pending, approved, disabled for inactivity, utility
+	// account disabled): the administrators and ISSOs.
+	AdminNotices []string       `json:"admin_notices,omitempty"`
+	Interval     caddy.Duration `json:"interval,omitempty"`
 }
 
 // Defaults of the life-cycle options.
@@ -150,6 +155,14 @@ func (a *App) buildMail(outbox mail.Outbox) error {
 	if err != nil {
 		return err
 	}
+	for _, addr := range mc.AdminNotices {
+		if !validAddress(addr) {
+			return fmt.Errorf("admin_notices: %q is not an e-mail address", addr)
+		}
+	}
+	if len(mc.AdminNotices) > 20 {
+		return errors.New("admin_notices: at most 20 addresses")
+	}
 	if mc.OutboxLimit < 0 || mc.OutboxLimit > 1_000_000 {
 		return fmt.Errorf("outbox_limit must be between 1 and 1000000, got %d", mc.OutboxLimit)
 	}
@@ -160,7 +173,7 @@ func (a *App) buildMail(outbox mail.Outbox) error {
 	}
 	a.life.notifier = &mail.Notifier{
 		Outbox: outbox, Templates: tpl, Site: mc.Site, Contact: mc.Contact, AccountPage: mc.AccountPage,
-		Limit: mc.OutboxLimit, Logger: logger.Named("mail"),
+		Limit: mc.OutboxLimit, Logger: logger.Named("mail"), Admins: mc.AdminNotices,
 		Dropped: func(kind, username string, err error) {
 			a.audit.Write("mail.dropped", audit.Failure, zap.String("kind", kind), zap.String("username", username),
 				zap.String("reason", dropReason(err)))
@@ -248,7 +261,7 @@ func (a *App) notify(ctx context.Context, kind string, acct *store.Account, d ma
 		return
 	}
 	a.life.notifier.Notify(ctx, kind, acct, d, dedupe)
-	a.life.sender.Wake()
+	a.life.sender.Wake() // nil-safe: the CLI has no sender
 }
 
 // noticeOfEvent maps a self-service audit event to its e-mail notice.

@@ -78,6 +78,11 @@ func (a *App) unmarshalLifecycle(d *caddyfile.Dispenser, sub string) error {
 			mc.OutboxLimit, err = intArg(d)
 		case "interval":
 			err = durationArg(d, &mc.Interval)
+		case "admin_notices":
+			mc.AdminNotices = d.RemainingArgs()
+			if len(mc.AdminNotices) == 0 {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("mail: unrecognized option %q", opt)
 		}

@@ -53,6 +53,7 @@ func mailGateway(t *testing.T, globalExtra string) (*testGateway, *mailtest.Serv
 				site "Test Gateway"
 				contact "Test Help Desk"
 				interval 1s
+				admin_notices isso@example.mil
 			}
 			%s`, rosterPath, relay.Port(), root, globalExtra), "")
 	return g, relay
@@ -167,7 +168,10 @@ func TestMailNoticesAndLastSignIn(t *testing.T) {
 		"given_name": "John", "email": "john.doe@example.mil"}, &a); code != http.StatusCreated {
 		t.Fatalf("creating account: HTTP %d", code)
 	}
-	msgs := relay.WaitFor(t, 1, 2*time.Minute)
+	msgs := relay.WaitFor(t, 2, 2*time.Minute)
+	if msgs[1].To[0] != "isso@example.mil" || !strings.Contains(msgs[1].Header("Subject"), "[admin copy: john.q.doe]") {
+		t.Fatalf("administrators' copy: %+v", msgs[1])
+	}
 	if msgs[0].To[0] != "john.doe@example.mil" || msgs[0].Header("X-Cacgate-Notice") != "account_created" ||
 		!strings.Contains(msgs[0].Header("Subject"), "Test Gateway") || !strings.Contains(msgs[0].Data, "Test Help Desk") {
 		t.Fatalf("account created notice: %+v", msgs[0])
@@ -175,9 +179,9 @@ func TestMailNoticesAndLastSignIn(t *testing.T) {
 	if code := g.adminDo("POST", "/cacgate/mail/test", map[string]string{"to": "ops@example.mil"}, nil); code != http.StatusOK {
 		t.Fatalf("mail test: HTTP %d", code)
 	}
-	msgs = relay.WaitFor(t, 2, 2*time.Minute)
-	if msgs[1].To[0] != "ops@example.mil" || msgs[1].Header("X-Cacgate-Notice") != "test" {
-		t.Fatalf("test message: %+v", msgs[1])
+	msgs = relay.WaitFor(t, 3, 2*time.Minute)
+	if msgs[2].To[0] != "ops@example.mil" || msgs[2].Header("X-Cacgate-Notice") != "test" {
+		t.Fatalf("test message: %+v", msgs[2])
 	}
 	if code := g.adminDo("POST", "/cacgate/mail/test", map[string]string{"to": "not an address"}, nil); code == http.StatusOK {
 		t.Fatal("mail test to a bad address succeeded")

@@ -144,15 +144,14 @@ func (s *Sweeper) render(e store.SweepEvent) []store.Mail {
 	// optional kinds, so read preferences through a full account only
 	// for them would cost a query per row: they go to everyone, and the
 	// opt-out is honoured by the notices sent from requests. (Documented.)
-	m, ok, err := s.Notifier.Message(kind, acct, d)
-	if err != nil || !ok {
-		if err != nil && s.Logger != nil {
-			s.Logger.Error("rendering life-cycle notice", zap.String("kind", kind), zap.Error(err))
-		}
-		return nil
+	msgs, err := s.Notifier.Messages(kind, acct, d)
+	if err != nil && s.Logger != nil {
+		s.Logger.Error("rendering life-cycle notice", zap.String("kind", kind), zap.Error(err))
 	}
-	m.DedupeKey = fmt.Sprintf("%s:%d:%s", kind, e.AccountID, strconv.FormatInt(e.Deadline.Unix(), 10))
-	return []store.Mail{m}
+	for i := range msgs {
+		msgs[i].DedupeKey = fmt.Sprintf("%s:%d:%s:%s", kind, e.AccountID, strconv.FormatInt(e.Deadline.Unix(), 10), msgs[i].Recipient)
+	}
+	return msgs
 }
 
 // Days writes a duration in whole days ("35 days") or, under a day, as Go

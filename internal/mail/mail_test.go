@@ -264,3 +264,26 @@ func write(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAdminCopies: administrators get a copy of account-management
+// notices whatever the person chose, and none of the others.
+func TestAdminCopies(t *testing.T) {
+	tpl, err := mail.LoadTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &mail.Notifier{Templates: tpl, Admins: []string{"isso@example.mil", "sa@example.mil"}}
+	acct := &store.Account{Username: "u1", Email: "u1@example.mil", MailOptOut: []string{mail.KindAccountPending}}
+	msgs, err := n.Messages(mail.KindAccountPending, acct, mail.Data{})
+	if err != nil || len(msgs) != 2 || msgs[0].Recipient != "isso@example.mil" || !strings.HasPrefix(msgs[0].Subject, "[admin copy: u1] ") {
+		t.Fatalf("pending, opted out: %+v, %v", msgs, err)
+	}
+	msgs, _ = n.Messages(mail.KindAccountInactive, &store.Account{Username: "u2"}, mail.Data{})
+	if len(msgs) != 2 {
+		t.Fatalf("inactive without an address: %d messages, want the 2 admin copies", len(msgs))
+	}
+	msgs, _ = n.Messages(mail.KindPasswordChanged, acct, mail.Data{})
+	if len(msgs) != 1 || msgs[0].Recipient != "u1@example.mil" {
+		t.Fatalf("password changed: %+v", msgs)
+	}
+}

@@ -220,6 +220,10 @@ type Notifier struct {
 	Site, Contact, AccountPage string
 	// Limit bounds the outbox (default DefaultOutboxLimit).
 	Limit int
+	// Admins receive a copy of the account-management notices (AdminKinds):
+	// the system administrators and ISSOs the STIG wants told when
+	// accounts are created, disabled or removed.
+	Admins []string
 	// Dropped is told of a notice that could not be queued (the outbox
 	// full, the database down): for the audit trail. May be nil.
 	Dropped func(kind, username string, err error)
@@ -270,6 +274,38 @@ func (n *Notifier) Message(kind string, acct *store.Account, d Data) (store.Mail
 	return m, err == nil, err
 }
 
+// AdminKinds are the notices Notifier.Admins get a copy of.
+var AdminKinds = []string{KindAccountCreated, KindAccountPending, KindAccountApproved, KindAccountInactive, KindUtilityDisabled}
+
+// Messages renders the notice of kind to acct (if acct gets one) and the
+// administrators' copies (AdminKinds), which no person's choice turns off.
+func (n *Notifier) Messages(kind string, acct *store.Account, d Data) ([]store.Mail, error) {
+	var out []store.Mail
+	m, ok, err := n.Message(kind, acct, d)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		out = append(out, m)
+	}
+	if len(n.Admins) == 0 || acct == nil || !slices.Contains(AdminKinds, kind) {
+		return out, nil
+	}
+	copyFor := *acct
+	copyFor.MailOptOut = nil
+	for _, admin := range n.Admins {
+		copyFor.Email = admin
+		c, ok, err := n.Message(kind, &copyFor, d)
+		if err != nil || !ok {
+			return out, err
+		}
+		c.Subject = clip("[admin copy: "+acct.Username+"] "+c.Subject, 200)
+		c.Text = "Copy for the site's administrators of a notice about account " + acct.Username + ".\n\n" + c.Text
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // Notify queues the notice of kind to acct (if it gets one). dedupe, when
 // not empty, queues it once however often it is offered. An error is
 // reported to Dropped and logged, not returned: a notice never fails the
@@ -278,11 +314,15 @@ func (n *Notifier) Notify(ctx context.Context, kind string, acct *store.Account,
 	if n == nil {
 		return
 	}
-	m, ok, err := n.Message(kind, acct, d)
-	if err == nil && ok {
-		m.DedupeKey = dedupe
+	msgs, err := n.Messages(kind, acct, d)
+	if err == nil && len(msgs) > 0 {
+		for i := range msgs {
+			if dedupe != "" {
+				msgs[i].DedupeKey = dedupe + ":" + msgs[i].Recipient
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err = n.Outbox.EnqueueMail(ctx, n.limit(), m)
+		err = n.Outbox.EnqueueMail(ctx, n.limit(), msgs...)
 		cancel()
 	}
 	if err != nil {
