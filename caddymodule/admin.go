@@ -44,6 +44,7 @@ func init() {
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
 //	GET    /cacgate/groups
 //	POST   /cacgate/utility                          {"username","name","sponsor","expires_at",...}
+//	POST   /cacgate/accounts/{username}/renew        {"expires_at"[,"sponsor"]} (utility accounts)
 //	GET    /cacgate/accounts/{username}/npe          (non-person certificates registered)
 //	POST   /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
 //	DELETE /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
@@ -137,6 +138,7 @@ func adminRoutes() []caddy.AdminRoute {
 		route("DELETE /cacgate/accounts/{username}/cards/{fingerprint}", adminTimeout, adminUnlinkCard),
 		route("GET /cacgate/groups", adminTimeout, adminListGroups),
 		route("POST /cacgate/utility", adminTimeout, adminCreateUtility),
+		route("POST /cacgate/accounts/{username}/renew", adminTimeout, adminRenewUtility),
 		route("GET /cacgate/accounts/{username}/npe", adminTimeout, adminListNPE),
 		route("POST /cacgate/accounts/{username}/npe", adminTimeout, adminRegisterNPE),
 		route("DELETE /cacgate/accounts/{username}/npe", adminTimeout, adminUnregisterNPE),
@@ -403,6 +405,18 @@ func adminCreateUtility(svc *admin.Service, who admin.Actor, w http.ResponseWrit
 		return err
 	}
 	return writeAdminJSON(w, http.StatusCreated, acct)
+}
+
+func adminRenewUtility(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.RenewUtilityRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventUtilityRenewed, err, r.PathValue("username"))
+	}
+	acct, err := svc.RenewUtility(r.Context(), who, r.PathValue("username"), req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, acct)
 }
 
 func adminListNPE(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {

@@ -95,7 +95,26 @@ func utilityCommands(r runner) []*cobra.Command {
 			return nil
 		}),
 	}
-	return []*cobra.Command{create, register, unregister, list}
+	var rsponsor, rexpires string
+	renew := &cobra.Command{
+		Use:   "renew-utility <username> --expires <YYYY-MM-DD> [--sponsor <username>]",
+		Short: "Gives a utility account a new expiry (and sponsor); enable it after if it was disabled",
+		Args:  cobra.ExactArgs(1),
+		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, args []string) error {
+			exp, err := time.Parse("2006-01-02", rexpires)
+			if err != nil {
+				return fmt.Errorf("--expires must be a date, YYYY-MM-DD: %w", err)
+			}
+			acct, err := s.RenewUtility(ctx, s.who, args[0], admin.RenewUtilityRequest{Sponsor: rsponsor, ExpiresAt: exp.Add(24*time.Hour - time.Second)})
+			if err != nil {
+				return err
+			}
+			return r.changed(cmd, s, acct, "Renewed utility account %s until %s (status %s).", acct.Username, rexpires, acct.Status)
+		}),
+	}
+	renew.Flags().StringVar(&rexpires, "expires", "", "last day it works, YYYY-MM-DD, within a year (required)")
+	renew.Flags().StringVar(&rsponsor, "sponsor", "", "a new sponsor (username of an active person's account)")
+	return []*cobra.Command{create, renew, register, unregister, list}
 }
 
 func orDash(s string) string {

@@ -31,6 +31,7 @@ type Backend interface {
 
 	// Utility accounts and the non-person certificates registered to them.
 	CreateUtility(ctx context.Context, who Actor, req NewUtilityRequest) (Account, error)
+	RenewUtility(ctx context.Context, who Actor, username string, req RenewUtilityRequest) (Account, error)
 	RegisterNPE(ctx context.Context, who Actor, username string, req NPERequest) ([]NPECert, error)
 	UnregisterNPE(ctx context.Context, who Actor, username string, req NPERequest) error
 	NPECerts(ctx context.Context, username string) ([]NPECert, error)

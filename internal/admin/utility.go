@@ -28,7 +28,14 @@ const (
 	EventUtilityCreated  = "admin.utility.created"
 	EventNPERegistered   = "admin.npe.registered"
 	EventNPEUnregistered = "admin.npe.unregistered"
+	EventUtilityRenewed  = "admin.utility.renewed"
 )
+
+// RenewUtilityRequest is the body of POST /cacgate/accounts/{username}/renew.
+type RenewUtilityRequest struct {
+	Sponsor   string    `json:"sponsor,omitempty"` // "" keeps the current sponsor
+	ExpiresAt time.Time `json:"expires_at"`
+}
 
 // Kinds of NPE registration.
 const (
@@ -69,6 +76,7 @@ type NPECert struct {
 // UtilityStore is the store's side of utility accounts.
 type UtilityStore interface {
 	CreateUtilityAccount(ctx context.Context, u store.UtilityAccount) (*store.Account, error)
+	RenewUtilityAccount(ctx context.Context, username, sponsor string, expiresAt time.Time) (*store.Account, error)
 	RegisterNPE(ctx context.Context, username string, c store.NPECert) error
 	UnregisterNPE(ctx context.Context, username, matchKey string) error
 	NPECerts(ctx context.Context, username string) ([]store.NPECert, error)
@@ -132,6 +140,39 @@ func (s *Service) CreateUtility(ctx context.Context, who Actor, req NewUtilityRe
 	}
 	s.changed()
 	s.record(who, event, audit.Success, ids...)
+	return accountOf(acct), nil
+}
+
+// RenewUtility gives a utility account a new expiry (and sponsor); it
+// stays disabled if it was: enable it after.
+func (s *Service) RenewUtility(ctx context.Context, who Actor, username string, req RenewUtilityRequest) (Account, error) {
+	const event = EventUtilityRenewed
+	if err := checkUsername(username); err != nil {
+		return Account{}, s.fail(who, event, err)
+	}
+	now := time.Now()
+	switch {
+	case req.Sponsor != "" && !store.ValidUsername(req.Sponsor):
+		return Account{}, s.fail(who, event, BadRequest(errors.New("sponsor must be the username of an active person's account")), zap.String("username", username))
+	case !req.ExpiresAt.After(now) || req.ExpiresAt.Sub(now) > MaxUtilityLifetime:
+		return Account{}, s.fail(who, event, BadRequest(errors.New("expires_at must be in the future and within a year")), zap.String("username", username))
+	}
+	us, err := s.utilityStore()
+	if err != nil {
+		return Account{}, s.fail(who, event, err)
+	}
+	fields := []zap.Field{zap.String("username", username), zap.String("sponsor", req.Sponsor), zap.Time("expires_at", req.ExpiresAt.UTC())}
+	acct, err := us.RenewUtilityAccount(ctx, username, req.Sponsor, req.ExpiresAt)
+	switch {
+	case errors.Is(err, store.ErrNotUtility):
+		return Account{}, s.fail(who, event, unprocessable(fmt.Errorf("account %q is not a utility account", username)), fields...)
+	case errors.Is(err, store.ErrSponsorInactive):
+		return Account{}, s.fail(who, event, unprocessable(fmt.Errorf("sponsor %q is not an active person's account", req.Sponsor)), fields...)
+	case err != nil:
+		return Account{}, s.fail(who, event, s.storeError(err, username), fields...)
+	}
+	s.changed()
+	s.record(who, event, audit.Success, fields...)
 	return accountOf(acct), nil
 }
 
@@ -256,6 +297,13 @@ func (s *Service) NPECerts(ctx context.Context, username string) ([]NPECert, err
 func (c *Client) CreateUtility(ctx context.Context, _ Actor, req NewUtilityRequest) (Account, error) {
 	var acct Account
 	err := c.call(ctx, http.MethodPost, "/cacgate/utility", req, "", &acct)
+	return acct, err
+}
+
+// RenewUtility implements Backend.
+func (c *Client) RenewUtility(ctx context.Context, _ Actor, username string, req RenewUtilityRequest) (Account, error) {
+	var acct Account
+	err := c.call(ctx, http.MethodPost, userPath(username)+"/renew", req, "", &acct)
 	return acct, err
 }
 

@@ -206,4 +206,25 @@ func TestUtilityExpiryAndSponsor(t *testing.T) {
 	if p, _ := st.AccountByUsername(ctx, "user00"); p.Status != store.StatusActive {
 		t.Error("inactivity off, yet a person was disabled")
 	}
+
+	// Renewed with a new expiry and enabled: the next sweep leaves it.
+	later := exp.Add(90 * 24 * time.Hour)
+	if _, err := st.RenewUtilityAccount(ctx, "svc.a", "", later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RenewUtilityAccount(ctx, "svc.b", "user01", later); err == nil {
+		t.Error("renewed with a disabled sponsor")
+	}
+	if _, err := st.RenewUtilityAccount(ctx, "user00", "", later); err == nil {
+		t.Error("renewed a person's account as a utility account")
+	}
+	if _, err := st.SetStatus(ctx, "svc.a", store.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := st.AccountByUsername(ctx, "svc.a"); a.Status != store.StatusActive || !a.ExpiresAt.Equal(later.Truncate(time.Second)) {
+		t.Errorf("renewed svc.a after a sweep: %s, expires %v", a.Status, a.ExpiresAt)
+	}
 }

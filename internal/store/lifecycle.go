@@ -365,3 +365,48 @@ func (s *SQLStore) SetMailOptOut(ctx context.Context, accountID int64, kinds []s
 	}
 	return nil
 }
+
+// RenewUtilityAccount gives a utility account a new sponsor (an active
+// person's account; "" keeps the current one) and a new expiry, in one
+// transaction that checks the sponsor. It does not enable the account.
+// ErrNotFound for an unknown account or sponsor, ErrNotUtility for a
+// person's account, ErrSponsorInactive for a sponsor that is not an
+// active person's account.
+func (s *SQLStore) RenewUtilityAccount(ctx context.Context, username, sponsor string, expiresAt time.Time) (*Account, error) {
+	if expiresAt.IsZero() {
+		return nil, fmt.Errorf("store: renew utility account: %w", invalid("a utility account needs an expiry"))
+	}
+	var a *Account
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		cur, err := oneAccount(ctx, ex, accountByUsernameSQL, username)
+		if err != nil {
+			return err
+		}
+		if cur.Type != TypeUtility {
+			return ErrNotUtility
+		}
+		sponsorID := cur.SponsorID
+		if sponsor != "" {
+			sp, err := oneAccount(ctx, ex, accountByUsernameSQL, sponsor)
+			if err != nil {
+				return err
+			}
+			if sp.Type == TypeUtility || sp.Status != StatusActive {
+				return ErrSponsorInactive
+			}
+			sponsorID = sp.ID
+		}
+		if err := ex.execOne(ctx, `UPDATE accounts SET sponsor_id = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+			sponsorID, expiresAt.Unix(), now().Unix(), cur.ID); err != nil {
+			return err
+		}
+		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, username); err != nil {
+			return err
+		}
+		return s.announce(ctx, ex, changeOf(a))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: renew utility account: %w", s.dialect.translate(err))
+	}
+	return a, nil
+}
