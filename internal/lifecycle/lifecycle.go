@@ -123,7 +123,7 @@ func (s *Sweeper) render(e store.SweepEvent) []store.Mail {
 	if s.Notifier == nil {
 		return nil
 	}
-	acct := &store.Account{ID: e.AccountID, Username: e.Username, Email: e.Email, GivenName: e.GivenName}
+	acct := &store.Account{ID: e.AccountID, Username: e.Username, Email: e.Email, GivenName: e.GivenName, MailOptOut: e.MailOptOut}
 	d := mail.Data{Deadline: mail.FormatTime(e.Deadline), Period: Days(s.InactiveAfter)}
 	var kind string
 	switch e.Kind {
@@ -140,10 +140,6 @@ func (s *Sweeper) render(e store.SweepEvent) []store.Mail {
 	default:
 		return nil
 	}
-	// The sweep's UPDATE has no opt-out column to hand; the warnings are
-	// optional kinds, so read preferences through a full account only
-	// for them would cost a query per row: they go to everyone, and the
-	// opt-out is honoured by the notices sent from requests. (Documented.)
 	msgs, err := s.Notifier.Messages(kind, acct, d)
 	if err != nil && s.Logger != nil {
 		s.Logger.Error("rendering life-cycle notice", zap.String("kind", kind), zap.Error(err))

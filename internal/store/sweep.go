@@ -47,6 +47,8 @@ type SweepEvent struct {
 	Username  string
 	Email     string
 	GivenName string
+	// MailOptOut are the optional notices the person turned off.
+	MailOptOut []string
 	// Deadline is when the account will be (or was) disabled for
 	// inactivity, or when the password expires.
 	Deadline time.Time
@@ -70,7 +72,7 @@ const (
 UPDATE accounts SET status = 'disabled', disabled_reason = 'inactive', updated_at = ?
 WHERE id IN (SELECT id FROM accounts WHERE ` + sweepInactiveWhere + ` ORDER BY id LIMIT ?)
   AND ` + sweepInactiveWhere + `
-RETURNING id, username, email, given_name`
+RETURNING id, username, email, given_name, mail_optout`
 
 	sweepWarnWhere = `status = 'active' AND account_type = 'person' AND ` + activityBefore + ` AND NOT ` + warnedSinceActivity
 
@@ -78,7 +80,7 @@ RETURNING id, username, email, given_name`
 UPDATE accounts SET inactivity_warned_for = ?
 WHERE id IN (SELECT id FROM accounts WHERE ` + sweepWarnWhere + ` ORDER BY id LIMIT ?)
   AND ` + sweepWarnWhere + `
-RETURNING id, username, email, given_name,
+RETURNING id, username, email, given_name, mail_optout,
     CASE WHEN COALESCE(last_login_at, 0) >= COALESCE(logon_at, 0) THEN COALESCE(last_login_at, 0) ELSE logon_at END,
     COALESCE(enabled_at, 0), created_at`
 
@@ -88,7 +90,7 @@ RETURNING id, username, email, given_name,
 UPDATE accounts SET status = 'disabled', disabled_reason = 'expired', updated_at = ?
 WHERE id IN (SELECT id FROM accounts WHERE ` + sweepExpiredWhere + ` ORDER BY id LIMIT ?)
   AND ` + sweepExpiredWhere + `
-RETURNING id, username, email, given_name`
+RETURNING id, username, email, given_name, mail_optout`
 
 	sweepSponsorWhere = `status = 'active' AND account_type = 'utility'
   AND NOT EXISTS (SELECT 1 FROM accounts s WHERE s.id = accounts.sponsor_id AND s.status = 'active')`
@@ -97,7 +99,7 @@ RETURNING id, username, email, given_name`
 UPDATE accounts SET status = 'disabled', disabled_reason = 'sponsor', updated_at = ?
 WHERE id IN (SELECT id FROM accounts WHERE ` + sweepSponsorWhere + ` ORDER BY id LIMIT ?)
   AND ` + sweepSponsorWhere + `
-RETURNING id, username, email, given_name`
+RETURNING id, username, email, given_name, mail_optout`
 
 	sweepPasswordWhere = `status = 'active' AND password_hash <> '' AND password_changed_at IS NOT NULL
   AND password_changed_at <= ? AND (expiry_warned_for IS NULL OR expiry_warned_for <> password_changed_at)`
@@ -106,7 +108,7 @@ RETURNING id, username, email, given_name`
 UPDATE accounts SET expiry_warned_for = password_changed_at
 WHERE id IN (SELECT id FROM accounts WHERE ` + sweepPasswordWhere + ` ORDER BY id LIMIT ?)
   AND ` + sweepPasswordWhere + `
-RETURNING id, username, email, given_name, password_changed_at`
+RETURNING id, username, email, given_name, mail_optout, password_changed_at`
 )
 
 // Sweep runs the policy's steps. For each account changed, render gives
@@ -155,7 +157,8 @@ func (s *SQLStore) Sweep(ctx context.Context, p SweepPolicy, outboxLimit int, re
 			}
 			for rows.Next() {
 				e := SweepEvent{Kind: st.kind}
-				dest := []any{&e.AccountID, &e.Username, &e.Email, &e.GivenName}
+				var optout string
+				dest := []any{&e.AccountID, &e.Username, &e.Email, &e.GivenName, &optout}
 				var t1, t2, t3 int64
 				switch st.kind {
 				case SweepInactiveWarning:
@@ -164,6 +167,10 @@ func (s *SQLStore) Sweep(ctx context.Context, p SweepPolicy, outboxLimit int, re
 					dest = append(dest, &t1)
 				}
 				if err := rows.Scan(dest...); err != nil {
+					rows.Close()
+					return err
+				}
+				if e.MailOptOut, err = decodeStrings("mail_optout", optout); err != nil {
 					rows.Close()
 					return err
 				}
