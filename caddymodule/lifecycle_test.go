@@ -249,3 +249,61 @@ func TestLifecycleProvisionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreInactiveAccount: an account disabled for inactivity is
+// refused with a way back; its holder restores it by confirming who they
+// are against the roster (a wrong answer restores nothing), and an account
+// an administrator disabled cannot be restored that way.
+func TestRestoreInactiveAccount(t *testing.T) {
+	dir := t.TempDir()
+	rosterPath := filepath.Join(dir, "roster.csv")
+	writeFile(t, rosterPath, []byte(testRoster+"\n"))
+	g := startGateway(t, "roster csv "+rosterPath, "")
+	g.createAccount("1234567891", "jane.smith")
+	g.createAccount("1234567896", "luis.a.garcia")
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(g.dir, "cacgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// 40 days on, with inactive_after 35d: both disabled.
+	events, _, err := st.Sweep(context.Background(), store.SweepPolicy{Now: time.Now().Add(40 * 24 * time.Hour), InactiveAfter: 35 * 24 * time.Hour}, 100, nil)
+	if err != nil || len(events) != 2 {
+		t.Fatalf("sweep: %v, %v", events, err)
+	}
+	g.adminDo("POST", "/cacgate/accounts/luis.a.garcia/disable", nil, nil) // now disabled by an administrator
+
+	c := g.client(card(t, "smith.jane"))
+	g.accept(t, c, "main")
+	resp, page := request(t, c, "GET", g.url("main", "/app"), browser, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "nobody signed in with it") || !strings.Contains(page, `href="/.cacgate/restore"`) {
+		t.Fatalf("inactive account: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = request(t, c, "GET", g.url("main", "/.cacgate/restore"), browser, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "jane.smith") {
+		t.Fatalf("restore page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+	post := func(c *http.Client, page, ssn, dob string) (*http.Response, string) {
+		return request(t, c, "POST", g.url("main", "/.cacgate/restore"), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}},
+			strings.NewReader(url.Values{"csrf": {formValue(t, page, "csrf")}, "idtype": {"ssn"}, "ssn": {ssn}, "dob": {dob}}.Encode()))
+	}
+	if resp, body := post(c, page, "900-11-1891", "1985-03-23"); resp.StatusCode != http.StatusForbidden || strings.Contains(body, "1985-03-23") {
+		t.Fatalf("wrong date of birth: HTTP %d", resp.StatusCode)
+	}
+	if a, _ := st.AccountByUsername(context.Background(), "jane.smith"); a.Status != store.StatusDisabled {
+		t.Fatal("restored on a wrong answer")
+	}
+	if resp, _ = post(c, page, "900-11-1891", "1985-03-22"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right answers: HTTP %d", resp.StatusCode)
+	}
+	if resp, _ = request(t, c, "GET", g.url("main", "/app"), nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("restored account: HTTP %d", resp.StatusCode)
+	}
+
+	lc := g.client(card(t, "garcia.luis.a"))
+	g.accept(t, lc, "main")
+	resp, page = request(t, lc, "GET", g.url("main", "/.cacgate/restore"), browser, nil)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "not_restorable") && !strings.Contains(page, "Nothing to restore") {
+		t.Fatalf("administrator-disabled account on the restore page: HTTP %d\n%s", resp.StatusCode, page)
+	}
+}

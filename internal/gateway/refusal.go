@@ -156,7 +156,8 @@ func (s *Site) accountProblem(acct *store.Account) ui.Problem {
 	switch acct.DisabledReason {
 	case store.DisabledInactive:
 		p.Detail = "Your account was disabled because nobody signed in with it for a long time, as DoD rules require for inactive accounts."
-		p.Steps = []string{"Contact the site's administrators and ask them to enable your account again; you can sign in as soon as they have."}
+		p.Steps = []string{"Restore it yourself by confirming who you are against the personnel records (where this site offers it), or ask the site's administrators to enable it again."}
+		p.Links = []ui.Link{{Text: "Restore my account", Href: "/.cacgate/restore"}}
 	case store.DisabledExpired:
 		p.Detail = "This utility account reached its expiry date."
 		p.Steps = []string{"Its sponsor can ask the site's administrators to renew it (a new expiry) and enable it again."}

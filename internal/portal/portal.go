@@ -176,6 +176,7 @@ const (
 	routeAccount
 	routeCertificates
 	routeLastSignIn
+	routeRestore
 )
 
 func routeOf(path string) route {
@@ -192,6 +193,8 @@ func routeOf(path string) route {
 		return routeLogin
 	case path == PathLastSignIn:
 		return routeLastSignIn
+	case path == PathRestore:
+		return routeRestore
 	case path == PathLogout:
 		return routeLogout
 	case path == PathEnroll || strings.HasPrefix(path, PathEnroll+"/"):
@@ -207,7 +210,7 @@ func routeOf(path string) route {
 func (p *Portal) Admission(r *http.Request) Level {
 	page := routeOf(r.URL.Path)
 	switch page {
-	case routeConsent, routeEnroll, routeAccount:
+	case routeConsent, routeEnroll, routeAccount, routeRestore:
 		if !formMethod(r.Method) {
 			return Public
 		}
@@ -217,7 +220,7 @@ func (p *Portal) Admission(r *http.Request) Level {
 		return Optional
 	case routeConsent, routeLastSignIn:
 		return Identified
-	case routeEnroll:
+	case routeEnroll, routeRestore:
 		return Consented
 	case routeAccount:
 		return Registered
@@ -258,6 +261,8 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 		return p.serveConsent(w, r, v)
 	case routeLastSignIn:
 		return p.serveLastSignIn(w, r, v)
+	case routeRestore:
+		return p.serveRestore(w, r, v)
 	case routeLogin:
 		return p.serveLogin(w, r)
 	case routeLogout:

@@ -410,3 +410,39 @@ func (s *SQLStore) RenewUtilityAccount(ctx context.Context, username, sponsor st
 	}
 	return a, nil
 }
+
+// RestoreInactive enables a person's account the gateway disabled for
+// inactivity (and only such an account, atomically: one an administrator
+// disabled stays disabled), after its holder re-validated against the
+// roster. ErrStatusConflict when the account is not in that state.
+func (s *SQLStore) RestoreInactive(ctx context.Context, accountID int64) (*Account, error) {
+	var a *Account
+	err := s.inWriteTx(ctx, func(ex executor) error {
+		at := now().Unix()
+		err := ex.execOne(ctx, `UPDATE accounts SET status = 'active', disabled_reason = '', enabled_at = ?, updated_at = ?
+WHERE id = ? AND status = 'disabled' AND disabled_reason = 'inactive' AND account_type = 'person'`, at, at, accountID)
+		if errors.Is(err, ErrNotFound) {
+			return ErrStatusConflict
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := ex.query(ctx, selectAccountsWithCards+`accounts a LEFT JOIN cards c ON c.account_id = a.id WHERE a.id = ?`+cardsOldestFirst, accountID)
+		if err != nil {
+			return err
+		}
+		accounts, err := scanAccounts(rows)
+		if err != nil {
+			return err
+		}
+		if len(accounts) == 0 {
+			return ErrNotFound
+		}
+		a = accounts[0]
+		return s.announce(ctx, ex, changeOf(a))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: restore account: %w", s.dialect.translate(err))
+	}
+	return a, nil
+}
