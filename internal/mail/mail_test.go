@@ -287,3 +287,56 @@ func TestAdminCopies(t *testing.T) {
 		t.Fatalf("password changed: %+v", msgs)
 	}
 }
+
+// TestOutboxTwoNodesPostgres: two nodes' senders on one PostgreSQL
+// database, racing for the same outbox, deliver every notice exactly once.
+func TestOutboxTwoNodesPostgres(t *testing.T) {
+	e := newEnv(t)
+	dsn := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	open := func() *store.SQLStore {
+		st, err := store.OpenPostgres(ctx, dsn, store.PostgresOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	nodes := []*store.SQLStore{open(), open()}
+	tpl, _ := mail.LoadTemplates("")
+	n := &mail.Notifier{Outbox: nodes[0], Templates: tpl, Site: "gate"}
+	const total = 40
+	for i := range total {
+		n.Notify(ctx, mail.KindAccountCreated, &store.Account{Username: fmt.Sprintf("u%02d", i), Email: fmt.Sprintf("u%02d@example.mil", i)}, mail.Data{}, "")
+	}
+	var wg sync.WaitGroup
+	for i, st := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &mail.Sender{Queue: st, Transport: e.client, Batch: 3}
+			for range 200 {
+				got, err := s.RunOnce(ctx)
+				if err != nil {
+					t.Errorf("node %d: %v", i, err)
+					return
+				}
+				if got == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	msgs := e.relay.WaitFor(t, total, time.Minute)
+	seen := map[string]int{}
+	for _, m := range msgs {
+		seen[m.To[0]]++
+	}
+	if len(msgs) != total || len(seen) != total {
+		t.Fatalf("%d messages to %d recipients, want %d once each", len(msgs), len(seen), total)
+	}
+	if st, _ := nodes[1].MailOutboxStats(ctx); st.Queued != 0 {
+		t.Fatalf("still queued: %+v", st)
+	}
+}
