@@ -254,8 +254,10 @@ func (b *browser) acceptBanner(ctx context.Context, location string) bool {
 	}
 	_, ok = b.step(ctx, kindConsent, b.node(), http.MethodPost, "/.cacgate/consent", url.Values{"csrf": {csrf}, "next": {next}}, "",
 		func(a answer) (outcome, string) {
-			if a.status != http.StatusSeeOther || a.location != next {
-				return outcomeUnexpected, "want a redirect to " + next
+			// From a card's second logon on, the gateway shows the last
+			// sign-in notice first, which links on to next.
+			if a.status != http.StatusSeeOther || (a.location != next && a.location != "/.cacgate/last-signin?next="+url.QueryEscape(next)) {
+				return outcomeUnexpected, "want a redirect to " + next + " (or the last sign-in notice before it)"
 			}
 			if !strings.Contains(strings.Join(a.hdr["Set-Cookie"], "\n"), consentCookie+"=") {
 				return outcomeUnexpected, "no consent cookie set"
