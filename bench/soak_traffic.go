@@ -338,6 +338,11 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 type signoutCard struct {
 	username string
 	b        *browser
+	// unaccepted: the last cycle ended without the banner accepted again
+	// (an answer lost to a config reload, which is tolerated): the next
+	// cycle accepts it first instead of counting every later request of
+	// the card as unexpected.
+	unaccepted bool
 }
 
 // signoutLoop takes its cards in turn through a sign-out and back: the
@@ -358,6 +363,13 @@ func (s *soak) signoutLoop(ctx context.Context, cards []*signoutCard) {
 
 func (s *soak) signoutCycle(ctx context.Context, c *signoutCard) bool {
 	b := c.b
+	if c.unaccepted {
+		a, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantRedirect("/.cacgate/consent?", outcomeRefused))
+		if !ok || !b.acceptBanner(ctx, a.location) {
+			return false
+		}
+		c.unaccepted = false
+	}
 	if _, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantUser(c.username)); !ok {
 		return false
 	}
@@ -384,6 +396,7 @@ func (s *soak) signoutCycle(ctx context.Context, c *signoutCard) bool {
 	}
 	a, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantRedirect("/.cacgate/consent?", outcomeRefused))
 	if !ok || !b.acceptBanner(ctx, a.location) {
+		c.unaccepted = true
 		return false
 	}
 	_, ok = b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantUser(c.username))
