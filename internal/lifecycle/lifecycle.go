@@ -14,6 +14,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -40,7 +41,10 @@ type Sweeper struct {
 	Notifier *mail.Notifier
 	Audit    *audit.Log
 	Logger   *zap.Logger
-	// Interval between sweeps (default 1h); the first runs at once.
+	// Interval between sweeps (default 1h). The first runs a minute (or
+	// Interval, if shorter) after Run starts, with up to as much again of
+	// random delay: a config reload starts a new sweeper on every node, and
+	// the nodes of a cluster need not all sweep at the same moment.
 	Interval time.Duration
 	// Changed is called after a sweep disabled accounts (the gateway drops
 	// its cached mappings). May be nil.
@@ -55,7 +59,8 @@ func (s *Sweeper) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = time.Hour
 	}
-	t := time.NewTimer(0)
+	first := min(interval, time.Minute)
+	t := time.NewTimer(first + rand.N(first))
 	defer t.Stop()
 	for {
 		select {
