@@ -254,8 +254,10 @@ func (b *browser) acceptBanner(ctx context.Context, location string) bool {
 	}
 	_, ok = b.step(ctx, kindConsent, b.node(), http.MethodPost, "/.cacgate/consent", url.Values{"csrf": {csrf}, "next": {next}}, "",
 		func(a answer) (outcome, string) {
-			if a.status != http.StatusSeeOther || a.location != next {
-				return outcomeUnexpected, "want a redirect to " + next
+			// From a card's second logon on, the gateway shows the last
+			// sign-in notice first, which links on to next.
+			if a.status != http.StatusSeeOther || (a.location != next && a.location != "/.cacgate/last-signin?next="+url.QueryEscape(next)) {
+				return outcomeUnexpected, "want a redirect to " + next + " (or the last sign-in notice before it)"
 			}
 			if !strings.Contains(strings.Join(a.hdr["Set-Cookie"], "\n"), consentCookie+"=") {
 				return outcomeUnexpected, "no consent cookie set"
@@ -336,6 +338,11 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 type signoutCard struct {
 	username string
 	b        *browser
+	// unaccepted: the last cycle ended without the banner accepted again
+	// (an answer lost to a config reload, which is tolerated): the next
+	// cycle accepts it first instead of counting every later request of
+	// the card as unexpected.
+	unaccepted bool
 }
 
 // signoutLoop takes its cards in turn through a sign-out and back: the
@@ -356,6 +363,13 @@ func (s *soak) signoutLoop(ctx context.Context, cards []*signoutCard) {
 
 func (s *soak) signoutCycle(ctx context.Context, c *signoutCard) bool {
 	b := c.b
+	if c.unaccepted {
+		a, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantRedirect("/.cacgate/consent?", outcomeRefused))
+		if !ok || !b.acceptBanner(ctx, a.location) {
+			return false
+		}
+		c.unaccepted = false
+	}
 	if _, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantUser(c.username)); !ok {
 		return false
 	}
@@ -382,6 +396,7 @@ func (s *soak) signoutCycle(ctx context.Context, c *signoutCard) bool {
 	}
 	a, ok := b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantRedirect("/.cacgate/consent?", outcomeRefused))
 	if !ok || !b.acceptBanner(ctx, a.location) {
+		c.unaccepted = true
 		return false
 	}
 	_, ok = b.step(ctx, kindSignout, b.node(), http.MethodGet, benchPath, nil, "", wantUser(c.username))

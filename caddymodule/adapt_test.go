@@ -178,6 +178,39 @@ password_min_age 1h 2h
 
 func TestGlobalCaddyfileErrors(t *testing.T) {
 	for _, src := range []string{
+		`cacgate {
+mail {
+smtp relay.example.mil
+}
+}`,
+		`cacgate {
+mail {
+from a@example.mil
+}
+}`,
+		`cacgate {
+mail {
+smtp relay.example.mil 99999
+from a@example.mil
+}
+}`,
+		`cacgate {
+mail {
+smtp relay.example.mil
+from a@example.mil
+from b@example.mil
+}
+}`,
+		`cacgate {
+mail {
+smtp relay.example.mil
+from a@example.mil
+bogus
+}
+}`,
+		`cacgate {
+inactive_after soon
+}`,
 		`cacgate arg`,
 		`cacgate {
 cache_size many

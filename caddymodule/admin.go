@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cacgate/cacgate/internal/admin"
+	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -42,6 +43,12 @@ func init() {
 //	POST   /cacgate/accounts/{username}/cards        {"certificate":"<PEM>"}
 //	DELETE /cacgate/accounts/{username}/cards/{sha256}
 //	GET    /cacgate/groups
+//	POST   /cacgate/utility                          {"username","name","sponsor","expires_at",...}
+//	POST   /cacgate/accounts/{username}/renew        {"expires_at"[,"sponsor"]} (utility accounts)
+//	GET    /cacgate/accounts/{username}/npe          (non-person certificates registered)
+//	POST   /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
+//	DELETE /cacgate/accounts/{username}/npe          {"certificate":"<PEM>","match":"fingerprint|subject"}
+//	POST   /cacgate/mail/test                        {"to":"<address>"} (sends at once, not through the outbox)
 //	GET    /cacgate/revocation                       (CRL and OCSP cache state)
 //	GET    /cacgate/oidc/clients                     (registered relying parties)
 //	PUT    /cacgate/oidc/clients/{client_id}         {client JSON, "generate_secret":true}
@@ -111,6 +118,12 @@ func adminRoutes() []caddy.AdminRoute {
 		return writeAdminJSON(w, http.StatusOK, app.revocationStats())
 	})
 	revocation.Pattern = "GET /cacgate/revocation"
+	mailTest := serve(func(app *App, w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+		defer cancel()
+		return adminMailTest(app, w, r.WithContext(ctx))
+	})
+	mailTest.Pattern = "POST /cacgate/mail/test"
 	return []caddy.AdminRoute{
 		route("GET /cacgate/accounts", adminTimeout, adminSearchAccounts),
 		route("POST /cacgate/accounts", adminTimeout, adminCreateAccount),
@@ -130,6 +143,12 @@ func adminRoutes() []caddy.AdminRoute {
 		route("GET /cacgate/oidc/clients", adminTimeout, adminListOIDCClients),
 		route("PUT /cacgate/oidc/clients/{id}", adminTimeout, adminPutOIDCClient),
 		route("DELETE /cacgate/oidc/clients/{id}", adminTimeout, adminDeleteOIDCClient),
+		route("POST /cacgate/utility", adminTimeout, adminCreateUtility),
+		route("POST /cacgate/accounts/{username}/renew", adminTimeout, adminRenewUtility),
+		route("GET /cacgate/accounts/{username}/npe", adminTimeout, adminListNPE),
+		route("POST /cacgate/accounts/{username}/npe", adminTimeout, adminRegisterNPE),
+		route("DELETE /cacgate/accounts/{username}/npe", adminTimeout, adminUnregisterNPE),
+		mailTest,
 		revocation,
 	}
 }
@@ -414,4 +433,81 @@ func adminDeleteOIDCClient(svc *admin.Service, who admin.Actor, w http.ResponseW
 		return err
 	}
 	return writeAdminJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")})
+}
+
+func adminCreateUtility(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NewUtilityRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventUtilityCreated, err, "")
+	}
+	acct, err := svc.CreateUtility(r.Context(), who, req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, acct)
+}
+
+func adminRenewUtility(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.RenewUtilityRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventUtilityRenewed, err, r.PathValue("username"))
+	}
+	acct, err := svc.RenewUtility(r.Context(), who, r.PathValue("username"), req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, acct)
+}
+
+func adminListNPE(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	certs, err := svc.NPECerts(r.Context(), r.PathValue("username"))
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, certs)
+}
+
+func adminRegisterNPE(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NPERequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventNPERegistered, err, r.PathValue("username"))
+	}
+	certs, err := svc.RegisterNPE(r.Context(), who, r.PathValue("username"), req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, certs)
+}
+
+func adminUnregisterNPE(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NPERequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventNPEUnregistered, err, r.PathValue("username"))
+	}
+	if err := svc.UnregisterNPE(r.Context(), who, r.PathValue("username"), req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// mailTestRequest is the body of POST /cacgate/mail/test.
+type mailTestRequest struct {
+	To string `json:"to"`
+}
+
+// adminMailTest sends a test message through the running config's relay
+// at once (not through the outbox), so the answer says whether the relay
+// took it.
+func adminMailTest(app *App, w http.ResponseWriter, r *http.Request) error {
+	var req mailTestRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return apiError(w, r, err)
+	}
+	if err := app.sendTestMail(r.Context(), req.To); err != nil {
+		app.audit.Write("mail.test", audit.Failure, zap.String("to", admin.Clip(req.To, 254)), zap.String("admin_source", r.RemoteAddr), zap.Error(err))
+		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
+	}
+	app.audit.Write("mail.test", audit.Success, zap.String("to", req.To), zap.String("admin_source", r.RemoteAddr))
+	return writeAdminJSON(w, http.StatusOK, map[string]string{"status": "sent", "to": req.To})
 }

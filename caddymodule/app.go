@@ -155,6 +155,24 @@ type App struct {
 	// containers get random names.
 	Node string `json:"node,omitempty"`
 
+	// Mail sends e-mail notices through an SMTP relay (see MailConfig).
+	// Without it no notice is sent.
+	Mail *MailConfig `json:"mail,omitempty"`
+	// InactiveAfter disables an account nobody signed in with (card or
+	// password) for this long (ASD STIG: 35 days); 0, the default: never.
+	InactiveAfter caddy.Duration `json:"inactive_after,omitempty"`
+	// InactiveWarning is how long before that the person is warned by
+	// e-mail (default 7 days).
+	InactiveWarning caddy.Duration `json:"inactive_warning,omitempty"`
+	// PasswordExpiryWarning is how long before a password expires the
+	// person is warned by e-mail (default 7 days).
+	PasswordExpiryWarning caddy.Duration `json:"password_expiry_warning,omitempty"`
+	// SweepInterval is how often each node runs the life-cycle sweep
+	// (default 1h).
+	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
+	life *lifecycleState
+
 	store *store.SQLStore
 	// releaseStore lets go of this config's use of the store.
 	releaseStore func() error
@@ -245,7 +263,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	opened.SetObserver(a.metrics.StoreOperation)
 	a.store, a.releaseStore = opened, release
-	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger, OIDC: opened, OIDCConfigured: a.oidcConfigured}
+	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger, OIDC: opened, OIDCConfigured: a.oidcConfigured,
+		Notify: a.adminNotify}
+	if err := a.provisionLifecycle(ctx); err != nil {
+		return err
+	}
 
 	keyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -291,6 +313,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AssertionTTL: time.Duration(a.AssertionTTL),
 		LinkByEDIPI:  *a.LinkByEDIPI,
 		Identity:     cacid.Options{ECAKey: ecaKey},
+		CardLinked:   a.cardLinked,
 	}); err != nil {
 		return err
 	}
@@ -323,11 +346,18 @@ func (a *App) validate() error {
 	return nil
 }
 
-// Start implements caddy.App; the app serves through handlers and the admin API.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App; the app serves through handlers and the
+// admin API. It starts the mail outbox's sender and the life-cycle sweep.
+func (a *App) Start() error {
+	a.startLifecycle()
+	return nil
+}
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	a.stopLifecycle()
+	return nil
+}
 
 // Cleanup closes the store. It is safe after a partial Provision.
 func (a *App) Cleanup() error {

@@ -47,6 +47,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		hash_queue    <n>
 //		hash_wait     <duration>
 //		password_hash argon2id | pbkdf2 [<iterations>]
+//		mail          { ... }   (see MailConfig)
+//		inactive_after <duration>
+//		inactive_warning <duration>
+//		password_expiry_warning <duration>
+//		sweep_interval <duration>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -150,6 +155,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "node":
 			if err := stringArg(d, &a.Node); err != nil {
+				return err
+			}
+		case "mail", "inactive_after", "inactive_warning", "password_expiry_warning", "sweep_interval":
+			if err := a.unmarshalLifecycle(d, sub); err != nil {
 				return err
 			}
 		default:

@@ -180,6 +180,7 @@ Output is a table for people; --json prints what the admin API answers.
 		importCommand(r),
 		exportCommand(r),
 	)
+	accounts.AddCommand(utilityCommands(r)...)
 	return accounts
 }
 

@@ -69,6 +69,9 @@ var usesCacgateHandler = regexp.MustCompile(`"handler"\s*:\s*"cacgate"`)
 // cliStoreConfig holds the cacgate app's store config, for LoadModule.
 type cliStoreConfig struct {
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
+	// Mail, when the config has it, lets direct-mode changes queue their
+	// e-mail notices in the outbox, which the servers send.
+	Mail *MailConfig `json:"mail,omitempty"`
 }
 
 // directOptions are the direct mode's flags.
@@ -146,6 +149,16 @@ func openDirect(opt directOptions) (*directStore, error) {
 	}
 	auditLogger := ctx.Logger(auditLog{})
 	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli"), OIDC: st}
+	if app.Mail != nil {
+		// Notices are queued, not sent: a running server's sender sends
+		// them (the CLI does not wait for the relay).
+		a := &App{Mail: app.Mail, life: &lifecycleState{}, logger: caddy.Log().Named("cacgate.cli"), audit: svc.Audit}
+		if err := a.buildMail(st); err != nil {
+			_ = release()
+			return nil, fmt.Errorf("mail settings of %s: %w", file, err)
+		}
+		svc.Notify = a.adminNotify
+	}
 	closeFn := func() error {
 		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
 		return release()

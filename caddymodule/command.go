@@ -34,13 +34,17 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       memory their indexes take, the CRL files and downloads refused and
       why (failing_sources, last_error), and the OCSP cache.
 
+  caddy cacgate mail test <address> [--config <file>] [--api|--address <addr>]
+      Sends a test e-mail through the relay of the config's mail block (or
+      through the running server) and says whether the relay accepted it.
+
   caddy cacgate trust inspect <bundle>... [--previous <bundle>] [--json]
       Lists every CA of a trust bundle (DISA .zip or .p7b, PEM files,
       directories) with subject, issuer, SHA-256, expiry and policies, the
       certificates and files it refuses, and what changed since --previous.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(accountsCommand(), oidcClientsCommand(), revocationCommand(), trustCommand())
+			cmd.AddCommand(accountsCommand(), oidcClientsCommand(), revocationCommand(), trustCommand(), mailCommand())
 		},
 	})
 }

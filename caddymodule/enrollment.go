@@ -256,6 +256,7 @@ func (h *Handler) provisionEnrollFlow() error {
 	if err != nil {
 		return err
 	}
+	h.app.notePasswordMaxAge(maxAge)
 	svc, err := selfservice.New(selfservice.Config{
 		Eligible:       ec.Eligible,
 		AskPEBD:        ec.VerifyPEBD,
@@ -281,7 +282,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		Throttle: h.app.store,
 		// Used enrollment states, so each is hashed for once on every node.
 		States: h.app.store,
-		Audit:  h.app.auditSelfService,
+		Audit:  h.app.auditAndNotify,
 		// Refusals for an unavailable database: once per card, client
 		// address and minute, then a count.
 		AuditRepeatable: h.app.auditSelfServiceRepeatable,

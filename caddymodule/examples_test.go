@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -52,9 +53,11 @@ func TestHardenedExample(t *testing.T) {
 		} `json:"logging"`
 		Apps struct {
 			Cacgate struct {
-				Store        json.RawMessage   `json:"store"`
-				Revocation   *RevocationConfig `json:"revocation"`
-				PasswordHash string            `json:"password_hash"`
+				Store         json.RawMessage   `json:"store"`
+				Revocation    *RevocationConfig `json:"revocation"`
+				PasswordHash  string            `json:"password_hash"`
+				InactiveAfter caddy.Duration    `json:"inactive_after"`
+				Mail          *MailConfig       `json:"mail"`
 			} `json:"cacgate"`
 		} `json:"apps"`
 	}
@@ -108,7 +111,17 @@ func TestHardenedExample(t *testing.T) {
 		t.Error("no cacgate handler in the site")
 	}
 
-	// Provision everything, as `caddy validate` does, on a SQLite store.
+	if cfg.Apps.Cacgate.InactiveAfter != caddy.Duration(35*24*time.Hour) {
+		t.Errorf("inactive_after %s, want the STIG's 35 days", time.Duration(cfg.Apps.Cacgate.InactiveAfter))
+	}
+	if m := cfg.Apps.Cacgate.Mail; m == nil || m.TLS != "starttls" || m.Password != "{env.CACGATE_SMTP_PASSWORD}" {
+		t.Errorf("mail block %+v: want STARTTLS and the password from the environment", m)
+	}
+
+	// Provision everything, as `caddy validate` does, on a SQLite store
+	// (the relay's credentials from the environment, as deployed).
+	t.Setenv("CACGATE_SMTP_USER", "app-gateway")
+	t.Setenv("CACGATE_SMTP_PASSWORD", "example-secret")
 	var full map[string]any
 	if err := json.Unmarshal(out, &full); err != nil {
 		t.Fatal(err)

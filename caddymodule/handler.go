@@ -44,6 +44,7 @@ var defaultHeaderNames = [gateway.NumFields]string{
 	gateway.FieldCertSHA256:  "X-Cac-Cert-Sha256",
 	gateway.FieldAuthMethod:  "X-Cac-Auth-Method",
 	gateway.FieldCredential:  "X-Cac-Credential",
+	gateway.FieldAccountType: "X-Cac-Account-Type",
 }
 
 // The signed assertion is off unless a site names a header for it (in the

@@ -9,6 +9,7 @@ import (
 	"github.com/cacgate/cacgate/internal/gateway"
 	"github.com/cacgate/cacgate/internal/portal"
 	"github.com/cacgate/cacgate/internal/session"
+	"github.com/cacgate/cacgate/trust"
 )
 
 // The gateway's own pages under /.cacgate/ are package portal. The glue
@@ -39,7 +40,7 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 		if s, ok, _ := h.app.sessions.Session(r.Context(), consent.CookieByName(r.Header["Cookie"], session.CookieName), now); ok {
 			v.Session = &s
 		}
-		if se, rej := h.site.Certificate(r.TLS, now); se != nil && rej == nil && se.ID != nil {
+		if se, rej := h.site.Certificate(r.TLS, now); se != nil && rej == nil && se.ID != nil && !se.NPE() {
 			v.Card, v.Holder = visitorCard(se), gateway.HolderName(se.ID)
 			v.Consented = h.app.consents.Accepted(consent.CookieValue(r.Header["Cookie"]), se.ID.FingerprintHex, now, time.Duration(h.ConsentTTL))
 		}
@@ -57,7 +58,7 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 			v.Session = &s
 			return v, false, nil
 		}
-		d := h.site.Gate(r, now)
+		d := refuseNPEPages(h.site.Gate(r, now))
 		if d.Outcome != gateway.Admitted {
 			return v, true, h.answer(w, r, d)
 		}
@@ -66,7 +67,7 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 	// Consented, Registered: the banner first, then (Registered) an active
 	// account; the deny rules either way, so people a deny rule excludes
 	// cannot create or keep up an account here.
-	d := h.site.GateConsented(r, now)
+	d := refuseNPEPages(h.site.GateConsented(r, now))
 	if level == portal.Registered {
 		d = gateway.RequireAccount(d)
 	}
@@ -74,6 +75,18 @@ func (h *Handler) admitVisitor(w http.ResponseWriter, r *http.Request, level por
 		return v, true, h.answer(w, r, d)
 	}
 	return cardVisitor(d), false, nil
+}
+
+// refuseNPEPages refuses a non-person certificate the gateway's own pages
+// (banner, enrollment, account): they are for people, and a system has
+// nothing to do there.
+func refuseNPEPages(d gateway.Decision) gateway.Decision {
+	if d.Outcome == gateway.Admitted && d.Site.NPE() {
+		d.Outcome, d.Entry = gateway.CertificateRefused, nil
+		d.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat,
+			Reason: "This certificate belongs to a system (a utility account), and the gateway's own pages are for people."}
+	}
+	return d
 }
 
 func cardVisitor(d gateway.Decision) portal.Visitor {
@@ -109,6 +122,7 @@ func (h *Handler) provisionPortal() error {
 		Logger:            h.logger,
 		JWKS:              h.app.signer.JWKS,
 		TrustCertificates: h.trustCertificates,
+		Logons:            h.app.logons(),
 	})
 	return err
 }

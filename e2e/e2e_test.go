@@ -250,7 +250,20 @@ func acceptBanner(t *testing.T, c *http.Client, host, path string) (*http.Respon
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("accept: HTTP %d", resp.StatusCode)
 	}
-	return get(t, c, "https://"+host+resp.Header.Get("Location"), "text/html")
+	loc := resp.Header.Get("Location")
+	if strings.HasPrefix(loc, "/.cacgate/last-signin?") {
+		// A repeat logon: the last sign-in notice, then on with Continue.
+		notice, page := get(t, c, "https://"+host+loc, "text/html")
+		if notice.StatusCode != http.StatusOK || !strings.Contains(page, "Previous successful sign-in") {
+			t.Fatalf("last sign-in notice: HTTP %d\n%s", notice.StatusCode, page)
+		}
+		u, err := url.Parse(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loc = u.Query().Get("next")
+	}
+	return get(t, c, "https://"+host+loc, "text/html")
 }
 
 // TestDemo walks the README's demo: an account created with the CLI, a card

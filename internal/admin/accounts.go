@@ -49,6 +49,7 @@ func (s *Service) Create(ctx context.Context, who Actor, req NewAccountRequest) 
 	}
 	s.changed()
 	s.record(who, event, audit.Success, append(ids, zap.String("status", string(acct.Status)), zap.Strings("groups", acct.Groups))...)
+	s.notify(ctx, "account_created", acct, "")
 	return s.reread(ctx, acct, nil), nil
 }
 
@@ -87,7 +88,15 @@ func (s *Service) Approve(ctx context.Context, who Actor, username string) (Acco
 	}
 	s.changed()
 	s.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
+	s.notify(ctx, "account_approved", acct, "")
 	return accountOf(acct), nil
+}
+
+// notify queues a notice through Notify, if set.
+func (s *Service) notify(ctx context.Context, kind string, acct *store.Account, detail string) {
+	if s.Notify != nil && acct != nil {
+		s.Notify(ctx, kind, acct, detail)
+	}
 }
 
 // Disable refuses an account sign-in from now on, whatever its status;
@@ -207,6 +216,7 @@ func (s *Service) LinkCard(ctx context.Context, who Actor, username, certPEM str
 	}
 	s.changed()
 	s.record(who, event, audit.Success, fields...)
+	s.notify(ctx, "card_registered", acct, id.Subject)
 	return s.reread(ctx, acct, func(a *store.Account) { a.Cards = append(a.Cards, card) }), nil
 }
 

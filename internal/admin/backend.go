@@ -29,6 +29,13 @@ type Backend interface {
 	LinkCard(ctx context.Context, who Actor, username, certPEM string) (Account, error)
 	UnlinkCard(ctx context.Context, who Actor, username, fingerprint string) error
 
+	// Utility accounts and the non-person certificates registered to them.
+	CreateUtility(ctx context.Context, who Actor, req NewUtilityRequest) (Account, error)
+	RenewUtility(ctx context.Context, who Actor, username string, req RenewUtilityRequest) (Account, error)
+	RegisterNPE(ctx context.Context, who Actor, username string, req NPERequest) ([]NPECert, error)
+	UnregisterNPE(ctx context.Context, who Actor, username string, req NPERequest) error
+	NPECerts(ctx context.Context, username string) ([]NPECert, error)
+
 	// Import stores the accounts of a CSV file, all or nothing; source
 	// names the input in the audit trail (a Client's server records
 	// "admin API").

@@ -47,6 +47,9 @@ type Service struct {
 	// nodes learn of the change from the store's change feed, or within
 	// cache_ttl.
 	Invalidate func()
+	// Notify, if set, queues the e-mail notice of kind (internal/mail's
+	// Kind*) about acct after a change: account approved, card linked.
+	Notify func(ctx context.Context, kind string, acct *store.Account, detail string)
 	// Logger gets what the audit trail and the answers leave out, such as
 	// database errors. Nil: none.
 	Logger *zap.Logger

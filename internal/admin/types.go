@@ -38,7 +38,13 @@ type Account struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	LastLoginAt  *time.Time `json:"last_login_at,omitempty"`
-	Cards        []Card     `json:"cards"`
+	// Type is "person" or "utility"; a utility account has a sponsor
+	// (its account ID) and an expiry.
+	Type           string     `json:"type"`
+	SponsorID      int64      `json:"sponsor_id,omitempty"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	Cards          []Card     `json:"cards"`
 }
 
 // Card is a registered card as the admin API shows it.
@@ -80,6 +86,10 @@ func accountOf(a *store.Account) Account {
 		WorkAddress: a.WorkAddress, Phone: a.Phone, HasPassword: a.HasPassword, LockedUntil: optTime(a.LockedUntil),
 		Status: string(a.Status), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 		LastLoginAt: optTime(a.LastLoginAt), Cards: []Card{},
+		Type: string(store.TypePerson), SponsorID: a.SponsorID, ExpiresAt: optTime(a.ExpiresAt), DisabledReason: a.DisabledReason,
+	}
+	if a.Type == store.TypeUtility {
+		out.Type = string(store.TypeUtility)
 	}
 	if out.Groups == nil {
 		out.Groups = []string{}

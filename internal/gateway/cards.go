@@ -36,12 +36,13 @@ const (
 	// FieldCredential is the kind of credential that signed in: cac, piv,
 	// piv-i or eca (cacid.Kind); empty for a password sign-in.
 	FieldCredential
+	FieldAccountType
 	NumFields
 )
 
 // FieldKeys are the Caddyfile/JSON names of the fields (used by the
 // "header" option) and the suffixes of the {http.auth.user.*} placeholders.
-var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "credential"}
+var FieldKeys = [NumFields]string{"user", "edipi", "given_name", "family_name", "email", "affiliation", "cert_sha256", "auth_method", "credential", "account_type"}
 
 // PlaceholderKeys are the full placeholder names, built once.
 var PlaceholderKeys = func() (k [NumFields]string) {
@@ -286,7 +287,22 @@ func (c *Core) resolve(ctx context.Context, r *http.Request, id *cacid.Identity,
 		return e, nil
 	}
 
+	if IsNPE(id) {
+		// A non-person certificate: its registration, never a card's.
+		acct, err := c.npeAccount(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if e.Account = acct; acct != nil {
+			e.fill(id)
+		}
+		return e, nil
+	}
 	acct, err := c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
+	if err == nil && acct.Type == store.TypeUtility {
+		// A person's card is never a utility account's.
+		acct, err = nil, store.ErrNotFound
+	}
 	switch {
 	case err == nil:
 		e.Account = acct
@@ -343,6 +359,7 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 		return nil, acct, nil
 	}
 	err = c.cfg.Store.AutoLinkCard(ctx, acct.ID, StoreCard(id))
+	justLinked := err == nil
 	switch {
 	case err == nil:
 		c.cfg.Audit.Request(r, "card.linked", audit.Success, append(audit.Card(id),
@@ -364,6 +381,9 @@ func (c *Core) linkByEDIPI(ctx context.Context, r *http.Request, id *cacid.Ident
 	acct, err = c.cfg.Store.AccountByFingerprint(ctx, id.FingerprintHex)
 	if err != nil {
 		return nil, nil, fmt.Errorf("re-reading linked card: %w", err)
+	}
+	if justLinked && c.cfg.CardLinked != nil {
+		c.cfg.CardLinked(ctx, acct, id)
 	}
 	return acct, nil, nil
 }
@@ -402,6 +422,13 @@ func (e *Entry) fill(id *cacid.Identity) {
 		cardGiven, cardFamily = displayName(id.GivenName), displayName(id.FamilyName)
 		cardEmail, cardAffiliation, fingerprint = id.Email, id.Affiliation, id.FingerprintHex
 		method, credential = AuthCAC, string(id.Kind)
+		if IsNPE(id) {
+			method = AuthNPE
+		}
+	}
+	accountType := string(store.TypePerson)
+	if acct.Type == store.TypeUtility {
+		accountType = string(store.TypeUtility)
 	}
 	e.Values = [NumFields]string{
 		FieldUser:        acct.Username,
@@ -413,6 +440,7 @@ func (e *Entry) fill(id *cacid.Identity) {
 		FieldCertSHA256:  fingerprint,
 		FieldAuthMethod:  method,
 		FieldCredential:  credential,
+		FieldAccountType: accountType,
 	}
 	for i, v := range e.Values {
 		e.Boxed[i] = v

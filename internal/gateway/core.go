@@ -27,6 +27,9 @@ type Store interface {
 	AccountByUsername(ctx context.Context, username string) (*store.Account, error)
 	AutoLinkCard(ctx context.Context, accountID int64, c store.Card) error
 	TouchCard(ctx context.Context, fingerprint string, at time.Time) error
+	// NPEAccount is the utility account a non-person certificate is
+	// registered to (see npe.go), or store.ErrNotFound.
+	NPEAccount(ctx context.Context, fingerprint, subject, issuer string) (*store.Account, error)
 }
 
 // Config is what a Core is made of. Every field is required except Logger.
@@ -56,6 +59,9 @@ type Config struct {
 	// Every site of the config reads them alike: accounts are keyed by
 	// what this says.
 	Identity cacid.Options
+	// CardLinked, if set, is told of a card linked by DoD ID (the
+	// holder's e-mail notice).
+	CardLinked func(ctx context.Context, acct *store.Account, id *cacid.Identity)
 }
 
 // Core is the state every site of a config shares: one per config load.

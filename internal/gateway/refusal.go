@@ -145,7 +145,7 @@ func (s *Site) accountProblem(acct *store.Account) ui.Problem {
 			Contact: s.cfg.Contact,
 		}
 	}
-	return ui.Problem{
+	p := ui.Problem{
 		Status:  http.StatusForbidden,
 		Code:    "account_disabled",
 		Title:   "Your account is disabled",
@@ -153,6 +153,19 @@ func (s *Site) accountProblem(acct *store.Account) ui.Problem {
 		Steps:   []string{"Contact the site's administrators to find out why and to have it re-enabled."},
 		Contact: s.cfg.Contact,
 	}
+	switch acct.DisabledReason {
+	case store.DisabledInactive:
+		p.Detail = "Your account was disabled because nobody signed in with it for a long time, as DoD rules require for inactive accounts."
+		p.Steps = []string{"Restore it yourself by confirming who you are against the personnel records (where this site offers it), or ask the site's administrators to enable it again."}
+		p.Links = []ui.Link{{Text: "Restore my account", Href: "/.cacgate/restore"}}
+	case store.DisabledExpired:
+		p.Detail = "This utility account reached its expiry date."
+		p.Steps = []string{"Its sponsor can ask the site's administrators to renew it (a new expiry) and enable it again."}
+	case store.DisabledSponsor:
+		p.Detail = "This utility account's sponsor account is no longer active."
+		p.Steps = []string{"Ask the site's administrators to give it an active sponsor and enable it again."}
+	}
+	return p
 }
 
 // storeUnavailable fails closed when the account database cannot answer

@@ -131,6 +131,11 @@ type SiteEntry struct {
 	policies []asn1.ObjectIdentifier
 	// Rejection is a usage/issuer/policy/identity problem, nil if none.
 	Rejection *trust.Rejection
+	// npe: the certificate is no CAC identity but could be a non-person
+	// entity's (ID is then its npeIdentity); npeRejection is the refusal
+	// it gets unless a utility account holds it (see npe.go).
+	npe          bool
+	npeRejection *trust.Rejection
 	// poolVerified is whether the site's own trust pool verified the
 	// certificate, and poolCAs the CA certificates of that chain (card
 	// excluded); poolReject says why not. A handshake-verified chain is
@@ -264,6 +269,9 @@ func (s *Site) gate(r *http.Request, now time.Time, d *Decision) {
 		d.Outcome, d.Err = StoreUnavailable, err
 	case card.Verdict.Status != revocation.StatusGood:
 		d.Outcome, d.Entry = RevocationRefused, card
+	case se.npe && card.Account == nil:
+		// No utility account holds it: refused as before, no CAC.
+		d.Outcome, d.Rejection = CertificateRefused, se.npeRejection
 	default:
 		d.Outcome, d.Entry = Admitted, card
 	}
@@ -277,7 +285,8 @@ func (s *Site) GateConsented(r *http.Request, now time.Time) (d Decision) {
 
 func (s *Site) gateConsented(r *http.Request, now time.Time, d *Decision) {
 	s.gate(r, now, d)
-	if d.Outcome == Admitted && !s.core.cfg.Consents.AcceptedVia(&d.Site.consent, consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
+	// A registered non-person entity has no banner: nobody could read it.
+	if d.Outcome == Admitted && !d.Site.npe && !s.core.cfg.Consents.AcceptedVia(&d.Site.consent, consent.CookieValue(r.Header["Cookie"]), d.Site.ID.FingerprintHex, now, s.cfg.ConsentTTL) {
 		d.Outcome = ConsentRequired
 	}
 }
@@ -533,6 +542,11 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 				what = "a " + string(kind) + " authentication certificate"
 			}
 			se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like " + what + ": " + reason + "."}
+			// A DoD certificate that names no person may be a registered
+			// system's (non-person entity): decided with its account.
+			if nid := npeIdentity(leaf); kind == cacid.KindCAC && nid != nil {
+				id, se.npe, se.npeRejection, se.Rejection = nid, true, se.Rejection, nil
+			}
 		}
 	}
 	se.ID = id

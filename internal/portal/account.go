@@ -2,6 +2,7 @@ package portal
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/credential"
@@ -32,6 +33,12 @@ type accountPage struct {
 	CurrentAlone   bool   // the card in use is the only one: it cannot be cleared
 	CurrentCleared bool   // the card in use was just cleared
 	Message        string // confirmation of the change just made
+	// The last sign-in notice: the logon before the latest one, and the
+	// failed attempts between them.
+	PrevLogon, PrevFrom string
+	PrevFailed          int
+	// Notices are the optional e-mail notices and whether they are on.
+	Notices []selfservice.NoticeChoice
 }
 
 type accountPasswordPage struct {
@@ -75,7 +82,7 @@ func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card *cacid
 	}
 	path := trimPath(r)
 	switch path {
-	case PathAccount, PathAccountClearCard, PathAccountPassword, PathAccountAnswers:
+	case PathAccount, PathAccountClearCard, PathAccountPassword, PathAccountAnswers, PathAccountNotices:
 	default:
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
 			Detail: "There is no account page at this address.", Contact: p.cfg.Contact})
@@ -92,7 +99,7 @@ func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card *cacid
 				return err
 			}
 			return p.accountAnswersForm(w, http.StatusOK, card, csrf, f.HasCurrent, f.Chosen, selfservice.FieldErrors{})
-		default: // the clear action only exists as a POST
+		default: // the clear and notices actions only exist as POSTs
 			return redirect(w, r, PathAccount)
 		}
 	}
@@ -107,6 +114,18 @@ func (p *Pages) serveAccount(w http.ResponseWriter, r *http.Request, card *cacid
 		return p.postClearCard(w, r, card, csrf, acct)
 	case PathAccountPassword:
 		return p.postAccountPassword(w, r, card, csrf, acct)
+	case PathAccountNotices:
+		if err := p.svc.SetNotices(r.Context(), acct, r.PostForm["notice"]); err != nil {
+			return err
+		}
+		updated := *acct
+		updated.MailOptOut = nil
+		for _, c := range p.svc.NoticeChoices(acct) {
+			if !slices.Contains(r.PostForm["notice"], c.Kind) {
+				updated.MailOptOut = append(updated.MailOptOut, c.Kind)
+			}
+		}
+		return p.accountPage(w, http.StatusOK, card, csrf, &updated, selfservice.FieldErrors{}, "Your e-mail notice choices were saved.", false)
 	default:
 		return p.postAccountAnswers(w, r, card, csrf, acct)
 	}
@@ -118,6 +137,11 @@ func (p *Pages) accountPage(w http.ResponseWriter, status int, card *cacid.Ident
 		Name:      selfservice.JoinName(acct.GivenName, acct.MiddleName, acct.FamilyName, acct.Suffix),
 		LastLogin: selfservice.FormatTime(acct.LastLoginAt),
 		Password:  p.svc.PasswordSummary(acct, p.svc.Now()),
+		PrevFrom:  acct.PrevLogonFrom, PrevFailed: acct.PrevFailed,
+		Notices: p.svc.NoticeChoices(acct),
+	}
+	if !acct.PrevLogonAt.IsZero() {
+		page.PrevLogon = selfservice.FormatTime(acct.PrevLogonAt)
 	}
 	page.Errors = errs
 	current := card.FingerprintHex

@@ -73,5 +73,6 @@ func (p *Portal) serveConsent(w http.ResponseWriter, r *http.Request, v Visitor)
 	})
 	p.cfg.Audit.Request(r, "consent.accepted", audit.Success, append(auditFields,
 		zap.Time("consent_expires", now.Add(p.cfg.ConsentTTL).UTC()))...)
-	return ui.SeeOther(w, ui.SafeNext(r.PostForm.Get("next")))
+	// The logon is complete: the previous one is shown before going on.
+	return ui.SeeOther(w, p.recordLogon(r, v, ui.SafeNext(r.PostForm.Get("next")), now))
 }

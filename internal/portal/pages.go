@@ -47,6 +47,10 @@ const (
 	PathAccountClearCard = PathAccount + "/cards/clear"
 	PathAccountPassword  = PathAccount + "/password"
 	PathAccountAnswers   = PathAccount + "/answers"
+	PathAccountNotices   = PathAccount + "/notices"
+	// PathRestore is where the holder restores an account disabled for
+	// inactivity.
+	PathRestore = ui.Prefix + "restore"
 	// PathLogin is the password sign-in for people without a card reader
 	// ("I don't have a CAC/PIV"), offered only where the site turns it on.
 	PathLogin = ui.Prefix + "login"
@@ -79,7 +83,7 @@ func NewPages(svc *selfservice.Service) (*Pages, error) {
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"choice", "identity", "profile", "questions", "complete", "ineligible", "exists",
 		"link", "linked", "locked", "account", "account-password", "account-answers",
-		"reset", "reset-answers", "reset-done", "login"} {
+		"reset", "reset-answers", "reset-done", "login", "restore"} {
 		t, err := ui.ParsePage(Templates, "templates/flow-common.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("portal: parsing %s page: %w", name, err)

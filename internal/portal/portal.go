@@ -120,6 +120,9 @@ type Config struct {
 	// TrustCertificates returns the CAs the site trusts for cards, for
 	// the certificates page; none when the gateway cannot tell.
 	TrustCertificates func(r *http.Request) []*x509.Certificate
+	// Logons records each logon (the banner accepted) for the last
+	// sign-in notice; nil shows none.
+	Logons Logons
 }
 
 // Portal serves every page under ui.Prefix, once.
@@ -128,6 +131,7 @@ type Portal struct {
 	consentPage      *template.Template
 	notRegistered    *template.Template
 	certificatesPage *template.Template
+	lastSignInPage   *template.Template
 }
 
 // New parses the pages and returns the portal.
@@ -149,6 +153,9 @@ func New(cfg Config) (*Portal, error) {
 	if p.certificatesPage, err = ui.ParsePage(Templates, "templates/certificates.html"); err != nil {
 		return nil, err
 	}
+	if p.lastSignInPage, err = ui.ParsePage(Templates, "templates/last-signin.html"); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -168,6 +175,8 @@ const (
 	routeEnroll
 	routeAccount
 	routeCertificates
+	routeLastSignIn
+	routeRestore
 )
 
 func routeOf(path string) route {
@@ -182,6 +191,10 @@ func routeOf(path string) route {
 		return routeConsent
 	case path == PathLogin:
 		return routeLogin
+	case path == PathLastSignIn:
+		return routeLastSignIn
+	case path == PathRestore:
+		return routeRestore
 	case path == PathLogout:
 		return routeLogout
 	case path == PathEnroll || strings.HasPrefix(path, PathEnroll+"/"):
@@ -197,7 +210,7 @@ func routeOf(path string) route {
 func (p *Portal) Admission(r *http.Request) Level {
 	page := routeOf(r.URL.Path)
 	switch page {
-	case routeConsent, routeEnroll, routeAccount:
+	case routeConsent, routeEnroll, routeAccount, routeRestore:
 		if !formMethod(r.Method) {
 			return Public
 		}
@@ -205,9 +218,9 @@ func (p *Portal) Admission(r *http.Request) Level {
 	switch page {
 	case routeLogout:
 		return Optional
-	case routeConsent:
+	case routeConsent, routeLastSignIn:
 		return Identified
-	case routeEnroll:
+	case routeEnroll, routeRestore:
 		return Consented
 	case routeAccount:
 		return Registered
@@ -246,6 +259,10 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 		return p.serveCertificates(w, r)
 	case routeConsent:
 		return p.serveConsent(w, r, v)
+	case routeLastSignIn:
+		return p.serveLastSignIn(w, r, v)
+	case routeRestore:
+		return p.serveRestore(w, r, v)
 	case routeLogin:
 		return p.serveLogin(w, r)
 	case routeLogout:

@@ -80,3 +80,21 @@ func (p *Portal) serveAccount(w http.ResponseWriter, r *http.Request, v Visitor)
 	// The changes that hash count the address themselves, before hashing.
 	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), v.Card, v.Account, csrf)
 }
+
+// serveRestore serves the restore page to a card holder whose account was
+// disabled for inactivity.
+func (p *Portal) serveRestore(w http.ResponseWriter, r *http.Request, v Visitor) error {
+	if !formMethod(r.Method) {
+		return MethodNotAllowed(w, r, "GET, HEAD, POST")
+	}
+	if p.cfg.Pages == nil || v.Card == nil {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
+			Detail: "Restoring an account yourself is not offered on this site: ask its administrators.", Contact: p.cfg.Contact})
+	}
+	acct := v.Account
+	if acct == nil {
+		acct = v.ByEDIPI
+	}
+	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.FingerprintHex, r: r, now: time.Now()}
+	return p.cfg.Pages.ServeRestore(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), v.Card, acct, csrf)
+}

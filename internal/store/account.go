@@ -25,7 +25,26 @@ const (
 	KindECA  = "eca"
 )
 
-// Account is one person known to cacgate.
+// AccountType says whom an account belongs to.
+type AccountType string
+
+const (
+	// TypePerson accounts belong to one card holder (the default).
+	TypePerson AccountType = "person"
+	// TypeUtility accounts belong to no single person: a system that
+	// presents a DoD non-person-entity certificate, answered for by a
+	// sponsor (a person's account). They have no DoD ID.
+	TypeUtility AccountType = "utility"
+)
+
+// Reasons the gateway itself disabled an account (Account.DisabledReason).
+const (
+	DisabledInactive = "inactive" // no sign-in for inactive_after
+	DisabledExpired  = "expired"  // a utility account past its ExpiresAt
+	DisabledSponsor  = "sponsor"  // a utility account whose sponsor is not active
+)
+
+// Account is one person (or, TypeUtility, one system) known to cacgate.
 type Account struct {
 	ID       int64
 	Username string // unique, compared exactly as stored
@@ -77,6 +96,26 @@ type Account struct {
 	// ended: it is locked while LockedUntil is after the current time.
 	// Zero if it was never locked or has been unlocked.
 	LockedUntil time.Time
+
+	// Type is TypeUtility or, for a person, empty (TypePerson is how the
+	// database and the admin API spell it).
+	// SponsorID and ExpiresAt are a utility account's sponsor and end
+	// (zero: none); see CreateUtilityAccount.
+	Type      AccountType
+	SponsorID int64
+	ExpiresAt time.Time
+	// DisabledReason is why the gateway disabled the account (Disabled*),
+	// "" when it is not disabled or an administrator did it.
+	DisabledReason string
+	// MailOptOut are the optional e-mail notices the person turned off.
+	MailOptOut []string
+	// LogonAt and LogonFrom are the latest recorded logon (the banner
+	// accepted) and the client address; PrevLogonAt, PrevLogonFrom the
+	// logon before it and PrevFailed the failed sign-in attempts between
+	// the two: what the last sign-in notice shows. See RecordLogon.
+	LogonAt, PrevLogonAt     time.Time
+	LogonFrom, PrevLogonFrom string
+	PrevFailed               int
 
 	// Cards is filled by the Account* getters and ListAccounts, oldest
 	// first, and inserted along with the account by CreateAccount.

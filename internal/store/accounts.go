@@ -19,6 +19,8 @@ SELECT a.id, a.username, COALESCE(a.edipi, ''), a.id_kind, a.id_key, a.given_nam
        a.last_login_at,
        a.categories, a.group_names, a.organization, a.location, a.work_address, a.phone,
        a.password_hash <> '', a.password_changed_at, a.locked_until,
+       a.account_type, a.sponsor_id, a.expires_at, a.disabled_reason, a.mail_optout,
+       a.logon_at, a.logon_from, a.prev_logon_at, a.prev_logon_from, a.prev_failed,
        c.fingerprint, c.subject, c.issuer, c.serial, c.not_after, c.created_at,
        c.last_used_at, c.id_kind, c.id_key
 FROM `
@@ -61,11 +63,17 @@ INSERT INTO accounts (username, edipi, given_name, middle_name, family_name,
 VALUES (?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
-	setStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ?`
+	// A status set by hand clears the gateway's own reason for a
+	// disabling; becoming active records when (inactivity counts from it).
+	setStatusSQL = `UPDATE accounts SET status = ?, updated_at = ?, disabled_reason = '',
+    enabled_at = CASE WHEN status <> 'active' AND ? = 'active' THEN ? ELSE enabled_at END
+WHERE username = ?`
 
 	// The WHERE on the current status makes the transition atomic: a
 	// concurrent change to the status makes this one affect no row.
-	transitionStatusSQL = `UPDATE accounts SET status = ?, updated_at = ? WHERE username = ? AND status = ?`
+	transitionStatusSQL = `UPDATE accounts SET status = ?, updated_at = ?, disabled_reason = '',
+    enabled_at = CASE WHEN status <> 'active' AND ? = 'active' THEN ? ELSE enabled_at END
+WHERE username = ? AND status = ?`
 )
 
 // CreateAccount implements Store.
@@ -280,7 +288,7 @@ func (s *SQLStore) listAccounts(ctx context.Context, op, query string, args ...a
 func (s *SQLStore) TransitionStatus(ctx context.Context, username string, from, to Status) (*Account, error) {
 	var a *Account
 	err := s.inWriteTx(ctx, func(ex executor) error {
-		res, err := ex.exec(ctx, transitionStatusSQL, string(to), now().Unix(), username, string(from))
+		res, err := ex.exec(ctx, transitionStatusSQL, string(to), now().Unix(), string(to), now().Unix(), username, string(from))
 		if err != nil {
 			return err
 		}
@@ -294,6 +302,9 @@ func (s *SQLStore) TransitionStatus(ctx context.Context, username string, from, 
 		if n == 0 {
 			return ErrStatusConflict
 		}
+		if err := s.disableSponsored(ctx, ex, a); err != nil {
+			return err
+		}
 		return s.announce(ctx, ex, changeOf(a))
 	})
 	if err != nil {
@@ -306,11 +317,14 @@ func (s *SQLStore) TransitionStatus(ctx context.Context, username string, from, 
 func (s *SQLStore) SetStatus(ctx context.Context, username string, status Status) (*Account, error) {
 	var a *Account
 	err := s.inWriteTx(ctx, func(ex executor) error {
-		if err := ex.execOne(ctx, setStatusSQL, string(status), now().Unix(), username); err != nil {
+		if err := ex.execOne(ctx, setStatusSQL, string(status), now().Unix(), string(status), now().Unix(), username); err != nil {
 			return err
 		}
 		var err error
 		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, username); err != nil {
+			return err
+		}
+		if err := s.disableSponsored(ctx, ex, a); err != nil {
 			return err
 		}
 		return s.announce(ctx, ex, changeOf(a))

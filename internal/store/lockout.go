@@ -54,7 +54,9 @@ UPDATE accounts SET
     first_failed_at = CASE WHEN ` + countRestarts + ` THEN p.now ELSE first_failed_at END,
     locked_until    = CASE WHEN locked_until > p.now THEN locked_until
                            WHEN ` + newFailureCount + ` >= p.max_failures THEN p.lock_until
-                      END
+                      END,
+    -- attempts since the last logon, for the last sign-in notice
+    failed_since    = failed_since + 1
 FROM (SELECT CAST(? AS BIGINT) AS now, CAST(? AS BIGINT) AS window_start,
              CAST(? AS BIGINT) AS max_failures, CAST(? AS BIGINT) AS lock_until) AS p
 WHERE accounts.id = ?`
@@ -75,7 +77,8 @@ RETURNING accounts.failed_logins, accounts.first_failed_at, accounts.locked_unti
 UPDATE accounts SET
     failed_logins   = 0,
     first_failed_at = NULL,
-    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END
+    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END,
+    failed_since    = CASE WHEN failed_since > 0 THEN failed_since - 1 ELSE 0 END
 WHERE id = ?
 RETURNING locked_until`
 
@@ -85,7 +88,8 @@ RETURNING locked_until`
 UPDATE accounts SET
     failed_logins   = CASE WHEN failed_logins > 0 THEN failed_logins - 1 ELSE 0 END,
     first_failed_at = CASE WHEN failed_logins > 1 THEN first_failed_at END,
-    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END
+    locked_until    = CASE WHEN locked_until = CAST(? AS BIGINT) THEN NULL ELSE locked_until END,
+    failed_since    = CASE WHEN failed_since > 0 THEN failed_since - 1 ELSE 0 END
 WHERE id = ?`
 
 	loginStateSQL = `SELECT failed_logins, first_failed_at, locked_until FROM accounts WHERE id = ?`

@@ -20,6 +20,9 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			serial                         sql.NullString
 			notAfter, cardCreated, lastUse sql.NullInt64
 			cardKind, cardKey              sql.NullString
+			accountType, optout            string
+			sponsor, expires               sql.NullInt64
+			logonAt, prevLogonAt           sql.NullInt64
 		)
 		err := rows.Scan(
 			&a.ID, &a.Username, &a.EDIPI, &a.Kind, &a.Key, &a.GivenName, &a.MiddleName, &a.FamilyName,
@@ -27,6 +30,8 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			&lastLogin,
 			&categories, &groups, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
 			&a.HasPassword, &passwordChanged, &lockedUntil,
+			&accountType, &sponsor, &expires, &a.DisabledReason, &optout,
+			&logonAt, &a.LogonFrom, &prevLogonAt, &a.PrevLogonFrom, &a.PrevFailed,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
 			&lastUse, &cardKind, &cardKey,
 		)
@@ -45,6 +50,19 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			a.LastLoginAt = fromUnixOrNull(lastLogin)
 			a.PasswordChangedAt = fromUnixOrNull(passwordChanged)
 			a.LockedUntil = fromUnixOrNull(lockedUntil)
+			if a.MailOptOut, err = decodeStrings("mail_optout", optout); err != nil {
+				return nil, err
+			}
+			if AccountType(accountType) == TypeUtility {
+				// (A person's Type stays empty, as callers build it.)
+				a.Type = TypeUtility
+				// The column holds utility:<username> only to stay unique
+				// (see migration 0010): a utility account has no DoD ID.
+				a.EDIPI = ""
+			}
+			a.SponsorID = sponsor.Int64
+			a.ExpiresAt = fromUnixOrNull(expires)
+			a.LogonAt, a.PrevLogonAt = fromUnixOrNull(logonAt), fromUnixOrNull(prevLogonAt)
 			accounts = append(accounts, &a)
 		}
 		if !fingerprint.Valid {
