@@ -23,6 +23,10 @@ const (
 	KindPIV  = "piv"
 	KindPIVI = "piv-i"
 	KindECA  = "eca"
+	// KindUtility keys a utility account (TypeUtility) by its username:
+	// it belongs to no credential holder, and no credential of a person
+	// can be keyed like it (checkIdentity refuses it for CreateAccount).
+	KindUtility = "utility"
 )
 
 // AccountType says whom an account belongs to.

@@ -15,10 +15,6 @@ import (
 // certificates registered to them, the last sign-in notice, inactivity and
 // expiry, and e-mail notice preferences. See migration 0010.
 
-// UtilityPrefix begins the stored edipi of a utility account (see
-// migration 0010): it keeps the column unique without a DoD ID.
-const UtilityPrefix = "utility:"
-
 // ErrNotUtility: the account is not a utility account (or the sponsor not a
 // person's account), where one is required.
 var ErrNotUtility = errors.New("not a utility account")
@@ -109,8 +105,8 @@ WHERE id = ?`
 	insertUtilitySQL = `
 INSERT INTO accounts (username, edipi, given_name, middle_name, family_name, suffix, email,
                       affiliation, status, created_at, updated_at, account_type, sponsor_id,
-                      expires_at, enabled_at)
-VALUES (?, ?, ?, '', '', '', ?, ?, 'active', ?, ?, 'utility', ?, ?, ?)`
+                      expires_at, enabled_at, id_kind, id_key)
+VALUES (?, NULL, ?, '', '', '', ?, ?, 'active', ?, ?, 'utility', ?, ?, ?, 'utility', ?)`
 
 	setMailOptOutSQL = `UPDATE accounts SET mail_optout = ? WHERE id = ?`
 )
@@ -148,8 +144,8 @@ func (s *SQLStore) CreateUtilityAccount(ctx context.Context, u UtilityAccount) (
 			return ErrSponsorInactive
 		}
 		at := now().Unix()
-		if _, err := ex.exec(ctx, insertUtilitySQL, u.Username, UtilityPrefix+u.Username, u.Name, u.Email,
-			u.Affiliation, at, at, sponsor.ID, u.ExpiresAt.Unix(), at); err != nil {
+		if _, err := ex.exec(ctx, insertUtilitySQL, u.Username, u.Name, u.Email,
+			u.Affiliation, at, at, sponsor.ID, u.ExpiresAt.Unix(), at, u.Username); err != nil {
 			return err
 		}
 		if a, err = oneAccount(ctx, ex, accountByUsernameSQL, u.Username); err != nil {

@@ -56,9 +56,6 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			if AccountType(accountType) == TypeUtility {
 				// (A person's Type stays empty, as callers build it.)
 				a.Type = TypeUtility
-				// The column holds utility:<username> only to stay unique
-				// (see migration 0010): a utility account has no DoD ID.
-				a.EDIPI = ""
 			}
 			a.SponsorID = sponsor.Int64
 			a.ExpiresAt = fromUnixOrNull(expires)

@@ -1,7 +1,8 @@
 -- Credential kinds: besides DoD cards (kind 'cac', known by the EDIPI),
 -- accounts of federal PIV ('piv') and PIV-I ('piv-i') card holders, known by
 -- their card UUID, and of ECA certificate holders ('eca'), known by issuer
--- and subject (or a chosen subject alternative name). An account is unique
+-- and subject (or a chosen subject alternative name); utility accounts
+-- ('utility', migration 0010) are keyed by their username. An account is unique
 -- per (id_kind, id_key); a 'cac' account's key is its EDIPI, and only 'cac'
 -- accounts have an EDIPI: the others' edipi is NULL (UNIQUE lets NULLs be).
 ALTER TABLE accounts ALTER COLUMN edipi DROP NOT NULL;
@@ -9,7 +10,7 @@ ALTER TABLE accounts ADD COLUMN id_kind TEXT COLLATE "C" NOT NULL DEFAULT 'cac';
 ALTER TABLE accounts ADD COLUMN id_key  TEXT COLLATE "C" NOT NULL DEFAULT '';
 UPDATE accounts SET id_key = edipi;
 ALTER TABLE accounts ADD CONSTRAINT accounts_id_kind_check
-    CHECK (id_kind IN ('cac', 'piv', 'piv-i', 'eca'));
+    CHECK (id_kind IN ('cac', 'piv', 'piv-i', 'eca', 'utility'));
 -- What SQLite's store checks in Go: a DoD account's key is its EDIPI, and
 -- no other account has one.
 ALTER TABLE accounts ADD CONSTRAINT accounts_identity_edipi_check

@@ -23,11 +23,12 @@ ALTER TABLE accounts ADD COLUMN prev_failed     INTEGER NOT NULL DEFAULT 0
 ALTER TABLE accounts ADD COLUMN failed_since    INTEGER NOT NULL DEFAULT 0
     CONSTRAINT accounts_failed_since_check CHECK (failed_since >= 0);
 
--- A utility account holds no DoD ID: its edipi is 'utility:<username>'
--- (the same on both backends; SQLite cannot relax the column's NOT NULL),
--- which no DoD ID can equal. The CHECK keeps the two kinds apart.
-ALTER TABLE accounts ADD CONSTRAINT accounts_utility_edipi_check
-    CHECK ((account_type = 'utility') = (edipi LIKE 'utility:%'));
+-- A utility account holds no DoD ID (edipi NULL, as 0008 allows) and is
+-- keyed as credential kind 'utility' by its username; the CHECK keeps the
+-- account type and the kind together, so no person's account is keyed
+-- like a utility account and no utility account like a credential.
+ALTER TABLE accounts ADD CONSTRAINT accounts_utility_kind_check
+    CHECK ((account_type = 'utility') = (id_kind = 'utility'));
 
 CREATE INDEX accounts_sponsor_id ON accounts (sponsor_id);
 CREATE INDEX accounts_type_status ON accounts (account_type, status);

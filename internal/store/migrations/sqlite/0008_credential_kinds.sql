@@ -1,7 +1,8 @@
 -- Credential kinds: besides DoD cards (kind 'cac', known by the EDIPI),
 -- accounts of federal PIV ('piv') and PIV-I ('piv-i') card holders, known by
 -- their card UUID, and of ECA certificate holders ('eca'), known by issuer
--- and subject (or a chosen subject alternative name). An account is unique
+-- and subject (or a chosen subject alternative name); utility accounts
+-- ('utility', migration 0010) are keyed by their username. An account is unique
 -- per (id_kind, id_key); a 'cac' account's key is its EDIPI, and only 'cac'
 -- accounts have an EDIPI: the others' edipi is NULL (UNIQUE lets NULLs be).
 --
@@ -21,7 +22,7 @@ WHERE type = 'table' AND name = 'accounts';
 PRAGMA writable_schema = RESET;
 
 ALTER TABLE accounts ADD COLUMN id_kind TEXT NOT NULL DEFAULT 'cac'
-    CHECK (id_kind IN ('cac', 'piv', 'piv-i', 'eca'));
+    CHECK (id_kind IN ('cac', 'piv', 'piv-i', 'eca', 'utility'));
 ALTER TABLE accounts ADD COLUMN id_key TEXT NOT NULL DEFAULT '';
 UPDATE accounts SET id_key = edipi;
 CREATE UNIQUE INDEX accounts_identity ON accounts (id_kind, id_key);

@@ -46,18 +46,17 @@ CREATE INDEX accounts_sponsor_id ON accounts (sponsor_id);
 -- The inactivity sweep scans active person accounts.
 CREATE INDEX accounts_type_status ON accounts (account_type, status);
 
--- A utility account holds no DoD ID. The accounts table's edipi column is
--- NOT NULL UNIQUE since 0001 (and SQLite cannot relax a column without
--- rebuilding the table, which other tables reference): a utility account
--- stores 'utility:<username>' there, which no 10-digit DoD ID can equal,
--- and the store reads it back as empty. The CHECK keeps the two apart: a
--- person never holds such a value, a utility account never a DoD ID.
-CREATE TRIGGER accounts_utility_edipi_insert BEFORE INSERT ON accounts
-WHEN (NEW.account_type = 'utility') <> (NEW.edipi GLOB 'utility:*')
-BEGIN SELECT RAISE(ABORT, 'accounts: a utility account''s edipi is utility:<username>, a person''s is a DoD ID'); END;
-CREATE TRIGGER accounts_utility_edipi_update BEFORE UPDATE OF account_type, edipi ON accounts
-WHEN (NEW.account_type = 'utility') <> (NEW.edipi GLOB 'utility:*')
-BEGIN SELECT RAISE(ABORT, 'accounts: a utility account''s edipi is utility:<username>, a person''s is a DoD ID'); END;
+-- A utility account holds no DoD ID (edipi NULL, as 0008 allows) and is
+-- keyed as credential kind 'utility' by its username. The triggers keep
+-- the account type and the kind together (SQLite cannot add a CHECK to an
+-- existing table), so no person's account is keyed like a utility account
+-- and no utility account like a credential.
+CREATE TRIGGER accounts_utility_kind_insert BEFORE INSERT ON accounts
+WHEN (NEW.account_type = 'utility') <> (NEW.id_kind = 'utility')
+BEGIN SELECT RAISE(ABORT, 'accounts: a utility account is keyed as kind utility, and only it'); END;
+CREATE TRIGGER accounts_utility_kind_update BEFORE UPDATE OF account_type, id_kind ON accounts
+WHEN (NEW.account_type = 'utility') <> (NEW.id_kind = 'utility')
+BEGIN SELECT RAISE(ABORT, 'accounts: a utility account is keyed as kind utility, and only it'); END;
 
 -- Non-person-entity (device, server) certificates registered to a utility
 -- account by an administrator: by the certificate's SHA-256 fingerprint
