@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,12 @@ type Store interface {
 	RemoveGroups(ctx context.Context, username string, groups ...string) (*store.Account, error)
 	ImportAccounts(ctx context.Context, next func() (*store.Account, error), opts store.ImportOptions) (store.ImportReport, error)
 	ExportAccounts(ctx context.Context, fn func(*store.Account) error) error
+
+	RequirePasswordReset(ctx context.Context, username string, at time.Time) (*store.Account, error)
+	SecurityEvents(ctx context.Context, q store.EventQuery) ([]store.SecurityEvent, error)
+	OpenAnnouncements(ctx context.Context, now time.Time) ([]store.Announcement, error)
+	CreateAnnouncement(ctx context.Context, a *store.Announcement, now time.Time) error
+	DeleteAnnouncement(ctx context.Context, id int64) (store.Announcement, error)
 }
 
 var _ Store = (*store.SQLStore)(nil)
@@ -47,6 +54,9 @@ type Service struct {
 	// nodes learn of the change from the store's change feed, or within
 	// cache_ttl.
 	Invalidate func()
+	// AnnouncementsChanged, if set, runs after announcements were
+	// created or deleted: the gateway reads them again at once.
+	AnnouncementsChanged func()
 	// Logger gets what the audit trail and the answers leave out, such as
 	// database errors. Nil: none.
 	Logger *zap.Logger
@@ -134,6 +144,7 @@ const (
 	EventCardUnlinked    = "admin.card.unlinked"
 	EventImport          = "admin.import"
 	EventExport          = "admin.export"
+	// EventPasswordResetRequired and the announcement events: see console.go.
 )
 
 // record writes one audit event for an admin action.

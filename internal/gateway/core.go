@@ -38,6 +38,10 @@ type Config struct {
 	Logger     *zap.Logger
 	// Sessions hears of password sessions ended on other nodes; may be nil.
 	Sessions SessionEvents
+	// AnnouncementsChanged, if set, is called from the change feed when
+	// another node (or this one) changed the announcements, and after a
+	// resync, when such a change may have been missed.
+	AnnouncementsChanged func()
 
 	// CacheSize bounds the cached cards; CacheTTL is how long a card's
 	// account mapping is trusted without asking the database again.

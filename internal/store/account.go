@@ -60,6 +60,10 @@ type Account struct {
 	// ended: it is locked while LockedUntil is after the current time.
 	// Zero if it was never locked or has been unlocked.
 	LockedUntil time.Time
+	// PasswordResetRequiredAt is when an administrator required a new
+	// password at the next sign-in (RequirePasswordReset); zero if not
+	// required. Setting a password clears it.
+	PasswordResetRequiredAt time.Time
 
 	// Cards is filled by the Account* getters and ListAccounts, oldest
 	// first, and inserted along with the account by CreateAccount.

@@ -17,7 +17,7 @@ SELECT a.id, a.username, a.edipi, a.given_name, a.middle_name, a.family_name,
        a.suffix, a.email, a.affiliation, a.status, a.created_at, a.updated_at,
        a.last_login_at,
        a.categories, a.group_names, a.organization, a.location, a.work_address, a.phone,
-       a.password_hash <> '', a.password_changed_at, a.locked_until,
+       a.password_hash <> '', a.password_changed_at, a.locked_until, a.password_reset_required_at,
        c.fingerprint, c.subject, c.issuer, c.serial, c.not_after, c.created_at,
        c.last_used_at
 FROM `

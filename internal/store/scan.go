@@ -16,6 +16,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			created, updated               int64
 			lastLogin                      sql.NullInt64
 			passwordChanged, lockedUntil   sql.NullInt64
+			resetRequired                  sql.NullInt64
 			fingerprint, subject, issuer   sql.NullString
 			serial                         sql.NullString
 			notAfter, cardCreated, lastUse sql.NullInt64
@@ -25,7 +26,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
 			&lastLogin,
 			&categories, &groups, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
-			&a.HasPassword, &passwordChanged, &lockedUntil,
+			&a.HasPassword, &passwordChanged, &lockedUntil, &resetRequired,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
 			&lastUse,
 		)
@@ -44,6 +45,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			a.LastLoginAt = fromUnixOrNull(lastLogin)
 			a.PasswordChangedAt = fromUnixOrNull(passwordChanged)
 			a.LockedUntil = fromUnixOrNull(lockedUntil)
+			a.PasswordResetRequiredAt = fromUnixOrNull(resetRequired)
 			accounts = append(accounts, &a)
 		}
 		if !fingerprint.Valid {
