@@ -255,7 +255,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		RequireAddress: ec.RequireAddress,
 		RequirePhone:   ec.RequirePhone,
 		Approval:       ec.Approval,
-		Contact:        h.Contact,
+		Contact:        h.contactText(),
 		Organizations:  ec.Organizations,
 		Locations:      ec.Locations,
 		Password:       credential.PasswordPolicy{RequireDigit: ec.PasswordDigit},

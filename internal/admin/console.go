@@ -328,3 +328,24 @@ func statusForError(err error) int {
 // StatusOf is the HTTP status of an admin operation's error: its *Error's,
 // or 500.
 func StatusOf(err error) int { return statusForError(err) }
+
+// LoginAttempts is an account's failed password sign-ins and lockout.
+type LoginAttempts struct {
+	Failed      int        `json:"failed"`
+	FirstFailed *time.Time `json:"first_failed,omitempty"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	Locked      bool       `json:"locked"`
+}
+
+// Attempts reads an account's failed sign-ins and lockout state.
+func (s *Service) Attempts(ctx context.Context, username string) (LoginAttempts, error) {
+	if err := checkUsername(username); err != nil {
+		return LoginAttempts{}, err
+	}
+	lf, err := s.Store.LoginFailuresOf(ctx, username)
+	if err != nil {
+		return LoginAttempts{}, s.storeError(err, username)
+	}
+	return LoginAttempts{Failed: lf.Failed, FirstFailed: optTime(lf.FirstFailed), LockedUntil: optTime(lf.LockedUntil),
+		Locked: time.Now().Before(lf.LockedUntil)}, nil
+}

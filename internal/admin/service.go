@@ -36,6 +36,7 @@ type Store interface {
 	OpenAnnouncements(ctx context.Context, now time.Time) ([]store.Announcement, error)
 	CreateAnnouncement(ctx context.Context, a *store.Announcement, now time.Time) error
 	DeleteAnnouncement(ctx context.Context, id int64) (store.Announcement, error)
+	LoginFailuresOf(ctx context.Context, username string) (store.LoginFailures, error)
 }
 
 var _ Store = (*store.SQLStore)(nil)
@@ -82,6 +83,10 @@ type Actor struct {
 	CertSHA256 string
 	// SudoUser is who ran the CLI through sudo, if anyone did.
 	SudoUser string
+	// Username is the administrator's own account, when the change was
+	// made in the help-desk console (signed in with a card), and Via
+	// names that console.
+	Username, Via string
 }
 
 // APIActor identifies the client of an admin API request.
@@ -127,6 +132,12 @@ func (a Actor) Fields() []zap.Field {
 	}
 	if a.SudoUser != "" {
 		f = append(f, zap.String("admin_sudo_user", a.SudoUser))
+	}
+	if a.Username != "" {
+		f = append(f, zap.String("admin_username", a.Username))
+	}
+	if a.Via != "" {
+		f = append(f, zap.String("admin_via", a.Via))
 	}
 	return f
 }

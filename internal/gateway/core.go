@@ -117,6 +117,24 @@ func (c *Core) Invalidate() {
 	c.cards.Purge()
 }
 
+// CacheStats returns how many cards the cache holds and how many it can.
+func (c *Core) CacheStats() (entries, capacity int) { return c.cards.Len(), c.cfg.CacheSize }
+
+// FeedState describes the change feed for people: listening, reconnecting
+// since when, or none (a store that cannot announce changes).
+func (c *Core) FeedState() string {
+	if !c.feedListened.Load() {
+		if c.feedDownSince.Load() != 0 {
+			return "not listening yet: changes made on other nodes take effect within cache_ttl"
+		}
+		return "none: changes made on other nodes take effect within cache_ttl"
+	}
+	if since := c.feedDownSince.Load(); since != 0 {
+		return "reconnecting since " + time.Unix(0, since).UTC().Format(time.RFC3339)
+	}
+	return "listening: changes made on other nodes take effect at once"
+}
+
 // Consents is the consent token cache the core checks banners with.
 func (c *Core) Consents() *consent.Cache { return c.cfg.Consents }
 

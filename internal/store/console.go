@@ -416,3 +416,31 @@ func (s *SQLStore) PruneAnnouncements(ctx context.Context, before time.Time) (in
 	}
 	return res.RowsAffected()
 }
+
+// LoginFailures is an account's failed password sign-ins as stored: how
+// many count in the current window, when the first of them was, and when
+// its latest lockout ends or ended (zero times: none).
+type LoginFailures struct {
+	Failed      int
+	FirstFailed time.Time
+	LockedUntil time.Time
+}
+
+const loginFailuresSQL = `SELECT failed_logins, first_failed_at, locked_until FROM accounts WHERE username = ?`
+
+// LoginFailuresOf reads an account's failed sign-ins, for the console.
+func (s *SQLStore) LoginFailuresOf(ctx context.Context, username string) (LoginFailures, error) {
+	var (
+		lf                       LoginFailures
+		firstFailed, lockedUntil sql.NullInt64
+	)
+	err := s.reads().queryRow(ctx, loginFailuresSQL, username).Scan(&lf.Failed, &firstFailed, &lockedUntil)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lf, fmt.Errorf("store: login failures: %w", ErrNotFound)
+	}
+	if err != nil {
+		return lf, fmt.Errorf("store: login failures: %w", s.dialect.translate(err))
+	}
+	lf.FirstFailed, lf.LockedUntil = fromUnixOrNull(firstFailed), fromUnixOrNull(lockedUntil)
+	return lf, nil
+}
