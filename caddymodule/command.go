@@ -24,6 +24,10 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       names (--config, default ./Caddyfile), or through a running server's
       admin API with --address (or --api). See "caddy cacgate accounts --help".
 
+  caddy cacgate announcements list|add|rm
+      Manages the announcements (outages, notices) every page shows, in
+      the account database or through a running server's admin API.
+
   caddy cacgate revocation
       Shows the revocation checker's state: CRLs, their freshness and the
       memory their indexes take, the CRL files and downloads refused and
@@ -35,7 +39,7 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       certificates and files it refuses, and what changed since --previous.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(accountsCommand(), revocationCommand(), trustCommand())
+			cmd.AddCommand(accountsCommand(), announcementsCommand(), revocationCommand(), trustCommand())
 		},
 	})
 }
