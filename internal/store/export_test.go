@@ -142,7 +142,10 @@ func withoutStoreFields(a *Account) *Account {
 func TestExportRoundTripFieldsCovered(t *testing.T) {
 	// Fails when Account gains a field, so that whoever adds it decides
 	// whether ImportAccounts carries it (and extends the round trip above).
-	if n := reflect.TypeFor[Account]().NumField(); n != 23 {
+	// PasswordResetRequiredAt (an administrator's demand on a password)
+	// is not carried, like LockedUntil: an import creates accounts
+	// without passwords.
+	if n := reflect.TypeFor[Account]().NumField(); n != 24 {
 		t.Errorf("Account has %d fields; check that ImportAccounts stores the new one, then update this count", n)
 	}
 }
