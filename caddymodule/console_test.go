@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
 	"github.com/cacgate/cacgate/internal/testpki"
+	"github.com/cacgate/cacgate/internal/ui"
 )
 
 // The help-desk console at /.cacgate/admin, driven over real mTLS with an
@@ -327,3 +331,61 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestConsoleCaddyfileErrors(t *testing.T) {
+	for _, src := range []string{
+		"cacgate {\ncontact\n}",
+		"cacgate {\ncontact {\nfax 1\n}\n}",
+		"cacgate {\ncontact {\nname a\nname b\n}\n}",
+		"cacgate {\ncontact {\nname a b\n}\n}",
+		"cacgate {\nadmin_group\n}",
+		"cacgate {\nadmin_group a\nadmin_group b\n}",
+	} {
+		h := new(Handler)
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
+			t.Errorf("no error for:\n%s", src)
+		}
+	}
+	for _, src := range []string{
+		"cacgate {\nevent_history on\n}",
+		"cacgate {\nevent_history {\nmax_age\n}\n}",
+		"cacgate {\nevent_history {\nkeep 1\n}\n}",
+	} {
+		if err := new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err == nil {
+			t.Errorf("no error for:\n%s", src)
+		}
+	}
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("cacgate {\nevent_history off\n}")); err != nil || !a.EventHistory.Off {
+		t.Errorf("event_history off: %v %+v", err, a.EventHistory)
+	}
+}
+
+func TestConsoleValidate(t *testing.T) {
+	valid := Handler{ConsentTTL: caddy.Duration(time.Hour)}
+	for name, h := range map[string]Handler{
+		"bad group":        {AdminGroup: "Help Desk"},
+		"same groups":      {AdminGroup: "helpdesk", AdminReadGroup: "helpdesk"},
+		"bad email":        {HelpDesk: &ui.HelpDesk{Email: "Help <help@example.mil>"}},
+		"javascript url":   {HelpDesk: &ui.HelpDesk{URL: "javascript:alert(1)"}},
+		"relative url":     {HelpDesk: &ui.HelpDesk{URL: "/help"}},
+		"control in hours": {HelpDesk: &ui.HelpDesk{Hours: "9\x1b[31m-5"}},
+		"empty block":      {HelpDesk: &ui.HelpDesk{}},
+	} {
+		h.ConsentTTL = valid.ConsentTTL
+		if err := h.Validate(); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	ok := Handler{ConsentTTL: valid.ConsentTTL, AdminGroup: "helpdesk", AdminReadGroup: "auditors",
+		HelpDesk: &ui.HelpDesk{Name: "Desk", Email: "help@example.mil", URL: "https://help.example.mil"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid handler: %v", err)
+	}
+	if ok.contactText() != "Desk, help@example.mil" {
+		t.Errorf("contact text = %q", ok.contactText())
+	}
+	if err := (&App{EventHistory: &EventHistoryConfig{MaxAge: caddy.Duration(time.Minute)}}).EventHistory.validate(); err == nil {
+		t.Error("event_history max_age 1m: no error")
+	}
+}
