@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,12 +10,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/history"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -68,7 +71,8 @@ var usesCacgateHandler = regexp.MustCompile(`"handler"\s*:\s*"cacgate"`)
 
 // cliStoreConfig holds the cacgate app's store config, for LoadModule.
 type cliStoreConfig struct {
-	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
+	StoreRaw     json.RawMessage     `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
+	EventHistory *EventHistoryConfig `json:"event_history,omitempty"`
 }
 
 // directOptions are the direct mode's flags.
@@ -146,7 +150,26 @@ func openDirect(opt directOptions) (*directStore, error) {
 	}
 	auditLogger := ctx.Logger(auditLog{})
 	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli")}
+	// The CLI's changes go to the security-event history too, as the
+	// server's do, unless the config turns it off; pruning is the
+	// servers' job.
+	stopHistory := func() {}
+	if app.EventHistory == nil || !app.EventHistory.Off {
+		rec := history.New(history.Config{Store: st, Logger: caddy.Log().Named("cacgate.cli.history"), NoPrune: true})
+		svc.Audit.Tap = rec.Tap
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { rec.Run(runCtx); close(done) }()
+		stopHistory = func() {
+			flushCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+			defer stop()
+			_ = rec.Flush(flushCtx) // what is not written by then is in the audit log
+			cancel()
+			<-done
+		}
+	}
 	closeFn := func() error {
+		stopHistory()
 		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
 		return release()
 	}

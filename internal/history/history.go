@@ -58,6 +58,9 @@ type Config struct {
 	Queue int
 	// Dropped, if set, is called for each entry not kept (a metric).
 	Dropped func()
+	// NoPrune leaves pruning to others (the CLI, which runs briefly,
+	// leaves it to the servers).
+	NoPrune bool
 }
 
 // Recorder copies audit entries into the account database.
@@ -190,6 +193,9 @@ func (r *Recorder) write(ctx context.Context, batch []entry) {
 }
 
 func (r *Recorder) prune(ctx context.Context) {
+	if r.cfg.NoPrune {
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n, err := r.cfg.Store.PruneSecurityEvents(pctx, time.Now().Add(-r.cfg.MaxAge), r.cfg.MaxEvents)
