@@ -550,7 +550,7 @@ func (v *view) accountAction(username, action string) error {
 	}
 	if err != nil {
 		var e *admin.Error
-		if errors.As(err, &e) && e.Cause == "" && e.Status != http.StatusNotFound && e.Status < 500 {
+		if errors.As(err, &e) && e.Cause == "" && e.Status < 500 {
 			// The account is as it was: show it again with why, and
 			// what was typed.
 			return v.accountWith(username, &form, e.Error(), e.Status)
