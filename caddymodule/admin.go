@@ -35,8 +35,10 @@ func init() {
 //	GET    /cacgate/accounts/export                  (text/csv)
 //	GET    /cacgate/accounts/{username}
 //	POST   /cacgate/accounts/{username}/approve      (pending -> active only)
-//	POST   /cacgate/accounts/{username}/disable
-//	POST   /cacgate/accounts/{username}/enable       (disabled -> active)
+//	POST   /cacgate/accounts/{username}/disable      [{"reason":"..."}]
+//	POST   /cacgate/accounts/{username}/enable       [{"reason":"..."}] (disabled -> active)
+//	POST   /cacgate/accounts/{username}/require-password-reset
+//	GET    /cacgate/accounts/{username}/events[?limit=]   (security-event history)
 //	POST   /cacgate/accounts/{username}/unlock       (password lockout)
 //	POST   /cacgate/accounts/{username}/groups       {"groups":[...]} (PUT too: add)
 //	DELETE /cacgate/accounts/{username}/groups       {"groups":[...]}
@@ -53,6 +55,9 @@ func init() {
 //	GET    /cacgate/oidc/clients                     (registered relying parties)
 //	PUT    /cacgate/oidc/clients/{client_id}         {client JSON, "generate_secret":true}
 //	DELETE /cacgate/oidc/clients/{client_id}
+//	GET    /cacgate/announcements
+//	POST   /cacgate/announcements                    {"severity","message","start","end"}
+//	DELETE /cacgate/announcements/{id}
 //
 // Every change is audited with the admin's identity: the client
 // certificate's subject when the admin endpoint is Caddy's remote admin
@@ -131,8 +136,13 @@ func adminRoutes() []caddy.AdminRoute {
 		route("GET /cacgate/accounts/export", adminBulkTimeout, adminExportAccounts),
 		route("GET /cacgate/accounts/{username}", adminTimeout, adminShowAccount),
 		route("POST /cacgate/accounts/{username}/approve", adminTimeout, adminAccountAction((*admin.Service).Approve)),
-		route("POST /cacgate/accounts/{username}/disable", adminTimeout, adminAccountAction((*admin.Service).Disable)),
-		route("POST /cacgate/accounts/{username}/enable", adminTimeout, adminAccountAction((*admin.Service).Enable)),
+		route("POST /cacgate/accounts/{username}/disable", adminTimeout, adminStatusChange(admin.EventAccountDisabled, (*admin.Service).DisableBecause)),
+		route("POST /cacgate/accounts/{username}/enable", adminTimeout, adminStatusChange(admin.EventAccountEnabled, (*admin.Service).EnableBecause)),
+		route("POST /cacgate/accounts/{username}/require-password-reset", adminTimeout, adminAccountAction((*admin.Service).RequirePasswordReset)),
+		route("GET /cacgate/accounts/{username}/events", adminTimeout, adminAccountEvents),
+		route("GET /cacgate/announcements", adminTimeout, adminListAnnouncements),
+		route("POST /cacgate/announcements", adminTimeout, adminCreateAnnouncement),
+		route("DELETE /cacgate/announcements/{id}", adminTimeout, adminDeleteAnnouncement),
 		route("POST /cacgate/accounts/{username}/unlock", adminTimeout, adminAccountAction((*admin.Service).Unlock)),
 		route("POST /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(admin.EventGroupsAdded, (*admin.Service).AddGroups)),
 		route("PUT /cacgate/accounts/{username}/groups", adminTimeout, adminEditGroups(admin.EventGroupsAdded, (*admin.Service).AddGroups)),
@@ -394,6 +404,80 @@ func (a *App) revocationStats() admin.RevocationStats {
 		mode, failOpen = a.Revocation.Mode, a.Revocation.FailOpen
 	}
 	return admin.RevocationStatsOf(mode, failOpen, a.revocation.Stats())
+}
+
+// adminStatusChange serves disable and enable, whose body is optional:
+// {"reason": "..."}, recorded in the audit entry.
+func adminStatusChange(event string, op func(*admin.Service, context.Context, admin.Actor, string, string) (admin.Account, error)) adminHandler {
+	return func(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+		var req admin.StatusRequest
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, admin.MaxJSONBody))
+		if err != nil {
+			return svc.Refused(who, event, admin.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", admin.MaxJSONBody), r.PathValue("username"))
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if err := admin.DecodeJSON(w, r, &req); err != nil {
+				return svc.Refused(who, event, err, r.PathValue("username"))
+			}
+		}
+		acct, err := op(svc, r.Context(), who, r.PathValue("username"), req.Reason)
+		if err != nil {
+			return err
+		}
+		return writeAdminJSON(w, http.StatusOK, acct)
+	}
+}
+
+func adminAccountEvents(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	limit := 0
+	for k, v := range r.URL.Query() {
+		if k != "limit" || len(v) > 1 {
+			return admin.BadRequest(fmt.Errorf("unknown or repeated query parameter %q (only limit)", admin.Clip(k, 40)))
+		}
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 {
+			return admin.BadRequest(errors.New("limit must be a positive number"))
+		}
+		limit = n
+	}
+	events, err := svc.Events(r.Context(), r.PathValue("username"), limit)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, events)
+}
+
+func adminListAnnouncements(svc *admin.Service, _ admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	list, err := svc.Announcements(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusOK, list)
+}
+
+func adminCreateAnnouncement(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	var req admin.NewAnnouncementRequest
+	if err := admin.DecodeJSON(w, r, &req); err != nil {
+		return svc.Refused(who, admin.EventAnnouncementCreated, err, "")
+	}
+	a, err := svc.CreateAnnouncement(r.Context(), who, req)
+	if err != nil {
+		return err
+	}
+	return writeAdminJSON(w, http.StatusCreated, a)
+}
+
+func adminDeleteAnnouncement(svc *admin.Service, who admin.Actor, w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return svc.Refused(who, admin.EventAnnouncementDeleted, admin.BadRequest(errors.New("announcement id must be a number")), "")
+	}
+	if err := svc.DeleteAnnouncement(r.Context(), who, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // Interface guards

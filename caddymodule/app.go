@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -27,11 +28,13 @@ import (
 	"github.com/cacgate/cacgate/internal/consent"
 	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/gateway"
+	"github.com/cacgate/cacgate/internal/history"
 	"github.com/cacgate/cacgate/internal/metrics"
 	"github.com/cacgate/cacgate/internal/roster"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
+	"github.com/cacgate/cacgate/internal/ui"
 	"github.com/cacgate/cacgate/revocation"
 )
 
@@ -172,6 +175,9 @@ type App struct {
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
 
 	life *lifecycleState
+	// EventHistory bounds the security-event history the help-desk
+	// console shows (default: on, 90 days, 1,000,000 events).
+	EventHistory *EventHistoryConfig `json:"event_history,omitempty"`
 
 	store *store.SQLStore
 	// releaseStore lets go of this config's use of the store.
@@ -199,6 +205,13 @@ type App struct {
 
 	// oidc are the sites' OpenID Providers (oidc.go).
 	oidc oidcProviders
+	// history copies audit entries into the account database; nil when
+	// event_history is off.
+	history *history.Recorder
+	// announcements are the announcements last read from the database,
+	// for the pages; announceKick asks for them to be read again.
+	announcements atomic.Pointer[[]ui.Announcement]
+	announceKick  chan struct{}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -265,6 +278,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.store, a.releaseStore = opened, release
 	a.adminService = &admin.Service{Store: opened, Audit: a.audit, Invalidate: a.invalidate, Logger: a.logger, OIDC: opened, OIDCConfigured: a.oidcConfigured,
 		Notify: a.adminNotify}
+	a.provisionHistory(ctx) // console.go
 	if err := a.provisionLifecycle(ctx); err != nil {
 		return err
 	}
@@ -314,9 +328,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		LinkByEDIPI:  *a.LinkByEDIPI,
 		Identity:     cacid.Options{ECAKey: ecaKey},
 		CardLinked:   a.cardLinked,
+		// Another node changed the announcements: read them again.
+		AnnouncementsChanged: a.announcementsChanged,
 	}); err != nil {
 		return err
 	}
+	a.provisionAnnouncements(ctx) // console.go
 	// The change feed starts once the caches it drops entries from exist.
 	if opened.CanWatch() {
 		go a.core.Watch(ctx, opened)
@@ -343,7 +360,7 @@ func (a *App) validate() error {
 	case a.AssertionTTL < caddy.Duration(30*time.Second) || a.AssertionTTL > caddy.Duration(time.Hour):
 		return fmt.Errorf("assertion_ttl must be between 30s and 1h, got %s", time.Duration(a.AssertionTTL))
 	}
-	return nil
+	return a.EventHistory.validate()
 }
 
 // Start implements caddy.App; the app serves through handlers and the

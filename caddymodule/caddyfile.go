@@ -47,6 +47,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //		hash_queue    <n>
 //		hash_wait     <duration>
 //		password_hash argon2id | pbkdf2 [<iterations>]
+//		node          <name>
+//		event_history off | { max_age <duration>; max_events <n> }
 //		mail          { ... }   (see MailConfig)
 //		inactive_after <duration>
 //		inactive_warning <duration>
@@ -157,6 +159,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := stringArg(d, &a.Node); err != nil {
 				return err
 			}
+		case "event_history":
+			cfg, err := unmarshalEventHistory(d)
+			if err != nil {
+				return err
+			}
+			a.EventHistory = cfg
 		case "mail", "inactive_after", "inactive_warning", "password_expiry_warning", "sweep_interval":
 			if err := a.unmarshalLifecycle(d, sub); err != nil {
 				return err
@@ -178,7 +186,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 //	cacgate {
 //		banner            <file>
-//		contact           <text>
+//		contact           <text> | [<text>] { name|phone|email|hours|url <value> }
+//		admin_group       <group>
+//		admin_read_group  <group>
 //		refusals          page|handle_errors
 //		consent_ttl       <duration>
 //		allowed_issuers   <dn|sha256>...
@@ -235,7 +245,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "contact":
-			if err := stringArg(d, &h.Contact); err != nil {
+			if err := h.unmarshalContact(d); err != nil {
+				return err
+			}
+		case "admin_group":
+			if err := stringArg(d, &h.AdminGroup); err != nil {
+				return err
+			}
+		case "admin_read_group":
+			if err := stringArg(d, &h.AdminReadGroup); err != nil {
 				return err
 			}
 		case "refusals":

@@ -141,6 +141,18 @@ func (r runner) changed(cmd *cobra.Command, s *cliSession, v any, format string,
 	return err
 }
 
+// addFlags gives cmd the flags every command on the account database
+// takes (accounts, announcements, oidc-clients).
+func (opt *cliOptions) addFlags(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVarP(&opt.config, "config", "c", "", "config file (Caddyfile or JSON) naming the account store; default ./Caddyfile")
+	pf.StringVarP(&opt.adapter, "adapter", "a", "", "config adapter for --config (caddyfile is inferred from the name)")
+	pf.StringVar(&opt.address, "address", "", "work through the admin API at this address instead of the database")
+	pf.BoolVar(&opt.api, "api", false, "work through the admin API at the address the config gives (default localhost:2019)")
+	pf.BoolVar(&opt.json, "json", false, "print JSON (as the admin API answers) instead of tables")
+	pf.BoolVar(&opt.createDB, "create-db", false, "direct mode: create the SQLite database if it does not exist")
+}
+
 func accountsCommand() *cobra.Command {
 	opt := &cliOptions{}
 	r := runner{opt: opt}
@@ -163,7 +175,7 @@ at once on that server, and are audited there.
 Output is a table for people; --json prints what the admin API answers.
 `,
 	}
-	addCLIFlags(accounts, opt)
+	opt.addFlags(accounts)
 
 	accounts.AddCommand(
 		searchCommand(r, "list", "Lists accounts, a page at a time", false),
@@ -171,8 +183,10 @@ Output is a table for people; --json prints what the admin API answers.
 		showCommand(r),
 		createCommand(r),
 		actionCommand(r, "approve", "Approves an account waiting for approval (pending -> active)", "Approved", admin.Backend.Approve),
-		actionCommand(r, "disable", "Disables an account: its cards are refused", "Disabled", admin.Backend.Disable),
-		actionCommand(r, "enable", "Re-enables a disabled account", "Enabled", admin.Backend.Enable),
+		statusCommand(r, "disable", "Disables an account: its cards are refused", "Disabled", admin.Backend.DisableBecause),
+		statusCommand(r, "enable", "Re-enables a disabled account", "Enabled", admin.Backend.EnableBecause),
+		actionCommand(r, "require-password-reset", "Makes the account's password sign in no more until its holder chooses a new one", "New password required for", admin.Backend.RequirePasswordReset),
+		eventsCommand(r),
 		actionCommand(r, "unlock", "Lifts an account's password lockout", "Unlocked", admin.Backend.Unlock),
 		groupsCommand(r),
 		linkCommand(r),
@@ -182,17 +196,6 @@ Output is a table for people; --json prints what the admin API answers.
 	)
 	accounts.AddCommand(utilityCommands(r)...)
 	return accounts
-}
-
-// addCLIFlags adds the flags every database command takes.
-func addCLIFlags(cmd *cobra.Command, opt *cliOptions) {
-	pf := cmd.PersistentFlags()
-	pf.StringVarP(&opt.config, "config", "c", "", "config file (Caddyfile or JSON) naming the account store; default ./Caddyfile")
-	pf.StringVarP(&opt.adapter, "adapter", "a", "", "config adapter for --config (caddyfile is inferred from the name)")
-	pf.StringVar(&opt.address, "address", "", "work through the admin API at this address instead of the database")
-	pf.BoolVar(&opt.api, "api", false, "work through the admin API at the address the config gives (default localhost:2019)")
-	pf.BoolVar(&opt.json, "json", false, "print JSON (as the admin API answers) instead of tables")
-	pf.BoolVar(&opt.createDB, "create-db", false, "direct mode: create the SQLite database if it does not exist")
 }
 
 func searchCommand(r runner, use, short string, withText bool) *cobra.Command {

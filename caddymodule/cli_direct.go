@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,12 +10,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/cacgate/cacgate/internal/admin"
 	"github.com/cacgate/cacgate/internal/audit"
+	"github.com/cacgate/cacgate/internal/history"
 	"github.com/cacgate/cacgate/internal/store"
 )
 
@@ -71,7 +74,8 @@ type cliStoreConfig struct {
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=cacgate.stores inline_key=backend"`
 	// Mail, when the config has it, lets direct-mode changes queue their
 	// e-mail notices in the outbox, which the servers send.
-	Mail *MailConfig `json:"mail,omitempty"`
+	Mail         *MailConfig         `json:"mail,omitempty"`
+	EventHistory *EventHistoryConfig `json:"event_history,omitempty"`
 }
 
 // directOptions are the direct mode's flags.
@@ -149,6 +153,24 @@ func openDirect(opt directOptions) (*directStore, error) {
 	}
 	auditLogger := ctx.Logger(auditLog{})
 	svc := &admin.Service{Store: st, Audit: audit.New(auditLogger, ""), Logger: caddy.Log().Named("cacgate.cli"), OIDC: st}
+	// The CLI's changes go to the security-event history too, as the
+	// server's do, unless the config turns it off; pruning is the
+	// servers' job.
+	stopHistory := func() {}
+	if app.EventHistory == nil || !app.EventHistory.Off {
+		rec := history.New(history.Config{Store: st, Logger: caddy.Log().Named("cacgate.cli.history"), NoPrune: true})
+		svc.Audit.Tap = rec.Tap
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { rec.Run(runCtx); close(done) }()
+		stopHistory = func() {
+			flushCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+			defer stop()
+			_ = rec.Flush(flushCtx) // what is not written by then is in the audit log
+			cancel()
+			<-done
+		}
+	}
 	if app.Mail != nil {
 		// Notices are queued, not sent: a running server's sender sends
 		// them (the CLI does not wait for the relay).
@@ -160,6 +182,7 @@ func openDirect(opt directOptions) (*directStore, error) {
 		svc.Notify = a.adminNotify
 	}
 	closeFn := func() error {
+		stopHistory()
 		_ = auditLogger.Sync() // a console or pipe cannot sync; the entries are written
 		return release()
 	}

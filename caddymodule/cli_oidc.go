@@ -34,7 +34,7 @@ access_token_ttl, id_token_ttl, refresh_ttl, secret_hash). A secret is never
 accepted in clear: --generate-secret makes one and prints it once.
 `,
 	}
-	addCLIFlags(cmd, opt)
+	opt.addFlags(cmd)
 	list := &cobra.Command{
 		Use: "list", Short: "Lists the registered relying parties", Args: cobra.NoArgs,
 		RunE: r.run(cliTimeout, func(ctx context.Context, s *cliSession, cmd *cobra.Command, _ []string) error {

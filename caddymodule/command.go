@@ -28,6 +28,9 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       Manages the OpenID Connect relying parties registered in the account
       database (clients in the Caddyfile are managed there). put
       --generate-secret makes the client's secret and prints it once.
+  caddy cacgate announcements list|add|rm
+      Manages the announcements (outages, notices) every page shows, in
+      the account database or through a running server's admin API.
 
   caddy cacgate revocation
       Shows the revocation checker's state: CRLs, their freshness and the
@@ -44,7 +47,7 @@ separate program, kept out of this binary: go run ./cmd/testpki <dir>.)
       certificates and files it refuses, and what changed since --previous.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(accountsCommand(), oidcClientsCommand(), revocationCommand(), trustCommand(), mailCommand())
+			cmd.AddCommand(accountsCommand(), announcementsCommand(), oidcClientsCommand(), revocationCommand(), trustCommand(), mailCommand())
 		},
 	})
 }

@@ -264,7 +264,7 @@ func (h *Handler) provisionEnrollFlow() error {
 		RequirePhone:   ec.RequirePhone,
 		Approval:       ec.Approval,
 		Sponsor:        ec.Sponsor,
-		Contact:        h.Contact,
+		Contact:        h.contactText(),
 		Organizations:  ec.Organizations,
 		Locations:      ec.Locations,
 		Password:       credential.PasswordPolicy{RequireDigit: ec.PasswordDigit},

@@ -73,6 +73,17 @@ type Handler struct {
 	// Contact is shown on refusal pages: whom to ask for help or an account.
 	Contact string `json:"contact,omitempty"`
 
+	// HelpDesk is the structured contact block (name, phone, e-mail,
+	// hours, web address) every page shows at its foot; where Contact is
+	// not set, its name, phone and e-mail stand in for it.
+	HelpDesk *ui.HelpDesk `json:"help_desk,omitempty"`
+
+	// AdminGroup turns the help-desk console at /.cacgate/admin on for
+	// this site: card holders whose account is in the group may use it
+	// (AdminReadGroup's members may look without changing anything).
+	AdminGroup     string `json:"admin_group,omitempty"`
+	AdminReadGroup string `json:"admin_read_group,omitempty"`
+
 	// ConsentTTL is how long an acceptance of the banner lasts (default 12h).
 	// The cookie itself ends with the browser session.
 	ConsentTTL caddy.Duration `json:"consent_ttl,omitempty"`
@@ -238,7 +249,7 @@ func (h *Handler) provision(ctx caddy.Context, app *App) error {
 		Accept:     accept,
 		Access:     accessPolicy,
 		Audience:   h.Audience,
-		Contact:    h.Contact,
+		Contact:    h.contactText(),
 		ConsentTTL: time.Duration(h.ConsentTTL),
 		Logger:     h.logger,
 	}); err != nil {
@@ -333,6 +344,9 @@ func (h *Handler) Validate() error {
 	if len(h.Contact) > 200 {
 		return fmt.Errorf("contact is longer than 200 characters")
 	}
+	if err := h.validateConsole(); err != nil { // console.go
+		return err
+	}
 	if h.SessionLimit < 0 || h.SessionLimit > 100 {
 		return fmt.Errorf("session_limit must be between 1 and 100 (or off), got %d", h.SessionLimit)
 	}
@@ -414,6 +428,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 // where the site hands refusals to Caddy (refusals handle_errors), an
 // error for the server's handle_errors routes.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, d gateway.Decision) error {
+	w = h.withChrome(w)
 	ref := h.site.Refuse(r, d)
 	if d.Outcome == gateway.NoCertificate {
 		ref.Problem.Links = append(h.loginLinks(r), ref.Problem.Links...)

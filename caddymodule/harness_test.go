@@ -275,7 +275,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 	https://localhost:%[4]d {
 		%[5]s
 		cacgate {
-			contact "Test Help Desk"
+			%[18]s
 			exempt /healthz /static/*
 			%[6]s
 		}
@@ -321,7 +321,7 @@ func startGateway(t *testing.T, globalExtra, mainExtra string) *testGateway {
 			g.ports["handshake"], tlsBlock("verify_if_given", `verifier cacgate {
 					required_policies 2.16.840.1.101.2.1.11.42
 					revocation on
-				}`), mainSiteExtra(mainExtra), logFormat(globalExtra))
+				}`), mainSiteExtra(mainExtra), logFormat(globalExtra), defaultContact(mainExtra))
 
 		return cfg
 	}
@@ -380,6 +380,15 @@ func logFormat(globalExtra string) string {
 					request>headers>X-Cac-Assertion delete
 				}
 			}`
+}
+
+// defaultContact is the main site's contact line, unless mainExtra sets
+// its own.
+func defaultContact(mainExtra string) string {
+	if strings.Contains(mainExtra, "contact ") {
+		return ""
+	}
+	return `contact "Test Help Desk"`
 }
 
 // mainSiteExtra is what the main site gets besides its cacgate block: a

@@ -20,6 +20,7 @@ import (
 // serveGatewayPage serves the reserved /.cacgate/ paths. Nothing below the
 // prefix reaches the protected application.
 func (h *Handler) serveGatewayPage(w http.ResponseWriter, r *http.Request) error {
+	w = h.withChrome(w)
 	v, done, err := h.admitVisitor(w, r, h.portal.Admission(r), time.Now())
 	if done {
 		return err
@@ -105,8 +106,12 @@ func (g portalGateway) Unavailable(w http.ResponseWriter, r *http.Request, err e
 
 // provisionPortal builds this site's pages under /.cacgate/.
 func (h *Handler) provisionPortal() error {
-	var err error
+	cons, err := h.provisionConsole() // console.go
+	if err != nil {
+		return err
+	}
 	h.portal, err = portal.New(portal.Config{
+		Console:           cons,
 		Gateway:           portalGateway{h},
 		Pages:             h.enrollFlow,
 		Consent:           h.app.tokens,
@@ -117,7 +122,7 @@ func (h *Handler) provisionPortal() error {
 		SessionTTL:        time.Duration(h.SessionTTL),
 		SessionIdle:       h.sessionIdle,
 		SessionLimit:      h.SessionLimit,
-		Contact:           h.Contact,
+		Contact:           h.contactText(),
 		Audit:             h.app.audit,
 		Logger:            h.logger,
 		JWKS:              h.app.signer.JWKS,

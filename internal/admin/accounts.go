@@ -102,16 +102,20 @@ func (s *Service) notify(ctx context.Context, kind string, acct *store.Account, 
 // Disable refuses an account sign-in from now on, whatever its status;
 // its cards stay registered to it.
 func (s *Service) Disable(ctx context.Context, who Actor, username string) (Account, error) {
+	return s.disable(ctx, who, username, nil)
+}
+
+func (s *Service) disable(ctx context.Context, who Actor, username string, extra []zap.Field) (Account, error) {
 	const event = EventAccountDisabled
 	if err := checkUsername(username); err != nil {
 		return Account{}, s.fail(who, event, err)
 	}
 	acct, err := s.Store.SetStatus(ctx, username, store.StatusDisabled)
 	if err != nil {
-		return Account{}, s.fail(who, event, s.storeError(err, username), zap.String("username", username))
+		return Account{}, s.fail(who, event, s.storeError(err, username), append(extra, zap.String("username", username))...)
 	}
 	s.changed()
-	s.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))
+	s.record(who, event, audit.Success, append(extra, zap.String("username", username), zap.String("edipi", acct.EDIPI), zap.String("status", string(acct.Status)))...)
 	return accountOf(acct), nil
 }
 
@@ -119,6 +123,10 @@ func (s *Service) Disable(ctx context.Context, who Actor, username string) (Acco
 // it is let in by approving it, so that approval is what the audit trail
 // shows. Enabling an active account changes nothing and succeeds.
 func (s *Service) Enable(ctx context.Context, who Actor, username string) (Account, error) {
+	return s.enable(ctx, who, username, nil)
+}
+
+func (s *Service) enable(ctx context.Context, who Actor, username string, extra []zap.Field) (Account, error) {
 	const event = EventAccountEnabled
 	if err := checkUsername(username); err != nil {
 		return Account{}, s.fail(who, event, err)
@@ -133,8 +141,8 @@ func (s *Service) Enable(ctx context.Context, who Actor, username string) (Accou
 			return Account{}, s.fail(who, event, s.storeError(rerr, username), zap.String("username", username))
 		}
 		if cur.Status == store.StatusActive {
-			s.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", cur.EDIPI),
-				zap.String("status", string(cur.Status)), zap.Bool("changed", false))
+			s.record(who, event, audit.Success, append(extra, zap.String("username", username), zap.String("edipi", cur.EDIPI),
+				zap.String("status", string(cur.Status)), zap.Bool("changed", false))...)
 			return accountOf(cur), nil
 		}
 		return Account{}, s.fail(who, event, conflict("account %q is %s: approve it instead", username, cur.Status),
@@ -143,8 +151,8 @@ func (s *Service) Enable(ctx context.Context, who Actor, username string) (Accou
 		return Account{}, s.fail(who, event, s.storeError(err, username), zap.String("username", username))
 	}
 	s.changed()
-	s.record(who, event, audit.Success, zap.String("username", username), zap.String("edipi", acct.EDIPI),
-		zap.String("status", string(acct.Status)), zap.Bool("changed", true))
+	s.record(who, event, audit.Success, append(extra, zap.String("username", username), zap.String("edipi", acct.EDIPI),
+		zap.String("status", string(acct.Status)), zap.Bool("changed", true))...)
 	return accountOf(acct), nil
 }
 

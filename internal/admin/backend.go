@@ -28,6 +28,14 @@ type Backend interface {
 	RemoveGroups(ctx context.Context, who Actor, username string, groups []string) (Account, error)
 	LinkCard(ctx context.Context, who Actor, username, certPEM string) (Account, error)
 	UnlinkCard(ctx context.Context, who Actor, username, fingerprint string) error
+	DisableBecause(ctx context.Context, who Actor, username, reason string) (Account, error)
+	EnableBecause(ctx context.Context, who Actor, username, reason string) (Account, error)
+	RequirePasswordReset(ctx context.Context, who Actor, username string) (Account, error)
+	Events(ctx context.Context, username string, limit int, names ...string) ([]Event, error)
+
+	Announcements(ctx context.Context) ([]Announcement, error)
+	CreateAnnouncement(ctx context.Context, who Actor, req NewAnnouncementRequest) (Announcement, error)
+	DeleteAnnouncement(ctx context.Context, who Actor, id int64) error
 
 	// Utility accounts and the non-person certificates registered to them.
 	CreateUtility(ctx context.Context, who Actor, req NewUtilityRequest) (Account, error)

@@ -224,3 +224,53 @@ func (c *Client) RevocationStats(ctx context.Context) (RevocationStats, error) {
 	err := c.call(ctx, http.MethodGet, "/cacgate/revocation", nil, "", &st)
 	return st, err
 }
+
+// DisableBecause implements Backend.
+func (c *Client) DisableBecause(ctx context.Context, _ Actor, username, reason string) (Account, error) {
+	var acct Account
+	err := c.call(ctx, http.MethodPost, userPath(username)+"/disable", StatusRequest{Reason: reason}, "", &acct)
+	return acct, err
+}
+
+// EnableBecause implements Backend.
+func (c *Client) EnableBecause(ctx context.Context, _ Actor, username, reason string) (Account, error) {
+	var acct Account
+	err := c.call(ctx, http.MethodPost, userPath(username)+"/enable", StatusRequest{Reason: reason}, "", &acct)
+	return acct, err
+}
+
+// RequirePasswordReset implements Backend.
+func (c *Client) RequirePasswordReset(ctx context.Context, _ Actor, username string) (Account, error) {
+	return c.action(ctx, "require-password-reset", username)
+}
+
+// Events implements Backend (all events of the account; names are not
+// sent: the admin API lists every kind).
+func (c *Client) Events(ctx context.Context, username string, limit int, _ ...string) ([]Event, error) {
+	uri := userPath(username) + "/events"
+	if limit > 0 {
+		uri += "?limit=" + strconv.Itoa(limit)
+	}
+	var events []Event
+	err := c.call(ctx, http.MethodGet, uri, nil, "", &events)
+	return events, err
+}
+
+// Announcements implements Backend.
+func (c *Client) Announcements(ctx context.Context) ([]Announcement, error) {
+	var list []Announcement
+	err := c.call(ctx, http.MethodGet, "/cacgate/announcements", nil, "", &list)
+	return list, err
+}
+
+// CreateAnnouncement implements Backend.
+func (c *Client) CreateAnnouncement(ctx context.Context, _ Actor, req NewAnnouncementRequest) (Announcement, error) {
+	var a Announcement
+	err := c.call(ctx, http.MethodPost, "/cacgate/announcements", req, "", &a)
+	return a, err
+}
+
+// DeleteAnnouncement implements Backend.
+func (c *Client) DeleteAnnouncement(ctx context.Context, _ Actor, id int64) error {
+	return c.call(ctx, http.MethodDelete, "/cacgate/announcements/"+strconv.FormatInt(id, 10), nil, "", nil)
+}

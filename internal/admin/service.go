@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,13 @@ type Store interface {
 	RemoveGroups(ctx context.Context, username string, groups ...string) (*store.Account, error)
 	ImportAccounts(ctx context.Context, next func() (*store.Account, error), opts store.ImportOptions) (store.ImportReport, error)
 	ExportAccounts(ctx context.Context, fn func(*store.Account) error) error
+
+	RequirePasswordReset(ctx context.Context, username string, at time.Time) (*store.Account, error)
+	SecurityEvents(ctx context.Context, q store.EventQuery) ([]store.SecurityEvent, error)
+	OpenAnnouncements(ctx context.Context, now time.Time) ([]store.Announcement, error)
+	CreateAnnouncement(ctx context.Context, a *store.Announcement, now time.Time) error
+	DeleteAnnouncement(ctx context.Context, id int64) (store.Announcement, error)
+	LoginFailuresOf(ctx context.Context, username string) (store.LoginFailures, error)
 }
 
 var _ Store = (*store.SQLStore)(nil)
@@ -47,6 +55,9 @@ type Service struct {
 	// nodes learn of the change from the store's change feed, or within
 	// cache_ttl.
 	Invalidate func()
+	// AnnouncementsChanged, if set, runs after announcements were
+	// created or deleted: the gateway reads them again at once.
+	AnnouncementsChanged func()
 	// Notify, if set, queues the e-mail notice of kind (internal/mail's
 	// Kind*) about acct after a change: account approved, card linked.
 	Notify func(ctx context.Context, kind string, acct *store.Account, detail string)
@@ -81,6 +92,10 @@ type Actor struct {
 	CertSHA256 string
 	// SudoUser is who ran the CLI through sudo, if anyone did.
 	SudoUser string
+	// Username is the administrator's own account, when the change was
+	// made in the help-desk console (signed in with a card), and Via
+	// names that console.
+	Username, Via string
 }
 
 // APIActor identifies the client of an admin API request.
@@ -127,6 +142,12 @@ func (a Actor) Fields() []zap.Field {
 	if a.SudoUser != "" {
 		f = append(f, zap.String("admin_sudo_user", a.SudoUser))
 	}
+	if a.Username != "" {
+		f = append(f, zap.String("admin_username", a.Username))
+	}
+	if a.Via != "" {
+		f = append(f, zap.String("admin_via", a.Via))
+	}
 	return f
 }
 
@@ -143,6 +164,7 @@ const (
 	EventCardUnlinked    = "admin.card.unlinked"
 	EventImport          = "admin.import"
 	EventExport          = "admin.export"
+	// EventPasswordResetRequired and the announcement events: see console.go.
 )
 
 // record writes one audit event for an admin action.

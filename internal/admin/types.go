@@ -34,10 +34,14 @@ type Account struct {
 	Phone        string     `json:"phone,omitempty"`
 	HasPassword  bool       `json:"has_password"`
 	LockedUntil  *time.Time `json:"locked_until,omitempty"`
-	Status       string     `json:"status"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-	LastLoginAt  *time.Time `json:"last_login_at,omitempty"`
+	// PasswordResetRequired is when an administrator required a new
+	// password at the next sign-in, if one did and it was not changed since.
+	PasswordResetRequired *time.Time `json:"password_reset_required,omitempty"`
+	PasswordChangedAt     *time.Time `json:"password_changed_at,omitempty"`
+	Status                string     `json:"status"`
+	CreatedAt             time.Time  `json:"created_at"`
+	UpdatedAt             time.Time  `json:"updated_at"`
+	LastLoginAt           *time.Time `json:"last_login_at,omitempty"`
 	// Type is "person" or "utility"; a utility account has a sponsor
 	// (its account ID) and an expiry.
 	Type           string     `json:"type"`
@@ -84,6 +88,7 @@ func accountOf(a *store.Account) Account {
 		FamilyName: a.FamilyName, Suffix: a.Suffix, Email: a.Email, Affiliation: a.Affiliation,
 		Categories: a.Categories, Groups: a.Groups, Organization: a.Organization, Location: a.Location,
 		WorkAddress: a.WorkAddress, Phone: a.Phone, HasPassword: a.HasPassword, LockedUntil: optTime(a.LockedUntil),
+		PasswordResetRequired: optTime(a.PasswordResetRequiredAt), PasswordChangedAt: optTime(a.PasswordChangedAt),
 		Status: string(a.Status), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 		LastLoginAt: optTime(a.LastLoginAt), Cards: []Card{},
 		Type: string(store.TypePerson), SponsorID: a.SponsorID, ExpiresAt: optTime(a.ExpiresAt), DisabledReason: a.DisabledReason,

@@ -40,6 +40,12 @@ type Log struct {
 	// Counted is called once per event written (for a metric); may be nil.
 	Counted func(event, outcome string)
 
+	// Tap, if set, gets a copy of every entry written, with all its
+	// fields (those Write adds included): the security-event history in
+	// the account database keeps them. It runs on the caller's goroutine,
+	// often a request's, so it must not block: see package history.
+	Tap func(event, outcome string, at time.Time, fields []zap.Field)
+
 	repeats atomic.Pointer[collapser] // see CollapseRepeats
 }
 
@@ -59,13 +65,17 @@ func Nop() *Log { return New(zap.NewNop(), "") }
 // outcome, the node, and the time in UTC (the log's own timestamp follows
 // the encoder's time_format and zone; assessors want one unambiguous form).
 func (l *Log) Write(event, outcome string, fields ...zap.Field) {
+	now := time.Now().UTC()
 	fields = append(fields,
 		zap.String("event", event),
 		zap.String("outcome", outcome),
-		zap.String("time", time.Now().UTC().Format(time.RFC3339Nano)),
+		zap.String("time", now.Format(time.RFC3339Nano)),
 		zap.String("node", l.node),
 	)
 	l.log.Info(event, fields...)
+	if l.Tap != nil {
+		l.Tap(event, outcome, now, fields)
+	}
 	if l.Counted != nil {
 		l.Counted(event, outcome)
 	}

@@ -104,8 +104,19 @@ func (c *Core) feedLost(err error, failures int) {
 func (c *Core) ApplyChange(ch store.Change) {
 	// Entries being built right now may have read the old state: the
 	// generation tells card() and userEntry() not to keep them.
+	if ch.Announcements {
+		// Not about accounts: nothing cached here depends on them.
+		if c.cfg.AnnouncementsChanged != nil {
+			c.cfg.AnnouncementsChanged()
+		}
+		return
+	}
 	c.changeGen.Add(1)
 	if ch.Resync {
+		if c.cfg.AnnouncementsChanged != nil {
+			// Announcements may have been missed too.
+			c.cfg.AnnouncementsChanged()
+		}
 		switch {
 		case ch.Listening && c.feedListened.Swap(true):
 			c.cfg.Metrics.Changes.WithLabelValues("resync").Inc()

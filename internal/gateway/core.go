@@ -43,6 +43,10 @@ type Config struct {
 	Logger     *zap.Logger
 	// Sessions hears of password sessions ended on other nodes; may be nil.
 	Sessions SessionEvents
+	// AnnouncementsChanged, if set, is called from the change feed when
+	// another node (or this one) changed the announcements, and after a
+	// resync, when such a change may have been missed.
+	AnnouncementsChanged func()
 
 	// CacheSize bounds the cached cards; CacheTTL is how long a card's
 	// account mapping is trusted without asking the database again.
@@ -125,6 +129,24 @@ func (c *Core) Invalidate() {
 	c.cfg.Metrics.Changes.WithLabelValues("local").Inc()
 	c.epoch.Add(1)
 	c.cards.Purge()
+}
+
+// CacheStats returns how many cards the cache holds and how many it can.
+func (c *Core) CacheStats() (entries, capacity int) { return c.cards.Len(), c.cfg.CacheSize }
+
+// FeedState describes the change feed for people: listening, reconnecting
+// since when, or none (a store that cannot announce changes).
+func (c *Core) FeedState() string {
+	if !c.feedListened.Load() {
+		if c.feedDownSince.Load() != 0 {
+			return "not listening yet: changes made on other nodes take effect within cache_ttl"
+		}
+		return "none: changes made on other nodes take effect within cache_ttl"
+	}
+	if since := c.feedDownSince.Load(); since != 0 {
+		return "reconnecting since " + time.Unix(0, since).UTC().Format(time.RFC3339)
+	}
+	return "listening: changes made on other nodes take effect at once"
 }
 
 // Consents is the consent token cache the core checks banners with.

@@ -38,6 +38,9 @@ type Metrics struct {
 
 	Enrollments *prometheus.CounterVec
 	Audits      *prometheus.CounterVec
+	// HistoryDropped counts audit entries the security-event history in
+	// the account database did not keep (queue full, database down).
+	HistoryDropped prometheus.Counter
 
 	RevocationChecks  *prometheus.CounterVec
 	RevocationSeconds *prometheus.HistogramVec
@@ -95,6 +98,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:      "audit_events_total",
 			Help:      "Audit events written, by event and outcome.",
 		}, []string{"event", "outcome"}),
+		HistoryDropped: f.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "history_dropped_total",
+			Help:      "Audit events not kept in the account database's security-event history (queue full or database unavailable); the audit log has them.",
+		}),
 		RevocationChecks: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "revocation_checks_total",
@@ -175,6 +183,9 @@ func (m *Metrics) Audited(event, outcome string) {
 		m.Enrollments.WithLabelValues(event, outcome).Inc()
 	}
 }
+
+// HistoryDroppedOne counts one entry the security-event history did not keep.
+func (m *Metrics) HistoryDroppedOne() { m.HistoryDropped.Inc() }
 
 // RevocationCheck records one revocation check.
 func (m *Metrics) RevocationCheck(v revocation.Verdict, took time.Duration) {

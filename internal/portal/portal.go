@@ -16,6 +16,7 @@ import (
 	"github.com/cacgate/cacgate/cacid"
 	"github.com/cacgate/cacgate/internal/audit"
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/console"
 	"github.com/cacgate/cacgate/internal/selfservice"
 	"github.com/cacgate/cacgate/internal/session"
 	"github.com/cacgate/cacgate/internal/store"
@@ -120,6 +121,9 @@ type Config struct {
 	// TrustCertificates returns the CAs the site trusts for cards, for
 	// the certificates page; none when the gateway cannot tell.
 	TrustCertificates func(r *http.Request) []*x509.Certificate
+	// Console is the help-desk console at /.cacgate/admin; nil where the
+	// site does not turn it on.
+	Console *console.Console
 	// Logons records each logon (the banner accepted) for the last
 	// sign-in notice; nil shows none.
 	Logons Logons
@@ -175,6 +179,7 @@ const (
 	routeEnroll
 	routeAccount
 	routeCertificates
+	routeConsole
 	routeLastSignIn
 	routeRestore
 )
@@ -201,6 +206,8 @@ func routeOf(path string) route {
 		return routeEnroll
 	case path == PathAccount || strings.HasPrefix(path, PathAccount+"/"):
 		return routeAccount
+	case path == console.Path || strings.HasPrefix(path, console.Path+"/"):
+		return routeConsole
 	}
 	return routeNone
 }
@@ -210,10 +217,20 @@ func routeOf(path string) route {
 func (p *Portal) Admission(r *http.Request) Level {
 	page := routeOf(r.URL.Path)
 	switch page {
-	case routeConsent, routeEnroll, routeAccount, routeRestore:
+	case routeConsent, routeEnroll, routeAccount, routeConsole, routeRestore:
 		if !formMethod(r.Method) {
 			return Public
 		}
+	}
+	if page == routeConsole {
+		if p.cfg.Console == nil {
+			// Not turned on here: "no such page", to anyone.
+			return Public
+		}
+		// A card, the banner accepted, an active account and the deny
+		// rules, as for the account pages; the console checks the
+		// groups. Never a password session.
+		return Registered
 	}
 	switch page {
 	case routeLogout:
@@ -271,6 +288,8 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) error {
 		return p.serveEnroll(w, r, v)
 	case routeAccount:
 		return p.serveAccount(w, r, v)
+	case routeConsole:
+		return p.serveConsole(w, r, v)
 	}
 	return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found", Detail: "There is no gateway page at this address."})
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/internal/consent"
+	"github.com/cacgate/cacgate/internal/console"
 	"github.com/cacgate/cacgate/internal/ui"
 )
 
@@ -79,6 +80,19 @@ func (p *Portal) serveAccount(w http.ResponseWriter, r *http.Request, v Visitor)
 	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.FingerprintHex, r: r, now: time.Now()}
 	// The changes that hash count the address themselves, before hashing.
 	return p.cfg.Pages.ServeAccount(w, WithClientAddress(r, p.cfg.Audit.ClientIP(r)), v.Card, v.Account, csrf)
+}
+
+// serveConsole is the help-desk console, where the site turns it on.
+func (p *Portal) serveConsole(w http.ResponseWriter, r *http.Request, v Visitor) error {
+	if !formMethod(r.Method) {
+		return MethodNotAllowed(w, r, "GET, HEAD, POST")
+	}
+	if p.cfg.Console == nil || v.Card == nil {
+		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusNotFound, Code: "not_found", Title: "Page not found",
+			Detail: "There is no gateway page at this address."})
+	}
+	csrf := cardCSRF{tokens: p.cfg.Consent, fingerprint: v.Card.FingerprintHex, r: r, now: time.Now()}
+	return p.cfg.Console.Serve(w, r, console.Request{Card: v.Card, Account: v.Account, ClientIP: p.cfg.Audit.ClientIP(r), CSRF: csrf})
 }
 
 // serveRestore serves the restore page to a card holder whose account was

@@ -18,7 +18,14 @@ import (
 // PasswordExpiry returns when acct's password expires (zero when it never
 // does, or there is none) and whether it already has at now. A password
 // whose change time is unknown counts as expired: fail closed.
+//
+// A password an administrator required to be reset (from the help-desk
+// console, the admin API or the CLI) has expired when that was required,
+// whatever the maximum age.
 func (s *Service) PasswordExpiry(acct *store.Account, now time.Time) (expires time.Time, expired bool) {
+	if acct != nil && acct.HasPassword && !acct.PasswordResetRequiredAt.IsZero() {
+		return acct.PasswordResetRequiredAt, true
+	}
 	if s.cfg.PasswordMaxAge <= 0 || acct == nil || !acct.HasPassword {
 		return time.Time{}, false
 	}

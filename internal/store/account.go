@@ -100,6 +100,10 @@ type Account struct {
 	// ended: it is locked while LockedUntil is after the current time.
 	// Zero if it was never locked or has been unlocked.
 	LockedUntil time.Time
+	// PasswordResetRequiredAt is when an administrator required a new
+	// password at the next sign-in (RequirePasswordReset); zero if not
+	// required. Setting a password clears it.
+	PasswordResetRequiredAt time.Time
 
 	// Type is TypeUtility or, for a person, empty (TypePerson is how the
 	// database and the admin API spell it).

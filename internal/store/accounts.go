@@ -18,7 +18,7 @@ SELECT a.id, a.username, COALESCE(a.edipi, ''), a.id_kind, a.id_key, a.given_nam
        a.suffix, a.email, a.affiliation, a.status, a.created_at, a.updated_at,
        a.last_login_at,
        a.categories, a.group_names, a.organization, a.location, a.work_address, a.phone,
-       a.password_hash <> '', a.password_changed_at, a.locked_until,
+       a.password_hash <> '', a.password_changed_at, a.locked_until, a.password_reset_required_at,
        a.account_type, a.sponsor_id, a.expires_at, a.disabled_reason, a.mail_optout,
        a.logon_at, a.logon_from, a.prev_logon_at, a.prev_logon_from, a.prev_failed,
        c.fingerprint, c.subject, c.issuer, c.serial, c.not_after, c.created_at,

@@ -103,7 +103,7 @@ const (
 	// a server database locks it until the commit: a concurrent
 	// SetPassword waits, and then reads the hash this one stored rather
 	// than the one both started from.
-	setPasswordChangedSQL = `UPDATE accounts SET password_changed_at = ? WHERE id = ?`
+	setPasswordChangedSQL = `UPDATE accounts SET password_changed_at = ?, password_reset_required_at = NULL WHERE id = ?`
 
 	retirePasswordSQL = `
 INSERT INTO password_history (account_id, hash, created_at)

@@ -28,6 +28,10 @@ type Change struct {
 	EndedSession        string `json:"ended_session,omitempty"`
 	EndedSessionExpires int64  `json:"ended_session_expires,omitempty"`
 
+	// Announcements means the announcements changed: every node reads
+	// them again.
+	Announcements bool `json:"announcements,omitempty"`
+
 	// Resync means changes may have been missed (the listener reconnected,
 	// or a change named too many cards to list): every cached mapping must
 	// be dropped.

@@ -141,8 +141,6 @@ func (s *SQLStore) OIDCClient(ctx context.Context, id string) (*OIDCClientRecord
 	return c, nil
 }
 
-type rowScanner interface{ Scan(dest ...any) error }
-
 func scanOIDCClient(row rowScanner) (*OIDCClientRecord, error) {
 	var c OIDCClientRecord
 	var config string

@@ -16,6 +16,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			created, updated               int64
 			lastLogin                      sql.NullInt64
 			passwordChanged, lockedUntil   sql.NullInt64
+			resetRequired                  sql.NullInt64
 			fingerprint, subject, issuer   sql.NullString
 			serial                         sql.NullString
 			notAfter, cardCreated, lastUse sql.NullInt64
@@ -29,7 +30,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			&a.Suffix, &a.Email, &a.Affiliation, &status, &created, &updated,
 			&lastLogin,
 			&categories, &groups, &a.Organization, &a.Location, &a.WorkAddress, &a.Phone,
-			&a.HasPassword, &passwordChanged, &lockedUntil,
+			&a.HasPassword, &passwordChanged, &lockedUntil, &resetRequired,
 			&accountType, &sponsor, &expires, &a.DisabledReason, &optout,
 			&logonAt, &a.LogonFrom, &prevLogonAt, &a.PrevLogonFrom, &a.PrevFailed,
 			&fingerprint, &subject, &issuer, &serial, &notAfter, &cardCreated,
@@ -60,6 +61,7 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 			a.SponsorID = sponsor.Int64
 			a.ExpiresAt = fromUnixOrNull(expires)
 			a.LogonAt, a.PrevLogonAt = fromUnixOrNull(logonAt), fromUnixOrNull(prevLogonAt)
+			a.PasswordResetRequiredAt = fromUnixOrNull(resetRequired)
 			accounts = append(accounts, &a)
 		}
 		if !fingerprint.Valid {
@@ -81,3 +83,6 @@ func scanAccounts(rows *sql.Rows) ([]*Account, error) {
 	}
 	return accounts, rows.Err()
 }
+
+// rowScanner is *sql.Row or *sql.Rows, for scanners of one row.
+type rowScanner interface{ Scan(dest ...any) error }

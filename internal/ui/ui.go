@@ -44,6 +44,8 @@ var base = template.Must(template.New("ui").Funcs(funcs).ParseFS(layoutFS, "temp
 var funcs = template.FuncMap{
 	// stylesheet keeps the asset path in one place.
 	"stylesheet": func() string { return StylesheetPath },
+	// slot marks where the chrome (announcements, help desk) goes.
+	"slot": slot,
 }
 
 // ParsePage returns the layout combined with the page templates in files
@@ -54,6 +56,16 @@ func ParsePage(fsys fs.FS, files ...string) (*template.Template, error) {
 		return nil, err
 	}
 	return t.ParseFS(fsys, files...)
+}
+
+// ParsePageFuncs is ParsePage with more template functions for the page
+// templates.
+func ParsePageFuncs(fsys fs.FS, fn template.FuncMap, files ...string) (*template.Template, error) {
+	t, err := base.Clone()
+	if err != nil {
+		return nil, err
+	}
+	return t.Funcs(fn).ParseFS(fsys, files...)
 }
 
 // MustParsePage is ParsePage for package-level templates known at build time.
@@ -99,12 +111,16 @@ func WriteHTML(w http.ResponseWriter, status int, t *template.Template, data any
 	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
 		return fmt.Errorf("rendering page: %w", err)
 	}
+	page, err := fillSlots(buf.Bytes(), w)
+	if err != nil {
+		return fmt.Errorf("rendering page: %w", err)
+	}
 	h := w.Header()
 	SetSecurityHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(page)))
 	w.WriteHeader(status)
-	_, err := w.Write(buf.Bytes())
+	_, err = w.Write(page)
 	return err
 }
 
