@@ -31,6 +31,11 @@ const (
 	KindPIV  Kind = "piv"
 	KindPIVI Kind = "piv-i"
 	KindECA  Kind = "eca"
+	// KindNPE is a DoD non-person entity's (a server's or device's)
+	// certificate, which names no person: it is known only by an
+	// administrator's registration to a utility account (by fingerprint,
+	// or subject and issuer), never read by ParseAs, and not in Kinds.
+	KindNPE Kind = "npe"
 )
 
 // Kinds lists every kind, in the order a certificate is classified (see

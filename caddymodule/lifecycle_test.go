@@ -64,8 +64,18 @@ func mailGateway(t *testing.T, globalExtra string) (*testGateway, *mailtest.Serv
 // with no banner and X-Cac-Account-Type utility; unregistered it is
 // refused as before; a person's card is never taken for one; the utility
 // account goes with its sponsor.
+//
+// It runs at a site without accept rules and at one that accepts only DoD
+// persons' credentials: an NPE certificate asserts none of their
+// policies, and its registration, not the accept rules, admits it.
 func TestNPEReachesBackendAsUtilityAccount(t *testing.T) {
-	g := startGateway(t, "", "")
+	for _, site := range []struct{ name, extra string }{{"no-accept", ""}, {"accept-dod", "accept dod"}} {
+		t.Run(site.name, func(t *testing.T) { testNPEReachesBackend(t, site.extra) })
+	}
+}
+
+func testNPEReachesBackend(t *testing.T, mainExtra string) {
+	g := startGateway(t, "", mainExtra)
 	device := npeCard(t, "npe.logistics", "logistics.example.mil")
 	c := g.client(device)
 

@@ -29,9 +29,9 @@ const AuthNPE = "npe"
 // npeIdentity: see npe.Identity.
 func npeIdentity(cert *x509.Certificate) *cacid.Identity { return npe.Identity(cert) }
 
-// IsNPE reports whether id is a non-person certificate's identity (no DoD
-// ID: every card identity has one).
-func IsNPE(id *cacid.Identity) bool { return id != nil && id.EDIPI == "" }
+// IsNPE reports whether id is a non-person certificate's identity. (Not
+// "has no EDIPI": federal PIV, PIV-I and ECA holders have none either.)
+func IsNPE(id *cacid.Identity) bool { return id != nil && id.Kind == cacid.KindNPE }
 
 // NPE reports whether the site entry's certificate was taken as a
 // non-person entity's.

@@ -520,6 +520,7 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 	}
 	se.issuer = issuer
 	se.Rejection = s.cfg.Policy.Check(leaf, issuer)
+	policyRejected := se.Rejection != nil
 	kind := cacid.KindCAC
 	if s.cfg.Accept != nil {
 		var rej *trust.Rejection
@@ -528,6 +529,10 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 		}
 	}
 	var id *cacid.Identity
+	// notAPerson: the certificate is no person's credential this site
+	// reads: it asserts none of the accepted kinds' policies, or it does
+	// not read as a DoD card.
+	notAPerson := kind == ""
 	if kind != "" {
 		var err error
 		id, err = cacid.ParseAs(leaf, kind, s.core.cfg.Identity)
@@ -542,11 +547,17 @@ func (s *Site) siteEntry(cs *tls.ConnectionState, now time.Time) *SiteEntry {
 				what = "a " + string(kind) + " authentication certificate"
 			}
 			se.Rejection = &trust.Rejection{Code: trust.CodeInvalidFormat, Reason: "Your certificate does not look like " + what + ": " + reason + "."}
-			// A DoD certificate that names no person may be a registered
-			// system's (non-person entity): decided with its account.
-			if nid := npeIdentity(leaf); kind == cacid.KindCAC && nid != nil {
-				id, se.npe, se.npeRejection, se.Rejection = nid, true, se.Rejection, nil
-			}
+			notAPerson = kind == cacid.KindCAC
+		}
+	}
+	// A certificate that names no person may be a registered system's
+	// (non-person entity): decided with its account, which an
+	// administrator registered it to. The site's certificate policy
+	// (required_eku, allowed_issuers, ...) still applies to it; its
+	// accept rules, which name persons' credentials, do not.
+	if notAPerson && !policyRejected {
+		if nid := npeIdentity(leaf); nid != nil {
+			id, se.npe, se.npeRejection, se.Rejection = nid, true, se.Rejection, nil
 		}
 	}
 	se.ID = id

@@ -60,13 +60,14 @@ func PersonMarks(cert *x509.Certificate) bool {
 
 // Identity is the identity of a certificate that could be a non-person
 // entity's, or nil if it could not: the facts a registration is matched
-// by (fingerprint, subject, issuer, all as cacid writes them) and no
-// person (EDIPI empty, which no card identity has).
+// by (fingerprint, subject, issuer, all as cacid writes them), of kind
+// cacid.KindNPE and with no person (no EDIPI, no key).
 func Identity(cert *x509.Certificate) *cacid.Identity {
 	if cert == nil || len(cert.Raw) == 0 || PersonMarks(cert) {
 		return nil
 	}
 	id := &cacid.Identity{
+		Kind:      cacid.KindNPE,
 		Subject:   cacid.DistinguishedName(cert.RawSubject, cert.Subject),
 		Issuer:    cacid.DistinguishedName(cert.RawIssuer, cert.Issuer),
 		Serial:    fmt.Sprintf("%x", cert.SerialNumber),
