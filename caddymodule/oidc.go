@@ -310,7 +310,9 @@ func (h *Handler) oidcGate(w http.ResponseWriter, r *http.Request, interactive b
 		return &oidcop.Identity{Account: d.Entry.Account, Kind: oidcCredentialKind(&d), AuthTime: sess.SignedIn,
 			SessionID: sess.ID, SessionEnd: sess.Expires, Snapshot: oidcSnapshot(&d)}, false
 	}
-	d := h.site.Admit(r, now)
+	// An ID token describes a person who signed in: a system's (NPE)
+	// certificate is refused here as on the gateway's other pages.
+	d := refuseNPEPages(h.site.Admit(r, now))
 	if d.Outcome != gateway.Admitted {
 		return answer(d)
 	}
