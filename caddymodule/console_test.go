@@ -389,3 +389,34 @@ func TestConsoleValidate(t *testing.T) {
 		t.Error("event_history max_age 1m: no error")
 	}
 }
+
+// TestConsoleAccountKinds: the account page names what an account is
+// known by: a federal PIV holder's card UUID (no DoD ID), and a utility
+// account's sponsor and expiry.
+func TestConsoleAccountKinds(t *testing.T) {
+	f := startConsole(t)
+	g := f.g
+	if code := g.adminDo("POST", "/cacgate/accounts", map[string]string{"username": "jane.federal", "credential": "piv",
+		"key": testpki.FederalPIVUUID}, nil); code != http.StatusCreated {
+		t.Fatalf("creating the PIV account: HTTP %d", code)
+	}
+	if code := g.adminDo("POST", "/cacgate/utility", map[string]any{"username": "svc.feed", "name": "Feed",
+		"sponsor": "john.q.doe", "expires_at": time.Now().Add(48 * time.Hour)}, nil); code != http.StatusCreated {
+		t.Fatalf("creating the utility account: HTTP %d", code)
+	}
+	_, page := f.page(t, f.admin, "/.cacgate/admin/accounts/jane.federal")
+	for _, want := range []string{"federal PIV, card UUID " + testpki.FederalPIVUUID, "A certificate of this credential"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("PIV account page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<dt>DoD ID</dt>") {
+		t.Errorf("PIV account page shows a DoD ID")
+	}
+	_, page = f.page(t, f.admin, "/.cacgate/admin/accounts/svc.feed")
+	for _, want := range []string{"a utility (non-person) account", "<dt>Sponsor</dt>", "<dt>Expires</dt>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("utility account page lacks %q", want)
+		}
+	}
+}
