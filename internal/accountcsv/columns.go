@@ -12,6 +12,7 @@ var Columns = []string{
 	"username", "edipi", "given_name", "middle_name", "family_name", "suffix",
 	"email", "affiliation", "status", "organization", "location",
 	"work_address", "phone", "categories", "groups", "card_sha256",
+	"credential", "key",
 }
 
 // column reads one column's cell into an account and writes it out.
@@ -51,6 +52,12 @@ var columns = map[string]column{
 		get: func(a *store.Account) (string, error) { return string(a.Status), nil },
 		set: func(a *store.Account, cell string) { a.Status = store.Status(cell) },
 	},
+	// credential and key: what the account is known by (see
+	// store.Account.Kind). Last, so that files written before them keep
+	// their column positions; empty credential reads as a DoD account
+	// keyed by its edipi.
+	"credential": scalar(func(a *store.Account) *string { return &a.Kind }),
+	"key":        scalar(func(a *store.Account) *string { return &a.Key }),
 	"categories": list("categories", func(a *store.Account) *[]string { return &a.Categories }),
 	"groups":     list("groups", func(a *store.Account) *[]string { return &a.Groups }),
 	"card_sha256": {

@@ -12,6 +12,10 @@
 //	groups                    access groups, separated by ';'
 //	card_sha256               card fingerprints (lowercase hex SHA-256 of
 //	                          the certificate), separated by ';'
+//	credential, key           the credential kind (cac, piv, piv-i, eca) and
+//	                          its key (the card UUID, the ECA key); empty:
+//	                          a DoD account keyed by its edipi, which a
+//	                          non-DoD account leaves empty
 //
 // Items of the ';'-separated columns have surrounding spaces trimmed and
 // empty items dropped. Within an item, "\;" stands for a ';' that does not

@@ -138,3 +138,44 @@ func TestImportExport(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// TestExportImportCredentialKinds: a federal PIV and an ECA account, with
+// a card each, survive export and import: the CSV carries the credential
+// kind and key (no DoD ID), and the cards come back keyed like them.
+func TestExportImportCredentialKinds(t *testing.T) {
+	ctx := context.Background()
+	src := newFixture(t)
+	accounts := []*store.Account{
+		{Username: "jane.federal", Kind: store.KindPIV, Key: "a0b1c2d3-e4f5-4a6b-8c7d-0e1f2a3b4c5d",
+			Cards: []store.Card{{Fingerprint: strings.Repeat("cd", 32)}}},
+		{Username: "carl.contractor", Kind: store.KindECA, Key: strings.Repeat("e1", 32)},
+		{Username: "john.q.doe", EDIPI: "1234567890"},
+	}
+	if _, err := src.svc.Import(ctx, testWho, bytes.NewReader(csvOf(t, accounts...)), "", "kinds.csv"); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	var buf bytes.Buffer
+	if _, err := src.svc.Export(ctx, testWho, &buf); err != nil {
+		t.Fatal(err)
+	}
+	dst := newFixture(t)
+	if report, err := dst.svc.Import(ctx, testWho, bytes.NewReader(buf.Bytes()), "", "export.csv"); err != nil || report.Imported != 3 || report.Cards != 1 {
+		t.Fatalf("re-import of the export: %+v %v\n%s", report, err, buf.String())
+	}
+	for _, want := range accounts {
+		got, err := dst.store.AccountByUsername(ctx, want.Username)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKind, wantKey := want.Kind, want.Key
+		if wantKind == "" {
+			wantKind, wantKey = store.KindCAC, want.EDIPI
+		}
+		if got.Kind != wantKind || got.Key != wantKey || got.EDIPI != want.EDIPI || len(got.Cards) != len(want.Cards) {
+			t.Errorf("%s after the round trip: kind %q key %q edipi %q, %d cards", want.Username, got.Kind, got.Key, got.EDIPI, len(got.Cards))
+		}
+	}
+	if acct, err := dst.store.AccountByKey(ctx, store.KindPIV, accounts[0].Key); err != nil || acct.Username != "jane.federal" {
+		t.Errorf("the PIV account by its key after the round trip: %v %v", acct, err)
+	}
+}

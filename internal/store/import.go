@@ -47,7 +47,8 @@ type ImportReport struct {
 type SkippedRecord struct {
 	Record   int // 1-based number of the record in the import
 	Username string
-	// Key is what was taken: "username", "edipi" or "card".
+	// Key is what was taken: "username", "edipi", "key" (the credential
+	// key of a non-DoD account) or "card".
 	Key string
 }
 

@@ -16,8 +16,8 @@ const (
 	importAccountsInto = ` INTO accounts (username, edipi, given_name, middle_name, family_name,
 suffix, email, affiliation, status, created_at, updated_at, last_login_at, categories,
 group_names, organization, location, work_address, phone, id_kind, id_key) VALUES `
-	// Imported accounts are DoD accounts, keyed by their EDIPI.
-	importAccountRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cac', ?)`
+	// A DoD account is keyed by its EDIPI; any other has none (NULL).
+	importAccountRow = `(?, NULLIF(?, ''), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	// Both databases spell savepoints this way.
 	importSavepoint         = `SAVEPOINT import_batch`
@@ -100,10 +100,14 @@ func (im *importer) insert(ctx context.Context, batch []importRecord) error {
 	args := im.args[:0]
 	for _, r := range batch {
 		a := r.a
+		kind, key := a.Kind, a.Key // validateAccount set them
+		if kind == "" {
+			kind, key = KindCAC, a.EDIPI
+		}
 		args = append(args, a.Username, a.EDIPI, a.GivenName, a.MiddleName, a.FamilyName,
 			a.Suffix, a.Email, a.Affiliation, string(a.Status), im.at.Unix(), im.at.Unix(),
 			unixOrNull(a.LastLoginAt), r.categories, r.groups, a.Organization, a.Location,
-			a.WorkAddress, a.Phone, a.EDIPI)
+			a.WorkAddress, a.Phone, kind, key)
 	}
 	rows, err := im.queryValues(ctx, &im.accountsStmt, importBatch, importAccountsInto, importAccountRow, ` RETURNING id, username`, len(batch), args)
 	if err != nil {

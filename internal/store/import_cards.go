@@ -33,12 +33,13 @@ const (
 serial, not_after, last_used_at) VALUES `
 	importStageRow = `(?, ?, ?, ?, ?, ?, ?, ?)`
 
-	// Imported accounts are DoD accounts: each card's key is its
-	// account's EDIPI.
+	// Each card is keyed like its account: a DoD card by the EDIPI, any
+	// other by the account's credential kind and key.
 	storeImportCardsSQL = ` INTO cards (fingerprint, account_id, subject, issuer, serial, not_after,
 created_at, last_used_at, id_kind, id_key)
 SELECT s.fingerprint, s.account_id, s.subject, s.issuer, s.serial, s.not_after, CAST(? AS BIGINT), s.last_used_at,
-       'cac', (SELECT a.edipi FROM accounts a WHERE a.id = s.account_id)
+       (SELECT a.id_kind FROM accounts a WHERE a.id = s.account_id),
+       (SELECT a.id_key FROM accounts a WHERE a.id = s.account_id)
 FROM cacgate_import_cards s ORDER BY s.fingerprint`
 
 	liftImportClearingsSQL = `DELETE FROM cleared_cards WHERE fingerprint IN (SELECT fingerprint FROM cacgate_import_cards)`

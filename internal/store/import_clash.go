@@ -3,7 +3,16 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 )
+
+// errKeyTaken is ErrEDIPITaken for an account of another credential kind:
+// the unique (kind, key) index that keeps both is one.
+var errKeyTaken = fmt.Errorf("%w (an account already exists for this credential)", ErrEDIPITaken)
+
+// nonDoD reports whether a is keyed by a credential key rather than an
+// EDIPI (an empty kind is a DoD account's).
+func nonDoD(a *Account) bool { return a.Kind != "" && a.Kind != KindCAC }
 
 // clashChunk bounds the IN lists of the clash lookups.
 const clashChunk = 1000
@@ -16,9 +25,14 @@ const clashChunk = 1000
 // others.
 func (im *importer) resolveClashes(ctx context.Context, batch []importRecord) ([]importRecord, error) {
 	var usernames, edipis, fingerprints []string
+	keys := map[string][]string{} // non-DoD keys by kind
 	for _, r := range batch {
 		usernames = append(usernames, r.a.Username)
-		edipis = append(edipis, r.a.EDIPI)
+		if nonDoD(r.a) {
+			keys[r.a.Kind] = append(keys[r.a.Kind], r.a.Key)
+		} else {
+			edipis = append(edipis, r.a.EDIPI)
+		}
 		for _, c := range r.a.Cards {
 			fingerprints = append(fingerprints, c.Fingerprint)
 		}
@@ -30,6 +44,23 @@ func (im *importer) resolveClashes(ctx context.Context, batch []importRecord) ([
 	takenEDIPIs, err := im.existing(ctx, `SELECT edipi FROM accounts WHERE edipi IN `, edipis)
 	if err != nil {
 		return nil, err
+	}
+	// kind + ":" + key of the non-DoD records' taken keys (no kind has a
+	// colon, so the pair is unambiguous).
+	takenKeys := map[string]bool{}
+	for kind, ks := range keys {
+		// The kind is spelt into the query: only the store's own names
+		// (validateAccount refused any other before this).
+		if kind != KindPIV && kind != KindPIVI && kind != KindECA {
+			return nil, fmt.Errorf("store: import: credential kind %q", kind)
+		}
+		found, err := im.existing(ctx, `SELECT id_key FROM accounts WHERE id_kind = '`+kind+`' AND id_key IN `, ks)
+		if err != nil {
+			return nil, err
+		}
+		for k := range found {
+			takenKeys[kind+":"+k] = true
+		}
 	}
 	takenCards, err := im.existing(ctx, `SELECT fingerprint FROM cards WHERE fingerprint IN `, fingerprints)
 	if err != nil {
@@ -49,7 +80,9 @@ func (im *importer) resolveClashes(ctx context.Context, batch []importRecord) ([
 		switch {
 		case takenUsernames[r.a.Username]:
 			key, clash = "username", ErrUsernameTaken
-		case takenEDIPIs[r.a.EDIPI]:
+		case nonDoD(r.a) && takenKeys[r.a.Kind+":"+r.a.Key]:
+			key, clash = "key", errKeyTaken
+		case !nonDoD(r.a) && takenEDIPIs[r.a.EDIPI]:
 			key, clash = "edipi", ErrEDIPITaken
 		case anyCardIn(r.a.Cards, takenCards) || repeatsCard(r.a.Cards):
 			key, clash = "card", ErrCardTaken
@@ -66,7 +99,11 @@ func (im *importer) resolveClashes(ctx context.Context, batch []importRecord) ([
 		}
 		// This record is kept: later ones in the batch cannot have its keys.
 		takenUsernames[r.a.Username] = true
-		takenEDIPIs[r.a.EDIPI] = true
+		if nonDoD(r.a) {
+			takenKeys[r.a.Kind+":"+r.a.Key] = true
+		} else {
+			takenEDIPIs[r.a.EDIPI] = true
+		}
 		for _, c := range r.a.Cards {
 			takenCards[c.Fingerprint] = true
 		}
