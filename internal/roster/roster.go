@@ -29,10 +29,10 @@ type Claim struct {
 	EDIPI    string
 	CardUUID string // lower-case canonical UUID of the card's urn:uuid SAN
 	Email    string // the certificate's rfc822Name SAN, lower case
-	SSN   string // either SSN or FIN is set
-	FIN   string
-	DOB   string // YYYY-MM-DD
-	PEBD  string // YYYY-MM-DD, or "" when the form did not ask for it
+	SSN      string // either SSN or FIN is set
+	FIN      string
+	DOB      string // YYYY-MM-DD
+	PEBD     string // YYYY-MM-DD, or "" when the form did not ask for it
 }
 
 // Result of a verification. Match false means no account may be issued.
