@@ -258,6 +258,7 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 
 type profilePage struct {
 	pageBase
+	Rostered       bool // the roster confirmed who the holder is (else sponsored)
 	Name           string
 	Categories     []string
 	Profile        selfservice.Profile
@@ -270,7 +271,7 @@ type profilePage struct {
 
 func (p *Pages) profileForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, f selfservice.ProfileForm, errs selfservice.FieldErrors) error {
 	page := profilePage{
-		pageBase: p.base(card, csrf), Name: f.Name, Categories: f.Categories, Profile: f.Profile,
+		pageBase: p.base(card, csrf), Name: f.Name, Categories: f.Categories, Profile: f.Profile, Rostered: f.Rostered,
 		Organizations: p.cfg.Organizations, Locations: p.cfg.Locations,
 		RequireAddress: p.cfg.RequireAddress, RequirePhone: p.cfg.RequirePhone, Rules: p.cfg.Password.Rules(),
 	}

@@ -476,6 +476,9 @@ type ProfileForm struct {
 	Name       string
 	Categories []string
 	Profile    Profile
+	// Rostered: the personnel roster confirmed who the holder is; false
+	// for a sponsored holder, whose account waits for approval.
+	Rostered bool
 }
 
 func (s *Service) profileForm(card *cacid.Identity, st *enrollState, p Profile) (ProfileForm, error) {
@@ -484,7 +487,7 @@ func (s *Service) profileForm(card *cacid.Identity, st *enrollState, p Profile) 
 		return ProfileForm{}, err
 	}
 	given, middle, family, suffix := st.names(card)
-	return ProfileForm{State: sealed, Name: JoinName(given, middle, family, suffix), Categories: st.Categories, Profile: p}, nil
+	return ProfileForm{State: sealed, Name: JoinName(given, middle, family, suffix), Categories: st.Categories, Profile: p, Rostered: len(st.Records) > 0}, nil
 }
 
 // ProfileInput is the profile form as sent.
