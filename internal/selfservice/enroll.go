@@ -384,9 +384,10 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 		res.Outcome, err = s.rosterError(ctx, card, err)
 		return res, err
 	}
-	if !match.Match && match.NoRecord && !IsDoD(card) && (s.cfg.Approval || s.cfg.Sponsor) {
+	if !match.Match && match.NoRecord && !IsDoD(card) {
 		// The roster service holds nothing of this credential: the
-		// holder is sponsored, as where the roster is a file without
+		// holder is sponsored, or told to ask for an account where the
+		// site sponsors nobody, as where the roster is a file without
 		// their record. (The attempt stays counted: it was a miss.)
 		s.audit(ctx, card, "enroll.identity", "failure", map[string]string{"reason": "no_record"})
 		return s.Sponsor(ctx, card)

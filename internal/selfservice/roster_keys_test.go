@@ -192,6 +192,15 @@ func TestPIVWithoutRosterRecordIsSponsored(t *testing.T) {
 		t.Errorf("account %+v, want pending", done.Account)
 	}
 
+	// The same without sponsorship: told to ask for an account.
+	f = newFixture(t, Config{})
+	f.deps.Roster = &keyedRoster{noRecord: true}
+	f.rebuild()
+	res, err = f.svc.CheckIdentity(ctx, other, IdentityInput{IDType: "ssn", SSN: ucSSN, DOB: ucDOB, Address: addrA})
+	if err != nil || res.Status != Refused || res.Reason != "sponsor_required" || !f.audited("enroll.identity", "failure", "sponsor_required") {
+		t.Fatalf("no record, no sponsorship: %+v %v", res, err)
+	}
+
 	// A source that holds no keyed records at all (oneRoster): sponsorship.
 	f = newFixture(t, Config{Sponsor: true})
 	if form, _, err := f.svc.IdentityForm(ctx, other, true); err != nil || !form.Sponsor {
