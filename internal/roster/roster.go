@@ -95,12 +95,14 @@ type KeyedSource interface {
 // Source is an authoritative personnel roster.
 type Source interface {
 	// Verify reports whether the claim matches the roster's records of
-	// the claim's EDIPI. A claim that does not match, whatever the reason,
+	// the claim's key (its EDIPI; for a KeyedSource also a card UUID or
+	// e-mail address). A claim that does not match, whatever the reason,
 	// is Result{Match: false} and a nil error: the card holder is never told
 	// which value was wrong. An error wrapping ErrUnavailable means the
 	// roster could not answer (the caller says "try again later" and
-	// issues nothing); an *InputError or ErrInvalidEDIPI means the claim
-	// failed ValidateClaim, which callers should run first.
+	// issues nothing); an *InputError, ErrInvalidEDIPI or ErrInvalidKey
+	// means the claim failed ValidateClaim, which callers should run
+	// first (ErrInvalidKey also: a key this source does not answer for).
 	Verify(ctx context.Context, c Claim) (Result, error)
 
 	// NeedsPEBD reports whether the enrollment form asks for the pay entry
