@@ -213,6 +213,26 @@ inactive_after soon
 }`,
 		`cacgate arg`,
 		`cacgate {
+roster http https://roster.example/verify {
+keys
+}
+}`,
+		`cacgate {
+roster http https://roster.example/verify {
+keys card_uuid edipi
+}
+}`,
+		`cacgate {
+roster http https://roster.example/verify {
+keys ssn
+}
+}`,
+		`cacgate {
+roster csv roster.csv {
+keys card_uuid
+}
+}`,
+		`cacgate {
 cache_size many
 }`,
 		`cacgate {

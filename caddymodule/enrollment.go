@@ -25,7 +25,7 @@ const secretEnrollStateKey = "enroll_state_key_v1"
 // validates identities against (the role DMDC plays for AKO/DKO).
 //
 //	roster csv <file> [{ reload_interval <duration> }]
-//	roster http <url> [{ timeout <duration>; header <name> <value> }]
+//	roster http <url> [{ timeout <duration>; header <name> <value>; keys card_uuid|email ... }]
 type RosterConfig struct {
 	// Source is "csv" or "http".
 	Source string `json:"source"`
@@ -40,6 +40,12 @@ type RosterConfig struct {
 	// Headers sent with every roster request (http), e.g. an API key from
 	// {env.ROSTER_API_KEY}.
 	Headers map[string]string `json:"headers,omitempty"`
+	// Keys are the keys of non-DoD credentials the service answers for
+	// (http): "card_uuid" (federal PIV, PIV-I) and "email" (ECA). Without
+	// them the service is asked about EDIPIs alone, as before, and non-DoD
+	// holders are sponsored. A CSV roster answers for whatever key
+	// columns its file has.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // Bounds on a configured PBKDF2 iteration count: OWASP's floor for
@@ -122,10 +128,19 @@ func (a *App) provisionEnrollment(ctx caddy.Context) error {
 		for k, v := range a.Roster.Headers {
 			header.Set(k, repl.ReplaceKnown(v, ""))
 		}
+		var keys []roster.KeyKind
+		for _, k := range a.Roster.Keys {
+			kind, ok := roster.ParseKeyKind(k)
+			if !ok || kind == roster.KeyEDIPI {
+				return fmt.Errorf(`roster keys must be "card_uuid" or "email", got %q`, k)
+			}
+			keys = append(keys, kind)
+		}
 		src, err := roster.NewHTTP(roster.HTTPConfig{
 			URL:     repl.ReplaceKnown(a.Roster.URL, ""),
 			Timeout: time.Duration(a.Roster.Timeout),
 			Header:  header,
+			Keys:    keys,
 		})
 		if err != nil {
 			return fmt.Errorf("roster: %w", err)
@@ -373,6 +388,17 @@ func unmarshalRoster(d *caddyfile.Dispenser) (*RosterConfig, error) {
 				rc.Headers = map[string]string{}
 			}
 			rc.Headers[args[0]] = args[1]
+		case sub == "keys" && rc.Source == "http":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			for _, k := range args {
+				if kind, ok := roster.ParseKeyKind(k); !ok || kind == roster.KeyEDIPI {
+					return nil, d.Errf(`roster keys must be "card_uuid" or "email", got %q`, k)
+				}
+			}
+			rc.Keys = append(rc.Keys, args...)
 		default:
 			return nil, d.Errf("unrecognized roster %s option %q", rc.Source, sub)
 		}

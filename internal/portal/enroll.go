@@ -149,15 +149,16 @@ type identityPage struct {
 }
 
 func (p *Pages) showIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
-	if !selfservice.IsDoD(card) {
-		return p.sponsor(w, r, card, csrf)
-	}
 	form, o, err := p.svc.IdentityForm(r.Context(), card, r.Method == http.MethodGet)
 	if err != nil {
 		return err
 	}
 	if o.Status == selfservice.RosterUnavailable {
 		return p.rosterUnavailable(w, r)
+	}
+	if form.Sponsor {
+		// A non-DoD credential the roster holds no record of.
+		return p.sponsor(w, r, card, csrf)
 	}
 	return p.render(w, http.StatusOK, "identity", identityPage{
 		pageBase: p.base(card, csrf), IDType: "ssn", AskPEBD: form.AskPEBD, PEBDOptional: form.PEBDOptional,
@@ -173,6 +174,12 @@ func (p *Pages) sponsor(w http.ResponseWriter, r *http.Request, card *cacid.Iden
 	if err != nil {
 		return err
 	}
+	return p.sponsored(w, r, card, csrf, res)
+}
+
+// sponsored shows the outcome of a sponsorship: the profile form, or why
+// there is none.
+func (p *Pages) sponsored(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF, res selfservice.IdentityResult) error {
 	switch {
 	case res.Status == selfservice.Refused && res.Reason == "sponsor_required":
 		return ui.WriteProblem(w, r, ui.Problem{Status: http.StatusForbidden, Code: "sponsor_required",
@@ -206,9 +213,6 @@ type ineligiblePage struct {
 }
 
 func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid.Identity, csrf CSRF) error {
-	if !selfservice.IsDoD(card) {
-		return p.sponsor(w, r, card, csrf)
-	}
 	form := r.PostForm
 	res, err := p.svc.CheckIdentity(r.Context(), card, selfservice.IdentityInput{
 		IDType: form.Get("idtype"), SSN: form.Get("ssn"), FIN: form.Get("fin"), DOB: form.Get("dob"), PEBD: form.Get("pebd"),
@@ -218,6 +222,11 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 		return err
 	}
 	page := identityPage{pageBase: p.base(card, csrf), AskPEBD: res.Form.AskPEBD, PEBDOptional: res.Form.PEBDOptional, IDType: res.IDType}
+	if res.Status == selfservice.Refused && res.Reason == "sponsor_required" {
+		// A non-DoD credential without a roster record, on a site that
+		// sponsors nobody.
+		return p.sponsored(w, r, card, csrf, res)
+	}
 	switch res.Status {
 	case selfservice.Refused: // registered: no state for a card with an account
 		return p.exists(w, card, csrf, true)
@@ -249,6 +258,7 @@ func (p *Pages) postIdentity(w http.ResponseWriter, r *http.Request, card *cacid
 
 type profilePage struct {
 	pageBase
+	Rostered       bool // the roster confirmed who the holder is (else sponsored)
 	Name           string
 	Categories     []string
 	Profile        selfservice.Profile
@@ -261,7 +271,7 @@ type profilePage struct {
 
 func (p *Pages) profileForm(w http.ResponseWriter, status int, card *cacid.Identity, csrf CSRF, f selfservice.ProfileForm, errs selfservice.FieldErrors) error {
 	page := profilePage{
-		pageBase: p.base(card, csrf), Name: f.Name, Categories: f.Categories, Profile: f.Profile,
+		pageBase: p.base(card, csrf), Name: f.Name, Categories: f.Categories, Profile: f.Profile, Rostered: f.Rostered,
 		Organizations: p.cfg.Organizations, Locations: p.cfg.Locations,
 		RequireAddress: p.cfg.RequireAddress, RequirePhone: p.cfg.RequirePhone, Rules: p.cfg.Password.Rules(),
 	}

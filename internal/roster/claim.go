@@ -32,9 +32,10 @@ func inputError(field, message string) *InputError {
 }
 
 // ValidateClaim checks the form of a claim without consulting any roster:
-// the EDIPI is a DoD ID, exactly one of SSN and FIN is given and well
+// the claim has one well-formed key (an EDIPI, card UUID or e-mail address
+// from the certificate), exactly one of SSN and FIN is given and well
 // formed, the DOB is a real date from 1900-01-01 to today, and the PEBD,
-// when given, too. It returns ErrInvalidEDIPI or an *InputError for the
+// when given, too. It returns ErrInvalidEDIPI, ErrInvalidKey or an *InputError for the
 // first problem in form order, so the form can show it next to its field.
 func ValidateClaim(c Claim) error {
 	var n normalizedClaim
@@ -53,6 +54,8 @@ const (
 // normalizedClaim is a claim's secrets in their canonical forms, held only
 // while a verification runs; wipe erases them.
 type normalizedClaim struct {
+	keyKind   KeyKind
+	keyValue  string // an EDIPI, card UUID or e-mail address: not a secret
 	kind      idKind
 	id        secret
 	dob, pebd secret
@@ -67,8 +70,9 @@ func (n *normalizedClaim) wipe() {
 // parse validates c as ValidateClaim does and fills n. On error n may hold
 // part of the claim; the caller wipes it either way.
 func (n *normalizedClaim) parse(c Claim, now time.Time) error {
-	if !isEDIPI(c.EDIPI) {
-		return ErrInvalidEDIPI
+	var err error
+	if n.keyKind, n.keyValue, err = c.key(); err != nil {
+		return err
 	}
 	hasSSN, hasFIN := len(trimBlanks(c.SSN)) > 0, len(trimBlanks(c.FIN)) > 0
 	switch {

@@ -15,10 +15,15 @@ import (
 //
 //	edipi,ssn,fin,dob,pebd,last,first,middle,category,organization
 //
-// in any order (names are matched regardless of case). Each following line
-// is one personnel record; two lines with one EDIPI are a dual account
-// (at most 8 records per EDIPI, each of another category: a repeated
-// EDIPI and category would be issued twice, so the file is refused).
+// in any order (names are matched regardless of case), and may add the
+// columns card_uuid and email, the keys of non-DoD credentials: a federal
+// PIV or PIV-I holder's record is found by the UUID of their card, an ECA
+// holder's by the e-mail address in their certificate. A file with one of
+// those columns may leave out the edipi column. Each following line is one
+// personnel record with at least one key; two lines with one key are a
+// dual account (at most 8 records per key, each of another category: a
+// repeated key and category would be issued twice, so the file is
+// refused).
 // Dates are YYYY-MM-DD. The ssn may be empty when the fin is set (foreign
 // nationals); fin, pebd, middle and organization may be empty. The PEBD is
 // compared only when the claim carries one (the site asks for it).
@@ -72,17 +77,36 @@ func (c *CSV) Verify(ctx context.Context, claim Claim) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, unavailable("verification abandoned", err)
 	}
-	return c.current.Load().verify(claim.EDIPI, &n), nil
+	return c.current.Load().verify(&n), nil
 }
 
 // NeedsPEBD implements Source: PEBDRequired when a record of edipi has a
 // PEBD, PEBDNotAsked otherwise, for an EDIPI the roster does not know too
 // (the package documentation says why).
 func (c *CSV) NeedsPEBD(_ context.Context, edipi string) (PEBDNeed, error) {
-	if c.current.Load().needsPEBD(edipi) {
+	if c.current.Load().needsPEBD(KeyEDIPI, edipi) {
 		return PEBDRequired, nil
 	}
 	return PEBDNotAsked, nil
+}
+
+// Lookup implements KeyedSource: Known when the roster in use has a record
+// of the card UUID or e-mail address, the PEBD asked as NeedsPEBD asks it.
+// A key that is not well formed is not known.
+func (c *CSV) Lookup(_ context.Context, kind KeyKind, value string) (Presence, error) {
+	value, ok := normalizeKey(kind, value)
+	if !ok {
+		return Presence{}, nil
+	}
+	x := c.current.Load()
+	if len(x.entries(kind, value)) == 0 {
+		return Presence{}, nil
+	}
+	p := Presence{Known: true}
+	if x.needsPEBD(kind, value) {
+		p.PEBD = PEBDRequired
+	}
+	return p, nil
 }
 
 // Len returns the number of records (lines) in the roster in use.
@@ -106,6 +130,8 @@ func (c *CSV) load() error {
 		zap.String("file", c.path),
 		zap.Int("records", x.records),
 		zap.Int("edipis", len(x.byEDIPI)),
+		zap.Int("card_uuids", len(x.byUUID)),
+		zap.Int("emails", len(x.byEmail)),
 		zap.Duration("took", time.Since(started)))
 	return nil
 }

@@ -17,7 +17,9 @@ const maxCSVBytes = 256 << 20
 // read: what was read may be a partial roster, so it is not used.
 var errChangedWhileReading = errors.New("the file changed while it was read; write the new roster to another file and rename it into place")
 
-// The columns a roster file must have, in any order.
+// The columns a roster file may have, in any order. All but the key
+// columns (edipi, card_uuid, email) must be there, and at least one key
+// column.
 const (
 	colEDIPI = iota
 	colSSN
@@ -29,6 +31,8 @@ const (
 	colMiddle
 	colCategory
 	colOrganization
+	colCardUUID
+	colEmail
 	numColumns
 )
 
@@ -43,7 +47,15 @@ var columnNames = [numColumns]string{
 	colMiddle:       "middle",
 	colCategory:     "category",
 	colOrganization: "organization",
+	colCardUUID:     "card_uuid",
+	colEmail:        "email",
 }
+
+// isKeyColumn reports whether column c holds a key, which a header may lack.
+func isKeyColumn(c int) bool { return c == colEDIPI || c == colCardUUID || c == colEmail }
+
+// requiredColumns names the columns of the smallest header, for messages.
+const requiredColumns = "edipi,ssn,fin,dob,pebd,last,first,middle,category,organization (card_uuid and email may be added, and replace edipi)"
 
 // utf8BOM starts files saved by Excel as "CSV UTF-8".
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
@@ -99,7 +111,7 @@ func parseRoster(path string, data []byte) (*index, error) {
 
 	line, header, err := scanner.next()
 	if err == io.EOF {
-		return nil, fail(1, "the file is empty; the first line must be the header %s", strings.Join(columnNames[:], ","))
+		return nil, fail(1, "the file is empty; the first line must be the header %s", requiredColumns)
 	}
 	if err != nil {
 		return nil, syntaxFileError(path, err)
@@ -109,8 +121,10 @@ func parseRoster(path string, data []byte) (*index, error) {
 		return nil, fail(line, "%s", problem)
 	}
 
-	x := &index{key: newMACKey(), byEDIPI: make(map[string][]entry)}
-	// firstLine remembers where each (EDIPI, category) was seen, to refuse
+	width := len(header)
+	x := &index{key: newMACKey(), byEDIPI: make(map[string][]entry),
+		byUUID: make(map[string][]entry), byEmail: make(map[string][]entry)}
+	// firstLine remembers where each (key, category) was seen, to refuse
 	// a repeated record: it would become a second, identical account.
 	firstLine := make(map[string]int)
 	for {
@@ -121,23 +135,40 @@ func parseRoster(path string, data []byte) (*index, error) {
 		if err != nil {
 			return nil, syntaxFileError(path, err)
 		}
-		if len(fields) != numColumns {
-			return nil, fail(line, "%d fields, but the header has %d", len(fields), numColumns)
+		if len(fields) != width {
+			return nil, fail(line, "%d fields, but the header has %d", len(fields), width)
 		}
 		e, problem := parseRow(x.key, fields, &cols)
 		if problem != "" {
 			return nil, fail(line, "%s", problem)
 		}
-		edipi := e.record.EDIPI
-		key := edipi + "\x00" + strings.ToLower(e.record.Category)
-		if first, seen := firstLine[key]; seen {
-			return nil, fail(line, "repeats the edipi and category of line %d", first)
+		keys := []struct {
+			kind  KeyKind
+			value string
+			m     map[string][]entry
+		}{
+			{KeyEDIPI, e.record.EDIPI, x.byEDIPI},
+			{KeyCardUUID, e.record.CardUUID, x.byUUID},
+			{KeyEmail, e.record.Email, x.byEmail},
 		}
-		firstLine[key] = line
-		if len(x.byEDIPI[edipi]) == maxRecordsPerEDIPI {
-			return nil, fail(line, "more than %d records for one edipi", maxRecordsPerEDIPI)
+		for _, k := range keys {
+			if k.value == "" {
+				continue
+			}
+			seen := string(k.kind) + "\x00" + k.value + "\x00" + strings.ToLower(e.record.Category)
+			if first, ok := firstLine[seen]; ok {
+				return nil, fail(line, "repeats the %s and category of line %d", k.kind, first)
+			}
+			firstLine[seen] = line
+			if len(k.m[k.value]) == maxRecordsPerEDIPI {
+				return nil, fail(line, "more than %d records for one %s", maxRecordsPerEDIPI, k.kind)
+			}
 		}
-		x.byEDIPI[edipi] = append(x.byEDIPI[edipi], e)
+		for _, k := range keys {
+			if k.value != "" {
+				k.m[k.value] = append(k.m[k.value], e)
+			}
+		}
 		x.records++
 	}
 }
@@ -174,9 +205,12 @@ func parseHeader(header [][]byte) (cols [numColumns]int, problem string) {
 		cols[col] = pos
 	}
 	for c, pos := range cols {
-		if pos < 0 {
+		if pos < 0 && !isKeyColumn(c) {
 			return cols, fmt.Sprintf("the header has no %s column", columnNames[c])
 		}
+	}
+	if cols[colEDIPI] < 0 && cols[colCardUUID] < 0 && cols[colEmail] < 0 {
+		return cols, "the header has no edipi column (nor a card_uuid or email column)"
 	}
 	return cols, ""
 }
@@ -184,12 +218,32 @@ func parseHeader(header [][]byte) (cols [numColumns]int, problem string) {
 // parseRow turns one record's fields into an entry. The secrets are
 // normalized into fixed buffers, digested with key, and wiped.
 func parseRow(key *macKey, fields [][]byte, cols *[numColumns]int) (entry, string) {
-	field := func(c int) []byte { return trimBlanks(fields[cols[c]]) }
+	field := func(c int) []byte {
+		if cols[c] < 0 {
+			return nil
+		}
+		return trimBlanks(fields[cols[c]])
+	}
 	var e entry
 
+	// Keys are not secrets: they are on the card, and in the account.
 	e.record.EDIPI = string(field(colEDIPI))
-	if !isEDIPI(e.record.EDIPI) {
+	if e.record.EDIPI != "" && !isEDIPI(e.record.EDIPI) {
 		return entry{}, "edipi is not a 10-digit DoD ID"
+	}
+	var ok bool
+	if u := string(field(colCardUUID)); u != "" {
+		if e.record.CardUUID, ok = normalizeKey(KeyCardUUID, u); !ok {
+			return entry{}, "card_uuid is not a UUID (8-4-4-4-12 hexadecimal digits)"
+		}
+	}
+	if m := string(field(colEmail)); m != "" {
+		if e.record.Email, ok = normalizeKey(KeyEmail, m); !ok {
+			return entry{}, "email is not an e-mail address"
+		}
+	}
+	if e.record.EDIPI == "" && e.record.CardUUID == "" && e.record.Email == "" {
+		return entry{}, "edipi, card_uuid and email are all empty; a record needs one of them"
 	}
 
 	var value secret

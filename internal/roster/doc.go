@@ -10,6 +10,21 @@
 // file exported by ops and reloaded when it changes, and HTTP, a service
 // that answers for a roster the gateway never holds.
 //
+// # Keys of non-DoD credentials
+//
+// A roster may also list people by the key of a non-DoD credential: the
+// card UUID of a federal PIV or PIV-I card, or the e-mail address of an
+// ECA certificate (KeyKind). A Claim then carries that key in place of the
+// EDIPI, exactly one key per claim, and is matched as an EDIPI's is: the
+// same facts, the same constant-time comparison, the same single
+// Result{Match: false} for every miss. KeyedSource.Lookup tells the form,
+// before anything is typed, whether the roster may hold records of a key:
+// the CSV source answers from its file; the HTTP source answers yes for
+// the keys it was configured with (HTTPConfig.Keys) and is never sent
+// another, and its service may answer "known":false (Result.NoRecord)
+// when it holds none. Only the verified holder of a credential asks about
+// its key.
+//
 // # Secrets
 //
 // SSN, FIN, DOB and PEBD are used for the comparison only. They are never

@@ -27,6 +27,9 @@ func FuzzParseRoster(f *testing.F) {
 	f.Add([]byte(header + `1234567890,"512-34-5678",,1980-02-29,,"DOE, ""JR""",JOHN,,Active Army,"a` + "\n" + `b"` + "\n"))
 	f.Add([]byte(header + "1234567890,512345678,,1980-02-29,,DOE,JOHN,,Active Army,\n1234567890,512345678,,1980-02-29,,DOE,JOHN,,Active Army,\n"))
 	f.Add([]byte(header + "\"unterminated"))
+	f.Add([]byte("card_uuid,email,ssn,fin,dob,pebd,last,first,middle,category,organization\n" +
+		"A0B1C2D3-E4F5-4A6B-8C7D-0E1F2A3B4C5D,,900-11-1901,,1979-02-14,,FEDERAL,JANE,Q,Federal Civilian,\n" +
+		",Carl@Example.com,900-11-1902,,1981-06-30,,CONTRACTOR,CARL,,Contractor,\n"))
 	f.Add([]byte("512-34-5678,1234567890\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -59,6 +62,25 @@ func FuzzParseRoster(f *testing.F) {
 				}
 			}
 			records += len(entries)
+		}
+		// Each record is in the map of each of its keys; counted once,
+		// in the map of its first key.
+		for kind, m := range map[KeyKind]map[string][]entry{KeyCardUUID: x.byUUID, KeyEmail: x.byEmail} {
+			for key, entries := range m {
+				if v, ok := normalizeKey(kind, key); !ok || v != key || len(entries) == 0 || len(entries) > maxRecordsPerEDIPI {
+					t.Fatalf("%s %q with %d records", kind, key, len(entries))
+				}
+				for _, e := range entries {
+					r := e.record
+					if (kind == KeyCardUUID && r.CardUUID != key) || (kind == KeyEmail && r.Email != key) || r.Category == "" || e.hasSSN+e.hasFIN == 0 {
+						t.Fatalf("accepted an incomplete record %+v", r)
+					}
+					first := r.EDIPI == "" && (kind == KeyCardUUID || r.CardUUID == "")
+					if first {
+						records++
+					}
+				}
+			}
 		}
 		if records != x.records {
 			t.Fatalf("counted %d records, indexed %d", x.records, records)

@@ -20,6 +20,7 @@ type Row struct {
 	EDIPI, SSN, FIN, DOB, PEBD string
 	Last, First, Middle        string
 	Category, Organization     string
+	CardUUID, Email            string
 }
 
 // WriteCSV writes a roster file holding rows to a new file in the test's
@@ -37,7 +38,7 @@ func CSVContent(rows ...Row) string {
 	w := csv.NewWriter(&buf)
 	w.Write(columnNames[:])
 	for _, r := range rows {
-		w.Write([]string{r.EDIPI, r.SSN, r.FIN, r.DOB, r.PEBD, r.Last, r.First, r.Middle, r.Category, r.Organization})
+		w.Write([]string{r.EDIPI, r.SSN, r.FIN, r.DOB, r.PEBD, r.Last, r.First, r.Middle, r.Category, r.Organization, r.CardUUID, r.Email})
 	}
 	w.Flush()
 	return buf.String()

@@ -32,6 +32,11 @@ type HTTPConfig struct {
 	Client *http.Client
 	// Header is added to every request, e.g. an API key.
 	Header http.Header
+	// Keys are the non-DoD keys the service answers for: KeyCardUUID,
+	// KeyEmail or both (the EDIPI always). A service that was written for
+	// EDIPIs alone is never sent another key: holders of those
+	// credentials go to sponsorship instead.
+	Keys []KeyKind
 }
 
 // HTTP is a roster kept by an ops service. For each verification it POSTs
@@ -46,7 +51,17 @@ type HTTPConfig struct {
 //	{"match":true,"records":[{"category":"Active Army","last":"DOE","first":"JOHN","middle":"Q","organization":"1st Cavalry Division"}]}
 //
 // (each record may also carry "edipi", which must then be the one asked
-// about) or {"match":false}. It never sends SSNs back. Anything else, an
+// about) or {"match":false}.
+//
+// A service configured with Keys is also asked about the holders of
+// non-DoD credentials: the request then carries "card_uuid" (a federal PIV
+// or PIV-I card's UUID, lower case) or "email" (an ECA certificate's
+// address, lower case) in place of "edipi", and a record in the reply may
+// carry that key, which must be the one asked about. For such a request the
+// service may answer {"match":false,"known":false} when it holds no record
+// of the key at all, so the holder is offered sponsorship rather than told
+// that what they typed is wrong. A reply to an EDIPI request never carries
+// "known". It never sends SSNs back. Anything else, an
 // unknown field, a reply over 64 KiB, another status, a redirect or no
 // answer within the timeout, is ErrUnavailable: nothing is issued on a
 // reply the gateway does not fully understand.
@@ -55,6 +70,7 @@ type HTTP struct {
 	timeout time.Duration
 	client  *http.Client
 	header  http.Header
+	keys    map[KeyKind]bool
 }
 
 // NewHTTP checks cfg and returns a source. It makes no request.
@@ -84,7 +100,15 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	}
 	header.Set("Content-Type", "application/json")
 	header.Set("Accept", "application/json")
-	return &HTTP{url: target, timeout: timeout, client: client, header: header}, nil
+	keys := make(map[KeyKind]bool)
+	for _, k := range cfg.Keys {
+		if k != KeyCardUUID && k != KeyEmail && k != KeyEDIPI {
+			return nil, fmt.Errorf("roster: the service's keys are card_uuid and email, not %q", k)
+		}
+		keys[k] = true
+	}
+	keys[KeyEDIPI] = true
+	return &HTTP{url: target, timeout: timeout, client: client, header: header, keys: keys}, nil
 }
 
 // checkServiceURL enforces the transport rules of HTTPConfig.URL. Its
@@ -148,7 +172,12 @@ func (h *HTTP) Verify(ctx context.Context, claim Claim) (Result, error) {
 	if err := n.parse(claim, time.Now()); err != nil {
 		return Result{}, err
 	}
-	body := newRequestBody(claim.EDIPI, &n)
+	if !h.keys[n.keyKind] {
+		// Never ask a service about a key it was not said to know.
+		return Result{}, ErrInvalidKey
+	}
+	kind, key := n.keyKind, n.keyValue
+	body := newRequestBody(&n)
 	n.wipe() // the body now holds the only copy
 	// The transport closes, and so erases, the body when it is done with
 	// it; closing again here covers a transport that forgot.
@@ -178,7 +207,7 @@ func (h *HTTP) Verify(ctx context.Context, claim Claim) (Result, error) {
 		}
 		return Result{}, err
 	}
-	return reply.result(claim.EDIPI)
+	return reply.result(kind, key)
 }
 
 // requestError explains a failed request without the URL, which
@@ -202,3 +231,14 @@ func (h *HTTP) requestError(ctx context.Context, err error) error {
 // you have one", sends what is typed (nothing, for an empty field), and the
 // service decides whether it must match.
 func (h *HTTP) NeedsPEBD(context.Context, string) (PEBDNeed, error) { return PEBDOptional, nil }
+
+// Lookup implements KeyedSource: Known for the keys the service was
+// configured to answer for, the PEBD asked "if you have one". The service
+// is not asked: it tells whether it knows the key when it answers the
+// identity form ("known":false). A key that is not well formed is not known.
+func (h *HTTP) Lookup(_ context.Context, kind KeyKind, value string) (Presence, error) {
+	if _, ok := normalizeKey(kind, value); !ok || !h.keys[kind] {
+		return Presence{}, nil
+	}
+	return Presence{Known: true, PEBD: PEBDOptional}, nil
+}

@@ -436,7 +436,7 @@ func TestHTTPNeedsPEBDIsOptional(t *testing.T) {
 	if err := n.parse(Claim{EDIPI: "1234567890", SSN: "219-09-9999", DOB: "1971-03-14"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	body := newRequestBody("1234567890", &n)
+	body := newRequestBody(&n)
 	defer body.Close()
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -453,7 +453,7 @@ func TestRequestBody(t *testing.T) {
 	if err := n.parse(Claim{EDIPI: "1234567890", FIN: "ABCDEF123456", DOB: "1980-02-29", PEBD: "2001-06-01"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	body := newRequestBody("1234567890", &n)
+	body := newRequestBody(&n)
 	if body.overflow {
 		t.Fatal("the longest request overflows its buffer")
 	}

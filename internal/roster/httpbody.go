@@ -7,8 +7,8 @@ import (
 )
 
 // maxRequestBytes holds the longest request body:
-// {"edipi":"<10>","fin":"<12>","dob":"<10>","pebd":"<10>"} is 83 bytes.
-const maxRequestBytes = 128
+// {"email":"<254>","fin":"<12>","dob":"<10>","pebd":"<10>"} is 327 bytes.
+const maxRequestBytes = 384
 
 var errBodyErased = errors.New("roster: request body already sent and erased")
 
@@ -24,13 +24,16 @@ type requestBody struct {
 	overflow bool // the body did not fit; never true for a validated claim
 }
 
-// newRequestBody writes the request JSON. Every value is an EDIPI, a
-// normalized SSN or FIN, or a canonical date: ASCII letters, digits and
-// dashes only, which need no JSON escaping.
-func newRequestBody(edipi string, n *normalizedClaim) *requestBody {
+// newRequestBody writes the request JSON. Every value is a key (an EDIPI,
+// a card UUID or an e-mail address, normalizeKey's printable ASCII without
+// quotes or backslashes), a normalized SSN or FIN, or a canonical date:
+// none needs JSON escaping.
+func newRequestBody(n *normalizedClaim) *requestBody {
 	b := &requestBody{}
-	put(b, `{"edipi":"`)
-	put(b, edipi)
+	put(b, `{"`)
+	put(b, string(n.keyKind))
+	put(b, `":"`)
+	put(b, n.keyValue)
 	if n.kind == idSSN {
 		put(b, `","ssn":"`)
 	} else {

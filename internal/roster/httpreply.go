@@ -18,11 +18,14 @@ const maxReplyBytes = 64 << 10
 // from a zero one.
 type wireReply struct {
 	Match   *bool        `json:"match"`
+	Known   *bool        `json:"known"`
 	Records []wireRecord `json:"records"`
 }
 
 type wireRecord struct {
 	EDIPI        *string `json:"edipi"`
+	CardUUID     *string `json:"card_uuid"`
+	Email        *string `json:"email"`
 	Category     string  `json:"category"`
 	Last         string  `json:"last"`
 	First        string  `json:"first"`
@@ -86,16 +89,21 @@ func describeJSONError(err error) string {
 	}
 }
 
-// result checks the reply's content against the claim's EDIPI.
-func (r *wireReply) result(edipi string) (Result, error) {
+// result checks the reply's content against the claim's key.
+func (r *wireReply) result(kind KeyKind, key string) (Result, error) {
 	if r.Match == nil {
 		return Result{}, unavailable("the roster service's reply has no match field", nil)
+	}
+	if r.Known != nil && (kind == KeyEDIPI || *r.Match) {
+		// "known" is for a no-match on a non-DoD key alone: an EDIPI's
+		// records are not to be told apart from a wrong answer.
+		return Result{}, unavailable("the roster service's reply has a known field where it has no place", nil)
 	}
 	if !*r.Match {
 		if len(r.Records) > 0 {
 			return Result{}, unavailable("the roster service's reply says no match yet lists records", nil)
 		}
-		return Result{}, nil
+		return Result{NoRecord: r.Known != nil && !*r.Known}, nil
 	}
 	if len(r.Records) == 0 {
 		return Result{}, unavailable("the roster service's reply says match but lists no record", nil)
@@ -107,11 +115,25 @@ func (r *wireReply) result(edipi string) (Result, error) {
 	categories := make(map[string]bool, len(r.Records))
 	for i, w := range r.Records {
 		// A record for another person means the service mixed up its
-		// answers; none of them can be trusted.
-		if w.EDIPI != nil && *w.EDIPI != edipi {
-			return Result{}, unavailable(fmt.Sprintf("record %d of the roster service's reply is for another EDIPI", i+1), nil)
+		// answers; none of them can be trusted. A record names no key
+		// but the one asked about: a non-DoD account has no EDIPI.
+		rec := Record{}
+		for _, f := range []struct {
+			kind KeyKind
+			sent *string
+			dst  *string
+		}{{KeyEDIPI, w.EDIPI, &rec.EDIPI}, {KeyCardUUID, w.CardUUID, &rec.CardUUID}, {KeyEmail, w.Email, &rec.Email}} {
+			switch {
+			case f.kind == kind && f.sent != nil && !sameKey(kind, *f.sent, key):
+				return Result{}, unavailable(fmt.Sprintf("record %d of the roster service's reply is for another %s", i+1, kind), nil)
+			case f.kind == kind:
+				*f.dst = key
+			case f.sent != nil:
+				return Result{}, unavailable(fmt.Sprintf("record %d of the roster service's reply has a %s field where it has no place", i+1, f.kind), nil)
+			}
 		}
-		rec := Record{EDIPI: edipi, Category: w.Category, Last: w.Last, First: w.First, Middle: w.Middle, Organization: w.Organization}
+		rec.Category = w.Category
+		rec.Last, rec.First, rec.Middle, rec.Organization = w.Last, w.First, w.Middle, w.Organization
 		if problem := cleanRecordText(&rec); problem != "" {
 			return Result{}, unavailable(fmt.Sprintf("record %d of the roster service's reply: %s", i+1, problem), nil)
 		}
@@ -123,4 +145,11 @@ func (r *wireReply) result(edipi string) (Result, error) {
 		records = append(records, rec)
 	}
 	return Result{Match: true, Records: records}, nil
+}
+
+// sameKey reports whether a key the service sent back is the one asked
+// about, in canonical form.
+func sameKey(kind KeyKind, sent, asked string) bool {
+	v, ok := normalizeKey(kind, sent)
+	return ok && v == asked
 }

@@ -17,10 +17,29 @@ type entry struct {
 type index struct {
 	key     *macKey
 	byEDIPI map[string][]entry
+	// byUUID and byEmail hold the records that carry a card UUID or an
+	// e-mail address (a record may carry several keys: it is then found
+	// by each).
+	byUUID  map[string][]entry
+	byEmail map[string][]entry
 	records int
 }
 
-// verify matches a normalized claim against the records of its EDIPI.
+// entries returns the records of one key.
+func (x *index) entries(kind KeyKind, value string) []entry {
+	switch kind {
+	case KeyEDIPI:
+		return x.byEDIPI[value]
+	case KeyCardUUID:
+		return x.byUUID[value]
+	case KeyEmail:
+		return x.byEmail[value]
+	}
+	return nil
+}
+
+// verify matches a normalized claim against the records of its key (its
+// EDIPI, card UUID or e-mail address).
 //
 // A record matches when its SSN (or FIN, as the claim has) and its DOB
 // equal the claim's, and, when the claim carries a PEBD and the record has
@@ -35,8 +54,8 @@ type index struct {
 // Every record of the EDIPI is compared in full, each digest in constant
 // time, and the comparisons are combined without branching, so neither
 // the answer nor its timing tells which value was wrong.
-func (x *index) verify(edipi string, n *normalizedClaim) Result {
-	entries := x.byEDIPI[edipi]
+func (x *index) verify(n *normalizedClaim) Result {
+	entries := x.entries(n.keyKind, n.keyValue)
 	claim := x.key.claimDigests(n)
 	var matched []Record
 	pebdFailed := 0
@@ -64,10 +83,11 @@ func (x *index) verify(edipi string, n *normalizedClaim) Result {
 	return Result{Match: true, Records: matched}
 }
 
-// needsPEBD reports whether any record of edipi has a PEBD.
-func (x *index) needsPEBD(edipi string) bool {
-	for i := range x.byEDIPI[edipi] {
-		if x.byEDIPI[edipi][i].hasPEBD == 1 {
+// needsPEBD reports whether any record of the key has a PEBD.
+func (x *index) needsPEBD(kind KeyKind, value string) bool {
+	entries := x.entries(kind, value)
+	for i := range entries {
+		if entries[i].hasPEBD == 1 {
 			return true
 		}
 	}

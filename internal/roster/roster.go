@@ -8,20 +8,31 @@ import (
 // Record is what the roster says about one personnel record, minus the
 // identifying secrets (the gateway never needs to see those).
 type Record struct {
-	EDIPI    string // the 10-digit DoD ID the record belongs to
+	EDIPI    string // the 10-digit DoD ID the record belongs to; "" for a record keyed otherwise
 	Category string // e.g. "Active Army", "Army Reserve", "DA Civilian", "Contractor"
+
+	// CardUUID (lower-case canonical) and Email (lower case) are the
+	// record's keys for non-DoD credentials: a federal PIV or PIV-I card's
+	// UUID, an ECA certificate's e-mail address. Either may be empty.
+	CardUUID string
+	Email    string
 
 	Last, First, Middle string
 	Organization        string
 }
 
-// Claim is what the card holder typed, plus the DoD ID read from their card.
+// Claim is what the card holder typed, plus the key read from their
+// verified certificate: exactly one of EDIPI (a DoD card), CardUUID (a
+// federal PIV or PIV-I card) and Email (an ECA certificate) is set. None of
+// them is ever typed.
 type Claim struct {
-	EDIPI string // from the verified card, not typed
-	SSN   string // either SSN or FIN is set
-	FIN   string
-	DOB   string // YYYY-MM-DD
-	PEBD  string // YYYY-MM-DD, or "" when the form did not ask for it
+	EDIPI    string
+	CardUUID string // lower-case canonical UUID of the card's urn:uuid SAN
+	Email    string // the certificate's rfc822Name SAN, lower case
+	SSN      string // either SSN or FIN is set
+	FIN      string
+	DOB      string // YYYY-MM-DD
+	PEBD     string // YYYY-MM-DD, or "" when the form did not ask for it
 }
 
 // Result of a verification. Match false means no account may be issued.
@@ -31,17 +42,67 @@ type Result struct {
 	// for a dual account (say Army Retired and DA Civilian). Empty when
 	// Match is false.
 	Records []Record
+	// NoRecord: no match because the roster holds no record of the
+	// claim's card UUID or e-mail at all (the HTTP service said so with
+	// "known":false). Only for those keys, never for an EDIPI; the caller
+	// may then offer sponsorship instead.
+	NoRecord bool
+}
+
+// KeyKind names what a roster record is looked up by.
+type KeyKind string
+
+// The keys a roster may be looked up by, and the CSV columns and JSON
+// fields that carry them.
+const (
+	KeyEDIPI    KeyKind = "edipi"     // DoD CAC: the 10-digit DoD ID
+	KeyCardUUID KeyKind = "card_uuid" // federal PIV, PIV-I: the card UUID
+	KeyEmail    KeyKind = "email"     // ECA: the certificate's e-mail address
+)
+
+// ParseKeyKind returns the KeyKind named s.
+func ParseKeyKind(s string) (KeyKind, bool) {
+	switch k := KeyKind(s); k {
+	case KeyEDIPI, KeyCardUUID, KeyEmail:
+		return k, true
+	}
+	return "", false
+}
+
+// Presence is what a roster says, before any secret is typed, about the
+// records of a card UUID or e-mail address.
+type Presence struct {
+	// Known: the roster may hold records of the key, so the identity form
+	// is shown; false sends the holder to sponsorship (or refuses them).
+	Known bool
+	// PEBD is what the form asks about the pay entry base date, as
+	// NeedsPEBD answers for an EDIPI.
+	PEBD PEBDNeed
+}
+
+// KeyedSource is a Source that also holds records keyed by the card UUID
+// or e-mail address of non-DoD credentials. Verify then accepts claims
+// carrying those keys.
+type KeyedSource interface {
+	Source
+	// Lookup reports whether the roster may hold records of the key, and
+	// what the form asks about the PEBD. Only the verified holder of the
+	// credential asks, about their own key: this tells a person whether
+	// the roster knows them, and nobody else.
+	Lookup(ctx context.Context, kind KeyKind, value string) (Presence, error)
 }
 
 // Source is an authoritative personnel roster.
 type Source interface {
 	// Verify reports whether the claim matches the roster's records of
-	// the claim's EDIPI. A claim that does not match, whatever the reason,
+	// the claim's key (its EDIPI; for a KeyedSource also a card UUID or
+	// e-mail address). A claim that does not match, whatever the reason,
 	// is Result{Match: false} and a nil error: the card holder is never told
 	// which value was wrong. An error wrapping ErrUnavailable means the
 	// roster could not answer (the caller says "try again later" and
-	// issues nothing); an *InputError or ErrInvalidEDIPI means the claim
-	// failed ValidateClaim, which callers should run first.
+	// issues nothing); an *InputError, ErrInvalidEDIPI or ErrInvalidKey
+	// means the claim failed ValidateClaim, which callers should run
+	// first (ErrInvalidKey also: a key this source does not answer for).
 	Verify(ctx context.Context, c Claim) (Result, error)
 
 	// NeedsPEBD reports whether the enrollment form asks for the pay entry
@@ -81,6 +142,6 @@ func (n PEBDNeed) String() string {
 
 // Both sources answer for the same interface; a compile-time reminder.
 var (
-	_ Source = (*CSV)(nil)
-	_ Source = (*HTTP)(nil)
+	_ KeyedSource = (*CSV)(nil)
+	_ KeyedSource = (*HTTP)(nil)
 )

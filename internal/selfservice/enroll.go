@@ -157,16 +157,23 @@ func nameCase(s string) string {
 type IdentityForm struct {
 	AskPEBD      bool
 	PEBDOptional bool // asked "if you have one": an empty field is sent as none
+	// Sponsor: no form at all. The card is a non-DoD credential that the
+	// roster holds no record of (or cannot be asked about): its holder
+	// goes to sponsorship (Sponsor), as on a site without such records.
+	Sponsor bool
 }
 
 // IdentityForm returns what the identity form asks of this card's holder.
 // started records that the holder began enrolling (the form's first
 // showing). Its outcome is Done or RosterUnavailable.
 func (s *Service) IdentityForm(ctx context.Context, card *cacid.Identity, started bool) (IdentityForm, Outcome, error) {
-	need, err := s.needsPEBD(ctx, card)
+	known, need, err := s.rosterPresence(ctx, card)
 	if err != nil {
 		o, err := s.rosterError(ctx, card, err)
 		return IdentityForm{}, o, err
+	}
+	if !known {
+		return IdentityForm{Sponsor: true}, Outcome{}, nil
 	}
 	if started {
 		s.audit(ctx, card, "enroll.started", "success", nil)
@@ -174,9 +181,57 @@ func (s *Service) IdentityForm(ctx context.Context, card *cacid.Identity, starte
 	return IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, Outcome{}, nil
 }
 
+// RosterKey is the roster key a card's holder is looked up by: a DoD
+// card's EDIPI, a federal PIV or PIV-I card's UUID, an ECA certificate's
+// e-mail address (whatever eca_key the site chose for the account: the
+// e-mail is what a personnel export can list). A PIV card that also
+// carries an e-mail address is still looked up by its UUID alone: the
+// UUID is what the issuer vouches for and what the account is keyed by,
+// an address may be anybody's. ok is false when the card carries no such
+// key (an ECA certificate without an address).
+func RosterKey(card *cacid.Identity) (kind roster.KeyKind, value string, ok bool) {
+	switch card.Kind {
+	case "", cacid.KindCAC:
+		return roster.KeyEDIPI, card.EDIPI, card.EDIPI != ""
+	case cacid.KindPIV, cacid.KindPIVI:
+		return roster.KeyCardUUID, card.CardUUID, card.CardUUID != ""
+	case cacid.KindECA:
+		return roster.KeyEmail, strings.ToLower(card.Email), card.Email != ""
+	}
+	return "", "", false
+}
+
+// rosterPresence reports whether the holder of card is checked against
+// the roster (a DoD card always is; a non-DoD credential when the roster
+// holds records keyed by its card UUID or e-mail and has one of this
+// card's), and what the form asks about the PEBD.
+func (s *Service) rosterPresence(ctx context.Context, card *cacid.Identity) (bool, roster.PEBDNeed, error) {
+	if IsDoD(card) {
+		need, err := s.needsPEBD(ctx, card)
+		return err == nil, need, err
+	}
+	keyed, ok := s.deps.Roster.(roster.KeyedSource)
+	kind, value, hasKey := RosterKey(card)
+	if !ok || !hasKey {
+		return false, roster.PEBDNotAsked, nil
+	}
+	p, err := keyed.Lookup(ctx, kind, value)
+	if err != nil || !p.Known {
+		return false, roster.PEBDNotAsked, err
+	}
+	if !s.cfg.AskPEBD {
+		return true, roster.PEBDNotAsked, nil
+	}
+	return true, p.PEBD, nil
+}
+
 func (s *Service) needsPEBD(ctx context.Context, card *cacid.Identity) (roster.PEBDNeed, error) {
 	if !s.cfg.AskPEBD {
 		return roster.PEBDNotAsked, nil
+	}
+	if !IsDoD(card) {
+		_, need, err := s.rosterPresence(ctx, card)
+		return need, err
 	}
 	return s.deps.Roster.NeedsPEBD(ctx, card.EDIPI)
 }
@@ -231,8 +286,15 @@ type IdentityResult struct {
 func (s *Service) CheckIdentity(ctx context.Context, card *cacid.Identity, in IdentityInput) (IdentityResult, error) {
 	const event = "enroll.identity"
 	if !IsDoD(card) {
-		// No personnel record is keyed by a non-DoD credential.
-		return s.Sponsor(ctx, card)
+		known, _, err := s.rosterPresence(ctx, card)
+		if err != nil {
+			o, err := s.rosterError(ctx, card, err)
+			return IdentityResult{Outcome: o, IDType: idType(in.IDType)}, err
+		}
+		if !known {
+			// No personnel record is keyed by this credential.
+			return s.Sponsor(ctx, card)
+		}
 	}
 	if o, ok := s.countAddress(ctx, card, in.Address, event, nil); !ok {
 		return IdentityResult{Outcome: o, IDType: idType(in.IDType)}, nil
@@ -270,7 +332,15 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 		return IdentityResult{Outcome: o}, err
 	}
 	res := IdentityResult{Form: IdentityForm{AskPEBD: need.Asked(), PEBDOptional: need == roster.PEBDOptional}, IDType: in.IDType}
-	claim := roster.Claim{EDIPI: card.EDIPI, DOB: strings.TrimSpace(in.DOB)}
+	claim := roster.Claim{DOB: strings.TrimSpace(in.DOB)}
+	switch kind, value, _ := RosterKey(card); kind {
+	case roster.KeyCardUUID:
+		claim.CardUUID = value
+	case roster.KeyEmail:
+		claim.Email = value
+	default:
+		claim.EDIPI = card.EDIPI
+	}
 	switch in.IDType {
 	case "fin":
 		claim.FIN = in.FIN
@@ -314,9 +384,21 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 		res.Outcome, err = s.rosterError(ctx, card, err)
 		return res, err
 	}
+	if !match.Match && match.NoRecord && !IsDoD(card) {
+		// The roster service holds nothing of this credential: the
+		// holder is sponsored, or told to ask for an account where the
+		// site sponsors nobody, as where the roster is a file without
+		// their record. (The attempt stays counted: it was a miss.)
+		s.audit(ctx, card, "enroll.identity", "failure", map[string]string{"reason": "no_record"})
+		return s.Sponsor(ctx, card)
+	}
 	if !match.Match {
 		s.audit(ctx, card, "enroll.identity", "failure", map[string]string{"reason": "no_match"})
-		msg := "The information you entered does not match the personnel records for your DoD ID. Check it and try again, or contact "
+		what := "your DoD ID"
+		if !IsDoD(card) {
+			what = "your " + CredentialTitle(card)
+		}
+		msg := "The information you entered does not match the personnel records for " + what + ". Check it and try again, or contact "
 		if s.cfg.Contact != "" {
 			msg += s.cfg.Contact + "."
 		} else {
@@ -341,8 +423,17 @@ func (s *Service) checkIdentity(ctx context.Context, card *cacid.Identity, in Id
 		}
 		return res, nil
 	}
-	s.audit(ctx, card, "enroll.identity", "success", map[string]string{"categories": strings.Join(st.Categories, "; ")})
-	res.Next, err = s.profileForm(card, st, Profile{})
+	fields := map[string]string{"categories": strings.Join(st.Categories, "; ")}
+	if !IsDoD(card) {
+		kind, _, _ := RosterKey(card)
+		fields["via"] = "roster:" + string(kind)
+	}
+	s.audit(ctx, card, "enroll.identity", "success", fields)
+	var prefill Profile
+	if !IsDoD(card) {
+		prefill.Email = card.Email // as sponsorship does: the certificate's address
+	}
+	res.Next, err = s.profileForm(card, st, prefill)
 	return res, err
 }
 
@@ -386,6 +477,9 @@ type ProfileForm struct {
 	Name       string
 	Categories []string
 	Profile    Profile
+	// Rostered: the personnel roster confirmed who the holder is; false
+	// for a sponsored holder, whose account waits for approval.
+	Rostered bool
 }
 
 func (s *Service) profileForm(card *cacid.Identity, st *enrollState, p Profile) (ProfileForm, error) {
@@ -394,7 +488,7 @@ func (s *Service) profileForm(card *cacid.Identity, st *enrollState, p Profile) 
 		return ProfileForm{}, err
 	}
 	given, middle, family, suffix := st.names(card)
-	return ProfileForm{State: sealed, Name: JoinName(given, middle, family, suffix), Categories: st.Categories, Profile: p}, nil
+	return ProfileForm{State: sealed, Name: JoinName(given, middle, family, suffix), Categories: st.Categories, Profile: p, Rostered: len(st.Records) > 0}, nil
 }
 
 // ProfileInput is the profile form as sent.
@@ -595,8 +689,9 @@ func (s *Service) Complete(ctx context.Context, card *cacid.Identity, in Questio
 		return EnrollResult{Outcome: refused("no_username")}, nil
 	}
 	status := store.StatusActive
-	if s.cfg.Approval || !IsDoD(card) {
-		// (a non-DoD account is sponsored: nothing else vouched for it)
+	if s.cfg.Approval || (!IsDoD(card) && len(st.Records) == 0) {
+		// (a non-DoD account without a roster record is sponsored:
+		// nothing else vouched for it)
 		status = store.StatusPending
 	}
 	affiliation := card.Affiliation
