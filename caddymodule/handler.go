@@ -296,6 +296,14 @@ func (h *Handler) provisionHeaders() error {
 		}
 		h.headerNames[i] = name
 	}
+	// X-Cac-Credential says something only where more than DoD cards can
+	// sign in: at a site whose accept rules admit no other kind (or that
+	// has none) every card is a CAC, so it is sent only when asked for
+	// (header credential on), and a CAC site's requests stay as lean as
+	// they were before credential kinds. It is stripped all the same.
+	if _, set := h.Headers[gateway.FieldKeys[gateway.FieldCredential]]; !set && !h.admitsNonDoD() {
+		h.headerNames[gateway.FieldCredential] = ""
+	}
 	// Strip both the configured names and the defaults: a backend built for
 	// the defaults must never see client-supplied values for them either.
 	seen := map[string]bool{}
@@ -308,6 +316,17 @@ func (h *Handler) provisionHeaders() error {
 	}
 	h.stripNames = forward.NewNames(strip)
 	return nil
+}
+
+// admitsNonDoD reports whether the site's accept rules admit a credential
+// other than a DoD card (federal PIV, PIV-I, ECA).
+func (h *Handler) admitsNonDoD() bool {
+	for _, r := range h.Accept {
+		if k := strings.ToLower(r.Kind); k != "dod" && k != "cac" {
+			return true
+		}
+	}
+	return false
 }
 
 // defaultHeaderName is the header a field is sent in by default (the

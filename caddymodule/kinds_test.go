@@ -198,6 +198,24 @@ func TestCredentialKindsOverMTLS(t *testing.T) {
 	if resp, body := request(t, g.client(f.PIV), "GET", g.url("legacy", "/app"), browser, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "DoD CAC") {
 		t.Errorf("PIV on the legacy site: HTTP %d:\n%s", resp.StatusCode, body)
 	}
+	// There every card is a CAC: X-Cac-Credential is not sent (nor a
+	// client's copy of it), and a person's request has no
+	// X-Cac-Account-Type either.
+	cl = g.client(card(t, "doe.john.quincy"))
+	g.accept(t, cl, "legacy")
+	if resp, body := request(t, cl, "GET", g.url("legacy", "/app"), http.Header{"X-Cac-Credential": {"eca"}}, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("CAC on the legacy site: HTTP %d: %s", resp.StatusCode, body)
+	}
+	h := g.backend.last(t)
+	if got, ok := h["X-Cac-Credential"]; ok {
+		t.Errorf("legacy site: X-Cac-Credential = %q, want none", got)
+	}
+	if got, ok := h["X-Cac-Account-Type"]; ok {
+		t.Errorf("legacy site: X-Cac-Account-Type = %q for a person, want none", got)
+	}
+	if h.Get("X-Remote-User") != "john.q.doe" || h.Get("X-Cac-Edipi") != "1234567890" {
+		t.Errorf("legacy site: identity headers %v", h)
+	}
 }
 
 // TestCredentialKindRenewal: a PIV card's other certificate (same card

@@ -426,7 +426,10 @@ func (e *Entry) fill(id *cacid.Identity) {
 			method = AuthNPE
 		}
 	}
-	accountType := string(store.TypePerson)
+	// Only a utility account says so: a person's requests carry no
+	// X-Cac-Account-Type (an empty value is no header), so they cost no
+	// more than before utility accounts.
+	accountType := ""
 	if acct.Type == store.TypeUtility {
 		accountType = string(store.TypeUtility)
 	}
