@@ -97,6 +97,22 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := certificateFacts(cert, cnIndex, func(upns []string) (string, error) { return upnFor(upns, edipi) })
+	if err != nil {
+		return nil, err
+	}
+	id.Kind, id.Key, id.EDIPI = KindCAC, edipi, edipi
+	id.FamilyName, id.GivenName, id.MiddleName, id.Suffix = family, given, middle, suffix
+	return id, nil
+}
+
+// certificateFacts reads what every kind of credential takes from its
+// certificate beyond the common name, which the caller has checked: the
+// affiliation, the SAN's UPN (read by upnOf, whose rule is the kind's),
+// e-mail, card UUID and FASC-N, the serial, fingerprint, names and
+// validity. The checks run in this order for every kind, so a certificate
+// bad in several ways is refused for the same reason whatever its kind.
+func certificateFacts(cert *x509.Certificate, cnIndex int, upnOf func([]string) (string, error)) (*Identity, error) {
 	affiliation, err := findAffiliation(cert.Subject.Names, cnIndex)
 	if err != nil {
 		return nil, err
@@ -105,7 +121,7 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	upn, err := upnFor(names.upns, edipi)
+	upn, err := upnOf(names.upns)
 	if err != nil {
 		return nil, err
 	}
@@ -121,16 +137,8 @@ func Parse(cert *x509.Certificate) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	fingerprint := sha256.Sum256(cert.Raw)
 	return &Identity{
-		Kind:           KindCAC,
-		Key:            edipi,
-		EDIPI:          edipi,
-		FamilyName:     family,
-		GivenName:      given,
-		MiddleName:     middle,
-		Suffix:         suffix,
 		Affiliation:    affiliation,
 		UPN:            upn,
 		Email:          email,

@@ -115,47 +115,12 @@ func ParseAs(cert *x509.Certificate, kind Kind, opts Options) (*Identity, error)
 	if err := checkDisplayName(cn); err != nil {
 		return nil, err
 	}
-	affiliation, err := findAffiliation(cert.Subject.Names, cnIndex)
+	id, err := certificateFacts(cert, cnIndex, singleUPN)
 	if err != nil {
 		return nil, err
 	}
-	names, err := sanOtherNames(cert)
-	if err != nil {
-		return nil, err
-	}
-	upn, err := singleUPN(names.upns)
-	if err != nil {
-		return nil, err
-	}
-	email, err := firstEmail(cert.EmailAddresses)
-	if err != nil {
-		return nil, err
-	}
-	cardUUID, err := findCardUUID(cert.URIs)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialHex(cert)
-	if err != nil {
-		return nil, err
-	}
-	fingerprint := sha256.Sum256(cert.Raw)
-	id := &Identity{
-		Kind:           kind,
-		CommonName:     cn,
-		Affiliation:    affiliation,
-		UPN:            upn,
-		Email:          email,
-		CardUUID:       cardUUID,
-		FASCN:          names.fascn,
-		Fingerprint:    fingerprint,
-		FingerprintHex: fingerprintHex(fingerprint),
-		Subject:        DistinguishedName(cert.RawSubject, cert.Subject),
-		Issuer:         DistinguishedName(cert.RawIssuer, cert.Issuer),
-		Serial:         serial,
-		NotBefore:      cert.NotBefore,
-		NotAfter:       cert.NotAfter,
-	}
+	id.Kind, id.CommonName = kind, cn
+	upn, email, cardUUID := id.UPN, id.Email, id.CardUUID
 	id.GivenName, id.MiddleName, id.FamilyName = splitDisplayName(cn)
 	switch kind {
 	case KindPIV, KindPIVI:
