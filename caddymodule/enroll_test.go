@@ -102,7 +102,15 @@ func enrollSteps(t *testing.T, g *testGateway, c *http.Client, ssn, dob string) 
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
 		return resp, page
 	}
-	resp, page = post(t, c, g.url("main", "/.cacgate/enroll/profile"), url.Values{
+	return profileAndQuestions(t, g, c, "main", page)
+}
+
+// profileAndQuestions completes the profile and security-question forms
+// of site from the profile form page. The answers are confirmed in
+// another case and spacing, which the questions page accepts.
+func profileAndQuestions(t *testing.T, g *testGateway, c *http.Client, site, page string) (*http.Response, string) {
+	t.Helper()
+	resp, page := post(t, c, g.url(site, "/.cacgate/enroll/profile"), url.Values{
 		"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")},
 		"email": {"person@example.com"}, "organization": {"USMC"}, "location": {"North America"},
 		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
@@ -118,7 +126,7 @@ func enrollSteps(t *testing.T, g *testGateway, c *http.Client, ssn, dob string) 
 		form.Set("answer-"+n, "answer number "+n)
 		form.Set("confirm-"+n, "Answer  Number "+n)
 	}
-	return post(t, c, g.url("main", "/.cacgate/enroll/questions"), form)
+	return post(t, c, g.url(site, "/.cacgate/enroll/questions"), form)
 }
 
 func TestSelfEnrollment(t *testing.T) {

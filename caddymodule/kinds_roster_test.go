@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
 
@@ -53,30 +52,7 @@ func rosterIdentitySteps(t *testing.T, g *testGateway, c *http.Client, ssn, dob 
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
 		return resp, page
 	}
-	return profileAndQuestions(t, g, c, page)
-}
-
-// profileAndQuestions completes the profile and questions forms from the
-// profile form page.
-func profileAndQuestions(t *testing.T, g *testGateway, c *http.Client, page string) (*http.Response, string) {
-	t.Helper()
-	resp, page := post(t, c, g.url("all", "/.cacgate/enroll/profile"), url.Values{
-		"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")},
-		"email": {"person@example.com"}, "organization": {"USMC"}, "location": {"North America"},
-		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
-	})
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="question-1"`) {
-		return resp, page
-	}
-	qs := credential.Questions()
-	form := url.Values{"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")}}
-	for i := 1; i <= 3; i++ {
-		n := fmt.Sprint(i)
-		form.Set("question-"+n, qs[i].ID)
-		form.Set("answer-"+n, "answer number "+n)
-		form.Set("confirm-"+n, "answer number "+n)
-	}
-	return post(t, c, g.url("all", "/.cacgate/enroll/questions"), form)
+	return profileAndQuestions(t, g, c, "all", page)
 }
 
 // signsInAs checks that the card reaches the application as username,
@@ -243,7 +219,7 @@ func TestCredentialKindHTTPRosterEnrollment(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
 		t.Fatalf("ECA holder the service does not know: HTTP %d\n%s", resp.StatusCode, page)
 	}
-	resp, page = profileAndQuestions(t, g, eca, page)
+	resp, page = profileAndQuestions(t, g, eca, "all", page)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "carl.contractor") {
 		t.Fatalf("ECA sponsored enrollment: HTTP %d\n%s", resp.StatusCode, page)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cacgate/cacgate/cacid"
-	"github.com/cacgate/cacgate/internal/credential"
 	"github.com/cacgate/cacgate/internal/testpki"
 )
 
@@ -259,23 +258,7 @@ func sponsorSteps(t *testing.T, g *testGateway, c *http.Client) (*http.Response,
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="password"`) {
 		return resp, page
 	}
-	resp, page = post(t, c, g.url("all", "/.cacgate/enroll/profile"), url.Values{
-		"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")},
-		"email": {"person@example.com"}, "organization": {"USMC"}, "location": {"North America"},
-		"password": {"Correct.Horse~Bat9"}, "confirm": {"Correct.Horse~Bat9"},
-	})
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `name="question-1"`) {
-		return resp, page
-	}
-	qs := credential.Questions()
-	form := url.Values{"csrf": {formValue(t, page, "csrf")}, "state": {formValue(t, page, "state")}}
-	for i := 1; i <= 3; i++ {
-		n := fmt.Sprint(i)
-		form.Set("question-"+n, qs[i].ID)
-		form.Set("answer-"+n, "answer number "+n)
-		form.Set("confirm-"+n, "answer number "+n)
-	}
-	return post(t, c, g.url("all", "/.cacgate/enroll/questions"), form)
+	return profileAndQuestions(t, g, c, "all", page)
 }
 
 // TestCredentialKindEnrollment: a federal PIV holder and an ECA contractor
